@@ -1,0 +1,645 @@
+/* db/cluster.c — see cluster.h */
+#include "db/cluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/proc.h"
+#include "commands.h"
+#include "db/conn.h"
+
+const tsi_option tsi_db_options[] = {
+    {"pg-port", TSI_OPT_INT, "55432", "TSI_PG_PORT", "TCP port of the embedded cluster (127.0.0.1)",
+     "1..65535"},
+    {"pg-bin", TSI_OPT_PATH, "/usr/lib/postgresql/15/bin", "TSI_PG_BIN",
+     "directory of the PostgreSQL server programs", NULL},
+    {"db-name", TSI_OPT_STRING, "tsi", "TSI_DB_NAME", "database name in the embedded cluster",
+     NULL},
+    {"role", TSI_OPT_ENUM, "tsi_owner", NULL, "role for `url` and `psql`",
+     "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres"},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader"};
+
+static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
+
+static bool am_root(void)
+{
+    return geteuid() == 0;
+}
+
+static const char *server_user(void)
+{
+    return am_root() ? "postgres" : NULL;
+}
+
+static void data_link(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/pg", tsi_home());
+}
+
+/* The real data directory (following the link), or the link path when absent. */
+static void data_dir(char *buf, size_t len)
+{
+    char link[PATH_MAX], real[PATH_MAX];
+    data_link(link, sizeof link);
+    if (realpath(link, real))
+        snprintf(buf, len, "%s", real);
+    else
+        snprintf(buf, len, "%s", link);
+}
+
+int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err)
+{
+    char d[PATH_MAX], v[PATH_MAX + 16];
+    data_dir(d, sizeof d);
+    snprintf(v, sizeof v, "%s/PG_VERSION", d);
+    if (access(v, F_OK) != 0 && !am_root())
+        return tsi_error_set(err, TSI_E_UNAVAILABLE,
+                             "the embedded database is not initialised: run `tsi db start`",
+                             "%s", d);
+    /* sun_path holds 107 bytes; ".s.PGSQL.NNNNN" takes 15 */
+    if (strlen(d) > 90)
+        snprintf(buf, len, "/tmp");
+    else
+        snprintf(buf, len, "%s", d);
+    return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int chown_to_server(const char *path)
+{
+    if (!am_root())
+        return 0;
+    uid_t uid;
+    gid_t gid;
+    if (tsi_proc_user("postgres", &uid, &gid) < 0)
+        return -1;
+    return chown(path, uid, gid);
+}
+
+static int run(char *const argv[], bool as_server, tsi_error *err)
+{
+    char out[8192];
+    int rc = tsi_proc_run(argv, as_server ? server_user() : NULL, out, sizeof out, err);
+    if (rc < 0)
+        return rc;
+    if (rc != 0) {
+        size_t n = strlen(out);
+        while (n && out[n - 1] == '\n')
+            out[--n] = '\0';
+        const char *tail = n > 400 ? out + n - 400 : out;
+        return tsi_error_set(err, TSI_E_PROC, "command failed", "%s exited %d: %s", argv[0], rc,
+                             tail);
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode, tsi_error *err)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot write file", "%s: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    if (w != (ssize_t)n || fsync(fd) < 0) {
+        close(fd);
+        unlink(tmp);
+        return tsi_error_set(err, TSI_E_IO, "cannot write file", "%s: %s", tmp, strerror(errno));
+    }
+    close(fd);
+    if (rename(tmp, path) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot rename file", "%s: %s", path, strerror(errno));
+    chown_to_server(path);
+    return 0;
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* ---- certificates ------------------------------------------------------------------ */
+
+static int openssl_key_csr(const char *dir, const char *name, const char *cn, tsi_error *err)
+{
+    char key[PATH_MAX], csr[PATH_MAX], subj[256];
+    snprintf(key, sizeof key, "%s/%s.key", dir, name);
+    snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    char *argv[] = {"openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-keyout", key, "-out", csr, "-subj", subj,
+                    NULL};
+    int rc = run(argv, false, err);
+    if (rc == 0)
+        chmod(key, 0600);
+    return rc;
+}
+
+static int openssl_sign(const char *dir, const char *name, const char *extfile, tsi_error *err)
+{
+    char csr[PATH_MAX], crt[PATH_MAX], ca[PATH_MAX], cakey[PATH_MAX], serial[PATH_MAX];
+    snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
+    snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
+    snprintf(serial, sizeof serial, "%s/ca.srl", dir);
+    char *argv[] = {"openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
+                    "-CAserial", serial, "-CAcreateserial", "-days", "3650", "-sha256",
+                    "-out", crt, extfile ? "-extfile" : NULL, (char *)extfile, NULL};
+    int rc = run(argv, false, err);
+    unlink(csr);
+    return rc;
+}
+
+static int make_certs(const char *dir, tsi_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/ca.crt", dir);
+    if (exists(path))
+        return 0;
+    if (mkdir_p(dir, 0700) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot create the certificate directory", "%s: %s",
+                             dir, strerror(errno));
+    tsi_info("db", "creating a CA and certificates in %s", dir);
+    char cakey[PATH_MAX], ext[PATH_MAX];
+    snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
+    char *ca[] = {"openssl", "req", "-new", "-x509", "-nodes", "-days", "3650", "-newkey", "ec",
+                  "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", cakey, "-out", path,
+                  "-subj", "/CN=tsi embedded CA", "-addext",
+                  "basicConstraints=critical,CA:TRUE", "-addext",
+                  "keyUsage=critical,keyCertSign,cRLSign", NULL};
+    int rc = run(ca, false, err);
+    if (rc < 0)
+        return rc;
+    chmod(cakey, 0600);
+    snprintf(ext, sizeof ext, "%s/server.ext", dir);
+    if ((rc = write_file(ext,
+                         "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
+                         "extendedKeyUsage=serverAuth\n",
+                         0644, err)) < 0)
+        return rc;
+    if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
+        (rc = openssl_sign(dir, "server", ext, err)) < 0)
+        return rc;
+    unlink(ext);
+    for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++) {
+        if ((rc = openssl_key_csr(dir, login_roles[i], login_roles[i], err)) < 0 ||
+            (rc = openssl_sign(dir, login_roles[i], NULL, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- data directory ------------------------------------------------------------------ */
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Creates the data directory (or its link) so the server user owns and reaches it. */
+static int prepare_data_dir(char *real, size_t len, tsi_error *err)
+{
+    char link[PATH_MAX];
+    data_link(link, sizeof link);
+    if (mkdir_p(tsi_home(), 0755) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot create TSI_HOME", "%s: %s", tsi_home(),
+                             strerror(errno));
+    struct stat st;
+    if (lstat(link, &st) == 0) {
+        data_dir(real, len);
+        if (!exists(real))
+            return tsi_error_set(err, TSI_E_IO, "the data directory link points nowhere",
+                                 "%s -> %s (remove the link to start afresh)", link, real);
+        return 0;
+    }
+    if (am_root() && !tsi_proc_user_can_reach("postgres", tsi_home())) {
+        snprintf(real, len, "/var/lib/tsi/pg-%016llx", (unsigned long long)fnv1a(tsi_home()));
+        tsi_info("db", "the postgres user cannot reach %s: data directory is %s, linked from %s",
+                 tsi_home(), real, link);
+        if (mkdir_p("/var/lib/tsi", 0755) < 0 || mkdir_p(real, 0700) < 0)
+            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s",
+                                 real, strerror(errno));
+        if (symlink(real, link) < 0)
+            return tsi_error_set(err, TSI_E_IO, "cannot link the data directory", "%s: %s", link,
+                                 strerror(errno));
+    } else {
+        snprintf(real, len, "%s", link);
+        if (mkdir_p(real, 0700) < 0)
+            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s",
+                                 real, strerror(errno));
+    }
+    chmod(real, 0700);
+    if (chown_to_server(real) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot give the data directory to postgres",
+                             "%s: %s", real, strerror(errno));
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode, tsi_error *err)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return tsi_error_set(err, TSI_E_IO, "cannot read file", "%s: %s", from, strerror(errno));
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return write_file(to, buf, mode, err);
+}
+
+static int write_config(const char *dir, tsi_error *err)
+{
+    char sock[PATH_MAX], path[PATH_MAX], conf[4096];
+    if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
+        return TSI_E_UNAVAILABLE;
+    snprintf(conf, sizeof conf,
+             "# written by `tsi db start` at every start; edit postgresql.conf for your own\n"
+             "listen_addresses = '127.0.0.1'\n"
+             "port = %d\n"
+             "unix_socket_directories = '%s'\n"
+             "unix_socket_permissions = 0700\n"
+             "ssl = on\n"
+             "ssl_cert_file = 'server.crt'\n"
+             "ssl_key_file = 'server.key'\n"
+             "ssl_ca_file = 'ca.crt'\n"
+             "ssl_min_protocol_version = 'TLSv1.2'\n"
+             "shared_preload_libraries = 'pg_cron,pgaudit,pg_stat_statements'\n"
+             "cron.database_name = '%s'\n"
+             "cron.use_background_workers = on\n"
+             "max_worker_processes = 32\n"
+             "max_connections = 200\n"
+             "shared_buffers = '256MB'\n"
+             "pgaudit.log = 'ddl'\n"
+             "pgaudit.log_relation = off\n"
+             "pg_stat_statements.track = 'top'\n"
+             "logging_collector = on\n"
+             "log_directory = 'log'\n"
+             "log_filename = 'postgresql-%%a.log'\n"
+             "log_truncate_on_rotation = on\n"
+             "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
+             "timezone = 'UTC'\n"
+             "wal_level = replica\n"
+             "max_wal_senders = 5\n",
+             tsi_db_port(), sock, tsi_db_name());
+    snprintf(path, sizeof path, "%s/tsi.conf", dir);
+    int rc = write_file(path, conf, 0600, err);
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
+    return write_file(path,
+                      "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
+                      "# the cluster's owner and root; TCP needs TLS and a client certificate\n"
+                      "# whose CN is the role; no passwords exist.\n"
+                      "local   all          all                   trust\n"
+                      "local   replication  all                   trust\n"
+                      "hostssl all          all   127.0.0.1/32    cert\n"
+                      "hostssl all          all   ::1/128         cert\n"
+                      "hostssl replication  all   127.0.0.1/32    cert\n",
+                      0600, err);
+}
+
+static int initdb(const char *dir, tsi_error *err)
+{
+    char exe[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/initdb", pg_bin);
+    char *argv[] = {exe, "-D", (char *)dir, "-U", "postgres", "-E", "UTF8", "--locale=C",
+                    "--auth=trust", "--no-instructions", NULL};
+    tsi_info("db", "initialising a PostgreSQL cluster in %s", dir);
+    int rc = run(argv, true, err);
+    if (rc < 0)
+        return rc;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/postgresql.conf", dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return tsi_error_set(err, TSI_E_IO, "cannot append to postgresql.conf", "%s", path);
+    fputs("\ninclude = 'tsi.conf'\n", f);
+    fclose(f);
+    return 0;
+}
+
+int tsi_cluster_running(void)
+{
+    char dir[PATH_MAX], exe[PATH_MAX];
+    data_dir(dir, sizeof dir);
+    snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
+    char *argv[] = {exe, "-D", dir, "status", NULL};
+    char out[1024];
+    return tsi_proc_run(argv, server_user(), out, sizeof out, NULL) == 0;
+}
+
+static const char SQL_ROLES[] =
+    "SET client_min_messages = warning;\n"
+    "DO $$\n"
+    "DECLARE r text;\n"
+    "BEGIN\n"
+    "  FOREACH r IN ARRAY ARRAY['tsi_owner','tsi_writer','tsi_jobs','tsi_reader'] LOOP\n"
+    "    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN\n"
+    "      EXECUTE format('CREATE ROLE %I LOGIN', r);\n"
+    "    END IF;\n"
+    "  END LOOP;\n"
+    "END $$;\n"
+    "GRANT pg_read_all_stats TO tsi_reader, tsi_jobs;\n";
+
+/* Extensions need the superuser; the schema itself is tsi_owner's (migrations). PostGIS
+ * refuses to install while pgaudit logs DDL, so the session turns it off first. */
+static const char SQL_EXTENSIONS[] =
+    "SET client_min_messages = warning;\n"
+    "SET pgaudit.log = 'none';\n"
+    "CREATE EXTENSION IF NOT EXISTS postgis;\n"
+    "CREATE SCHEMA IF NOT EXISTS partman;\n"
+    "CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;\n"
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n"
+    "GRANT ALL ON SCHEMA partman TO tsi_owner;\n"
+    "GRANT ALL ON ALL TABLES IN SCHEMA partman TO tsi_owner;\n"
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO tsi_owner;\n"
+    "GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO tsi_owner;\n"
+    "ALTER SCHEMA public OWNER TO tsi_owner;\n"
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n";
+
+static const char SQL_CRON[] =
+    "SET pgaudit.log = 'none';\n"
+    "CREATE EXTENSION IF NOT EXISTS pg_cron;\n"
+    "GRANT USAGE ON SCHEMA cron TO tsi_owner, tsi_jobs;\n";
+
+int tsi_cluster_bootstrap(tsi_error *err)
+{
+    int rc = 0;
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
+    PGresult *r = NULL;
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    if ((rc = tsi_db_exec(c, SQL_ROLES, err)) < 0)
+        goto done;
+    const char *params[1] = {tsi_db_name()};
+    r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
+                     NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = tsi_db_result_error(r, "cannot look up the database", err);
+        goto done;
+    }
+    if (PQntuples(r) == 0) {
+        char *ident = PQescapeIdentifier(c, tsi_db_name(), strlen(tsi_db_name()));
+        char sql[512];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s OWNER tsi_owner", ident ? ident : "\"tsi\"");
+        PQfreemem(ident);
+        tsi_info("db", "creating database %s", tsi_db_name());
+        if ((rc = tsi_db_exec(c, sql, err)) < 0)
+            goto done;
+    }
+    PQclear(r);
+    r = NULL;
+    PQfinish(c);
+    c = tsi_db_connect(TSI_ROLE_ADMIN, NULL, err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    if ((rc = tsi_db_exec(c, SQL_EXTENSIONS, err)) < 0)
+        goto done;
+    /* pg_cron lives in the one database named by cron.database_name */
+    r = PQexec(c, "SELECT current_setting('cron.database_name', true) = current_database()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+        strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        rc = tsi_db_exec(c, SQL_CRON, err);
+done:
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+int tsi_cluster_start(tsi_error *err)
+{
+    char dir[PATH_MAX], certs[PATH_MAX], path[PATH_MAX], src[PATH_MAX];
+    int rc;
+    if ((rc = prepare_data_dir(dir, sizeof dir, err)) < 0)
+        return rc;
+    tsi_db_certs_dir(certs, sizeof certs);
+    if ((rc = make_certs(certs, err)) < 0)
+        return rc;
+    snprintf(path, sizeof path, "%s/PG_VERSION", dir);
+    if (!exists(path) && (rc = initdb(dir, err)) < 0)
+        return rc;
+    static const char *const files[] = {"server.crt", "server.key", "ca.crt"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(src, sizeof src, "%s/%s", certs, files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if ((rc = copy_file(src, path, 0600, err)) < 0)
+            return rc;
+    }
+    if (!tsi_cluster_running()) {
+        if ((rc = write_config(dir, err)) < 0)
+            return rc;
+        char exe[PATH_MAX], log[PATH_MAX];
+        snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
+        snprintf(log, sizeof log, "%s/startup.log", dir);
+        char *argv[] = {exe, "-D", dir, "-l", log, "-w", "-t", "120", "start", NULL};
+        tsi_info("db", "starting PostgreSQL on 127.0.0.1:%d", tsi_db_port());
+        if ((rc = run(argv, true, err)) < 0) {
+            char buf[600];
+            snprintf(buf, sizeof buf, "%s (see %s and %s/log/)", err ? err->detail : "", log, dir);
+            if (err)
+                snprintf(err->detail, sizeof err->detail, "%s", buf);
+            return rc;
+        }
+    }
+    return tsi_cluster_bootstrap(err);
+}
+
+int tsi_cluster_stop(tsi_error *err)
+{
+    if (!tsi_cluster_running())
+        return 0;
+    char dir[PATH_MAX], exe[PATH_MAX];
+    data_dir(dir, sizeof dir);
+    snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
+    char *argv[] = {exe, "-D", dir, "-m", "fast", "-w", "-t", "120", "stop", NULL};
+    return run(argv, true, err);
+}
+
+/* ---- the `tsi db` command ------------------------------------------------------------ */
+
+static int role_of(const char *name)
+{
+    for (int i = 0; i < TSI_ROLE__COUNT; i++)
+        if (strcmp(tsi_db_role_name((tsi_db_role)i), name) == 0)
+            return i;
+    return TSI_ROLE_OWNER;
+}
+
+/* parses the options shared by every `tsi db` subcommand and exports them */
+static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
+                   char **argv)
+{
+    int rc = tsi_opts_parse(o, cmd, usage, tsi_db_options, max_args, argc, argv);
+    if (rc != 0)
+        return rc;
+    setenv("TSI_PG_PORT", tsi_opts_str(o, "pg-port"), 1);
+    setenv("TSI_DB_NAME", tsi_opts_str(o, "db-name"), 1);
+    snprintf(pg_bin, sizeof pg_bin, "%s", tsi_opts_str(o, "pg-bin"));
+    return 0;
+}
+
+static int fail(const char *what, const tsi_error *e)
+{
+    char buf[900];
+    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
+    return 1;
+}
+
+static void print_url(tsi_db_role role)
+{
+    char ci[8192];
+    tsi_error e = {0};
+    if (tsi_db_conninfo(role, NULL, ci, sizeof ci, &e) == 0)
+        printf("%s\n", ci);
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db start", "usage: tsi db start [options]\n\nInitialise (first time) "
+                     "and start the embedded cluster; prints how to connect.", 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    if (tsi_db_external()) {
+        fprintf(stderr, "tsi db start: DATABASE_URL or PG* is set: tsi uses that database\n");
+        tsi_opts_free(&o);
+        return 0;
+    }
+    rc = tsi_cluster_start(&e);
+    tsi_opts_free(&o);
+    if (rc < 0)
+        return fail("tsi db start", &e);
+    print_url(TSI_ROLE_OWNER);
+    return 0;
+}
+
+static int cmd_stop(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db stop", "usage: tsi db stop [options]", 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    rc = tsi_cluster_stop(&e);
+    tsi_opts_free(&o);
+    return rc < 0 ? fail("tsi db stop", &e) : 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db status", "usage: tsi db status [options]\n\nExit 0 when the "
+                     "embedded cluster runs, 3 when it does not.", 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    char dir[PATH_MAX];
+    data_dir(dir, sizeof dir);
+    int up = tsi_cluster_running();
+    printf("embedded cluster: %s\ndata directory: %s\nport: %d\ndatabase: %s\n",
+           up ? "running" : "stopped", dir, tsi_db_port(), tsi_db_name());
+    tsi_opts_free(&o);
+    return up ? 0 : 3;
+}
+
+static int cmd_url(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db url", "usage: tsi db url [--role ROLE]\n\nPrints the libpq "
+                     "connection string of a role.", 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    print_url((tsi_db_role)role_of(tsi_opts_str(&o, "role")));
+    tsi_opts_free(&o);
+    return 0;
+}
+
+static int cmd_psql(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db psql", "usage: tsi db psql [--role ROLE] [-- psql arguments]",
+                     TSI_ARGS_MAX, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    char ci[8192];
+    tsi_error e = {0};
+    if (tsi_db_conninfo((tsi_db_role)role_of(tsi_opts_str(&o, "role")), NULL, ci, sizeof ci,
+                        &e) < 0)
+        return fail("tsi db psql", &e);
+    char *args[TSI_ARGS_MAX + 4];
+    int n = 0;
+    args[n++] = "psql";
+    args[n++] = ci;
+    for (int i = 0; i < o.nargs; i++)
+        args[n++] = o.args[i];
+    args[n] = NULL;
+    execvp("psql", args);
+    fprintf(stderr, "tsi db psql: cannot run psql: %s\n", strerror(errno));
+    return 1;
+}
+
+static int cmd_bootstrap(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = db_opts(&o, "tsi db bootstrap",
+                     "usage: tsi db bootstrap\n\nCreates the roles, the database and the "
+                     "extensions as the superuser (DATABASE_ADMIN_URL for an external server).",
+                     0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    rc = tsi_cluster_bootstrap(&e);
+    tsi_opts_free(&o);
+    return rc < 0 ? fail("tsi db bootstrap", &e) : 0;
+}
+
+static const tsi_command db_commands[] = {
+    {"start", "initialise (first time) and start the embedded cluster", cmd_start},
+    {"stop", "stop the embedded cluster", cmd_stop},
+    {"status", "say whether the embedded cluster runs (exit 3 when not)", cmd_status},
+    {"url", "print the connection string of a role", cmd_url},
+    {"psql", "open psql as a role", cmd_psql},
+    {"bootstrap", "create roles, database and extensions (superuser)", cmd_bootstrap},
+    {NULL, NULL, NULL},
+};
+
+int tsi_cmd_db(int argc, char **argv)
+{
+    return tsi_cli_dispatch("tsi db", "The embedded PostgreSQL cluster under $TSI_HOME/pg.",
+                            db_commands, argc, argv);
+}

@@ -1,0 +1,34 @@
+/* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (`tsi db`).
+ *
+ * start: initdb on first use (UTF-8, C locale, superuser `postgres`), a CA, a server
+ * certificate (localhost, 127.0.0.1, ::1) and a client certificate per tsi role under
+ * $TSI_HOME/certs; shared_preload_libraries pg_cron, pgaudit, pg_stat_statements;
+ * listens on 127.0.0.1:TSI_PG_PORT (TLS + client certificates only) and on a Unix socket
+ * in the data directory (mode 0700: only its owner and root). Then the bootstrap:
+ * roles, the database, PostGIS, pg_partman, pg_cron, pg_stat_statements, pgaudit DDL
+ * logging. Idempotent: start on a running cluster only checks the bootstrap.
+ *
+ * As root the server runs as the `postgres` system user. When that user cannot reach
+ * $TSI_HOME (a checkout under a 0700 home), the data directory lives in
+ * /var/lib/tsi/pg-<hash of $TSI_HOME> and $TSI_HOME/pg is a symbolic link to it. */
+#ifndef TSI_DB_CLUSTER_H
+#define TSI_DB_CLUSTER_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+#include "base/options.h"
+
+extern const tsi_option tsi_db_options[];
+
+/* Directory of the server's Unix socket (the data directory, or /tmp when that path is
+ * too long for a socket). Fails when the cluster was never initialised. */
+int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
+
+int tsi_cluster_start(tsi_error *err);  /* idempotent */
+int tsi_cluster_stop(tsi_error *err);   /* idempotent */
+int tsi_cluster_running(void);          /* 1 running, 0 not */
+/* Runs the bootstrap SQL as the superuser (also for an external DATABASE_ADMIN_URL). */
+int tsi_cluster_bootstrap(tsi_error *err);
+
+#endif

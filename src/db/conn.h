@@ -1,0 +1,56 @@
+/* db/conn.h — where tsi's database is and how each process connects to it.
+ *
+ * Resolution, for every role:
+ *   1. DATABASE_URL (any libpq conninfo or URL) when set; the API's reads use
+ *      DATABASE_READ_URL when that is set (a streaming replica).
+ *   2. libpq's own PG* environment (PGHOST, PGSERVICE, ...) when any is set.
+ *   3. the embedded cluster under $TSI_HOME/pg: TCP on 127.0.0.1:TSI_PG_PORT with TLS
+ *      (sslmode=verify-full against the cluster's CA) and a client certificate whose CN
+ *      is the role: no password exists anywhere. The admin role (the cluster's
+ *      superuser) uses the cluster's Unix socket instead, reachable only by its owner.
+ * TSI_DB_NAME (default "tsi") names the database of the embedded cluster.
+ *
+ * Ownership: returned PGconn belongs to the caller (PQfinish). */
+#ifndef TSI_DB_CONN_H
+#define TSI_DB_CONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+
+typedef enum {
+    TSI_ROLE_OWNER = 0, /* tsi_owner: owns the schema, runs migrations */
+    TSI_ROLE_WRITER,    /* tsi_writer: collector */
+    TSI_ROLE_JOBS,      /* tsi_jobs: rollups, retention, constants */
+    TSI_ROLE_READER,    /* tsi_reader: API */
+    TSI_ROLE_ADMIN,     /* the cluster superuser: bootstrap only */
+    TSI_ROLE__COUNT
+} tsi_db_role;
+
+const char *tsi_db_role_name(tsi_db_role role); /* "tsi_owner", ..., "postgres" */
+
+/* True when DATABASE_URL or PG* variables point at an external database. */
+bool tsi_db_external(void);
+
+/* The libpq conninfo for a role, into buf. dbname NULL = the configured database. */
+int tsi_db_conninfo(tsi_db_role role, const char *dbname, char *buf, size_t len, tsi_error *err);
+
+/* Connects; on failure returns NULL with err set (never a half-open PGconn). */
+PGconn *tsi_db_connect(tsi_db_role role, const char *dbname, tsi_error *err);
+
+/* Runs one or more statements without parameters (SQL text only from the program, never
+ * from input). Returns 0 or TSI_E_DB with the server's message and SQLSTATE in err. */
+int tsi_db_exec(PGconn *c, const char *sql, tsi_error *err);
+
+/* Fills err from a failed result (message, SQLSTATE) and returns TSI_E_DB. */
+int tsi_db_result_error(const PGresult *r, const char *what, tsi_error *err);
+
+/* The embedded cluster's facts. */
+int tsi_db_port(void);                    /* TSI_PG_PORT, default 55432 */
+const char *tsi_db_name(void);            /* TSI_DB_NAME, default "tsi" */
+/* $TSI_HOME/certs, where the CA and the client certificates live. */
+void tsi_db_certs_dir(char *buf, size_t len);
+
+#endif

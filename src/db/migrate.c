@@ -1,0 +1,158 @@
+/* db/migrate.c — see migrate.h */
+#include "db/migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "commands.h"
+#include "db/conn.h"
+
+const tsi_option tsi_migrate_options[] = {
+    {"status", TSI_OPT_BOOL, NULL, NULL, "list migrations and whether each is applied", NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+static const char SQL_TABLE[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+    "  version    integer PRIMARY KEY,\n"
+    "  name       text NOT NULL,\n"
+    "  checksum   text NOT NULL,\n"
+    "  applied_at timestamptz NOT NULL DEFAULT now())";
+static const char SQL_LOCK[] = "SELECT pg_advisory_lock(hashtext('tsi_migrate'))";
+static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(hashtext('tsi_migrate'))";
+static const char SQL_APPLIED[] =
+    "SELECT checksum, encode(sha256(convert_to($2, 'UTF8')), 'hex')\n"
+    "  FROM (SELECT 1) one LEFT JOIN schema_migrations ON version = $1";
+static const char SQL_RECORD[] =
+    "INSERT INTO schema_migrations (version, name, checksum)\n"
+    "VALUES ($1, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))";
+
+int tsi_migrate_apply_list(PGconn *c, const tsi_migration *list, int count, tsi_error *err)
+{
+    int rc = 0, applied = 0;
+    PGresult *r = NULL;
+    if ((rc = tsi_db_exec(c, "SET client_min_messages = warning", err)) < 0 ||
+        (rc = tsi_db_exec(c, SQL_LOCK, err)) < 0)
+        return rc;
+    if ((rc = tsi_db_exec(c, SQL_TABLE, err)) < 0)
+        goto done;
+    for (int i = 0; i < count; i++) {
+        const tsi_migration *m = &list[i];
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", m->version);
+        const char *p[3] = {ver, m->name, m->sql};
+        r = PQexecParams(c, SQL_APPLIED, 2, NULL, (const char *[]){ver, m->sql}, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = tsi_db_result_error(r, "cannot read schema_migrations", err);
+            goto done;
+        }
+        if (!PQgetisnull(r, 0, 0)) {
+            if (strcmp(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) != 0) {
+                rc = tsi_error_set(err, TSI_E_CHECKSUM,
+                                   "an applied migration was changed; add a new migration instead",
+                                   "%03d_%s.sql: applied sha256 %.12s…, file now %.12s…",
+                                   m->version, m->name, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+                goto done;
+            }
+            PQclear(r);
+            r = NULL;
+            continue;
+        }
+        PQclear(r);
+        r = NULL;
+        tsi_info("migrate", "applying %03d_%s", m->version, m->name);
+        if ((rc = tsi_db_exec(c, "BEGIN", err)) < 0)
+            goto done;
+        if ((rc = tsi_db_exec(c, m->sql, err)) < 0) {
+            char d[sizeof err->detail];
+            if (err) {
+                snprintf(d, sizeof d, "%03d_%s.sql: %s", m->version, m->name, err->detail);
+                snprintf(err->detail, sizeof err->detail, "%s", d);
+            }
+            tsi_db_exec(c, "ROLLBACK", NULL);
+            goto done;
+        }
+        r = PQexecParams(c, SQL_RECORD, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = tsi_db_result_error(r, "cannot record the migration", err);
+            tsi_db_exec(c, "ROLLBACK", NULL);
+            goto done;
+        }
+        PQclear(r);
+        r = NULL;
+        if ((rc = tsi_db_exec(c, "COMMIT", err)) < 0)
+            goto done;
+        applied++;
+    }
+    rc = applied;
+done:
+    PQclear(r);
+    tsi_db_exec(c, SQL_UNLOCK, NULL);
+    return rc;
+}
+
+int tsi_migrate_apply(PGconn *c, tsi_error *err)
+{
+    return tsi_migrate_apply_list(c, tsi_migrations, tsi_migrations_count, err);
+}
+
+static int print_status(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+    int have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    for (int i = 0; i < tsi_migrations_count; i++) {
+        const tsi_migration *m = &tsi_migrations[i];
+        const char *state = "pending";
+        char when[64] = "";
+        if (have) {
+            char ver[16];
+            snprintf(ver, sizeof ver, "%d", m->version);
+            const char *p[2] = {ver, m->sql};
+            r = PQexecParams(c,
+                             "SELECT applied_at::text, checksum = encode(sha256(convert_to($2, "
+                             "'UTF8')), 'hex') FROM schema_migrations WHERE version = $1",
+                             2, NULL, p, NULL, NULL, 0);
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+                state = strcmp(PQgetvalue(r, 0, 1), "t") == 0 ? "applied" : "CHANGED";
+                snprintf(when, sizeof when, "%s", PQgetvalue(r, 0, 0));
+            }
+            PQclear(r);
+        }
+        printf("%03d  %-32s %-8s %s\n", m->version, m->name, state, when);
+    }
+    return 0;
+}
+
+int tsi_cmd_migrate(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = tsi_opts_parse(&o, "tsi migrate",
+                            "usage: tsi migrate [--status]\n\nApplies the embedded SQL "
+                            "migrations as tsi_owner.",
+                            tsi_migrate_options, 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    char buf[900];
+    PGconn *c = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e);
+    if (!c) {
+        fprintf(stderr, "tsi migrate: %s\n", tsi_error_str(&e, buf, sizeof buf));
+        tsi_opts_free(&o);
+        return 1;
+    }
+    if (tsi_opts_bool(&o, "status")) {
+        rc = print_status(c);
+    } else {
+        rc = tsi_migrate_apply(c, &e);
+        if (rc >= 0)
+            tsi_info("migrate", "schema up to date applied=%d total=%d", rc, tsi_migrations_count);
+        else
+            fprintf(stderr, "tsi migrate: %s\n", tsi_error_str(&e, buf, sizeof buf));
+    }
+    PQfinish(c);
+    tsi_opts_free(&o);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,47 @@
+/* tests/harness/harness.h — what integration tests share.
+ *
+ * scripts/test starts one PostgreSQL cluster per run (TSI_HOME in a temporary
+ * directory, a random TSI_PG_PORT) with a migrated template database; each test gets a
+ * fresh database copied from it (CREATE DATABASE ... TEMPLATE: milliseconds) and
+ * tsi_db_connect() then points at it (TSI_DB_NAME). Helpers run the tsi binary
+ * (TSI_BIN) and capture its output. */
+#ifndef TSI_TEST_HARNESS_H
+#define TSI_TEST_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Creates a fresh database from the template, makes it the current one (TSI_DB_NAME),
+ * and writes its name into name (>= 64 bytes). Fails the test on error. */
+void th_db_create(char *name);
+/* Drops it (NULL-safe, ignores errors). */
+void th_db_drop(const char *name);
+
+/* Connects as a role ("tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader", "postgres")
+ * to the current test database; fails the test on error. */
+PGconn *th_connect(const char *role);
+
+/* Runs SQL; returns the result status (PGRES_*), puts the SQLSTATE (or "") into state
+ * (>= 6 bytes) when not NULL. */
+int th_exec(PGconn *c, const char *sql, char *state);
+/* Runs a query expected to give one value; returns it as a malloc'd string (NULL for SQL
+ * NULL). Fails the test on error. */
+char *th_value(PGconn *c, const char *sql);
+long long th_int(PGconn *c, const char *sql);
+double th_double(PGconn *c, const char *sql);
+
+/* Runs the tsi binary with args (NULL-terminated) and extra env "K=V" entries
+ * (NULL-terminated, may be NULL); captures stdout+stderr into out (may be NULL). Returns
+ * the exit status, or -1 when killed. */
+int th_run_tsi(const char *const *args, const char *const *env, char *out, size_t outlen);
+
+/* A path to the tsi binary under test; fails when TSI_BIN is unset. */
+const char *th_tsi_bin(void);
+/* The source tree (TSI_SOURCE_DIR). */
+const char *th_source_dir(void);
+
+/* Asserts that the harness environment exists (scripts/test sets it). */
+void th_require_cluster(void);
+
+#endif
