@@ -45,18 +45,25 @@ int tsi_cli_dispatch(const char *prefix, const char *summary, const tsi_command 
 static const char *type_name(tsi_opt_type t)
 {
     switch (t) {
-    case TSI_OPT_STRING: return "string";
-    case TSI_OPT_PATH: return "path";
-    case TSI_OPT_INT: return "integer";
-    case TSI_OPT_DOUBLE: return "number";
-    case TSI_OPT_BOOL: return "boolean";
-    case TSI_OPT_ENUM: return "enum";
+    case TSI_OPT_STRING:
+        return "string";
+    case TSI_OPT_PATH:
+        return "path";
+    case TSI_OPT_INT:
+        return "integer";
+    case TSI_OPT_DOUBLE:
+        return "number";
+    case TSI_OPT_BOOL:
+        return "boolean";
+    case TSI_OPT_ENUM:
+        return "enum";
     }
     return "?";
 }
 
 static const tsi_option config_options[] = {
-    {"markdown", TSI_OPT_BOOL, NULL, NULL, "print the table as Markdown (the README section)", NULL},
+    {"markdown", TSI_OPT_BOOL, NULL, NULL, "print the table as Markdown (the README section)",
+     NULL},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
 

@@ -20,7 +20,7 @@ typedef struct tsi_option_doc {
     const tsi_option *spec;
 } tsi_option_doc;
 
-extern const tsi_command tsi_commands[];    /* terminated by name == NULL */
+extern const tsi_command tsi_commands[];       /* terminated by name == NULL */
 extern const tsi_option_doc tsi_option_docs[]; /* terminated by command == NULL */
 
 int tsi_cmd_db(int argc, char **argv);

@@ -12,7 +12,8 @@ int main(int argc, char **argv)
         printf("tsi %s\n", TSI_VERSION);
         return 0;
     }
-    return tsi_cli_dispatch("tsi", "tsi — traffic safety index: collect V2X messages, compute "
-                                   "per-intersection safety indices, serve them.",
+    return tsi_cli_dispatch("tsi",
+                            "tsi — traffic safety index: collect V2X messages, compute "
+                            "per-intersection safety indices, serve them.",
                             tsi_commands, argc, argv);
 }

@@ -191,8 +191,8 @@ static int read_config(tsi_opts *o, const char *path, bool *from_flag, tsi_error
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
         size_t vl = strlen(val);
-        if (vl >= 2 && ((val[0] == '"' && val[vl - 1] == '"') ||
-                        (val[0] == '\'' && val[vl - 1] == '\''))) {
+        if (vl >= 2 &&
+            ((val[0] == '"' && val[vl - 1] == '"') || (val[0] == '\'' && val[vl - 1] == '\''))) {
             val[vl - 1] = '\0';
             val++;
         }
@@ -321,7 +321,8 @@ int tsi_opts_parse(tsi_opts *o, const char *command, const char *usage, const ts
     if (cfg && read_config(o, cfg, from_flag, &e) < 0)
         return fail(o, &e);
     for (size_t i = 0; i < o->n; i++)
-        if (!o->value[i] && o->spec[i]->def && assign(o, (int)i, o->spec[i]->def, "default", &e) < 0)
+        if (!o->value[i] && o->spec[i]->def &&
+            assign(o, (int)i, o->spec[i]->def, "default", &e) < 0)
             return fail(o, &e);
 
     int lvl = tsi_log_parse_level(tsi_opts_str(o, "log-level"));

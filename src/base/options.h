@@ -30,7 +30,7 @@ typedef enum {
 } tsi_opt_type;
 
 typedef struct tsi_option {
-    const char *name;    /* --name, and the config file key */
+    const char *name; /* --name, and the config file key */
     tsi_opt_type type;
     const char *def;     /* default as text; NULL = unset */
     const char *env;     /* environment variable, or NULL */
@@ -45,7 +45,7 @@ typedef struct tsi_opts {
     const char *command; /* "tsi db start", for messages */
     size_t n;
     const tsi_option *spec[TSI_OPTS_MAX];
-    char *value[TSI_OPTS_MAX];      /* NULL = unset */
+    char *value[TSI_OPTS_MAX];        /* NULL = unset */
     const char *source[TSI_OPTS_MAX]; /* "flag", "env", "config", "default" */
     int nargs;
     char *args[TSI_ARGS_MAX];
@@ -64,8 +64,8 @@ void tsi_opts_free(tsi_opts *o);
 
 /* Accessors by option name; abort() on a name not in the table (a programming error). */
 const char *tsi_opts_str(const tsi_opts *o, const char *name); /* NULL when unset */
-long long tsi_opts_int(const tsi_opts *o, const char *name);    /* 0 when unset */
-double tsi_opts_double(const tsi_opts *o, const char *name);    /* 0 when unset */
+long long tsi_opts_int(const tsi_opts *o, const char *name);   /* 0 when unset */
+double tsi_opts_double(const tsi_opts *o, const char *name);   /* 0 when unset */
 bool tsi_opts_bool(const tsi_opts *o, const char *name);
 bool tsi_opts_isset(const tsi_opts *o, const char *name);
 

@@ -102,8 +102,8 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
                                  strerror(errno));
     }
     if (WIFSIGNALED(status))
-        return tsi_error_set(err, TSI_E_PROC, "child killed by a signal", "%s: signal %d",
-                             argv[0], WTERMSIG(status));
+        return tsi_error_set(err, TSI_E_PROC, "child killed by a signal", "%s: signal %d", argv[0],
+                             WTERMSIG(status));
     int code = WEXITSTATUS(status);
     if (code == 127)
         return tsi_error_set(err, TSI_E_PROC, "cannot run program", "%s", argv[0]);

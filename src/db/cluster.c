@@ -66,8 +66,8 @@ int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err)
     snprintf(v, sizeof v, "%s/PG_VERSION", d);
     if (access(v, F_OK) != 0 && !am_root())
         return tsi_error_set(err, TSI_E_UNAVAILABLE,
-                             "the embedded database is not initialised: run `tsi db start`",
-                             "%s", d);
+                             "the embedded database is not initialised: run `tsi db start`", "%s",
+                             d);
     /* sun_path holds 107 bytes; ".s.PGSQL.NNNNN" takes 15 */
     if (strlen(d) > 90)
         snprintf(buf, len, "/tmp");
@@ -155,9 +155,10 @@ static int openssl_key_csr(const char *dir, const char *name, const char *cn, ts
     snprintf(key, sizeof key, "%s/%s.key", dir, name);
     snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
     snprintf(subj, sizeof subj, "/CN=%s", cn);
-    char *argv[] = {"openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-keyout", key, "-out", csr, "-subj", subj,
-                    NULL};
+    char *argv[] = {"openssl", "req", "-new",     "-nodes",
+                    "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-keyout", key,   "-out",     csr,
+                    "-subj",   subj,  NULL};
     int rc = run(argv, false, err);
     if (rc == 0)
         chmod(key, 0600);
@@ -172,9 +173,26 @@ static int openssl_sign(const char *dir, const char *name, const char *extfile, 
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
     snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
     snprintf(serial, sizeof serial, "%s/ca.srl", dir);
-    char *argv[] = {"openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
-                    "-CAserial", serial, "-CAcreateserial", "-days", "3650", "-sha256",
-                    "-out", crt, extfile ? "-extfile" : NULL, (char *)extfile, NULL};
+    char *argv[] = {"openssl",
+                    "x509",
+                    "-req",
+                    "-in",
+                    csr,
+                    "-CA",
+                    ca,
+                    "-CAkey",
+                    cakey,
+                    "-CAserial",
+                    serial,
+                    "-CAcreateserial",
+                    "-days",
+                    "3650",
+                    "-sha256",
+                    "-out",
+                    crt,
+                    extfile ? "-extfile" : NULL,
+                    (char *)extfile,
+                    NULL};
     int rc = run(argv, false, err);
     unlink(csr);
     return rc;
@@ -192,11 +210,28 @@ static int make_certs(const char *dir, tsi_error *err)
     tsi_info("db", "creating a CA and certificates in %s", dir);
     char cakey[PATH_MAX], ext[PATH_MAX];
     snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
-    char *ca[] = {"openssl", "req", "-new", "-x509", "-nodes", "-days", "3650", "-newkey", "ec",
-                  "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", cakey, "-out", path,
-                  "-subj", "/CN=tsi embedded CA", "-addext",
-                  "basicConstraints=critical,CA:TRUE", "-addext",
-                  "keyUsage=critical,keyCertSign,cRLSign", NULL};
+    char *ca[] = {"openssl",
+                  "req",
+                  "-new",
+                  "-x509",
+                  "-nodes",
+                  "-days",
+                  "3650",
+                  "-newkey",
+                  "ec",
+                  "-pkeyopt",
+                  "ec_paramgen_curve:prime256v1",
+                  "-keyout",
+                  cakey,
+                  "-out",
+                  path,
+                  "-subj",
+                  "/CN=tsi embedded CA",
+                  "-addext",
+                  "basicConstraints=critical,CA:TRUE",
+                  "-addext",
+                  "keyUsage=critical,keyCertSign,cRLSign",
+                  NULL};
     int rc = run(ca, false, err);
     if (rc < 0)
         return rc;
@@ -252,21 +287,21 @@ static int prepare_data_dir(char *real, size_t len, tsi_error *err)
         tsi_info("db", "the postgres user cannot reach %s: data directory is %s, linked from %s",
                  tsi_home(), real, link);
         if (mkdir_p("/var/lib/tsi", 0755) < 0 || mkdir_p(real, 0700) < 0)
-            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s",
-                                 real, strerror(errno));
+            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s", real,
+                                 strerror(errno));
         if (symlink(real, link) < 0)
             return tsi_error_set(err, TSI_E_IO, "cannot link the data directory", "%s: %s", link,
                                  strerror(errno));
     } else {
         snprintf(real, len, "%s", link);
         if (mkdir_p(real, 0700) < 0)
-            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s",
-                                 real, strerror(errno));
+            return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s", real,
+                                 strerror(errno));
     }
     chmod(real, 0700);
     if (chown_to_server(real) < 0)
-        return tsi_error_set(err, TSI_E_IO, "cannot give the data directory to postgres",
-                             "%s: %s", real, strerror(errno));
+        return tsi_error_set(err, TSI_E_IO, "cannot give the data directory to postgres", "%s: %s",
+                             real, strerror(errno));
     return 0;
 }
 
@@ -337,8 +372,9 @@ static int initdb(const char *dir, tsi_error *err)
 {
     char exe[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/initdb", pg_bin);
-    char *argv[] = {exe, "-D", (char *)dir, "-U", "postgres", "-E", "UTF8", "--locale=C",
-                    "--auth=trust", "--no-instructions", NULL};
+    char *argv[] = {exe,  "-D",   (char *)dir,  "-U",           "postgres",
+                    "-E", "UTF8", "--locale=C", "--auth=trust", "--no-instructions",
+                    NULL};
     tsi_info("db", "initialising a PostgreSQL cluster in %s", dir);
     int rc = run(argv, true, err);
     if (rc < 0)
@@ -392,10 +428,9 @@ static const char SQL_EXTENSIONS[] =
     "ALTER SCHEMA public OWNER TO tsi_owner;\n"
     "REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n";
 
-static const char SQL_CRON[] =
-    "SET pgaudit.log = 'none';\n"
-    "CREATE EXTENSION IF NOT EXISTS pg_cron;\n"
-    "GRANT USAGE ON SCHEMA cron TO tsi_owner, tsi_jobs;\n";
+static const char SQL_CRON[] = "SET pgaudit.log = 'none';\n"
+                               "CREATE EXTENSION IF NOT EXISTS pg_cron;\n"
+                               "GRANT USAGE ON SCHEMA cron TO tsi_owner, tsi_jobs;\n";
 
 int tsi_cluster_bootstrap(tsi_error *err)
 {
@@ -407,8 +442,8 @@ int tsi_cluster_bootstrap(tsi_error *err)
     if ((rc = tsi_db_exec(c, SQL_ROLES, err)) < 0)
         goto done;
     const char *params[1] = {tsi_db_name()};
-    r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
-                     NULL, 0);
+    r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL, NULL,
+                     0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = tsi_db_result_error(r, "cannot look up the database", err);
         goto done;
@@ -531,8 +566,10 @@ static void print_url(tsi_db_role role)
 static int cmd_start(int argc, char **argv)
 {
     tsi_opts o;
-    int rc = db_opts(&o, "tsi db start", "usage: tsi db start [options]\n\nInitialise (first time) "
-                     "and start the embedded cluster; prints how to connect.", 0, argc, argv);
+    int rc = db_opts(&o, "tsi db start",
+                     "usage: tsi db start [options]\n\nInitialise (first time) "
+                     "and start the embedded cluster; prints how to connect.",
+                     0, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     tsi_error e = {0};
@@ -564,8 +601,10 @@ static int cmd_stop(int argc, char **argv)
 static int cmd_status(int argc, char **argv)
 {
     tsi_opts o;
-    int rc = db_opts(&o, "tsi db status", "usage: tsi db status [options]\n\nExit 0 when the "
-                     "embedded cluster runs, 3 when it does not.", 0, argc, argv);
+    int rc = db_opts(&o, "tsi db status",
+                     "usage: tsi db status [options]\n\nExit 0 when the "
+                     "embedded cluster runs, 3 when it does not.",
+                     0, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     char dir[PATH_MAX];
@@ -580,8 +619,10 @@ static int cmd_status(int argc, char **argv)
 static int cmd_url(int argc, char **argv)
 {
     tsi_opts o;
-    int rc = db_opts(&o, "tsi db url", "usage: tsi db url [--role ROLE]\n\nPrints the libpq "
-                     "connection string of a role.", 0, argc, argv);
+    int rc = db_opts(&o, "tsi db url",
+                     "usage: tsi db url [--role ROLE]\n\nPrints the libpq "
+                     "connection string of a role.",
+                     0, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     print_url((tsi_db_role)role_of(tsi_opts_str(&o, "role")));
@@ -598,8 +639,8 @@ static int cmd_psql(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     char ci[8192];
     tsi_error e = {0};
-    if (tsi_db_conninfo((tsi_db_role)role_of(tsi_opts_str(&o, "role")), NULL, ci, sizeof ci,
-                        &e) < 0)
+    if (tsi_db_conninfo((tsi_db_role)role_of(tsi_opts_str(&o, "role")), NULL, ci, sizeof ci, &e) <
+        0)
         return fail("tsi db psql", &e);
     char *args[TSI_ARGS_MAX + 4];
     int n = 0;

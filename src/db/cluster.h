@@ -25,9 +25,9 @@ extern const tsi_option tsi_db_options[];
  * too long for a socket). Fails when the cluster was never initialised. */
 int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
 
-int tsi_cluster_start(tsi_error *err);  /* idempotent */
-int tsi_cluster_stop(tsi_error *err);   /* idempotent */
-int tsi_cluster_running(void);          /* 1 running, 0 not */
+int tsi_cluster_start(tsi_error *err); /* idempotent */
+int tsi_cluster_stop(tsi_error *err);  /* idempotent */
+int tsi_cluster_running(void);         /* 1 running, 0 not */
 /* Runs the bootstrap SQL as the superuser (also for an external DATABASE_ADMIN_URL). */
 int tsi_cluster_bootstrap(tsi_error *err);
 

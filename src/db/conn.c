@@ -162,8 +162,7 @@ int tsi_db_exec(PGconn *c, const char *sql, tsi_error *err)
         if (r)
             rc = tsi_db_result_error(r, "database statement failed", err);
         else
-            rc = tsi_error_set(err, TSI_E_DB, "database statement failed", "%s",
-                               PQerrorMessage(c));
+            rc = tsi_error_set(err, TSI_E_DB, "database statement failed", "%s", PQerrorMessage(c));
     }
     PQclear(r);
     return rc;

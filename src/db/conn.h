@@ -48,8 +48,8 @@ int tsi_db_exec(PGconn *c, const char *sql, tsi_error *err);
 int tsi_db_result_error(const PGresult *r, const char *what, tsi_error *err);
 
 /* The embedded cluster's facts. */
-int tsi_db_port(void);                    /* TSI_PG_PORT, default 55432 */
-const char *tsi_db_name(void);            /* TSI_DB_NAME, default "tsi" */
+int tsi_db_port(void);         /* TSI_PG_PORT, default 55432 */
+const char *tsi_db_name(void); /* TSI_DB_NAME, default "tsi" */
 /* $TSI_HOME/certs, where the CA and the client certificates live. */
 void tsi_db_certs_dir(char *buf, size_t len);
 

@@ -14,20 +14,18 @@ const tsi_option tsi_migrate_options[] = {
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
 
-static const char SQL_TABLE[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
-    "  version    integer PRIMARY KEY,\n"
-    "  name       text NOT NULL,\n"
-    "  checksum   text NOT NULL,\n"
-    "  applied_at timestamptz NOT NULL DEFAULT now())";
+static const char SQL_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+                                "  version    integer PRIMARY KEY,\n"
+                                "  name       text NOT NULL,\n"
+                                "  checksum   text NOT NULL,\n"
+                                "  applied_at timestamptz NOT NULL DEFAULT now())";
 static const char SQL_LOCK[] = "SELECT pg_advisory_lock(hashtext('tsi_migrate'))";
 static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(hashtext('tsi_migrate'))";
 static const char SQL_APPLIED[] =
     "SELECT checksum, encode(sha256(convert_to($2, 'UTF8')), 'hex')\n"
     "  FROM (SELECT 1) one LEFT JOIN schema_migrations ON version = $1";
-static const char SQL_RECORD[] =
-    "INSERT INTO schema_migrations (version, name, checksum)\n"
-    "VALUES ($1, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))";
+static const char SQL_RECORD[] = "INSERT INTO schema_migrations (version, name, checksum)\n"
+                                 "VALUES ($1, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))";
 
 int tsi_migrate_apply_list(PGconn *c, const tsi_migration *list, int count, tsi_error *err)
 {

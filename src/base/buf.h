@@ -1,0 +1,31 @@
+/* base/buf.h — a growable byte buffer (always NUL-terminated).
+ *
+ * Ownership: the buffer owns data; tsi_buf_free() releases it, tsi_buf_take() hands it
+ * to the caller (free()). Allocation failure aborts. Not thread-safe. */
+#ifndef TSI_BASE_BUF_H
+#define TSI_BASE_BUF_H
+
+#include <stddef.h>
+
+typedef struct tsi_buf {
+    char *data; /* NULL until the first append */
+    size_t len;
+    size_t cap;
+} tsi_buf;
+
+#define TSI_BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
+
+void tsi_buf_reserve(tsi_buf *b, size_t extra);
+void tsi_buf_append(tsi_buf *b, const void *p, size_t n);
+void tsi_buf_puts(tsi_buf *b, const char *s);
+void tsi_buf_putc(tsi_buf *b, char c);
+void tsi_buf_printf(tsi_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tsi_buf_reset(tsi_buf *b); /* len = 0, keeps memory */
+void tsi_buf_free(tsi_buf *b);
+char *tsi_buf_take(tsi_buf *b);       /* caller frees; b is reset to empty */
+const char *tsi_buf_cstr(tsi_buf *b); /* "" when empty */
+
+#endif

@@ -1,0 +1,38 @@
+/* core/geo.h — distances and local metric frames on the WGS84 sphere approximation.
+ *
+ * Pure functions, no allocation. Distances in metres, angles in degrees. The local
+ * tangent plane (east/north metres around an origin) is accurate to well under 0.1 %
+ * within a few kilometres, which is what intersection-scale geometry needs. */
+#ifndef TSI_CORE_GEO_H
+#define TSI_CORE_GEO_H
+
+#define TSI_EARTH_RADIUS_M 6371008.8
+
+typedef struct tsi_ltp {
+    double lat0, lon0; /* origin, degrees */
+    double m_per_deg_lat, m_per_deg_lon;
+} tsi_ltp;
+
+/* Great-circle distance (haversine), metres. */
+double tsi_geo_haversine_m(double lat1, double lon1, double lat2, double lon2);
+
+/* Initial bearing from point 1 to point 2, degrees clockwise from north in [0, 360). */
+double tsi_geo_bearing_deg(double lat1, double lon1, double lat2, double lon2);
+
+/* The point reached from (lat, lon) after dist_m along bearing_deg. */
+void tsi_geo_destination(double lat, double lon, double bearing_deg, double dist_m, double *out_lat,
+                         double *out_lon);
+
+/* Local tangent plane around an origin: degrees <-> east/north metres. */
+void tsi_ltp_init(tsi_ltp *p, double lat0, double lon0);
+void tsi_ltp_to_xy(const tsi_ltp *p, double lat, double lon, double *x_east, double *y_north);
+void tsi_ltp_to_ll(const tsi_ltp *p, double x_east, double y_north, double *lat, double *lon);
+
+/* Velocity components (east, north) in m/s from speed (m/s) and heading (degrees,
+ * 0 = north, clockwise). */
+void tsi_geo_velocity(double speed, double heading_deg, double *vx_east, double *vy_north);
+
+/* Distance in metres from point (x, y) to the segment (ax, ay)-(bx, by) in a plane. */
+double tsi_geo_point_segment_m(double x, double y, double ax, double ay, double bx, double by);
+
+#endif
