@@ -237,8 +237,8 @@ static int fail(const tsi_opts *o, const tsi_error *e)
     return TSI_E_INVALID;
 }
 
-int tsi_opts_parse(tsi_opts *o, const char *command, const char *usage, const tsi_option *spec,
-                   int max_args, int argc, char **argv)
+static int parse_inner(tsi_opts *o, const char *command, const char *usage, const tsi_option *spec,
+                       int max_args, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->command = command;
@@ -331,6 +331,15 @@ int tsi_opts_parse(tsi_opts *o, const char *command, const char *usage, const ts
     if (strcmp(o->source[find(o, "home")], "default") != 0 || !getenv("TSI_HOME"))
         set_home(tsi_opts_str(o, "home"));
     return 0;
+}
+
+int tsi_opts_parse(tsi_opts *o, const char *command, const char *usage, const tsi_option *spec,
+                   int max_args, int argc, char **argv)
+{
+    int rc = parse_inner(o, command, usage, spec, max_args, argc, argv);
+    if (rc != 0)
+        tsi_opts_free(o); /* on --help or error the caller has nothing to free */
+    return rc;
 }
 
 static int index_or_abort(const tsi_opts *o, const char *name)

@@ -56,8 +56,8 @@ extern const tsi_option tsi_global_options[];
 /* Parses argv[1..argc-1] (argv[0] is ignored) against spec + the global options.
  * Returns 0 on success, 1 when --help was given (help already printed to stdout),
  * TSI_E_INVALID on a bad flag or value (a one-line message on stderr naming it: the
- * caller exits 2). `usage` is the synopsis line printed by --help; `max_args` bounds the
- * positional arguments. Also applies --log-level. */
+ * caller exits 2); in both cases nothing is left to free. `usage` is the synopsis line printed by
+ * --help; `max_args` bounds the positional arguments. Also applies --log-level. */
 int tsi_opts_parse(tsi_opts *o, const char *command, const char *usage, const tsi_option *spec,
                    int max_args, int argc, char **argv);
 void tsi_opts_free(tsi_opts *o);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/proc.h"
 #include "db/conn.h"
 
 const char *th_tsi_bin(void)
@@ -157,11 +159,24 @@ int th_run_tsi(const char *const *args, const char *const *env, char *out, size_
         close(p[1]);
         int dn = open("/dev/null", O_RDONLY);
         dup2(dn, 0);
-        for (const char *const *e = env; e && *e; e++)
-            putenv((char *)*e);
+        const char *as = NULL;
+        for (const char *const *e = env; e && *e; e++) {
+            if (strncmp(*e, "TH_RUN_AS=", 10) == 0)
+                as = *e + 10;
+            else
+                putenv((char *)*e);
+        }
+        if (as) {
+            uid_t uid;
+            gid_t gid;
+            if (tsi_proc_user(as, &uid, &gid) < 0 || setgroups(0, NULL) < 0 || setgid(gid) < 0 ||
+                setuid(uid) < 0)
+                _exit(126);
+        }
         const char *argv[64];
         int n = 0;
-        argv[n++] = th_tsi_bin();
+        const char *bin = getenv("TH_BIN_OVERRIDE");
+        argv[n++] = bin ? bin : th_tsi_bin();
         for (const char *const *a = args; *a && n < 63; a++)
             argv[n++] = *a;
         argv[n] = NULL;

@@ -33,7 +33,8 @@ double th_double(PGconn *c, const char *sql);
 
 /* Runs the tsi binary with args (NULL-terminated) and extra env "K=V" entries
  * (NULL-terminated, may be NULL); captures stdout+stderr into out (may be NULL). Returns
- * the exit status, or -1 when killed. */
+ * the exit status, or -1 when killed. The pseudo-entry "TH_RUN_AS=user" runs it as that
+ * user (the caller must be root); TH_BIN_OVERRIDE in the environment replaces TSI_BIN. */
 int th_run_tsi(const char *const *args, const char *const *env, char *out, size_t outlen);
 
 /* A path to the tsi binary under test; fails when TSI_BIN is unset. */
