@@ -112,6 +112,6 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
 
 int tsi_proc_user_can_reach(const char *user, const char *path)
 {
-    char *const argv[] = {"sh", "-c", "test -x \"$1\" && test -w \"$1\"", "sh", (char *)path, NULL};
+    char *const argv[] = {"sh", "-c", "test -x \"$1\"", "sh", (char *)path, NULL};
     return tsi_proc_run(argv, user, NULL, 0, NULL) == 0;
 }

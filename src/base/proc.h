@@ -19,8 +19,8 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
 /* Looks up a user; returns 0 and fills uid/gid, or TSI_E_NOTFOUND. */
 int tsi_proc_user(const char *user, uid_t *uid, gid_t *gid);
 
-/* True when `user` can search (x) every directory down to `path` and write `path`
- * itself (which must exist). Root always answers for the given user, not itself. */
+/* True when `user` can search (x) every directory down to and including `path` (which
+ * must exist). Run as root, it answers for the given user, not for root. */
 int tsi_proc_user_can_reach(const char *user, const char *path);
 
 #endif
