@@ -17,6 +17,7 @@ $(BUILD)/Makefile: CMakeLists.txt | deps
 
 build: deps $(BUILD)/Makefile
 	@cmake --build $(BUILD) -j $(JOBS) --target tsi
+	@scripts/web
 
 $(ASAN)/Makefile: CMakeLists.txt | deps
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTSI_SANITIZE=ON >/dev/null
@@ -36,6 +37,7 @@ stop:
 # starts in a temporary directory.
 test: build asan
 	@scripts/test
+	@if [ -x scripts/e2e ]; then scripts/e2e; fi
 
 bench: build
 	@scripts/bench

@@ -6,12 +6,45 @@
 
 #include "db/cluster.h"
 #include "db/migrate.h"
+#include "archive/compact.h"
+#include "collect/collect.h"
+#include "ops/audit.h"
+#include "ops/backup.h"
+#include "ops/status.h"
+#include "api/server.h"
+#include "tools/seed.h"
+#include "jobs/jobs.h"
+#include "tools/backfill.h"
+#include "tools/validate.h"
+#include "tools/reprocess.h"
+#include "tools/features_cmd.h"
 
 const tsi_command tsi_commands[] = {
     {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",
      tsi_cmd_db},
     {"migrate", "apply the embedded SQL migrations (or --status)", tsi_cmd_migrate},
     {"config", "print the configuration table (--markdown for the README)", tsi_cmd_config},
+    {"archive", "the Parquet archive: compact (merge an hour's small files)", tsi_cmd_archive},
+    {"collect", "the collector daemon: VCC -> raw Parquet + indices -> PostgreSQL", tsi_cmd_collect},
+    {"seed", "write realistic synthetic history (intersections, indices, rollups, Parquet)",
+     tsi_cmd_seed},
+    {"serve", "the API server (HTTP/JSON, dashboard, /metrics)", tsi_cmd_serve},
+    {"backup", "backups with pgBackRest: setup|run|list|restore --to TIME", tsi_cmd_backup},
+    {"audit", "recent schema changes (DDL) from pgaudit's log", tsi_cmd_audit},
+    {"status", "database facts: sizes, rows, partitions, slow queries, replication, jobs",
+     tsi_cmd_status},
+    {"jobs", "rollups, retention, partitions, constants: run|install|status", tsi_cmd_jobs},
+    {"backfill", "load indices Parquet (tsi and legacy layouts) into PostgreSQL, then validate",
+     tsi_cmd_backfill},
+    {"validate", "compare indices Parquet with PostgreSQL (counts, stats, sample, rollups)",
+     tsi_cmd_validate},
+    {"reprocess", "recompute a range from the raw archive with today's constants, replace it",
+     tsi_cmd_reprocess},
+    {"sim", "the VCC simulator: OAuth2, REST, WebSocket streams, traffic with ground truth",
+     tsi_cmd_sim},
+    {"features", "the domain pipeline offline: MapData + message lines -> per-minute features and indices",
+     tsi_cmd_features},
+    {"explain", "the safety index of one minute's features, term by term", tsi_cmd_explain},
     {NULL, NULL, NULL},
 };
 
@@ -19,6 +52,20 @@ const tsi_option_doc tsi_option_docs[] = {
     {"(every command)", tsi_global_options},
     {"db", tsi_db_options},
     {"migrate", tsi_migrate_options},
+    {"archive compact", tsi_archive_compact_options},
+    {"collect", tsi_collect_options},
+    {"seed", tsi_seed_options},
+    {"serve", tsi_serve_options},
+    {"backup", tsi_backup_options},
+    {"audit", tsi_audit_options},
+    {"status", tsi_status_options},
+    {"jobs", tsi_jobs_options},
+    {"backfill", tsi_backfill_options},
+    {"validate", tsi_validate_options},
+    {"reprocess", tsi_reprocess_options},
+    {"sim", tsi_sim_options},
+    {"features", tsi_features_options},
+    {"explain", tsi_explain_options},
     {NULL, NULL},
 };
 

@@ -59,6 +59,22 @@ static void data_dir(char *buf, size_t len)
         snprintf(buf, len, "%s", link);
 }
 
+void tsi_cluster_data_dir(char *buf, size_t len)
+{
+    data_dir(buf, len);
+}
+
+void tsi_cluster_set_pg_bin(const char *dir)
+{
+    if (dir && *dir)
+        snprintf(pg_bin, sizeof pg_bin, "%s", dir);
+}
+
+const char *tsi_cluster_pg_bin(void)
+{
+    return pg_bin;
+}
+
 int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err)
 {
     char d[PATH_MAX], v[PATH_MAX + 16];
@@ -349,7 +365,9 @@ static int write_config(const char *dir, tsi_error *err)
              "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
              "timezone = 'UTC'\n"
              "wal_level = replica\n"
-             "max_wal_senders = 5\n",
+             "max_wal_senders = 5\n"
+             "# WAL archiving, written by `tsi backup setup` (absent until then)\n"
+             "include_if_exists = 'backup.conf'\n",
              tsi_db_port(), sock, tsi_db_name());
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
     int rc = write_file(path, conf, 0600, err);
@@ -421,6 +439,8 @@ static const char SQL_EXTENSIONS[] =
     "CREATE SCHEMA IF NOT EXISTS partman;\n"
     "CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman;\n"
     "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n"
+    /* pgaudit's event triggers add the object type and name to its DDL log lines */
+    "CREATE EXTENSION IF NOT EXISTS pgaudit;\n"
     "GRANT ALL ON SCHEMA partman TO tsi_owner;\n"
     "GRANT ALL ON ALL TABLES IN SCHEMA partman TO tsi_owner;\n"
     "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO tsi_owner;\n"

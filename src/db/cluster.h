@@ -25,6 +25,12 @@ extern const tsi_option tsi_db_options[];
  * too long for a socket). Fails when the cluster was never initialised. */
 int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
 
+/* The real data directory (the target of $TSI_HOME/pg when it is a link). */
+void tsi_cluster_data_dir(char *buf, size_t len);
+/* Directory of the PostgreSQL server programs (default /usr/lib/postgresql/15/bin). */
+void tsi_cluster_set_pg_bin(const char *dir);
+const char *tsi_cluster_pg_bin(void);
+
 int tsi_cluster_start(tsi_error *err); /* idempotent */
 int tsi_cluster_stop(tsi_error *err);  /* idempotent */
 int tsi_cluster_running(void);         /* 1 running, 0 not */

@@ -1,0 +1,193 @@
+/* api/api.h — what the rooms of the API server share (internal to src/api/).
+ *
+ * One tsi_api (the server's state) lives for the whole run. Each request gets a tsi_req:
+ * its arena, its response body and status, and the worker (thread-local PostgreSQL and
+ * DuckDB connections) it runs on.
+ *
+ * Ownership: tsi_req owns its arena and body (released by the server after the response
+ * is queued). Handlers borrow the request; they never keep pointers into it. The worker
+ * belongs to its thread. */
+#ifndef TSI_API_API_H
+#define TSI_API_API_H
+
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <duckdb.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+
+enum tsi_api_source { TSI_SRC_AUTO = 0, TSI_SRC_POSTGRES, TSI_SRC_PARQUET };
+
+/* routes, for metrics */
+enum tsi_route {
+    R_HEALTH = 0,
+    R_METRICS,
+    R_OPENAPI,
+    R_INDEX_ALL,
+    R_INDEX_ONE,
+    R_HISTORY_ALL,
+    R_HISTORY_ONE,
+    R_STATS,
+    R_COMPARE,
+    R_RANKING,
+    R_NEARBY,
+    R_ROUTE,
+    R_AREA,
+    R_INTERSECTION,
+    R_STATIC,
+    R_OPTIONS,
+    R_NOTFOUND,
+    R__COUNT
+};
+extern const char *const tsi_route_names[R__COUNT];
+
+#define TSI_API_NBUCKETS 14
+extern const double tsi_api_buckets[TSI_API_NBUCKETS]; /* seconds, last = +Inf */
+
+typedef struct tsi_api_metrics {
+    atomic_ullong req[R__COUNT][6]; /* by status class 1xx..5xx ([0] unused) */
+    atomic_ullong hist[R__COUNT][TSI_API_NBUCKETS];
+    atomic_ullong sum_us[R__COUNT];
+    atomic_ullong cache_hits, cache_misses;
+    atomic_ullong parquet_answers, db_errors, reconnects;
+    atomic_int pool_connected, pool_in_use;
+} tsi_api_metrics;
+
+typedef struct tsi_cached {
+    pthread_mutex_t mu;
+    char *plain, *gz; /* malloc'd, owned */
+    size_t plain_len, gz_len;
+    uint64_t gen;
+    double at; /* monotonic seconds */
+    int source; /* TSI_SRC_POSTGRES or TSI_SRC_PARQUET */
+} tsi_cached;
+
+typedef struct tsi_api {
+    int port;
+    int threads;
+    int source_mode;       /* TSI_SRC_* */
+    char web_dir[4096];    /* "" = none */
+    char archive_dir[4096];
+    size_t max_query;      /* bytes of the query string */
+    size_t max_body;
+    int gzip_min;          /* bytes */
+    bool access_log;
+    atomic_int db_up;      /* the monitor's view */
+    atomic_ullong gen;     /* bumped on NOTIFY tsi_latest and on source switches */
+    atomic_int listening;  /* the monitor holds a LISTEN */
+    atomic_int draining;
+    atomic_int inflight;
+    atomic_int stop;
+    double started;
+    tsi_api_metrics m;
+    tsi_cached index_cache;
+    char postgis[64], pgversion[64];
+    pthread_mutex_t info_mu;
+    duckdb_database duck;
+    bool duck_ok;
+} tsi_api;
+
+extern tsi_api *tsi_api_g; /* the running server */
+
+typedef struct tsi_worker {
+    PGconn *pg;
+    duckdb_connection dc;
+    bool dc_ok;
+} tsi_worker;
+
+typedef struct tsi_req {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char id[24];
+    tsi_arena *arena;
+    tsi_buf body;
+    int status;
+    const char *content_type;
+    const char *data_source; /* "postgres" | "parquet" | NULL */
+    const char *cache_control;
+    int route;
+    int64_t path_id;
+    const char *err_code, *err_field;
+    /* a pre-encoded body (cache): borrowed, copied into the response */
+    const char *raw;
+    size_t raw_len;
+    bool raw_gz;
+    char *raw_owned;
+} tsi_req;
+
+/* monotonic seconds */
+double tsi_api_now(void);
+
+/* The worker of the calling thread (created on first use). */
+tsi_worker *tsi_api_worker(void);
+/* A connected PostgreSQL connection of this worker with statements prepared, or NULL
+ * when the database is unreachable (the monitor is told). */
+PGconn *tsi_api_pg(tsi_req *r);
+/* Tells the server that a query failed on a broken connection: drops it. */
+void tsi_api_pg_broken(tsi_req *r);
+/* Whether reads go to Parquet now (mode parquet, or auto while the DB is down). */
+bool tsi_api_use_parquet(void);
+
+/* The request's query parameter (NULL when absent). */
+const char *tsi_req_arg(tsi_req *r, const char *name);
+const char *tsi_req_header(tsi_req *r, const char *name);
+
+/* Error response {"detail","code","field"}; returns 0 so handlers `return api_error(...)`. */
+int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
+/* gzip (RFC 1952) of in[0..n) into a malloc'd buffer; returns 0 or -1. */
+int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len);
+
+/* handlers (handlers.c) */
+int tsi_h_index(tsi_req *r, bool one);
+int tsi_h_history(tsi_req *r, bool all);
+int tsi_h_stats(tsi_req *r);
+int tsi_h_compare(tsi_req *r);
+int tsi_h_ranking(tsi_req *r);
+int tsi_h_spatial(tsi_req *r, int kind); /* R_NEARBY, R_ROUTE, R_AREA */
+int tsi_h_intersection(tsi_req *r);
+int tsi_h_health(tsi_req *r);
+int tsi_h_metrics(tsi_req *r);
+int tsi_h_openapi(tsi_req *r);
+
+/* queries.c: prepares every statement on a fresh connection */
+int tsi_api_prepare(PGconn *c);
+
+/* fallback.c: reads from the indices Parquet archive through DuckDB */
+typedef struct tsi_point {
+    int64_t iid;
+    int64_t ts; /* epoch seconds */
+    double si, vru, veh;
+    bool vru_null, veh_null;
+    int64_t vol;
+} tsi_point;
+/* latest row per intersection (within the last 7 days of files) into r->body as the
+ * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
+int tsi_fb_index(tsi_req *r, int64_t one);
+/* series of one intersection in [t0, t1) at bucket "1min|1hour|1day|1week|1month" */
+int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg,
+                  tsi_point **out, int *n);
+/* stats over minutes: fills n, avg, min, max, std, vol, hr; returns 0 or <0 */
+typedef struct tsi_stats {
+    int64_t iid;
+    double n, avg, min, max, std, vol, hr;
+} tsi_stats;
+int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
+/* name/position of an intersection from the server's cache (PostgreSQL when it was
+ * up, else archive/intersections/<file>.parquet); returns false when unknown. */
+bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon);
+void tsi_api_int_refresh(PGconn *c);
+void tsi_api_int_load_parquet(void);
+
+/* openapi.c */
+extern const char tsi_openapi_json[];
+
+#endif

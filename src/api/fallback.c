@@ -1,0 +1,425 @@
+/* api/fallback.c — answers from the indices Parquet archive through DuckDB (FR-3's
+ * graceful degradation, MR-1's --source parquet), and the server's cache of intersection
+ * names and positions.
+ *
+ * Files read: $archive/indices/YYYY/MM/DD/<file>.parquet of the days the request covers (the
+ * realtime columns by name; other columns are ignored, so any writer's files work) and
+ * $archive/intersections/<file>.parquet for names when PostgreSQL was never reached. Only
+ * paths found by listing our own archive go into DuckDB's SQL text (quoted); request
+ * values are bound as prepared-statement parameters. Each worker thread owns one DuckDB
+ * connection to the server's in-memory database. Rows repeated across files (a minute
+ * flushed twice) count once. */
+#include <dirent.h>
+#include <glob.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+
+/* ---- intersections cache ------------------------------------------------------------ */
+typedef struct {
+    int64_t id;
+    char name[160];
+    double lat, lon;
+} int_info;
+
+static pthread_mutex_t int_mu = PTHREAD_MUTEX_INITIALIZER;
+static int_info *ints;
+static int nints;
+
+static int cmp_info(const void *a, const void *b)
+{
+    const int_info *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void tsi_api_int_refresh(PGconn *c)
+{
+    PGresult *res = PQexec(c, "SELECT id, name, latitude, longitude FROM intersections ORDER BY id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return;
+    }
+    int n = PQntuples(res);
+    int_info *v = calloc((size_t)(n ? n : 1), sizeof *v);
+    if (!v) {
+        PQclear(res);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        v[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        snprintf(v[i].name, sizeof v[i].name, "%s", PQgetvalue(res, i, 1));
+        v[i].lat = strtod(PQgetvalue(res, i, 2), NULL);
+        v[i].lon = strtod(PQgetvalue(res, i, 3), NULL);
+    }
+    PQclear(res);
+    pthread_mutex_lock(&int_mu);
+    free(ints);
+    ints = v;
+    nints = n;
+    pthread_mutex_unlock(&int_mu);
+}
+
+bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon)
+{
+    bool found = false;
+    pthread_mutex_lock(&int_mu);
+    int_info key = {.id = id};
+    int_info *p = ints ? bsearch(&key, ints, (size_t)nints, sizeof *ints, cmp_info) : NULL;
+    if (p) {
+        snprintf(name, len, "%s", p->name);
+        *lat = p->lat;
+        *lon = p->lon;
+        found = true;
+    }
+    pthread_mutex_unlock(&int_mu);
+    return found;
+}
+
+static duckdb_connection *duck_conn(void)
+{
+    tsi_api *a = tsi_api_g;
+    if (!a->duck_ok)
+        return NULL;
+    tsi_worker *w = tsi_api_worker();
+    if (!w->dc_ok) {
+        if (duckdb_connect(a->duck, &w->dc) == DuckDBError)
+            return NULL;
+        duckdb_result r;
+        duckdb_query(w->dc, "SET TimeZone = 'UTC'", &r);
+        duckdb_destroy_result(&r);
+        w->dc_ok = true;
+    }
+    return &w->dc;
+}
+
+static void quote_into(tsi_buf *b, const char *s)
+{
+    tsi_buf_putc(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            tsi_buf_putc(b, '\'');
+        tsi_buf_putc(b, *s);
+    }
+    tsi_buf_putc(b, '\'');
+}
+
+void tsi_api_int_load_parquet(void)
+{
+    tsi_api *a = tsi_api_g;
+    if (!a->duck_ok)
+        return;
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/intersections/*.parquet", a->archive_dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) {
+        return;
+    }
+    duckdb_connection con;
+    if (duckdb_connect(a->duck, &con) == DuckDBError) {
+        globfree(&g);
+        return;
+    }
+    tsi_buf sql = TSI_BUF_INIT;
+    tsi_buf_puts(&sql, "SELECT id, name, latitude, longitude FROM read_parquet([");
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (i)
+            tsi_buf_putc(&sql, ',');
+        quote_into(&sql, g.gl_pathv[i]);
+    }
+    tsi_buf_puts(&sql, "], union_by_name = true) ORDER BY id");
+    globfree(&g);
+    duckdb_result res;
+    if (duckdb_query(con, sql.data, &res) == DuckDBSuccess) {
+        idx_t n = duckdb_row_count(&res);
+        int_info *v = calloc((size_t)(n ? n : 1), sizeof *v);
+        if (v) {
+            for (idx_t i = 0; i < n; i++) {
+                v[i].id = duckdb_value_int64(&res, 0, i);
+                char *s = duckdb_value_varchar(&res, 1, i);
+                snprintf(v[i].name, sizeof v[i].name, "%s", s ? s : "");
+                duckdb_free(s);
+                v[i].lat = duckdb_value_double(&res, 2, i);
+                v[i].lon = duckdb_value_double(&res, 3, i);
+            }
+            pthread_mutex_lock(&int_mu);
+            if (!ints) { /* PostgreSQL's view wins when it exists */
+                ints = v;
+                nints = (int)n;
+                v = NULL;
+            }
+            pthread_mutex_unlock(&int_mu);
+            free(v);
+        }
+    } else {
+        tsi_warn("api", "cannot read intersections Parquet: %s", duckdb_result_error(&res));
+    }
+    duckdb_destroy_result(&res);
+    tsi_buf_free(&sql);
+    duckdb_disconnect(&con);
+}
+
+/* "read_parquet([...], union_by_name=true)" over the day directories of [t0, t1);
+ * returns the number of files (0: nothing to read) */
+static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
+{
+    tsi_api *a = tsi_api_g;
+    int n = 0;
+    tsi_buf_puts(b, "read_parquet([");
+    for (int64_t day = t0 - t0 % 86400; day < t1; day += 86400) {
+        time_t tt = (time_t)day;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        char pat[4300];
+        snprintf(pat, sizeof pat, "%s/indices/%04d/%02d/%02d/*.parquet", a->archive_dir,
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        glob_t g;
+        if (glob(pat, 0, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc; i++) {
+                if (n++)
+                    tsi_buf_putc(b, ',');
+                quote_into(b, g.gl_pathv[i]);
+            }
+            globfree(&g);
+        }
+    }
+    tsi_buf_puts(b, "], union_by_name = true)");
+    return n;
+}
+
+static int duck_fail(tsi_req *r, const char *what, const char *msg)
+{
+    tsi_err("api", "req=%s parquet %s failed: %s", r->id, what, msg ? msg : "?");
+    tsi_api_error(r, 503, "archive_unavailable", NULL,
+                  "the database is unreachable and the Parquet archive could not be read");
+    return -1;
+}
+
+/* the deduplicated minutes of [t0, t1) as a subquery text, or 0 files */
+static int minutes_sql(tsi_buf *sql, int64_t t0, int64_t t1, bool one)
+{
+    tsi_buf files = TSI_BUF_INIT;
+    int n = files_expr(&files, t0, t1);
+    tsi_buf_puts(sql, "(SELECT DISTINCT ON (intersection_id, \"timestamp\") intersection_id,"
+                      " \"timestamp\", combined_index, combined_index_eb, vru_index, vru_index_eb,"
+                      " vehicle_index, vehicle_index_eb, traffic_volume, vru_count FROM ");
+    tsi_buf_append(sql, files.data, files.len);
+    tsi_buf_puts(sql, " WHERE \"timestamp\" >= to_timestamp($1) AND \"timestamp\" < to_timestamp($2)");
+    if (one)
+        tsi_buf_puts(sql, " AND intersection_id = $3");
+    tsi_buf_puts(sql, ") m");
+    tsi_buf_free(&files);
+    return n;
+}
+
+static duckdb_result *prep_run(tsi_req *r, duckdb_connection con, const char *sql, int64_t t0,
+                               int64_t t1, int64_t iid, duckdb_result *res)
+{
+    duckdb_prepared_statement ps;
+    if (duckdb_prepare(con, sql, &ps) == DuckDBError) {
+        duck_fail(r, "prepare", duckdb_prepare_error(ps));
+        duckdb_destroy_prepare(&ps);
+        return NULL;
+    }
+    duckdb_bind_int64(ps, 1, t0);
+    duckdb_bind_int64(ps, 2, t1);
+    if (iid >= 0)
+        duckdb_bind_int64(ps, 3, iid);
+    if (duckdb_execute_prepared(ps, res) == DuckDBError) {
+        duck_fail(r, "query", duckdb_result_error(res));
+        duckdb_destroy_result(res);
+        duckdb_destroy_prepare(&ps);
+        return NULL;
+    }
+    duckdb_destroy_prepare(&ps);
+    return res;
+}
+
+static double dv(duckdb_result *res, idx_t c, idx_t i, bool *isnull)
+{
+    bool nul = duckdb_value_is_null(res, c, i);
+    if (isnull)
+        *isnull = nul;
+    return nul ? NAN : duckdb_value_double(res, c, i);
+}
+
+int tsi_fb_index(tsi_req *r, int64_t one)
+{
+    tsi_api *a = tsi_api_g;
+    duckdb_connection *con = duck_conn();
+    r->data_source = "parquet";
+    if (!con)
+        return duck_fail(r, "open", "no DuckDB"), 503;
+    /* the newest day with files, looking back a week */
+    int64_t now = (int64_t)time(NULL);
+    int64_t t1 = now - now % 86400 + 86400, t0 = t1 - 86400;
+    tsi_buf sql = TSI_BUF_INIT;
+    int found = 0;
+    for (int back = 0; back < 7 && !found; back++) {
+        tsi_buf_reset(&sql);
+        tsi_buf_puts(&sql, "SELECT intersection_id, epoch(\"timestamp\")::DOUBLE, combined_index,"
+                           " combined_index_eb, vru_index, vru_index_eb, vehicle_index,"
+                           " vehicle_index_eb, traffic_volume, vru_count FROM ");
+        found = minutes_sql(&sql, t0 - 86400, t1, one >= 0);
+        if (!found) {
+            t1 -= 86400;
+            t0 -= 86400;
+        }
+    }
+    if (!found) {
+        tsi_buf_free(&sql);
+        if (one >= 0)
+            return 404;
+        tsi_buf_puts(&r->body, "[]");
+        r->status = 200;
+        return 200;
+    }
+    tsi_buf_puts(&sql, " QUALIFY row_number() OVER (PARTITION BY intersection_id ORDER BY"
+                       " \"timestamp\" DESC) = 1 ORDER BY intersection_id");
+    duckdb_result res;
+    if (!prep_run(r, *con, sql.data, t0 - 86400, t1, one, &res)) {
+        tsi_buf_free(&sql);
+        return 503;
+    }
+    tsi_buf_free(&sql);
+    idx_t n = duckdb_row_count(&res);
+    if (one >= 0 && n == 0) {
+        duckdb_destroy_result(&res);
+        return 404;
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    if (one < 0)
+        tsi_jsonw_array(&w);
+    for (idx_t i = 0; i < n; i++) {
+        int64_t id = duckdb_value_int64(&res, 0, i);
+        char name[256];
+        double lat = NAN, lon = NAN;
+        if (!tsi_api_int_info(id, name, sizeof name, &lat, &lon))
+            snprintf(name, sizeof name, "Intersection %lld", (long long)id);
+        double comb = dv(&res, 2, i, NULL);
+        bool ebn;
+        double eb = dv(&res, 3, i, &ebn);
+        double si = ebn ? comb : eb;
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_int(&w, "intersection_id", id);
+        tsi_jsonw_kv_str(&w, "intersection_name", name);
+        tsi_jsonw_kv_double(&w, "safety_index", si);
+        tsi_jsonw_kv_int(&w, "traffic_volume", duckdb_value_int64(&res, 8, i));
+        tsi_jsonw_kv_double(&w, "latitude", lat);
+        tsi_jsonw_kv_double(&w, "longitude", lon);
+        time_t tt = (time_t)dv(&res, 1, i, NULL);
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        char ts[32];
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        tsi_jsonw_kv_str(&w, "timestamp", ts);
+        tsi_jsonw_kv_str(&w, "risk_level", si > 75 ? "High" : si >= 60 ? "Medium" : "Low");
+        tsi_jsonw_kv_double(&w, "combined_index", comb);
+        tsi_jsonw_kv_double(&w, "combined_index_eb", eb);
+        tsi_jsonw_kv_double(&w, "vru_index", dv(&res, 4, i, NULL));
+        tsi_jsonw_kv_double(&w, "vru_index_eb", dv(&res, 5, i, NULL));
+        tsi_jsonw_kv_double(&w, "vehicle_index", dv(&res, 6, i, NULL));
+        tsi_jsonw_kv_double(&w, "vehicle_index_eb", dv(&res, 7, i, NULL));
+        tsi_jsonw_kv_int(&w, "vru_count", duckdb_value_int64(&res, 9, i));
+        tsi_jsonw_end(&w);
+    }
+    if (one < 0)
+        tsi_jsonw_end(&w);
+    duckdb_destroy_result(&res);
+    (void)a;
+    r->status = 200;
+    return 200;
+}
+
+int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg,
+                  tsi_point **out, int *n)
+{
+    duckdb_connection *con = duck_conn();
+    *out = NULL;
+    *n = 0;
+    if (!con)
+        return duck_fail(r, "open", "no DuckDB");
+    const char *unit = strcmp(agg, "1min") == 0    ? "minute"
+                       : strcmp(agg, "1hour") == 0 ? "hour"
+                       : strcmp(agg, "1day") == 0  ? "day"
+                       : strcmp(agg, "1week") == 0 ? "week"
+                                                   : "month";
+    tsi_buf sql = TSI_BUF_INIT;
+    /* unit is one of our constants, never request text */
+    tsi_buf_printf(&sql,
+                   "SELECT epoch(date_trunc('%s', \"timestamp\"))::BIGINT AS b,"
+                   " avg(coalesce(combined_index_eb, combined_index)),"
+                   " avg(coalesce(vru_index_eb, vru_index)),"
+                   " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT"
+                   " FROM ",
+                   unit);
+    int files = minutes_sql(&sql, t0, t1, true);
+    if (!files) {
+        tsi_buf_free(&sql);
+        return 0; /* nothing archived: a gap */
+    }
+    tsi_buf_puts(&sql, " GROUP BY 1 ORDER BY 1");
+    duckdb_result res;
+    if (!prep_run(r, *con, sql.data, t0, t1, iid, &res)) {
+        tsi_buf_free(&sql);
+        return -1;
+    }
+    tsi_buf_free(&sql);
+    idx_t k = duckdb_row_count(&res);
+    tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
+    for (idx_t i = 0; i < k; i++) {
+        p[i].iid = iid;
+        p[i].ts = duckdb_value_int64(&res, 0, i);
+        p[i].si = dv(&res, 1, i, NULL);
+        p[i].vru = dv(&res, 2, i, &p[i].vru_null);
+        p[i].veh = dv(&res, 3, i, &p[i].veh_null);
+        p[i].vol = duckdb_value_int64(&res, 4, i);
+    }
+    duckdb_destroy_result(&res);
+    *out = p;
+    *n = (int)k;
+    return 0;
+}
+
+int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
+{
+    duckdb_connection *con = duck_conn();
+    memset(s, 0, sizeof *s);
+    s->iid = iid;
+    if (!con)
+        return duck_fail(r, "open", "no DuckDB");
+    tsi_buf sql = TSI_BUF_INIT;
+    tsi_buf_puts(&sql, "SELECT count(*)::DOUBLE, avg(si), min(si), max(si), stddev_samp(si),"
+                       " coalesce(sum(traffic_volume), 0)::DOUBLE,"
+                       " count(*) FILTER (WHERE si > 75)::DOUBLE FROM (SELECT"
+                       " coalesce(combined_index_eb, combined_index) AS si, traffic_volume FROM ");
+    int files = minutes_sql(&sql, t0, t1, true);
+    tsi_buf_puts(&sql, ") q");
+    if (!files) {
+        tsi_buf_free(&sql);
+        return 0;
+    }
+    duckdb_result res;
+    if (!prep_run(r, *con, sql.data, t0, t1, iid, &res)) {
+        tsi_buf_free(&sql);
+        return -1;
+    }
+    tsi_buf_free(&sql);
+    if (duckdb_row_count(&res) == 1) {
+        s->n = dv(&res, 0, 0, NULL);
+        s->avg = dv(&res, 1, 0, NULL);
+        s->min = dv(&res, 2, 0, NULL);
+        s->max = dv(&res, 3, 0, NULL);
+        s->std = dv(&res, 4, 0, NULL);
+        s->vol = dv(&res, 5, 0, NULL);
+        s->hr = dv(&res, 6, 0, NULL);
+    }
+    duckdb_destroy_result(&res);
+    return 0;
+}

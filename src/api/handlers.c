@@ -1,0 +1,1424 @@
+/* api/handlers.c — the endpoints of `tsi serve` (domain.md §6, issue 13).
+ *
+ * Every handler validates each parameter strictly (wrong type, out of range, unknown
+ * value → 400 {"detail","code","field"}), then reads through prepared statements
+ * (queries.c) or, while PostgreSQL is away, the Parquet archive (fallback.c). Handlers
+ * borrow the request and write its body; see api.h for ownership. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "core/json.h"
+
+/* ---- parameter parsing ------------------------------------------------------------- */
+static int bad(tsi_req *r, const char *field, const char *fmt, const char *v)
+{
+    char shown[64];
+    size_t n = strlen(v);
+    snprintf(shown, sizeof shown, "%.*s%s", (int)(n > 40 ? 40 : n), v, n > 40 ? "..." : "");
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, field);
+    tsi_api_error(r, 400, "invalid_parameter", field, "%s (got '%s')", msg, shown);
+    return -1;
+}
+
+/* optional integer in [lo, hi]; absent → def */
+static int arg_int(tsi_req *r, const char *name, long long lo, long long hi, long long def,
+                   long long *out)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    const char *p = v;
+    if (*p == '-' || *p == '+')
+        p++;
+    size_t n = strlen(p);
+    if (n == 0 || n > 18 || strspn(p, "0123456789") != n)
+        return bad(r, name, "%s must be an integer", v);
+    long long x = strtoll(v, NULL, 10);
+    if (x < lo || x > hi) {
+        char fmt[128];
+        snprintf(fmt, sizeof fmt, "%%s must be between %lld and %lld", lo, hi);
+        return bad(r, name, fmt, v);
+    }
+    *out = x;
+    return 0;
+}
+
+static bool parse_num(const char *v, double *out)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 40 || strspn(v, "0123456789+-.eE") != n)
+        return false;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (*end || errno == ERANGE || !isfinite(x))
+        return false;
+    *out = x;
+    return true;
+}
+
+/* number in [lo, hi] (lo_open: lo excluded); required when def is NAN */
+static int arg_num(tsi_req *r, const char *name, double lo, bool lo_open, double hi, double def,
+                   double *out)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v) {
+        if (isnan(def)) {
+            tsi_api_error(r, 400, "missing_parameter", name, "%s is required", name);
+            return -1;
+        }
+        *out = def;
+        return 0;
+    }
+    double x;
+    if (!parse_num(v, &x))
+        return bad(r, name, "%s must be a number", v);
+    if (x < lo || x > hi || (lo_open && x == lo)) {
+        char fmt[160];
+        snprintf(fmt, sizeof fmt, "%%s must be %s %g and <= %g", lo_open ? ">" : ">=", lo, hi);
+        return bad(r, name, fmt, v);
+    }
+    *out = x;
+    return 0;
+}
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* strict YYYY-MM-DD → day number since 1970-01-01; 1 absent, 0 ok, -1 error set */
+static int arg_date(tsi_req *r, const char *name, int64_t *day)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v)
+        return 1;
+    if (strlen(v) != 10 || v[4] != '-' || v[7] != '-')
+        return bad(r, name, "%s must be a date YYYY-MM-DD", v);
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)v[i]))
+            return bad(r, name, "%s must be a date YYYY-MM-DD", v);
+    int y = atoi(v), m = atoi(v + 5), d = atoi(v + 8);
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 ||
+        d > mdays[m - 1] + (m == 2 && leap))
+        return bad(r, name, "%s is not a valid calendar date (1970-01-01 to 9999-12-31)", v);
+    *day = days_from_civil(y, m, d);
+    return 0;
+}
+
+static void fmt_day(char *buf, size_t len, int64_t day)
+{
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d", &tm);
+}
+
+static void fmt_ts(char *buf, size_t len, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+typedef struct {
+    int64_t d0, d1; /* inclusive day numbers */
+    int64_t n;
+    const char *agg; /* 1min|1hour|1day|1week|1month */
+} range;
+
+/* start_date, end_date, days → range; max_days bounds it */
+static int arg_range(tsi_req *r, range *g, int64_t max_days)
+{
+    long long days;
+    if (arg_int(r, "days", 1, 365, 7, &days) < 0)
+        return -1;
+    int64_t s = 0, e = 0;
+    int hs = arg_date(r, "start_date", &s);
+    if (hs < 0)
+        return -1;
+    int he = arg_date(r, "end_date", &e);
+    if (he < 0)
+        return -1;
+    int64_t today = (int64_t)time(NULL) / 86400;
+    if (hs && he) {
+        e = today;
+        s = e - days + 1;
+    } else if (hs) {
+        s = e - days + 1;
+    } else if (he) {
+        e = s + days - 1;
+    }
+    if (s > e) {
+        tsi_api_error(r, 400, "invalid_range", "start_date", "start_date is after end_date");
+        return -1;
+    }
+    if (e - s + 1 > max_days) {
+        tsi_api_error(r, 400, "range_too_large", "end_date",
+                      "the range covers %lld days; at most %lld are allowed",
+                      (long long)(e - s + 1), (long long)max_days);
+        return -1;
+    }
+    g->d0 = s;
+    g->d1 = e;
+    g->n = e - s + 1;
+    return 0;
+}
+
+static int arg_agg(tsi_req *r, range *g, bool all)
+{
+    const char *v = tsi_req_arg(r, "aggregation");
+    if (!v) {
+        g->agg = g->n <= 1 ? "1min" : g->n <= 7 ? "1hour" : g->n <= 30 ? "1day"
+                                                 : g->n <= 90           ? "1week"
+                                                                        : "1month";
+        if (all && strcmp(g->agg, "1min") == 0)
+            g->agg = "1hour";
+        return 0;
+    }
+    static const char *const ok[] = {"1min", "1hour", "1day", "1week", "1month"};
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(v, ok[i]) == 0)
+            g->agg = ok[i];
+    if (!g->agg)
+        return bad(r, "aggregation", "%s must be one of 1min, 1hour, 1day, 1week, 1month", v);
+    if (strcmp(g->agg, "1min") == 0 && (all || g->n > 7)) {
+        tsi_api_error(r, 400, "range_too_large", "aggregation",
+                      all ? "1min is not available for all intersections; use 1hour or coarser"
+                          : "1min covers at most 7 days; use 1hour or coarser");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *risk_level(double si)
+{
+    return si > 75.0 ? "High" : si >= 60.0 ? "Medium" : "Low";
+}
+
+/* risk_level filter: NULL absent, else "Low|Medium|High"; -1 on error */
+static int arg_risk(tsi_req *r, const char **out)
+{
+    const char *v = tsi_req_arg(r, "risk_level");
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (strcasecmp(v, "low") == 0)
+        *out = "Low";
+    else if (strcasecmp(v, "medium") == 0)
+        *out = "Medium";
+    else if (strcasecmp(v, "high") == 0)
+        *out = "High";
+    else
+        return bad(r, "risk_level", "%s must be one of low, medium, high", v);
+    return 0;
+}
+
+/* ---- PostgreSQL plumbing --------------------------------------------------------------- */
+static PGconn *need_pg(tsi_req *r)
+{
+    PGconn *c = tsi_api_pg(r);
+    if (!c)
+        tsi_api_error(r, 503, "database_unavailable", NULL,
+                      "the database is unreachable; this endpoint needs it");
+    return c;
+}
+
+/* runs a prepared statement; NULL with a 503/500 error set on failure */
+static PGresult *run(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals)
+{
+    /* the worker's connection now: an earlier run() of this request may have replaced c */
+    if (tsi_api_worker()->pg)
+        c = tsi_api_worker()->pg;
+    PGresult *res = PQexecPrepared(c, stmt, n, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    if (PQstatus(c) != CONNECTION_OK) {
+        /* a connection that died while idle (server restarted): one retry on a new one */
+        PQclear(res);
+        tsi_api_pg_broken(r);
+        c = tsi_api_pg(r);
+        if (!c) {
+            tsi_api_error(r, 503, "database_unavailable", NULL, "the database is unreachable");
+            return NULL;
+        }
+        res = PQexecPrepared(c, stmt, n, vals, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            return res;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    tsi_err("api", "req=%s query %s failed state=%s: %s", r->id, stmt, state ? state : "-",
+            PQresultErrorMessage(res));
+    bool broken = PQstatus(c) != CONNECTION_OK;
+    PQclear(res);
+    if (broken) {
+        tsi_api_pg_broken(r);
+        tsi_api_error(r, 503, "database_unavailable", NULL, "the database connection was lost");
+    } else {
+        tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
+    }
+    return NULL;
+}
+
+static double dval(PGresult *res, int row, int col, bool *isnull)
+{
+    if (PQgetisnull(res, row, col)) {
+        if (isnull)
+            *isnull = true;
+        return NAN;
+    }
+    if (isnull)
+        *isnull = false;
+    return strtod(PQgetvalue(res, row, col), NULL);
+}
+
+static long long ival(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void kv_num_or_null(tsi_jsonw *w, const char *k, double v)
+{
+    tsi_jsonw_key(w, k);
+    if (isnan(v))
+        tsi_jsonw_null(w);
+    else
+        tsi_jsonw_double(w, v);
+}
+
+/* one /safety/index/ object from the LATEST_COLS layout starting at column c0
+ * (id, name, lat, lon at 0..3) */
+static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool open)
+{
+    if (open)
+        tsi_jsonw_object(w);
+    tsi_jsonw_kv_int(w, "intersection_id", ival(res, i, 0));
+    tsi_jsonw_kv_str(w, "intersection_name", PQgetvalue(res, i, 1));
+    bool has = !PQgetisnull(res, i, c0);
+    double comb = dval(res, i, c0 + 1, NULL);
+    bool ebnull;
+    double eb = dval(res, i, c0 + 2, &ebnull);
+    double si = has ? (ebnull ? comb : eb) : NAN;
+    kv_num_or_null(w, "safety_index", si);
+    tsi_jsonw_key(w, "traffic_volume");
+    if (has)
+        tsi_jsonw_int(w, ival(res, i, c0 + 7));
+    else
+        tsi_jsonw_null(w);
+    tsi_jsonw_kv_double(w, "latitude", dval(res, i, 2, NULL));
+    tsi_jsonw_kv_double(w, "longitude", dval(res, i, 3, NULL));
+    char ts[32];
+    if (has) {
+        fmt_ts(ts, sizeof ts, (int64_t)dval(res, i, c0, NULL));
+        tsi_jsonw_kv_str(w, "timestamp", ts);
+        tsi_jsonw_kv_str(w, "risk_level", risk_level(si));
+    } else {
+        tsi_jsonw_kv_null(w, "timestamp");
+        tsi_jsonw_kv_null(w, "risk_level");
+    }
+    kv_num_or_null(w, "combined_index", comb);
+    kv_num_or_null(w, "combined_index_eb", eb);
+    kv_num_or_null(w, "vru_index", dval(res, i, c0 + 3, NULL));
+    kv_num_or_null(w, "vru_index_eb", dval(res, i, c0 + 4, NULL));
+    kv_num_or_null(w, "vehicle_index", dval(res, i, c0 + 5, NULL));
+    kv_num_or_null(w, "vehicle_index_eb", dval(res, i, c0 + 6, NULL));
+    tsi_jsonw_key(w, "vru_count");
+    if (has)
+        tsi_jsonw_int(w, ival(res, i, c0 + 8));
+    else
+        tsi_jsonw_null(w);
+    if (open)
+        tsi_jsonw_end(w);
+}
+
+/* ---- /safety/index/ -------------------------------------------------------------------- */
+static void serve_cached(tsi_req *r, tsi_cached *cc, bool gz)
+{
+    const char *src = gz ? cc->gz : cc->plain;
+    size_t n = gz ? cc->gz_len : cc->plain_len;
+    r->raw_owned = malloc(n ? n : 1);
+    if (!r->raw_owned)
+        abort();
+    memcpy(r->raw_owned, src, n);
+    r->raw = r->raw_owned;
+    r->raw_len = n;
+    r->raw_gz = gz;
+}
+
+static bool wants_gzip(tsi_req *r)
+{
+    const char *ae = tsi_req_header(r, "Accept-Encoding");
+    return ae && strstr(ae, "gzip") && !strstr(ae, "gzip;q=0");
+}
+
+int tsi_h_index(tsi_req *r, bool one)
+{
+    tsi_api *a = tsi_api_g;
+    if (tsi_api_use_parquet()) {
+        r->data_source = "parquet";
+        atomic_fetch_add(&a->m.parquet_answers, 1);
+        int st = tsi_fb_index(r, one ? r->path_id : -1);
+        if (st == 404)
+            return tsi_api_error(r, 404, "not_found", "intersection_id",
+                                 "Intersection not found");
+        if (st != 200)
+            return 0;
+        r->status = 200;
+        return 0;
+    }
+    r->data_source = "postgres";
+    if (!one) {
+        tsi_cached *cc = &a->index_cache;
+        uint64_t gen = atomic_load(&a->gen);
+        double now = tsi_api_now(), ttl = atomic_load(&a->listening) ? 30.0 : 1.0;
+        bool gz = wants_gzip(r);
+        pthread_mutex_lock(&cc->mu);
+        if (cc->plain && cc->gen == gen && now - cc->at < ttl && cc->source == TSI_SRC_POSTGRES) {
+            serve_cached(r, cc, gz);
+            pthread_mutex_unlock(&cc->mu);
+            atomic_fetch_add(&a->m.cache_hits, 1);
+            return 0;
+        }
+        pthread_mutex_unlock(&cc->mu);
+        atomic_fetch_add(&a->m.cache_misses, 1);
+        PGconn *c = need_pg(r);
+        if (!c) {
+            if (a->source_mode == TSI_SRC_AUTO) { /* the database just went away */
+                r->data_source = "parquet";
+                tsi_buf_reset(&r->body);
+                r->status = 200;
+                r->err_code = NULL;
+                r->err_field = NULL;
+                r->content_type = "application/json";
+                return tsi_fb_index(r, -1) == 200 ? 0 : 0;
+            }
+            return 0;
+        }
+        PGresult *res = run(r, c, "index_all", 0, NULL);
+        if (!res) {
+            if (a->source_mode == TSI_SRC_AUTO && r->status == 503) {
+                r->data_source = "parquet";
+                tsi_buf_reset(&r->body);
+                r->status = 200;
+                r->err_code = NULL;
+                r->content_type = "application/json";
+                tsi_fb_index(r, -1);
+            }
+            return 0;
+        }
+        tsi_jsonw w;
+        tsi_jsonw_init(&w, &r->body);
+        tsi_jsonw_array(&w);
+        for (int i = 0; i < PQntuples(res); i++)
+            write_index_obj(&w, res, i, 4, true);
+        tsi_jsonw_end(&w);
+        PQclear(res);
+        char *z = NULL;
+        size_t zl = 0;
+        if (tsi_api_gzip(r->body.data, r->body.len, 6, &z, &zl) == 0) {
+            char *plain = malloc(r->body.len + 1);
+            if (plain) {
+                memcpy(plain, r->body.data, r->body.len);
+                pthread_mutex_lock(&cc->mu);
+                free(cc->plain);
+                free(cc->gz);
+                cc->plain = plain;
+                cc->plain_len = r->body.len;
+                cc->gz = z;
+                cc->gz_len = zl;
+                cc->gen = gen;
+                cc->at = now;
+                cc->source = TSI_SRC_POSTGRES;
+                pthread_mutex_unlock(&cc->mu);
+                if (gz) {
+                    pthread_mutex_lock(&cc->mu);
+                    serve_cached(r, cc, true);
+                    pthread_mutex_unlock(&cc->mu);
+                }
+            } else {
+                free(z);
+            }
+        }
+        return 0;
+    }
+    PGconn *c = need_pg(r);
+    if (!c) {
+        if (a->source_mode == TSI_SRC_AUTO) {
+            tsi_buf_reset(&r->body);
+            r->status = 200;
+            r->err_code = NULL;
+            r->data_source = "parquet";
+            if (tsi_fb_index(r, r->path_id) == 404)
+                return tsi_api_error(r, 404, "not_found", "intersection_id",
+                                     "Intersection not found");
+        }
+        return 0;
+    }
+    char idb[24];
+    snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
+    const char *v[1] = {idb};
+    PGresult *res = run(r, c, "index_one", 1, v);
+    if (!res)
+        return 0;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    write_index_obj(&w, res, 0, 4, true);
+    PQclear(res);
+    return 0;
+}
+
+/* ---- history ------------------------------------------------------------------------------ */
+static void write_point(tsi_jsonw *w, const tsi_point *p)
+{
+    char ts[32];
+    fmt_ts(ts, sizeof ts, p->ts);
+    time_t tt = (time_t)p->ts;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    tsi_jsonw_object(w);
+    tsi_jsonw_kv_str(w, "timestamp", ts);
+    kv_num_or_null(w, "safety_index", p->si);
+    kv_num_or_null(w, "vru_index", p->vru_null ? NAN : p->vru);
+    kv_num_or_null(w, "vehicle_index", p->veh_null ? NAN : p->veh);
+    tsi_jsonw_kv_int(w, "traffic_volume", p->vol);
+    tsi_jsonw_kv_int(w, "hour_of_day", tm.tm_hour);
+    tsi_jsonw_kv_int(w, "day_of_week", (tm.tm_wday + 6) % 7);
+    tsi_jsonw_end(w);
+}
+
+static const char *trunc_unit(const char *agg)
+{
+    return strcmp(agg, "1week") == 0 ? "week" : strcmp(agg, "1month") == 0 ? "month" : "day";
+}
+
+/* PostgreSQL series for ids (text array) in [t0, t1) → points (arena) */
+static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
+                     const char *agg, tsi_point **out, int *n)
+{
+    char a0[32], a1[32];
+    fmt_ts(a0, sizeof a0, t0);
+    fmt_ts(a1, sizeof a1, t1);
+    const char *v[4] = {ids, a0, a1, trunc_unit(agg)};
+    const char *stmt = strcmp(agg, "1min") == 0    ? "series_min"
+                       : strcmp(agg, "1hour") == 0 ? "series_hour"
+                                                   : "series_day";
+    PGresult *res = run(r, c, stmt, strcmp(stmt, "series_day") == 0 ? 4 : 3, v);
+    if (!res)
+        return -1;
+    int k = PQntuples(res);
+    tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
+    for (int i = 0; i < k; i++) {
+        p[i].iid = ival(res, i, 0);
+        p[i].ts = ival(res, i, 1);
+        p[i].si = dval(res, i, 2, NULL);
+        p[i].vru = dval(res, i, 3, &p[i].vru_null);
+        p[i].veh = dval(res, i, 4, &p[i].veh_null);
+        p[i].vol = ival(res, i, 5);
+    }
+    PQclear(res);
+    *out = p;
+    *n = k;
+    return 0;
+}
+
+int tsi_h_history(tsi_req *r, bool all)
+{
+    range g = {0};
+    if (arg_range(r, &g, all ? 30 : 365) < 0 || arg_agg(r, &g, all) < 0)
+        return 0;
+    int64_t t0 = g.d0 * 86400, t1 = (g.d1 + 1) * 86400;
+    char sd[16], ed[16];
+    fmt_day(sd, sizeof sd, g.d0);
+    fmt_day(ed, sizeof ed, g.d1);
+    bool parquet = tsi_api_use_parquet();
+    PGconn *c = NULL;
+    if (!parquet) {
+        c = tsi_api_pg(r);
+        if (!c) {
+            if (tsi_api_g->source_mode != TSI_SRC_AUTO)
+                return tsi_api_error(r, 503, "database_unavailable", NULL,
+                                     "the database is unreachable");
+            parquet = true;
+        }
+    }
+    r->data_source = parquet ? "parquet" : "postgres";
+    if (parquet)
+        atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
+
+    /* which intersections, with names */
+    int nint = 0;
+    int64_t *iids = NULL;
+    char **names = NULL;
+    if (!parquet) {
+        char one[32];
+        snprintf(one, sizeof one, "{%lld}", (long long)r->path_id);
+        const char *v[1] = {all ? NULL : one};
+        PGresult *res = run(r, c, "names", 1, v);
+        if (!res)
+            return 0;
+        nint = PQntuples(res);
+        iids = tsi_arena_alloc(r->arena, sizeof *iids * (size_t)(nint + 1));
+        names = tsi_arena_alloc(r->arena, sizeof *names * (size_t)(nint + 1));
+        for (int i = 0; i < nint; i++) {
+            iids[i] = ival(res, i, 0);
+            names[i] = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
+        }
+        PQclear(res);
+    } else {
+        if (all)
+            return tsi_api_error(r, 503, "database_unavailable", NULL,
+                                 "history of all intersections needs the database");
+        char nm[256];
+        double la, lo;
+        iids = tsi_arena_alloc(r->arena, sizeof *iids);
+        names = tsi_arena_alloc(r->arena, sizeof *names);
+        if (tsi_api_int_info(r->path_id, nm, sizeof nm, &la, &lo)) {
+            iids[0] = r->path_id;
+            names[0] = tsi_arena_strdup(r->arena, nm);
+            nint = 1;
+        }
+    }
+    if (!all && nint == 0)
+        return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+
+    tsi_point *pts = NULL, *old = NULL;
+    int np = 0, nold = 0;
+    if (parquet) {
+        if (tsi_fb_series(r, r->path_id, t0, t1, g.agg, &pts, &np) < 0)
+            return 0;
+    } else {
+        char one[32];
+        snprintf(one, sizeof one, "{%lld}", (long long)r->path_id);
+        int64_t pg0 = t0;
+        if (!all && strcmp(g.agg, "1min") == 0) {
+            /* 1-minute rows older than 48 h come from the indices Parquet archive */
+            int64_t cutoff = (int64_t)time(NULL) - 48 * 3600;
+            cutoff -= cutoff % 60;
+            if (t0 < cutoff) {
+                int64_t e = t1 < cutoff ? t1 : cutoff;
+                if (tsi_fb_series(r, r->path_id, t0, e, g.agg, &old, &nold) < 0) {
+                    /* no archive: those minutes are a gap */
+                    tsi_buf_reset(&r->body);
+                    r->status = 200;
+                    r->err_code = NULL;
+                    r->err_field = NULL;
+                    nold = 0;
+                }
+                pg0 = e;
+            }
+        }
+        if (pg0 < t1 && pg_series(r, c, all ? NULL : one, pg0, t1, g.agg, &pts, &np) < 0)
+            return 0;
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    if (!all) {
+        tsi_jsonw_kv_int(&w, "intersection_id", r->path_id);
+        tsi_jsonw_kv_str(&w, "intersection_name", names[0]);
+        tsi_jsonw_key(&w, "data_points");
+        tsi_jsonw_array(&w);
+        for (int i = 0; i < nold; i++)
+            write_point(&w, &old[i]);
+        for (int i = 0; i < np; i++)
+            write_point(&w, &pts[i]);
+        tsi_jsonw_end(&w);
+        tsi_jsonw_kv_str(&w, "start_date", sd);
+        tsi_jsonw_kv_str(&w, "end_date", ed);
+        tsi_jsonw_kv_int(&w, "total_points", nold + np);
+        tsi_jsonw_kv_str(&w, "aggregation", g.agg);
+    } else {
+        tsi_jsonw_kv_str(&w, "start_date", sd);
+        tsi_jsonw_kv_str(&w, "end_date", ed);
+        tsi_jsonw_kv_str(&w, "aggregation", g.agg);
+        tsi_jsonw_key(&w, "intersections");
+        tsi_jsonw_array(&w);
+        int j = 0;
+        for (int i = 0; i < nint; i++) {
+            tsi_jsonw_object(&w);
+            tsi_jsonw_kv_int(&w, "intersection_id", iids[i]);
+            tsi_jsonw_kv_str(&w, "intersection_name", names[i]);
+            tsi_jsonw_key(&w, "data_points");
+            tsi_jsonw_array(&w);
+            int cnt = 0;
+            while (j < np && pts[j].iid < iids[i])
+                j++;
+            while (j < np && pts[j].iid == iids[i]) {
+                write_point(&w, &pts[j++]);
+                cnt++;
+            }
+            tsi_jsonw_end(&w);
+            tsi_jsonw_kv_int(&w, "total_points", cnt);
+            tsi_jsonw_end(&w);
+        }
+        tsi_jsonw_end(&w);
+        tsi_jsonw_kv_int(&w, "total_points", np);
+    }
+    tsi_jsonw_end(&w);
+    r->status = 200;
+    return 0;
+}
+
+/* ---- stats, compare, ranking ----------------------------------------------------------------- */
+typedef struct {
+    tsi_stats s;
+    const char *name;
+    double lat, lon;
+} stat_row;
+
+static void write_stats(tsi_jsonw *w, const stat_row *x, const char *sd, const char *ed)
+{
+    tsi_jsonw_kv_int(w, "intersection_id", x->s.iid);
+    tsi_jsonw_kv_str(w, "intersection_name", x->name);
+    tsi_jsonw_kv_str(w, "period_start", sd);
+    tsi_jsonw_kv_str(w, "period_end", ed);
+    bool none = x->s.n <= 0;
+    kv_num_or_null(w, "avg_safety_index", none ? NAN : x->s.avg);
+    kv_num_or_null(w, "min_safety_index", none ? NAN : x->s.min);
+    kv_num_or_null(w, "max_safety_index", none ? NAN : x->s.max);
+    kv_num_or_null(w, "std_safety_index", none || x->s.n < 2 ? NAN : x->s.std);
+    tsi_jsonw_kv_int(w, "total_traffic_volume", (int64_t)llround(x->s.vol));
+    kv_num_or_null(w, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
+    tsi_jsonw_kv_int(w, "high_risk_intervals", (int64_t)llround(x->s.hr));
+    kv_num_or_null(w, "high_risk_percentage", none ? NAN : 100.0 * x->s.hr / x->s.n);
+    tsi_jsonw_kv_int(w, "data_minutes", (int64_t)llround(x->s.n));
+    if (!none)
+        tsi_jsonw_kv_str(w, "risk_level", risk_level(x->s.avg));
+    else
+        tsi_jsonw_kv_null(w, "risk_level");
+}
+
+/* stats of ids (text array or NULL = all) from PostgreSQL; rows in the arena */
+static int pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1, stat_row **out,
+                    int *n)
+{
+    char a0[32], a1[32];
+    fmt_ts(a0, sizeof a0, t0);
+    fmt_ts(a1, sizeof a1, t1);
+    const char *v[3] = {ids, a0, a1};
+    PGresult *res = run(r, c, "stats", 3, v);
+    if (!res)
+        return -1;
+    int k = PQntuples(res);
+    stat_row *x = tsi_arena_calloc(r->arena, sizeof *x * (size_t)(k ? k : 1));
+    for (int i = 0; i < k; i++) {
+        x[i].s.iid = ival(res, i, 0);
+        x[i].name = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
+        x[i].s.n = dval(res, i, 2, NULL);
+        x[i].s.avg = dval(res, i, 3, NULL);
+        x[i].s.min = dval(res, i, 4, NULL);
+        x[i].s.max = dval(res, i, 5, NULL);
+        x[i].s.std = dval(res, i, 6, NULL);
+        x[i].s.vol = dval(res, i, 7, NULL);
+        x[i].s.hr = dval(res, i, 8, NULL);
+        x[i].lat = dval(res, i, 9, NULL);
+        x[i].lon = dval(res, i, 10, NULL);
+    }
+    PQclear(res);
+    *out = x;
+    *n = k;
+    return 0;
+}
+
+int tsi_h_stats(tsi_req *r)
+{
+    range g = {0};
+    if (arg_range(r, &g, 365) < 0)
+        return 0;
+    int64_t t0 = g.d0 * 86400, t1 = (g.d1 + 1) * 86400;
+    char sd[16], ed[16];
+    fmt_day(sd, sizeof sd, g.d0);
+    fmt_day(ed, sizeof ed, g.d1);
+    stat_row one = {0}, *rows = NULL;
+    int n = 0;
+    bool parquet = tsi_api_use_parquet();
+    PGconn *c = NULL;
+    if (!parquet && !(c = tsi_api_pg(r))) {
+        if (tsi_api_g->source_mode != TSI_SRC_AUTO)
+            return tsi_api_error(r, 503, "database_unavailable", NULL,
+                                 "the database is unreachable");
+        parquet = true;
+    }
+    if (parquet) {
+        r->data_source = "parquet";
+        atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
+        char nm[256];
+        if (!tsi_api_int_info(r->path_id, nm, sizeof nm, &one.lat, &one.lon))
+            return tsi_api_error(r, 404, "not_found", "intersection_id",
+                                 "Intersection not found");
+        one.name = tsi_arena_strdup(r->arena, nm);
+        if (tsi_fb_stats(r, r->path_id, t0, t1, &one.s) < 0)
+            return 0;
+        rows = &one;
+        n = 1;
+    } else {
+        r->data_source = "postgres";
+        char ids[32];
+        snprintf(ids, sizeof ids, "{%lld}", (long long)r->path_id);
+        if (pg_stats(r, c, ids, t0, t1, &rows, &n) < 0)
+            return 0;
+        if (n == 0)
+            return tsi_api_error(r, 404, "not_found", "intersection_id",
+                                 "Intersection not found");
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    write_stats(&w, &rows[0], sd, ed);
+    tsi_jsonw_end(&w);
+    return 0;
+}
+
+int tsi_h_compare(tsi_req *r)
+{
+    const char *v = tsi_req_arg(r, "ids");
+    if (!v)
+        return tsi_api_error(r, 400, "missing_parameter", "ids",
+                             "ids is required (comma-separated intersection ids)");
+    /* parse "1,2,3": 1..100 non-negative integers */
+    tsi_buf arr = TSI_BUF_INIT;
+    tsi_buf_putc(&arr, '{');
+    int count = 0;
+    const char *p = v;
+    while (1) {
+        size_t l = strcspn(p, ",");
+        if (l == 0 || l > 18 || strspn(p, "0123456789") != l) {
+            tsi_buf_free(&arr);
+            return bad(r, "ids", "%s must be comma-separated non-negative integers", v);
+        }
+        if (++count > 100) {
+            tsi_buf_free(&arr);
+            return bad(r, "ids", "%s lists more than 100 intersections", v);
+        }
+        if (count > 1)
+            tsi_buf_putc(&arr, ',');
+        tsi_buf_append(&arr, p, l);
+        p += l;
+        if (*p == '\0')
+            break;
+        p++;
+    }
+    tsi_buf_putc(&arr, '}');
+    range g = {0};
+    if (arg_range(r, &g, 365) < 0) {
+        tsi_buf_free(&arr);
+        return 0;
+    }
+    PGconn *c = need_pg(r);
+    if (!c) {
+        tsi_buf_free(&arr);
+        return 0;
+    }
+    r->data_source = "postgres";
+    stat_row *rows;
+    int n;
+    int rc = pg_stats(r, c, arr.data, g.d0 * 86400, (g.d1 + 1) * 86400, &rows, &n);
+    tsi_buf_free(&arr);
+    if (rc < 0)
+        return 0;
+    char sd[16], ed[16];
+    fmt_day(sd, sizeof sd, g.d0);
+    fmt_day(ed, sizeof ed, g.d1);
+    /* which asked ids are unknown */
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "start_date", sd);
+    tsi_jsonw_kv_str(&w, "end_date", ed);
+    tsi_jsonw_key(&w, "intersections");
+    tsi_jsonw_array(&w);
+    for (int i = 0; i < n; i++) {
+        tsi_jsonw_object(&w);
+        write_stats(&w, &rows[i], sd, ed);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    tsi_jsonw_key(&w, "not_found");
+    tsi_jsonw_array(&w);
+    p = v;
+    while (*p) {
+        size_t l = strcspn(p, ",");
+        long long id = strtoll(p, NULL, 10);
+        bool found = false;
+        for (int i = 0; i < n && !found; i++)
+            found = rows[i].s.iid == id;
+        if (!found)
+            tsi_jsonw_int(&w, id);
+        p += l;
+        if (*p)
+            p++;
+    }
+    tsi_jsonw_end(&w);
+    tsi_jsonw_end(&w);
+    return 0;
+}
+
+static const char *const metrics_[] = {"avg_si",      "max_si",       "min_si",
+                                       "std_si",      "high_risk_minutes", "high_risk_percentage",
+                                       "total_volume", "avg_volume"};
+
+static double metric_of(const stat_row *x, int m)
+{
+    switch (m) {
+    case 0:
+        return x->s.avg;
+    case 1:
+        return x->s.max;
+    case 2:
+        return x->s.min;
+    case 3:
+        return x->s.n >= 2 ? x->s.std : NAN;
+    case 4:
+        return x->s.hr;
+    case 5:
+        return 100.0 * x->s.hr / x->s.n;
+    case 6:
+        return x->s.vol;
+    default:
+        return x->s.vol / x->s.n;
+    }
+}
+
+static int rank_metric, rank_desc;
+static int cmp_rank(const void *a, const void *b)
+{
+    const stat_row *x = a, *y = b;
+    double u = metric_of(x, rank_metric), v = metric_of(y, rank_metric);
+    if (isnan(u) != isnan(v))
+        return isnan(u) ? 1 : -1;
+    if (u != v)
+        return (u < v) == !rank_desc ? -1 : 1;
+    return x->s.iid < y->s.iid ? -1 : x->s.iid > y->s.iid;
+}
+static pthread_mutex_t rank_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int tsi_h_ranking(tsi_req *r)
+{
+    const char *mv = tsi_req_arg(r, "metric");
+    int m = 0;
+    if (mv) {
+        m = -1;
+        for (int i = 0; i < (int)(sizeof metrics_ / sizeof *metrics_); i++)
+            if (strcmp(mv, metrics_[i]) == 0)
+                m = i;
+        if (m < 0)
+            return bad(r, "metric",
+                       "%s must be one of avg_si, max_si, min_si, std_si, high_risk_minutes,"
+                       " high_risk_percentage, total_volume, avg_volume",
+                       mv);
+    }
+    const char *ov = tsi_req_arg(r, "order");
+    bool desc = true;
+    if (ov) {
+        if (strcmp(ov, "asc") == 0)
+            desc = false;
+        else if (strcmp(ov, "desc") != 0)
+            return bad(r, "order", "%s must be asc or desc", ov);
+    }
+    long long limit;
+    double min_index;
+    const char *rl;
+    range g = {0};
+    if (arg_int(r, "limit", 1, 1000, 10, &limit) < 0 ||
+        arg_num(r, "min_index", 0, false, 100, 0, &min_index) < 0 || arg_risk(r, &rl) < 0 ||
+        arg_range(r, &g, 365) < 0)
+        return 0;
+    PGconn *c = need_pg(r);
+    if (!c)
+        return 0;
+    r->data_source = "postgres";
+    stat_row *rows;
+    int n;
+    if (pg_stats(r, c, NULL, g.d0 * 86400, (g.d1 + 1) * 86400, &rows, &n) < 0)
+        return 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].s.n <= 0 || rows[i].s.avg < min_index)
+            continue;
+        if (rl && strcmp(risk_level(rows[i].s.avg), rl) != 0)
+            continue;
+        rows[k++] = rows[i];
+    }
+    pthread_mutex_lock(&rank_mu);
+    rank_metric = m;
+    rank_desc = desc;
+    qsort(rows, (size_t)k, sizeof *rows, cmp_rank);
+    pthread_mutex_unlock(&rank_mu);
+    char sd[16], ed[16];
+    fmt_day(sd, sizeof sd, g.d0);
+    fmt_day(ed, sizeof ed, g.d1);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "metric", metrics_[m]);
+    tsi_jsonw_kv_str(&w, "order", desc ? "desc" : "asc");
+    tsi_jsonw_kv_str(&w, "start_date", sd);
+    tsi_jsonw_kv_str(&w, "end_date", ed);
+    tsi_jsonw_kv_int(&w, "total", k);
+    tsi_jsonw_key(&w, "items");
+    tsi_jsonw_array(&w);
+    for (int i = 0; i < k && i < limit; i++) {
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_int(&w, "rank", i + 1);
+        kv_num_or_null(&w, "value", metric_of(&rows[i], m));
+        write_stats(&w, &rows[i], sd, ed);
+        tsi_jsonw_kv_double(&w, "latitude", rows[i].lat);
+        tsi_jsonw_kv_double(&w, "longitude", rows[i].lon);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    tsi_jsonw_end(&w);
+    return 0;
+}
+
+/* ---- spatial ---------------------------------------------------------------------------------- */
+/* [{"lat":..,"lon":..}, ...] → "{..}" arrays of lat and lon; count in *n */
+static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *lats, tsi_buf *lons,
+                      int *n, bool close_ring)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v) {
+        tsi_api_error(r, 400, "missing_parameter", name,
+                      "%s is required: a JSON array of {\"lat\":..,\"lon\":..}", name);
+        return -1;
+    }
+    tsi_json d;
+    tsi_error e = {0};
+    /* 5 tokens per point ({, 2 keys, 2 values; the counting pass over-estimates): more points
+     * than allowed still parse, so that too many points gets its own answer */
+    if (tsi_json_parse_alloc(&d, v, strlen(v), 8 * (max + 1) + 16, &e) < 0) {
+        tsi_json_free(&d);
+        return bad(r, name, "%s must be a JSON array of {\"lat\":..,\"lon\":..} objects", v);
+    }
+    if (!tsi_json_is_array(&d, 0)) {
+        tsi_json_free(&d);
+        return bad(r, name, "%s must be a JSON array", v);
+    }
+    int k = 0;
+    double flat = 0, flon = 0, llat = 0, llon = 0;
+    tsi_buf_putc(lats, '{');
+    tsi_buf_putc(lons, '{');
+    for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i)) {
+        double la, lo;
+        if (!tsi_json_is_object(&d, i) || tsi_json_num(&d, tsi_json_get(&d, i, "lat"), &la) < 0 ||
+            tsi_json_num(&d, tsi_json_get(&d, i, "lon"), &lo) < 0) {
+            tsi_json_free(&d);
+            char msg[96];
+            snprintf(msg, sizeof msg, "point %d", k + 1);
+            return bad(r, name, "%s: every point needs numeric lat and lon", msg);
+        }
+        if (la < -90 || la > 90 || lo < -180 || lo > 180) {
+            tsi_json_free(&d);
+            tsi_api_error(r, 400, "invalid_parameter", name,
+                          "%s: point %d is outside lat -90..90, lon -180..180", name, k + 1);
+            return -1;
+        }
+        if (++k > max) {
+            tsi_json_free(&d);
+            tsi_api_error(r, 400, "too_many_points", name, "%s has more than %d points", name,
+                          max);
+            return -1;
+        }
+        if (k == 1) {
+            flat = la;
+            flon = lo;
+        }
+        llat = la;
+        llon = lo;
+        if (k > 1) {
+            tsi_buf_putc(lats, ',');
+            tsi_buf_putc(lons, ',');
+        }
+        tsi_buf_printf(lats, "%.17g", la);
+        tsi_buf_printf(lons, "%.17g", lo);
+    }
+    tsi_json_free(&d);
+    if (close_ring && k > 1 && flat == llat && flon == llon) {
+        /* an explicitly closed ring: drop the repeated vertex (the SQL closes it) */
+        k--;
+        char *cl = strrchr(lats->data, ',');
+        char *co = strrchr(lons->data, ',');
+        *cl = '\0';
+        lats->len = (size_t)(cl - lats->data);
+        *co = '\0';
+        lons->len = (size_t)(co - lons->data);
+    }
+    tsi_buf_putc(lats, '}');
+    tsi_buf_putc(lons, '}');
+    if (k < min) {
+        tsi_api_error(r, 400, "too_few_points", name, "%s needs at least %d distinct points", name,
+                      min);
+        return -1;
+    }
+    *n = k;
+    return 0;
+}
+
+int tsi_h_spatial(tsi_req *r, int kind)
+{
+    double min_index;
+    const char *rl;
+    const char *fmt = tsi_req_arg(r, "format");
+    bool geo = false;
+    if (fmt) {
+        if (strcmp(fmt, "geojson") == 0)
+            geo = true;
+        else if (strcmp(fmt, "json") != 0)
+            return bad(r, "format", "%s must be json or geojson", fmt);
+    }
+    if (arg_num(r, "min_index", 0, false, 100, -1, &min_index) < 0 || arg_risk(r, &rl) < 0)
+        return 0;
+    tsi_buf lats = TSI_BUF_INIT, lons = TSI_BUF_INIT;
+    char p1[64], p2[64], p3[64];
+    const char *v[3];
+    const char *stmt;
+    int np = 0;
+    if (kind == R_NEARBY) {
+        double lat, lon, radius;
+        if (arg_num(r, "lat", -90, false, 90, NAN, &lat) < 0 ||
+            arg_num(r, "lon", -180, false, 180, NAN, &lon) < 0 ||
+            arg_num(r, "radius", 0, true, 200000, 1000, &radius) < 0)
+            return 0;
+        snprintf(p1, sizeof p1, "%.17g", lat);
+        snprintf(p2, sizeof p2, "%.17g", lon);
+        snprintf(p3, sizeof p3, "%.17g", radius);
+        v[0] = p1;
+        v[1] = p2;
+        v[2] = p3;
+        stmt = "nearby";
+    } else {
+        bool route = kind == R_ROUTE;
+        double buffer = 0;
+        if (route && arg_num(r, "buffer", 0, true, 200000, 100, &buffer) < 0)
+            return 0;
+        if (arg_points(r, route ? "waypoints" : "polygon", route ? 2 : 3, 1000, &lats, &lons, &np,
+                       !route) < 0) {
+            tsi_buf_free(&lats);
+            tsi_buf_free(&lons);
+            return 0;
+        }
+        snprintf(p3, sizeof p3, "%.17g", buffer);
+        v[0] = lats.data;
+        v[1] = lons.data;
+        v[2] = p3;
+        stmt = route ? "route" : "area";
+    }
+    if (tsi_api_use_parquet()) {
+        tsi_buf_free(&lats);
+        tsi_buf_free(&lons);
+        return tsi_api_error(r, 503, "spatial_unavailable", NULL,
+                             "spatial queries need PostgreSQL/PostGIS; the server reads from the"
+                             " Parquet archive now");
+    }
+    PGconn *c = tsi_api_pg(r);
+    if (!c) {
+        tsi_buf_free(&lats);
+        tsi_buf_free(&lons);
+        return tsi_api_error(r, 503, "spatial_unavailable", NULL,
+                             "spatial queries need PostgreSQL/PostGIS, which is unreachable now;"
+                             " try again shortly");
+    }
+    r->data_source = "postgres";
+    if (kind == R_AREA) {
+        PGresult *chk = run(r, c, "area_check", 2, v);
+        if (!chk) {
+            tsi_buf_free(&lats);
+            tsi_buf_free(&lons);
+            return 0;
+        }
+        bool ok = PQntuples(chk) == 1 && strcmp(PQgetvalue(chk, 0, 0), "t") == 0;
+        if (!ok) {
+            char reason[200];
+            snprintf(reason, sizeof reason, "%s",
+                     PQntuples(chk) == 1 ? PQgetvalue(chk, 0, 1) : "invalid");
+            PQclear(chk);
+            tsi_buf_free(&lats);
+            tsi_buf_free(&lons);
+            return tsi_api_error(r, 400, "invalid_polygon", "polygon",
+                                 "polygon is not a valid simple polygon: %s", reason);
+        }
+        PQclear(chk);
+    }
+    PGresult *res = run(r, c, stmt, kind == R_AREA ? 2 : 3, v);
+    tsi_buf_free(&lats);
+    tsi_buf_free(&lons);
+    if (!res) {
+        if (r->status == 503)
+            return tsi_api_error(r, 503, "spatial_unavailable", NULL,
+                                 "spatial queries need PostgreSQL/PostGIS, which is unreachable"
+                                 " now; try again shortly");
+        return 0;
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    if (geo) {
+        r->content_type = "application/geo+json";
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_str(&w, "type", "FeatureCollection");
+        tsi_jsonw_key(&w, "features");
+    }
+    tsi_jsonw_array(&w);
+    int count = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        bool has = !PQgetisnull(res, i, 4);
+        bool ebnull;
+        double eb = dval(res, i, 6, &ebnull);
+        double si = has ? (ebnull ? dval(res, i, 5, NULL) : eb) : NAN;
+        if (min_index >= 0 && (isnan(si) || si < min_index))
+            continue;
+        if (rl && (isnan(si) || strcmp(risk_level(si), rl) != 0))
+            continue;
+        count++;
+        tsi_jsonw_object(&w);
+        if (geo) {
+            tsi_jsonw_kv_str(&w, "type", "Feature");
+            tsi_jsonw_key(&w, "geometry");
+            tsi_jsonw_object(&w);
+            tsi_jsonw_kv_str(&w, "type", "Point");
+            tsi_jsonw_key(&w, "coordinates");
+            tsi_jsonw_array(&w);
+            tsi_jsonw_double(&w, dval(res, i, 3, NULL));
+            tsi_jsonw_double(&w, dval(res, i, 2, NULL));
+            tsi_jsonw_end(&w);
+            tsi_jsonw_end(&w);
+            tsi_jsonw_kv_int(&w, "id", ival(res, i, 0));
+            tsi_jsonw_key(&w, "properties");
+            tsi_jsonw_object(&w);
+        }
+        write_index_obj(&w, res, i, 4, false);
+        if (kind != R_AREA)
+            tsi_jsonw_kv_double(&w, "distance_m", dval(res, i, 13, NULL));
+        if (geo)
+            tsi_jsonw_end(&w);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    if (geo)
+        tsi_jsonw_end(&w);
+    (void)count;
+    (void)np;
+    PQclear(res);
+    return 0;
+}
+
+/* ---- /intersections/{id} ------------------------------------------------------------------------ */
+int tsi_h_intersection(tsi_req *r)
+{
+    PGconn *c = tsi_api_pg(r);
+    if (!c) {
+        char nm[256];
+        double la, lo;
+        if (tsi_api_g->source_mode == TSI_SRC_POSTGRES)
+            return tsi_api_error(r, 503, "database_unavailable", NULL,
+                                 "the database is unreachable");
+        if (!tsi_api_int_info(r->path_id, nm, sizeof nm, &la, &lo))
+            return tsi_api_error(r, 404, "not_found", "intersection_id",
+                                 "Intersection not found");
+        r->data_source = "parquet";
+        tsi_jsonw w;
+        tsi_jsonw_init(&w, &r->body);
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_int(&w, "id", r->path_id);
+        tsi_jsonw_kv_int(&w, "intersection_id", r->path_id);
+        tsi_jsonw_kv_str(&w, "name", nm);
+        tsi_jsonw_kv_double(&w, "latitude", la);
+        tsi_jsonw_kv_double(&w, "longitude", lo);
+        tsi_jsonw_end(&w);
+        return 0;
+    }
+    r->data_source = "postgres";
+    char idb[24];
+    snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
+    const char *v[1] = {idb};
+    PGresult *res = run(r, c, "intersection", 1, v);
+    if (!res)
+        return 0;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+    }
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_int(&w, "id", ival(res, 0, 0));
+    tsi_jsonw_kv_int(&w, "intersection_id", ival(res, 0, 0));
+    tsi_jsonw_kv_str(&w, "name", PQgetvalue(res, 0, 1));
+    tsi_jsonw_kv_double(&w, "latitude", dval(res, 0, 2, NULL));
+    tsi_jsonw_kv_double(&w, "longitude", dval(res, 0, 3, NULL));
+    tsi_jsonw_kv_str(&w, "geometry", PQgetvalue(res, 0, 9));
+    tsi_jsonw_key(&w, "lane_count");
+    if (PQgetisnull(res, 0, 4))
+        tsi_jsonw_null(&w);
+    else
+        tsi_jsonw_int(&w, ival(res, 0, 4));
+    tsi_jsonw_key(&w, "revision");
+    if (PQgetisnull(res, 0, 5))
+        tsi_jsonw_null(&w);
+    else
+        tsi_jsonw_int(&w, ival(res, 0, 5));
+    tsi_jsonw_key(&w, "metadata");
+    const char *md = PQgetvalue(res, 0, 6);
+    tsi_jsonw_raw(&w, md, strlen(md)); /* jsonb text from PostgreSQL: valid JSON */
+    tsi_jsonw_kv_str(&w, "created_at", PQgetvalue(res, 0, 7));
+    tsi_jsonw_kv_str(&w, "updated_at", PQgetvalue(res, 0, 8));
+    tsi_jsonw_key(&w, "current");
+    if (PQgetisnull(res, 0, 10)) {
+        tsi_jsonw_null(&w);
+    } else {
+        tsi_jsonw_object(&w);
+        write_index_obj(&w, res, 0, 10, false);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    PQclear(res);
+    return 0;
+}
+
+/* ---- health, metrics, openapi ----------------------------------------------------------------- */
+int tsi_h_health(tsi_req *r)
+{
+    tsi_api *a = tsi_api_g;
+    bool up = atomic_load(&a->db_up);
+    bool parquet = tsi_api_use_parquet();
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    const char *status = up ? "ok" : (a->source_mode == TSI_SRC_POSTGRES ? "unavailable"
+                                                                        : "degraded");
+    if (a->source_mode == TSI_SRC_PARQUET)
+        status = "ok";
+    tsi_jsonw_kv_str(&w, "status", status);
+    tsi_jsonw_kv_str(&w, "version", TSI_VERSION);
+    tsi_jsonw_kv_double(&w, "uptime_seconds", tsi_api_now() - a->started);
+    tsi_jsonw_kv_str(&w, "data_source", parquet ? "parquet" : "postgres");
+    tsi_jsonw_kv_str(&w, "source_mode", a->source_mode == TSI_SRC_AUTO       ? "auto"
+                                        : a->source_mode == TSI_SRC_POSTGRES ? "postgres"
+                                                                             : "parquet");
+    tsi_jsonw_key(&w, "database");
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_bool(&w, "reachable", up);
+    pthread_mutex_lock(&a->info_mu);
+    if (a->pgversion[0])
+        tsi_jsonw_kv_str(&w, "server_version", a->pgversion);
+    else
+        tsi_jsonw_kv_null(&w, "server_version");
+    if (a->postgis[0])
+        tsi_jsonw_kv_str(&w, "postgis_version", a->postgis);
+    else
+        tsi_jsonw_kv_null(&w, "postgis_version");
+    pthread_mutex_unlock(&a->info_mu);
+    tsi_jsonw_end(&w);
+    tsi_jsonw_key(&w, "pool");
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_int(&w, "size", a->threads);
+    tsi_jsonw_kv_int(&w, "connected", atomic_load(&a->m.pool_connected));
+    tsi_jsonw_kv_int(&w, "in_flight", atomic_load(&a->inflight));
+    tsi_jsonw_end(&w);
+    tsi_jsonw_kv_bool(&w, "parquet_reader", a->duck_ok);
+    tsi_jsonw_kv_bool(&w, "dashboard", a->web_dir[0] != '\0');
+    tsi_jsonw_end(&w);
+    r->status = (a->source_mode == TSI_SRC_POSTGRES && !up) ? 503 : 200;
+    return 0;
+}
+
+int tsi_h_metrics(tsi_req *r)
+{
+    tsi_api *a = tsi_api_g;
+    tsi_buf *b = &r->body;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    tsi_buf_puts(b, "# HELP tsi_http_requests_total HTTP requests by route and status class.\n"
+                    "# TYPE tsi_http_requests_total counter\n");
+    for (int rt = 0; rt < R__COUNT; rt++)
+        for (int c = 1; c <= 5; c++) {
+            unsigned long long n = atomic_load(&a->m.req[rt][c]);
+            if (n)
+                tsi_buf_printf(b, "tsi_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n",
+                               tsi_route_names[rt], c, n);
+        }
+    tsi_buf_puts(b, "# HELP tsi_http_request_duration_seconds Request latency by route.\n"
+                    "# TYPE tsi_http_request_duration_seconds histogram\n");
+    for (int rt = 0; rt < R__COUNT; rt++) {
+        unsigned long long cum = 0;
+        unsigned long long tot = 0;
+        for (int c = 1; c <= 5; c++)
+            tot += atomic_load(&a->m.req[rt][c]);
+        if (!tot)
+            continue;
+        for (int i = 0; i < TSI_API_NBUCKETS; i++) {
+            cum += atomic_load(&a->m.hist[rt][i]);
+            if (i == TSI_API_NBUCKETS - 1)
+                tsi_buf_printf(b,
+                               "tsi_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
+                               " %llu\n",
+                               tsi_route_names[rt], cum);
+            else
+                tsi_buf_printf(b,
+                               "tsi_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"}"
+                               " %llu\n",
+                               tsi_route_names[rt], tsi_api_buckets[i], cum);
+        }
+        tsi_buf_printf(b, "tsi_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+                       tsi_route_names[rt], atomic_load(&a->m.sum_us[rt]) / 1e6);
+        tsi_buf_printf(b, "tsi_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                       tsi_route_names[rt], cum);
+    }
+    bool parquet = tsi_api_use_parquet();
+    tsi_buf_printf(b,
+                   "# HELP tsi_db_pool_size Worker threads, each with one connection.\n"
+                   "# TYPE tsi_db_pool_size gauge\ntsi_db_pool_size %d\n"
+                   "# HELP tsi_db_pool_connected Open PostgreSQL connections of the workers.\n"
+                   "# TYPE tsi_db_pool_connected gauge\ntsi_db_pool_connected %d\n"
+                   "# HELP tsi_http_in_flight Requests being answered.\n"
+                   "# TYPE tsi_http_in_flight gauge\ntsi_http_in_flight %d\n"
+                   "# HELP tsi_db_up Whether PostgreSQL is reachable.\n"
+                   "# TYPE tsi_db_up gauge\ntsi_db_up %d\n"
+                   "# HELP tsi_data_source Where reads come from now (1 = this source).\n"
+                   "# TYPE tsi_data_source gauge\n"
+                   "tsi_data_source{source=\"postgres\"} %d\ntsi_data_source{source=\"parquet\"} %d\n"
+                   "# HELP tsi_cache_hits_total Current-index responses served from the cache.\n"
+                   "# TYPE tsi_cache_hits_total counter\ntsi_cache_hits_total %llu\n"
+                   "# HELP tsi_cache_misses_total Current-index responses built from the database.\n"
+                   "# TYPE tsi_cache_misses_total counter\ntsi_cache_misses_total %llu\n"
+                   "# HELP tsi_parquet_answers_total Answers read from the Parquet archive.\n"
+                   "# TYPE tsi_parquet_answers_total counter\ntsi_parquet_answers_total %llu\n"
+                   "# HELP tsi_db_errors_total Queries that failed on a lost connection.\n"
+                   "# TYPE tsi_db_errors_total counter\ntsi_db_errors_total %llu\n"
+                   "# HELP tsi_db_connects_total Worker connections opened.\n"
+                   "# TYPE tsi_db_connects_total counter\ntsi_db_connects_total %llu\n",
+                   a->threads, atomic_load(&a->m.pool_connected), atomic_load(&a->inflight),
+                   atomic_load(&a->db_up), !parquet, parquet, atomic_load(&a->m.cache_hits),
+                   atomic_load(&a->m.cache_misses), atomic_load(&a->m.parquet_answers),
+                   atomic_load(&a->m.db_errors), atomic_load(&a->m.reconnects));
+    return 0;
+}
+
+int tsi_h_openapi(tsi_req *r)
+{
+    r->raw = tsi_openapi_json;
+    r->raw_len = strlen(tsi_openapi_json);
+    r->cache_control = "public, max-age=300";
+    return 0;
+}

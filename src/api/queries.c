@@ -1,0 +1,200 @@
+/* api/queries.c — every SQL statement of the API, prepared once per connection.
+ *
+ * Parameters are always bound ($n); nothing from a request is ever part of SQL text.
+ * Conventions of the parameters: $1 bigint[] of intersection ids (NULL = all),
+ * $2/$3 the half-open time range [t0, t1) as timestamptz, $4 a date_trunc unit chosen
+ * by the handler from a fixed list. Sessions run in UTC (buckets are UTC).
+ *
+ * Smart routing (FR-3) in SQL: an hour comes from safety_indices_hourly when rolled up,
+ * else from the 1-minute rows after the intersection's last rolled-up hour; a day comes
+ * from safety_indices_daily when rolled up, else from those hours after its last
+ * rolled-up day. The arithmetic is domain.md §5's (averages weighted by minutes, exact
+ * pooled variance). Ownership: the statement names are the API's; see api.h. */
+#include <stdio.h>
+
+#include "api/api.h"
+#include "api/queries.h"
+
+#define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
+
+#define LATEST_COLS                                                                                \
+    " extract(epoch FROM l.\"timestamp\")::float8, l.combined_index, l.combined_index_eb,"       \
+    " l.vru_index, l.vru_index_eb, l.vehicle_index, l.vehicle_index_eb, l.traffic_volume,"        \
+    " l.vru_count"
+
+static const char Q_INDEX_ALL[] =
+    "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS
+    " FROM intersections i JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " ORDER BY i.id";
+
+static const char Q_INDEX_ONE[] =
+    "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS
+    " FROM intersections i JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " WHERE i.id = $1";
+
+static const char Q_NAMES[] = "SELECT id, name, latitude, longitude FROM intersections"
+                              " WHERE id = ANY(" IDS ") ORDER BY id";
+
+static const char Q_SERIES_MIN[] =
+    "SELECT intersection_id, extract(epoch FROM \"timestamp\")::bigint,"
+    " coalesce(combined_index_eb, combined_index), coalesce(vru_index_eb, vru_index),"
+    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint, 1::float8"
+    " FROM safety_indices_realtime"
+    " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3"
+    " ORDER BY intersection_id, \"timestamp\"";
+
+/* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour */
+#define HOURS_CTE                                                                                  \
+    "ids AS (SELECT unnest(" IDS ") AS i),"                                                        \
+    " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts, avg_si AS si,"                   \
+    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol,"                    \
+    "   round(data_quality_score * 60)::float8 AS n"                                               \
+    "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"                           \
+    "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"                                        \
+    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\") AS ts,"                      \
+    "   avg(coalesce(x.combined_index_eb, x.combined_index)) AS si,"                               \
+    "   avg(coalesce(x.vru_index_eb, x.vru_index)) AS vru,"                                        \
+    "   avg(coalesce(x.vehicle_index_eb, x.vehicle_index)) AS veh,"                                \
+    "   sum(x.traffic_volume)::bigint AS vol, count(*)::float8 AS n"                               \
+    "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"          \
+    "     FROM safety_indices_hourly WHERE intersection_id = ids.i"                                \
+    "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"                                   \
+    "   JOIN safety_indices_realtime x ON x.intersection_id = ids.i"                               \
+    "     AND x.\"timestamp\" >= greatest($2::timestamptz, coalesce(cut.c, $2::timestamptz))"     \
+    "     AND x.\"timestamp\" < $3"                                                                \
+    "   GROUP BY 1, 2),"                                                                           \
+    " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r)"
+
+static const char Q_SERIES_HOUR[] =
+    "WITH " HOURS_CTE " SELECT iid, extract(epoch FROM ts)::bigint, si, vru, veh, vol, n"
+    " FROM hf ORDER BY 1, 2";
+
+/* day-level: daily rows + days after the last rolled-up day from the hours; $4 groups
+ * them into days, weeks (Monday) or months */
+static const char Q_SERIES_DAY[] =
+    "WITH " HOURS_CTE ","
+    " d AS (SELECT intersection_id AS iid, date::timestamptz AS ts, avg_si AS si,"
+    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol"
+    "   FROM safety_indices_daily WHERE intersection_id = ANY(" IDS ")"
+    "   AND date >= ($2::timestamptz)::date AND date < ($3::timestamptz)::date),"
+    " dcut AS (SELECT iid, max(ts) + interval '1 day' AS c FROM d GROUP BY iid),"
+    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts,"
+    "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"
+    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"
+    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"
+    "   sum(hf.vol)::bigint AS vol"
+    "   FROM hf LEFT JOIN dcut ON dcut.iid = hf.iid"
+    "   WHERE hf.ts >= coalesce(dcut.c, '-infinity'::timestamptz) GROUP BY 1, 2),"
+    " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
+    " SELECT iid, extract(epoch FROM date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
+    " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
+
+/* statistics over minutes, from the coarsest table that answers exactly: hourly rows
+ * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
+ * rolled-up hour, and daily rows only for days before any hour-level data (there the
+ * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour) */
+static const char Q_STATS[] =
+    "WITH ids AS (SELECT unnest(" IDS ") AS i),"
+    " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts,"
+    "   round(data_quality_score * 60)::float8 AS n, avg_si AS m,"
+    "   coalesce(std_si * std_si, 0) AS v, min_si AS mn, max_si AS mx,"
+    "   total_volume::float8 AS vol, high_risk_minutes::float8 AS hr"
+    "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"
+    "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"
+    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts) AS ts, count(*)::float8 AS n,"
+    "   avg(x.si) AS m, coalesce(var_samp(x.si), 0) AS v, min(x.si) AS mn, max(x.si) AS mx,"
+    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr"
+    "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"
+    "     FROM safety_indices_hourly WHERE intersection_id = ids.i"
+    "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"
+    "   CROSS JOIN LATERAL (SELECT \"timestamp\" AS ts,"
+    "     coalesce(combined_index_eb, combined_index) AS si, traffic_volume AS vol"
+    "     FROM safety_indices_realtime WHERE intersection_id = ids.i"
+    "     AND \"timestamp\" >= greatest($2::timestamptz, coalesce(cut.c, $2::timestamptz))"
+    "     AND \"timestamp\" < $3) x"
+    "   GROUP BY 1, 2),"
+    " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r),"
+    " hmin AS (SELECT iid, min(ts) AS first FROM hf GROUP BY iid),"
+    " d AS (SELECT dd.intersection_id AS iid, dd.date::timestamptz AS ts,"
+    "   (CASE WHEN dd.avg_volume > 0 THEN round(dd.total_volume / dd.avg_volume)"
+    "    ELSE 1440 END)::float8 AS n, dd.avg_si AS m, coalesce(dd.std_si * dd.std_si, 0) AS v,"
+    "   dd.min_si AS mn, dd.max_si AS mx, dd.total_volume::float8 AS vol,"
+    "   dd.high_risk_hours * 60.0 AS hr"
+    "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
+    "   WHERE dd.intersection_id = ANY(" IDS ")"
+    "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
+    "   AND dd.date::timestamptz + interval '1 day' <= coalesce(hmin.first, 'infinity')),"
+    " a AS (SELECT * FROM hf UNION ALL SELECT * FROM d),"
+    " agg AS (SELECT iid, sum(n) AS n, sum(n * m) / sum(n) AS avg, min(mn) AS mn, max(mx) AS mx,"
+    "   sqrt(greatest(0, (sum((n - 1) * v + n * m * m) - sum(n * m) ^ 2 / sum(n))"
+    "     / nullif(sum(n) - 1, 0))) AS sd, sum(vol) AS vol, sum(hr) AS hr"
+    "   FROM a WHERE n > 0 GROUP BY iid)"
+    " SELECT ids.i, it.name, coalesce(agg.n, 0), agg.avg, agg.mn, agg.mx, agg.sd,"
+    " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude"
+    " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
+    " ORDER BY ids.i";
+
+#define SPATIAL_COLS                                                                               \
+    "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS ","
+
+static const char Q_NEARBY[] =
+    SPATIAL_COLS " ST_Distance(i.geometry::geography, p.g) AS d"
+    " FROM (SELECT ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)::geography AS g) p"
+    " JOIN intersections i ON ST_DWithin(i.geometry::geography, p.g, $3::float8)"
+    " LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " ORDER BY d, i.id";
+
+#define POINTS                                                                                     \
+    "ARRAY(SELECT ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)"                                    \
+    " FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS t(lat, lon, k) ORDER BY t.k)"
+
+static const char Q_ROUTE[] =
+    "WITH line AS (SELECT ST_MakeLine(" POINTS ")::geography AS g) " SPATIAL_COLS
+    " ST_Distance(i.geometry::geography, line.g) AS d"
+    " FROM line JOIN intersections i ON ST_DWithin(i.geometry::geography, line.g, $3::float8)"
+    " LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " ORDER BY d, i.id";
+
+#define RING "ST_MakePolygon(ST_AddPoint(ST_MakeLine(" POINTS "), ST_SetSRID(ST_MakePoint(($2::float8[])[1], ($1::float8[])[1]), 4326)))"
+
+static const char Q_AREA_CHECK[] = "SELECT ST_IsValid(" RING "), ST_IsValidReason(" RING ")";
+
+static const char Q_AREA[] =
+    "WITH poly AS (SELECT " RING "::geography AS g) " SPATIAL_COLS
+    " ST_Distance(i.geometry::geography, ST_Centroid(poly.g)) AS d"
+    " FROM poly JOIN intersections i ON ST_Covers(poly.g, i.geometry::geography)"
+    " LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " ORDER BY i.id";
+
+static const char Q_INTERSECTION[] =
+    "SELECT i.id, i.name, i.latitude, i.longitude, i.lane_count, i.revision, i.metadata::text,"
+    " to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+    " to_char(i.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+    " ST_AsText(i.geometry)," LATEST_COLS
+    " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
+    " WHERE i.id = $1";
+
+static const char Q_INTERSECTIONS_ALL[] =
+    "SELECT id, name, latitude, longitude FROM intersections ORDER BY id";
+
+const tsi_api_stmt tsi_api_stmts[] = {
+    {"index_all", Q_INDEX_ALL},         {"index_one", Q_INDEX_ONE},
+    {"names", Q_NAMES},                 {"series_min", Q_SERIES_MIN},
+    {"series_hour", Q_SERIES_HOUR},     {"series_day", Q_SERIES_DAY},
+    {"stats", Q_STATS},                 {"nearby", Q_NEARBY},
+    {"route", Q_ROUTE},                 {"area_check", Q_AREA_CHECK},
+    {"area", Q_AREA},                   {"intersection", Q_INTERSECTION},
+    {"intersections_all", Q_INTERSECTIONS_ALL}, {NULL, NULL},
+};
+
+int tsi_api_prepare(PGconn *c)
+{
+    for (const tsi_api_stmt *s = tsi_api_stmts; s->name; s++) {
+        PGresult *r = PQprepare(c, s->name, s->sql, 0, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,956 @@
+/* api/server.c — `tsi serve`: libmicrohttpd thread pool, router, request lifecycle
+ * (request id, access log, CORS, gzip, limits), static files of the dashboard, the
+ * database monitor (LISTEN tsi_latest, reconnect, fallback switch) and graceful drain.
+ * See server.h and docs/api.md. */
+#include "api/server.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "api/api.h"
+#include "api/queries.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "db/conn.h"
+
+const tsi_option tsi_serve_options[] = {
+    {"port", TSI_OPT_INT, "8080", "TSI_PORT", "HTTP port of tsi serve (0 = any free port)",
+     "0..65535"},
+    {"bind", TSI_OPT_STRING, "0.0.0.0", "TSI_BIND", "address to listen on", NULL},
+    {"source", TSI_OPT_ENUM, "auto", "TSI_SOURCE",
+     "where reads come from: auto (PostgreSQL, Parquet while it is down), postgres, parquet",
+     "auto|postgres|parquet"},
+    {"threads", TSI_OPT_INT, "4", "TSI_API_THREADS",
+     "worker threads (each holds one PostgreSQL connection)", "1..256"},
+    {"web-dir", TSI_OPT_PATH, NULL, "TSI_WEB_DIR",
+     "dashboard files served at / (default web/dist of the working or source directory)", NULL},
+    {"max-query", TSI_OPT_INT, "65536", "TSI_API_MAX_QUERY", "largest query string, bytes",
+     "256..1048576"},
+    {"max-header", TSI_OPT_INT, "131072", "TSI_API_MAX_HEADER",
+     "memory for a request's headers and query, bytes", "8192..4194304"},
+    {"gzip-min", TSI_OPT_INT, "1024", "TSI_API_GZIP_MIN",
+     "smallest body compressed when the client accepts gzip, bytes", "0..1073741824"},
+    {"access-log", TSI_OPT_ENUM, "on", "TSI_ACCESS_LOG", "one log line per request", "on|off"},
+    {"drain-seconds", TSI_OPT_INT, "10", "TSI_API_DRAIN",
+     "on SIGTERM, how long in-flight requests may finish", "0..600"},
+    {"print-sql", TSI_OPT_STRING, NULL, NULL,
+     "print the SQL of one named statement (or 'list') and exit: for EXPLAIN and pgbench", NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+tsi_api *tsi_api_g;
+
+const char *const tsi_route_names[R__COUNT] = {
+    "health",  "metrics", "openapi", "index_all", "index_one",    "history_all",
+    "history", "stats",   "compare", "ranking",   "nearby",       "route",
+    "area",    "intersection", "static", "options", "not_found"};
+
+const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,    0.25,  0.5,    1,     2.5,  5,    1e300};
+
+double tsi_api_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+static _Thread_local tsi_worker *tl_worker;
+static pthread_mutex_t workers_mu = PTHREAD_MUTEX_INITIALIZER;
+static tsi_worker *workers[1024];
+static int nworkers;
+
+tsi_worker *tsi_api_worker(void)
+{
+    if (!tl_worker) {
+        tl_worker = calloc(1, sizeof *tl_worker);
+        if (!tl_worker)
+            abort();
+        pthread_mutex_lock(&workers_mu);
+        if (nworkers < 1024)
+            workers[nworkers++] = tl_worker;
+        pthread_mutex_unlock(&workers_mu);
+    }
+    return tl_worker;
+}
+
+static double last_fail_at; /* do not hammer a dead server from every request */
+
+PGconn *tsi_api_pg(tsi_req *r)
+{
+    tsi_api *a = tsi_api_g;
+    tsi_worker *w = tsi_api_worker();
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
+        return w->pg;
+    if (w->pg) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+        atomic_fetch_sub(&a->m.pool_connected, 1);
+    }
+    if (!atomic_load(&a->db_up) && tsi_api_now() - last_fail_at < 1.0)
+        return NULL;
+    tsi_error e = {0};
+    PGconn *c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
+    if (!c) {
+        last_fail_at = tsi_api_now();
+        atomic_store(&a->db_up, 0);
+        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message,
+                 e.detail);
+        return NULL;
+    }
+    /* generic plans: planning over the partitions costs more than running these
+     * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes */
+    PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET statement_timeout = '30s';"
+                      " SET plan_cache_mode = force_generic_plan"));
+    if (tsi_api_prepare(c) < 0) {
+        tsi_err("api", "req=%s cannot prepare statements: %s", r ? r->id : "-",
+                PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    w->pg = c;
+    atomic_fetch_add(&a->m.pool_connected, 1);
+    atomic_fetch_add(&a->m.reconnects, 1);
+    return c;
+}
+
+void tsi_api_pg_broken(tsi_req *r)
+{
+    tsi_worker *w = tsi_api_worker();
+    atomic_fetch_add(&tsi_api_g->m.db_errors, 1);
+    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+        atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
+        atomic_store(&tsi_api_g->db_up, 0);
+        last_fail_at = tsi_api_now();
+        tsi_warn("api", "req=%s database connection lost", r ? r->id : "-");
+    }
+}
+
+bool tsi_api_use_parquet(void)
+{
+    tsi_api *a = tsi_api_g;
+    if (a->source_mode == TSI_SRC_PARQUET)
+        return true;
+    if (a->source_mode == TSI_SRC_POSTGRES)
+        return false;
+    return !atomic_load(&a->db_up);
+}
+
+/* ---- the monitor: LISTEN, liveness, reconnect --------------------------------------- */
+static void *monitor(void *arg)
+{
+    tsi_api *a = arg;
+    PGconn *c = NULL;
+    double last_refresh = 0;
+    while (!atomic_load(&a->stop)) {
+        if (a->source_mode == TSI_SRC_PARQUET) {
+            sleep(1);
+            continue;
+        }
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+            if (c) {
+                PQfinish(c);
+                c = NULL;
+            }
+            atomic_store(&a->listening, 0);
+            tsi_error e = {0};
+            c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
+            if (!c) {
+                if (atomic_exchange(&a->db_up, 0)) {
+                    atomic_fetch_add(&a->gen, 1);
+                    tsi_warn("api", "database unreachable, answering from Parquet where possible:"
+                                    " %s",
+                             e.detail);
+                }
+                for (int i = 0; i < 10 && !atomic_load(&a->stop); i++)
+                    usleep(100000);
+                continue;
+            }
+            PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+            PGresult *res = PQexec(c, "LISTEN tsi_latest");
+            int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+            PQclear(res);
+            res = PQexec(c, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname ="
+                            " 'postgis'), ''), current_setting('server_version')");
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+                pthread_mutex_lock(&a->info_mu);
+                snprintf(a->postgis, sizeof a->postgis, "%s", PQgetvalue(res, 0, 0));
+                snprintf(a->pgversion, sizeof a->pgversion, "%s", PQgetvalue(res, 0, 1));
+                pthread_mutex_unlock(&a->info_mu);
+            }
+            PQclear(res);
+            tsi_api_int_refresh(c);
+            last_refresh = tsi_api_now();
+            atomic_store(&a->listening, ok);
+            if (!atomic_exchange(&a->db_up, 1)) {
+                atomic_fetch_add(&a->gen, 1);
+                tsi_info("api", "database reachable, answering from PostgreSQL");
+            }
+        }
+        int fd = PQsocket(c);
+        fd_set rs;
+        FD_ZERO(&rs);
+        FD_SET(fd, &rs);
+        struct timeval tv = {0, 500000};
+        int n = select(fd + 1, &rs, NULL, NULL, &tv);
+        if (n < 0 && errno != EINTR)
+            continue;
+        if (n == 0) {
+            /* idle: probe liveness (also notices a server that went away quietly) */
+            PGresult *res = PQexec(c, "SELECT 1");
+            int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+            PQclear(res);
+            if (!ok) {
+                PQfinish(c);
+                c = NULL;
+                continue;
+            }
+            /* reachable: a worker that lost its connection may have said otherwise */
+            if (!atomic_exchange(&a->db_up, 1)) {
+                atomic_fetch_add(&a->gen, 1);
+                tsi_info("api", "database reachable again, answering from PostgreSQL");
+            }
+            if (tsi_api_now() - last_refresh > 30) {
+                tsi_api_int_refresh(c);
+                last_refresh = tsi_api_now();
+            }
+        }
+        if (!PQconsumeInput(c)) {
+            PQfinish(c);
+            c = NULL;
+            continue;
+        }
+        PGnotify *nt;
+        int got = 0;
+        while ((nt = PQnotifies(c)) != NULL) {
+            got = 1;
+            PQfreemem(nt);
+        }
+        if (got)
+            atomic_fetch_add(&a->gen, 1);
+    }
+    if (c)
+        PQfinish(c);
+    return NULL;
+}
+
+/* ---- helpers for handlers ------------------------------------------------------------ */
+const char *tsi_req_arg(tsi_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *tsi_req_header(tsi_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
+                  ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    tsi_buf_reset(&r->body);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "detail", detail);
+    tsi_jsonw_kv_str(&w, "code", code);
+    if (field)
+        tsi_jsonw_kv_str(&w, "field", field);
+    else
+        tsi_jsonw_kv_null(&w, "field");
+    tsi_jsonw_end(&w);
+    r->status = status;
+    r->content_type = "application/json";
+    r->err_code = code;
+    r->err_field = field;
+    r->raw = NULL;
+    return 0;
+}
+
+int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, (uLong)n) + 32;
+    char *buf = malloc(cap);
+    if (!buf) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)buf;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *out_len = z.total_out;
+    return 0;
+}
+
+/* ---- static files --------------------------------------------------------------------- */
+static const char *mime_of(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } t[] = {{".html", "text/html; charset=utf-8"},
+             {".js", "text/javascript; charset=utf-8"},
+             {".mjs", "text/javascript; charset=utf-8"},
+             {".css", "text/css; charset=utf-8"},
+             {".json", "application/json"},
+             {".map", "application/json"},
+             {".webmanifest", "application/manifest+json"},
+             {".svg", "image/svg+xml"},
+             {".png", "image/png"},
+             {".jpg", "image/jpeg"},
+             {".jpeg", "image/jpeg"},
+             {".gif", "image/gif"},
+             {".webp", "image/webp"},
+             {".ico", "image/x-icon"},
+             {".woff2", "font/woff2"},
+             {".woff", "font/woff"},
+             {".ttf", "font/ttf"},
+             {".txt", "text/plain; charset=utf-8"},
+             {".wasm", "application/wasm"},
+             {".pbf", "application/x-protobuf"}};
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+            if (strcasecmp(dot, t[i].ext) == 0)
+                return t[i].type;
+    return "application/octet-stream";
+}
+
+/* a content hash in the file name (Vite: name-Ab12Cd34.js, or name.0123abcd.css) */
+static bool hashed_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot)
+        return false;
+    int run = 0, best = 0, digits = 0;
+    for (const char *c = base; c < dot; c++) {
+        if (isalnum((unsigned char)*c)) {
+            run++;
+            digits += isdigit((unsigned char)*c) != 0;
+        } else {
+            if (run > best && digits)
+                best = run;
+            run = 0;
+            digits = 0;
+        }
+    }
+    if (run > best && digits)
+        best = run;
+    return best >= 8 && (strchr(base, '-') || strchr(base, '.') != dot);
+}
+
+static const char not_built_page[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tsi: dashboard not found</title>"
+    "</head><body><h1>Dashboard not found</h1><p>tsi serve found no dashboard files. Build the "
+    "dashboard (web/) into web/dist, or point <code>--web-dir</code> / <code>TSI_WEB_DIR</code> "
+    "at the built files.</p><p>The API is at <a href=\"/api/v1/openapi.json\">/api/v1/"
+    "openapi.json</a>.</p></body></html>";
+
+/* returns an MHD response for a static file or NULL (404) */
+static struct MHD_Response *static_file(tsi_req *r, int *status)
+{
+    tsi_api *a = tsi_api_g;
+    const char *p = r->path;
+    if (!a->web_dir[0]) {
+        *status = 404;
+        r->content_type = "text/html; charset=utf-8";
+        return MHD_create_response_from_buffer(sizeof not_built_page - 1, (void *)not_built_page,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
+    if (strstr(p, "..") || strchr(p, '\\') || strlen(p) > 1024) {
+        *status = 404;
+        return NULL;
+    }
+    char file[8192];
+    bool spa = false;
+    if (strcmp(p, "/") == 0)
+        snprintf(file, sizeof file, "%s/index.html", a->web_dir);
+    else
+        snprintf(file, sizeof file, "%s%s", a->web_dir, p);
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        /* a client-side route (no extension): the app's index.html */
+        const char *base = strrchr(p, '/');
+        if (base && !strchr(base, '.')) {
+            snprintf(file, sizeof file, "%s/index.html", a->web_dir);
+            fd = open(file, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+                close(fd);
+                fd = -1;
+            }
+            spa = true;
+        }
+    }
+    if (fd < 0) {
+        *status = 404;
+        if (strcmp(p, "/") == 0 || spa) {
+            r->content_type = "text/html; charset=utf-8";
+            return MHD_create_response_from_buffer(sizeof not_built_page - 1,
+                                                   (void *)not_built_page, MHD_RESPMEM_PERSISTENT);
+        }
+        return NULL;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!resp) {
+        close(fd);
+        *status = 500;
+        return NULL;
+    }
+    r->content_type = mime_of(file);
+    if (strstr(file, "/index.html") || strcmp(mime_of(file), "text/html; charset=utf-8") == 0)
+        r->cache_control = "no-cache";
+    else if (hashed_name(file))
+        r->cache_control = "public, max-age=31536000, immutable";
+    else
+        r->cache_control = "public, max-age=3600";
+    *status = 200;
+    return resp;
+}
+
+/* ---- router ---------------------------------------------------------------------------- */
+static bool parse_id(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 18)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Dispatches; fills r. Returns true when handled as API, false for static files. */
+static bool route(tsi_req *r)
+{
+    const char *p = r->path;
+    static const char v1[] = "/api/v1/";
+    if (strcmp(p, "/health") == 0 || strcmp(p, "/api/v1/health") == 0) {
+        r->route = R_HEALTH;
+        tsi_h_health(r);
+        return true;
+    }
+    if (strcmp(p, "/metrics") == 0) {
+        r->route = R_METRICS;
+        tsi_h_metrics(r);
+        return true;
+    }
+    if (strncmp(p, v1, sizeof v1 - 1) != 0 && strcmp(p, "/api/v1") != 0) {
+        if (strncmp(p, "/api/", 5) == 0 || strcmp(p, "/api") == 0) {
+            r->route = R_NOTFOUND;
+            tsi_api_error(r, 404, "not_found", NULL, "no such endpoint: %s", p);
+            return true;
+        }
+        return false;
+    }
+    const char *s = p + sizeof v1 - 1;
+    /* split into at most 6 segments */
+    const char *seg[8];
+    size_t len[8];
+    int ns = 0;
+    while (*s && ns < 8) {
+        const char *e = strchr(s, '/');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (l > 0) {
+            seg[ns] = s;
+            len[ns] = l;
+            ns++;
+        }
+        s += l;
+        if (*s == '/')
+            s++;
+    }
+#define SEG(i, lit) (ns > (i) && len[i] == sizeof(lit) - 1 && memcmp(seg[i], lit, len[i]) == 0)
+    if (ns == 1 && SEG(0, "openapi.json")) {
+        r->route = R_OPENAPI;
+        tsi_h_openapi(r);
+        return true;
+    }
+    if (SEG(0, "safety") && ns >= 2) {
+        if (SEG(1, "index")) {
+            if (ns == 2) {
+                r->route = R_INDEX_ALL;
+                tsi_h_index(r, false);
+                return true;
+            }
+            if (ns == 3) {
+                r->route = R_INDEX_ONE;
+                if (!parse_id(seg[2], len[2], &r->path_id))
+                    tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
+                                  "intersection id must be a non-negative integer");
+                else
+                    tsi_h_index(r, true);
+                return true;
+            }
+        } else if (SEG(1, "history")) {
+            if (ns == 2) {
+                r->route = R_HISTORY_ALL;
+                tsi_h_history(r, true);
+                return true;
+            }
+            if (ns == 3 || (ns == 4 && SEG(3, "stats"))) {
+                r->route = ns == 3 ? R_HISTORY_ONE : R_STATS;
+                if (!parse_id(seg[2], len[2], &r->path_id))
+                    tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
+                                  "intersection id must be a non-negative integer");
+                else if (ns == 3)
+                    tsi_h_history(r, false);
+                else
+                    tsi_h_stats(r);
+                return true;
+            }
+        } else if (ns == 2 && SEG(1, "compare")) {
+            r->route = R_COMPARE;
+            tsi_h_compare(r);
+            return true;
+        } else if (ns == 2 && SEG(1, "ranking")) {
+            r->route = R_RANKING;
+            tsi_h_ranking(r);
+            return true;
+        }
+    }
+    if (SEG(0, "intersections") && ns == 2) {
+        if (SEG(1, "nearby")) {
+            r->route = R_NEARBY;
+            tsi_h_spatial(r, R_NEARBY);
+            return true;
+        }
+        if (SEG(1, "route")) {
+            r->route = R_ROUTE;
+            tsi_h_spatial(r, R_ROUTE);
+            return true;
+        }
+        if (SEG(1, "area")) {
+            r->route = R_AREA;
+            tsi_h_spatial(r, R_AREA);
+            return true;
+        }
+        r->route = R_INTERSECTION;
+        if (!parse_id(seg[1], len[1], &r->path_id))
+            tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
+                          "intersection id must be a non-negative integer");
+        else
+            tsi_h_intersection(r);
+        return true;
+    }
+#undef SEG
+    r->route = R_NOTFOUND;
+    tsi_api_error(r, 404, "not_found", NULL, "no such endpoint: %s", p);
+    return true;
+}
+
+/* ---- request lifecycle ----------------------------------------------------------------- */
+typedef struct conn_ctx {
+    tsi_req req;
+    double t0;
+    size_t query_bytes;
+    size_t body_bytes;
+    bool too_big;
+    size_t sent;
+} conn_ctx;
+
+static atomic_ullong req_seq;
+static uint32_t req_salt;
+
+static enum MHD_Result sum_args(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    size_t *n = cls;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
+
+static bool accepts_gzip(tsi_req *r)
+{
+    const char *ae = tsi_req_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (!ae)
+        return false;
+    const char *g = strstr(ae, "gzip");
+    if (!g)
+        return false;
+    const char *q = strstr(g, "q=0");
+    if (q && (q[3] == '\0' || q[3] == ',' || q[3] == ' ' || (q[3] == '.' && q[4] == '0' &&
+                                                              !strpbrk(q + 4, "123456789"))))
+        return false;
+    return true;
+}
+
+static void add_common_headers(struct MHD_Response *resp, tsi_req *r)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, X-Data-Source");
+    if (r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    if (r->data_source)
+        MHD_add_response_header(resp, "X-Data-Source", r->data_source);
+    if (r->cache_control)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r->cache_control);
+    else if (r->route != R_STATIC)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (atomic_load(&tsi_api_g->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    tsi_api *a = tsi_api_g;
+    conn_ctx *cx = *con_cls;
+    if (!cx) {
+        cx = calloc(1, sizeof *cx);
+        if (!cx)
+            return MHD_NO;
+        cx->t0 = tsi_api_now();
+        tsi_req *r = &cx->req;
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        r->route = R_NOTFOUND;
+        unsigned long long seq = atomic_fetch_add(&req_seq, 1) + 1;
+        snprintf(r->id, sizeof r->id, "%08x%08llx", req_salt, seq);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, sum_args, &cx->query_bytes);
+        atomic_fetch_add(&a->inflight, 1);
+        *con_cls = cx;
+        return MHD_YES;
+    }
+    tsi_req *r = &cx->req;
+    if (*upload_size) {
+        cx->body_bytes += *upload_size;
+        if (cx->body_bytes > a->max_body)
+            cx->too_big = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    r->arena = tsi_arena_new(16 * 1024);
+    r->status = 200;
+    r->content_type = "application/json";
+    struct MHD_Response *resp = NULL;
+    int status = 200;
+    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(method, "OPTIONS") == 0) {
+        r->route = R_OPTIONS;
+        r->status = 204;
+        r->content_type = NULL;
+    } else if (cx->too_big) {
+        tsi_api_error(r, 413, "body_too_large", NULL, "request body larger than %zu bytes",
+                      a->max_body);
+    } else if (!is_get) {
+        tsi_api_error(r, 405, "method_not_allowed", NULL, "method %s is not allowed", method);
+    } else if (cx->query_bytes > a->max_query) {
+        tsi_api_error(r, 414, "query_too_long", NULL, "query string longer than %zu bytes",
+                      a->max_query);
+    } else if (!route(r)) {
+        r->route = R_STATIC;
+        r->content_type = NULL;
+        resp = static_file(r, &status);
+        if (!resp) {
+            if (status == 404) {
+                r->content_type = "text/plain; charset=utf-8";
+                tsi_buf_puts(&r->body, "404 not found\n");
+            }
+            r->status = status;
+        } else {
+            r->status = status;
+        }
+    }
+    status = r->status;
+    if (!resp) {
+        const char *data = r->raw ? r->raw : r->body.data;
+        size_t n = r->raw ? r->raw_len : r->body.len;
+        bool gz = r->raw_gz;
+        char *zbuf = NULL;
+        size_t zlen = 0;
+        if (!gz && n >= (size_t)a->gzip_min && status == 200 && accepts_gzip(r) &&
+            tsi_api_gzip(data ? data : "", n, 1, &zbuf, &zlen) == 0) {
+            resp = MHD_create_response_from_buffer(zlen, zbuf, MHD_RESPMEM_MUST_FREE);
+            gz = true;
+        } else {
+            resp = MHD_create_response_from_buffer(n, (void *)(data ? data : ""),
+                                                   MHD_RESPMEM_MUST_COPY);
+        }
+        if (gz)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+        if (n >= (size_t)a->gzip_min)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+        cx->sent = zbuf ? zlen : n;
+    }
+    if (r->route == R_OPTIONS) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Content-Type, Accept-Encoding, X-Request-Id");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+    }
+    if (status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, OPTIONS");
+    if (status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    add_common_headers(resp, r);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    conn_ctx *cx = *con_cls;
+    if (!cx)
+        return;
+    tsi_api *a = tsi_api_g;
+    tsi_req *r = &cx->req;
+    double dt = tsi_api_now() - cx->t0;
+    int rt = r->route >= 0 && r->route < R__COUNT ? r->route : R_NOTFOUND;
+    int cls_ = r->status / 100;
+    if (cls_ < 1 || cls_ > 5)
+        cls_ = 5;
+    atomic_fetch_add(&a->m.req[rt][cls_], 1);
+    for (int i = 0; i < TSI_API_NBUCKETS; i++)
+        if (dt <= tsi_api_buckets[i]) {
+            atomic_fetch_add(&a->m.hist[rt][i], 1);
+            break;
+        }
+    atomic_fetch_add(&a->m.sum_us[rt], (unsigned long long)(dt * 1e6));
+    if (a->access_log || r->status >= 500) {
+        enum tsi_log_level lv = r->status >= 500 ? TSI_LOG_ERROR
+                                : r->status >= 400 ? TSI_LOG_WARN
+                                                   : TSI_LOG_INFO;
+        tsi_log(lv, "api", "req=%s %s %s status=%d bytes=%zu ms=%.2f route=%s%s%s%s%s%s%s%s",
+                r->id, r->method ? r->method : "-", r->path ? r->path : "-", r->status, cx->sent,
+                dt * 1e3, tsi_route_names[rt], r->data_source ? " source=" : "",
+                r->data_source ? r->data_source : "", r->err_code ? " code=" : "",
+                r->err_code ? r->err_code : "", r->err_field ? " field=" : "",
+                r->err_field ? r->err_field : "",
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    }
+    tsi_buf_free(&r->body);
+    free(r->raw_owned);
+    tsi_arena_free(r->arena);
+    free(cx);
+    *con_cls = NULL;
+    atomic_fetch_sub(&a->inflight, 1);
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+static void resolve_web_dir(tsi_api *a, const char *opt)
+{
+    char cand[3][4096];
+    int n = 0;
+    if (opt && *opt) {
+        snprintf(a->web_dir, sizeof a->web_dir, "%s", opt);
+        struct stat st;
+        if (stat(a->web_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            tsi_warn("api", "dashboard directory missing: %s (/ answers 404)", a->web_dir);
+            a->web_dir[0] = '\0';
+        }
+        return;
+    }
+    snprintf(cand[n++], sizeof cand[0], "web/dist");
+    snprintf(cand[n++], sizeof cand[0], "%s/web/dist", TSI_SOURCE_DIR);
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(cand[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            char real[PATH_MAX];
+            snprintf(a->web_dir, sizeof a->web_dir, "%s",
+                     realpath(cand[i], real) ? real : cand[i]);
+            return;
+        }
+    }
+    a->web_dir[0] = '\0';
+    tsi_warn("api", "no dashboard found (web/dist): / answers a 404 page; set --web-dir");
+}
+
+int tsi_cmd_serve(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = tsi_opts_parse(&o, "tsi serve",
+                            "usage: tsi serve [--port P] [--source auto|postgres|parquet]\n\n"
+                            "Serves the API (/api/v1/...), /health, /metrics and the dashboard.",
+                            tsi_serve_options, 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    const char *ps = tsi_opts_str(&o, "print-sql");
+    if (ps) {
+        int found = 0;
+        for (const tsi_api_stmt *st = tsi_api_stmts; st->name; st++) {
+            if (strcmp(ps, "list") == 0)
+                printf("%s\n", st->name);
+            else if (strcmp(ps, st->name) == 0) {
+                printf("%s;\n", st->sql);
+                found = 1;
+            }
+        }
+        int bad = !found && strcmp(ps, "list") != 0;
+        if (bad)
+            fprintf(stderr, "tsi serve: no statement named '%s' (--print-sql list)\n", ps);
+        tsi_opts_free(&o);
+        return bad ? 2 : 0;
+    }
+    static tsi_api api;
+    tsi_api *a = &api;
+    memset(a, 0, sizeof *a);
+    tsi_api_g = a;
+    a->port = (int)tsi_opts_int(&o, "port");
+    a->threads = (int)tsi_opts_int(&o, "threads");
+    const char *src = tsi_opts_str(&o, "source");
+    a->source_mode = strcmp(src, "postgres") == 0  ? TSI_SRC_POSTGRES
+                     : strcmp(src, "parquet") == 0 ? TSI_SRC_PARQUET
+                                                   : TSI_SRC_AUTO;
+    a->max_query = (size_t)tsi_opts_int(&o, "max-query");
+    a->max_body = 1024;
+    a->gzip_min = (int)tsi_opts_int(&o, "gzip-min");
+    a->access_log = strcmp(tsi_opts_str(&o, "access-log"), "on") == 0;
+    int drain = (int)tsi_opts_int(&o, "drain-seconds");
+    resolve_web_dir(a, tsi_opts_str(&o, "web-dir"));
+    const char *ad = getenv("TSI_ARCHIVE_DIR");
+    if (ad && *ad)
+        snprintf(a->archive_dir, sizeof a->archive_dir, "%s", ad);
+    else
+        snprintf(a->archive_dir, sizeof a->archive_dir, "%s/archive", tsi_home());
+    pthread_mutex_init(&a->index_cache.mu, NULL);
+    pthread_mutex_init(&a->info_mu, NULL);
+    a->started = tsi_api_now();
+    req_salt = (uint32_t)(time(NULL) ^ (getpid() << 16));
+
+    duckdb_config dcfg;
+    if (duckdb_create_config(&dcfg) == DuckDBSuccess) {
+        duckdb_set_config(dcfg, "threads", "2");
+        a->duck_ok = duckdb_open_ext(NULL, &a->duck, dcfg, NULL) == DuckDBSuccess;
+        duckdb_destroy_config(&dcfg);
+    }
+    tsi_api_int_load_parquet();
+
+    /* the first view of the database, before accepting requests */
+    if (a->source_mode != TSI_SRC_PARQUET) {
+        tsi_error e = {0};
+        PGconn *c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
+        if (c) {
+            tsi_api_int_refresh(c);
+            PQfinish(c);
+            atomic_store(&a->db_up, 1);
+        } else {
+            tsi_warn("api", "database unreachable at start: %s", e.detail);
+        }
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    pthread_t mon;
+    pthread_create(&mon, NULL, monitor, a);
+
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)a->port);
+    if (inet_pton(AF_INET, tsi_opts_str(&o, "bind"), &sa.sin_addr) != 1) {
+        fprintf(stderr, "tsi serve: --bind must be an IPv4 address\n");
+        atomic_store(&a->stop, 1);
+        pthread_join(mon, NULL);
+        tsi_opts_free(&o);
+        return 2;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        (uint16_t)a->port, NULL, NULL, answer, a, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)a->threads, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)tsi_opts_int(&o, "max-header"),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed,
+        NULL, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "tsi serve: cannot listen on port %d: %s\n", a->port, strerror(errno));
+        atomic_store(&a->stop, 1);
+        pthread_join(mon, NULL);
+        tsi_opts_free(&o);
+        return 1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int port = di ? di->port : a->port;
+    tsi_info("api", "listening port=%d threads=%d source=%s web_dir=%s archive=%s", port,
+             a->threads, src, a->web_dir[0] ? a->web_dir : "(none)", a->archive_dir);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    tsi_info("api", "signal %d: draining in-flight requests (up to %d s)", sig, drain);
+    atomic_store(&a->draining, 1);
+    MHD_socket ls = MHD_quiesce_daemon(d);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    double until = tsi_api_now() + drain;
+    while (atomic_load(&a->inflight) > 0 && tsi_api_now() < until)
+        usleep(20000);
+    int left = atomic_load(&a->inflight);
+    MHD_stop_daemon(d);
+    atomic_store(&a->stop, 1);
+    pthread_join(mon, NULL);
+    pthread_mutex_lock(&workers_mu);
+    for (int i = 0; i < nworkers; i++) {
+        if (workers[i]->pg)
+            PQfinish(workers[i]->pg);
+        if (workers[i]->dc_ok)
+            duckdb_disconnect(&workers[i]->dc);
+        free(workers[i]);
+    }
+    nworkers = 0;
+    pthread_mutex_unlock(&workers_mu);
+    if (a->duck_ok)
+        duckdb_close(&a->duck);
+    free(a->index_cache.plain);
+    free(a->index_cache.gz);
+    tsi_info("api", "stopped unfinished=%d", left);
+    tsi_opts_free(&o);
+    return 0;
+}

@@ -1,0 +1,527 @@
+/* collect/pipeline.c — see pipeline.h */
+#include "collect/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "archive/indices.h"
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "core/engine.h"
+#include "core/json.h"
+#include "core/registry.h"
+#include "vcc/decode.h"
+
+/* one data_quality_log row in the making: (minute, issue, intersection) → counts */
+typedef struct dq_acc {
+    int64_t minute_ms;
+    int64_t intersection_id;
+    int issue; /* 0 rejected, 1 unmatched, 2 late */
+    long long count;
+    long long reasons[32]; /* rejected: per -code */
+} dq_acc;
+
+static const char *const ISSUE[3] = {"rejected_message", "unmatched_message", "late_message"};
+
+struct tsi_pipeline {
+    tsi_pipeline_config cfg;
+    char root[4096];
+    tsi_archive *archive;
+    tsi_ingest *ingest;
+    tsi_registry *reg;
+    tsi_engine *engine;
+    tsi_constants constants;
+    tsi_priors *priors;
+    /* rows of closed windows waiting for the next flush_rows */
+    tsi_rt_row *rows;
+    size_t nrows, caprows;
+    tsi_conflict_row *conf;
+    size_t nconf, capconf;
+    dq_acc *dq;
+    size_t ndq, capdq;
+    tsi_collect_counters c;
+};
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return p;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(p, n * size);
+    if (!q)
+        abort();
+    *cap = n;
+    return q;
+}
+
+static void local_hour_dow(int64_t minute_ms, int *hour, int *dow)
+{
+    time_t t = (time_t)(minute_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm); /* TZ is the configured TSI_TIMEZONE (set by the daemon) */
+    *hour = tm.tm_hour;
+    *dow = (tm.tm_wday + 6) % 7; /* 0 = Monday */
+}
+
+static void on_window(void *ud, const tsi_window_result *r)
+{
+    tsi_pipeline *p = ud;
+    const tsi_features *f = &r->features;
+    tsi_index x;
+    tsi_index_compute(f, &p->constants, &x);
+    int hour, dow;
+    local_hour_dow(f->minute_ms, &hour, &dow);
+    double prior[3];
+    int src = p->priors ? tsi_priors_get(p->priors, f->intersection_id, hour, prior)
+                        : TSI_PRIOR_NONE;
+    tsi_index_eb(&x, f, p->constants.k, src != TSI_PRIOR_NONE ? prior : NULL, src);
+    p->rows = grow(p->rows, &p->caprows, p->nrows + 1, sizeof *p->rows);
+    tsi_rt_row *row = &p->rows[p->nrows++];
+    memset(row, 0, sizeof *row);
+    row->intersection_id = f->intersection_id;
+    row->minute_ms = f->minute_ms;
+    row->combined_index = x.combined;
+    row->combined_index_eb = x.combined_eb;
+    row->vru_index = x.vru;
+    row->vru_index_eb = x.vru_eb;
+    row->vehicle_index = x.vehicle;
+    row->vehicle_index_eb = x.vehicle_eb;
+    row->traffic_volume = f->traffic_volume;
+    row->vru_count = f->vru_count;
+    row->vehicle_event_count = f->vehicle_event_count;
+    row->vru_event_count = f->vru_event_count;
+    row->hour_of_day = (int16_t)hour;
+    row->day_of_week = (int16_t)dow;
+    row->avg_speed = f->avg_speed;
+    row->speed_stddev = f->speed_stddev;
+    row->hard_braking_count = f->hard_braking_count;
+    row->message_count = f->bsm_messages + f->psm_messages;
+    for (int i = 0; i < r->nconflicts; i++) {
+        const tsi_conflict *k = &r->conflicts[i];
+        p->conf = grow(p->conf, &p->capconf, p->nconf + 1, sizeof *p->conf);
+        tsi_conflict_row *cr = &p->conf[p->nconf++];
+        cr->intersection_id = k->intersection_id;
+        cr->minute_ms = k->minute_ms;
+        cr->kind = k->kind == TSI_CONFLICT_VRU ? 2 : 1;
+        cr->id_a = k->id_a;
+        cr->id_b = k->id_b;
+        cr->min_ttc_s = k->min_ttc_s;
+        cr->min_distance_m = k->min_distance_m;
+        cr->at_ms = k->at_ms;
+    }
+    p->c.windows++;
+    p->c.rows_indexed++;
+}
+
+int tsi_pipeline_new(tsi_pipeline **out, const tsi_pipeline_config *cfg, tsi_ingest *ingest,
+                     tsi_error *err)
+{
+    *out = NULL;
+    tsi_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    p->cfg = *cfg;
+    snprintf(p->root, sizeof p->root, "%s", cfg->archive_root);
+    p->cfg.archive_root = p->root;
+    p->ingest = ingest;
+    p->constants = tsi_constants_default;
+    int rc = tsi_archive_open(&p->archive, p->root, err);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->reg = tsi_registry_new(cfg->radius_m);
+    tsi_feature_config fc;
+    tsi_feature_config_default(&fc);
+    if (cfg->grace_ms > 0)
+        fc.grace_ms = cfg->grace_ms;
+    p->engine = tsi_engine_new(&fc, p->reg, on_window, p);
+    if (!p->reg || !p->engine) {
+        tsi_pipeline_free(p, false);
+        return tsi_error_set(err, TSI_E_NOMEM, "cannot create the domain engine", NULL);
+    }
+    *out = p;
+    return 0;
+}
+
+void tsi_pipeline_free(tsi_pipeline *p, bool final)
+{
+    if (!p)
+        return;
+    if (final && p->engine) {
+        tsi_engine_flush(p->engine);
+        tsi_pipeline_flush_rows(p, true);
+        tsi_error e = {0};
+        if (tsi_pipeline_flush_raw(p, &e) < 0)
+            tsi_err("collect", "final archive flush failed err=%s detail=%s",
+                    tsi_error_name(e.code), e.detail);
+    }
+    tsi_engine_free(p->engine);
+    tsi_registry_free(p->reg);
+    tsi_archive_close(p->archive);
+    tsi_priors_free(p->priors);
+    free(p->rows);
+    free(p->conf);
+    free(p->dq);
+    free(p);
+}
+
+static void dq_count(tsi_pipeline *p, int issue, int64_t minute_ms, int64_t isect, int code)
+{
+    dq_acc *a = NULL;
+    for (size_t i = p->ndq; i-- > 0;) {
+        if (p->dq[i].issue == issue && p->dq[i].minute_ms == minute_ms &&
+            p->dq[i].intersection_id == isect) {
+            a = &p->dq[i];
+            break;
+        }
+    }
+    if (!a) {
+        p->dq = grow(p->dq, &p->capdq, p->ndq + 1, sizeof *p->dq);
+        a = &p->dq[p->ndq++];
+        memset(a, 0, sizeof *a);
+        a->issue = issue;
+        a->minute_ms = minute_ms;
+        a->intersection_id = isect;
+    }
+    a->count++;
+    if (code < 0 && -code < 32)
+        a->reasons[-code]++;
+}
+
+static void archive_msg(tsi_pipeline *p, tsi_raw_kind kind, const tsi_msg *m, const char *reason,
+                        const char *js, size_t len, int64_t received_ms)
+{
+    tsi_error e = {0};
+    if (tsi_archive_add_msg(p->archive, kind, m, reason, js, len, received_ms, &e) < 0) {
+        p->c.archive_errors++;
+        tsi_warn("collect", "cannot archive a message err=%s detail=%s", tsi_error_name(e.code),
+                 e.detail);
+    }
+}
+
+static void element(tsi_pipeline *p, tsi_raw_kind kind, const tsi_json *d, int el,
+                    int64_t received_ms)
+{
+    const char *txt = d->js + d->tok[el].start;
+    size_t n = (size_t)(d->tok[el].end - d->tok[el].start);
+    if (d->tok[el].type == TSI_JSON_STRING) { /* keep the quotes of a string element */
+        txt--;
+        n += 2;
+    }
+    p->c.messages_in++;
+    tsi_msg m;
+    tsi_error e = {0};
+    int want = kind == TSI_RAW_BSM ? TSI_MSG_BSM : TSI_MSG_PSM;
+    int rc = tsi_msg_from_json(d, el, want, &m, &e);
+    if (rc < 0) {
+        p->c.rejected++;
+        dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
+        archive_msg(p, kind, NULL, tsi_error_name(rc), txt, n, received_ms);
+        return;
+    }
+    tsi_push_info info = {-1, 0};
+    rc = tsi_engine_push(p->engine, &m, &info, &e);
+    if (rc == TSI_E_DUPLICATE) {
+        p->c.deduped++;
+        return;
+    }
+    if (rc == TSI_E_UNMATCHED) {
+        p->c.unmatched++;
+        dq_count(p, 1, tsi_minute_of(m.timestamp_ms), -1, 0);
+    } else if (rc == TSI_E_LATE) {
+        p->c.late++;
+        dq_count(p, 2, tsi_minute_of(m.timestamp_ms), info.intersection_id, 0);
+    } else if (rc < 0) {
+        p->c.rejected++;
+        dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
+        archive_msg(p, kind, NULL, tsi_error_name(rc), txt, n, received_ms);
+        return;
+    } else {
+        p->c.accepted++;
+    }
+    archive_msg(p, kind, &m, NULL, txt, n, received_ms);
+}
+
+void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size_t len,
+                        int64_t received_ms)
+{
+    p->c.frames++;
+    tsi_json d;
+    tsi_error e = {0};
+    int rc = tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e);
+    if (rc >= 0 && !tsi_json_is_array(&d, 0) && !tsi_json_is_object(&d, 0))
+        rc = tsi_error_set(&e, TSI_E_NOT_OBJECT, "a frame must be a JSON array or object", NULL);
+    if (rc < 0) {
+        /* unusable as a whole: archived as one rejected row, counted once */
+        p->c.frames_rejected++;
+        p->c.rejected++;
+        dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
+        archive_msg(p, kind, NULL, tsi_error_name(rc), js, len, received_ms);
+        tsi_json_free(&d);
+        return;
+    }
+    if (tsi_json_is_object(&d, 0)) {
+        element(p, kind, &d, 0, received_ms);
+    } else {
+        for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i))
+            element(p, kind, &d, i, received_ms);
+    }
+    tsi_json_free(&d);
+}
+
+static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = x->id;
+    if (x->name[0])
+        snprintf(r->name, sizeof r->name, "%s", x->name);
+    else
+        snprintf(r->name, sizeof r->name, "Intersection %lld", (long long)x->id);
+    r->latitude = x->ref_lat;
+    r->longitude = x->ref_lon;
+    r->lane_count = x->vehicle_lanes;
+    r->revision = x->revision;
+    tsi_buf b = TSI_BUF_INIT;
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &b);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "source", "mapdata");
+    tsi_jsonw_kv_int(&w, "region", x->region);
+    tsi_jsonw_kv_int(&w, "local_id", x->local_id);
+    tsi_jsonw_kv_int(&w, "lanes", x->nlanes);
+    if (isfinite(x->speed_limit))
+        tsi_jsonw_kv_double(&w, "speed_limit_mps", x->speed_limit);
+    if (isfinite(x->lane_width_m))
+        tsi_jsonw_kv_double(&w, "lane_width_m", x->lane_width_m);
+    tsi_jsonw_end(&w);
+    snprintf(r->metadata, sizeof r->metadata, "%s", tsi_buf_cstr(&b));
+    tsi_buf_free(&b);
+}
+
+static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t received_ms)
+{
+    tsi_mapdata md;
+    tsi_error e = {0};
+    int stored = 0;
+    int rc = tsi_mapdata_decode(txt, n, &md, &e);
+    p->c.mapdata_in++;
+    tsi_error ae = {0};
+    if (tsi_archive_add_mapdata(p->archive, rc < 0 ? NULL : &md,
+                                rc < 0 ? tsi_error_name(rc) : NULL, txt, n, received_ms, &ae) < 0)
+        p->c.archive_errors++;
+    if (rc < 0) {
+        p->c.rejected++;
+        dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
+        tsi_warn("collect", "MapData rejected err=%s detail=%s", tsi_error_name(rc), e.detail);
+        tsi_mapdata_free(&md);
+        return 0;
+    }
+    for (int i = 0; i < md.n; i++) {
+        if (tsi_registry_upsert(p->reg, &md.items[i]) == 1) {
+            stored++;
+            p->c.intersections_new++;
+            tsi_info("collect", "intersection known id=%lld revision=%d name=%s",
+                     (long long)md.items[i].id, md.items[i].revision, md.items[i].name);
+            if (p->ingest) {
+                tsi_isect_row r;
+                isect_row(&md.items[i], &r);
+                tsi_error ie = {0};
+                if (tsi_ingest_add_isects(p->ingest, &r, 1, &ie) < 0)
+                    tsi_err("collect", "cannot spool an intersection err=%s detail=%s",
+                            tsi_error_name(ie.code), ie.detail);
+            }
+        }
+    }
+    if (md.nrejected > 0)
+        tsi_warn("collect", "MapData intersections rejected count=%d first=%s", md.nrejected,
+                 md.first_error.detail);
+    tsi_mapdata_free(&md);
+    return stored;
+}
+
+int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
+{
+    tsi_json d;
+    tsi_error e = {0};
+    int stored = 0;
+    if (tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e) < 0 ||
+        !tsi_json_is_array(&d, 0)) {
+        tsi_json_free(&d);
+        return mapdata_element(p, js, len, received_ms); /* one object, or rejected whole */
+    }
+    for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i))
+        stored += mapdata_element(p, d.js + d.tok[i].start,
+                                  (size_t)(d.tok[i].end - d.tok[i].start), received_ms);
+    tsi_json_free(&d);
+    return stored;
+}
+
+static void spat_element(tsi_pipeline *p, const char *txt, size_t n, int64_t received_ms)
+{
+    tsi_spat sp;
+    tsi_error e = {0};
+    int rc = tsi_spat_decode(txt, n, &sp, &e);
+    p->c.spat_in++;
+    tsi_error ae = {0};
+    if (tsi_archive_add_spat(p->archive, rc < 0 ? NULL : &sp, rc < 0 ? tsi_error_name(rc) : NULL,
+                             txt, n, received_ms, &ae) < 0)
+        p->c.archive_errors++;
+    if (rc < 0) {
+        p->c.rejected++;
+        dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
+    }
+    tsi_spat_free(&sp);
+}
+
+void tsi_pipeline_spat(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
+{
+    tsi_json d;
+    tsi_error e = {0};
+    if (tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e) < 0 ||
+        !tsi_json_is_array(&d, 0)) {
+        tsi_json_free(&d);
+        spat_element(p, js, len, received_ms);
+        return;
+    }
+    for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i)) {
+        const char *txt = d.js + d.tok[i].start;
+        size_t n = (size_t)(d.tok[i].end - d.tok[i].start);
+        if (d.tok[i].type == TSI_JSON_STRING) {
+            txt--;
+            n += 2;
+        }
+        spat_element(p, txt, n, received_ms);
+    }
+    tsi_json_free(&d);
+}
+
+void tsi_pipeline_advance(tsi_pipeline *p, int64_t clock_ms)
+{
+    tsi_engine_advance(p->engine, clock_ms);
+}
+
+int64_t tsi_pipeline_clock(const tsi_pipeline *p)
+{
+    tsi_engine_stats st;
+    tsi_engine_get_stats(p->engine, &st);
+    return st.clock_ms;
+}
+
+static void dq_row(const dq_acc *a, tsi_dq_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->minute_ms = a->minute_ms;
+    r->intersection_id = a->intersection_id;
+    snprintf(r->issue_type, sizeof r->issue_type, "%s", ISSUE[a->issue]);
+    snprintf(r->severity, sizeof r->severity, "%s", a->issue == 0 ? "warning" : "info");
+    static const char *const what[3] = {"rejected by the decoder",
+                                        "matched no intersection",
+                                        "arrived after their window closed"};
+    snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
+             what[a->issue]);
+    tsi_buf b = TSI_BUF_INIT;
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &b);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_int(&w, "count", a->count);
+    if (a->issue == 0) {
+        tsi_jsonw_key(&w, "reasons");
+        tsi_jsonw_object(&w);
+        for (int i = 1; i < 32; i++)
+            if (a->reasons[i])
+                tsi_jsonw_kv_int(&w, tsi_error_name(-i), a->reasons[i]);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    snprintf(r->metadata, sizeof r->metadata, "%s", tsi_buf_cstr(&b));
+    tsi_buf_free(&b);
+}
+
+long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality)
+{
+    long long handed = 0;
+    if (p->nrows > 0 || p->nconf > 0) {
+        tsi_indices_stats st;
+        tsi_error e = {0};
+        if (tsi_indices_write(tsi_archive_duck(p->archive), p->root, p->rows, p->nrows, p->conf,
+                              p->nconf, &st, &e) < 0) {
+            p->c.archive_errors++;
+            tsi_err("collect", "indices Parquet write failed (rows kept for the next flush) "
+                               "err=%s detail=%s",
+                    tsi_error_name(e.code), e.detail);
+        }
+        p->c.index_files += st.files;
+        /* the database write never waits for, nor depends on, the Parquet write */
+        if (p->ingest && p->nrows > 0) {
+            tsi_error ie = {0};
+            if (tsi_ingest_add_rows(p->ingest, p->rows, p->nrows, &ie) < 0)
+                tsi_err("collect", "cannot spool index rows err=%s detail=%s",
+                        tsi_error_name(ie.code), ie.detail);
+        }
+        handed = (long long)p->nrows;
+        p->nrows = 0;
+        p->nconf = 0;
+    }
+    /* quality rows of minutes that can no longer change */
+    int64_t clock = tsi_pipeline_clock(p);
+    int64_t grace = p->cfg.grace_ms > 0 ? p->cfg.grace_ms : 10000;
+    size_t keep = 0;
+    tsi_dq_row *out = NULL;
+    size_t nout = 0;
+    if (p->ndq)
+        out = calloc(p->ndq, sizeof *out);
+    for (size_t i = 0; i < p->ndq; i++) {
+        bool done = all_quality || p->dq[i].minute_ms + 60000 + grace < clock ||
+                    p->dq[i].issue == 0; /* rejects are dated by receipt: write them now */
+        if (done && out)
+            dq_row(&p->dq[i], &out[nout++]);
+        else
+            p->dq[keep++] = p->dq[i];
+    }
+    p->ndq = keep;
+    if (nout && p->ingest) {
+        tsi_error ie = {0};
+        if (tsi_ingest_add_dq(p->ingest, out, nout, &ie) < 0)
+            tsi_err("collect", "cannot spool quality rows err=%s detail=%s",
+                    tsi_error_name(ie.code), ie.detail);
+    }
+    p->c.dq_rows += (long long)nout;
+    free(out);
+    return handed;
+}
+
+int tsi_pipeline_flush_raw(tsi_pipeline *p, tsi_error *err)
+{
+    tsi_archive_stats st;
+    int rc = tsi_archive_flush(p->archive, &st, err);
+    p->c.raw_files += st.files;
+    for (int k = 0; k < TSI_RAW__COUNT; k++)
+        p->c.raw_rows += st.rows[k];
+    if (rc < 0)
+        p->c.archive_errors++;
+    return rc;
+}
+
+void tsi_pipeline_set_constants(tsi_pipeline *p, const tsi_constants *c, tsi_priors *priors)
+{
+    p->constants = c ? *c : tsi_constants_default;
+    tsi_priors_free(p->priors);
+    p->priors = priors;
+}
+
+void tsi_pipeline_counters(const tsi_pipeline *p, tsi_collect_counters *out)
+{
+    *out = p->c;
+}
+
+int tsi_pipeline_intersections(const tsi_pipeline *p)
+{
+    return tsi_registry_count(p->reg);
+}

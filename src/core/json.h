@@ -1,0 +1,119 @@
+/* core/json.h — the one JSON reader of tsi: jsmn (strict, parent links) behind a small
+ * accessor API. Every JSON input (VCC messages, MapData, request bodies, constants
+ * files) goes through here.
+ *
+ *   tsi_json d;
+ *   tsi_jtok stack[256];
+ *   if (tsi_json_parse(&d, text, len, stack, 256, &err) < 0) ...   // validated, strict
+ *   int core = tsi_json_path(&d, 0, "bsmJson", "coreData", NULL);
+ *   double lat; int rc = tsi_json_num(&d, tsi_json_get(&d, core, "lat"), &lat);
+ *
+ * tsi_json_parse checks the whole text against the JSON grammar (jsmn alone accepts
+ * missing or trailing commas, bare words and bad numbers; this module does not), refuses
+ * embedded NUL bytes and trailing garbage, and bounds the token count: hostile input
+ * costs at most O(len) and never reads outside [text, text+len). Raw control characters
+ * and invalid UTF-8 inside strings are refused when a string is read (tsi_json_str), not
+ * at parse time (scanning every base64 payload would cost a fifth of a parse).
+ *
+ * Ownership: tsi_json borrows the text (it must outlive the document) and the token
+ * buffer given to it; when `tokens` is NULL or too small and `may_grow` is set in
+ * tsi_json_parse_alloc, the module allocates and tsi_json_free() releases (NULL-safe,
+ * always safe to call). Token indices are ints; -1 means "absent". Not thread-safe per
+ * document; documents are independent. */
+#ifndef TSI_CORE_JSON_H
+#define TSI_CORE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+/* Layout-identical to jsmntok_t with JSMN_PARENT_LINKS (checked in json.c). */
+typedef struct tsi_jtok {
+    int type; /* TSI_JSON_* */
+    int start, end, size, parent;
+} tsi_jtok;
+
+enum {
+    TSI_JSON_UNDEFINED = 0,
+    TSI_JSON_OBJECT = 1,
+    TSI_JSON_ARRAY = 2,
+    TSI_JSON_STRING = 3,
+    TSI_JSON_PRIMITIVE = 4, /* number, true, false or null */
+};
+
+typedef struct tsi_json {
+    const char *js;
+    size_t len;
+    tsi_jtok *tok;
+    int ntok;
+    tsi_jtok *owned; /* heap tokens, freed by tsi_json_free */
+} tsi_json;
+
+/* Largest text accepted (bytes) and largest token count for tsi_json_parse_alloc. */
+#define TSI_JSON_MAX_LEN  (256u * 1024u * 1024u)
+#define TSI_JSON_MAX_TOKS (16 * 1024 * 1024)
+
+/* Parses js[0..len) into the caller's token buffer (cap tokens). Returns the token count
+ * (>= 1) or TSI_E_JSON (malformed), TSI_E_JSON_TRUNCATED (input ends early) or
+ * TSI_E_TOO_BIG (more than cap tokens). */
+int tsi_json_parse(tsi_json *d, const char *js, size_t len, tsi_jtok *tokens, int cap,
+                   tsi_error *err);
+
+/* As tsi_json_parse, but allocates exactly the tokens needed (up to max_toks). */
+int tsi_json_parse_alloc(tsi_json *d, const char *js, size_t len, int max_toks, tsi_error *err);
+
+void tsi_json_free(tsi_json *d);
+
+/* Kind tests; false for i < 0. */
+bool tsi_json_is_object(const tsi_json *d, int i);
+bool tsi_json_is_array(const tsi_json *d, int i);
+bool tsi_json_is_string(const tsi_json *d, int i);
+bool tsi_json_is_null(const tsi_json *d, int i); /* also false for i < 0 */
+bool tsi_json_is_number(const tsi_json *d, int i);
+
+/* Index of the token after the whole subtree of token i (its next sibling's index). */
+int tsi_json_skip(const tsi_json *d, int i);
+
+/* Value of key `key` in object `obj`; -1 when obj is not an object or the key is absent.
+ * Keys are compared on their raw (escaped) text: our keys have no escapes. */
+int tsi_json_get(const tsi_json *d, int obj, const char *key);
+/* Follows a NULL-terminated chain of keys from obj. */
+int tsi_json_path(const tsi_json *d, int obj, ...) __attribute__((sentinel));
+
+/* Array walk: first element of array arr (-1 when empty or not an array), and the next
+ * element after element i inside arr (-1 at the end). */
+int tsi_json_first(const tsi_json *d, int arr);
+int tsi_json_next(const tsi_json *d, int arr, int i);
+/* Object walk: first key token of object obj (its value is key+1), next key. */
+int tsi_json_first_key(const tsi_json *d, int obj);
+int tsi_json_next_key(const tsi_json *d, int obj, int key);
+/* Raw key text compare. */
+bool tsi_json_key_is(const tsi_json *d, int key, const char *name);
+
+/* Readers. Each returns 0, TSI_E_MISSING when i < 0 or the value is null, TSI_E_TYPE
+ * when the token has another kind, TSI_E_RANGE when a number is not finite or (for the
+ * integer readers) not an integer in range. */
+int tsi_json_num(const tsi_json *d, int i, double *out);
+int tsi_json_int64(const tsi_json *d, int i, int64_t *out);
+int tsi_json_bool(const tsi_json *d, int i, bool *out);
+/* Unescapes a string into buf (NUL-terminated, UTF-8); \u escapes (with surrogate pairs)
+ * become UTF-8. TSI_E_TOO_BIG when it does not fit, TSI_E_JSON on a bad escape, an
+ * unpaired surrogate, invalid UTF-8 or a raw control character. Returns the byte length
+ * on success (>= 0). */
+int tsi_json_str(const tsi_json *d, int i, char *buf, size_t cap);
+/* Raw (still escaped) bytes of a string or primitive token. */
+const char *tsi_json_raw(const tsi_json *d, int i, size_t *n);
+
+/* Reads a number and checks lo <= v <= hi; null → TSI_E_MISSING. On any failure the
+ * error names `what` and the value seen. */
+int tsi_json_num_range(const tsi_json *d, int i, double lo, double hi, double *out,
+                       const char *what, tsi_error *err);
+
+/* Fast decimal-to-double for a JSON number token text (exact for up to 15 significant
+ * digits and |exponent| <= 22; otherwise falls back to strtod). The text must already
+ * match the JSON number grammar. */
+double tsi_json_atof(const char *s, size_t n);
+
+#endif

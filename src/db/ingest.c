@@ -1,0 +1,941 @@
+/* db/ingest.c — see ingest.h */
+#include "db/ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "archive/pqfile.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/options.h"
+#include "db/conn.h"
+
+/* ---- spool framing ------------------------------------------------------------------- */
+
+#define SPOOL_MAGIC   0x53495354u /* "TSIS" little-endian */
+#define SPOOL_VERSION 1
+#define HDR_SIZE      16
+#define MAX_PAYLOAD   4096
+#define READ_CHUNK    (4u << 20)
+
+enum { REC_ROW = 1, REC_ISECT = 2, REC_DQ = 3 };
+
+static size_t payload_size(int type)
+{
+    switch (type) {
+    case REC_ROW:
+        return sizeof(tsi_rt_row);
+    case REC_ISECT:
+        return sizeof(tsi_isect_row);
+    case REC_DQ:
+        return sizeof(tsi_dq_row);
+    }
+    return 0;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint32_t frame_crc(const unsigned char *hdr, const unsigned char *payload, uint32_t len)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    c = crc32(c, hdr + 4, 8); /* type, version, reserved, len */
+    c = crc32(c, payload, len);
+    return (uint32_t)c;
+}
+
+static void frame(tsi_buf *b, int type, const void *payload, uint32_t len)
+{
+    unsigned char hdr[HDR_SIZE];
+    uint32_t magic = SPOOL_MAGIC;
+    memcpy(hdr, &magic, 4);
+    hdr[4] = (unsigned char)type;
+    hdr[5] = SPOOL_VERSION;
+    hdr[6] = hdr[7] = 0;
+    memcpy(hdr + 8, &len, 4);
+    uint32_t crc = frame_crc(hdr, payload, len);
+    memcpy(hdr + 12, &crc, 4);
+    tsi_buf_append(b, hdr, HDR_SIZE);
+    tsi_buf_append(b, payload, len);
+}
+
+/* 1: a valid frame of *flen bytes at p; 0: incomplete (needs more bytes); -1: invalid */
+static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
+{
+    if (avail < HDR_SIZE)
+        return avail >= 4 && rd32(p) != SPOOL_MAGIC ? -1 : 0;
+    if (rd32(p) != SPOOL_MAGIC || p[5] != SPOOL_VERSION || p[6] || p[7])
+        return -1;
+    uint32_t len = rd32(p + 8);
+    if (len == 0 || len > MAX_PAYLOAD || payload_size(p[4]) != len)
+        return -1;
+    if (avail < HDR_SIZE + (size_t)len)
+        return 0;
+    if (frame_crc(p, p + HDR_SIZE, len) != rd32(p + 12))
+        return -1;
+    *flen = HDR_SIZE + len;
+    return 1;
+}
+
+/* ---- the ingest object ---------------------------------------------------------------- */
+
+struct tsi_ingest {
+    tsi_ingest_config cfg;
+    char path[PATH_MAX];
+    int fd;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* wakes the writer */
+    pthread_cond_t drained; /* wakes tsi_ingest_sync */
+    pthread_t thread;
+    bool thread_started, stop, paused;
+    off_t read_off, end;  /* spool: [read_off, end) waits */
+    off_t replay_end;     /* records before this offset waited for the database */
+    tsi_ingest_stats st;
+    /* writer-thread only */
+    PGconn *conn;
+    bool has_feat[3]; /* avg_speed, speed_stddev, hard_braking_count */
+    int backoff_ms;
+    unsigned rnd;
+};
+
+static const char *const FEAT_COLS[3] = {"avg_speed", "speed_stddev", "hard_braking_count"};
+
+void tsi_ingest_spool_path(const char *spool_dir, char *buf, size_t len)
+{
+    if (spool_dir && *spool_dir)
+        snprintf(buf, len, "%s/ingest.spool", spool_dir);
+    else
+        snprintf(buf, len, "%s/spool/ingest.spool", tsi_home());
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_last_error(tsi_ingest *in, const char *fmt, const char *a, const char *b)
+{
+    pthread_mutex_lock(&in->mu);
+    snprintf(in->st.last_error, sizeof in->st.last_error, fmt, a ? a : "", b ? b : "");
+    in->st.db_errors++;
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Scans the spool from the start: counts valid records, cuts a torn tail. */
+static int scan_spool(tsi_ingest *in, tsi_error *err)
+{
+    struct stat sb;
+    if (fstat(in->fd, &sb) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot stat spool", "%s: %s", in->path,
+                             strerror(errno));
+    off_t size = sb.st_size, off = 0, valid_end = 0;
+    long long records = 0, corrupt = 0;
+    unsigned char *buf = malloc(READ_CHUNK);
+    if (!buf)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    bool in_garbage = false;
+    while (off < size) {
+        size_t want = (size_t)(size - off) < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
+        ssize_t got = pread(in->fd, buf, want, off);
+        if (got <= 0) {
+            free(buf);
+            return tsi_error_set(err, TSI_E_IO, "cannot read spool", "%s: %s", in->path,
+                                 got < 0 ? strerror(errno) : "short read");
+        }
+        size_t i = 0;
+        while (i < (size_t)got) {
+            size_t fl = 0;
+            int r = parse_frame(buf + i, (size_t)got - i, &fl);
+            if (r == 1) {
+                records++;
+                i += fl;
+                valid_end = off + (off_t)i;
+                in_garbage = false;
+            } else if (r == 0 && off + (off_t)got < size) {
+                break; /* the frame continues in the next chunk */
+            } else {
+                if (!in_garbage)
+                    corrupt++;
+                in_garbage = true;
+                i++; /* resynchronise on the next valid frame */
+            }
+        }
+        if (i == 0) { /* cannot happen: a frame is far smaller than a chunk */
+            break;
+        }
+        off += (off_t)i;
+    }
+    free(buf);
+    if (valid_end < size) {
+        tsi_warn("ingest", "spool ends with a torn or corrupt record: cut path=%s bytes=%lld",
+                 in->path, (long long)(size - valid_end));
+        if (ftruncate(in->fd, valid_end) < 0 || fsync(in->fd) < 0)
+            return tsi_error_set(err, TSI_E_IO, "cannot cut the spool's torn tail", "%s: %s",
+                                 in->path, strerror(errno));
+        size = valid_end;
+    }
+    in->read_off = 0;
+    in->end = size;
+    in->replay_end = size;
+    in->st.spool_records = records;
+    in->st.spool_bytes = size;
+    in->st.spool_corrupt = corrupt;
+    if (records > 0)
+        tsi_info("ingest", "spool holds records to replay path=%s records=%lld corrupt=%lld",
+                 in->path, records, corrupt);
+    return 0;
+}
+
+static void *writer_main(void *arg);
+
+int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *err)
+{
+    *out = NULL;
+    tsi_ingest *in = calloc(1, sizeof *in);
+    if (!in)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    if (cfg)
+        in->cfg = *cfg;
+    if (in->cfg.batch_rows <= 0)
+        in->cfg.batch_rows = 5000;
+    if (in->cfg.retry_min_ms <= 0)
+        in->cfg.retry_min_ms = 200;
+    if (in->cfg.retry_max_ms <= 0)
+        in->cfg.retry_max_ms = 30000;
+    in->cfg.spool_dir = NULL; /* not kept: borrowed */
+    in->paused = cfg && cfg->start_paused;
+    in->fd = -1;
+    in->rnd = (unsigned)getpid() ^ (unsigned)now_ms();
+    tsi_ingest_spool_path(cfg ? cfg->spool_dir : NULL, in->path, sizeof in->path);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", in->path);
+    *strrchr(dir, '/') = '\0';
+    int rc = tsi_mkdirs(dir, err);
+    if (rc < 0) {
+        free(in);
+        return rc;
+    }
+    in->fd = open(in->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (in->fd < 0) {
+        rc = tsi_error_set(err, TSI_E_IO, "cannot open spool", "%s: %s", in->path,
+                           strerror(errno));
+        free(in);
+        return rc;
+    }
+    if (flock(in->fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = tsi_error_set(err, TSI_E_EXISTS, "the spool is in use by another process",
+                           "%s: %s", in->path, strerror(errno));
+        close(in->fd);
+        free(in);
+        return rc;
+    }
+    tsi_fsync_dir(dir, NULL);
+    if ((rc = scan_spool(in, err)) < 0) {
+        close(in->fd);
+        free(in);
+        return rc;
+    }
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->cv, NULL);
+    pthread_cond_init(&in->drained, NULL);
+    if (pthread_create(&in->thread, NULL, writer_main, in) != 0) {
+        rc = tsi_error_set(err, TSI_E_INTERNAL, "cannot start the database writer thread", NULL);
+        tsi_ingest_close(in);
+        return rc;
+    }
+    in->thread_started = true;
+    *out = in;
+    return 0;
+}
+
+void tsi_ingest_close(tsi_ingest *in)
+{
+    if (!in)
+        return;
+    if (in->thread_started) {
+        pthread_mutex_lock(&in->mu);
+        in->stop = true;
+        pthread_cond_broadcast(&in->cv);
+        pthread_mutex_unlock(&in->mu);
+        pthread_join(in->thread, NULL);
+    }
+    if (in->conn)
+        PQfinish(in->conn);
+    if (in->fd >= 0)
+        close(in->fd); /* releases the flock */
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->cv);
+    pthread_cond_destroy(&in->drained);
+    free(in);
+}
+
+static int append(tsi_ingest *in, int type, const void *items, size_t n, size_t size,
+                  tsi_error *err)
+{
+    if (n == 0)
+        return 0;
+    tsi_buf b = TSI_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        frame(&b, type, (const char *)items + i * size, (uint32_t)size);
+    pthread_mutex_lock(&in->mu);
+    size_t done = 0;
+    int rc = 0;
+    while (done < b.len) {
+        ssize_t w = write(in->fd, b.data + done, b.len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = tsi_error_set(err, TSI_E_IO, "cannot append to the spool", "%s: %s", in->path,
+                               w < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (rc == 0 && fdatasync(in->fd) < 0)
+        rc = tsi_error_set(err, TSI_E_IO, "cannot fsync the spool", "%s: %s", in->path,
+                           strerror(errno));
+    if (rc < 0) {
+        /* cut what was half-written so the next append starts on a frame boundary */
+        if (ftruncate(in->fd, in->end) < 0)
+            tsi_err("ingest", "cannot cut a failed append path=%s err=%s", in->path,
+                    strerror(errno));
+    } else {
+        in->end += (off_t)b.len;
+        in->st.spool_records += (long long)n;
+        in->st.spool_bytes = in->end - in->read_off;
+        pthread_cond_signal(&in->cv);
+    }
+    pthread_mutex_unlock(&in->mu);
+    tsi_buf_free(&b);
+    return rc;
+}
+
+int tsi_ingest_add_rows(tsi_ingest *in, const tsi_rt_row *rows, size_t n, tsi_error *err)
+{
+    /* copies with zeroed padding: the checksum covers every byte */
+    tsi_rt_row *c = calloc(n ? n : 1, sizeof *c);
+    if (!c)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    for (size_t i = 0; i < n; i++) {
+        c[i].intersection_id = rows[i].intersection_id;
+        c[i].minute_ms = rows[i].minute_ms;
+        c[i].combined_index = rows[i].combined_index;
+        c[i].combined_index_eb = rows[i].combined_index_eb;
+        c[i].vru_index = rows[i].vru_index;
+        c[i].vru_index_eb = rows[i].vru_index_eb;
+        c[i].vehicle_index = rows[i].vehicle_index;
+        c[i].vehicle_index_eb = rows[i].vehicle_index_eb;
+        c[i].traffic_volume = rows[i].traffic_volume;
+        c[i].vru_count = rows[i].vru_count;
+        c[i].vehicle_event_count = rows[i].vehicle_event_count;
+        c[i].vru_event_count = rows[i].vru_event_count;
+        c[i].hour_of_day = rows[i].hour_of_day;
+        c[i].day_of_week = rows[i].day_of_week;
+        c[i].avg_speed = rows[i].avg_speed;
+        c[i].speed_stddev = rows[i].speed_stddev;
+        c[i].hard_braking_count = rows[i].hard_braking_count;
+        c[i].message_count = rows[i].message_count;
+    }
+    int rc = append(in, REC_ROW, c, n, sizeof *c, err);
+    free(c);
+    return rc;
+}
+
+int tsi_ingest_add_isects(tsi_ingest *in, const tsi_isect_row *rows, size_t n, tsi_error *err)
+{
+    tsi_isect_row *c = calloc(n ? n : 1, sizeof *c);
+    if (!c)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    for (size_t i = 0; i < n; i++) {
+        c[i].id = rows[i].id;
+        snprintf(c[i].name, sizeof c[i].name, "%s", rows[i].name);
+        c[i].latitude = rows[i].latitude;
+        c[i].longitude = rows[i].longitude;
+        c[i].lane_count = rows[i].lane_count;
+        c[i].revision = rows[i].revision;
+        snprintf(c[i].metadata, sizeof c[i].metadata, "%s",
+                 rows[i].metadata[0] ? rows[i].metadata : "{}");
+    }
+    int rc = append(in, REC_ISECT, c, n, sizeof *c, err);
+    free(c);
+    return rc;
+}
+
+int tsi_ingest_add_dq(tsi_ingest *in, const tsi_dq_row *rows, size_t n, tsi_error *err)
+{
+    tsi_dq_row *c = calloc(n ? n : 1, sizeof *c);
+    if (!c)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    for (size_t i = 0; i < n; i++) {
+        c[i].minute_ms = rows[i].minute_ms;
+        c[i].intersection_id = rows[i].intersection_id;
+        snprintf(c[i].issue_type, sizeof c[i].issue_type, "%s", rows[i].issue_type);
+        snprintf(c[i].severity, sizeof c[i].severity, "%s", rows[i].severity);
+        snprintf(c[i].message, sizeof c[i].message, "%s", rows[i].message);
+        snprintf(c[i].metadata, sizeof c[i].metadata, "%s",
+                 rows[i].metadata[0] ? rows[i].metadata : "{}");
+    }
+    int rc = append(in, REC_DQ, c, n, sizeof *c, err);
+    free(c);
+    return rc;
+}
+
+long long tsi_ingest_sync(tsi_ingest *in, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&in->mu);
+    while (in->st.spool_records > 0) {
+        if (pthread_cond_timedwait(&in->drained, &in->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    long long left = in->st.spool_records;
+    pthread_mutex_unlock(&in->mu);
+    return left;
+}
+
+void tsi_ingest_resume(tsi_ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->paused = false;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+}
+
+void tsi_ingest_get_stats(tsi_ingest *in, tsi_ingest_stats *st)
+{
+    pthread_mutex_lock(&in->mu);
+    *st = in->st;
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* ---- the writer thread ----------------------------------------------------------------- */
+
+typedef struct rec {
+    int type;
+    off_t off; /* where the frame starts */
+    union {
+        tsi_rt_row row;
+        tsi_isect_row isect;
+        tsi_dq_row dq;
+    } u;
+} rec;
+
+static void ts_text(tsi_buf *b, int64_t ms)
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    tsi_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+static void copy_dbl(tsi_buf *b, double v)
+{
+    if (isfinite(v))
+        tsi_buf_printf(b, "%.17g", v);
+    else
+        tsi_buf_puts(b, "\\N");
+}
+static void copy_text(tsi_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\':
+            tsi_buf_puts(b, "\\\\");
+            break;
+        case '\t':
+            tsi_buf_puts(b, "\\t");
+            break;
+        case '\n':
+            tsi_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            tsi_buf_puts(b, "\\r");
+            break;
+        default:
+            tsi_buf_putc(b, *s);
+        }
+    }
+}
+
+static const char SQL_STAGE[] =
+    "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_rows (seq bigint NOT NULL, intersection_id bigint, "
+    "\"timestamp\" timestamptz, combined_index float8, combined_index_eb float8, vru_index float8, "
+    "vru_index_eb float8, vehicle_index float8, vehicle_index_eb float8, traffic_volume int, "
+    "vru_count int, vehicle_event_count int, vru_event_count int, hour_of_day smallint, "
+    "day_of_week smallint, avg_speed float8, speed_stddev float8, hard_braking_count int) "
+    "ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_dq (seq bigint NOT NULL, \"timestamp\" "
+    "timestamptz, intersection_id bigint, issue_type text, severity text, message text, "
+    "metadata jsonb) ON COMMIT DELETE ROWS;"
+    "SET statement_timeout = '120s'";
+
+static const char SQL_ISECT[] =
+    "INSERT INTO intersections AS i (id, name, latitude, longitude, geometry, lane_count, "
+    "revision, metadata) VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($4, $3), 4326), $5, $6, "
+    "$7::jsonb) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, latitude = "
+    "EXCLUDED.latitude, longitude = EXCLUDED.longitude, lane_count = EXCLUDED.lane_count, "
+    "revision = EXCLUDED.revision, metadata = i.metadata || EXCLUDED.metadata "
+    "WHERE i.revision IS NULL OR EXCLUDED.revision IS NULL OR EXCLUDED.revision >= i.revision";
+
+static const char SQL_DQ[] =
+    "INSERT INTO data_quality_log (\"timestamp\", intersection_id, issue_type, severity, "
+    "message, metadata) SELECT d.\"timestamp\", CASE WHEN EXISTS (SELECT 1 FROM intersections i "
+    "WHERE i.id = d.intersection_id) THEN d.intersection_id END, d.issue_type, d.severity, "
+    "d.message, d.metadata FROM tsi_ingest_dq d ORDER BY d.seq";
+
+static bool conn_lost(PGconn *c, const PGresult *r)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return true;
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!st)
+        return r == NULL || PQresultStatus(r) == PGRES_FATAL_ERROR ? PQstatus(c) != CONNECTION_OK
+                                                                   : false;
+    /* connection, shutdown, resources, serialization: try the whole batch again later */
+    return strncmp(st, "08", 2) == 0 || strncmp(st, "57", 2) == 0 || strncmp(st, "53", 2) == 0 ||
+           strncmp(st, "40", 2) == 0;
+}
+
+/* 0 ok; 1 transient (connection: retry later); 2 content refused (retry record by record) */
+static int check(tsi_ingest *in, PGresult *r, ExecStatusType want, const char *what)
+{
+    if (r && PQresultStatus(r) == want) {
+        PQclear(r);
+        return 0;
+    }
+    int kind = conn_lost(in->conn, r) ? 1 : 2;
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(in->conn);
+    char line[200];
+    snprintf(line, sizeof line, "%s", msg ? msg : "?");
+    line[strcspn(line, "\n")] = '\0';
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (kind == 1 || in->cfg.batch_rows > 0)
+        tsi_warn("ingest", "database write failed step=%s sqlstate=%s err=%s", what,
+                 st ? st : "-", line);
+    set_last_error(in, "%s: %s", what, line);
+    PQclear(r);
+    return kind;
+}
+
+static int exec_simple(tsi_ingest *in, const char *sql, ExecStatusType want, const char *what)
+{
+    return check(in, PQexec(in->conn, sql), want, what);
+}
+
+static int copy_in(tsi_ingest *in, const char *sql, tsi_buf *data, const char *what)
+{
+    int k = check(in, PQexec(in->conn, sql), PGRES_COPY_IN, what);
+    if (k)
+        return k;
+    if (PQputCopyData(in->conn, data->data ? data->data : "", (int)data->len) != 1 ||
+        PQputCopyEnd(in->conn, NULL) != 1)
+        return check(in, NULL, PGRES_COMMAND_OK, what);
+    PGresult *r;
+    int worst = 0;
+    while ((r = PQgetResult(in->conn)) != NULL) {
+        int kk = check(in, r, PGRES_COMMAND_OK, what);
+        if (kk > worst)
+            worst = kk;
+    }
+    return worst;
+}
+
+static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
+{
+    tsi_buf d = TSI_BUF_INIT, sql = TSI_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        const tsi_rt_row *r = &v[i].u.row;
+        tsi_buf_printf(&d, "%zu\t%lld\t", i, (long long)r->intersection_id);
+        ts_text(&d, r->minute_ms);
+        tsi_buf_putc(&d, '\t');
+        copy_dbl(&d, r->combined_index);
+        const double dv[5] = {r->combined_index_eb, r->vru_index, r->vru_index_eb, r->vehicle_index,
+                              r->vehicle_index_eb};
+        for (int k = 0; k < 5; k++) {
+            tsi_buf_putc(&d, '\t');
+            copy_dbl(&d, dv[k]);
+        }
+        tsi_buf_printf(&d, "\t%d\t%d\t%d\t%d\t%d\t%d\t", r->traffic_volume, r->vru_count,
+                       r->vehicle_event_count, r->vru_event_count, r->hour_of_day, r->day_of_week);
+        copy_dbl(&d, r->avg_speed);
+        tsi_buf_putc(&d, '\t');
+        copy_dbl(&d, r->speed_stddev);
+        tsi_buf_printf(&d, "\t%d\n", r->hard_braking_count);
+    }
+    int k = copy_in(in, "COPY tsi_ingest_rows FROM STDIN", &d, "copy rows");
+    tsi_buf_free(&d);
+    if (k)
+        return k;
+    static const char *const base =
+        "intersection_id, \"timestamp\", combined_index, combined_index_eb, vru_index, "
+        "vru_index_eb, vehicle_index, vehicle_index_eb, traffic_volume, vru_count, "
+        "vehicle_event_count, vru_event_count, hour_of_day, day_of_week";
+    tsi_buf cols = TSI_BUF_INIT, set = TSI_BUF_INIT;
+    tsi_buf_puts(&cols, base);
+    for (int f = 0; f < 3; f++)
+        if (in->has_feat[f])
+            tsi_buf_printf(&cols, ", %s", FEAT_COLS[f]);
+    const char *names[] = {"combined_index", "combined_index_eb", "vru_index", "vru_index_eb",
+                           "vehicle_index", "vehicle_index_eb", "traffic_volume", "vru_count",
+                           "vehicle_event_count", "vru_event_count", "hour_of_day",
+                           "day_of_week"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        tsi_buf_printf(&set, "%s%s = EXCLUDED.%s", i ? ", " : "", names[i], names[i]);
+    for (int f = 0; f < 3; f++)
+        if (in->has_feat[f])
+            tsi_buf_printf(&set, ", %s = EXCLUDED.%s", FEAT_COLS[f], FEAT_COLS[f]);
+    tsi_buf_printf(&sql,
+                   "INSERT INTO safety_indices_realtime AS r (%s) SELECT DISTINCT ON "
+                   "(intersection_id, \"timestamp\") %s FROM tsi_ingest_rows s WHERE EXISTS "
+                   "(SELECT 1 FROM intersections i WHERE i.id = s.intersection_id) ORDER BY "
+                   "intersection_id, \"timestamp\", seq DESC ON CONFLICT (intersection_id, "
+                   "\"timestamp\") DO UPDATE SET %s",
+                   tsi_buf_cstr(&cols), tsi_buf_cstr(&cols), tsi_buf_cstr(&set));
+    PGresult *r = PQexec(in->conn, tsi_buf_cstr(&sql));
+    long long affected = -1;
+    if (PQresultStatus(r) == PGRES_COMMAND_OK)
+        affected = atoll(PQcmdTuples(r));
+    k = check(in, r, PGRES_COMMAND_OK, "upsert rows");
+    if (!k) {
+        /* rows whose intersection is unknown were not written */
+        r = PQexec(in->conn, "SELECT count(*) FROM tsi_ingest_rows s WHERE NOT EXISTS "
+                             "(SELECT 1 FROM intersections i WHERE i.id = s.intersection_id)");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            *orphans += atoll(PQgetvalue(r, 0, 0));
+        k = check(in, r, PGRES_TUPLES_OK, "count orphans");
+    }
+    (void)affected;
+    tsi_buf_free(&cols);
+    tsi_buf_free(&set);
+    tsi_buf_free(&sql);
+    return k;
+}
+
+static int write_isects(tsi_ingest *in, rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const tsi_isect_row *x = &v[i].u.isect;
+        char id[32], lat[40], lon[40], lanes[16], rev[16];
+        snprintf(id, sizeof id, "%lld", (long long)x->id);
+        snprintf(lat, sizeof lat, "%.17g", x->latitude);
+        snprintf(lon, sizeof lon, "%.17g", x->longitude);
+        snprintf(lanes, sizeof lanes, "%d", x->lane_count);
+        snprintf(rev, sizeof rev, "%d", x->revision);
+        const char *p[7] = {id, x->name, lat, lon, x->lane_count >= 0 ? lanes : NULL,
+                            x->revision >= 0 ? rev : NULL, x->metadata[0] ? x->metadata : "{}"};
+        int k = check(in, PQexecParams(in->conn, SQL_ISECT, 7, NULL, p, NULL, NULL, 0),
+                      PGRES_COMMAND_OK, "upsert intersection");
+        if (k)
+            return k;
+    }
+    return 0;
+}
+
+static int write_dq(tsi_ingest *in, rec *v, size_t n)
+{
+    tsi_buf d = TSI_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        const tsi_dq_row *q = &v[i].u.dq;
+        tsi_buf_printf(&d, "%zu\t", i);
+        ts_text(&d, q->minute_ms);
+        if (q->intersection_id >= 0)
+            tsi_buf_printf(&d, "\t%lld\t", (long long)q->intersection_id);
+        else
+            tsi_buf_puts(&d, "\t\\N\t");
+        copy_text(&d, q->issue_type);
+        tsi_buf_putc(&d, '\t');
+        copy_text(&d, q->severity);
+        tsi_buf_putc(&d, '\t');
+        copy_text(&d, q->message);
+        tsi_buf_putc(&d, '\t');
+        copy_text(&d, q->metadata[0] ? q->metadata : "{}");
+        tsi_buf_putc(&d, '\n');
+    }
+    int k = copy_in(in, "COPY tsi_ingest_dq FROM STDIN", &d, "copy quality log");
+    tsi_buf_free(&d);
+    if (k)
+        return k;
+    return exec_simple(in, SQL_DQ, PGRES_COMMAND_OK, "insert quality log");
+}
+
+/* one transaction: 0 committed, 1 transient failure, 2 content refused (rolled back) */
+static int write_tx(tsi_ingest *in, rec *v, size_t n, long long *orphans)
+{
+    int k = exec_simple(in, "BEGIN", PGRES_COMMAND_OK, "begin");
+    if (k)
+        return k;
+    switch (v[0].type) {
+    case REC_ROW:
+        k = write_rows(in, v, n, orphans);
+        break;
+    case REC_ISECT:
+        k = write_isects(in, v, n);
+        break;
+    default:
+        k = write_dq(in, v, n);
+        break;
+    }
+    if (k) {
+        if (k == 2)
+            PQclear(PQexec(in->conn, "ROLLBACK"));
+        return k;
+    }
+    return exec_simple(in, "COMMIT", PGRES_COMMAND_OK, "commit");
+}
+
+static int connect_db(tsi_ingest *in)
+{
+    tsi_error e = {0};
+    in->conn = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e);
+    if (!in->conn) {
+        set_last_error(in, "connect: %s %s", e.message, e.detail);
+        return -1;
+    }
+    PQclear(PQexec(in->conn, "SET client_min_messages = warning"));
+    if (exec_simple(in, SQL_STAGE, PGRES_COMMAND_OK, "prepare") != 0)
+        goto fail;
+    PGresult *r = PQexec(in->conn, "SELECT column_name FROM information_schema.columns WHERE "
+                                   "table_schema = 'public' AND table_name = "
+                                   "'safety_indices_realtime'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        check(in, r, PGRES_TUPLES_OK, "schema");
+        goto fail;
+    }
+    for (int f = 0; f < 3; f++) {
+        in->has_feat[f] = false;
+        for (int i = 0; i < PQntuples(r); i++)
+            if (strcmp(PQgetvalue(r, i, 0), FEAT_COLS[f]) == 0)
+                in->has_feat[f] = true;
+    }
+    PQclear(r);
+    pthread_mutex_lock(&in->mu);
+    in->st.connected = true;
+    pthread_mutex_unlock(&in->mu);
+    tsi_info("ingest", "connected to the database features=%d", in->has_feat[0] + in->has_feat[1] +
+                                                                     in->has_feat[2]);
+    return 0;
+fail:
+    PQfinish(in->conn);
+    in->conn = NULL;
+    return -1;
+}
+
+static void drop_conn(tsi_ingest *in)
+{
+    if (in->conn)
+        PQfinish(in->conn);
+    in->conn = NULL;
+    pthread_mutex_lock(&in->mu);
+    in->st.connected = false;
+    in->replay_end = in->end; /* everything queued now waited for the database */
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* reads up to max records of one type starting at off (< end); returns the count and the
+ * offset after them; skipped corrupt frames are counted */
+static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t max,
+                         off_t *next, long long *corrupt)
+{
+    size_t n = 0;
+    unsigned char *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        *next = off;
+        return 0;
+    }
+    while (off < end && n < max) {
+        size_t want = (size_t)(end - off) < READ_CHUNK ? (size_t)(end - off) : READ_CHUNK;
+        ssize_t got = pread(in->fd, buf, want, off);
+        if (got <= 0)
+            break;
+        size_t i = 0;
+        bool garbage = false;
+        while (i < (size_t)got && n < max) {
+            size_t fl = 0;
+            int r = parse_frame(buf + i, (size_t)got - i, &fl);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                if (!garbage)
+                    (*corrupt)++;
+                garbage = true;
+                i++;
+                continue;
+            }
+            garbage = false;
+            int type = buf[i + 4];
+            if (n > 0 && type != v[0].type)
+                goto out; /* one type per transaction */
+            v[n].type = type;
+            v[n].off = off + (off_t)i;
+            memcpy(&v[n].u, buf + i + HDR_SIZE, fl - HDR_SIZE);
+            n++;
+            i += fl;
+        }
+        if (i == 0)
+            break;
+        off += (off_t)i;
+        continue;
+    out:
+        off += (off_t)i;
+        break;
+    }
+    free(buf);
+    *next = off;
+    return n;
+}
+
+static void advance(tsi_ingest *in, off_t next, size_t n, off_t first_off, long long corrupt,
+                    const long long add[5])
+{
+    pthread_mutex_lock(&in->mu);
+    in->read_off = next;
+    in->st.spool_records -= (long long)n;
+    in->st.spool_corrupt += corrupt;
+    in->st.rows_written += add[0];
+    in->st.isects_written += add[1];
+    in->st.dq_written += add[2];
+    in->st.rejected += add[3];
+    in->st.orphans += add[4];
+    if (first_off < in->replay_end)
+        in->st.replayed += (long long)n;
+    in->st.batches++;
+    if (in->read_off >= in->end) {
+        /* everything written: start the spool afresh */
+        if (ftruncate(in->fd, 0) == 0 && fdatasync(in->fd) == 0) {
+            in->read_off = in->end = in->replay_end = 0;
+        }
+        in->st.spool_records = 0;
+        pthread_cond_broadcast(&in->drained);
+    }
+    in->st.spool_bytes = in->end - in->read_off;
+    pthread_mutex_unlock(&in->mu);
+}
+
+static void backoff_wait(tsi_ingest *in)
+{
+    int ms = in->backoff_ms ? in->backoff_ms * 2 : in->cfg.retry_min_ms;
+    if (ms > in->cfg.retry_max_ms)
+        ms = in->cfg.retry_max_ms;
+    in->backoff_ms = ms;
+    int jitter = (int)(rand_r(&in->rnd) % (unsigned)(ms / 4 + 1));
+    ms = ms - ms / 8 + jitter; /* ±12.5 % */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&in->mu);
+    while (!in->stop && pthread_cond_timedwait(&in->cv, &in->mu, &dl) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&in->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    tsi_ingest *in = arg;
+    size_t cap = (size_t)in->cfg.batch_rows;
+    rec *v = malloc(cap * sizeof *v);
+    if (!v)
+        return NULL;
+    for (;;) {
+        pthread_mutex_lock(&in->mu);
+        while (!in->stop && (in->paused || in->read_off >= in->end))
+            pthread_cond_wait(&in->cv, &in->mu);
+        bool stop = in->stop;
+        off_t off = in->read_off, end = in->end;
+        pthread_mutex_unlock(&in->mu);
+        if (stop)
+            break;
+        if (!in->conn && connect_db(in) < 0) {
+            drop_conn(in);
+            backoff_wait(in);
+            continue;
+        }
+        long long corrupt = 0, orphans = 0;
+        off_t next;
+        size_t n = read_batch(in, off, end, v, cap, &next, &corrupt);
+        long long add[5] = {0};
+        if (n == 0) {
+            advance(in, next, 0, off, corrupt, add); /* only garbage was left */
+            continue;
+        }
+        int k = write_tx(in, v, n, &orphans);
+        if (k == 1) {
+            drop_conn(in);
+            backoff_wait(in);
+            continue;
+        }
+        if (k == 2) {
+            /* the batch was refused for its content: each record alone, drop the bad ones */
+            size_t ok = 0;
+            for (size_t i = 0; i < n && k != 1; i++) {
+                k = write_tx(in, &v[i], 1, &orphans);
+                if (k == 0)
+                    ok++;
+                else if (k == 2) {
+                    add[3]++;
+                    tsi_err("ingest", "record refused by the database, dropped type=%d "
+                                      "spool_offset=%lld",
+                            v[i].type, (long long)v[i].off);
+                }
+            }
+            if (k == 1) {
+                /* lost the connection in the middle: redo the whole batch later
+                 * (upserts make the records already written harmless) */
+                drop_conn(in);
+                backoff_wait(in);
+                continue;
+            }
+            if (v[0].type == REC_ROW)
+                add[0] = (long long)ok;
+            else if (v[0].type == REC_ISECT)
+                add[1] = (long long)ok;
+            else
+                add[2] = (long long)ok;
+        } else {
+            if (v[0].type == REC_ROW)
+                add[0] = (long long)n;
+            else if (v[0].type == REC_ISECT)
+                add[1] = (long long)n;
+            else
+                add[2] = (long long)n;
+        }
+        add[0] -= orphans;
+        add[4] = orphans;
+        if (orphans > 0)
+            tsi_warn("ingest", "rows of unknown intersections dropped count=%lld", orphans);
+        in->backoff_ms = 0;
+        advance(in, next, n, off, corrupt, add);
+    }
+    free(v);
+    return NULL;
+}

@@ -1,0 +1,554 @@
+/* jobs/jobs.c — see jobs.h */
+#include "jobs/jobs.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "commands.h"
+#include "db/conn.h"
+
+const tsi_option tsi_jobs_options[] = {
+    {"at", TSI_OPT_STRING, NULL, NULL,
+     "run: the job's clock instead of now (a timestamp; UTC unless it names a zone)", NULL},
+    {"window-days", TSI_OPT_INT, "28", "TSI_CONSTANTS_WINDOW_DAYS",
+     "constants: trailing window of 1-minute rows, in days", "1..366"},
+    {"prior-k", TSI_OPT_DOUBLE, "50", "TSI_EB_K",
+     "constants: Empirical Bayes strength k stored with the set", "0.000001..1000000"},
+    {"prior-min-minutes", TSI_OPT_INT, "60", "TSI_PRIOR_MIN_MINUTES",
+     "constants: minutes of history an intersection-hour needs for its own prior", "1..100000"},
+    {"constants-defaults", TSI_OPT_STRING, NULL, "TSI_CONSTANTS_DEFAULTS",
+     "constants: JSON object of defaults for features with no data (e.g. {\"S_ref\":40})", NULL},
+    {"realtime-retention-hours", TSI_OPT_INT, "48", "TSI_RETENTION_REALTIME_HOURS",
+     "retention: hours of 1-minute rows kept", "1..87600"},
+    {"hourly-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_HOURLY_DAYS",
+     "retention: days of hourly rollups kept (daily rollups are kept forever)", "1..36500"},
+    {"job-runs-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_JOB_RUNS_DAYS",
+     "retention: days of job_runs kept", "1..36500"},
+    {"lock-timeout-ms", TSI_OPT_INT, "50", "TSI_RETENTION_LOCK_TIMEOUT_MS",
+     "retention: longest wait per attempt for the lock that drops a realtime partition "
+     "(inserts queue behind it)",
+     "1..60000"},
+    {"lock-attempts", TSI_OPT_INT, "20", "TSI_RETENTION_LOCK_ATTEMPTS",
+     "retention: attempts at that lock before deleting the rows instead", "1..1000"},
+    {"no-vacuum", TSI_OPT_BOOL, NULL, NULL,
+     "run: skip the VACUUM ANALYZE (as tsi_owner) after retention", NULL},
+    {"schedule-hourly", TSI_OPT_STRING, "5 * * * *", "TSI_SCHEDULE_HOURLY",
+     "install: cron schedule of the hourly rollup", NULL},
+    {"schedule-daily", TSI_OPT_STRING, "5 0 * * *", "TSI_SCHEDULE_DAILY",
+     "install: cron schedule of the daily rollup", NULL},
+    {"schedule-retention", TSI_OPT_STRING, "0 2 * * *", "TSI_SCHEDULE_RETENTION",
+     "install: cron schedule of retention", NULL},
+    {"schedule-partitions", TSI_OPT_STRING, "35 * * * *", "TSI_SCHEDULE_PARTITIONS",
+     "install: cron schedule of partition maintenance", NULL},
+    {"schedule-constants", TSI_OPT_STRING, "30 0 * * *", "TSI_SCHEDULE_CONSTANTS",
+     "install: cron schedule of the normalisation constants", NULL},
+    {"schedule-vacuum", TSI_OPT_STRING, "30 2 * * *", "TSI_SCHEDULE_VACUUM",
+     "install: cron schedule of VACUUM ANALYZE of the rollup tables (runs as tsi_owner)", NULL},
+    {"remove", TSI_OPT_BOOL, NULL, NULL, "install: remove tsi's pg_cron jobs instead", NULL},
+    {"limit", TSI_OPT_INT, "10", NULL, "status: how many recent failures to list", "1..1000"},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+const char *const tsi_job_names[] = {"partitions", "hourly",    "daily",
+                                     "constants",  "retention", NULL};
+
+bool tsi_job_known(const char *name)
+{
+    for (int i = 0; name && tsi_job_names[i]; i++)
+        if (strcmp(tsi_job_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool tsi_jobs_schedule_valid(const char *s)
+{
+    if (!s)
+        return false;
+    int fields = 0;
+    bool in_field = false;
+    for (const char *p = s; *p; p++) {
+        if (*p == ' ' || *p == '\t') {
+            in_field = false;
+            continue;
+        }
+        if (!isdigit((unsigned char)*p) && !strchr("*/,-", *p))
+            return false;
+        if (!in_field) {
+            fields++;
+            in_field = true;
+        }
+    }
+    return fields == 5 && strlen(s) < 100;
+}
+
+/* libpq prints NOTICE/WARNING to stderr by default; pg_partman talks a lot */
+static void notice_to_log(void *arg, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        n--;
+    tsi_debug("jobs", "server: %.*s", (int)n, msg);
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char SQL_RUN[] =
+    "SELECT run_id, status, buckets, n_rows, coalesce(error, ''), "
+    "detail::text FROM public.tsi_job_run($1, $2::timestamptz, $3::jsonb)";
+
+int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *params,
+                     tsi_job_result *out, tsi_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!tsi_job_known(job))
+        return tsi_error_set(err, TSI_E_INVALID, "unknown job",
+                             "'%s' (hourly|daily|retention|partitions|constants)",
+                             job ? job : "(null)");
+    PQsetNoticeProcessor(c, notice_to_log, NULL);
+    PGresult *r = PQexec(c, "SET TimeZone = 'UTC'");
+    PQclear(r);
+    const char *p[3] = {job, at, params ? params : "{}"};
+    double t0 = mono_seconds();
+    r = PQexecParams(c, SQL_RUN, 3, NULL, p, NULL, NULL, 0);
+    out->seconds = mono_seconds() - t0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        int rc = tsi_db_result_error(r, "the job could not run", err);
+        /* class 22 = data exception: a bad --at or parameter, the caller's mistake */
+        if (st && strncmp(st, "22", 2) == 0) {
+            rc = TSI_E_INVALID;
+            if (err)
+                err->code = rc;
+        }
+        PQclear(r);
+        return rc;
+    }
+    out->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 1));
+    out->buckets = atoi(PQgetvalue(r, 0, 2));
+    out->rows = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    snprintf(out->error, sizeof out->error, "%s", PQgetvalue(r, 0, 4));
+    snprintf(out->detail, sizeof out->detail, "%s", PQgetvalue(r, 0, 5));
+    PQclear(r);
+    return 0;
+}
+
+/* The tables a retention run names, kept only when they are the rollup tables or their
+ * partitions (names come back quoted by format('%I.%I')). */
+static const char SQL_VACUUM_LIST[] =
+    "WITH named AS (\n"
+    "  SELECT DISTINCT t.name, to_regclass(t.name) AS rel\n"
+    "    FROM job_runs r, jsonb_array_elements_text(r.detail -> 'vacuum') AS t(name)\n"
+    "   WHERE r.id = $1 AND r.job = 'retention' AND r.status = 'ok')\n"
+    "SELECT name, 'vacuum' FROM named\n"
+    " WHERE rel IN (SELECT inhrelid FROM pg_inherits\n"
+    "                WHERE inhparent IN ('public.safety_indices_realtime'::regclass,\n"
+    "                                    'public.safety_indices_hourly'::regclass))\n"
+    "UNION ALL\n"
+    "SELECT p.name, 'analyze' FROM (VALUES ('public.safety_indices_realtime', 'realtime'),\n"
+    "                                       ('public.safety_indices_hourly', 'hourly')) p(name, "
+    "k)\n"
+    " WHERE EXISTS (SELECT 1 FROM job_runs r WHERE r.id = $1 AND r.job = 'retention'\n"
+    "                 AND ((r.detail ->> (p.k || '_deleted'))::bigint > 0\n"
+    "                   OR (r.detail ->> (p.k || '_partitions_dropped'))::int > 0))";
+
+int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%lld", run_id);
+    const char *p[1] = {id};
+    PQsetNoticeProcessor(owner, notice_to_log, NULL);
+    PGresult *r = PQexecParams(owner, SQL_VACUUM_LIST, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = tsi_db_result_error(r, "cannot list the tables retention touched", err);
+        PQclear(r);
+        return rc;
+    }
+    int done = 0, rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        /* the name is a regclass-validated, already-quoted identifier from the catalog */
+        char sql[600];
+        bool vac = strcmp(PQgetvalue(r, i, 1), "vacuum") == 0;
+        snprintf(sql, sizeof sql, "%s %s", vac ? "VACUUM (ANALYZE)" : "ANALYZE",
+                 PQgetvalue(r, i, 0));
+        double t0 = mono_seconds();
+        if ((rc = tsi_db_exec(owner, sql, err)) == 0) {
+            tsi_info("jobs", "%s %s seconds=%.3f", vac ? "vacuumed" : "analyzed",
+                     PQgetvalue(r, i, 0), mono_seconds() - t0);
+            done++;
+        }
+    }
+    PQclear(r);
+    return rc < 0 ? rc : done;
+}
+
+static const char SQL_PARAMS[] =
+    "SELECT jsonb_build_object(\n"
+    "  'window_days', $1::int, 'k', $2::float8, 'prior_min_minutes', $3::int,\n"
+    "  'realtime_retention', ($4::int || ' hours'), 'hourly_retention', ($5::int || ' days'),\n"
+    "  'job_runs_retention', ($6::int || ' days'), 'lock_timeout_ms', $7::int,\n"
+    "  'lock_attempts', $9::int)\n"
+    "  || CASE WHEN $8::jsonb IS NULL THEN '{}'::jsonb\n"
+    "          ELSE jsonb_build_object('defaults', $8::jsonb) END,\n"
+    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object'";
+
+int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
+{
+    const char *p[9] = {
+        tsi_opts_str(o, "window-days"),           tsi_opts_str(o, "prior-k"),
+        tsi_opts_str(o, "prior-min-minutes"),     tsi_opts_str(o, "realtime-retention-hours"),
+        tsi_opts_str(o, "hourly-retention-days"), tsi_opts_str(o, "job-runs-retention-days"),
+        tsi_opts_str(o, "lock-timeout-ms"),       tsi_opts_str(o, "constants-defaults"),
+        tsi_opts_str(o, "lock-attempts")};
+    PGresult *r = PQexecParams(c, SQL_PARAMS, 9, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        tsi_db_result_error(r, "bad job parameter", err);
+        PQclear(r);
+        if (err)
+            err->code = TSI_E_INVALID;
+        return TSI_E_INVALID;
+    }
+    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+        PQclear(r);
+        return tsi_error_set(err, TSI_E_INVALID, "--constants-defaults must be a JSON object", "%s",
+                             p[7]);
+    }
+    tsi_buf_puts(out, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+static int fail_msg(const char *what, const tsi_error *e)
+{
+    char buf[900];
+    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
+    return e->code == TSI_E_INVALID ? 2 : 1;
+}
+
+static int parse(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
+                 char **argv)
+{
+    int rc = tsi_opts_parse(o, cmd, usage, tsi_jobs_options, max_args, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    return -1; /* go on */
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi jobs run",
+                   "usage: tsi jobs run hourly|daily|retention|partitions|constants|all "
+                   "[--at TIME] [options]\n\nRuns jobs now (as tsi_jobs), records each in "
+                   "job_runs; exit 1 when one failed.",
+                   1, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const char *job = o.nargs > 0 ? o.args[0] : NULL;
+    bool all = job && strcmp(job, "all") == 0;
+    if (!job || (!all && !tsi_job_known(job))) {
+        fprintf(stderr,
+                "tsi jobs run: %s job%s%s (hourly|daily|retention|partitions|constants|all)\n",
+                job ? "unknown" : "missing", job ? " " : "", job ? job : "");
+        tsi_opts_free(&o);
+        return 2;
+    }
+    tsi_error e = {0};
+    PGconn *c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e);
+    if (!c) {
+        tsi_opts_free(&o);
+        return fail_msg("tsi jobs run", &e);
+    }
+    tsi_buf params = TSI_BUF_INIT;
+    int status = 0;
+    if (tsi_jobs_params(c, &o, &params, &e) < 0) {
+        status = fail_msg("tsi jobs run", &e);
+        goto done;
+    }
+    for (int i = 0; tsi_job_names[i]; i++) {
+        const char *name = all ? tsi_job_names[i] : job;
+        tsi_job_result res;
+        if ((rc = tsi_jobs_run_one(c, name, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params), &res,
+                                   &e)) < 0) {
+            status = fail_msg("tsi jobs run", &e);
+            goto done;
+        }
+        printf("%-10s %-6s run=%lld buckets=%d rows=%lld seconds=%.3f\n", name, res.status,
+               res.run_id, res.buckets, res.rows, res.seconds);
+        fflush(stdout);
+        if (strcmp(res.status, "ok") != 0) {
+            fprintf(stderr, "tsi jobs run: %s failed: %s\n", name, res.error);
+            tsi_err("jobs", "job failed job=%s run=%lld error=%s", name, res.run_id, res.error);
+            status = 1;
+        } else {
+            tsi_info("jobs", "job done job=%s run=%lld buckets=%d rows=%lld seconds=%.3f", name,
+                     res.run_id, res.buckets, res.rows, res.seconds);
+            if (strcmp(name, "retention") == 0 && !tsi_opts_bool(&o, "no-vacuum")) {
+                PGconn *owner = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e);
+                int n = owner ? tsi_jobs_vacuum(owner, res.run_id, &e) : TSI_E_UNAVAILABLE;
+                PQfinish(owner);
+                if (n < 0) {
+                    status = fail_msg("tsi jobs run: vacuum after retention", &e);
+                } else {
+                    printf("%-10s %-6s tables=%d\n", "vacuum", "ok", n);
+                }
+            }
+        }
+        if (!all)
+            break;
+    }
+done:
+    tsi_buf_free(&params);
+    PQfinish(c);
+    tsi_opts_free(&o);
+    return status;
+}
+
+static const struct {
+    const char *job;
+    const char *option;
+} schedule_of[] = {
+    {"hourly", "schedule-hourly"},       {"daily", "schedule-daily"},
+    {"retention", "schedule-retention"}, {"partitions", "schedule-partitions"},
+    {"constants", "schedule-constants"},
+};
+
+static const char SQL_HAS_CRON[] =
+    "SELECT to_regclass('cron.job') IS NOT NULL, current_database(),\n"
+    "       coalesce((SELECT setting FROM pg_settings WHERE name = 'cron.database_name'),\n"
+    "                '(not visible to this role)')";
+
+static int need_cron(PGconn *c, tsi_error *err)
+{
+    PGresult *r = PQexec(c, SQL_HAS_CRON);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = tsi_db_result_error(r, "cannot look for pg_cron", err);
+        PQclear(r);
+        return rc;
+    }
+    int rc = 0;
+    if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+        rc = tsi_error_set(err, TSI_E_UNAVAILABLE, "pg_cron is not installed in this database",
+                           "database %s; cron.database_name = %s", PQgetvalue(r, 0, 1),
+                           PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return rc;
+}
+
+static int exec_params(PGconn *c, const char *sql, int n, const char *const *p, const char *what,
+                       tsi_error *err)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
+    int st = PQresultStatus(r);
+    int rc =
+        (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) ? 0 : tsi_db_result_error(r, what, err);
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_SCHEDULE[] = "SELECT cron.schedule($1, $2, format('CALL "
+                                   "public.tsi_job_cron(%L, %L::jsonb)', $3::text, $4::text))";
+static const char SQL_SCHEDULE_VACUUM[] =
+    "SELECT cron.schedule('tsi-vacuum', $1,\n"
+    "  'VACUUM (ANALYZE) public.safety_indices_realtime, public.safety_indices_hourly')";
+static const char SQL_UNSCHEDULE_ALL[] = "SELECT cron.unschedule(jobid) FROM cron.job WHERE "
+                                         "jobname LIKE 'tsi-%' AND username = current_user";
+
+static int cmd_install(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi jobs install",
+                   "usage: tsi jobs install [--schedule-JOB 'M H D M W' ...] [--remove]\n\n"
+                   "Schedules the jobs with pg_cron (in the database named by "
+                   "cron.database_name): the jobs as tsi_jobs, VACUUM as tsi_owner. "
+                   "Idempotent.",
+                   0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    const char *opts_sched[] = {"schedule-hourly",     "schedule-daily",     "schedule-retention",
+                                "schedule-partitions", "schedule-constants", "schedule-vacuum"};
+    for (size_t i = 0; i < sizeof opts_sched / sizeof opts_sched[0]; i++) {
+        if (!tsi_jobs_schedule_valid(tsi_opts_str(&o, opts_sched[i]))) {
+            fprintf(stderr,
+                    "tsi jobs install: --%s: '%s' is not a 5-field cron schedule "
+                    "(minute hour day month weekday)\n",
+                    opts_sched[i], tsi_opts_str(&o, opts_sched[i]));
+            tsi_opts_free(&o);
+            return 2;
+        }
+    }
+    tsi_error e = {0};
+    int status = 0;
+    tsi_buf params = TSI_BUF_INIT;
+    PGconn *jobs = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e);
+    PGconn *owner = jobs ? tsi_db_connect(TSI_ROLE_OWNER, NULL, &e) : NULL;
+    if (!jobs || !owner || need_cron(jobs, &e) < 0) {
+        status = fail_msg("tsi jobs install", &e);
+        goto done;
+    }
+    PQsetNoticeProcessor(jobs, notice_to_log, NULL);
+    PQsetNoticeProcessor(owner, notice_to_log, NULL);
+    if (tsi_jobs_params(jobs, &o, &params, &e) < 0) {
+        status = fail_msg("tsi jobs install", &e);
+        goto done;
+    }
+    if (exec_params(jobs, SQL_UNSCHEDULE_ALL, 0, NULL, "cannot remove the old schedule", &e) < 0 ||
+        exec_params(owner, SQL_UNSCHEDULE_ALL, 0, NULL, "cannot remove the old schedule", &e) < 0) {
+        status = fail_msg("tsi jobs install", &e);
+        goto done;
+    }
+    if (tsi_opts_bool(&o, "remove")) {
+        printf("removed tsi's pg_cron jobs\n");
+        goto done;
+    }
+    for (size_t i = 0; i < sizeof schedule_of / sizeof schedule_of[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "tsi-%s", schedule_of[i].job);
+        const char *sched = tsi_opts_str(&o, schedule_of[i].option);
+        const char *p[4] = {name, sched, schedule_of[i].job, tsi_buf_cstr(&params)};
+        if (exec_params(jobs, SQL_SCHEDULE, 4, p, "cannot schedule a job", &e) < 0) {
+            status = fail_msg("tsi jobs install", &e);
+            goto done;
+        }
+        printf("%-16s %-14s as tsi_jobs\n", name, sched);
+    }
+    const char *pv[1] = {tsi_opts_str(&o, "schedule-vacuum")};
+    if (exec_params(owner, SQL_SCHEDULE_VACUUM, 1, pv, "cannot schedule VACUUM", &e) < 0) {
+        status = fail_msg("tsi jobs install", &e);
+        goto done;
+    }
+    printf("%-16s %-14s as tsi_owner\n", "tsi-vacuum", pv[0]);
+done:
+    tsi_buf_free(&params);
+    PQfinish(jobs);
+    PQfinish(owner);
+    tsi_opts_free(&o);
+    return status;
+}
+
+static const char SQL_LAST[] =
+    "SELECT j.job, coalesce(to_char(r.started, 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
+    "       coalesce(to_char(r.at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(r.status, 'never'),\n"
+    "       coalesce(r.buckets::text, '-'), coalesce(r.rows::text, '-'),\n"
+    "       coalesce(round(extract(epoch FROM r.finished - r.started)::numeric, 3)::text, '-'),\n"
+    "       coalesce(nullif(r.source, ''), '-'), coalesce(r.error, '')\n"
+    "  FROM unnest(ARRAY['partitions','hourly','daily','constants','retention']) WITH ORDINALITY "
+    "j(job, o)\n"
+    "  LEFT JOIN LATERAL (SELECT * FROM job_runs WHERE job_runs.job = j.job\n"
+    "                      ORDER BY started DESC, id DESC LIMIT 1) r ON true\n"
+    " ORDER BY j.o";
+static const char SQL_FAILURES[] =
+    "SELECT to_char(started, 'YYYY-MM-DD HH24:MI:SS'), job, error FROM job_runs\n"
+    " WHERE status = 'failed' ORDER BY started DESC, id DESC LIMIT $1";
+static const char SQL_CRON_STATUS[] =
+    "SELECT j.jobname, j.schedule, j.username, j.active::text,\n"
+    "       coalesce(to_char(d.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
+    "       coalesce(d.status, '-'), coalesce(left(replace(d.return_message, E'\\n', ' '), 120), "
+    "'')\n"
+    "  FROM cron.job j\n"
+    "  LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details x WHERE x.jobid = j.jobid\n"
+    "                      ORDER BY x.runid DESC LIMIT 1) d ON true\n"
+    " WHERE j.jobname LIKE 'tsi-%' ORDER BY j.jobname";
+
+static void print_cron(PGconn *c)
+{
+    PGresult *r = PQexec(c, SQL_CRON_STATUS);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("  %-16s %-14s %-10s active=%-5s last=%s %s %s\n", PQgetvalue(r, i, 0),
+                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+    }
+    PQclear(r);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi jobs status",
+                   "usage: tsi jobs status [--limit N]\n\nThe last run of every job, recent "
+                   "failures (job_runs) and the pg_cron schedule with its last run "
+                   "(cron.job_run_details). Exit 1 when the last run of a job failed.",
+                   0, argc, argv);
+    if (rc >= 0)
+        return rc;
+    tsi_error e = {0};
+    int status = 0;
+    PGresult *r = NULL;
+    PGconn *c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e);
+    PGconn *owner = NULL;
+    if (!c) {
+        status = fail_msg("tsi jobs status", &e);
+        goto done;
+    }
+    r = PQexec(c, "SET TimeZone = 'UTC'");
+    PQclear(r);
+    r = PQexec(c, SQL_LAST);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        tsi_db_result_error(r, "cannot read job_runs", &e);
+        status = fail_msg("tsi jobs status", &e);
+        goto done;
+    }
+    printf("last runs (UTC):\n  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", "job", "started",
+           "clock", "status", "buckets", "rows", "seconds", "by", "error");
+    for (int i = 0; i < PQntuples(r); i++) {
+        printf("  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", PQgetvalue(r, i, 0),
+               PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+               PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7), PQgetvalue(r, i, 8));
+        if (strcmp(PQgetvalue(r, i, 3), "failed") == 0)
+            status = 1;
+    }
+    PQclear(r);
+    const char *lim[1] = {tsi_opts_str(&o, "limit")};
+    r = PQexecParams(c, SQL_FAILURES, 1, NULL, lim, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        printf("recent failures: %d\n", PQntuples(r));
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("  %s %-10s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                   PQgetvalue(r, i, 2));
+    }
+    PQclear(r);
+    r = NULL;
+    if (need_cron(c, &e) < 0) {
+        char buf[900];
+        printf("pg_cron: %s\n", tsi_error_str(&e, buf, sizeof buf));
+        goto done;
+    }
+    printf("pg_cron schedule (last run each):\n");
+    print_cron(c);
+    if ((owner = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e)) != NULL)
+        print_cron(owner);
+done:
+    PQclear(r);
+    PQfinish(c);
+    PQfinish(owner);
+    tsi_opts_free(&o);
+    return status;
+}
+
+static const tsi_command jobs_commands[] = {
+    {"run", "run a job now: hourly|daily|retention|partitions|constants|all [--at TIME]", cmd_run},
+    {"install", "schedule the jobs with pg_cron (times configurable; --remove)", cmd_install},
+    {"status", "last runs, failures and the pg_cron schedule", cmd_status},
+    {NULL, NULL, NULL},
+};
+
+int tsi_cmd_jobs(int argc, char **argv)
+{
+    return tsi_cli_dispatch("tsi jobs",
+                            "Rollups (hourly, daily), retention, partition maintenance and "
+                            "normalisation constants; pg_cron runs them on schedule.",
+                            jobs_commands, argc, argv);
+}

@@ -1,0 +1,921 @@
+/* ops/backup.c — see backup.h */
+#include "ops/backup.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "base/log.h"
+#include "base/proc.h"
+#include "commands.h"
+#include "core/json.h"
+#include "db/cluster.h"
+#include "db/conn.h"
+#include "jobs/jobs.h"
+
+#define STANZA "tsi"
+
+const tsi_option tsi_backup_options[] = {
+    {"backup-dir", TSI_OPT_PATH, NULL, "TSI_BACKUP_DIR",
+     "pgBackRest repository (default $TSI_HOME/backup)", NULL},
+    {"pg-port", TSI_OPT_INT, "55432", "TSI_PG_PORT", "TCP port of the embedded cluster",
+     "1..65535"},
+    {"pg-bin", TSI_OPT_PATH, "/usr/lib/postgresql/15/bin", "TSI_PG_BIN",
+     "directory of the PostgreSQL server programs", NULL},
+    {"retention-days", TSI_OPT_INT, "30", "TSI_BACKUP_RETENTION_DAYS",
+     "days full backups (and their differentials) are kept", "1..3650"},
+    {"schedule-full", TSI_OPT_STRING, "30 1 * * 0", "TSI_BACKUP_SCHEDULE_FULL",
+     "setup: pg_cron schedule (UTC) of the weekly full backup", NULL},
+    {"schedule-diff", TSI_OPT_STRING, "30 1 * * 1-6", "TSI_BACKUP_SCHEDULE_DIFF",
+     "setup: pg_cron schedule (UTC) of the daily differential backup", NULL},
+    {"type", TSI_OPT_ENUM, "auto", NULL,
+     "run: backup type (auto = full when the last full is 6.5+ days old, else diff)",
+     "auto|full|diff|incr"},
+    {"to", TSI_OPT_STRING, NULL, NULL,
+     "restore: recovery target time, ISO 8601 (UTC when no offset); default: end of WAL", NULL},
+    {"target-dir", TSI_OPT_PATH, NULL, NULL,
+     "restore: fresh data directory (default $TSI_HOME/pg-restored-<time>)", NULL},
+    {"in-place", TSI_OPT_BOOL, NULL, NULL,
+     "restore: stop the cluster and restore over its data directory", NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+static char repo_override[PATH_MAX];
+
+void tsi_backup_repo_dir(char *buf, size_t len)
+{
+    static char fallback[PATH_MAX];
+    const char *e = getenv("TSI_BACKUP_DIR");
+    if (repo_override[0]) {
+        snprintf(buf, len, "%s", repo_override);
+    } else if (e && *e) {
+        snprintf(buf, len, "%s", e);
+    } else if (geteuid() == 0 && access(tsi_home(), F_OK) == 0 &&
+               (fallback[0] || !tsi_proc_user_can_reach("postgres", tsi_home()))) {
+        /* as for the data directory (cluster.c): a TSI_HOME the postgres user cannot
+         * enter (a checkout under a 0700 home) keeps its backups in /var/lib/tsi */
+        if (!fallback[0]) {
+            uint64_t h = 1469598103934665603ULL;
+            for (const char *c = tsi_home(); *c; c++) {
+                h ^= (unsigned char)*c;
+                h *= 1099511628211ULL;
+            }
+            snprintf(fallback, sizeof fallback, "/var/lib/tsi/backup-%016llx",
+                     (unsigned long long)h);
+        }
+        snprintf(buf, len, "%s", fallback);
+    } else {
+        snprintf(buf, len, "%s/backup", tsi_home());
+    }
+}
+
+int tsi_backup_path_ok(const char *path)
+{
+    if (!path || path[0] != '/' || strlen(path) > 1024)
+        return 0;
+    for (const char *c = path; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("/._-+@:=,", *c))
+            return 0;
+    return strstr(path, "/../") == NULL;
+}
+
+/* ---- time ----------------------------------------------------------------------------- */
+
+static int read_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int tsi_backup_parse_time(const char *text, char *out, size_t outlen, tsi_error *err)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, s, zh = 0, zm = 0;
+    char frac[8] = "";
+    char sign = '+';
+    const char *p = text;
+    if (!text || strlen(text) > 64)
+        goto bad;
+    if (read_digits(&p, 4, &y) < 0 || *p++ != '-' || read_digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        read_digits(&p, 2, &d) < 0)
+        goto bad;
+    if (*p != ' ' && *p != 'T')
+        goto bad;
+    p++;
+    if (read_digits(&p, 2, &h) < 0 || *p++ != ':' || read_digits(&p, 2, &mi) < 0 || *p++ != ':' ||
+        read_digits(&p, 2, &s) < 0)
+        goto bad;
+    if (*p == '.') {
+        p++;
+        size_t n = 0;
+        while (isdigit((unsigned char)p[n]))
+            n++;
+        if (n == 0 || n > 6)
+            goto bad;
+        memcpy(frac, p, n);
+        frac[n] = '\0';
+        p += n;
+    }
+    if (*p == ' ')
+        p++;
+    if (*p == '\0' || strcmp(p, "Z") == 0 || strcmp(p, "UTC") == 0) {
+        /* UTC */
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++;
+        if (read_digits(&p, 2, &zh) < 0)
+            goto bad;
+        if (*p == ':')
+            p++;
+        if (*p && read_digits(&p, 2, &zm) < 0)
+            goto bad;
+        if (*p)
+            goto bad;
+    } else {
+        goto bad;
+    }
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59 || zh > 15 ||
+        zm > 59)
+        goto bad;
+    int dim = mdays[mo - 1] + (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    if (d < 1 || d > dim)
+        goto bad;
+    snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d%s%s%c%02d:%02d", y, mo, d, h, mi, s,
+             frac[0] ? "." : "", frac, sign, zh, zm);
+    return 0;
+bad:
+    return tsi_error_set(err, TSI_E_INVALID, "not a recovery target time",
+                         "'%.80s': expected YYYY-MM-DD HH:MM:SS[.ffffff][Z|+HH:MM]",
+                         text ? text : "(null)");
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static bool am_root(void)
+{
+    return geteuid() == 0;
+}
+
+static const char *server_user(void)
+{
+    return am_root() ? "postgres" : NULL;
+}
+
+static int mkdir_owned(const char *path, mode_t mode, tsi_error *err)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                goto fail;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        goto fail;
+    if (am_root()) {
+        uid_t uid;
+        gid_t gid;
+        if (tsi_proc_user("postgres", &uid, &gid) < 0 || chown(path, uid, gid) < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    return tsi_error_set(err, TSI_E_IO, "cannot create a directory", "%s: %s", path,
+                         strerror(errno));
+}
+
+static int write_owned(const char *path, const char *text, mode_t mode, tsi_error *err)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot write file", "%s: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return tsi_error_set(err, TSI_E_IO, "cannot write file", "%s: %s", tmp, strerror(e));
+    }
+    close(fd);
+    if (am_root()) {
+        uid_t uid;
+        gid_t gid;
+        if (tsi_proc_user("postgres", &uid, &gid) == 0 && chown(tmp, uid, gid) < 0) {
+            unlink(tmp);
+            return tsi_error_set(err, TSI_E_IO, "cannot give a file to postgres", "%s: %s", tmp,
+                                 strerror(errno));
+        }
+    }
+    if (rename(tmp, path) < 0) {
+        unlink(tmp);
+        return tsi_error_set(err, TSI_E_IO, "cannot rename file", "%s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static void conf_path(char *buf, size_t len)
+{
+    char repo[PATH_MAX];
+    tsi_backup_repo_dir(repo, sizeof repo);
+    snprintf(buf, len, "%s/pgbackrest.conf", repo);
+}
+
+/* Runs pgbackrest with --config and --stanza, as postgres when root. `out` gets the
+ * output (stdout + stderr). Returns 0, or TSI_E_PROC with the tail of the output. */
+static int pgbackrest(const char *cmd, char *const extra[], char *out, size_t outlen,
+                      tsi_error *err)
+{
+    char conf[PATH_MAX + 16], cpath[PATH_MAX];
+    conf_path(cpath, sizeof cpath);
+    snprintf(conf, sizeof conf, "--config=%s", cpath);
+    char *argv[32];
+    int n = 0;
+    argv[n++] = "pgbackrest";
+    argv[n++] = conf;
+    argv[n++] = "--stanza=" STANZA;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n++] = (char *)cmd;
+    argv[n] = NULL;
+    char local[4096];
+    if (!out) {
+        out = local;
+        outlen = sizeof local;
+    }
+    tsi_debug("backup", "running pgbackrest %s", cmd);
+    int rc = tsi_proc_run(argv, server_user(), out, outlen, err);
+    if (rc < 0)
+        return rc;
+    if (rc != 0) {
+        size_t k = strlen(out);
+        while (k && (out[k - 1] == '\n' || out[k - 1] == ' '))
+            out[--k] = '\0';
+        const char *tail = k > 420 ? out + k - 420 : out;
+        return tsi_error_set(err, TSI_E_PROC, "pgbackrest failed", "pgbackrest %s exited %d: %s",
+                             cmd, rc, tail);
+    }
+    return 0;
+}
+
+static int need_embedded(tsi_error *err)
+{
+    if (tsi_db_external())
+        return tsi_error_set(err, TSI_E_INVALID, "tsi backup manages the embedded cluster only",
+                             "DATABASE_URL or PG* is set: back that server up with its own "
+                             "tools (pgBackRest on its host)");
+    return 0;
+}
+
+static int check_repo(char *repo, size_t len, tsi_error *err)
+{
+    tsi_backup_repo_dir(repo, len);
+    if (!tsi_backup_path_ok(repo))
+        return tsi_error_set(err, TSI_E_INVALID, "unusable backup directory",
+                             "'%s': use an absolute path of letters, digits and / . _ - + @ : = "
+                             ", (it goes into archive_command)",
+                             repo);
+    return 0;
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+static int archive_mode_on(tsi_error *err)
+{
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    PGresult *r = PQexec(c, "SELECT current_setting('archive_mode') <> 'off'");
+    int on = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+             strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    PQfinish(c);
+    return on;
+}
+
+/* The daily backup runs from the jobs schedule (pg_cron, in the database named by
+ * cron.database_name): a job owned by the superuser whose command hands pgbackrest to the
+ * server through COPY ... TO PROGRAM, so it runs as the server's own user. A failed
+ * backup fails the job (pg_cron's job_run_details records it). */
+static const char SQL_SCHEDULE_BACKUP[] =
+    "SELECT cron.schedule($1, $2, format('COPY (SELECT 1) TO PROGRAM %L', $3::text))";
+
+static int schedule(const char *full, const char *diff, const char *cpath, tsi_error *err)
+{
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, NULL, err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    int rc = 0;
+    PGresult *r = PQexec(c, "SELECT to_regnamespace('cron') IS NOT NULL AND "
+                            "current_setting('cron.database_name', true) = current_database()");
+    bool here = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!here) {
+        tsi_warn("backup",
+                 "pg_cron does not run in database %s: no backup schedule installed "
+                 "(run `tsi backup run` from cron instead)",
+                 tsi_db_name());
+        PQfinish(c);
+        return 0;
+    }
+    const char *jobs[2][2] = {{"tsi-backup-full", full}, {"tsi-backup-diff", diff}};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        char cmd[PATH_MAX + 160];
+        snprintf(cmd, sizeof cmd,
+                 "pgbackrest --config=%s --stanza=" STANZA
+                 " --log-level-console=error backup --type=%s",
+                 cpath, i == 0 ? "full" : "diff");
+        const char *p[3] = {jobs[i][0], jobs[i][1], cmd};
+        r = PQexecParams(c, SQL_SCHEDULE_BACKUP, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = tsi_db_result_error(r, "cannot schedule the backups", err);
+        PQclear(r);
+    }
+    PQfinish(c);
+    if (rc == 0)
+        tsi_info("backup", "scheduled with pg_cron: full '%s', differential '%s' (UTC)", full,
+                 diff);
+    return rc;
+}
+
+static int setup(int retention_days, const char *sched_full, const char *sched_diff, tsi_error *err)
+{
+    char repo[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 32], sock[PATH_MAX], cpath[PATH_MAX];
+    char text[8192];
+    int rc;
+    if ((rc = need_embedded(err)) < 0 || (rc = check_repo(repo, sizeof repo, err)) < 0)
+        return rc;
+    if ((rc = mkdir_owned(repo, 0750, err)) < 0)
+        return rc;
+    if (am_root() && !tsi_proc_user_can_reach("postgres", repo))
+        return tsi_error_set(err, TSI_E_IO, "the postgres user cannot reach the backup directory",
+                             "%s: set TSI_BACKUP_DIR to a directory postgres can enter (e.g. "
+                             "/var/lib/tsi/backup)",
+                             repo);
+    if ((rc = tsi_cluster_start(err)) < 0)
+        return rc;
+    tsi_cluster_data_dir(dir, sizeof dir);
+    if (!tsi_backup_path_ok(dir))
+        return tsi_error_set(err, TSI_E_INVALID, "unusable data directory path for pgBackRest",
+                             "'%s'", dir);
+    if ((rc = tsi_cluster_socket_dir(sock, sizeof sock, err)) < 0)
+        return rc;
+    static const char *const subs[] = {"log", "lock"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", repo, subs[i]);
+        if ((rc = mkdir_owned(path, 0750, err)) < 0)
+            return rc;
+    }
+    conf_path(cpath, sizeof cpath);
+    snprintf(text, sizeof text,
+             "# written by `tsi backup setup`; tsi passes --config to every pgbackrest call\n"
+             "[global]\n"
+             "repo1-path=%s\n"
+             "repo1-retention-full-type=time\n"
+             "repo1-retention-full=%d\n"
+             "# WAL for point-in-time recovery is kept for the last 2 full backups (weekly\n"
+             "# fulls: at least 7 days); older backups stay restorable to their end\n"
+             "repo1-retention-archive-type=full\n"
+             "repo1-retention-archive=2\n"
+             "compress-type=zst\n"
+             "compress-level=3\n"
+             "start-fast=y\n"
+             "log-path=%s/log\n"
+             "lock-path=%s/lock\n"
+             "log-level-console=warn\n"
+             "log-level-file=info\n"
+             "archive-timeout=120\n"
+             "\n[" STANZA "]\n"
+             "pg1-path=%s\n"
+             "pg1-port=%d\n"
+             "pg1-socket-path=%s\n"
+             "pg1-user=postgres\n",
+             repo, retention_days, repo, repo, dir, tsi_db_port(), sock);
+    if ((rc = write_owned(cpath, text, 0640, err)) < 0)
+        return rc;
+
+    snprintf(text, sizeof text,
+             "# written by `tsi backup setup`: WAL archiving into the pgBackRest repository\n"
+             "archive_mode = on\n"
+             "archive_command = 'pgbackrest --config=%s --stanza=" STANZA " archive-push %%p'\n"
+             "archive_timeout = 60\n",
+             cpath);
+    snprintf(path, sizeof path, "%s/backup.conf", dir);
+    if ((rc = write_owned(path, text, 0600, err)) < 0)
+        return rc;
+
+    int on = archive_mode_on(err);
+    if (on < 0)
+        return on;
+    if (!on) {
+        tsi_info("backup", "restarting the cluster to turn WAL archiving on");
+        if ((rc = tsi_cluster_stop(err)) < 0 || (rc = tsi_cluster_start(err)) < 0)
+            return rc;
+        if ((on = archive_mode_on(err)) < 0)
+            return on;
+        if (!on)
+            return tsi_error_set(err, TSI_E_INTERNAL, "archive_mode is still off after restart",
+                                 "does %s/tsi.conf include backup.conf?", dir);
+    } else {
+        /* archive_command may have changed: a reload is enough for it */
+        PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
+        if (!c)
+            return TSI_E_UNAVAILABLE;
+        rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
+        PQfinish(c);
+        if (rc < 0)
+            return rc;
+    }
+    if ((rc = pgbackrest("stanza-create", NULL, NULL, 0, err)) < 0)
+        return rc;
+    if ((rc = pgbackrest("check", NULL, NULL, 0, err)) < 0)
+        return rc;
+    if ((rc = schedule(sched_full, sched_diff, cpath, err)) < 0)
+        return rc;
+    tsi_info("backup", "WAL archiving on: repository=%s stanza=" STANZA " retention_days=%d", repo,
+             retention_days);
+    return 0;
+}
+
+/* ---- info ----------------------------------------------------------------------------- */
+
+typedef struct backup_set {
+    char label[64];
+    char type[8];
+    int64_t start, stop;
+    int64_t size, delta, repo_size, repo_delta;
+    char wal_start[32], wal_stop[32];
+} backup_set;
+
+typedef struct info {
+    backup_set sets[512];
+    int n;
+    char wal_min[32], wal_max[32];
+    char status[128];
+} info;
+
+static int64_t jint(const tsi_json *d, int obj, const char *a, const char *b)
+{
+    int i = b ? tsi_json_path(d, obj, a, b, NULL) : tsi_json_get(d, obj, a);
+    int64_t v = 0;
+    if (tsi_json_int64(d, i, &v) < 0)
+        return 0;
+    return v;
+}
+
+static void jstr(const tsi_json *d, int i, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (tsi_json_str(d, i, buf, len) < 0)
+        buf[0] = '\0';
+}
+
+static int read_info(info *in, tsi_error *err)
+{
+    memset(in, 0, sizeof *in);
+    size_t cap = 4 << 20;
+    char *out = malloc(cap);
+    if (!out)
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    char *const extra[] = {"--output=json", "--log-level-console=error", NULL};
+    int rc = pgbackrest("info", extra, out, cap, err);
+    if (rc < 0) {
+        free(out);
+        return rc;
+    }
+    tsi_json d;
+    if ((rc = tsi_json_parse_alloc(&d, out, strlen(out), 1 << 20, err)) < 0) {
+        free(out);
+        return tsi_error_set(err, TSI_E_JSON, "cannot read pgbackrest info", "%s",
+                             err ? err->detail : "");
+    }
+    int stanza = tsi_json_first(&d, 0);
+    if (stanza < 0) {
+        rc = tsi_error_set(err, TSI_E_NOTFOUND, "no backup stanza: run `tsi backup setup`", NULL);
+        goto done;
+    }
+    jstr(&d, tsi_json_path(&d, stanza, "status", "message", NULL), in->status, sizeof in->status);
+    int bs = tsi_json_get(&d, stanza, "backup");
+    for (int b = tsi_json_first(&d, bs); b >= 0 && in->n < 512; b = tsi_json_next(&d, bs, b)) {
+        backup_set *s = &in->sets[in->n++];
+        jstr(&d, tsi_json_get(&d, b, "label"), s->label, sizeof s->label);
+        jstr(&d, tsi_json_get(&d, b, "type"), s->type, sizeof s->type);
+        s->start = jint(&d, b, "timestamp", "start");
+        s->stop = jint(&d, b, "timestamp", "stop");
+        int inf = tsi_json_get(&d, b, "info");
+        s->size = jint(&d, inf, "size", NULL);
+        s->delta = jint(&d, inf, "delta", NULL);
+        s->repo_size = jint(&d, tsi_json_get(&d, inf, "repository"), "size", NULL);
+        s->repo_delta = jint(&d, tsi_json_get(&d, inf, "repository"), "delta", NULL);
+        jstr(&d, tsi_json_path(&d, b, "archive", "start", NULL), s->wal_start, sizeof s->wal_start);
+        jstr(&d, tsi_json_path(&d, b, "archive", "stop", NULL), s->wal_stop, sizeof s->wal_stop);
+    }
+    int ar = tsi_json_get(&d, stanza, "archive");
+    for (int a = tsi_json_first(&d, ar); a >= 0; a = tsi_json_next(&d, ar, a)) {
+        char mn[32], mx[32];
+        jstr(&d, tsi_json_get(&d, a, "min"), mn, sizeof mn);
+        jstr(&d, tsi_json_get(&d, a, "max"), mx, sizeof mx);
+        if (mn[0] && (!in->wal_min[0] || strcmp(mn, in->wal_min) < 0))
+            snprintf(in->wal_min, sizeof in->wal_min, "%s", mn);
+        if (mx[0] && strcmp(mx, in->wal_max) > 0)
+            snprintf(in->wal_max, sizeof in->wal_max, "%s", mx);
+    }
+    rc = 0;
+done:
+    tsi_json_free(&d);
+    free(out);
+    return rc;
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+static void fmt_bytes(int64_t b, char *buf, size_t len)
+{
+    const char *u[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static int list(void)
+{
+    info *in = malloc(sizeof *in);
+    tsi_error e = {0};
+    if (!in)
+        return 1;
+    int rc = read_info(in, &e);
+    if (rc < 0) {
+        char b[900];
+        fprintf(stderr, "tsi backup list: %s\n", tsi_error_str(&e, b, sizeof b));
+        free(in);
+        return 1;
+    }
+    printf("stanza %s: %s\n", STANZA, in->status[0] ? in->status : "?");
+    printf("%-26s %-5s %-21s %8s %10s %10s %10s\n", "label", "type", "finished (UTC)", "seconds",
+           "database", "changed", "stored");
+    for (int i = 0; i < in->n; i++) {
+        backup_set *s = &in->sets[i];
+        char t[32], a[24], b[24], c[24];
+        fmt_time(s->stop, t, sizeof t);
+        fmt_bytes(s->size, a, sizeof a);
+        fmt_bytes(s->delta, b, sizeof b);
+        fmt_bytes(s->repo_delta, c, sizeof c);
+        printf("%-26s %-5s %-21s %8lld %10s %10s %10s\n", s->label, s->type, t,
+               (long long)(s->stop - s->start), a, b, c);
+    }
+    if (in->n > 0) {
+        char t[32];
+        fmt_time(in->sets[0].stop, t, sizeof t);
+        printf("point-in-time recovery: from %s to the newest archived WAL", t);
+        if (in->wal_max[0])
+            printf(" (%s)", in->wal_max);
+        printf("\n");
+    } else {
+        printf("no backup yet: run `tsi backup run`\n");
+    }
+    free(in);
+    return 0;
+}
+
+/* ---- run ------------------------------------------------------------------------------ */
+
+static int run_backup(const char *type, tsi_error *err)
+{
+    int rc;
+    if ((rc = need_embedded(err)) < 0)
+        return rc;
+    char chosen[8];
+    snprintf(chosen, sizeof chosen, "%s", type);
+    if (strcmp(type, "auto") == 0) {
+        info *in = malloc(sizeof *in);
+        if (!in)
+            return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+        if ((rc = read_info(in, err)) < 0) {
+            free(in);
+            return rc;
+        }
+        int64_t newest_full = 0;
+        for (int i = 0; i < in->n; i++)
+            if (strcmp(in->sets[i].type, "full") == 0 && in->sets[i].stop > newest_full)
+                newest_full = in->sets[i].stop;
+        free(in);
+        int64_t age = (int64_t)time(NULL) - newest_full;
+        snprintf(chosen, sizeof chosen, "%s",
+                 (newest_full == 0 || age > 6 * 86400 + 43200) ? "full" : "diff");
+    }
+    char typearg[32];
+    snprintf(typearg, sizeof typearg, "--type=%s", chosen);
+    char *const extra[] = {typearg, NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tsi_info("backup", "starting a %s backup", chosen);
+    if ((rc = pgbackrest("backup", extra, NULL, 0, err)) < 0)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    tsi_info("backup", "backup done type=%s seconds=%.1f", chosen,
+             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return 0;
+}
+
+/* ---- restore -------------------------------------------------------------------------- */
+
+static bool dir_empty_or_absent(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT;
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            empty = false;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* Waits (up to 10 minutes) until the server has left recovery. */
+static int wait_promoted(tsi_error *err)
+{
+    for (int i = 0; i < 6000; i++) {
+        PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", NULL);
+        if (c) {
+            PGresult *r = PQexec(c, "SELECT pg_is_in_recovery()");
+            int in = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+                     strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+            PQclear(r);
+            PQfinish(c);
+            if (!in)
+                return 0;
+        }
+        usleep(100000);
+    }
+    return tsi_error_set(err, TSI_E_TIMEOUT, "the restored cluster did not finish recovery",
+                         "still in recovery after 10 minutes: see its log");
+}
+
+static int restore(const char *to, const char *target_dir, bool in_place, char *restored,
+                   size_t rlen, tsi_error *err)
+{
+    int rc;
+    char target[48] = "", dir[PATH_MAX], typearg[32], targetarg[80], patharg[PATH_MAX + 16];
+    if ((rc = need_embedded(err)) < 0)
+        return rc;
+    if (to && (rc = tsi_backup_parse_time(to, target, sizeof target, err)) < 0)
+        return rc;
+    if (in_place && target_dir)
+        return tsi_error_set(err, TSI_E_INVALID, "--in-place and --target-dir exclude each other",
+                             NULL);
+    char cpath[PATH_MAX];
+    conf_path(cpath, sizeof cpath);
+    if (access(cpath, F_OK) != 0)
+        return tsi_error_set(err, TSI_E_NOTFOUND, "no backup configuration: run `tsi backup setup`",
+                             "%s", cpath);
+    if (in_place) {
+        tsi_cluster_data_dir(dir, sizeof dir);
+    } else if (target_dir) {
+        if (target_dir[0] != '/') {
+            char cwd[PATH_MAX];
+            if (!getcwd(cwd, sizeof cwd))
+                return tsi_error_set(err, TSI_E_IO, "cannot read the working directory", NULL);
+            snprintf(dir, sizeof dir, "%s/%s", cwd, target_dir);
+        } else {
+            snprintf(dir, sizeof dir, "%s", target_dir);
+        }
+    } else {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(dir, sizeof dir, "%s/pg-restored-%s", tsi_home(), stamp);
+    }
+    if (!tsi_backup_path_ok(dir))
+        return tsi_error_set(err, TSI_E_INVALID, "unusable restore directory",
+                             "'%s': use an absolute path of letters, digits and / . _ - + @ : = ,",
+                             dir);
+    if (!in_place) {
+        if (!dir_empty_or_absent(dir))
+            return tsi_error_set(err, TSI_E_EXISTS, "the restore directory is not empty",
+                                 "%s: give a fresh --target-dir (or --in-place)", dir);
+        if ((rc = mkdir_owned(dir, 0700, err)) < 0)
+            return rc;
+        chmod(dir, 0700);
+        if (am_root() && !tsi_proc_user_can_reach("postgres", dir))
+            return tsi_error_set(err, TSI_E_IO,
+                                 "the postgres user cannot reach the restore "
+                                 "directory",
+                                 "%s", dir);
+    } else {
+        tsi_info("backup", "stopping the cluster for an in-place restore");
+        if ((rc = tsi_cluster_stop(err)) < 0)
+            return rc;
+    }
+    snprintf(patharg, sizeof patharg, "--pg1-path=%s", dir);
+    char *extra[12];
+    int n = 0;
+    extra[n++] = patharg;
+    if (target[0]) {
+        snprintf(typearg, sizeof typearg, "--type=time");
+        snprintf(targetarg, sizeof targetarg, "--target=%s", target);
+        extra[n++] = typearg;
+        extra[n++] = targetarg;
+        extra[n++] = "--target-action=promote";
+    }
+    if (in_place)
+        extra[n++] = "--delta";
+    else
+        extra[n++] = "--archive-mode=off";
+    extra[n] = NULL;
+    tsi_info("backup", "restoring into %s target=%s", dir, target[0] ? target : "end of WAL");
+    if ((rc = pgbackrest("restore", extra, NULL, 0, err)) < 0)
+        return rc;
+    if (in_place) {
+        tsi_info("backup", "starting the restored cluster (recovery runs first)");
+        /* the server accepts connections while it still replays WAL (hot standby), and the
+         * bootstrap's GRANTs fail until it is promoted: wait for that, then bootstrap */
+        if ((rc = tsi_cluster_start(err)) < 0) {
+            if (!tsi_cluster_running())
+                return rc;
+            if ((rc = wait_promoted(err)) < 0 || (rc = tsi_cluster_bootstrap(err)) < 0)
+                return rc;
+        }
+    } else {
+        /* the restored cluster must not use the primary's socket directory */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/postmaster.opts", dir);
+        unlink(path);
+    }
+    snprintf(restored, rlen, "%s", dir);
+    return 0;
+}
+
+/* ---- the command ---------------------------------------------------------------------- */
+
+static int parse(tsi_opts *o, const char *cmd, const char *usage, int argc, char **argv)
+{
+    int rc = tsi_opts_parse(o, cmd, usage, tsi_backup_options, 0, argc, argv);
+    if (rc != 0)
+        return rc;
+    setenv("TSI_PG_PORT", tsi_opts_str(o, "pg-port"), 1);
+    tsi_cluster_set_pg_bin(tsi_opts_str(o, "pg-bin"));
+    if (tsi_opts_str(o, "backup-dir"))
+        snprintf(repo_override, sizeof repo_override, "%s", tsi_opts_str(o, "backup-dir"));
+    return 0;
+}
+
+static int fail(const char *what, const tsi_error *e)
+{
+    char buf[900];
+    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
+    return 1;
+}
+
+static int cmd_setup(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi backup setup",
+                   "usage: tsi backup setup [options]\n\nTurns WAL archiving on into a "
+                   "pgBackRest repository and creates the stanza (restarts the cluster once).",
+                   argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    const char *full = tsi_opts_str(&o, "schedule-full"), *diff = tsi_opts_str(&o, "schedule-diff");
+    if (!tsi_jobs_schedule_valid(full) || !tsi_jobs_schedule_valid(diff)) {
+        fprintf(stderr,
+                "tsi backup setup: '%s' is not a 5-field cron schedule (minute hour day "
+                "month weekday)\n",
+                tsi_jobs_schedule_valid(full) ? diff : full);
+        tsi_opts_free(&o);
+        return 2;
+    }
+    tsi_error e = {0};
+    rc = setup((int)tsi_opts_int(&o, "retention-days"), full, diff, &e);
+    tsi_opts_free(&o);
+    if (rc < 0)
+        return fail("tsi backup setup", &e);
+    char repo[PATH_MAX];
+    tsi_backup_repo_dir(repo, sizeof repo);
+    printf("backups: repository %s, stanza " STANZA ", WAL archiving on\n", repo);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi backup run",
+                   "usage: tsi backup run [--type auto|full|diff|incr]\n\nTakes a backup "
+                   "(and expires those past retention).",
+                   argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    rc = run_backup(tsi_opts_str(&o, "type"), &e);
+    tsi_opts_free(&o);
+    return rc < 0 ? fail("tsi backup run", &e) : 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi backup list",
+                   "usage: tsi backup list\n\nLists the backups and the point-in-time window.",
+                   argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    if (need_embedded(&e) < 0) {
+        tsi_opts_free(&o);
+        return fail("tsi backup list", &e);
+    }
+    rc = list();
+    tsi_opts_free(&o);
+    return rc;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = parse(&o, "tsi backup restore",
+                   "usage: tsi backup restore [--to TIME] [--target-dir DIR | --in-place]\n\n"
+                   "Point-in-time restore. By default into a fresh data directory (the running "
+                   "cluster is untouched); --in-place stops the cluster, restores over it and "
+                   "starts it.",
+                   argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    tsi_error e = {0};
+    char dir[PATH_MAX];
+    bool in_place = tsi_opts_bool(&o, "in-place");
+    /* a bad time is a usage error: check it before touching anything */
+    char norm[48];
+    if (tsi_opts_str(&o, "to") &&
+        tsi_backup_parse_time(tsi_opts_str(&o, "to"), norm, sizeof norm, &e) < 0) {
+        tsi_opts_free(&o);
+        fail("tsi backup restore", &e);
+        return 2;
+    }
+    rc = restore(tsi_opts_str(&o, "to"), tsi_opts_str(&o, "target-dir"), in_place, dir, sizeof dir,
+                 &e);
+    tsi_opts_free(&o);
+    if (rc < 0)
+        return fail("tsi backup restore", &e);
+    if (in_place) {
+        printf("restored in place: %s (running)\n", dir);
+    } else {
+        printf("restored into %s\n"
+               "start it on a free port (recovery runs first, then it is promoted):\n"
+               "  %s%s/pg_ctl -D %s -o \"-p PORT -k %s\" -l %s/restore.log start\n",
+               dir, am_root() ? "runuser -u postgres -- " : "", tsi_cluster_pg_bin(), dir, dir,
+               dir);
+    }
+    return 0;
+}
+
+static const tsi_command backup_commands[] = {
+    {"setup", "turn WAL archiving on and create the pgBackRest stanza", cmd_setup},
+    {"run", "take a backup (auto: weekly full, else differential)", cmd_run},
+    {"list", "list backups and the point-in-time window", cmd_list},
+    {"restore", "restore to a point in time (fresh directory, or --in-place)", cmd_restore},
+    {NULL, NULL, NULL},
+};
+
+int tsi_cmd_backup(int argc, char **argv)
+{
+    return tsi_cli_dispatch("tsi backup",
+                            "Backups of the embedded cluster with pgBackRest: WAL archiving, "
+                            "full and differential backups, point-in-time restore.",
+                            backup_commands, argc, argv);
+}

@@ -1,0 +1,50 @@
+/* ops/backup.h — `tsi backup setup|run|list|restore`: pgBackRest for the embedded cluster.
+ *
+ * Layout: the repository is TSI_BACKUP_DIR (default $TSI_HOME/backup, see
+ * tsi_backup_repo_dir); tsi writes the
+ * pgBackRest configuration into it (<repo>/pgbackrest.conf, stanza `tsi`, logs in
+ * <repo>/log, locks in <repo>/lock) and passes --config to every pgbackrest call. As
+ * root, pgbackrest runs as the `postgres` user, which owns the repository.
+ *
+ * setup: writes <data directory>/backup.conf (archive_mode, archive_command through
+ * pgbackrest archive-push, archive_timeout) which tsi.conf includes when it exists,
+ * restarts the cluster when archiving was off, creates the stanza and checks that a WAL
+ * segment reaches the repository. Idempotent.
+ * run: a backup of --type full|diff|incr, or auto (the default): full when the newest
+ * full backup is older than 6.5 days (or none exists), differential otherwise. Retention:
+ * full backups kept 30 days (time based, with the differentials that depend on them);
+ * WAL kept for the last 2 full backups, so point-in-time recovery reaches back at least 7
+ * days with weekly fulls.
+ * restore: --to TIME (ISO 8601; UTC when no offset is given) into a fresh data
+ * directory (--target-dir, default $TSI_HOME/pg-restored-<stamp>) with archiving off,
+ * or --in-place: stops the cluster, restores over its data directory (delta) and starts
+ * it again. Without --to, restores to the end of the archived WAL. */
+#ifndef TSI_OPS_BACKUP_H
+#define TSI_OPS_BACKUP_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+#include "base/options.h"
+
+extern const tsi_option tsi_backup_options[];
+
+int tsi_cmd_backup(int argc, char **argv);
+
+/* Parses a recovery target time and writes it normalised as
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]+HH:MM" into out (>= 40 bytes). Accepts a space or 'T'
+ * between date and time, optional fractional seconds (1-6 digits), and an optional zone
+ * "Z", "UTC", "+HH", "+HHMM" or "+HH:MM" (also '-'); no zone means UTC. Every field is
+ * range-checked (the day against the month and leap years). Returns 0 or TSI_E_INVALID. */
+int tsi_backup_parse_time(const char *text, char *out, size_t outlen, tsi_error *err);
+
+/* The repository directory into buf: TSI_BACKUP_DIR (or --backup-dir), else
+ * $TSI_HOME/backup, or /var/lib/tsi/backup-<hash of TSI_HOME> when tsi runs as root and
+ * the postgres user cannot enter TSI_HOME (the data directory moves the same way). */
+void tsi_backup_repo_dir(char *buf, size_t len);
+
+/* True (1) when a path may be used inside archive_command and pgBackRest's
+ * configuration: absolute, and only letters, digits and / . _ - + @ : = , */
+int tsi_backup_path_ok(const char *path);
+
+#endif

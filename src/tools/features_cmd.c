@@ -1,0 +1,455 @@
+/* tools/features_cmd.c — `tsi features`: see features_cmd.h */
+#include "tools/features_cmd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "core/engine.h"
+#include "core/index.h"
+#include "core/json.h"
+#include "core/registry.h"
+#include "vcc/decode.h"
+
+const tsi_option tsi_features_options[] = {
+    {"mapdata", TSI_OPT_PATH, NULL, NULL,
+     "MapData JSON (an array of MapData, as /api/mapdata/decoded returns, or one)", NULL},
+    {"messages", TSI_OPT_PATH, NULL, NULL,
+     "JSON lines: each a BsmWithMetadata/PsmWithMetadata object or an array of them ('-' = "
+     "stdin)",
+     NULL},
+    {"constants", TSI_OPT_PATH, NULL, NULL,
+     "normalisation constants JSON (default: computed from the input's 1-minute features)", NULL},
+    {"format", TSI_OPT_ENUM, "jsonl", NULL, "output format", "jsonl|csv"},
+    {"output", TSI_OPT_PATH, "-", NULL, "where the records go ('-' = stdout)", NULL},
+    {"priors", TSI_OPT_ENUM, "input", NULL,
+     "Empirical Bayes priors: the input's own history (hierarchy of domain.md §4) or none",
+     "input|none"},
+    {"location-map", TSI_OPT_PATH, NULL, "TSI_LOCATION_MAP",
+     "JSON object mapping locationName to intersection id (wins over geometry)", NULL},
+    {"conflicts", TSI_OPT_PATH, NULL, NULL,
+     "also write the conflict audit records (JSON lines) to this file", NULL},
+    {"radius", TSI_OPT_DOUBLE, "150", "TSI_ASSIGN_RADIUS_M",
+     "assignment radius around an intersection's refPoint, metres", "1..100000"},
+    {"grace-seconds", TSI_OPT_INT, "10", "TSI_GRACE_SECONDS",
+     "seconds a minute window waits for late messages", "0..3600"},
+    {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
+     "IANA time zone of hour_of_day and day_of_week", NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        tsi_error_set(err, TSI_E_IO, "cannot open file", "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    tsi_buf b = TSI_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > max) {
+            tsi_error_set(err, TSI_E_TOO_BIG, "file too large", "%s: more than %zu bytes", path,
+                          max);
+            tsi_buf_free(&b);
+            if (f != stdin)
+                fclose(f);
+            return NULL;
+        }
+        tsi_buf_append(&b, chunk, n);
+    }
+    bool bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        tsi_error_set(err, TSI_E_IO, "cannot read file", "%s", path);
+        tsi_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    if (b.data == NULL)
+        tsi_buf_puts(&b, "");
+    return tsi_buf_take(&b);
+}
+
+/* ---- time zone: hour_of_day and day_of_week (0 = Monday) ---- */
+
+static bool tz_utc;
+
+static int tz_setup(const char *tz, tsi_error *err)
+{
+    if (tz == NULL || *tz == '\0' || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) {
+        tz_utc = true;
+        return 0;
+    }
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
+    if (strstr(tz, "..") || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return tsi_error_set(err, TSI_E_INVALID, "unknown time zone", "%s (no %s)", tz, path);
+    setenv("TZ", tz, 1);
+    tzset();
+    tz_utc = false;
+    return 0;
+}
+
+static void local_hour_dow(int64_t ms, int *hour, int *dow)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (tz_utc)
+        gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    *hour = tm.tm_hour;
+    *dow = (tm.tm_wday + 6) % 7;
+}
+
+static void iso_utc(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- the run ---- */
+
+typedef struct row {
+    tsi_features f;
+    int hour, dow;
+    tsi_index x;
+} row;
+
+typedef struct run {
+    row *rows;
+    size_t n, cap;
+    FILE *conflicts;
+    long long conflicts_written;
+    tsi_engine *eng;
+    long long line;
+    bool frame; /* the current line is an array */
+    long long lines, messages, decoded, rejected;
+} run;
+
+static void on_window(void *ud, const tsi_window_result *r)
+{
+    run *R = ud;
+    if (R->n == R->cap) {
+        R->cap = R->cap ? R->cap * 2 : 1024;
+        R->rows = realloc(R->rows, R->cap * sizeof *R->rows);
+        if (R->rows == NULL)
+            abort();
+    }
+    row *w = &R->rows[R->n++];
+    memset(w, 0, sizeof *w);
+    w->f = r->features;
+    local_hour_dow(w->f.minute_ms, &w->hour, &w->dow);
+    if (R->conflicts) {
+        char ts[32];
+        tsi_buf b = TSI_BUF_INIT;
+        for (int i = 0; i < r->nconflicts; i++) {
+            const tsi_conflict *c = &r->conflicts[i];
+            tsi_buf_reset(&b);
+            tsi_jsonw jw;
+            tsi_jsonw_init(&jw, &b);
+            tsi_jsonw_object(&jw);
+            tsi_jsonw_kv_int(&jw, "intersection_id", c->intersection_id);
+            iso_utc(c->minute_ms, ts, sizeof ts);
+            tsi_jsonw_kv_str(&jw, "timestamp", ts);
+            tsi_jsonw_kv_str(&jw, "kind", c->kind == TSI_CONFLICT_VRU ? "vru" : "vehicle");
+            tsi_jsonw_kv_int(&jw, "id_a", c->id_a);
+            tsi_jsonw_kv_int(&jw, "id_b", c->id_b);
+            tsi_jsonw_kv_double(&jw, "min_ttc_s", c->min_ttc_s);
+            tsi_jsonw_kv_double(&jw, "min_distance_m", c->min_distance_m);
+            tsi_jsonw_kv_int(&jw, "at_ms", c->at_ms);
+            tsi_jsonw_end(&jw);
+            tsi_buf_putc(&b, '\n');
+            fwrite(b.data, 1, b.len, R->conflicts);
+            R->conflicts_written++;
+        }
+        tsi_buf_free(&b);
+    }
+}
+
+static void on_msg(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
+{
+    run *R = ud;
+    R->messages++;
+    if (rc < 0) {
+        R->rejected++;
+        if (R->frame)
+            fprintf(stderr, "line %lld: element %d: %s: %s: %s\n", R->line, index,
+                    tsi_error_name(rc), err->message, err->detail);
+        else
+            fprintf(stderr, "line %lld: %s: %s: %s\n", R->line, tsi_error_name(rc), err->message,
+                    err->detail);
+        return;
+    }
+    R->decoded++;
+    tsi_engine_push(R->eng, m, NULL, NULL);
+}
+
+static int load_location_map(tsi_registry *reg, const char *path, tsi_error *err)
+{
+    size_t len;
+    char *js = tsi_read_file(path, &len, 16u << 20, err);
+    if (js == NULL)
+        return err->code;
+    tsi_json d;
+    int rc = tsi_json_parse_alloc(&d, js, len, 0, err);
+    if (rc >= 0 && !tsi_json_is_object(&d, 0))
+        rc = tsi_error_set(err, TSI_E_NOT_OBJECT, "location map must be a JSON object", "%s", path);
+    for (int k = rc >= 0 ? tsi_json_first_key(&d, 0) : -1; k >= 0;
+         k = tsi_json_next_key(&d, 0, k)) {
+        char name[128];
+        int64_t id;
+        if (tsi_json_str(&d, k, name, sizeof name) < 0 || tsi_json_int64(&d, k + 1, &id) < 0 ||
+            id < 0) {
+            rc = tsi_error_set(err, TSI_E_INVALID, "bad location map entry",
+                               "%s: each value must be an intersection id", path);
+            break;
+        }
+        tsi_registry_map_location(reg, name, id);
+    }
+    tsi_json_free(&d);
+    free(js);
+    return rc < 0 ? rc : 0;
+}
+
+static void write_row(FILE *out, const row *w, bool csv, tsi_buf *b)
+{
+    char ts[32];
+    iso_utc(w->f.minute_ms, ts, sizeof ts);
+    tsi_buf_reset(b);
+    if (csv) {
+        tsi_buf_printf(b, "%lld,%s,%d,%d,%d,%d,%.6f,%.6f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n",
+                       (long long)w->f.intersection_id, ts, w->hour, w->dow, w->f.traffic_volume,
+                       w->f.vru_count, w->f.avg_speed, w->f.speed_stddev, w->f.hard_braking_count,
+                       w->f.vru_event_count, w->f.vehicle_event_count, w->x.combined,
+                       w->x.combined_eb, w->x.vru, w->x.vru_eb, w->x.vehicle, w->x.vehicle_eb);
+    } else {
+        tsi_jsonw j;
+        tsi_jsonw_init(&j, b);
+        tsi_jsonw_object(&j);
+        tsi_jsonw_kv_int(&j, "intersection_id", w->f.intersection_id);
+        tsi_jsonw_kv_str(&j, "timestamp", ts);
+        tsi_jsonw_kv_int(&j, "hour_of_day", w->hour);
+        tsi_jsonw_kv_int(&j, "day_of_week", w->dow);
+        tsi_jsonw_kv_int(&j, "traffic_volume", w->f.traffic_volume);
+        tsi_jsonw_kv_int(&j, "vru_count", w->f.vru_count);
+        tsi_jsonw_kv_double(&j, "avg_speed", w->f.avg_speed);
+        tsi_jsonw_kv_double(&j, "speed_stddev", w->f.speed_stddev);
+        tsi_jsonw_kv_int(&j, "hard_braking_count", w->f.hard_braking_count);
+        tsi_jsonw_kv_int(&j, "vru_event_count", w->f.vru_event_count);
+        tsi_jsonw_kv_int(&j, "vehicle_event_count", w->f.vehicle_event_count);
+        tsi_jsonw_kv_double(&j, "combined_index", w->x.combined);
+        tsi_jsonw_kv_double(&j, "combined_index_eb", w->x.combined_eb);
+        tsi_jsonw_kv_double(&j, "vru_index", w->x.vru);
+        tsi_jsonw_kv_double(&j, "vru_index_eb", w->x.vru_eb);
+        tsi_jsonw_kv_double(&j, "vehicle_index", w->x.vehicle);
+        tsi_jsonw_kv_double(&j, "vehicle_index_eb", w->x.vehicle_eb);
+        tsi_jsonw_kv_int(&j, "bsm_messages", w->f.bsm_messages);
+        tsi_jsonw_kv_int(&j, "psm_messages", w->f.psm_messages);
+        tsi_jsonw_end(&j);
+        tsi_buf_putc(b, '\n');
+    }
+    fwrite(b->data, 1, b->len, out);
+}
+
+int tsi_cmd_features(int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = tsi_opts_parse(&o, "tsi features",
+                            "usage: tsi features --mapdata FILE --messages FILE [--constants FILE] "
+                            "[--format jsonl|csv]",
+                            tsi_features_options, 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    int status = 1;
+    tsi_error err = {0};
+    char *mapjs = NULL, *line = NULL;
+    FILE *in = NULL, *out = stdout;
+    tsi_mapdata md = {0};
+    tsi_registry *reg = NULL;
+    tsi_decoder dec;
+    tsi_decoder_init(&dec);
+    run R = {0};
+    tsi_priors *priors = NULL;
+    tsi_buf ob = TSI_BUF_INIT;
+    const char *mapdata = tsi_opts_str(&o, "mapdata"), *messages = tsi_opts_str(&o, "messages");
+    if (mapdata == NULL || messages == NULL) {
+        fprintf(stderr, "tsi features: --mapdata and --messages are required\n");
+        status = 2;
+        goto done;
+    }
+    if (tz_setup(tsi_opts_str(&o, "timezone"), &err) < 0) {
+        fprintf(stderr, "tsi features: %s: %s\n", err.message, err.detail);
+        status = 2;
+        goto done;
+    }
+    tsi_constants consts = tsi_constants_default;
+    const char *cpath = tsi_opts_str(&o, "constants");
+    char csource[600];
+    snprintf(csource, sizeof csource, "defaults");
+    if (cpath) {
+        size_t clen;
+        char *cjs = tsi_read_file(cpath, &clen, 1u << 20, &err);
+        if (cjs == NULL || tsi_constants_from_json(cjs, clen, &consts, &err) < 0) {
+            fprintf(stderr, "tsi features: %s: %s: %s\n", cpath, err.message, err.detail);
+            free(cjs);
+            goto done;
+        }
+        free(cjs);
+        snprintf(csource, sizeof csource, "%s", cpath);
+    }
+
+    size_t maplen;
+    mapjs = tsi_read_file(mapdata, &maplen, 1u << 30, &err);
+    if (mapjs == NULL || tsi_mapdata_decode(mapjs, maplen, &md, &err) < 0) {
+        fprintf(stderr, "tsi features: %s: %s: %s: %s\n", mapdata, tsi_error_name(err.code),
+                err.message, err.detail);
+        goto done;
+    }
+    if (md.nrejected)
+        fprintf(stderr, "tsi features: %s: %d intersection(s) skipped, first: %s: %s: %s\n",
+                mapdata, md.nrejected, tsi_error_name(md.first_error.code), md.first_error.message,
+                md.first_error.detail);
+    reg = tsi_registry_new(tsi_opts_double(&o, "radius"));
+    tsi_registry_upsert_all(reg, &md);
+    if (tsi_registry_count(reg) == 0) {
+        fprintf(stderr, "tsi features: %s: no usable intersection\n", mapdata);
+        goto done;
+    }
+    const char *lmap = tsi_opts_str(&o, "location-map");
+    if (lmap && load_location_map(reg, lmap, &err) < 0) {
+        fprintf(stderr, "tsi features: %s: %s\n", err.message, err.detail);
+        goto done;
+    }
+    const char *opath = tsi_opts_str(&o, "output");
+    if (opath && strcmp(opath, "-") != 0 && (out = fopen(opath, "w")) == NULL) {
+        out = stdout;
+        fprintf(stderr, "tsi features: cannot create %s: %s\n", opath, strerror(errno));
+        goto done;
+    }
+    const char *cfpath = tsi_opts_str(&o, "conflicts");
+    if (cfpath && (R.conflicts = fopen(cfpath, "w")) == NULL) {
+        fprintf(stderr, "tsi features: cannot create %s: %s\n", cfpath, strerror(errno));
+        goto done;
+    }
+
+    tsi_feature_config fc;
+    tsi_feature_config_default(&fc);
+    fc.grace_ms = tsi_opts_int(&o, "grace-seconds") * 1000;
+    R.eng = tsi_engine_new(&fc, reg, on_window, &R);
+
+    in = strcmp(messages, "-") == 0 ? stdin : fopen(messages, "rb");
+    if (in == NULL) {
+        fprintf(stderr, "tsi features: cannot open %s: %s\n", messages, strerror(errno));
+        goto done;
+    }
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, in)) >= 0) {
+        R.line++;
+        size_t n = (size_t)len;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            n--;
+        size_t sp = 0;
+        while (sp < n && (line[sp] == ' ' || line[sp] == '\t'))
+            sp++;
+        if (sp == n)
+            continue; /* blank line */
+        R.lines++;
+        memset(&err, 0, sizeof err);
+        R.frame = line[sp] == '[';
+        rc = tsi_frame_decode(&dec, line, n, on_msg, &R, &err);
+        if (rc < 0) {
+            R.rejected++;
+            fprintf(stderr, "line %lld: %s: %s: %s\n", R.line, tsi_error_name(rc), err.message,
+                    err.detail);
+        }
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "tsi features: error reading %s\n", messages);
+        goto done;
+    }
+    tsi_engine_flush(R.eng);
+
+    /* raw indices with the constants; then EB with priors */
+    if (!cpath) {
+        tsi_constants_acc acc;
+        tsi_constants_acc_init(&acc);
+        for (size_t i = 0; i < R.n; i++)
+            tsi_constants_acc_add(&acc, &R.rows[i].f);
+        if (tsi_constants_acc_finish(&acc, tsi_constants_default.k, &consts) == 0)
+            snprintf(csource, sizeof csource, "computed from %zu minutes of the input", R.n);
+        tsi_constants_acc_free(&acc);
+    }
+    bool use_priors = strcmp(tsi_opts_str(&o, "priors"), "input") == 0;
+    priors = tsi_priors_new();
+    for (size_t i = 0; i < R.n; i++) {
+        row *w = &R.rows[i];
+        tsi_index_compute(&w->f, &consts, &w->x);
+        double raw[3] = {w->x.vru, w->x.vehicle, w->x.combined};
+        tsi_priors_add(priors, w->f.intersection_id, w->hour, raw);
+    }
+    bool csv = strcmp(tsi_opts_str(&o, "format"), "csv") == 0;
+    if (csv)
+        fputs("intersection_id,timestamp,hour_of_day,day_of_week,traffic_volume,vru_count,"
+              "avg_speed,speed_stddev,hard_braking_count,vru_event_count,vehicle_event_count,"
+              "combined_index,combined_index_eb,vru_index,vru_index_eb,vehicle_index,"
+              "vehicle_index_eb\n",
+              out);
+    for (size_t i = 0; i < R.n; i++) {
+        row *w = &R.rows[i];
+        double p[3];
+        int src =
+            use_priors ? tsi_priors_get(priors, w->f.intersection_id, w->hour, p) : TSI_PRIOR_NONE;
+        tsi_index_eb(&w->x, &w->f, consts.k, src == TSI_PRIOR_NONE ? NULL : p, src);
+        write_row(out, w, csv, &ob);
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "tsi features: error writing the output\n");
+        goto done;
+    }
+
+    tsi_engine_stats st;
+    tsi_engine_get_stats(R.eng, &st);
+    fprintf(stderr,
+            "summary: lines=%lld messages=%lld decoded=%lld rejected=%lld accepted=%lld "
+            "duplicates=%lld late=%lld unmatched=%lld windows=%zu conflicts=%lld "
+            "intersections=%d constants=%s\n",
+            R.lines, R.messages, R.decoded, R.rejected, st.accepted, st.duplicates, st.late,
+            st.unmatched, R.n, R.conflicts_written, tsi_registry_count(reg), csource);
+    status = 0;
+done:
+    if (in && in != stdin)
+        fclose(in);
+    if (out != stdout && fclose(out) != 0 && status == 0) {
+        fprintf(stderr, "tsi features: error writing the output\n");
+        status = 1;
+    }
+    if (R.conflicts && fclose(R.conflicts) != 0 && status == 0) {
+        fprintf(stderr, "tsi features: error writing the conflicts file\n");
+        status = 1;
+    }
+    free(line);
+    free(mapjs);
+    tsi_mapdata_free(&md);
+    tsi_engine_free(R.eng);
+    tsi_registry_free(reg);
+    tsi_decoder_free(&dec);
+    tsi_priors_free(priors);
+    free(R.rows);
+    tsi_buf_free(&ob);
+    tsi_opts_free(&o);
+    return status;
+}

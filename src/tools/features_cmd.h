@@ -1,0 +1,32 @@
+/* tools/features_cmd.h — `tsi features` and `tsi explain`: the domain core on files.
+ *
+ * tsi features --mapdata FILE --messages FILE [--constants FILE] [--format jsonl|csv]
+ *   The whole domain pipeline offline: MapData (what /api/mapdata/decoded returns) →
+ *   registry; JSON lines of messages (each a BsmWithMetadata / PsmWithMetadata object
+ *   or a stream frame, an array of them) → decode → assign → 1-minute windows →
+ *   features; at end of input every open window closes. One output record per
+ *   intersection-minute: intersection_id, timestamp (ISO 8601 UTC, the minute's start),
+ *   hour_of_day, day_of_week, the seven features of domain.md §3, and combined_index,
+ *   vru_index, vehicle_index with their _eb forms. Rejected lines go to stderr as
+ *   `line N[: element K]: <reason_code>: <message>: <detail>`; a closing summary line
+ *   on stderr counts everything. Constants: --constants FILE, else computed from the
+ *   input's own 1-minute features (the daily job's rule), else the defaults. EB priors:
+ *   the input's own history (--priors input, the hierarchy of §4) or none.
+ *
+ * tsi explain --features FILE.json [--constants FILE.json] [--format text|json]
+ *   The index of one minute's features and each term's contribution. */
+#ifndef TSI_TOOLS_FEATURES_CMD_H
+#define TSI_TOOLS_FEATURES_CMD_H
+
+#include "base/options.h"
+
+extern const tsi_option tsi_features_options[];
+extern const tsi_option tsi_explain_options[];
+
+int tsi_cmd_features(int argc, char **argv);
+int tsi_cmd_explain(int argc, char **argv);
+
+/* Reads a whole file (NUL-terminated); NULL with err set on failure. Caller frees. */
+char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err);
+
+#endif

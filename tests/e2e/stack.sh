@@ -1,0 +1,115 @@
+# tests/e2e/stack.sh — sourced by scripts/e2e and bench/dashboard.sh: installs what the
+# browser runs need and starts a server for the dashboard.
+#   e2e_tools                     chromium (Debian) + playwright-core (lockfile) + web/dist
+#   e2e_stack_start N fixture     starts tsi serve on N seeded intersections (and a second
+#                                 one with --source parquet), or the fixture server when
+#                                 fixture=1 or this tsi has no serve/seed; exports
+#                                 E2E_URL, E2E_PARQUET_URL (may be empty), E2E_KIND
+#   e2e_stack_stop                stops what e2e_stack_start started (also on EXIT)
+# Needs: root (repository root), BIN (tsi binary).
+
+say() { printf '%s: %s\n' "${E2E_NAME:-e2e}" "$*" >&2; }
+
+e2e_tools() {
+  if [ ! -x /usr/bin/chromium ]; then
+    local SUDO=()
+    if [ "$(id -u)" != 0 ]; then
+      if sudo -n true 2>/dev/null; then SUDO=(sudo -n); else
+        say "Debian chromium is missing: apt-get install -y chromium (as root)"; return 1; fi
+    fi
+    say "installing Debian chromium"
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+  "$root/scripts/web" --check || return 1
+  local stamp=$root/tests/e2e/node_modules/.tsi-lock.sha256 want
+  want=$(sha256sum "$root/tests/e2e/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing playwright-core from tests/e2e/package-lock.json (npm ci; no browser download)"
+    (cd "$root/tests/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$want" > "$stamp"
+  fi
+}
+
+e2e_free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+  done
+  say "no free port found"; return 1
+}
+
+e2e_wait_http() { # url
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  say "nothing answers at $1"; return 1
+}
+
+E2E_PIDS=()
+E2E_DB=0
+E2E_TMP=
+e2e_stack_stop() {
+  local p
+  for p in "${E2E_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${E2E_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  E2E_PIDS=()
+  if [ "$E2E_DB" = 1 ]; then
+    "$BIN" db stop >/dev/null 2>&1 || true
+    local real
+    real=$(readlink "$TSI_HOME/pg" 2>/dev/null || true)
+    case "$real" in /var/lib/tsi/pg-*) rm -rf "$real" ;; esac
+    E2E_DB=0
+  fi
+  [ -n "$E2E_TMP" ] && rm -rf "$E2E_TMP"
+  E2E_TMP=
+}
+
+e2e_logs() {
+  local f
+  for f in "$E2E_TMP"/*.log; do [ -f "$f" ] && { say "--- tail of $(basename "$f")"; tail -n 30 "$f" >&2; }; done
+}
+
+e2e_stack_start() { # N fixture
+  local n=$1 fixture=$2 port pport
+  if [ "$fixture" = 0 ] && ! { "$BIN" serve --help >/dev/null 2>&1 && "$BIN" seed --help >/dev/null 2>&1; }; then
+    say "$BIN has no 'serve' and 'seed' yet: using the fixture server instead"
+    fixture=1
+  fi
+  E2E_TMP=$(mktemp -d /tmp/tsi-e2e.XXXXXX)
+  port=$(e2e_free_port)
+  if [ "$fixture" = 1 ]; then
+    node "$root/tests/e2e/fixture-server.mjs" --port "$port" --intersections "$n" --dist "$root/web/dist" >"$E2E_TMP/fixture.log" 2>&1 &
+    E2E_PIDS+=($!)
+    export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL= E2E_KIND=fixture
+    e2e_wait_http "$E2E_URL/api/v1/safety/index/"
+    return
+  fi
+  export TSI_HOME=$E2E_TMP/home
+  unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERVICE PGDATABASE PGUSER PGPORT
+  TSI_PG_PORT=$(e2e_free_port)
+  export TSI_PG_PORT
+  say "PostgreSQL in $TSI_HOME on port $TSI_PG_PORT; seeding $n intersections"
+  E2E_DB=1
+  "$BIN" db start --log-level warn >/dev/null
+  "$BIN" migrate --log-level warn
+  "$BIN" seed --intersections "$n" --days "${E2E_DAYS:-3}" --seed 7 --log-level warn
+  if [ -n "${E2E_HOSTILE_NAME:-}" ]; then
+    # one intersection gets a name that is markup, quotes and a CSV formula: the page must
+    # show it as text (tests/e2e/dashboard.test.mjs looks for it)
+    # (psql interpolates :'n' as a quoted literal in a script, not in -c)
+    printf '%s\n' "UPDATE intersections SET name = :'n' WHERE id = 3;" |
+      "$BIN" db psql -- -q -X -v ON_ERROR_STOP=1 -v "n=$E2E_HOSTILE_NAME" >/dev/null
+  fi
+  export TSI_WEB_DIR=$root/web/dist
+  "$BIN" serve --port "$port" --log-level warn >"$E2E_TMP/serve.log" 2>&1 &
+  E2E_PIDS+=($!)
+  pport=$(e2e_free_port)
+  "$BIN" serve --port "$pport" --source parquet --log-level warn >"$E2E_TMP/serve-parquet.log" 2>&1 &
+  E2E_PIDS+=($!)
+  export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL=http://127.0.0.1:$pport E2E_KIND=tsi
+  e2e_wait_http "$E2E_URL/api/v1/safety/index/"
+  e2e_wait_http "$E2E_PARQUET_URL/api/v1/safety/index/"
+}

@@ -1,0 +1,256 @@
+/* Integration test of the API's graceful degradation (FR-3, issue 13): a PostgreSQL
+ * cluster of this test's own (the harness's cluster is shared by every test, so it must
+ * not be stopped), seeded; `tsi serve` answers from PostgreSQL, then — the cluster
+ * stopped mid-test — from the indices Parquet archive (X-Data-Source: parquet) with the
+ * same values, spatial endpoints answer 503, and after a restart it reconnects by itself.
+ * --source parquet and --source postgres are checked on the same data. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_api_util.h"
+
+static char home[256], e_home[300], e_port[64], e_db[64], e_arch[300];
+static const char *env[6];
+
+static void tsi_ok(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
+{
+    const char *args[] = {a1, a2, a3, a4, a5, NULL};
+    char out[16384];
+    int rc = th_run_tsi(args, env, out, sizeof out);
+    if (rc != 0)
+        fail_msg("tsi %s %s failed (%d): %s", a1, a2 ? a2 : "", rc, out);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(home, sizeof home, "/tmp/tsi-fallback-%d", (int)getpid());
+    snprintf(e_home, sizeof e_home, "TSI_HOME=%s", home);
+    snprintf(e_port, sizeof e_port, "TSI_PG_PORT=%d", free_port());
+    snprintf(e_db, sizeof e_db, "TSI_DB_NAME=tsi");
+    snprintf(e_arch, sizeof e_arch, "TSI_ARCHIVE_DIR=%s/archive", home);
+    env[0] = e_home;
+    env[1] = e_port;
+    env[2] = e_db;
+    env[3] = e_arch;
+    env[4] = NULL;
+    tsi_ok("db", "start", "--log-level", "warn", NULL);
+    tsi_ok("migrate", "--log-level", "warn", NULL, NULL);
+    tsi_ok("seed", "--intersections", "5", "--days", "3");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    const char *args[] = {"db", "stop", NULL};
+    th_run_tsi(args, env, NULL, 0);
+    char link[512], real[512] = "";
+    snprintf(link, sizeof link, "%s/pg", home);
+    ssize_t n = readlink(link, real, sizeof real - 1);
+    char cmd[1400];
+    if (n > 0) {
+        real[n] = '\0';
+        if (strncmp(real, "/var/lib/tsi/pg-", 16) == 0) {
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", real);
+            if (system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", real);
+        }
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", home);
+    curl_global_cleanup();
+    return 0;
+}
+
+static void source_of(const resp *r, char *out, size_t len)
+{
+    if (!resp_header(r, "X-Data-Source", out, len))
+        snprintf(out, len, "(none)");
+}
+
+/* id → (safety_index, timestamp) of an index answer */
+typedef struct {
+    long long id;
+    double si;
+    char ts[32];
+} cur;
+
+static int read_index(const resp *r, cur *out, int max)
+{
+    jdoc j;
+    jparse(&j, r);
+    int n = 0;
+    for (int o = tsi_json_first(&j.d, 0); o >= 0 && n < max; o = tsi_json_next(&j.d, 0, o), n++) {
+        out[n].id = (long long)jnum(&j, o, "intersection_id");
+        out[n].si = jnum(&j, o, "safety_index");
+        jstr(&j, o, "timestamp", out[n].ts, sizeof out[n].ts);
+    }
+    jfree(&j);
+    return n;
+}
+
+static int history_points(int port, const char *path, double *sum, char *src, size_t len)
+{
+    resp r = get(port, path);
+    if (r.status != 200)
+        fail_msg("%s: %ld %s", path, r.status, r.body);
+    source_of(&r, src, len);
+    jdoc j;
+    jparse(&j, &r);
+    int pts = tsi_json_get(&j.d, 0, "data_points");
+    *sum = 0;
+    for (int p = tsi_json_first(&j.d, pts); p >= 0; p = tsi_json_next(&j.d, pts, p))
+        *sum += jnum(&j, p, "safety_index");
+    int n = jcount(&j, pts);
+    jfree(&j);
+    resp_free(&r);
+    return n;
+}
+
+static void test_fallback_and_back(void **state)
+{
+    (void)state;
+    api_srv s, sp;
+    const char *args[] = {"--threads", "2", NULL};
+    srv_start(&s, args, env);
+    const char *pargs[] = {"--threads", "2", "--source", "parquet", NULL};
+    srv_start(&sp, pargs, env);
+
+    char src[32];
+    resp r = get(s.port, "/api/v1/safety/index/");
+    assert_int_equal(r.status, 200);
+    source_of(&r, src, sizeof src);
+    assert_string_equal(src, "postgres");
+    cur pg[16], pq[16];
+    int npg = read_index(&r, pg, 16);
+    assert_int_equal(npg, 5);
+    resp_free(&r);
+
+    /* --source parquet answers the same current values while PostgreSQL is up */
+    r = get(sp.port, "/api/v1/safety/index/");
+    assert_int_equal(r.status, 200);
+    source_of(&r, src, sizeof src);
+    assert_string_equal(src, "parquet");
+    assert_int_equal(read_index(&r, pq, 16), npg);
+    for (int i = 0; i < npg; i++) {
+        assert_int_equal(pq[i].id, pg[i].id);
+        assert_near(pq[i].si, pg[i].si, 1e-12, "parquet index");
+        assert_string_equal(pq[i].ts, pg[i].ts);
+    }
+    resp_free(&r);
+    r = get(sp.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
+    assert_int_equal(r.status, 503);
+    resp_free(&r);
+
+    double sum_pg, sum_pq;
+    const char *hist = "/api/v1/safety/history/1?days=1&aggregation=1min";
+    int n_pg = history_points(s.port, hist, &sum_pg, src, sizeof src);
+    assert_string_equal(src, "postgres");
+    assert_true(n_pg > 0);
+    const char *hist_h = "/api/v1/safety/history/2?days=2&aggregation=1hour";
+    double hsum_pg;
+    int nh_pg = history_points(s.port, hist_h, &hsum_pg, src, sizeof src);
+    assert_true(nh_pg > 0);
+
+    /* PostgreSQL goes away mid-test */
+    tsi_ok("db", "stop", NULL, NULL, NULL);
+    /* the server notices within a second (its LISTEN connection is closed) */
+    for (int i = 0; i < 50; i++) {
+        r = get(s.port, "/health");
+        bool noticed = strstr(r.body, "\"data_source\":\"parquet\"") != NULL;
+        resp_free(&r);
+        if (noticed)
+            break;
+        usleep(100000);
+    }
+    r = get(s.port, "/api/v1/safety/index/");
+    assert_int_equal(r.status, 200);
+    source_of(&r, src, sizeof src);
+    assert_string_equal(src, "parquet");
+    assert_int_equal(read_index(&r, pq, 16), npg);
+    for (int i = 0; i < npg; i++) {
+        assert_int_equal(pq[i].id, pg[i].id);
+        assert_near(pq[i].si, pg[i].si, 1e-12, "fallback index");
+    }
+    resp_free(&r);
+    int n_pq = history_points(s.port, hist, &sum_pq, src, sizeof src);
+    assert_string_equal(src, "parquet");
+    assert_int_equal(n_pq, n_pg);
+    assert_near(sum_pq, sum_pg, 1e-9, "fallback 1-minute series");
+    /* hourly from Parquet: the hours of the 1-minute window, same averages; hours older
+     * than the archive are gaps */
+    double hsum_pq;
+    int nh_pq = history_points(s.port, hist_h, &hsum_pq, src, sizeof src);
+    assert_string_equal(src, "parquet");
+    assert_true(nh_pq > 0 && nh_pq <= nh_pg);
+    r = get(s.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
+    assert_int_equal(r.status, 503);
+    jdoc j;
+    jparse(&j, &r);
+    char code[64];
+    jstr(&j, 0, "code", code, sizeof code);
+    assert_string_equal(code, "spatial_unavailable");
+    jfree(&j);
+    resp_free(&r);
+    r = get(s.port, "/health");
+    assert_int_equal(r.status, 200);
+    jparse(&j, &r);
+    char st[32], ds[32];
+    jstr(&j, 0, "status", st, sizeof st);
+    jstr(&j, 0, "data_source", ds, sizeof ds);
+    assert_string_equal(st, "degraded");
+    assert_string_equal(ds, "parquet");
+    jfree(&j);
+    resp_free(&r);
+
+    /* --source postgres does not fall back */
+    const char *pgargs[] = {"--threads", "2", "--source", "postgres", NULL};
+    api_srv so;
+    srv_start(&so, pgargs, env);
+    r = get(so.port, "/api/v1/safety/index/");
+    assert_int_equal(r.status, 503);
+    resp_free(&r);
+    r = get(so.port, "/health");
+    assert_int_equal(r.status, 503);
+    resp_free(&r);
+    assert_int_equal(srv_stop(&so), 0);
+
+    /* back: the server reconnects by itself */
+    tsi_ok("db", "start", "--log-level", "warn", NULL);
+    bool back = false;
+    for (int i = 0; i < 100 && !back; i++) {
+        r = get(s.port, "/api/v1/safety/index/");
+        source_of(&r, src, sizeof src);
+        back = r.status == 200 && strcmp(src, "postgres") == 0;
+        resp_free(&r);
+        if (!back)
+            usleep(200000);
+    }
+    assert_true(back);
+    n_pg = history_points(s.port, hist, &sum_pg, src, sizeof src);
+    assert_string_equal(src, "postgres");
+    assert_int_equal(n_pg, n_pq);
+    r = get(s.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=50000");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+
+    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(srv_stop(&sp), 0);
+    unlink(s.log);
+    unlink(sp.log);
+    unlink(so.log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fallback_and_back),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

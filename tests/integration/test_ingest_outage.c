@@ -1,0 +1,174 @@
+/* The database away (issue 12): a private cluster (the run's shared one cannot be
+ * stopped) is stopped while the writer keeps receiving rows, then started again: nothing
+ * is lost, nothing is duplicated, the replay is in order (a row rewritten during the
+ * outage ends with its last version), and rows spooled by a writer that was closed
+ * during the outage are replayed by the next one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/proc.h"
+#include "db/ingest.h"
+#include "harness.h"
+
+static char home[PATH_MAX];
+static char spool[PATH_MAX + 16];
+static int64_t base_minute;
+static char out[1 << 15];
+
+static void tsi_ok(const char *a, const char *b)
+{
+    int rc = th_run_tsi((const char *[]){a, b, NULL}, NULL, out, sizeof out);
+    if (rc != 0)
+        fail_msg("tsi %s %s: %s", a, b ? b : "", out);
+}
+
+static tsi_rt_row row(int64_t isect, int minute, double ci)
+{
+    tsi_rt_row r;
+    memset(&r, 0, sizeof r);
+    r.intersection_id = isect;
+    r.minute_ms = base_minute + minute * 60000LL;
+    r.combined_index = ci;
+    r.combined_index_eb = NAN;
+    r.vru_index = r.vru_index_eb = r.vehicle_index = r.vehicle_index_eb = NAN;
+    r.traffic_volume = minute;
+    r.hour_of_day = 1;
+    r.avg_speed = r.speed_stddev = NAN;
+    return r;
+}
+
+static void add_minutes(tsi_ingest *in, int from, int to, double ci)
+{
+    tsi_error e = {0};
+    for (int m = from; m < to; m++) {
+        tsi_rt_row rows[10];
+        for (int i = 0; i < 10; i++)
+            rows[i] = row(i + 1, m, ci);
+        assert_int_equal(tsi_ingest_add_rows(in, rows, 10, &e), 0);
+    }
+}
+
+static tsi_ingest *open_ingest(void)
+{
+    tsi_ingest_config cfg = {.spool_dir = spool, .retry_min_ms = 100, .retry_max_ms = 1000};
+    tsi_ingest *in = NULL;
+    tsi_error e = {0};
+    if (tsi_ingest_open(&in, &cfg, &e) < 0)
+        fail_msg("ingest open: %s %s", e.message, e.detail);
+    return in;
+}
+
+static void test_outage(void **state)
+{
+    (void)state;
+    tsi_ok("db", "start");
+    tsi_ok("migrate", NULL);
+    PGconn *c = th_connect("tsi_owner");
+    assert_int_equal(th_exec(c,
+                             "INSERT INTO intersections (id, name, latitude, longitude, geometry) "
+                             "SELECT g, 'i' || g, 38.8, -77.3, ST_SetSRID(ST_MakePoint(-77.3, "
+                             "38.8), 4326) FROM generate_series(1, 10) g",
+                             NULL),
+                     PGRES_COMMAND_OK);
+    PQfinish(c);
+
+    tsi_ingest *in = open_ingest();
+    add_minutes(in, 0, 5, 10);
+    assert_int_equal(tsi_ingest_sync(in, 30000), 0);
+
+    /* the database goes away for "5 minutes" of rows; minute 3 is rewritten meanwhile */
+    tsi_ok("db", "stop");
+    add_minutes(in, 5, 10, 20);
+    add_minutes(in, 3, 4, 33);
+    assert_true(tsi_ingest_sync(in, 1500) > 0);
+    tsi_ingest_stats st;
+    tsi_ingest_get_stats(in, &st);
+    assert_false(st.connected);
+    assert_true(st.db_errors > 0);
+    assert_int_equal(st.spool_records, 60); /* one record per row */
+    assert_int_equal(st.rows_written, 50);
+
+    tsi_ok("db", "start");
+    assert_int_equal(tsi_ingest_sync(in, 60000), 0);
+    tsi_ingest_get_stats(in, &st);
+    assert_int_equal(st.rows_written, 110);
+    assert_int_equal(st.replayed, 60);
+    assert_true(st.connected);
+    c = th_connect("tsi_reader");
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime"), 100);
+    assert_int_equal(th_int(c, "SELECT count(DISTINCT (intersection_id, \"timestamp\")) FROM "
+                               "safety_indices_realtime"),
+                     100);
+    /* minutes 0-2 and 4: 10; minute 3: 33 (its last version); minutes 5-9: 20 */
+    assert_int_equal(th_int(c, "SELECT sum(combined_index)::int FROM safety_indices_realtime"),
+                     10 * (4 * 10 + 33 + 5 * 20));
+    PQfinish(c);
+
+    /* again, but the writer is closed during the outage: its spool waits on disk */
+    tsi_ok("db", "stop");
+    add_minutes(in, 10, 15, 40);
+    tsi_ingest_close(in);
+    tsi_ok("db", "start");
+    in = open_ingest();
+    tsi_ingest_get_stats(in, &st);
+    assert_int_equal(st.spool_records, 50);
+    assert_int_equal(tsi_ingest_sync(in, 60000), 0);
+    tsi_ingest_get_stats(in, &st);
+    assert_int_equal(st.replayed, 50);
+    c = th_connect("tsi_reader");
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime"), 150);
+    PQfinish(c);
+    tsi_ingest_close(in);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    th_run_tsi((const char *[]){"db", "stop", NULL}, NULL, out, sizeof out);
+    char link[PATH_MAX + 8], real[PATH_MAX];
+    snprintf(link, sizeof link, "%s/pg", home);
+    if (realpath(link, real) && strncmp(real, "/var/lib/tsi/pg-", 16) == 0) {
+        char *argv[] = {"rm", "-rf", real, NULL};
+        tsi_proc_run(argv, NULL, NULL, 0, NULL);
+    }
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", home);
+    *strrchr(parent, '/') = '\0';
+    char *argv[] = {"rm", "-rf", parent, NULL};
+    tsi_proc_run(argv, NULL, NULL, 0, NULL);
+    return 0;
+}
+
+int main(void)
+{
+    th_require_cluster();
+    /* a private cluster: its own TSI_HOME and port, set before anything reads them */
+    char tmpl[] = "/tmp/tsi-outage-XXXXXX";
+    if (!mkdtemp(tmpl))
+        return 1;
+    snprintf(home, sizeof home, "%s/home", tmpl);
+    snprintf(spool, sizeof spool, "%s/spool", home);
+    int port =
+        atoi(getenv("TSI_PG_PORT") ? getenv("TSI_PG_PORT") : "30000") + 700 + (int)(getpid() % 300);
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    setenv("TSI_HOME", home, 1);
+    setenv("TSI_PG_PORT", p, 1);
+    setenv("TSI_DB_NAME", "tsi", 1);
+    base_minute = ((int64_t)time(NULL) / 60) * 60000 - 3600000;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_outage, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

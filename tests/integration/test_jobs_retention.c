@@ -1,0 +1,236 @@
+/* Integration: retention (US-5) against real PostgreSQL and pg_partman — the exact
+ * boundaries (47 h 59 min stays, 48 h 01 min goes; hourly 89 d 23 h stays, 90 d 1 h
+ * goes), whole partitions dropped, no daily row ever deleted, no row inside the window
+ * lost, pending rollups done before anything goes, VACUUM ANALYZE afterwards (issue 14). */
+#include "test_jobs_util.h"
+
+#define MAXROWS 1000
+
+static jt_row rows[MAXROWS];
+static size_t nrows;
+
+static void add(jt_row r)
+{
+    if (nrows >= MAXROWS)
+        fail_msg("too many rows");
+    rows[nrows++] = r;
+}
+
+static void hourly_row(PGconn *owner, long long iid, long long ts, double v)
+{
+    jt_exec(owner,
+            "INSERT INTO safety_indices_hourly (intersection_id, hour_timestamp, avg_si, min_si, "
+            "max_si, std_si, total_volume, avg_volume, high_risk_minutes, data_quality_score) "
+            "VALUES (%lld, to_timestamp(%lld), %.17g, %.17g, %.17g, 1.5, 600, 10, 0, 1)",
+            iid, ts, v, v, v);
+}
+
+/* realtime partitions whose upper bound is before t (what pg_partman may drop) */
+static long long partitions_before(PGconn *c, long long t)
+{
+    return jt_int(c,
+                  "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                  "WHERE i.inhparent = 'public.safety_indices_realtime'::regclass "
+                  "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' "
+                  "AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), "
+                  "'TO \\(''([^'']+)''\\)'))[1]::timestamptz < to_timestamp(%lld)",
+                  t);
+}
+
+static void test_retention_boundaries(void **state)
+{
+    (void)state;
+    char db[64], at_s[64];
+    th_db_create(db);
+    PGconn *owner = th_connect("tsi_owner");
+    jt_intersections(owner, 3);
+    PGconn *w = th_connect("tsi_writer");
+    long long at = ((long long)time(NULL) / 3600) * 3600;
+    long long cut = at - 48 * 3600, hcut = at - 90 * 86400LL;
+    long long day = (at / 86400) * 86400;
+
+    nrows = 0;
+    jt_seed = 42;
+    add(jt_make(1, at - 47 * 3600 - 59 * 60, 0, 100, 0)); /* 0: 47 h 59 min: stays */
+    add(jt_make(1, at - 48 * 3600 - 60, 0, 100, 0));      /* 1: 48 h 01 min: goes */
+    add(jt_make(1, at - 48 * 3600, 0, 100, 0));           /* 2: exactly 48 h: stays */
+    add(jt_make(1, day - 3 * 86400 + 3600, 0, 100, 0));   /* 3: in a whole old partition */
+    add(jt_make(1, at - 10 * 86400, 0, 100, 0));          /* 4: in the default partition */
+    for (long long t = at - 47 * 3600 - 58 * 60; t < at; t += 7 * 60) /* the window */
+        add(jt_make(2, t, 0, 100, 0.5));
+    jt_insert(w, rows, nrows);
+    size_t in_window = 0;
+    for (size_t i = 0; i < nrows; i++)
+        in_window += rows[i].ts >= cut;
+
+    hourly_row(owner, 1, at - 89 * 86400LL - 23 * 3600, 11); /* stays */
+    hourly_row(owner, 1, at - 90 * 86400LL - 3600, 12);      /* goes */
+    hourly_row(owner, 1, at - 90 * 86400LL, 13);             /* exactly 90 d: stays */
+    hourly_row(owner, 1, at - 95 * 86400LL, 14);             /* goes (boundary partition) */
+    hourly_row(owner, 1, at - 200 * 86400LL, 15);            /* goes (default partition) */
+    jt_exec(owner,
+            "INSERT INTO safety_indices_daily (intersection_id, date, avg_si, min_si, max_si, "
+            "std_si, total_volume, avg_volume, high_risk_hours, peak_hour, peak_si) "
+            "SELECT 3, (to_timestamp(%lld) AT TIME ZONE 'UTC')::date - d, 50, 10, 90, 5, 1000, 20, "
+            "0, 8, 60 FROM unnest(ARRAY[2, 91, 400, 4000]) d",
+            at);
+    char *daily_before = jt_digest(owner, "*", "safety_indices_daily", "intersection_id, date");
+    char where[160];
+    snprintf(where, sizeof where,
+             "safety_indices_realtime WHERE \"timestamp\" >= to_timestamp(%lld)", cut);
+    char *window_before =
+        jt_digest(owner, "id, intersection_id, \"timestamp\", combined_index", where, "id");
+    long long droppable = partitions_before(owner, cut);
+    assert_true(droppable >= 1); /* the partition of row 3 */
+
+    char out[4096];
+    jt_at(at_s, sizeof at_s, at);
+    const char *args[] = {"jobs", "run", "retention", "--at", at_s, "--log-level", "warn", NULL};
+    int rc = th_run_tsi(args, NULL, out, sizeof out);
+    if (rc != 0)
+        fail_msg("tsi jobs run retention: %d\n%s", rc, out);
+    assert_non_null(strstr(out, "vacuum"));
+
+    /* realtime: exactly the rows before the cut are gone */
+    for (size_t i = 0; i < nrows; i++) {
+        long long n = jt_int(owner,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE intersection_id "
+                             "= %lld AND \"timestamp\" = to_timestamp(%lld)",
+                             rows[i].iid, rows[i].ts);
+        if (n != (rows[i].ts >= cut ? 1 : 0))
+            fail_msg("row %zu at %lld (cut %lld): count %lld", i, rows[i].ts, cut, n);
+    }
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_realtime"), in_window);
+    char *window_after =
+        jt_digest(owner, "id, intersection_id, \"timestamp\", combined_index", where, "id");
+    assert_string_equal(window_before, window_after);
+    assert_int_equal(partitions_before(owner, cut), 0);
+    assert_int_equal(jt_int(owner, "SELECT (detail->>'realtime_partitions_dropped')::int FROM "
+                                   "job_runs WHERE job = 'retention'"),
+                     droppable);
+
+    /* hourly: 89 d 23 h and exactly 90 d stay; older go */
+    assert_int_equal(jt_int(owner,
+                            "SELECT count(*) FROM safety_indices_hourly WHERE "
+                            "hour_timestamp < to_timestamp(%lld)",
+                            hcut),
+                     0);
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
+                                   "intersection_id = 1 AND avg_si IN (11, 13)"),
+                     2);
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
+                                   "avg_si IN (12, 14, 15)"),
+                     0);
+
+    /* the row that went was rolled up first: its hour holds it alone */
+    const jt_row *gone = &rows[1];
+    jt_close(jt_dbl(owner,
+                    "SELECT avg_si FROM safety_indices_hourly WHERE intersection_id = 1 AND "
+                    "hour_timestamp = to_timestamp(%lld)",
+                    (gone->ts / 3600) * 3600),
+             isnan(gone->eb) ? gone->raw : gone->eb);
+
+    /* daily: nothing deleted, the rows of intersection 3 untouched */
+    char *daily3 = jt_digest(owner, "*", "safety_indices_daily WHERE intersection_id = 3",
+                             "intersection_id, date");
+    assert_string_equal(daily_before, daily3);
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_daily WHERE "
+                                   "intersection_id = 3"),
+                     4);
+
+    /* what was touched was vacuumed (as tsi_owner, outside the job's transaction) */
+    long long touched = jt_int(owner, "SELECT jsonb_array_length(detail->'vacuum') FROM job_runs "
+                                      "WHERE job = 'retention'");
+    assert_true(touched >= 1);
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs r, "
+                                   "jsonb_array_elements_text(r.detail->'vacuum') t(n) "
+                                   "JOIN pg_stat_all_tables s ON s.relid = to_regclass(t.n) "
+                                   "WHERE r.job = 'retention' AND s.last_vacuum IS NOT NULL"),
+                     touched);
+
+    /* again: nothing more goes */
+    char *all_before = jt_digest(owner, "id", "safety_indices_realtime", "id");
+    rc = th_run_tsi(args, NULL, out, sizeof out);
+    assert_int_equal(rc, 0);
+    char *all_after = jt_digest(owner, "id", "safety_indices_realtime", "id");
+    assert_string_equal(all_before, all_after);
+
+    free(all_before);
+    free(all_after);
+    free(daily3);
+    free(daily_before);
+    free(window_before);
+    free(window_after);
+    PQfinish(w);
+    PQfinish(owner);
+    th_db_drop(db);
+}
+
+/* A concurrent transaction holds the realtime table: the partition drop gives up after
+ * lock_timeout_ms and the rows are deleted exactly instead; the job still succeeds. */
+static void test_retention_lock_fallback(void **state)
+{
+    (void)state;
+    char db[64], at_s[64];
+    th_db_create(db);
+    PGconn *owner = th_connect("tsi_owner");
+    jt_intersections(owner, 1);
+    PGconn *w = th_connect("tsi_writer");
+    long long at = ((long long)time(NULL) / 3600) * 3600;
+    long long day = (at / 86400) * 86400;
+    nrows = 0;
+    add(jt_make(1, day - 3 * 86400 + 7200, 0, 100, 0)); /* whole old partition */
+    add(jt_make(1, at - 3600, 0, 100, 0));
+    jt_insert(w, rows, nrows);
+    /* a reader keeps an ACCESS SHARE lock on the parent */
+    jt_exec(w, "BEGIN");
+    jt_exec(w, "SELECT count(*) FROM safety_indices_realtime");
+    tsi_job_result res;
+    jt_run_ok("retention", jt_at(at_s, sizeof at_s, at),
+              "{\"lock_timeout_ms\": 20, \"lock_attempts\": 3}", &res);
+    jt_exec(w, "COMMIT");
+    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_realtime"), 1);
+    assert_int_equal(jt_int(owner, "SELECT (detail->>'drop_fallback')::boolean::int FROM job_runs"),
+                     1);
+    assert_int_equal(jt_int(owner, "SELECT (detail->>'realtime_deleted')::int FROM job_runs"), 1);
+    /* the next run, unhindered, drops the (now empty) partition */
+    jt_run_ok("retention", at_s, NULL, &res);
+    assert_int_equal(partitions_before(owner, at - 48 * 3600), 0);
+    PQfinish(w);
+    PQfinish(owner);
+    th_db_drop(db);
+}
+
+static void test_retention_bad_options(void **state)
+{
+    (void)state;
+    char db[64], out[2048];
+    th_db_create(db);
+    const char *a1[] = {"jobs", "run", "retention", "--realtime-retention-hours", "0", NULL};
+    assert_int_equal(th_run_tsi(a1, NULL, out, sizeof out), 2);
+    const char *a2[] = {"jobs", "run", "retention", "--hourly-retention-days", "-5", NULL};
+    assert_int_equal(th_run_tsi(a2, NULL, out, sizeof out), 2);
+    const char *a3[] = {"jobs", "run", "retention", "--lock-timeout-ms", "1e9", NULL};
+    assert_int_equal(th_run_tsi(a3, NULL, out, sizeof out), 2);
+    /* through SQL, a retention shorter than an hour is refused and recorded as failed */
+    PGconn *c = th_connect("tsi_jobs");
+    tsi_job_result res;
+    tsi_error e = {0};
+    assert_int_equal(
+        tsi_jobs_run_one(c, "retention", NULL, "{\"realtime_retention\":\"1 minute\"}", &res, &e),
+        0);
+    assert_string_equal(res.status, "failed");
+    assert_non_null(strstr(res.error, "22023"));
+    PQfinish(c);
+    th_db_drop(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retention_boundaries),
+        cmocka_unit_test(test_retention_lock_fallback),
+        cmocka_unit_test(test_retention_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,249 @@
+/* tests/integration/test_jobs_util.h — helpers shared by the jobs tests (issue 14).
+ *
+ * Rows are generated here, inserted as the collector would (tsi_writer), and every
+ * expectation is computed from the generated rows in C, never read back from the code
+ * under test. */
+#ifndef TSI_TEST_JOBS_UTIL_H
+#define TSI_TEST_JOBS_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "harness.h"
+#include "jobs/jobs.h"
+
+typedef struct jt_row {
+    long long iid;
+    long long ts; /* epoch seconds, minute-aligned */
+    double raw;   /* combined_index */
+    double eb;    /* combined_index_eb, NAN = NULL */
+    int vol;
+    /* features (constants) */
+    int vru_events, veh_events, vru_count, hb; /* hb < 0 = NULL */
+    double speed, sd;                          /* NAN = NULL */
+    double vru_index, veh_index;               /* NAN = NULL */
+} jt_row;
+
+static uint64_t jt_seed = 88172645463325252ULL;
+static inline double jt_rand(void) /* [0, 1) */
+{
+    jt_seed ^= jt_seed << 13;
+    jt_seed ^= jt_seed >> 7;
+    jt_seed ^= jt_seed << 17;
+    return (double)(jt_seed >> 11) / 9007199254740992.0;
+}
+
+static inline void jt_exec(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void jt_exec(PGconn *c, const char *fmt, ...)
+{
+    tsi_buf b = TSI_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        fail_msg("vasprintf");
+    va_end(ap);
+    tsi_buf_puts(&b, s);
+    free(s);
+    PGresult *r = PQexec(c, tsi_buf_cstr(&b));
+    int st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        fail_msg("SQL failed: %.300s\n%s", tsi_buf_cstr(&b), msg);
+    }
+    PQclear(r);
+    tsi_buf_free(&b);
+}
+
+static inline double jt_dbl(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline double jt_dbl(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        fail_msg("vasprintf");
+    va_end(ap);
+    char *v = th_value(c, s);
+    free(s);
+    double x = v ? strtod(v, NULL) : NAN;
+    free(v);
+    return x;
+}
+
+static inline long long jt_int(PGconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline long long jt_int(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        fail_msg("vasprintf");
+    va_end(ap);
+    long long x = th_int(c, s);
+    free(s);
+    return x;
+}
+
+/* intersections 1..n, as the owner */
+static inline void jt_intersections(PGconn *owner, int n)
+{
+    jt_exec(owner,
+            "INSERT INTO intersections (id, name, latitude, longitude) "
+            "SELECT g, 'I-' || g, 38.85 + g * 0.001, -77.3 FROM generate_series(1, %d) g",
+            n);
+}
+
+static inline void jt_num(tsi_buf *b, double v)
+{
+    if (isnan(v))
+        tsi_buf_puts(b, "NULL");
+    else
+        tsi_buf_printf(b, "%.17g", v);
+}
+
+/* Inserts rows into safety_indices_realtime through c (the collector's role). */
+static inline void jt_insert(PGconn *c, const jt_row *rows, size_t n)
+{
+    for (size_t start = 0; start < n; start += 400) {
+        tsi_buf b = TSI_BUF_INIT;
+        tsi_buf_puts(&b, "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
+                         "combined_index, combined_index_eb, vru_index, vehicle_index, "
+                         "traffic_volume, vru_count, vehicle_event_count, vru_event_count, "
+                         "hour_of_day, day_of_week, avg_speed, speed_stddev, "
+                         "hard_braking_count) VALUES ");
+        for (size_t i = start; i < n && i < start + 400; i++) {
+            const jt_row *r = &rows[i];
+            long long hour = (r->ts / 3600) % 24, dow = ((r->ts / 86400) + 3) % 7;
+            tsi_buf_printf(&b, "%s(%lld, to_timestamp(%lld), ", i > start ? "," : "", r->iid,
+                           r->ts);
+            jt_num(&b, r->raw);
+            tsi_buf_puts(&b, ", ");
+            jt_num(&b, r->eb);
+            tsi_buf_puts(&b, ", ");
+            jt_num(&b, r->vru_index);
+            tsi_buf_puts(&b, ", ");
+            jt_num(&b, r->veh_index);
+            tsi_buf_printf(&b, ", %d, %d, %d, %d, %lld, %lld, ", r->vol, r->vru_count,
+                           r->veh_events, r->vru_events, hour, dow);
+            jt_num(&b, r->speed);
+            tsi_buf_puts(&b, ", ");
+            jt_num(&b, r->sd);
+            if (r->hb < 0)
+                tsi_buf_puts(&b, ", NULL)");
+            else
+                tsi_buf_printf(&b, ", %d)", r->hb);
+        }
+        jt_exec(c, "%s", tsi_buf_cstr(&b));
+        tsi_buf_free(&b);
+    }
+}
+
+/* A plain row with random index values (eb NULL with probability p_null). */
+static inline jt_row jt_make(long long iid, long long ts, double lo, double hi, double p_null)
+{
+    jt_row r;
+    memset(&r, 0, sizeof r);
+    r.iid = iid;
+    r.ts = ts;
+    r.raw = lo + (hi - lo) * jt_rand();
+    r.eb = jt_rand() < p_null ? NAN : lo + (hi - lo) * jt_rand();
+    r.vol = (int)(jt_rand() * 120);
+    r.hb = 0;
+    r.speed = NAN;
+    r.sd = NAN;
+    r.vru_index = NAN;
+    r.veh_index = NAN;
+    return r;
+}
+
+/* Runs a job through the library (as tsi_jobs) and asserts that it succeeded. */
+static inline void jt_run_ok(const char *job, const char *at, const char *params,
+                             tsi_job_result *out)
+{
+    PGconn *c = th_connect("tsi_jobs");
+    tsi_error e = {0};
+    tsi_job_result res;
+    int rc = tsi_jobs_run_one(c, job, at, params, &res, &e);
+    PQfinish(c);
+    if (rc < 0)
+        fail_msg("job %s could not run: %s %s", job, e.message, e.detail);
+    if (strcmp(res.status, "ok") != 0)
+        fail_msg("job %s failed: %s", job, res.error);
+    if (out)
+        *out = res;
+}
+
+/* "to_timestamp(ts)" text as PostgreSQL reads it (UTC) */
+static inline const char *jt_at(char *buf, size_t len, long long ts)
+{
+    time_t t = (time_t)ts;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S+00", &tm);
+    return buf;
+}
+
+/* md5 of a table's rows in a stable order, columns as given */
+static inline char *jt_digest(PGconn *c, const char *cols, const char *table, const char *order)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY %s), '')) || ':' || count(*) "
+             "FROM (SELECT %s FROM %s) t",
+             order, cols, table);
+    return th_value(c, sql);
+}
+
+/* sample statistics of a list (two passes) */
+typedef struct jt_stats {
+    size_t n;
+    double mean, min, max, std; /* std NAN when n < 2 */
+} jt_stats;
+
+static inline jt_stats jt_stats_of(const double *v, size_t n)
+{
+    jt_stats s = {n, NAN, NAN, NAN, NAN};
+    if (n == 0)
+        return s;
+    double sum = 0;
+    s.min = s.max = v[0];
+    for (size_t i = 0; i < n; i++) {
+        sum += v[i];
+        if (v[i] < s.min)
+            s.min = v[i];
+        if (v[i] > s.max)
+            s.max = v[i];
+    }
+    s.mean = sum / (double)n;
+    if (n >= 2) {
+        double ss = 0;
+        for (size_t i = 0; i < n; i++)
+            ss += (v[i] - s.mean) * (v[i] - s.mean);
+        s.std = sqrt(ss / (double)(n - 1));
+    }
+    return s;
+}
+
+#define JT_EPS 1e-9
+#define jt_close(a, b)                                                                             \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= JT_EPS))                                                            \
+            fail_msg("%s = %.17g, expected %s = %.17g (line %d)", #a, a_, #b, b_, __LINE__);       \
+    } while (0)
+
+#endif

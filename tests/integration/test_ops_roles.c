@@ -1,0 +1,232 @@
+/* Least privilege through the real binaries (issue 17): each tsi role, connected the way
+ * tsi connects it (TLS, verify-full, its own client certificate) by `tsi db psql`, is
+ * refused what it must not do (SQLSTATE 42501 = insufficient_privilege) and allowed what
+ * it must; connections without TLS, without a certificate or with another role's
+ * certificate are refused by the server; a configuration file holding a secret is
+ * refused by tsi before anything connects. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/proc.h"
+#include "harness.h"
+
+static char out[1 << 15];
+static char dbname[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    th_db_create(dbname);
+    PGconn *c = th_connect("tsi_owner");
+    th_exec(c,
+            "INSERT INTO intersections (id, name, latitude, longitude) VALUES "
+            "(1, 'Nutley & US-29', 38.8655, -77.2456)",
+            NULL);
+    th_exec(c,
+            "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
+            "combined_index, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "
+            "hour_of_day, day_of_week) VALUES (1, date_trunc('minute', now()), 42, 10, 0, 0, 0, "
+            "0, 0)",
+            NULL);
+    PQfinish(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    th_db_drop(dbname);
+    return 0;
+}
+
+/* `tsi db psql --role ROLE -- -v VERBOSITY=verbose -v ON_ERROR_STOP=1 -c SQL` */
+static int psql_as(const char *role, const char *sql)
+{
+    const char *args[] = {"db",     "psql",
+                          "--role", role,
+                          "--",     "-X",
+                          "-v",     "VERBOSITY=verbose",
+                          "-v",     "ON_ERROR_STOP=1",
+                          "-c",     sql,
+                          NULL};
+    return th_run_tsi(args, NULL, out, sizeof out);
+}
+
+static const struct {
+    const char *role, *sql;
+} refused[] = {
+    /* the API's role reads, and only reads */
+    {"tsi_reader", "INSERT INTO intersections (id, name, latitude, longitude) VALUES (2, 'x', 0, "
+                   "0)"},
+    {"tsi_reader", "UPDATE safety_indices_realtime SET combined_index = 0"},
+    {"tsi_reader", "DELETE FROM safety_indices_realtime"},
+    {"tsi_reader", "TRUNCATE safety_indices_daily"},
+    {"tsi_reader", "CREATE TABLE evil (a int)"},
+    {"tsi_reader", "INSERT INTO data_quality_log (issue_type, severity, message) VALUES ('x', "
+                   "'info', 'y')"},
+    /* the collector writes realtime rows and intersections, never deletes or rolls up */
+    {"tsi_writer", "DELETE FROM safety_indices_realtime"},
+    {"tsi_writer", "DELETE FROM intersections"},
+    {"tsi_writer", "INSERT INTO safety_indices_daily (intersection_id, date, total_volume, "
+                   "high_risk_hours) VALUES (1, current_date, 0, 0)"},
+    {"tsi_writer", "INSERT INTO normalization_constants (constants, valid_from) VALUES ('{}', "
+                   "now())"},
+    {"tsi_writer", "DROP TABLE safety_indices_realtime"},
+    {"tsi_writer", "ALTER TABLE intersections ADD COLUMN evil int"},
+    /* jobs roll up and prune; they do not touch intersections or the schema */
+    {"tsi_jobs", "INSERT INTO intersections (id, name, latitude, longitude) VALUES (3, 'x', 0, "
+                 "0)"},
+    {"tsi_jobs", "UPDATE intersections SET name = 'x'"},
+    {"tsi_jobs", "DROP TABLE safety_indices_daily"},
+    {"tsi_jobs", "CREATE TABLE evil (a int)"},
+    /* the schema owner is no superuser */
+    {"tsi_owner", "CREATE ROLE evil SUPERUSER"},
+    {"tsi_owner", "ALTER SYSTEM SET archive_mode = off"},
+    {"tsi_owner", "SELECT pg_read_file('/etc/passwd')"},
+    {"tsi_owner", "COPY (SELECT 1) TO PROGRAM 'id'"},
+    {"tsi_owner", "ALTER ROLE tsi_reader SUPERUSER"},
+};
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int rc = psql_as(refused[i].role, refused[i].sql);
+        if (rc == 0 || !strstr(out, "42501"))
+            fail_msg("%s was not refused `%s` with 42501 (rc=%d):\n%s", refused[i].role,
+                     refused[i].sql, rc, out);
+    }
+    /* nothing changed behind the refusals */
+    PGconn *c = th_connect("tsi_owner");
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections"), 1);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime"), 1);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_daily"), 0);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'evil'"), 0);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM pg_roles WHERE rolname = 'evil'"), 0);
+    PQfinish(c);
+}
+
+/* the same binaries let each role do its job (the refusals above are not a dead server) */
+static void test_allowed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *role, *sql;
+    } allowed[] = {
+        {"tsi_reader", "SELECT count(*) FROM safety_indices_realtime"},
+        {"tsi_writer", "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
+                       "combined_index, traffic_volume, vru_count, vehicle_event_count, "
+                       "vru_event_count, hour_of_day, day_of_week) VALUES (1, "
+                       "date_trunc('minute', now()) - interval '1 minute', 40, 9, 0, 0, 0, 0, "
+                       "0) ON CONFLICT (intersection_id, \"timestamp\") DO UPDATE SET "
+                       "combined_index = EXCLUDED.combined_index"},
+        {"tsi_jobs", "DELETE FROM safety_indices_realtime WHERE \"timestamp\" < now() - interval "
+                     "'30 days'"},
+        {"tsi_owner", "CREATE TABLE owner_may (a int); DROP TABLE owner_may"},
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        int rc = psql_as(allowed[i].role, allowed[i].sql);
+        if (rc != 0)
+            fail_msg("%s was refused `%s` (rc=%d):\n%s", allowed[i].role, allowed[i].sql, rc, out);
+    }
+    /* every role's session is TLS with its certificate's name */
+    const char *roles[] = {"tsi_reader", "tsi_writer", "tsi_jobs", "tsi_owner"};
+    for (int i = 0; i < 4; i++) {
+        int rc = psql_as(roles[i], "SELECT 'user=' || current_user || ' ssl=' || ssl FROM "
+                                   "pg_stat_ssl WHERE pid = pg_backend_pid()");
+        assert_int_equal(rc, 0);
+        char want[64];
+        snprintf(want, sizeof want, "user=%s ssl=t", roles[i]);
+        if (!strstr(out, want))
+            fail_msg("%s: want '%s' in:\n%s", roles[i], want, out);
+    }
+}
+
+/* psql with a conninfo derived from tsi's own for a role */
+static int psql_conninfo(const char *ci)
+{
+    char *argv[] = {"psql", "-X", (char *)ci, "-c", "SELECT 1", NULL};
+    return tsi_proc_run(argv, NULL, out, sizeof out, NULL);
+}
+
+static void test_connection_refusals(void **state)
+{
+    (void)state;
+    int rc = th_run_tsi((const char *[]){"db", "url", "--role", "tsi_reader", NULL}, NULL, out,
+                        sizeof out);
+    assert_int_equal(rc, 0);
+    char reader[4096];
+    snprintf(reader, sizeof reader, "%s", out);
+    reader[strcspn(reader, "\n")] = '\0';
+    char ci[8192];
+
+    /* without TLS: no pg_hba line lets it in */
+    snprintf(ci, sizeof ci, "%s sslmode=disable", reader);
+    rc = psql_conninfo(ci);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "no encryption"));
+
+    /* the reader's certificate presented as the owner */
+    snprintf(ci, sizeof ci, "%s user=tsi_owner", reader);
+    rc = psql_conninfo(ci);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "certificate authentication failed"));
+
+    /* TLS without a client certificate */
+    snprintf(ci, sizeof ci, "%s sslcert=/nonexistent.crt sslkey=/nonexistent.key", reader);
+    rc = psql_conninfo(ci);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "certificate"));
+
+    /* a password is no way in either: there is none, and cert auth ignores it */
+    snprintf(ci, sizeof ci, "%s user=postgres password=postgres", reader);
+    rc = psql_conninfo(ci);
+    assert_int_not_equal(rc, 0);
+}
+
+static void test_config_secret_refused(void **state)
+{
+    (void)state;
+    static const char *const lines[] = {"password = hunter2\n", "db_password=x\n",
+                                        "api-token = abc\n", "client_secret = s\n",
+                                        "PGPASSWORD = x\n"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        char path[] = "/tmp/tsi-ops-conf-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, lines[i], strlen(lines[i])), (ssize_t)strlen(lines[i]));
+        close(fd);
+        /* through several commands: db url, status, backup list */
+        const char *cmds[][5] = {{"db", "url", "--config", path, NULL},
+                                 {"status", "--config", path, NULL, NULL},
+                                 {"backup", "list", "--config", path, NULL}};
+        for (int k = 0; k < 3; k++) {
+            int rc = th_run_tsi(cmds[k], NULL, out, sizeof out);
+            if (rc != 2 || !strstr(out, "secrets are not read from configuration files"))
+                fail_msg("`%s` in a config file was not refused by tsi %s (rc=%d): %s", lines[i],
+                         cmds[k][0], rc, out);
+            assert_null(strstr(out, "hunter2")); /* and the secret is not echoed */
+        }
+        unlink(path);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_allowed),
+        cmocka_unit_test(test_connection_refusals),
+        cmocka_unit_test(test_config_secret_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

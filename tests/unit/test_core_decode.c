@@ -1,0 +1,575 @@
+/* Unit tests of core/json (the jsmn accessor) and vcc/decode: real-shaped fixtures
+ * written from domain.md §1 (tests/fixtures/), and a hostile-input table where each
+ * malformed case maps to its reason code. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "vcc/decode.h"
+
+static char *slurp(const char *rel, size_t *len)
+{
+    char path[1024];
+    const char *root = getenv("TSI_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : TSI_SOURCE_DIR, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void test_bsm_fixture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = slurp("messages/bsm.json", &n);
+    tsi_msg m;
+    tsi_error err = {0};
+    assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
+    assert_int_equal(m.type, TSI_MSG_BSM);
+    assert_int_equal(m.timestamp_ms, 1764066601250LL);
+    assert_int_equal(m.id, 305419896);
+    assert_int_equal(m.msg_cnt, 42);
+    assert_int_equal(m.sec_mark, 1250);
+    assert_true(m.lat == 38.8604512 && m.lon == -77.2601833);
+    assert_true(m.elev == 118.3);
+    assert_true(m.speed == 13.42 && m.heading == 92.5);
+    assert_true(m.accel_lon == -0.58 && m.accel_lat == 0.12 && m.accel_yaw == 1.25);
+    assert_true(m.width_m == 1.9 && m.length_m == 4.8);
+    assert_string_equal(m.wheel_brakes, "00000");
+    assert_string_equal(m.rsu_name, "rsu-us29-nutley");
+    assert_string_equal(m.location_name, "US-29 & Nutley");
+    assert_int_equal(m.basic_type, -1);
+    /* the typed decoders agree; the other type is refused */
+    assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
+    assert_int_equal(tsi_psm_decode(js, n, &m, &err), TSI_E_UNKNOWN_TYPE);
+    assert_non_null(strstr(err.message, "PSM rejected"));
+    free(js);
+
+    js = slurp("messages/bsm_nulls.json", &n);
+    assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
+    assert_int_equal(m.msg_cnt, -1);
+    assert_int_equal(m.sec_mark, TSI_SECMARK_UNAVAILABLE);
+    assert_true(isnan(m.speed) && isnan(m.heading) && isnan(m.accel_lon) && isnan(m.elev));
+    assert_true(isnan(m.length_m) && isnan(m.width_m));
+    assert_string_equal(m.location_name, "");
+    free(js);
+}
+
+static void test_psm_fixture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = slurp("messages/psm.json", &n);
+    tsi_msg m;
+    tsi_error err = {0};
+    assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
+    assert_int_equal(m.type, TSI_MSG_PSM);
+    assert_int_equal(m.basic_type, TSI_PSM_PEDESTRIAN);
+    assert_int_equal(m.id, 2882400001LL);
+    assert_int_equal(m.msg_cnt, 7);
+    assert_int_equal(m.sec_mark, 1500);
+    assert_true(m.lat == 38.86011 && m.lon == -77.25994 && m.elev == 118.0);
+    assert_true(m.speed == 1.4 && m.heading == 270.0);
+    assert_true(tsi_msg_is_vru_person(&m));
+    free(js);
+}
+
+static void test_mapdata_fixture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = slurp("mapdata/corridor.json", &n);
+    tsi_mapdata md;
+    tsi_error err = {0};
+    assert_int_equal(tsi_mapdata_decode(js, n, &md, &err), 0);
+    assert_int_equal(md.n, 2);
+    assert_int_equal(md.nrejected, 0);
+    tsi_map_intersection *a = &md.items[0], *b = &md.items[1];
+    assert_int_equal(a->id, 1 * 65536 + 4101);
+    assert_string_equal(a->name, "US-29 & Nutley");
+    assert_int_equal(a->revision, 3);
+    assert_true(a->ref_lat == 38.86 && a->ref_lon == -77.26 && a->ref_elev == 118.0);
+    assert_true(a->lane_width_m == 3.6);
+    assert_true(a->speed_limit == 20.1168);
+    assert_int_equal(a->nlanes, 5);
+    assert_int_equal(a->vehicle_lanes, 4);
+    assert_int_equal(a->lanes[0].lane_id, 1);
+    assert_int_equal(a->lanes[0].ingress_approach, 1);
+    assert_int_equal(a->lanes[0].egress_approach, -1);
+    assert_int_equal(a->lanes[0].nnodes, 2);
+    assert_true(a->lanes[0].lon[1] == -77.263);
+    assert_int_equal(a->lanes[4].type, TSI_LANE_CROSSWALK);
+    assert_int_equal(b->id, 65536 + 4102);
+    assert_int_equal(b->vehicle_lanes, 1);
+    assert_int_equal(b->lanes[1].type, TSI_LANE_BIKE);
+    assert_true(isnan(b->lane_width_m) && isnan(b->ref_elev));
+    tsi_mapdata_free(&md);
+    tsi_mapdata_free(&md); /* idempotent */
+    free(js);
+
+    /* one bad intersection is skipped and counted; the good one is kept */
+    const char *mixed = "{\"intersections\":[{\"id\":{\"id\":7},\"refPoint\":{\"lat\":91,"
+                        "\"lon\":0}},{\"id\":{\"id\":8},\"revision\":2,\"refPoint\":{\"lat\":1,"
+                        "\"lon\":2},\"laneSet\":[{\"laneID\":1,\"laneAttributes\":{\"laneType\":"
+                        "{\"vehicle\":{}}}}]}]}";
+    assert_int_equal(tsi_mapdata_decode(mixed, strlen(mixed), &md, &err), 0);
+    assert_int_equal(md.n, 1);
+    assert_int_equal(md.items[0].id, 8);
+    assert_int_equal(md.items[0].vehicle_lanes, 1); /* {"vehicle":{}} form */
+    assert_int_equal(md.nrejected, 1);
+    assert_int_equal(md.first_error.code, TSI_E_RANGE);
+    assert_non_null(strstr(md.first_error.detail, "refPoint.lat"));
+    tsi_mapdata_free(&md);
+
+    static const struct {
+        const char *json;
+        int want;
+    } bad[] = {
+        {"{\"msgIssueRevision\":1}", TSI_E_MISSING},
+        {"{\"intersections\":{}}", TSI_E_TYPE},
+        {"{\"intersections\":[", TSI_E_JSON_TRUNCATED},
+        {"\"x\"", TSI_E_NOT_OBJECT},
+        {"", TSI_E_JSON_TRUNCATED},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = tsi_mapdata_decode(bad[i].json, strlen(bad[i].json), &md, &err);
+        if (rc != bad[i].want)
+            fail_msg("mapdata case %zu: got %s want %s", i, tsi_error_name(rc),
+                     tsi_error_name(bad[i].want));
+        tsi_mapdata_free(&md);
+    }
+    /* every intersection invalid in several kinds of way: decoded as zero, all counted */
+    const char *allbad = "[{\"intersections\":[{\"id\":{\"id\":70000},\"refPoint\":{\"lat\":1,"
+                         "\"lon\":1}},{\"id\":5},{\"id\":{\"id\":1}},3]}]";
+    assert_int_equal(tsi_mapdata_decode(allbad, strlen(allbad), &md, &err), 0);
+    assert_int_equal(md.n, 0);
+    assert_int_equal(md.nrejected, 4);
+    tsi_mapdata_free(&md);
+}
+
+static void test_spat_forms(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = slurp("messages/spat_strings.json", &n);
+    tsi_spat sp;
+    tsi_error err = {0};
+    assert_int_equal(tsi_spat_decode(js, n, &sp, &err), 0);
+    assert_int_equal(sp.n, 1);
+    assert_int_equal(sp.items[0].id, 65536 + 4101);
+    assert_int_equal(sp.items[0].revision, 3);
+    assert_int_equal(sp.items[0].status, 0);
+    assert_true(sp.items[0].timestamp == 512345);
+    assert_int_equal(sp.items[0].nstates, 2);
+    assert_int_equal(sp.items[0].states[0].signal_group, 2);
+    assert_int_equal(sp.items[0].states[0].event_state, 6);
+    assert_true(sp.items[0].states[0].likely == 1764066620000.0);
+    assert_true(sp.items[0].states[0].confidence == 15);
+    assert_int_equal(sp.items[0].states[1].event_state, 3);
+    assert_true(isnan(sp.items[0].states[1].max_end));
+    tsi_spat_free(&sp);
+    free(js);
+
+    /* the object form, and an array of objects */
+    const char *obj = "{\"intersections\":[{\"id\":{\"id\":9},\"revision\":1,\"states\":[]}]}";
+    assert_int_equal(tsi_spat_decode(obj, strlen(obj), &sp, &err), 0);
+    assert_int_equal(sp.n, 1);
+    assert_int_equal(sp.items[0].id, 9);
+    tsi_spat_free(&sp);
+    const char *arr = "[{\"intersections\":[{\"id\":{\"id\":1}}]},"
+                      "\"{\\\"intersections\\\":[{\\\"id\\\":{\\\"id\\\":2}}]}\"]";
+    assert_int_equal(tsi_spat_decode(arr, strlen(arr), &sp, &err), 0);
+    assert_int_equal(sp.n, 2);
+    assert_int_equal(sp.items[1].id, 2);
+    tsi_spat_free(&sp);
+    /* a string that is not JSON, an eventState out of range */
+    const char *badstr = "[\"{not json\"]";
+    assert_int_equal(tsi_spat_decode(badstr, strlen(badstr), &sp, &err), TSI_E_JSON);
+    const char *badev = "{\"intersections\":[{\"id\":{\"id\":1},\"states\":[{\"signalGroup\":1,"
+                        "\"stateTimeSpeed\":[{\"eventState\":12}]}]}]}";
+    assert_int_equal(tsi_spat_decode(badev, strlen(badev), &sp, &err), TSI_E_RANGE);
+    tsi_spat_free(&sp);
+}
+
+/* Builds a BSM with one coreData field replaced (raw JSON text) or removed (NULL). */
+static char *bsm_with(const char *field, const char *value)
+{
+    static const char *fields[][2] = {
+        {"msgCnt", "42"},
+        {"id", "305419896"},
+        {"secMark", "1250"},
+        {"lat", "38.8604512"},
+        {"lon", "-77.26"},
+        {"elev", "118.3"},
+        {"speed", "13.42"},
+        {"heading", "92.5"},
+        {"accelSet", "{\"lon\":-0.58,\"lat\":0.1,\"vert\":0,\"yaw\":1}"},
+        {"size", "{\"width\":190,\"length\":480}"},
+    };
+    char *out = malloc(4096);
+    int o = snprintf(out, 4096,
+                     "{\"timestamp\":1764066601250,\"rsuName\":\"r\",\"bsmJson\":"
+                     "{\"coreData\":{");
+    bool first = true;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *v = fields[i][1];
+        if (strcmp(fields[i][0], field) == 0) {
+            if (value == NULL)
+                continue;
+            v = value;
+        }
+        o +=
+            snprintf(out + o, (size_t)(4096 - o), "%s\"%s\":%s", first ? "" : ",", fields[i][0], v);
+        first = false;
+    }
+    snprintf(out + o, (size_t)(4096 - o), "}}}");
+    return out;
+}
+
+static void test_hostile_bsm_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field, *value;
+        int want;
+    } cases[] = {
+        {"lat", "91", TSI_E_RANGE},
+        {"lat", "-90.0000001", TSI_E_RANGE},
+        {"lon", "180.5", TSI_E_RANGE},
+        {"lat", NULL, TSI_E_MISSING},
+        {"lat", "null", TSI_E_MISSING},
+        {"lat", "\"38.8\"", TSI_E_TYPE},
+        {"lat", "1e999", TSI_E_RANGE},
+        {"lat", "NaN", TSI_E_JSON},
+        {"lat", "-Infinity", TSI_E_JSON},
+        {"lat", "true", TSI_E_TYPE},
+        {"lat", "[]", TSI_E_TYPE},
+        {"speed", "-0.5", TSI_E_RANGE},
+        {"speed", "163.83", TSI_E_RANGE},
+        {"heading", "400", TSI_E_RANGE},
+        {"id", NULL, TSI_E_MISSING},
+        {"id", "1.5", TSI_E_RANGE},
+        {"id", "4294967296", TSI_E_RANGE},
+        {"id", "99999999999999999999999", TSI_E_RANGE},
+        {"id", "\"abc\"", TSI_E_TYPE},
+        {"msgCnt", "128", TSI_E_RANGE},
+        {"secMark", "65536", TSI_E_RANGE},
+        {"accelSet", "{\"lon\":-25}", TSI_E_RANGE},
+        {"accelSet", "7", TSI_E_TYPE},
+        {"size", "{\"length\":\"long\"}", TSI_E_TYPE},
+        {"elev", "01", TSI_E_JSON},
+        {"elev", "1.", TSI_E_JSON},
+        {"elev", ".5", TSI_E_JSON},
+        {"elev", "-", TSI_E_JSON},
+        {"elev", "1e", TSI_E_JSON},
+        {"elev", "nul", TSI_E_JSON},
+        /* accepted edge values */
+        {"lat", "90", 0},
+        {"lat", "-9e1", 0},
+        {"speed", "0", 0},
+        {"speed", "null", 0},
+        {"heading", "360", 0},
+        {"id", "4294967295", 0},
+        {"id", "-5", 0},
+        {"id", "7.0", 0},
+        {"msgCnt", "null", 0},
+        {"accelSet", "null", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *js = bsm_with(cases[i].field, cases[i].value);
+        tsi_msg m;
+        tsi_error err = {0};
+        int rc = tsi_bsm_decode(js, strlen(js), &m, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu (%s = %s): got %s want %s (%s: %s)", i, cases[i].field,
+                     cases[i].value ? cases[i].value : "<absent>", tsi_error_name(rc),
+                     tsi_error_name(cases[i].want), err.message, err.detail);
+        if (rc < 0) {
+            /* a message fit for data_quality_log: kind, sentence, what was seen */
+            assert_non_null(strstr(err.message, "BSM rejected: "));
+            assert_int_equal(err.code, rc);
+        }
+        free(js);
+    }
+}
+
+static void test_hostile_documents(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"", TSI_E_JSON_TRUNCATED},
+        {"   ", TSI_E_JSON_TRUNCATED},
+        {"{\"timestamp\":1,", TSI_E_JSON_TRUNCATED},
+        {"{\"timestamp\":1764066601250,\"bsmJson\":{\"coreData\":{\"lat\":1", TSI_E_JSON_TRUNCATED},
+        {"[1,2,3]", TSI_E_NOT_OBJECT},
+        {"\"bsm\"", TSI_E_NOT_OBJECT},
+        {"{\"timestamp\":1764066601250}", TSI_E_UNKNOWN_TYPE},
+        {"{\"timestamp\":1764066601250,\"bsmJson\":{},\"psmJson\":{}}", TSI_E_UNKNOWN_TYPE},
+        {"{\"timestamp\":1764066601250,\"bsmJson\":{}}", TSI_E_MISSING},
+        {"{\"timestamp\":1764066601250,\"bsmJson\":{\"coreData\":5}}", TSI_E_TYPE},
+        {"{\"timestamp\":1764066601250,\"bsmJson\":[]}", TSI_E_TYPE},
+        {"{\"bsmJson\":{\"coreData\":{\"id\":1,\"lat\":1,\"lon\":1}}}", TSI_E_MISSING},
+        {"{\"timestamp\":1764066601,\"bsmJson\":{\"coreData\":{\"id\":1,\"lat\":1,\"lon\":1}}}",
+         TSI_E_RANGE}, /* seconds, not ms */
+        {"{\"timestamp\":\"1764066601250\",\"bsmJson\":{\"coreData\":{\"id\":1,\"lat\":1,"
+         "\"lon\":1}}}",
+         TSI_E_TYPE},
+        {"{\"timestamp\":1764066601250,\"psmJson\":{\"basicType\":9,\"id\":1,\"position\":{"
+         "\"lat\":1,\"lon\":1}}}",
+         TSI_E_UNKNOWN_TYPE},
+        {"{\"timestamp\":1764066601250,\"psmJson\":{\"basicType\":1,\"id\":1}}", TSI_E_MISSING},
+        {"{\"timestamp\":1764066601250,\"psmJson\":{\"id\":1,\"position\":{\"lat\":1,\"lon\":"
+         "1},\"speed\":-1}}",
+         TSI_E_RANGE},
+        /* grammar jsmn alone would accept */
+        {"{\"timestamp\":1764066601250 \"bsmJson\":{}}", TSI_E_JSON},
+        {"{\"timestamp\":1764066601250,}", TSI_E_JSON},
+        {"{\"a\":[1 2]}", TSI_E_JSON},
+        {"{\"a\":[1,]}", TSI_E_JSON},
+        {"{\"a\" 1}", TSI_E_JSON},
+        {"{\"a\":1}{\"b\":2}", TSI_E_JSON},
+        {"{\"a\":1} x", TSI_E_JSON},
+        {"{\"a\":tru}", TSI_E_JSON},
+        {"{\"timestamp\":1764066601250,\"rsuName\":\"a\x01\",\"bsmJson\":{}}", TSI_E_JSON},
+        {"{\"a\":'x'}", TSI_E_JSON},
+        {"{\"a\":\"\\x\"}", TSI_E_JSON},
+        {"{a:1}", TSI_E_JSON},
+        {"}", TSI_E_JSON},
+        /* strings read by the decoder */
+        {"{\"timestamp\":1764066601250,\"locationName\":\"\\ud800\",\"bsmJson\":{}}", TSI_E_JSON},
+        {"{\"timestamp\":1764066601250,\"rsuName\":\"\xff\xfe\",\"bsmJson\":{}}", TSI_E_JSON},
+        {"{\"timestamp\":1764066601250,\"rsuName\":\"a\\u0000b\",\"bsmJson\":{}}", TSI_E_JSON},
+        {"{\"timestamp\":1764066601250,\"rsuName\":7,\"bsmJson\":{}}", TSI_E_TYPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tsi_msg m;
+        tsi_error err = {0};
+        int rc = tsi_msg_decode(cases[i].json, strlen(cases[i].json), &m, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu %s: got %s want %s (%s: %s)", i, cases[i].json, tsi_error_name(rc),
+                     tsi_error_name(cases[i].want), err.message, err.detail);
+    }
+    /* an embedded NUL byte, and a long name */
+    const char nul[] = "{\"timestamp\":1764066601250,\"bsmJson\":{}}\0{}";
+    tsi_msg m;
+    tsi_error err;
+    assert_int_equal(tsi_msg_decode(nul, sizeof nul - 1, &m, &err), TSI_E_JSON);
+    char big[1024];
+    int o = snprintf(big, sizeof big, "{\"timestamp\":1764066601250,\"locationName\":\"");
+    for (int i = 0; i < 300; i++)
+        big[o++] = 'x';
+    snprintf(big + o, sizeof big - (size_t)o,
+             "\",\"bsmJson\":{\"coreData\":{\"id\":1,\"lat\":1,"
+             "\"lon\":1}}}");
+    assert_int_equal(tsi_msg_decode(big, strlen(big), &m, &err), TSI_E_TOO_BIG);
+    /* deep nesting and huge arrays cost bounded tokens: refused, not crashed */
+    size_t dn = 200000;
+    char *deep = malloc(dn);
+    memset(deep, '[', dn);
+    assert_int_equal(tsi_msg_decode(deep, dn, &m, &err), TSI_E_TOO_BIG);
+    for (size_t i = 0; i < dn; i += 2) {
+        deep[i] = i == 0 ? '[' : ',';
+        deep[i + 1] = '1';
+    }
+    deep[dn - 1] = ']';
+    assert_int_equal(tsi_msg_decode(deep, dn, &m, &err), TSI_E_TOO_BIG);
+    free(deep);
+    /* a message whose input is a truncated prefix of a valid one, at every length */
+    size_t n;
+    char *js = slurp("messages/bsm.json", &n);
+    while (n > 0 && (js[n - 1] == '\n' || js[n - 1] == ' '))
+        n--;
+    for (size_t k = 0; k < n; k++) {
+        int rc = tsi_msg_decode(js, k, &m, &err);
+        assert_true(rc == TSI_E_JSON_TRUNCATED || rc == TSI_E_JSON);
+    }
+    assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
+    free(js);
+}
+
+typedef struct frame_seen {
+    int ok, bad, last_bad_index, last_bad_code;
+    int64_t ids[8];
+} frame_seen;
+
+static void on_frame_msg(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
+{
+    frame_seen *s = ud;
+    if (rc == 0) {
+        assert_non_null(m);
+        if (s->ok < 8)
+            s->ids[s->ok] = m->id;
+        s->ok++;
+    } else {
+        assert_null(m);
+        assert_int_equal(err->code, rc);
+        s->bad++;
+        s->last_bad_index = index;
+        s->last_bad_code = rc;
+    }
+}
+
+static void test_frames(void **state)
+{
+    (void)state;
+    size_t nb, np;
+    char *b = slurp("messages/bsm.json", &nb);
+    char *p = slurp("messages/psm.json", &np);
+    while (nb && b[nb - 1] == '\n')
+        nb--;
+    while (np && p[np - 1] == '\n')
+        np--;
+    size_t cap = nb + np + 256;
+    char *frame = malloc(cap);
+    int len = snprintf(frame, cap,
+                       "[%.*s,{\"timestamp\":1764066601250,\"bsmJson\":{\"coreData\":"
+                       "{\"id\":3,\"lat\":91,\"lon\":0}}},%.*s]",
+                       (int)nb, b, (int)np, p);
+    tsi_decoder dec;
+    tsi_decoder_init(&dec);
+    frame_seen s = {0};
+    tsi_error err;
+    assert_int_equal(tsi_frame_decode(&dec, frame, (size_t)len, on_frame_msg, &s, &err), 3);
+    assert_int_equal(s.ok, 2);
+    assert_int_equal(s.bad, 1);
+    assert_int_equal(s.last_bad_index, 1);
+    assert_int_equal(s.last_bad_code, TSI_E_RANGE);
+    assert_int_equal(s.ids[0], 305419896);
+    assert_int_equal(s.ids[1], 2882400001LL);
+    /* keepalive, a single object, and unusable frames */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(tsi_frame_decode(&dec, "[]", 2, on_frame_msg, &s, &err), 0);
+    assert_int_equal(tsi_frame_decode(&dec, b, nb, on_frame_msg, &s, &err), 1);
+    assert_int_equal(s.ok, 1);
+    assert_int_equal(tsi_frame_decode(&dec, "[1,", 3, on_frame_msg, &s, &err),
+                     TSI_E_JSON_TRUNCATED);
+    assert_int_equal(tsi_frame_decode(&dec, "\"x\"", 3, on_frame_msg, &s, &err), TSI_E_NOT_OBJECT);
+    /* a frame of 2,000 messages grows the decoder's token buffer */
+    size_t big_cap = 2000 * (nb + 1) + 3;
+    char *big = malloc(big_cap);
+    size_t o = 0;
+    big[o++] = '[';
+    for (int i = 0; i < 2000; i++) {
+        if (i)
+            big[o++] = ',';
+        memcpy(big + o, b, nb);
+        o += nb;
+    }
+    big[o++] = ']';
+    memset(&s, 0, sizeof s);
+    assert_int_equal(tsi_frame_decode(&dec, big, o, on_frame_msg, &s, &err), 2000);
+    assert_int_equal(s.ok, 2000);
+    free(big);
+    tsi_decoder_free(&dec);
+    tsi_decoder_free(&dec);
+    free(frame);
+    free(b);
+    free(p);
+}
+
+static void test_json_accessors(void **state)
+{
+    (void)state;
+    const char *js = "{\"a\":{\"b\":[1,{\"c\":\"x\\u00e9\\ud83d\\ude00\\n\"},null]},"
+                     "\"n\":-12.5e-1,\"t\":true,\"big\":12345678901234567}";
+    tsi_jtok toks[64];
+    tsi_json d;
+    tsi_error err;
+    assert_true(tsi_json_parse(&d, js, strlen(js), toks, 64, &err) > 0);
+    int b = tsi_json_path(&d, 0, "a", "b", NULL);
+    assert_true(tsi_json_is_array(&d, b));
+    int e0 = tsi_json_first(&d, b);
+    int e1 = tsi_json_next(&d, b, e0);
+    int e2 = tsi_json_next(&d, b, e1);
+    assert_int_equal(tsi_json_next(&d, b, e2), -1);
+    assert_true(tsi_json_is_null(&d, e2));
+    char buf[32];
+    /* é = C3 A9, 😀 = F0 9F 98 80 */
+    assert_int_equal(tsi_json_str(&d, tsi_json_get(&d, e1, "c"), buf, sizeof buf), 8);
+    assert_memory_equal(buf, "x\xc3\xa9\xf0\x9f\x98\x80\n", 8);
+    assert_int_equal(tsi_json_str(&d, tsi_json_get(&d, e1, "c"), buf, 4), TSI_E_TOO_BIG);
+    double v;
+    assert_int_equal(tsi_json_num(&d, tsi_json_get(&d, 0, "n"), &v), 0);
+    assert_true(v == -1.25);
+    bool t;
+    assert_int_equal(tsi_json_bool(&d, tsi_json_get(&d, 0, "t"), &t), 0);
+    assert_true(t);
+    int64_t iv;
+    assert_int_equal(tsi_json_int64(&d, tsi_json_get(&d, 0, "big"), &iv), 0);
+    assert_int_equal(iv, 12345678901234567LL);
+    assert_int_equal(tsi_json_num(&d, tsi_json_get(&d, 0, "zz"), &v), TSI_E_MISSING);
+    assert_int_equal(tsi_json_num(&d, tsi_json_get(&d, 0, "t"), &v), TSI_E_TYPE);
+    assert_int_equal(tsi_json_get(&d, b, "a"), -1); /* not an object */
+    int k = tsi_json_first_key(&d, 0);
+    int keys = 0;
+    for (; k >= 0; k = tsi_json_next_key(&d, 0, k))
+        keys++;
+    assert_int_equal(keys, 4);
+
+    /* the fast number path agrees exactly with strtod (the independent reference) */
+    srand(7);
+    for (int i = 0; i < 100000; i++) {
+        char num[64];
+        int digits = 1 + rand() % 15, frac = rand() % (digits + 1);
+        long long mant = 0;
+        for (int j = 0; j < digits; j++)
+            mant = mant * 10 + rand() % 10;
+        int len;
+        if (frac)
+            len = snprintf(num, sizeof num, "%s%lld.%0*lld", rand() % 2 ? "-" : "",
+                           mant / (long long)pow(10, frac), frac, mant % (long long)pow(10, frac));
+        else
+            len = snprintf(num, sizeof num, "%lld", mant);
+        if (rand() % 4 == 0)
+            len += snprintf(num + len, sizeof num - (size_t)len, "e%d", rand() % 40 - 20);
+        double fast = tsi_json_atof(num, (size_t)len);
+        double ref = strtod(num, NULL);
+        if (fast != ref)
+            fail_msg("%s: fast %.17g strtod %.17g", num, fast, ref);
+    }
+    const char *slow[] = {"123456789012345678901234", "1e300", "4.9e-324", "0.1e-30", "-0", "1E+2"};
+    for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++)
+        assert_true(tsi_json_atof(slow[i], strlen(slow[i])) == strtod(slow[i], NULL));
+
+    /* parse_alloc sizes the tokens itself */
+    assert_true(tsi_json_parse_alloc(&d, js, strlen(js), 0, &err) > 0);
+    assert_non_null(d.owned);
+    tsi_json_free(&d);
+    assert_int_equal(tsi_json_parse_alloc(&d, js, strlen(js), 5, &err), TSI_E_TOO_BIG);
+    tsi_json_free(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bsm_fixture),
+        cmocka_unit_test(test_psm_fixture),
+        cmocka_unit_test(test_mapdata_fixture),
+        cmocka_unit_test(test_spat_forms),
+        cmocka_unit_test(test_hostile_bsm_fields),
+        cmocka_unit_test(test_hostile_documents),
+        cmocka_unit_test(test_frames),
+        cmocka_unit_test(test_json_accessors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
