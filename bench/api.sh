@@ -5,7 +5,7 @@
 #            as a static file (gzip_static for the gzip row)                goal >= 0.8x
 #   db       history (7 d hourly), stats (7 d), nearby (2 km)               vs pgbench running
 #            the handler's own SQL (tsi serve --print-sql) as tsi_reader, prepared, same
-#            concurrency                                                    goal >= 0.7x
+#            concurrency (tsi --threads 50: one connection per client, as pgbench)  goal >= 0.7x
 #   parquet  history of one intersection's 48 h of 1-minute rows: PostgreSQL path vs the
 #            Parquet path (a second server with --source parquet)           goal >= 10x
 #   mixed    a mix of endpoints, 50 connections paced to ~1,000 req/s       goal p99 <= 50 ms,
@@ -120,7 +120,7 @@ for N in $SIZES; do
   awk -v a="$t0" -v b="$t1" -v r="$rows" 'BEGIN { printf "seed: %.1f s, %d realtime rows (%.0f rows/s)\n", b - a, r, r / (b - a) }'
 
   P1=$(free_port); P2=$(free_port); P3=$(free_port)
-  "$BIN" serve --port "$P1" --bind 127.0.0.1 --threads 8 --access-log off --log-level warn &
+  "$BIN" serve --port "$P1" --bind 127.0.0.1 --threads $CONN --access-log off --log-level warn &
   pids+=($!)
   "$BIN" serve --port "$P2" --bind 127.0.0.1 --threads 8 --access-log off --source parquet --log-level warn &
   pids+=($!)

@@ -122,7 +122,7 @@ INSERT INTO safety_indices_realtime (intersection_id, "timestamp", combined_inde
 VALUES (:i, date_trunc('minute', now()) - :m * interval '1 minute', 50, 1, 0, 0, 0, 0, 0)
 ON CONFLICT (intersection_id, "timestamp") DO UPDATE SET combined_index = EXCLUDED.combined_index;
 SQL
-pgbench -n -c 1 -R 20 -T 600 -f "$tmp/live.sql" --log --log-prefix="$tmp/live" "$WRITER" \
+pgbench -n -c 1 -R 20 -T 600 -f "$tmp/live.sql" --log --log-prefix="$tmp/livelog" "$WRITER" \
   >/dev/null 2>&1 &
 pgb=$!
 sleep 8
@@ -134,9 +134,9 @@ sleep 2
 kill "$pgb" 2>/dev/null || true
 wait "$pgb" 2>/dev/null || true
 pct() { # latencies (us) of log lines with epoch in [a, b) -> "p50 p99 max n" in ms
-  cat "$tmp"/live.* | awk -v a="$1" -v b="$2" '$5 >= a && $5 < b { print $3 }' | sort -n |
+  cat "$tmp"/livelog.* | awk -v a="$1" -v b="$2" '$5 >= a && $5 < b { print $3 }' | sort -n |
     awk '{ v[NR] = $1 } END { if (NR == 0) { print "- - - 0"; exit }
-          printf "%.1f %.1f %.1f %d", v[int(NR*0.5)+ (NR*0.5>int(NR*0.5))]/1000,
+          printf "%.1f %.1f %.1f %d\n", v[int(NR*0.5)+ (NR*0.5>int(NR*0.5))]/1000,
                  v[int(NR*0.99) + (NR*0.99>int(NR*0.99))]/1000, v[NR]/1000, NR }'
 }
 read -r b50 b99 bmax bn < <(pct 0 "$l0")

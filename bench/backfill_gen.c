@@ -96,21 +96,22 @@ int main(int argc, char **argv)
             if (system(d) != 0)
                 return 1;
             int m0 = h * 60, m1 = minutes < m0 + 60 ? minutes : m0 + 60;
-            snprintf(sql, sizeof sql,
-                     "COPY (SELECT ts AS timestamp_ms, CAST(NULL AS VARCHAR) AS reject_reason,"
-                     " CAST(json_object('timestamp', ts, 'rsuName', 'rsu-' || i, 'bsmJson',"
-                     " json_object('coreData', json_object('msgCnt', s %% 128, 'id', i * 100 + v,"
-                     " 'secMark', (s %% 60) * 1000, 'lat', 38.8 + i * 0.001 + v * 0.00005"
-                     " + s * 0.000002, 'lon', -77.2 + v * 0.00003, 'elev', 100.0,"
-                     " 'speed', 8.0 + v, 'heading', 0.0, 'accelSet', json_object('lon', -0.5 * (v %% 3),"
-                     " 'lat', 0.0, 'vert', 0.0, 'yaw', 0.0), 'size', json_object('width', 180,"
-                     " 'length', 480)))) AS VARCHAR) AS json"
-                     " FROM (SELECT i, v, s, %lld // 1000 + s * 1000 + v * 37 AS ts"
-                     "  FROM range(1, %d + 1) a(i), range(0, %d) b(v), range(%d, %d) c(s))"
-                     " ORDER BY ts) TO '%s/raw/bsm/%04d/%02d/%02d/%02d/bsm_bench_1.parquet'"
-                     " (FORMAT parquet, COMPRESSION zstd)",
-                     start, n, veh, m0 * 60, m1 * 60, argv[2], tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour);
+            snprintf(
+                sql, sizeof sql,
+                "COPY (SELECT ts AS timestamp_ms, CAST(NULL AS VARCHAR) AS reject_reason,"
+                " CAST(json_object('timestamp', ts, 'rsuName', 'rsu-' || i, 'bsmJson',"
+                " json_object('coreData', json_object('msgCnt', s %% 128, 'id', i * 100 + v,"
+                " 'secMark', (s %% 60) * 1000, 'lat', 38.8 + i * 0.001 + v * 0.00005"
+                " + s * 0.000002, 'lon', -77.2 + v * 0.00003, 'elev', 100.0,"
+                " 'speed', 8.0 + v, 'heading', 0.0, 'accelSet', json_object('lon', -0.5 * (v %% 3),"
+                " 'lat', 0.0, 'vert', 0.0, 'yaw', 0.0), 'size', json_object('width', 180,"
+                " 'length', 480)))) AS VARCHAR) AS json"
+                " FROM (SELECT i, v, s, %lld // 1000 + s * 1000 + v * 37 AS ts"
+                "  FROM range(1, %d + 1) a(i), range(0, %d) b(v), range(%d, %d) c(s))"
+                " ORDER BY ts) TO '%s/raw/bsm/%04d/%02d/%02d/%02d/bsm_bench_1.parquet'"
+                " (FORMAT parquet, COMPRESSION zstd)",
+                start, n, veh, m0 * 60, m1 * 60, argv[2], tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour);
             q(sql);
         }
         return 0;
@@ -118,15 +119,17 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "rawscan") == 0) {
         double t0 = now();
         duckdb_result r;
-        snprintf(sql, sizeof sql,
-                 "SELECT count(*), sum(length(json)) FROM read_parquet('%s/raw/bsm/*/*/*/*/*.parquet')",
-                 argv[2]);
+        snprintf(
+            sql, sizeof sql,
+            "SELECT count(*), sum(length(json)) FROM read_parquet('%s/raw/bsm/*/*/*/*/*.parquet')",
+            argv[2]);
         if (duckdb_query(con, sql, &r) != DuckDBSuccess) {
             fprintf(stderr, "%s\n", duckdb_result_error(&r));
             return 1;
         }
         duckdb_data_chunk ch = duckdb_fetch_chunk(r);
-        long long rows = ((int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0)))[0];
+        long long rows =
+            ((int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0)))[0];
         printf("%lld %.3f\n", rows, now() - t0);
         duckdb_destroy_data_chunk(&ch);
         duckdb_destroy_result(&r);

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     if (exec(own, sql) < 0 || exec(own, "DELETE FROM safety_indices_realtime") < 0)
         return 1;
     int64_t base = ((int64_t)time(NULL) / 60) * 60000 - 36 * 3600000LL; /* inside partitions */
-    tsi_ingest_config cfg = {.spool_dir = spool, .start_paused = true, .batch_rows = 5000};
+    tsi_ingest_config cfg = {.spool_dir = spool, .start_paused = true};
     tsi_ingest *in = NULL;
     if (tsi_ingest_open(&in, &cfg, &e) < 0) {
         fprintf(stderr, "bench_spool: %s %s\n", e.message, e.detail);
@@ -96,7 +96,8 @@ int main(int argc, char **argv)
     tsi_ingest_close(in);
     /* reference: the same number of rows by a bare INSERT ... SELECT into an unlogged copy */
     exec(own, "DROP TABLE IF EXISTS bench_ref");
-    exec(own, "CREATE UNLOGGED TABLE bench_ref (LIKE safety_indices_realtime INCLUDING DEFAULTS)");
+    exec(own,
+         "CREATE UNLOGGED TABLE bench_ref AS SELECT * FROM safety_indices_realtime WITH NO DATA");
     snprintf(sql, sizeof sql,
              "INSERT INTO bench_ref (intersection_id, \"timestamp\", combined_index, "
              "traffic_volume, vru_count, vehicle_event_count, vru_event_count, hour_of_day, "

@@ -128,10 +128,11 @@ printf "   reference: bare SQL   %9.1f ms  %9s rows/s  ratio %s\n" "$REF_B" "$(r
 
 # C. the collector's insert path: one minute for every intersection in one statement, with
 # the dirty-bucket trigger, beside the same insert with the trigger disabled ------------------
-ins_minute() { # $1 = minute offset from now
+BASE=$(q "SELECT date_trunc('minute', now()) - interval '1 hour'")
+ins_minute() { # $1 = minute offset from BASE (fixed: the clock may turn a minute meanwhile)
   timed_sql "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index,
        traffic_volume, vru_count, vehicle_event_count, vru_event_count, hour_of_day, day_of_week)
-     SELECT i, date_trunc('minute', now()) - interval '$1 minutes', 50, 10, 1, 0, 0, 0, 0
+     SELECT i, timestamptz '$BASE' + interval '$1 minutes', 50, 10, 1, 0, 0, 0, 0
        FROM generate_series(1, $N) i"
 }
 TRIG=0; NOTRIG=0

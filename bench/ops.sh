@@ -67,9 +67,9 @@ q "WITH t(name, days) AS (VALUES ('safety_indices_realtime', $rt_days), ('safety
         ('safety_indices_daily', $DAYS), ('intersections', 1)),
    s AS (SELECT t.name, t.days,
           (SELECT COALESCE(sum(pg_relation_size(relid) + COALESCE(pg_relation_size(reltoastrelid), 0)), 0)
-             FROM pg_partition_tree(t.name::regclass) p JOIN pg_class c ON c.oid = p.relid) AS heap,
-          (SELECT COALESCE(sum(pg_indexes_size(relid)), 0) FROM pg_partition_tree(t.name::regclass) WHERE isleaf) AS idx,
-          (SELECT COALESCE(sum(n_live_tup), 0) FROM pg_partition_tree(t.name::regclass) p
+             FROM (SELECT relid FROM pg_partition_tree(t.name::regclass) UNION SELECT t.name::regclass) p JOIN pg_class c ON c.oid = p.relid) AS heap,
+          (SELECT COALESCE(sum(pg_indexes_size(relid)), 0) FROM (SELECT relid FROM pg_partition_tree(t.name::regclass) UNION SELECT t.name::regclass) p) AS idx,
+          (SELECT COALESCE(sum(n_live_tup), 0) FROM (SELECT relid FROM pg_partition_tree(t.name::regclass) UNION SELECT t.name::regclass) p
              JOIN pg_stat_all_tables s ON s.relid = p.relid) AS nrows
      FROM t)
  SELECT format('%-26s rows %9s  heap %10s B  indexes %10s B  per intersection-day: heap %8s B, indexes %8s B, %6s rows',
@@ -77,18 +77,18 @@ q "WITH t(name, days) AS (VALUES ('safety_indices_realtime', $rt_days), ('safety
                round(heap::numeric / ($N * days)), round(idx::numeric / ($N * days)),
                round(nrows::numeric / ($N * days), 1))
    FROM s ORDER BY name"
-echo "per index:"
-q "SELECT format('  %-50s %10s B  %8s B per intersection-day', i.indexrelid::regclass,
-          pg_relation_size(i.indexrelid),
-          round(pg_relation_size(i.indexrelid)::numeric / ($N * CASE
-            WHEN pt.relid IS NOT NULL AND pt.parentrelid::regclass::text = 'safety_indices_realtime' THEN $rt_days
-            WHEN pt.parentrelid::regclass::text = 'safety_indices_hourly' THEN $hr_days
-            WHEN c.relname = 'safety_indices_daily' THEN $DAYS ELSE 1 END)))
+echo "per index (summed over partitions):"
+q "WITH x AS (
+   SELECT COALESCE(pi.inhparent, i.indexrelid)::regclass::text AS idx, pg_relation_size(i.indexrelid) AS size
      FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-     LEFT JOIN LATERAL (SELECT * FROM pg_partition_tree(c.oid) x WHERE x.relid = c.oid) pt ON true
-    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
-      AND pg_relation_size(i.indexrelid) > 8192
-    ORDER BY pg_relation_size(i.indexrelid) DESC LIMIT 25"
+     LEFT JOIN pg_inherits pi ON pi.inhrelid = i.indexrelid
+    WHERE c.relnamespace = 'public'::regnamespace
+      AND (c.relname LIKE 'safety\_indices\_%' OR c.relname = 'intersections'))
+ SELECT format('  %-48s %11s B  %8s B per intersection-day', idx, sum(size),
+          round(sum(size)::numeric / ($N * CASE WHEN idx LIKE 'safety_indices_realtime%' THEN $rt_days
+                 WHEN idx LIKE 'safety_indices_hourly%' THEN $hr_days
+                 WHEN idx LIKE 'safety_indices_daily%' THEN $DAYS ELSE 1 END)))
+   FROM x GROUP BY idx ORDER BY sum(size) DESC"
 echo "database: $(q "SELECT pg_size_pretty(pg_database_size('tsi'))")"
 
 echo
@@ -96,19 +96,26 @@ echo "== backup (full) and point-in-time restore"
 t0=$(now); "$BIN" backup run --type full >/dev/null 2>&1; t1=$(now)
 b_tsi=$(secs "$t0" "$t1")
 mkdir_pg "$ref"
-t0=$(now); as_pg pg_basebackup -d "$ADMIN" -D "$ref" -X stream -c fast >/dev/null; t1=$(now)
+t0=$(now); as_pg pg_basebackup -d "$ADMIN" -D "$ref" -X stream -c fast >/dev/null 2>&1; t1=$(now)
 b_ref=$(secs "$t0" "$t1")
 q "CREATE TABLE bench_marker (a int)"
 T=$(q "SELECT clock_timestamp()")
 sleep 1
-q "INSERT INTO bench_marker VALUES (1); SELECT pg_switch_wal()" >/dev/null
-sleep 3
+q "INSERT INTO bench_marker VALUES (1)"
+seg=$(q "SELECT pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 1 600); do
+  [ "$(q "SELECT COALESCE(last_archived_wal >= '$seg', false) FROM pg_stat_archiver")" = t ] && break
+  sleep 0.1
+done
 t0=$(now); "$BIN" backup restore --to "$T" --target-dir "$restored" >/dev/null 2>&1; t1=$(now)
 r_tsi=$(secs "$t0" "$t1")
 port2=$(free_port)
 t2=$(now)
 as_pg "$PGBIN/pg_ctl" -D "$restored" -o "-p $port2 -k $restored" -l "$restored/bench.log" -w start >/dev/null
-until [ "$(psql -X -At "host=$restored port=$port2 user=postgres dbname=tsi" -c 'SELECT pg_is_in_recovery()')" = f ]; do sleep 0.1; done
+for _ in $(seq 1 3000); do
+  [ "$(psql -X -At "host=$restored port=$port2 user=postgres dbname=tsi" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break
+  sleep 0.1
+done
 t3=$(now)
 r_rec=$(secs "$t2" "$t3")
 rows=$(psql -X -At "host=$restored port=$port2 user=postgres dbname=tsi" -c "SELECT count(*) FROM bench_marker")
@@ -127,19 +134,20 @@ echo
 echo "== replica lag under the collector's write pattern ($LAG_N intersections, $LAG_BATCHES batches)"
 rm -rf "$ref" "$ref2"
 mkdir_pg "$replica"
-as_pg pg_basebackup -d "$ADMIN application_name=bench_replica" -D "$replica" -R -X stream -c fast >/dev/null
+as_pg pg_basebackup -d "$ADMIN application_name=bench_replica" -D "$replica" -R -X stream -c fast >/dev/null 2>&1
 port3=$(free_port)
 as_pg "$PGBIN/pg_ctl" -D "$replica" -o "-p $port3 -k $replica" -l "$replica/bench.log" -w start >/dev/null
 RCI="host=$replica port=$port3 user=postgres dbname=tsi"
 q "INSERT INTO intersections (id, name, latitude, longitude)
    SELECT i, 'lag ' || i, 38 + i * 0.0001, -77 FROM generate_series(100001, 100000 + $LAG_N) i" >/dev/null
 lags=$tmp/lags commits=$tmp/commits
+epoch=$(q "SELECT date_trunc('minute', now()) - interval '3 hours'")
 : >"$lags"; : >"$commits"
 for b in $(seq 1 "$LAG_BATCHES"); do
   c0=$(now)
   q "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index, traffic_volume,
        vru_count, vehicle_event_count, vru_event_count, hour_of_day, day_of_week)
-     SELECT i, date_trunc('minute', now()) - interval '3 hours' - $b * interval '1 minute', 50, 10, 0, 0, 0, 0, 0
+     SELECT i, '$epoch'::timestamptz - $b * interval '1 minute', 50, 10, 0, 0, 0, 0, 0
        FROM generate_series(100001, 100000 + $LAG_N) i" >/dev/null
   c1=$(now)
   want=$((b * LAG_N))

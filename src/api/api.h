@@ -64,23 +64,23 @@ typedef struct tsi_cached {
     char *plain, *gz; /* malloc'd, owned */
     size_t plain_len, gz_len;
     uint64_t gen;
-    double at; /* monotonic seconds */
+    double at;  /* monotonic seconds */
     int source; /* TSI_SRC_POSTGRES or TSI_SRC_PARQUET */
 } tsi_cached;
 
 typedef struct tsi_api {
     int port;
     int threads;
-    int source_mode;       /* TSI_SRC_* */
-    char web_dir[4096];    /* "" = none */
+    int source_mode;    /* TSI_SRC_* */
+    char web_dir[4096]; /* "" = none */
     char archive_dir[4096];
-    size_t max_query;      /* bytes of the query string */
+    size_t max_query; /* bytes of the query string */
     size_t max_body;
-    int gzip_min;          /* bytes */
+    int gzip_min; /* bytes */
     bool access_log;
-    atomic_int db_up;      /* the monitor's view */
-    atomic_ullong gen;     /* bumped on NOTIFY tsi_latest and on source switches */
-    atomic_int listening;  /* the monitor holds a LISTEN */
+    atomic_int db_up;     /* the monitor's view */
+    atomic_ullong gen;    /* bumped on NOTIFY tsi_latest and on source switches */
+    atomic_int listening; /* the monitor holds a LISTEN */
     atomic_int draining;
     atomic_int inflight;
     atomic_int stop;
@@ -140,8 +140,8 @@ const char *tsi_req_arg(tsi_req *r, const char *name);
 const char *tsi_req_header(tsi_req *r, const char *name);
 
 /* Error response {"detail","code","field"}; returns 0 so handlers `return api_error(...)`. */
-int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
-                  ...) __attribute__((format(printf, 5, 6)));
+int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* gzip (RFC 1952) of in[0..n) into a malloc'd buffer; returns 0 or -1. */
 int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len);
@@ -173,8 +173,8 @@ typedef struct tsi_point {
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
 int tsi_fb_index(tsi_req *r, int64_t one);
 /* series of one intersection in [t0, t1) at bucket "1min|1hour|1day|1week|1month" */
-int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg,
-                  tsi_point **out, int *n);
+int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg, tsi_point **out,
+                  int *n);
 /* stats over minutes: fills n, avg, min, max, std, vol, hr; returns 0 or <0 */
 typedef struct tsi_stats {
     int64_t iid;

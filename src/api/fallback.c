@@ -40,7 +40,8 @@ static int cmp_info(const void *a, const void *b)
 
 void tsi_api_int_refresh(PGconn *c)
 {
-    PGresult *res = PQexec(c, "SELECT id, name, latitude, longitude FROM intersections ORDER BY id");
+    PGresult *res =
+        PQexec(c, "SELECT id, name, latitude, longitude FROM intersections ORDER BY id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return;
@@ -209,7 +210,8 @@ static int minutes_sql(tsi_buf *sql, int64_t t0, int64_t t1, bool one)
                       " \"timestamp\", combined_index, combined_index_eb, vru_index, vru_index_eb,"
                       " vehicle_index, vehicle_index_eb, traffic_volume, vru_count FROM ");
     tsi_buf_append(sql, files.data, files.len);
-    tsi_buf_puts(sql, " WHERE \"timestamp\" >= to_timestamp($1) AND \"timestamp\" < to_timestamp($2)");
+    tsi_buf_puts(sql,
+                 " WHERE \"timestamp\" >= to_timestamp($1) AND \"timestamp\" < to_timestamp($2)");
     if (one)
         tsi_buf_puts(sql, " AND intersection_id = $3");
     tsi_buf_puts(sql, ") m");
@@ -337,8 +339,8 @@ int tsi_fb_index(tsi_req *r, int64_t one)
     return 200;
 }
 
-int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg,
-                  tsi_point **out, int *n)
+int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg, tsi_point **out,
+                  int *n)
 {
     duckdb_connection *con = duck_conn();
     *out = NULL;

@@ -117,8 +117,7 @@ static int arg_date(tsi_req *r, const char *name, int64_t *day)
     int y = atoi(v), m = atoi(v + 5), d = atoi(v + 8);
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 ||
-        d > mdays[m - 1] + (m == 2 && leap))
+    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && leap))
         return bad(r, name, "%s is not a valid calendar date (1970-01-01 to 9999-12-31)", v);
     *day = days_from_civil(y, m, d);
     return 0;
@@ -132,12 +131,37 @@ static void fmt_day(char *buf, size_t len, int64_t day)
     strftime(buf, len, "%Y-%m-%d", &tm);
 }
 
+/* UTC civil time without gmtime_r (which takes glibc's time-zone lock: it serialised the
+ * worker threads on long series). Howard Hinnant's civil_from_days. */
+typedef struct {
+    int y, m, d, hh, mm, ss, dow; /* dow 0 = Monday */
+} civil;
+
+static civil civil_of(int64_t t)
+{
+    civil c;
+    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    int64_t sod = t - days * 86400;
+    c.hh = (int)(sod / 3600);
+    c.mm = (int)(sod % 3600 / 60);
+    c.ss = (int)(sod % 60);
+    c.dow = (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    c.y = (int)(yoe + era * 400 + (c.m <= 2));
+    return c;
+}
+
 static void fmt_ts(char *buf, size_t len, int64_t t)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    civil c = civil_of(t);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.y, c.m, c.d, c.hh, c.mm, c.ss);
 }
 
 typedef struct {
@@ -188,9 +212,11 @@ static int arg_agg(tsi_req *r, range *g, bool all)
 {
     const char *v = tsi_req_arg(r, "aggregation");
     if (!v) {
-        g->agg = g->n <= 1 ? "1min" : g->n <= 7 ? "1hour" : g->n <= 30 ? "1day"
-                                                 : g->n <= 90           ? "1week"
-                                                                        : "1month";
+        g->agg = g->n <= 1    ? "1min"
+                 : g->n <= 7  ? "1hour"
+                 : g->n <= 30 ? "1day"
+                 : g->n <= 90 ? "1week"
+                              : "1month";
         if (all && strcmp(g->agg, "1min") == 0)
             g->agg = "1hour";
         return 0;
@@ -378,8 +404,7 @@ int tsi_h_index(tsi_req *r, bool one)
         atomic_fetch_add(&a->m.parquet_answers, 1);
         int st = tsi_fb_index(r, one ? r->path_id : -1);
         if (st == 404)
-            return tsi_api_error(r, 404, "not_found", "intersection_id",
-                                 "Intersection not found");
+            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
         if (st != 200)
             return 0;
         r->status = 200;
@@ -495,17 +520,15 @@ static void write_point(tsi_jsonw *w, const tsi_point *p)
 {
     char ts[32];
     fmt_ts(ts, sizeof ts, p->ts);
-    time_t tt = (time_t)p->ts;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
+    civil tm = civil_of(p->ts);
     tsi_jsonw_object(w);
     tsi_jsonw_kv_str(w, "timestamp", ts);
     kv_num_or_null(w, "safety_index", p->si);
     kv_num_or_null(w, "vru_index", p->vru_null ? NAN : p->vru);
     kv_num_or_null(w, "vehicle_index", p->veh_null ? NAN : p->veh);
     tsi_jsonw_kv_int(w, "traffic_volume", p->vol);
-    tsi_jsonw_kv_int(w, "hour_of_day", tm.tm_hour);
-    tsi_jsonw_kv_int(w, "day_of_week", (tm.tm_wday + 6) % 7);
+    tsi_jsonw_kv_int(w, "hour_of_day", tm.hh);
+    tsi_jsonw_kv_int(w, "day_of_week", tm.dow);
     tsi_jsonw_end(w);
 }
 
@@ -544,7 +567,7 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     return 0;
 }
 
-int tsi_h_history(tsi_req *r, bool all)
+static int history_once(tsi_req *r, bool all)
 {
     range g = {0};
     if (arg_range(r, &g, all ? 30 : 365) < 0 || arg_agg(r, &g, all) < 0)
@@ -572,7 +595,17 @@ int tsi_h_history(tsi_req *r, bool all)
     int nint = 0;
     int64_t *iids = NULL;
     char **names = NULL;
-    if (!parquet) {
+    char cached[256];
+    double cla, clo;
+    if (!parquet && !all && tsi_api_int_info(r->path_id, cached, sizeof cached, &cla, &clo)) {
+        /* known from the server's cache of intersections (refreshed every 30 s): one
+         * round trip less; unknown ids still ask the database */
+        iids = tsi_arena_alloc(r->arena, sizeof *iids);
+        names = tsi_arena_alloc(r->arena, sizeof *names);
+        iids[0] = r->path_id;
+        names[0] = tsi_arena_strdup(r->arena, cached);
+        nint = 1;
+    } else if (!parquet) {
         char one[32];
         snprintf(one, sizeof one, "{%lld}", (long long)r->path_id);
         const char *v[1] = {all ? NULL : one};
@@ -743,7 +776,7 @@ static int pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
     return 0;
 }
 
-int tsi_h_stats(tsi_req *r)
+static int stats_once(tsi_req *r)
 {
     range g = {0};
     if (arg_range(r, &g, 365) < 0)
@@ -767,8 +800,7 @@ int tsi_h_stats(tsi_req *r)
         atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
         char nm[256];
         if (!tsi_api_int_info(r->path_id, nm, sizeof nm, &one.lat, &one.lon))
-            return tsi_api_error(r, 404, "not_found", "intersection_id",
-                                 "Intersection not found");
+            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
         one.name = tsi_arena_strdup(r->arena, nm);
         if (tsi_fb_stats(r, r->path_id, t0, t1, &one.s) < 0)
             return 0;
@@ -781,14 +813,42 @@ int tsi_h_stats(tsi_req *r)
         if (pg_stats(r, c, ids, t0, t1, &rows, &n) < 0)
             return 0;
         if (n == 0)
-            return tsi_api_error(r, 404, "not_found", "intersection_id",
-                                 "Intersection not found");
+            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
     }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
     write_stats(&w, &rows[0], sd, ed);
     tsi_jsonw_end(&w);
+    return 0;
+}
+
+/* auto mode: a query that found the database gone is answered again from Parquet */
+static bool retry_on_parquet(tsi_req *r)
+{
+    if (r->status != 503 || tsi_api_g->source_mode != TSI_SRC_AUTO || !tsi_api_use_parquet())
+        return false;
+    tsi_buf_reset(&r->body);
+    r->status = 200;
+    r->err_code = NULL;
+    r->err_field = NULL;
+    r->content_type = "application/json";
+    return true;
+}
+
+int tsi_h_history(tsi_req *r, bool all)
+{
+    history_once(r, all);
+    if (retry_on_parquet(r))
+        history_once(r, all);
+    return 0;
+}
+
+int tsi_h_stats(tsi_req *r)
+{
+    stats_once(r);
+    if (retry_on_parquet(r))
+        stats_once(r);
     return 0;
 }
 
@@ -876,9 +936,9 @@ int tsi_h_compare(tsi_req *r)
     return 0;
 }
 
-static const char *const metrics_[] = {"avg_si",      "max_si",       "min_si",
-                                       "std_si",      "high_risk_minutes", "high_risk_percentage",
-                                       "total_volume", "avg_volume"};
+static const char *const metrics_[] = {
+    "avg_si",       "max_si",    "min_si", "std_si", "high_risk_minutes", "high_risk_percentage",
+    "total_volume", "avg_volume"};
 
 static double metric_of(const stat_row *x, int m)
 {
@@ -994,7 +1054,8 @@ int tsi_h_ranking(tsi_req *r)
     return 0;
 }
 
-/* ---- spatial ---------------------------------------------------------------------------------- */
+/* ---- spatial ----------------------------------------------------------------------------------
+ */
 /* [{"lat":..,"lon":..}, ...] → "{..}" arrays of lat and lon; count in *n */
 static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *lats, tsi_buf *lons,
                       int *n, bool close_ring)
@@ -1038,8 +1099,7 @@ static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *l
         }
         if (++k > max) {
             tsi_json_free(&d);
-            tsi_api_error(r, 400, "too_many_points", name, "%s has more than %d points", name,
-                          max);
+            tsi_api_error(r, 400, "too_many_points", name, "%s has more than %d points", name, max);
             return -1;
         }
         if (k == 1) {
@@ -1224,7 +1284,8 @@ int tsi_h_spatial(tsi_req *r, int kind)
     return 0;
 }
 
-/* ---- /intersections/{id} ------------------------------------------------------------------------ */
+/* ---- /intersections/{id} ------------------------------------------------------------------------
+ */
 int tsi_h_intersection(tsi_req *r)
 {
     PGconn *c = tsi_api_pg(r);
@@ -1235,8 +1296,7 @@ int tsi_h_intersection(tsi_req *r)
             return tsi_api_error(r, 503, "database_unavailable", NULL,
                                  "the database is unreachable");
         if (!tsi_api_int_info(r->path_id, nm, sizeof nm, &la, &lo))
-            return tsi_api_error(r, 404, "not_found", "intersection_id",
-                                 "Intersection not found");
+            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
         r->data_source = "parquet";
         tsi_jsonw w;
         tsi_jsonw_init(&w, &r->body);
@@ -1297,7 +1357,8 @@ int tsi_h_intersection(tsi_req *r)
     return 0;
 }
 
-/* ---- health, metrics, openapi ----------------------------------------------------------------- */
+/* ---- health, metrics, openapi -----------------------------------------------------------------
+ */
 int tsi_h_health(tsi_req *r)
 {
     tsi_api *a = tsi_api_g;
@@ -1306,17 +1367,18 @@ int tsi_h_health(tsi_req *r)
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
-    const char *status = up ? "ok" : (a->source_mode == TSI_SRC_POSTGRES ? "unavailable"
-                                                                        : "degraded");
+    const char *status =
+        up ? "ok" : (a->source_mode == TSI_SRC_POSTGRES ? "unavailable" : "degraded");
     if (a->source_mode == TSI_SRC_PARQUET)
         status = "ok";
     tsi_jsonw_kv_str(&w, "status", status);
     tsi_jsonw_kv_str(&w, "version", TSI_VERSION);
     tsi_jsonw_kv_double(&w, "uptime_seconds", tsi_api_now() - a->started);
     tsi_jsonw_kv_str(&w, "data_source", parquet ? "parquet" : "postgres");
-    tsi_jsonw_kv_str(&w, "source_mode", a->source_mode == TSI_SRC_AUTO       ? "auto"
-                                        : a->source_mode == TSI_SRC_POSTGRES ? "postgres"
-                                                                             : "parquet");
+    tsi_jsonw_kv_str(&w, "source_mode",
+                     a->source_mode == TSI_SRC_AUTO       ? "auto"
+                     : a->source_mode == TSI_SRC_POSTGRES ? "postgres"
+                                                          : "parquet");
     tsi_jsonw_key(&w, "database");
     tsi_jsonw_object(&w);
     tsi_jsonw_kv_bool(&w, "reachable", up);
@@ -1386,32 +1448,33 @@ int tsi_h_metrics(tsi_req *r)
                        tsi_route_names[rt], cum);
     }
     bool parquet = tsi_api_use_parquet();
-    tsi_buf_printf(b,
-                   "# HELP tsi_db_pool_size Worker threads, each with one connection.\n"
-                   "# TYPE tsi_db_pool_size gauge\ntsi_db_pool_size %d\n"
-                   "# HELP tsi_db_pool_connected Open PostgreSQL connections of the workers.\n"
-                   "# TYPE tsi_db_pool_connected gauge\ntsi_db_pool_connected %d\n"
-                   "# HELP tsi_http_in_flight Requests being answered.\n"
-                   "# TYPE tsi_http_in_flight gauge\ntsi_http_in_flight %d\n"
-                   "# HELP tsi_db_up Whether PostgreSQL is reachable.\n"
-                   "# TYPE tsi_db_up gauge\ntsi_db_up %d\n"
-                   "# HELP tsi_data_source Where reads come from now (1 = this source).\n"
-                   "# TYPE tsi_data_source gauge\n"
-                   "tsi_data_source{source=\"postgres\"} %d\ntsi_data_source{source=\"parquet\"} %d\n"
-                   "# HELP tsi_cache_hits_total Current-index responses served from the cache.\n"
-                   "# TYPE tsi_cache_hits_total counter\ntsi_cache_hits_total %llu\n"
-                   "# HELP tsi_cache_misses_total Current-index responses built from the database.\n"
-                   "# TYPE tsi_cache_misses_total counter\ntsi_cache_misses_total %llu\n"
-                   "# HELP tsi_parquet_answers_total Answers read from the Parquet archive.\n"
-                   "# TYPE tsi_parquet_answers_total counter\ntsi_parquet_answers_total %llu\n"
-                   "# HELP tsi_db_errors_total Queries that failed on a lost connection.\n"
-                   "# TYPE tsi_db_errors_total counter\ntsi_db_errors_total %llu\n"
-                   "# HELP tsi_db_connects_total Worker connections opened.\n"
-                   "# TYPE tsi_db_connects_total counter\ntsi_db_connects_total %llu\n",
-                   a->threads, atomic_load(&a->m.pool_connected), atomic_load(&a->inflight),
-                   atomic_load(&a->db_up), !parquet, parquet, atomic_load(&a->m.cache_hits),
-                   atomic_load(&a->m.cache_misses), atomic_load(&a->m.parquet_answers),
-                   atomic_load(&a->m.db_errors), atomic_load(&a->m.reconnects));
+    tsi_buf_printf(
+        b,
+        "# HELP tsi_db_pool_size Worker threads, each with one connection.\n"
+        "# TYPE tsi_db_pool_size gauge\ntsi_db_pool_size %d\n"
+        "# HELP tsi_db_pool_connected Open PostgreSQL connections of the workers.\n"
+        "# TYPE tsi_db_pool_connected gauge\ntsi_db_pool_connected %d\n"
+        "# HELP tsi_http_in_flight Requests being answered.\n"
+        "# TYPE tsi_http_in_flight gauge\ntsi_http_in_flight %d\n"
+        "# HELP tsi_db_up Whether PostgreSQL is reachable.\n"
+        "# TYPE tsi_db_up gauge\ntsi_db_up %d\n"
+        "# HELP tsi_data_source Where reads come from now (1 = this source).\n"
+        "# TYPE tsi_data_source gauge\n"
+        "tsi_data_source{source=\"postgres\"} %d\ntsi_data_source{source=\"parquet\"} %d\n"
+        "# HELP tsi_cache_hits_total Current-index responses served from the cache.\n"
+        "# TYPE tsi_cache_hits_total counter\ntsi_cache_hits_total %llu\n"
+        "# HELP tsi_cache_misses_total Current-index responses built from the database.\n"
+        "# TYPE tsi_cache_misses_total counter\ntsi_cache_misses_total %llu\n"
+        "# HELP tsi_parquet_answers_total Answers read from the Parquet archive.\n"
+        "# TYPE tsi_parquet_answers_total counter\ntsi_parquet_answers_total %llu\n"
+        "# HELP tsi_db_errors_total Queries that failed on a lost connection.\n"
+        "# TYPE tsi_db_errors_total counter\ntsi_db_errors_total %llu\n"
+        "# HELP tsi_db_connects_total Worker connections opened.\n"
+        "# TYPE tsi_db_connects_total counter\ntsi_db_connects_total %llu\n",
+        a->threads, atomic_load(&a->m.pool_connected), atomic_load(&a->inflight),
+        atomic_load(&a->db_up), !parquet, parquet, atomic_load(&a->m.cache_hits),
+        atomic_load(&a->m.cache_misses), atomic_load(&a->m.parquet_answers),
+        atomic_load(&a->m.db_errors), atomic_load(&a->m.reconnects));
     return 0;
 }
 

@@ -18,8 +18,8 @@
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
 
 #define LATEST_COLS                                                                                \
-    " extract(epoch FROM l.\"timestamp\")::float8, l.combined_index, l.combined_index_eb,"       \
-    " l.vru_index, l.vru_index_eb, l.vehicle_index, l.vehicle_index_eb, l.traffic_volume,"        \
+    " extract(epoch FROM l.\"timestamp\")::float8, l.combined_index, l.combined_index_eb,"         \
+    " l.vru_index, l.vru_index_eb, l.vehicle_index, l.vehicle_index_eb, l.traffic_volume,"         \
     " l.vru_count"
 
 static const char Q_INDEX_ALL[] =
@@ -46,12 +46,12 @@ static const char Q_SERIES_MIN[] =
 /* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour */
 #define HOURS_CTE                                                                                  \
     "ids AS (SELECT unnest(" IDS ") AS i),"                                                        \
-    " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts, avg_si AS si,"                   \
+    " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts, avg_si AS si,"                    \
     "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol,"                    \
     "   round(data_quality_score * 60)::float8 AS n"                                               \
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"                           \
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"                                        \
-    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\") AS ts,"                      \
+    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\") AS ts,"                       \
     "   avg(coalesce(x.combined_index_eb, x.combined_index)) AS si,"                               \
     "   avg(coalesce(x.vru_index_eb, x.vru_index)) AS vru,"                                        \
     "   avg(coalesce(x.vehicle_index_eb, x.vehicle_index)) AS veh,"                                \
@@ -60,7 +60,7 @@ static const char Q_SERIES_MIN[] =
     "     FROM safety_indices_hourly WHERE intersection_id = ids.i"                                \
     "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"                                   \
     "   JOIN safety_indices_realtime x ON x.intersection_id = ids.i"                               \
-    "     AND x.\"timestamp\" >= greatest($2::timestamptz, coalesce(cut.c, $2::timestamptz))"     \
+    "     AND x.\"timestamp\" >= greatest($2::timestamptz, coalesce(cut.c, $2::timestamptz))"      \
     "     AND x.\"timestamp\" < $3"                                                                \
     "   GROUP BY 1, 2),"                                                                           \
     " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r)"
@@ -134,11 +134,10 @@ static const char Q_STATS[] =
     " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
     " ORDER BY ids.i";
 
-#define SPATIAL_COLS                                                                               \
-    "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS ","
+#define SPATIAL_COLS "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS ","
 
-static const char Q_NEARBY[] =
-    SPATIAL_COLS " ST_Distance(i.geometry::geography, p.g) AS d"
+static const char Q_NEARBY[] = SPATIAL_COLS
+    " ST_Distance(i.geometry::geography, p.g) AS d"
     " FROM (SELECT ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)::geography AS g) p"
     " JOIN intersections i ON ST_DWithin(i.geometry::geography, p.g, $3::float8)"
     " LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
@@ -155,7 +154,9 @@ static const char Q_ROUTE[] =
     " LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " ORDER BY d, i.id";
 
-#define RING "ST_MakePolygon(ST_AddPoint(ST_MakeLine(" POINTS "), ST_SetSRID(ST_MakePoint(($2::float8[])[1], ($1::float8[])[1]), 4326)))"
+#define RING                                                                                       \
+    "ST_MakePolygon(ST_AddPoint(ST_MakeLine(" POINTS                                               \
+    "), ST_SetSRID(ST_MakePoint(($2::float8[])[1], ($1::float8[])[1]), 4326)))"
 
 static const char Q_AREA_CHECK[] = "SELECT ST_IsValid(" RING "), ST_IsValidReason(" RING ")";
 
@@ -178,13 +179,20 @@ static const char Q_INTERSECTIONS_ALL[] =
     "SELECT id, name, latitude, longitude FROM intersections ORDER BY id";
 
 const tsi_api_stmt tsi_api_stmts[] = {
-    {"index_all", Q_INDEX_ALL},         {"index_one", Q_INDEX_ONE},
-    {"names", Q_NAMES},                 {"series_min", Q_SERIES_MIN},
-    {"series_hour", Q_SERIES_HOUR},     {"series_day", Q_SERIES_DAY},
-    {"stats", Q_STATS},                 {"nearby", Q_NEARBY},
-    {"route", Q_ROUTE},                 {"area_check", Q_AREA_CHECK},
-    {"area", Q_AREA},                   {"intersection", Q_INTERSECTION},
-    {"intersections_all", Q_INTERSECTIONS_ALL}, {NULL, NULL},
+    {"index_all", Q_INDEX_ALL},
+    {"index_one", Q_INDEX_ONE},
+    {"names", Q_NAMES},
+    {"series_min", Q_SERIES_MIN},
+    {"series_hour", Q_SERIES_HOUR},
+    {"series_day", Q_SERIES_DAY},
+    {"stats", Q_STATS},
+    {"nearby", Q_NEARBY},
+    {"route", Q_ROUTE},
+    {"area_check", Q_AREA_CHECK},
+    {"area", Q_AREA},
+    {"intersection", Q_INTERSECTION},
+    {"intersections_all", Q_INTERSECTIONS_ALL},
+    {NULL, NULL},
 };
 
 int tsi_api_prepare(PGconn *c)

@@ -55,12 +55,12 @@ const tsi_option tsi_serve_options[] = {
 tsi_api *tsi_api_g;
 
 const char *const tsi_route_names[R__COUNT] = {
-    "health",  "metrics", "openapi", "index_all", "index_one",    "history_all",
-    "history", "stats",   "compare", "ranking",   "nearby",       "route",
-    "area",    "intersection", "static", "options", "not_found"};
+    "health",  "metrics",      "openapi", "index_all", "index_one", "history_all",
+    "history", "stats",        "compare", "ranking",   "nearby",    "route",
+    "area",    "intersection", "static",  "options",   "not_found"};
 
 const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                  0.1,    0.25,  0.5,    1,     2.5,  5,    1e300};
+                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     1e300};
 
 double tsi_api_now(void)
 {
@@ -109,8 +109,7 @@ PGconn *tsi_api_pg(tsi_req *r)
     if (!c) {
         last_fail_at = tsi_api_now();
         atomic_store(&a->db_up, 0);
-        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message,
-                 e.detail);
+        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message, e.detail);
         return NULL;
     }
     /* generic plans: planning over the partitions costs more than running these
@@ -118,8 +117,7 @@ PGconn *tsi_api_pg(tsi_req *r)
     PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET statement_timeout = '30s';"
                       " SET plan_cache_mode = force_generic_plan"));
     if (tsi_api_prepare(c) < 0) {
-        tsi_err("api", "req=%s cannot prepare statements: %s", r ? r->id : "-",
-                PQerrorMessage(c));
+        tsi_err("api", "req=%s cannot prepare statements: %s", r ? r->id : "-", PQerrorMessage(c));
         PQfinish(c);
         return NULL;
     }
@@ -137,8 +135,8 @@ void tsi_api_pg_broken(tsi_req *r)
         PQfinish(w->pg);
         w->pg = NULL;
         atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
-        atomic_store(&tsi_api_g->db_up, 0);
-        last_fail_at = tsi_api_now();
+        /* db_up stays the monitor's call: a connection that died while the server
+         * restarted is replaced by the caller's retry */
         tsi_warn("api", "req=%s database connection lost", r ? r->id : "-");
     }
 }
@@ -175,8 +173,9 @@ static void *monitor(void *arg)
             if (!c) {
                 if (atomic_exchange(&a->db_up, 0)) {
                     atomic_fetch_add(&a->gen, 1);
-                    tsi_warn("api", "database unreachable, answering from Parquet where possible:"
-                                    " %s",
+                    tsi_warn("api",
+                             "database unreachable, answering from Parquet where possible:"
+                             " %s",
                              e.detail);
                 }
                 for (int i = 0; i < 10 && !atomic_load(&a->stop); i++)
@@ -262,8 +261,7 @@ const char *tsi_req_header(tsi_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
-                  ...)
+int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
 {
     char detail[600];
     va_list ap;
@@ -613,8 +611,8 @@ static bool accepts_gzip(tsi_req *r)
     if (!g)
         return false;
     const char *q = strstr(g, "q=0");
-    if (q && (q[3] == '\0' || q[3] == ',' || q[3] == ' ' || (q[3] == '.' && q[4] == '0' &&
-                                                              !strpbrk(q + 4, "123456789"))))
+    if (q && (q[3] == '\0' || q[3] == ',' || q[3] == ' ' ||
+              (q[3] == '.' && q[4] == '0' && !strpbrk(q + 4, "123456789"))))
         return false;
     return true;
 }
@@ -761,12 +759,12 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         }
     atomic_fetch_add(&a->m.sum_us[rt], (unsigned long long)(dt * 1e6));
     if (a->access_log || r->status >= 500) {
-        enum tsi_log_level lv = r->status >= 500 ? TSI_LOG_ERROR
+        enum tsi_log_level lv = r->status >= 500   ? TSI_LOG_ERROR
                                 : r->status >= 400 ? TSI_LOG_WARN
                                                    : TSI_LOG_INFO;
-        tsi_log(lv, "api", "req=%s %s %s status=%d bytes=%zu ms=%.2f route=%s%s%s%s%s%s%s%s",
-                r->id, r->method ? r->method : "-", r->path ? r->path : "-", r->status, cx->sent,
-                dt * 1e3, tsi_route_names[rt], r->data_source ? " source=" : "",
+        tsi_log(lv, "api", "req=%s %s %s status=%d bytes=%zu ms=%.2f route=%s%s%s%s%s%s%s%s", r->id,
+                r->method ? r->method : "-", r->path ? r->path : "-", r->status, cx->sent, dt * 1e3,
+                tsi_route_names[rt], r->data_source ? " source=" : "",
                 r->data_source ? r->data_source : "", r->err_code ? " code=" : "",
                 r->err_code ? r->err_code : "", r->err_field ? " field=" : "",
                 r->err_field ? r->err_field : "",
@@ -800,8 +798,7 @@ static void resolve_web_dir(tsi_api *a, const char *opt)
         struct stat st;
         if (stat(cand[i], &st) == 0 && S_ISDIR(st.st_mode)) {
             char real[PATH_MAX];
-            snprintf(a->web_dir, sizeof a->web_dir, "%s",
-                     realpath(cand[i], real) ? real : cand[i]);
+            snprintf(a->web_dir, sizeof a->web_dir, "%s", realpath(cand[i], real) ? real : cand[i]);
             return;
         }
     }
@@ -904,12 +901,11 @@ int tsi_cmd_serve(int argc, char **argv)
     }
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        (uint16_t)a->port, NULL, NULL, answer, a, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)a->threads, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)tsi_opts_int(&o, "max-header"),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed,
-        NULL, MHD_OPTION_END);
+        (uint16_t)a->port, NULL, NULL, answer, a, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->threads,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)tsi_opts_int(&o, "max-header"), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "tsi serve: cannot listen on port %d: %s\n", a->port, strerror(errno));
         atomic_store(&a->stop, 1);

@@ -183,8 +183,10 @@ static int recover(duckdb_connection con, const char *dir, const char *prefix)
             }
             tsi_info("archive", "finished an interrupted compaction dir=%s file=%s", dir, final);
         } else {
-            tsi_warn("archive", "interrupted compaction left a file that does not match its "
-                                "manifest: inputs kept dir=%s file=%s", dir, final);
+            tsi_warn("archive",
+                     "interrupted compaction left a file that does not match its "
+                     "manifest: inputs kept dir=%s file=%s",
+                     dir, final);
         }
     } else {
         if (tmp[0] && strchr(tmp, '\n') == NULL && strncmp(tmp, dir, strlen(dir)) == 0)
@@ -450,8 +452,9 @@ static int cmd_compact(int argc, char **argv)
 }
 
 static const tsi_command archive_subs[] = {
-    {"compact", "merge each closed hour's small Parquet files into one (counts and checksums "
-                "checked)",
+    {"compact",
+     "merge each closed hour's small Parquet files into one (counts and checksums "
+     "checked)",
      cmd_compact},
     {NULL, NULL, NULL},
 };

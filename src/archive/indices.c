@@ -174,8 +174,7 @@ int tsi_indices_write(duckdb_connection con, const char *root, const tsi_rt_row 
         if (!isfinite(rows[i].combined_index))
             return tsi_error_set(err, TSI_E_INVALID, "index row without a combined index",
                                  "intersection=%lld minute_ms=%lld",
-                                 (long long)rows[i].intersection_id,
-                                 (long long)rows[i].minute_ms);
+                                 (long long)rows[i].intersection_id, (long long)rows[i].minute_ms);
     if ((rc = append_rows(con, rows, n, conf, nconf, err)) < 0)
         return rc;
     long long r1 = write_table(con, root, "tsi_idx_buf", "indices", &st.files, err);

@@ -69,8 +69,8 @@ int tsi_duck_exec(duckdb_connection con, const char *sql, duckdb_result *res, ts
     duckdb_result *r = res ? res : &local;
     if (duckdb_query(con, sql, r) == DuckDBError) {
         const char *m = duckdb_result_error(r);
-        tsi_error_set(err, TSI_E_PARQUET, "DuckDB statement failed", "%.300s | %.150s",
-                      m ? m : "?", sql);
+        tsi_error_set(err, TSI_E_PARQUET, "DuckDB statement failed", "%.300s | %.150s", m ? m : "?",
+                      sql);
         duckdb_destroy_result(r);
         return TSI_E_PARQUET;
     }

@@ -43,7 +43,7 @@ void tsi_archive_root(char *buf, size_t len);
 typedef struct tsi_archive tsi_archive;
 
 typedef struct tsi_archive_stats {
-    long long files;             /* files published by the last flush */
+    long long files;                /* files published by the last flush */
     long long rows[TSI_RAW__COUNT]; /* rows written by the last flush, per type */
 } tsi_archive_stats;
 

@@ -36,8 +36,8 @@ const tsi_option tsi_collect_options[] = {
      "seconds a minute window waits for late messages", "0..600"},
     {"radius-m", TSI_OPT_DOUBLE, "150", "TSI_RADIUS_M",
      "assignment radius around an intersection's reference point", "1..5000"},
-    {"poll-ms", TSI_OPT_INT, "1000", "TSI_POLL_MS", "REST polling interval of a stream that is down",
-     "100..600000"},
+    {"poll-ms", TSI_OPT_INT, "1000", "TSI_POLL_MS",
+     "REST polling interval of a stream that is down", "100..600000"},
     {"mapdata-seconds", TSI_OPT_INT, "300", "TSI_MAPDATA_SECONDS", "MapData refresh interval",
      "5..86400"},
     {"spat-seconds", TSI_OPT_INT, "10", "TSI_SPAT_SECONDS",
@@ -52,8 +52,8 @@ const tsi_option tsi_collect_options[] = {
      "accept any certificate on wss:// (tests only)", NULL},
     {"archive-dir", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
      "the Parquet archive (default $TSI_HOME/archive)", NULL},
-    {"spool-dir", TSI_OPT_PATH, NULL, "TSI_SPOOL_DIR", "the database spool (default $TSI_HOME/spool)",
-     NULL},
+    {"spool-dir", TSI_OPT_PATH, NULL, "TSI_SPOOL_DIR",
+     "the database spool (default $TSI_HOME/spool)", NULL},
     {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
      "IANA time zone of hour_of_day and day_of_week", NULL},
     {"no-db", TSI_OPT_BOOL, "false", "TSI_COLLECT_NO_DB",
@@ -72,8 +72,8 @@ static const char USAGE[] = "usage: tsi collect [options]   (VCC_CLIENT_ID / VCC
 typedef struct settings {
     char vcc_url[512];
     bool poll_only;
-    int flush_s, grace_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms, timeout_ms,
-        status_s, duration_s;
+    int flush_s, grace_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms, timeout_ms, status_s,
+        duration_s;
     double radius_m;
     bool tls_insecure, no_db;
     char archive[PATH_MAX], spool[PATH_MAX], tz[128];
@@ -134,6 +134,7 @@ typedef struct daemon {
     qitem *head, *tail;
     long long qlen, qmax;
     atomic_bool stop;
+    volatile int cancel; /* aborts VCC requests in flight at shutdown */
     atomic_bool stream_up[2];
     atomic_llong reconnects, stream_frames, poll_errors, vcc_errors;
     atomic_bool mapdata_now, have_mapdata;
@@ -216,7 +217,8 @@ static tsi_vcc *make_client(daemon_t *d, tsi_error *err)
 {
     tsi_vcc_config vc = {.base_url = d->s.vcc_url,
                          .timeout_ms = d->s.timeout_ms,
-                         .min_gap_ms = d->s.min_gap_ms};
+                         .min_gap_ms = d->s.min_gap_ms,
+                         .cancel = &d->cancel};
     tsi_vcc *c = NULL;
     if (tsi_vcc_new(&c, &vc, err) < 0)
         return NULL;
@@ -293,8 +295,8 @@ static void *stream_main(void *arg)
     tsi_ws_client *c = NULL;
     tsi_error e = {0};
     if (tsi_ws_client_new(&c, &cfg, &e) < 0) {
-        tsi_err("collect", "cannot create a stream client err=%s detail=%s",
-                tsi_error_name(e.code), e.detail);
+        tsi_err("collect", "cannot create a stream client err=%s detail=%s", tsi_error_name(e.code),
+                e.detail);
         return NULL;
     }
     pthread_mutex_lock(&d->ws_mu);
@@ -338,8 +340,8 @@ static void *poll_main(void *arg)
                 map_backoff = 1000;
             } else {
                 atomic_fetch_add(&d->vcc_errors, 1);
-                tsi_warn("collect", "MapData fetch failed err=%s detail=%s",
-                         tsi_error_name(e.code), e.detail);
+                tsi_warn("collect", "MapData fetch failed err=%s detail=%s", tsi_error_name(e.code),
+                         e.detail);
                 next_map = now + map_backoff;
                 map_backoff = map_backoff * 2 > 60000 ? 60000 : map_backoff * 2;
             }
@@ -360,8 +362,8 @@ static void *poll_main(void *arg)
                 if (!d->s.poll_only && atomic_load(&d->stream_up[k]))
                     continue;
                 tsi_buf_reset(&b);
-                int rc = k == 0 ? tsi_vcc_bsm_current(vcc, &b, &e)
-                                : tsi_vcc_psm_current(vcc, &b, &e);
+                int rc =
+                    k == 0 ? tsi_vcc_bsm_current(vcc, &b, &e) : tsi_vcc_psm_current(vcc, &b, &e);
                 if (rc == 0)
                     enqueue(d, k == 0 ? Q_BSM : Q_PSM, b.data ? b.data : "[]", b.len);
                 else {
@@ -386,8 +388,9 @@ static void load_constants(tsi_pipeline *p)
     tsi_error e = {0};
     PGconn *c = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e);
     if (!c) {
-        tsi_warn("collect", "constants not loaded (database unreachable): keeping the current set "
-                            "detail=%s",
+        tsi_warn("collect",
+                 "constants not loaded (database unreachable): keeping the current set "
+                 "detail=%s",
                  e.detail);
         return;
     }
@@ -397,8 +400,9 @@ static void load_constants(tsi_pipeline *p)
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
         const char *js = PQgetvalue(r, 0, 0);
         if (tsi_constants_from_json(js, strlen(js), &k, &e) < 0) {
-            tsi_warn("collect", "constants in the database are unusable: defaults apply err=%s "
-                                "detail=%s",
+            tsi_warn("collect",
+                     "constants in the database are unusable: defaults apply err=%s "
+                     "detail=%s",
                      tsi_error_name(e.code), e.detail);
             k = tsi_constants_default;
         } else {
@@ -608,8 +612,9 @@ int tsi_cmd_collect(int argc, char **argv)
                 d->s.spat_s = ns.spat_s;
                 d->s.constants_s = ns.constants_s;
                 d->s.status_s = ns.status_s;
-                tsi_info("collect", "configuration reloaded (SIGHUP) flush_s=%d poll_ms=%d "
-                                    "mapdata_s=%d",
+                tsi_info("collect",
+                         "configuration reloaded (SIGHUP) flush_s=%d poll_ms=%d "
+                         "mapdata_s=%d",
                          ns.flush_s, ns.poll_ms, ns.mapdata_s);
             } else {
                 tsi_warn("collect", "SIGHUP: the new configuration is invalid, keeping the old");
@@ -656,8 +661,9 @@ int tsi_cmd_collect(int argc, char **argv)
         }
         if (now - last_flush >= (int64_t)d->s.flush_s * 1000) {
             if (tsi_pipeline_flush_raw(p, &e) < 0)
-                tsi_err("collect", "archive flush failed (rows kept for the next) err=%s "
-                                   "detail=%s",
+                tsi_err("collect",
+                        "archive flush failed (rows kept for the next) err=%s "
+                        "detail=%s",
                         tsi_error_name(e.code), e.detail);
             last_flush = now;
         }
@@ -674,6 +680,7 @@ int tsi_cmd_collect(int argc, char **argv)
     status = 0;
 out:
     atomic_store(&d->stop, true);
+    d->cancel = 1;
     pthread_mutex_lock(&d->ws_mu);
     for (int k = 0; k < 2; k++)
         if (d->ws[k])
@@ -716,18 +723,22 @@ out:
                 tsi_pipeline_spat(p, it->data, it->len, it->received_ms);
             free(it);
         }
-        write_status(d, p, in, false);
-        tsi_pipeline_free(p, status == 0);
+        if (status == 0)
+            tsi_pipeline_finish(p);
+        if (in) {
+            long long left = tsi_ingest_sync(in, 5000);
+            if (left > 0)
+                tsi_warn("collect",
+                         "database not reached before exit: rows wait in the spool "
+                         "records=%lld",
+                         left);
+        }
+        write_status(d, p, in, true);
+        tsi_pipeline_free(p, false);
         p = NULL;
     }
-    if (in) {
-        long long left = tsi_ingest_sync(in, 5000);
-        if (left > 0)
-            tsi_warn("collect", "database not reached before exit: rows wait in the spool "
-                                "records=%lld",
-                     left);
+    if (in)
         tsi_ingest_close(in);
-    }
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->ws_mu);

@@ -78,8 +78,8 @@ static void on_window(void *ud, const tsi_window_result *r)
     int hour, dow;
     local_hour_dow(f->minute_ms, &hour, &dow);
     double prior[3];
-    int src = p->priors ? tsi_priors_get(p->priors, f->intersection_id, hour, prior)
-                        : TSI_PRIOR_NONE;
+    int src =
+        p->priors ? tsi_priors_get(p->priors, f->intersection_id, hour, prior) : TSI_PRIOR_NONE;
     tsi_index_eb(&x, f, p->constants.k, src != TSI_PRIOR_NONE ? prior : NULL, src);
     p->rows = grow(p->rows, &p->caprows, p->nrows + 1, sizeof *p->rows);
     tsi_rt_row *row = &p->rows[p->nrows++];
@@ -150,18 +150,22 @@ int tsi_pipeline_new(tsi_pipeline **out, const tsi_pipeline_config *cfg, tsi_ing
     return 0;
 }
 
+void tsi_pipeline_finish(tsi_pipeline *p)
+{
+    tsi_engine_flush(p->engine);
+    tsi_pipeline_flush_rows(p, true);
+    tsi_error e = {0};
+    if (tsi_pipeline_flush_raw(p, &e) < 0)
+        tsi_err("collect", "final archive flush failed err=%s detail=%s", tsi_error_name(e.code),
+                e.detail);
+}
+
 void tsi_pipeline_free(tsi_pipeline *p, bool final)
 {
     if (!p)
         return;
-    if (final && p->engine) {
-        tsi_engine_flush(p->engine);
-        tsi_pipeline_flush_rows(p, true);
-        tsi_error e = {0};
-        if (tsi_pipeline_flush_raw(p, &e) < 0)
-            tsi_err("collect", "final archive flush failed err=%s detail=%s",
-                    tsi_error_name(e.code), e.detail);
-    }
+    if (final && p->engine)
+        tsi_pipeline_finish(p);
     tsi_engine_free(p->engine);
     tsi_registry_free(p->reg);
     tsi_archive_close(p->archive);
@@ -313,8 +317,8 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
     int rc = tsi_mapdata_decode(txt, n, &md, &e);
     p->c.mapdata_in++;
     tsi_error ae = {0};
-    if (tsi_archive_add_mapdata(p->archive, rc < 0 ? NULL : &md,
-                                rc < 0 ? tsi_error_name(rc) : NULL, txt, n, received_ms, &ae) < 0)
+    if (tsi_archive_add_mapdata(p->archive, rc < 0 ? NULL : &md, rc < 0 ? tsi_error_name(rc) : NULL,
+                                txt, n, received_ms, &ae) < 0)
         p->c.archive_errors++;
     if (rc < 0) {
         p->c.rejected++;
@@ -357,8 +361,8 @@ int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t re
         return mapdata_element(p, js, len, received_ms); /* one object, or rejected whole */
     }
     for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i))
-        stored += mapdata_element(p, d.js + d.tok[i].start,
-                                  (size_t)(d.tok[i].end - d.tok[i].start), received_ms);
+        stored += mapdata_element(p, d.js + d.tok[i].start, (size_t)(d.tok[i].end - d.tok[i].start),
+                                  received_ms);
     tsi_json_free(&d);
     return stored;
 }
@@ -421,8 +425,7 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
     r->intersection_id = a->intersection_id;
     snprintf(r->issue_type, sizeof r->issue_type, "%s", ISSUE[a->issue]);
     snprintf(r->severity, sizeof r->severity, "%s", a->issue == 0 ? "warning" : "info");
-    static const char *const what[3] = {"rejected by the decoder",
-                                        "matched no intersection",
+    static const char *const what[3] = {"rejected by the decoder", "matched no intersection",
                                         "arrived after their window closed"};
     snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
              what[a->issue]);
@@ -453,8 +456,9 @@ long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality)
         if (tsi_indices_write(tsi_archive_duck(p->archive), p->root, p->rows, p->nrows, p->conf,
                               p->nconf, &st, &e) < 0) {
             p->c.archive_errors++;
-            tsi_err("collect", "indices Parquet write failed (rows kept for the next flush) "
-                               "err=%s detail=%s",
+            tsi_err("collect",
+                    "indices Parquet write failed (rows kept for the next flush) "
+                    "err=%s detail=%s",
                     tsi_error_name(e.code), e.detail);
         }
         p->c.index_files += st.files;

@@ -37,11 +37,11 @@ typedef struct tsi_pipeline_config {
 } tsi_pipeline_config;
 
 typedef struct tsi_collect_counters {
-    long long frames, frames_rejected;   /* BSM/PSM bodies, and those unusable as a whole */
-    long long messages_in;               /* BSM + PSM elements seen */
+    long long frames, frames_rejected; /* BSM/PSM bodies, and those unusable as a whole */
+    long long messages_in;             /* BSM + PSM elements seen */
     long long accepted, deduped, unmatched, late, rejected;
     long long mapdata_in, spat_in, intersections_new;
-    long long windows, rows_indexed;     /* closed windows, rows produced */
+    long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
     long long dq_rows;
 } tsi_collect_counters;
@@ -50,7 +50,9 @@ typedef struct tsi_pipeline tsi_pipeline;
 
 int tsi_pipeline_new(tsi_pipeline **out, const tsi_pipeline_config *cfg, tsi_ingest *ingest,
                      tsi_error *err);
-/* Final: closes every open window and flushes everything (archive, indices, spool). */
+/* Closes every open window and flushes everything (archive, indices, spool). */
+void tsi_pipeline_finish(tsi_pipeline *p);
+/* final: tsi_pipeline_finish first. */
 void tsi_pipeline_free(tsi_pipeline *p, bool final);
 
 /* kind TSI_RAW_BSM or TSI_RAW_PSM: a stream frame (array; "[]" is a keepalive) or one

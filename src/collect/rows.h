@@ -12,7 +12,7 @@
 /* One row of safety_indices_realtime plus the features that produced it. */
 typedef struct tsi_rt_row {
     int64_t intersection_id;
-    int64_t minute_ms; /* window start, epoch ms, a multiple of 60000 ("timestamp") */
+    int64_t minute_ms;     /* window start, epoch ms, a multiple of 60000 ("timestamp") */
     double combined_index; /* required, 0..100 */
     double combined_index_eb, vru_index, vru_index_eb, vehicle_index, vehicle_index_eb;
     int32_t traffic_volume, vru_count, vehicle_event_count, vru_event_count;
@@ -27,9 +27,9 @@ typedef struct tsi_rt_row {
 typedef struct tsi_conflict_row {
     int64_t intersection_id;
     int64_t minute_ms;
-    int kind;             /* 1 = vehicle-vehicle, 2 = VRU-vehicle */
-    int64_t id_a, id_b;   /* the two temporary ids */
-    double min_ttc_s;     /* NAN when only the distance rule fired */
+    int kind;           /* 1 = vehicle-vehicle, 2 = VRU-vehicle */
+    int64_t id_a, id_b; /* the two temporary ids */
+    double min_ttc_s;   /* NAN when only the distance rule fired */
     double min_distance_m;
     int64_t at_ms; /* time of the sample that fired */
 } tsi_conflict_row;
@@ -49,8 +49,8 @@ typedef struct tsi_isect_row {
     int64_t id;
     char name[128];
     double latitude, longitude;
-    int lane_count; /* -1 = NULL */
-    int revision;   /* -1 = NULL */
+    int lane_count;      /* -1 = NULL */
+    int revision;        /* -1 = NULL */
     char metadata[1024]; /* JSON object */
 } tsi_isect_row;
 

@@ -265,8 +265,8 @@ int tsi_json_parse_alloc(tsi_json *d, const char *js, size_t len, int max_toks, 
         d->tok = NULL;
         d->ntok = 0;
         if (rc == TSI_E_TOO_BIG || rc >= 0)
-            rc = tsi_error_set(err, TSI_E_JSON_TRUNCATED,
-                               "JSON ends before the value is complete", "%zu bytes", len);
+            rc = tsi_error_set(err, TSI_E_JSON_TRUNCATED, "JSON ends before the value is complete",
+                               "%zu bytes", len);
         return rc;
     }
     if (need < 0)

@@ -104,8 +104,8 @@ struct tsi_ingest {
     pthread_cond_t drained; /* wakes tsi_ingest_sync */
     pthread_t thread;
     bool thread_started, stop, paused;
-    off_t read_off, end;  /* spool: [read_off, end) waits */
-    off_t replay_end;     /* records before this offset waited for the database */
+    off_t read_off, end; /* spool: [read_off, end) waits */
+    off_t replay_end;    /* records before this offset waited for the database */
     tsi_ingest_stats st;
     /* writer-thread only */
     PGconn *conn;
@@ -215,7 +215,7 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
     if (cfg)
         in->cfg = *cfg;
     if (in->cfg.batch_rows <= 0)
-        in->cfg.batch_rows = 5000;
+        in->cfg.batch_rows = 20000;
     if (in->cfg.retry_min_ms <= 0)
         in->cfg.retry_min_ms = 200;
     if (in->cfg.retry_max_ms <= 0)
@@ -235,14 +235,13 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
     }
     in->fd = open(in->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (in->fd < 0) {
-        rc = tsi_error_set(err, TSI_E_IO, "cannot open spool", "%s: %s", in->path,
-                           strerror(errno));
+        rc = tsi_error_set(err, TSI_E_IO, "cannot open spool", "%s: %s", in->path, strerror(errno));
         free(in);
         return rc;
     }
     if (flock(in->fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = tsi_error_set(err, TSI_E_EXISTS, "the spool is in use by another process",
-                           "%s: %s", in->path, strerror(errno));
+        rc = tsi_error_set(err, TSI_E_EXISTS, "the spool is in use by another process", "%s: %s",
+                           in->path, strerror(errno));
         close(in->fd);
         free(in);
         return rc;
@@ -536,8 +535,8 @@ static int check(tsi_ingest *in, PGresult *r, ExecStatusType want, const char *w
     line[strcspn(line, "\n")] = '\0';
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (kind == 1 || in->cfg.batch_rows > 0)
-        tsi_warn("ingest", "database write failed step=%s sqlstate=%s err=%s", what,
-                 st ? st : "-", line);
+        tsi_warn("ingest", "database write failed step=%s sqlstate=%s err=%s", what, st ? st : "-",
+                 line);
     set_last_error(in, "%s: %s", what, line);
     PQclear(r);
     return kind;
@@ -601,10 +600,10 @@ static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
     for (int f = 0; f < 3; f++)
         if (in->has_feat[f])
             tsi_buf_printf(&cols, ", %s", FEAT_COLS[f]);
-    const char *names[] = {"combined_index", "combined_index_eb", "vru_index", "vru_index_eb",
-                           "vehicle_index", "vehicle_index_eb", "traffic_volume", "vru_count",
-                           "vehicle_event_count", "vru_event_count", "hour_of_day",
-                           "day_of_week"};
+    const char *names[] = {"combined_index",  "combined_index_eb", "vru_index",
+                           "vru_index_eb",    "vehicle_index",     "vehicle_index_eb",
+                           "traffic_volume",  "vru_count",         "vehicle_event_count",
+                           "vru_event_count", "hour_of_day",       "day_of_week"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         tsi_buf_printf(&set, "%s%s = EXCLUDED.%s", i ? ", " : "", names[i], names[i]);
     for (int f = 0; f < 3; f++)
@@ -647,8 +646,13 @@ static int write_isects(tsi_ingest *in, rec *v, size_t n)
         snprintf(lon, sizeof lon, "%.17g", x->longitude);
         snprintf(lanes, sizeof lanes, "%d", x->lane_count);
         snprintf(rev, sizeof rev, "%d", x->revision);
-        const char *p[7] = {id, x->name, lat, lon, x->lane_count >= 0 ? lanes : NULL,
-                            x->revision >= 0 ? rev : NULL, x->metadata[0] ? x->metadata : "{}"};
+        const char *p[7] = {id,
+                            x->name,
+                            lat,
+                            lon,
+                            x->lane_count >= 0 ? lanes : NULL,
+                            x->revision >= 0 ? rev : NULL,
+                            x->metadata[0] ? x->metadata : "{}"};
         int k = check(in, PQexecParams(in->conn, SQL_ISECT, 7, NULL, p, NULL, NULL, 0),
                       PGRES_COMMAND_OK, "upsert intersection");
         if (k)
@@ -737,8 +741,8 @@ static int connect_db(tsi_ingest *in)
     pthread_mutex_lock(&in->mu);
     in->st.connected = true;
     pthread_mutex_unlock(&in->mu);
-    tsi_info("ingest", "connected to the database features=%d", in->has_feat[0] + in->has_feat[1] +
-                                                                     in->has_feat[2]);
+    tsi_info("ingest", "connected to the database features=%d",
+             in->has_feat[0] + in->has_feat[1] + in->has_feat[2]);
     return 0;
 fail:
     PQfinish(in->conn);
@@ -759,8 +763,8 @@ static void drop_conn(tsi_ingest *in)
 
 /* reads up to max records of one type starting at off (< end); returns the count and the
  * offset after them; skipped corrupt frames are counted */
-static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t max,
-                         off_t *next, long long *corrupt)
+static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t max, off_t *next,
+                         long long *corrupt)
 {
     size_t n = 0;
     unsigned char *buf = malloc(READ_CHUNK);
@@ -903,8 +907,9 @@ static void *writer_main(void *arg)
                     ok++;
                 else if (k == 2) {
                     add[3]++;
-                    tsi_err("ingest", "record refused by the database, dropped type=%d "
-                                      "spool_offset=%lld",
+                    tsi_err("ingest",
+                            "record refused by the database, dropped type=%d "
+                            "spool_offset=%lld",
                             v[i].type, (long long)v[i].off);
                 }
             }

@@ -39,24 +39,24 @@ typedef struct tsi_ingest tsi_ingest;
 
 typedef struct tsi_ingest_config {
     const char *spool_dir; /* NULL = $TSI_HOME/spool */
-    int batch_rows;        /* records per transaction; 0 = 5000 */
+    int batch_rows;        /* records per transaction; 0 = 20000 */
     int retry_min_ms;      /* first reconnect delay; 0 = 200 */
     int retry_max_ms;      /* cap of the backoff; 0 = 30000 */
     bool start_paused;     /* tests: the writer thread waits for tsi_ingest_resume */
 } tsi_ingest_config;
 
 typedef struct tsi_ingest_stats {
-    long long rows_written;    /* realtime rows upserted */
-    long long isects_written;  /* intersections upserted */
-    long long dq_written;      /* data_quality_log rows inserted */
-    long long rejected;        /* records the database refused and that were dropped */
-    long long orphans;         /* rows of unknown intersections, dropped */
-    long long spool_records;   /* records waiting in the spool */
-    long long spool_bytes;     /* bytes waiting */
-    long long spool_corrupt;   /* corrupt records skipped (torn tails included) */
-    long long replayed;        /* records written that had waited for the database */
-    long long db_errors;       /* failed connections and transactions */
-    long long batches;         /* committed transactions */
+    long long rows_written;   /* realtime rows upserted */
+    long long isects_written; /* intersections upserted */
+    long long dq_written;     /* data_quality_log rows inserted */
+    long long rejected;       /* records the database refused and that were dropped */
+    long long orphans;        /* rows of unknown intersections, dropped */
+    long long spool_records;  /* records waiting in the spool */
+    long long spool_bytes;    /* bytes waiting */
+    long long spool_corrupt;  /* corrupt records skipped (torn tails included) */
+    long long replayed;       /* records written that had waited for the database */
+    long long db_errors;      /* failed connections and transactions */
+    long long batches;        /* committed transactions */
     bool connected;
     char last_error[256];
 } tsi_ingest_stats;

@@ -666,6 +666,27 @@ static bool dir_empty_or_absent(const char *path)
     return empty;
 }
 
+/* The socket lives in the data directory, so a backup carries the socket's lock file
+ * (.s.PGSQL.<port>.lock) with the old postmaster's pid: when that pid has been reused by
+ * a live process, the restored server refuses to start. They are stale after a restore. */
+static void remove_socket_locks(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, ".s.PGSQL.", 9) == 0 && n > 5 &&
+            strcmp(e->d_name + n - 5, ".lock") == 0) {
+            char path[PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 /* Waits (up to 10 minutes) until the server has left recovery. */
 static int wait_promoted(tsi_error *err)
 {
@@ -760,8 +781,16 @@ static int restore(const char *to, const char *target_dir, bool in_place, char *
         extra[n++] = "--archive-mode=off";
     extra[n] = NULL;
     tsi_info("backup", "restoring into %s target=%s", dir, target[0] ? target : "end of WAL");
-    if ((rc = pgbackrest("restore", extra, NULL, 0, err)) < 0)
+    char out[4096];
+    if ((rc = pgbackrest("restore", extra, out, sizeof out, err)) < 0) {
+        if (strstr(out, "[075]"))
+            tsi_error_set(err, rc, "no backup ended before the target time",
+                          "%s: the window starts at the end of the oldest backup (`tsi backup "
+                          "list`; pgBackRest counts whole seconds)",
+                          target);
         return rc;
+    }
+    remove_socket_locks(dir);
     if (in_place) {
         tsi_info("backup", "starting the restored cluster (recovery runs first)");
         /* the server accepts connections while it still replays WAL (hot standby), and the

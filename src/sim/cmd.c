@@ -49,6 +49,10 @@ const tsi_option tsi_sim_options[] = {
      "minutes of ground truth kept per intersection", "1..10080"},
     {"warmup", TSI_OPT_INT, "120", "TSI_SIM_WARMUP",
      "simulated seconds run before start so traffic is present at once", "0..3600"},
+    {"backpressure", TSI_OPT_ENUM, "on", "TSI_SIM_BACKPRESSURE",
+     "on: the clock waits for a stream reader more than 3 frames behind (one stuck 10 s is "
+     "left behind); off: slow readers lose their oldest frames",
+     "on|off"},
     {"http-error-rate", TSI_OPT_DOUBLE, "0", NULL, "fault: share of /api requests answered 500/503",
      "0..1"},
     {"slow-ms", TSI_OPT_INT, "0", NULL, "fault: delay added to /api responses, ms", "0..600000"},
@@ -126,6 +130,7 @@ int tsi_cmd_sim(int argc, char **argv)
     c.refresh_lifetime_s = (int)tsi_opts_int(&o, "refresh-lifetime");
     c.key_lifetime_s = (int)tsi_opts_int(&o, "key-lifetime");
     c.current_seconds = (int)tsi_opts_int(&o, "current-seconds");
+    c.backpressure = strcmp(tsi_opts_str(&o, "backpressure"), "on") == 0;
     c.faults.http_error_rate = tsi_opts_double(&o, "http-error-rate");
     c.faults.slow_ms = (int)tsi_opts_int(&o, "slow-ms");
     c.faults.slow_rate = tsi_opts_double(&o, "slow-rate");

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <libwebsockets.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "base/buf.h"
@@ -18,13 +21,16 @@
 #include "core/json.h"
 #include "sim/msg.h"
 
-#define MAX_BODY       (64 * 1024)
-#define CHUNK          (64 * 1024)
-#define WS_CHUNK       (1024 * 1024)
-#define MAX_ARGS       16
-#define TICK_BUDGET_US 20000
-#define QUEUE_MAX      16384
-#define MAX_TRUTH_MIN  (24 * 60)
+#define MAX_BODY        (64 * 1024)
+#define CHUNK           (64 * 1024)
+#define WS_CHUNK        (1024 * 1024)
+#define MAX_ARGS        16
+#define TICK_BUDGET_US  20000
+#define QUEUE_MAX       16384
+#define QUEUE_MAX_BYTES ((size_t)256 << 20) /* per client */
+#define MAX_TRUTH_MIN   (24 * 60)
+#define BP_FRAMES       3
+#define BP_STALL_US     (10 * 1000000LL)
 
 enum { K_HTTP = 0, K_BSM, K_PSM, K_SPAT };
 
@@ -53,8 +59,9 @@ typedef struct sess {
     bool *match; /* per intersection, NULL = everything */
     int spat_isect;
     frame **q;
-    size_t qcap, qhead, qn;
-    frame *cur; /* being sent, from cur_off */
+    size_t qcap, qhead, qn, qbytes;
+    int64_t bp_since; /* mono us since the backlog is over BP_FRAMES, 0: not */
+    frame *cur;       /* being sent, from cur_off */
     size_t cur_off;
     uint64_t dropped;
 } sess;
@@ -514,14 +521,24 @@ static void frame_unref(frame *f)
         free(f);
 }
 
+static void drop_oldest(sess *c)
+{
+    frame *o = c->q[c->qhead]; /* a slow client loses its oldest frame */
+    c->qbytes -= o->len;
+    frame_unref(o);
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qn--;
+    c->dropped++;
+}
+
 static void enqueue(sess *c, frame *f)
 {
+    /* bounded by count and by bytes: a stalled client cannot hold the process's memory */
+    while (c->qn > 0 && c->qbytes + f->len > QUEUE_MAX_BYTES)
+        drop_oldest(c);
     if (c->qn == c->qcap) {
         if (c->qcap >= QUEUE_MAX) {
-            frame_unref(c->q[c->qhead]); /* a slow client loses its oldest frame */
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qn--;
-            c->dropped++;
+            drop_oldest(c);
         } else {
             size_t ncap = c->qcap ? c->qcap * 2 : 16;
             frame **nq = malloc(sizeof *nq * ncap);
@@ -538,6 +555,7 @@ static void enqueue(sess *c, frame *f)
     f->refs++;
     c->q[(c->qhead + c->qn) % c->qcap] = f;
     c->qn++;
+    c->qbytes += f->len;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -655,13 +673,37 @@ static void fan_out(server *S)
     tsi_buf_free(&tmp);
 }
 
+/* Backpressure: true while a stream reader has more than BP_FRAMES frames waiting (and has
+ * not been stuck so for BP_STALL_US: a reader that stopped reading no longer holds the
+ * simulation back; its queue then drops its oldest frames). */
+static bool backlogged(server *S)
+{
+    if (!S->cfg->backpressure)
+        return false;
+    int64_t now = mono_us();
+    bool any = false;
+    for (sess *c = S->clients; c; c = c->next) {
+        if (c->kind != K_BSM && c->kind != K_PSM)
+            continue;
+        if (c->qn < BP_FRAMES) {
+            c->bp_since = 0;
+            continue;
+        }
+        if (c->bp_since == 0)
+            c->bp_since = now;
+        if (now - c->bp_since < BP_STALL_US)
+            any = true;
+    }
+    return any;
+}
+
 /* Runs the ticks that are due, for at most TICK_BUDGET_US of wall time (so the sockets are
  * served in between when the model is behind the clock). Returns true when still behind. */
 static bool run_ticks(server *S)
 {
     int64_t t0 = mono_us();
     while (tsi_sim_model_now(S->model) + TSI_SIM_TICK_MS <= sim_target(S)) {
-        if (mono_us() - t0 >= TICK_BUDGET_US)
+        if (mono_us() - t0 >= TICK_BUDGET_US || backlogged(S))
             return true;
         size_t n;
         const tsi_sim_sample *smp = tsi_sim_model_step(S->model, &n);
@@ -678,7 +720,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     run_ticks(S);
     int64_t next = tsi_sim_model_now(S->model) + TSI_SIM_TICK_MS;
     int64_t target = sim_target(S);
-    lws_usec_t delay = 100; /* behind: catch up again right after a poll of the sockets */
+    /* behind: catch up again right after a poll of the sockets (a little later when a
+     * reader holds the model back) */
+    lws_usec_t delay = backlogged(S) ? 2000 : 100;
     if (next > target)
         delay = (lws_usec_t)((double)(next - target) * 1000.0 / S->cfg->speed);
     if (delay < 1)
@@ -1303,6 +1347,13 @@ static int ws_established(server *S, struct lws *wsi, sess *s)
         return -1;
     s->kind = kk->kind;
     s->spat_isect = kk->spat_isect;
+    /* frames go out in large pieces back to back: no Nagle delay on their tails */
+    int one = 1, fd = (int)lws_get_socket_fd(wsi);
+    int sndbuf = 8 << 20; /* a frame of 1,000 busy intersections is ~10 MB */
+    if (fd >= 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
     kk->claimed_by = NULL;
     s->wsi = wsi;
     collect_args(wsi, s);
@@ -1358,6 +1409,7 @@ static int ws_writable(server *S, struct lws *wsi, sess *s)
         s->cur = s->q[s->qhead];
         s->qhead = (s->qhead + 1) % s->qcap;
         s->qn--;
+        s->qbytes -= s->cur->len;
         s->cur_off = 0;
     }
     frame *f = s->cur;

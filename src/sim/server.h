@@ -35,6 +35,7 @@ typedef struct tsi_sim_server_cfg {
     const char *client_id, *client_secret;
     int auth_lifetime_s, refresh_lifetime_s, key_lifetime_s;
     int current_seconds; /* window of /api/{bsm,psm}/current */
+    bool backpressure;   /* the model waits for stream readers more than 3 frames behind */
     tsi_sim_faults faults;
     const char *port_file; /* when set, the bound port is written there once listening */
 } tsi_sim_server_cfg;

@@ -26,6 +26,7 @@ struct tsi_vcc {
     char refresh[4096];
     int64_t refresh_exp_ms;
     int64_t last_req_ms;
+    const volatile int *cancel;
     tsi_vcc_stats st;
 };
 
@@ -72,6 +73,7 @@ int tsi_vcc_new(tsi_vcc **out, const tsi_vcc_config *cfg, tsi_error *err)
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     c->min_gap_ms = cfg->min_gap_ms < 0 ? 100 : cfg->min_gap_ms;
     c->margin_s = cfg->refresh_margin_s > 0 ? cfg->refresh_margin_s : 60;
+    c->cancel = cfg->cancel;
     c->curl = curl_easy_init();
     if (!c->curl || !c->id || !c->secret) {
         tsi_vcc_free(c);
@@ -115,6 +117,16 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t x, curl_off_t y)
+{
+    (void)a;
+    (void)b;
+    (void)x;
+    (void)y;
+    const volatile int *cancel = ud;
+    return cancel && *cancel ? 1 : 0;
+}
+
 static void polite_wait(tsi_vcc *c)
 {
     if (c->min_gap_ms <= 0 || c->last_req_ms == 0)
@@ -154,6 +166,11 @@ static int request(tsi_vcc *c, const char *path, const char *form, const char *b
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "tsi/" TSI_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->cancel);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (form) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
@@ -261,8 +278,8 @@ static int token_request(tsi_vcc *c, bool use_refresh, tsi_error *err)
         c->st.refreshes++;
     else
         c->st.auths++;
-    tsi_info("vcc", "token obtained via=%s lifetime_s=%.0f", use_refresh ? "refresh" : "credentials",
-             exp_s);
+    tsi_info("vcc", "token obtained via=%s lifetime_s=%.0f",
+             use_refresh ? "refresh" : "credentials", exp_s);
     rc = 0;
 done:
     if (body.data)
@@ -372,8 +389,8 @@ int tsi_vcc_stream_key(tsi_vcc *c, const char *kind, char *key, size_t len, tsi_
     if (rc == 0) {
         const char *s = tsi_buf_cstr(&b);
         size_t n = b.len;
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
-                         s[n - 1] == '"'))
+        while (n > 0 &&
+               (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '"'))
             n--;
         while (n > 0 && (*s == ' ' || *s == '"')) {
             s++;

@@ -25,13 +25,14 @@
 #include "base/error.h"
 
 typedef struct tsi_vcc_config {
-    const char *base_url;      /* e.g. https://vcc.vtti.vt.edu (no trailing slash needed) */
-    const char *client_id;     /* NULL: VCC_CLIENT_ID */
-    const char *client_secret; /* NULL: VCC_CLIENT_SECRET */
-    int timeout_ms;            /* whole request; 0 = 15000 */
-    int connect_timeout_ms;    /* 0 = 5000 */
-    int min_gap_ms;            /* between two requests; 0 = none, < 0 = default 100 */
-    int refresh_margin_s;      /* renew this long before expiry; 0 = 60 */
+    const char *base_url;       /* e.g. https://vcc.vtti.vt.edu (no trailing slash needed) */
+    const char *client_id;      /* NULL: VCC_CLIENT_ID */
+    const char *client_secret;  /* NULL: VCC_CLIENT_SECRET */
+    int timeout_ms;             /* whole request; 0 = 15000 */
+    int connect_timeout_ms;     /* 0 = 5000 */
+    int min_gap_ms;             /* between two requests; 0 = none, < 0 = default 100 */
+    int refresh_margin_s;       /* renew this long before expiry; 0 = 60 */
+    const volatile int *cancel; /* optional: a request in flight aborts when *cancel != 0 */
 } tsi_vcc_config;
 
 typedef struct tsi_vcc_stats {

@@ -279,7 +279,8 @@ static int make_context(tsi_ws_client *c)
     if (c->cfg.get_url(c->cfg.ud, c->url, sizeof c->url) < 0)
         c->url[0] = '\0';
     c->have_pending = true;
-    bool tls = strncmp(c->url, "wss://", 6) == 0 || c->cfg.tls_insecure;
+    /* without TLS only when the URL is known to be ws:// (a failed first fetch keeps it) */
+    bool tls = strncmp(c->url, "ws://", 5) != 0 || c->cfg.tls_insecure;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;

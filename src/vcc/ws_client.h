@@ -66,8 +66,8 @@ int tsi_ws_client_new(tsi_ws_client **out, const tsi_ws_client_cfg *cfg, tsi_err
 /* Runs the event loop until tsi_ws_client_stop(), until timeout_ms has passed
  * (negative: no limit), or, without reconnect, until the connection ended. Returns 0, or
  * TSI_E_IO when the event loop cannot be created. The first run calls get_url once
- * before anything else: TLS support (OpenSSL) is set up only when that first URL is
- * wss:// (or tls_insecure is set), so a client of ws:// URLs stays ws://. */
+ * before anything else: TLS support (OpenSSL) is left out only when that first URL is
+ * ws:// (and tls_insecure is not set); a client of ws:// URLs cannot later open wss://. */
 int tsi_ws_client_run(tsi_ws_client *c, int timeout_ms);
 void tsi_ws_client_stop(tsi_ws_client *c); /* thread-safe */
 /* Closes the current connection (the client reconnects when configured to). Call from

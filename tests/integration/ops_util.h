@@ -29,6 +29,10 @@ typedef struct ops_cluster {
 
 static char ops_out[1 << 16];
 
+/* the clusters a test made: on failure the teardown stops every server under their
+ * directories (immediate mode) and removes them, so a failed run leaves nothing behind */
+static char ops_dirs[4][PATH_MAX];
+
 static int ops_port_free(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -69,6 +73,11 @@ static void ops_cluster_init(ops_cluster *c, const char *tag, int port_base)
     if (!mkdtemp(c->dir))
         fail_msg("mkdtemp: %s", strerror(errno));
     chmod(c->dir, 0755);
+    for (int i = 0; i < 4; i++)
+        if (!ops_dirs[i][0]) {
+            snprintf(ops_dirs[i], sizeof ops_dirs[i], "%s", c->dir);
+            break;
+        }
     snprintf(c->home, sizeof c->home, "%s/home", c->dir);
     const char *base = getenv("TSI_PG_PORT");
     c->port = ops_pick_port((base ? atoi(base) : 30000) + port_base);
@@ -161,6 +170,38 @@ static int ops_pg_ctl(const char *datadir, const char *action, int port)
     if (rc != 0)
         fprintf(stderr, "pg_ctl %s %s: rc=%d %s\n", action, datadir, rc, out);
     return rc;
+}
+
+/* cmocka teardown: stops any server left in a test's directories, removes them */
+static int ops_teardown(void **state)
+{
+    (void)state;
+    static const char *const subs[] = {"home/pg", "restored", "replica"};
+    if (getenv("OPS_KEEP")) /* keep the directories (and servers) to look at them */
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        if (!ops_dirs[i][0])
+            continue;
+        for (int k = 0; k < 3; k++) {
+            char d[PATH_MAX + 16], pid[PATH_MAX + 32];
+            snprintf(d, sizeof d, "%s/%s", ops_dirs[i], subs[k]);
+            snprintf(pid, sizeof pid, "%s/postmaster.pid", d);
+            if (access(pid, F_OK) != 0)
+                continue;
+            char *argv[] = {"/usr/lib/postgresql/15/bin/pg_ctl",
+                            "-D",
+                            d,
+                            "-m",
+                            "immediate",
+                            "-w",
+                            "stop",
+                            NULL};
+            tsi_proc_run(argv, geteuid() == 0 ? "postgres" : NULL, NULL, 0, NULL);
+        }
+        ops_rm_rf(ops_dirs[i]);
+        ops_dirs[i][0] = '\0';
+    }
+    return 0;
 }
 
 #endif

@@ -81,7 +81,8 @@ __attribute__((unused)) static void resp_free(resp *r)
 }
 
 /* header value (case-insensitive name) into out; false when absent */
-__attribute__((unused)) static bool resp_header(const resp *r, const char *name, char *out, size_t len)
+__attribute__((unused)) static bool resp_header(const resp *r, const char *name, char *out,
+                                                size_t len)
 {
     size_t nl = strlen(name);
     const char *p = r->headers;
@@ -102,8 +103,9 @@ __attribute__((unused)) static bool resp_header(const resp *r, const char *name,
 }
 
 /* GET path (already URL-encoded) with optional extra header and gzip handling */
-__attribute__((unused)) static CURLcode http_req(CURL *c, int port, const char *method, const char *path,
-                         const char *extra_header, bool decode_gzip, resp *r)
+__attribute__((unused)) static CURLcode http_req(CURL *c, int port, const char *method,
+                                                 const char *path, const char *extra_header,
+                                                 bool decode_gzip, resp *r)
 {
     memset(r, 0, sizeof *r);
     size_t ul = strlen(path) + 64;
@@ -153,7 +155,8 @@ __attribute__((unused)) static resp get(int port, const char *path)
 
 /* starts tsi serve with args (NULL-terminated) and env ("K=V", NULL-terminated);
  * waits until /health answers */
-__attribute__((unused)) static void srv_start(api_srv *s, const char *const *args, const char *const *env)
+__attribute__((unused)) static void srv_start(api_srv *s, const char *const *args,
+                                              const char *const *env)
 {
     s->port = free_port();
     snprintf(s->log, sizeof s->log, "/tmp/tsi-api-test-%d-%d.log", (int)getpid(), s->port);
@@ -272,7 +275,8 @@ __attribute__((unused)) static int jat(jdoc *j, int arr, int k)
     return i;
 }
 
-__attribute__((unused)) static void assert_near(double got, double want, double tol, const char *what)
+__attribute__((unused)) static void assert_near(double got, double want, double tol,
+                                                const char *what)
 {
     if (isnan(got) && isnan(want))
         return;

@@ -176,7 +176,7 @@ static void test_read_replica(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_replica),
+        cmocka_unit_test_teardown(test_read_replica, ops_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

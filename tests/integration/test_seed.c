@@ -138,24 +138,25 @@ static void test_seed_writes_consistent_history(void **state)
                                " WHERE date >= (now() AT TIME ZONE 'UTC')::date"),
                      0);
     assert_int_equal(
-        th_int(c,
-               "WITH h AS (SELECT intersection_id, hour_timestamp::date AS d,"
-               " extract(hour FROM hour_timestamp) AS hr, avg_si, min_si, max_si, std_si,"
-               " total_volume, round(data_quality_score * 60) AS n FROM safety_indices_hourly),"
-               " m AS (SELECT intersection_id, d, sum(n * avg_si) / sum(n) AS mean, sum(n) AS n,"
-               " min(min_si) mn, max(max_si) mx, sum(total_volume) tv,"
-               " count(*) FILTER (WHERE avg_si > 75) hrh, max(avg_si) peak FROM h GROUP BY 1, 2),"
-               " s AS (SELECT h.intersection_id, h.d, sqrt(sum((h.n - 1) * coalesce(h.std_si ^ 2, 0)"
-               " + h.n * (h.avg_si - m.mean) ^ 2) / (m.n - 1)) AS sd,"
-               " (array_agg(h.hr ORDER BY h.avg_si DESC, h.hr))[1] AS ph"
-               " FROM h JOIN m USING (intersection_id, d) GROUP BY 1, 2, m.n)"
-               " SELECT count(*) FROM safety_indices_daily x JOIN m ON m.intersection_id ="
-               " x.intersection_id AND m.d = x.date JOIN s ON s.intersection_id = x.intersection_id"
-               " AND s.d = x.date"
-               " WHERE abs(x.avg_si - m.mean) > 1e-9 OR x.min_si <> m.mn OR x.max_si <> m.mx OR"
-               " abs(x.std_si - s.sd) > 1e-6 OR x.total_volume <> m.tv OR"
-               " abs(x.avg_volume - m.tv::float8 / m.n) > 1e-9 OR x.high_risk_hours <> m.hrh OR"
-               " x.peak_si <> m.peak OR x.peak_hour <> s.ph"),
+        th_int(
+            c,
+            "WITH h AS (SELECT intersection_id, hour_timestamp::date AS d,"
+            " extract(hour FROM hour_timestamp) AS hr, avg_si, min_si, max_si, std_si,"
+            " total_volume, round(data_quality_score * 60) AS n FROM safety_indices_hourly),"
+            " m AS (SELECT intersection_id, d, sum(n * avg_si) / sum(n) AS mean, sum(n) AS n,"
+            " min(min_si) mn, max(max_si) mx, sum(total_volume) tv,"
+            " count(*) FILTER (WHERE avg_si > 75) hrh, max(avg_si) peak FROM h GROUP BY 1, 2),"
+            " s AS (SELECT h.intersection_id, h.d, sqrt(sum((h.n - 1) * coalesce(h.std_si ^ 2, 0)"
+            " + h.n * (h.avg_si - m.mean) ^ 2) / (m.n - 1)) AS sd,"
+            " (array_agg(h.hr ORDER BY h.avg_si DESC, h.hr))[1] AS ph"
+            " FROM h JOIN m USING (intersection_id, d) GROUP BY 1, 2, m.n)"
+            " SELECT count(*) FROM safety_indices_daily x JOIN m ON m.intersection_id ="
+            " x.intersection_id AND m.d = x.date JOIN s ON s.intersection_id = x.intersection_id"
+            " AND s.d = x.date"
+            " WHERE abs(x.avg_si - m.mean) > 1e-9 OR x.min_si <> m.mn OR x.max_si <> m.mx OR"
+            " abs(x.std_si - s.sd) > 1e-6 OR x.total_volume <> m.tv OR"
+            " abs(x.avg_volume - m.tv::float8 / m.n) > 1e-9 OR x.high_risk_hours <> m.hrh OR"
+            " x.peak_si <> m.peak OR x.peak_hour <> s.ph"),
         0);
 
     /* the latest-row table follows the realtime table */
@@ -213,8 +214,8 @@ static void test_seed_long_history_and_bad_args(void **state)
     (void)state;
     /* 120 days: hourly stops at 90, daily goes on */
     run_seed(2, 120);
-    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_daily WHERE intersection_id = 1"),
-                     120);
+    assert_int_equal(
+        th_int(c, "SELECT count(*) FROM safety_indices_daily WHERE intersection_id = 1"), 120);
     assert_int_equal(th_int(c, "SELECT (now() AT TIME ZONE 'UTC')::date - min(hour_timestamp)::date"
                                " FROM safety_indices_hourly"),
                      90);

@@ -1,0 +1,223 @@
+/* tests/integration/collect_util.h — shared by the collector's end-to-end tests: the
+ * simulator and the collector as processes, the simulator's truth, DuckDB over the run's
+ * archive, the database-versus-indices-Parquet comparison. Static: one copy per test. */
+#ifndef TSI_TEST_COLLECT_UTIL_H
+#define TSI_TEST_COLLECT_UTIL_H
+
+#include <duckdb.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive/pqfile.h"
+#include "base/buf.h"
+#include "core/json.h"
+#include "harness.h"
+#include "proc_helper.h"
+
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+
+static char work[PATH_MAX];
+static int sim_port;
+static th_proc sim;
+
+#define NISECT 10
+
+/* the simulator's speed under the sanitizer build: a few simulated minutes per test */
+static int speed(void)
+{
+    const char *s = getenv("TSI_E2E_SPEED");
+    return s ? atoi(s) : 4;
+}
+static int minutes(void)
+{
+    const char *s = getenv("TSI_E2E_MINUTES"); /* TSI_E2E_MINUTES=30: the issue's full run */
+    return s ? atoi(s) : 3;
+}
+
+static void start_sim(const char *const *extra)
+{
+    sim_port = th_free_port();
+    char port[16], sp[16], url[128];
+    snprintf(port, sizeof port, "%d", sim_port);
+    snprintf(sp, sizeof sp, "%d", speed());
+    const char *args[32] = {"sim", "--port",   port, "--speed", sp, "--intersections",
+                            "10",  "--warmup", "120"};
+    int n = 9;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    th_proc_start(&sim, args, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", sim_port);
+    if (th_wait_http(&sim, url, 30000) != 200)
+        fail_msg("the simulator did not answer");
+}
+
+static int64_t sim_now(void)
+{
+    char url[128], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/status", sim_port);
+    if (th_http("GET", url, NULL, NULL, &body, NULL) != 200)
+        fail_msg("sim status failed");
+    tsi_json d;
+    tsi_error e = {0};
+    int64_t now = 0;
+    if (tsi_json_parse_alloc(&d, body, strlen(body), 1000, &e) < 0 ||
+        tsi_json_int64(&d, tsi_json_get(&d, 0, "now"), &now) < 0)
+        fail_msg("bad sim status: %s", body);
+    tsi_json_free(&d);
+    free(body);
+    return now;
+}
+
+static void wait_sim_until(int64_t t_ms)
+{
+    for (int i = 0; i < 6000 && sim_now() < t_ms; i++)
+        usleep(200000);
+}
+
+static void start_collect(th_proc *p, const char *const *extra_env)
+{
+    char url[128], arch[PATH_MAX + 32], spool[PATH_MAX + 32];
+    snprintf(url, sizeof url, "VCC_BASE_URL=http://127.0.0.1:%d", sim_port);
+    snprintf(arch, sizeof arch, "TSI_ARCHIVE_DIR=%s/archive", work);
+    snprintf(spool, sizeof spool, "TSI_SPOOL_DIR=%s/spool", work);
+    const char *env[16] = {url, arch, spool, "VCC_CLIENT_ID=tsi-sim",
+                           "VCC_CLIENT_SECRET=tsi-sim-secret",
+                           /* core/engine.c leaks pooled window tracks (reported): keep the
+                            * exit status about the collector's behaviour */
+                           "ASAN_OPTIONS=detect_leaks=0"};
+    int n = 6;
+    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    const char *args[] = {"collect", "--grace-seconds",
+                          "60",      "--flush-seconds",
+                          "5",       "--status-seconds",
+                          "5",       "--spat-seconds",
+                          "5",       NULL};
+    th_proc_start(p, args, env);
+}
+
+/* truth of one intersection-minute */
+typedef struct truth {
+    int64_t isect, minute;
+    int complete, vehicles, vrus, vconf, pconf, bsm, psm, dup, malformed;
+} truth;
+
+static size_t get_truth(int64_t from, int64_t to, truth *out, size_t cap)
+{
+    char url[256], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/truth?from=%lld&to=%lld", sim_port,
+             (long long)from, (long long)to);
+    if (th_http("GET", url, NULL, NULL, &body, NULL) != 200)
+        fail_msg("sim truth failed: %s", body ? body : "");
+    tsi_json d;
+    tsi_error e = {0};
+    if (tsi_json_parse_alloc(&d, body, strlen(body), 1 << 22, &e) < 0)
+        fail_msg("bad truth JSON");
+    size_t n = 0;
+    int ms = tsi_json_get(&d, 0, "minutes");
+    for (int i = tsi_json_first(&d, ms); i >= 0 && n < cap; i = tsi_json_next(&d, ms, i)) {
+        truth *t = &out[n++];
+        int64_t v;
+        bool b = false;
+        tsi_json_int64(&d, tsi_json_get(&d, i, "intersection_id"), &t->isect);
+        tsi_json_int64(&d, tsi_json_get(&d, i, "minute"), &t->minute);
+        tsi_json_bool(&d, tsi_json_get(&d, i, "complete"), &b);
+        t->complete = b;
+#define GETI(k, f)                                                                                 \
+    v = 0;                                                                                         \
+    tsi_json_int64(&d, tsi_json_get(&d, i, k), &v);                                                \
+    t->f = (int)v
+        GETI("vehicles", vehicles);
+        GETI("vrus", vrus);
+        GETI("vehicle_conflicts", vconf);
+        GETI("vru_conflicts", pconf);
+        GETI("bsm_messages", bsm);
+        GETI("psm_messages", psm);
+        GETI("duplicates", dup);
+        GETI("malformed", malformed);
+#undef GETI
+    }
+    tsi_json_free(&d);
+    free(body);
+    return n;
+}
+
+/* DuckDB over the run's archive */
+static long long duck_int(const char *sql_fmt)
+{
+    duckdb_database db;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    tsi_buf root = TSI_BUF_INIT, q = TSI_BUF_INIT;
+    char r[PATH_MAX + 16];
+    snprintf(r, sizeof r, "%s/archive", work);
+    tsi_sql_quote(&root, r);
+    /* %s → the archive root as a SQL literal; the format uses it with || */
+    tsi_buf_printf(&q, sql_fmt, tsi_buf_cstr(&root), tsi_buf_cstr(&root), tsi_buf_cstr(&root));
+    duckdb_result res;
+    if (duckdb_query(con, tsi_buf_cstr(&q), &res) == DuckDBError)
+        fail_msg("duckdb: %s\n%s", duckdb_result_error(&res), tsi_buf_cstr(&q));
+    long long v = duckdb_value_int64(&res, 0, 0);
+    duckdb_destroy_result(&res);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
+    tsi_buf_free(&root);
+    tsi_buf_free(&q);
+    return v;
+}
+
+/* The database and the indices Parquet hold the same rows. */
+static void check_db_equals_parquet(PGconn *c)
+{
+    long long db_n = th_int(c, "SELECT count(*) FROM safety_indices_realtime");
+    long long db_vol = th_int(c, "SELECT coalesce(sum(traffic_volume), 0) FROM "
+                                 "safety_indices_realtime");
+    long long db_ci = th_int(c, "SELECT coalesce(sum(round(combined_index * 1000000)), 0)::bigint "
+                                "FROM safety_indices_realtime");
+    long long db_key = th_int(c, "SELECT coalesce(sum(intersection_id * 7 + extract(epoch FROM "
+                                 "\"timestamp\")::bigint / 60), 0)::bigint FROM "
+                                 "safety_indices_realtime");
+    /* the last version of each (intersection, minute) in the Parquet files */
+    const char *pq = "SELECT %s FROM (SELECT DISTINCT ON (intersection_id, \"timestamp\") * "
+                     "FROM read_parquet(%%s || '/indices/*/*/*/indices_*.parquet', "
+                     "filename = true) ORDER BY intersection_id, \"timestamp\", filename DESC)";
+    char q[1024];
+    snprintf(q, sizeof q, pq, "count(*)");
+    assert_int_equal(duck_int(q), db_n);
+    snprintf(q, sizeof q, pq, "coalesce(sum(traffic_volume), 0)");
+    assert_int_equal(duck_int(q), db_vol);
+    snprintf(q, sizeof q, pq, "coalesce(sum(round(combined_index * 1000000)), 0)::BIGINT");
+    assert_int_equal(duck_int(q), db_ci);
+    snprintf(q, sizeof q, pq,
+             "coalesce(sum(intersection_id * 7 + epoch(\"timestamp\")::BIGINT // 60), 0)");
+    assert_int_equal(duck_int(q), db_key);
+}
+
+/* SIGTERM, then up to 120 s for a clean stop (the collector processes what it received
+ * and flushes: slow under the sanitizer on a loaded machine); fails the test, printing
+ * the collector's log, unless it exits 0. */
+static void stop_collect(th_proc *p)
+{
+    if (th_proc_alive(p))
+        kill(p->pid, SIGTERM);
+    for (int i = 0; i < 1200 && th_proc_alive(p); i++)
+        usleep(100000);
+    char *log = th_proc_log(p);
+    int rc = th_proc_stop(p);
+    if (rc != 0) {
+        fprintf(stderr, "---- collector log ----\n%s\n----\n", log ? log : "");
+        free(log);
+        fail_msg("collector exit %d (log above)", rc);
+    }
+    free(log);
+}
+
+#endif
