@@ -6,6 +6,7 @@
  * borrow the request and write its body; see api.h for ownership. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,9 @@
 #include "api/api.h"
 #include "base/jsonw.h"
 #include "base/log.h"
+#include "base/options.h"
 #include "core/json.h"
+#include "ops/status.h"
 
 /* ---- parameter parsing ------------------------------------------------------------- */
 static int bad(tsi_req *r, const char *field, const char *fmt, const char *v)
@@ -1406,6 +1409,43 @@ int tsi_h_health(tsi_req *r)
     return 0;
 }
 
+/* The collector's counters, from the file `tsi collect` rewrites every status period
+ * ($TSI_HOME/run/collect.json): each number or boolean becomes a tsi_collector_* gauge. */
+static void metrics_collector(tsi_buf *b)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/run/collect.json", tsi_home());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    tsi_json d;
+    tsi_jtok tok[512];
+    if (tsi_json_parse(&d, text, n, tok, 512, NULL) < 1 || !tsi_json_is_object(&d, 0))
+        return;
+    for (int k = tsi_json_first_key(&d, 0); k >= 0; k = tsi_json_next_key(&d, 0, k)) {
+        char key[64];
+        double v;
+        bool bv;
+        if (tsi_json_str(&d, k, key, sizeof key) < 0)
+            continue;
+        bool ok = true;
+        for (char *p = key; *p; p++)
+            ok = ok && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
+        if (!ok)
+            continue;
+        if (tsi_json_num(&d, k + 1, &v) == 0)
+            tsi_buf_printf(b, "# TYPE tsi_collector_%s gauge\ntsi_collector_%s %.17g\n", key, key,
+                           v);
+        else if (tsi_json_bool(&d, k + 1, &bv) == 0)
+            tsi_buf_printf(b, "# TYPE tsi_collector_%s gauge\ntsi_collector_%s %d\n", key, key, bv);
+    }
+    tsi_json_free(&d);
+}
+
 int tsi_h_metrics(tsi_req *r)
 {
     tsi_api *a = tsi_api_g;
@@ -1475,6 +1515,19 @@ int tsi_h_metrics(tsi_req *r)
         atomic_load(&a->db_up), !parquet, parquet, atomic_load(&a->m.cache_hits),
         atomic_load(&a->m.cache_misses), atomic_load(&a->m.parquet_answers),
         atomic_load(&a->m.db_errors), atomic_load(&a->m.reconnects));
+    if (!parquet) {
+        PGconn *c = tsi_api_pg(r);
+        char spool[PATH_MAX];
+        snprintf(spool, sizeof spool, "%s/spool", tsi_home());
+        tsi_status s = {0};
+        tsi_error e = {0};
+        if (c && tsi_status_collect(c, spool, &s, &e) == 0)
+            tsi_status_prometheus(&s, b);
+        else
+            tsi_warn("api", "req=%s database facts missing from /metrics: %s", r->id, e.message);
+        tsi_status_free(&s);
+    }
+    metrics_collector(b);
     return 0;
 }
 

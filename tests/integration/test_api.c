@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include "base/proc.h"
 #include "test_api_util.h"
 
 static char db[64];
@@ -1017,6 +1018,25 @@ static void test_http(void **state)
         strstr(plain.body, "tsi_http_request_duration_seconds_bucket{route=\"static\""));
     assert_non_null(strstr(plain.body, "tsi_data_source{source=\"postgres\"} 1"));
     assert_non_null(strstr(plain.body, "tsi_cache_hits_total"));
+    /* the database facts of `tsi status` (issue 17): sizes, partitions ahead */
+    assert_non_null(strstr(plain.body, "tsi_db_size_bytes"));
+    assert_non_null(strstr(plain.body, "tsi_db_partitions_ahead{"));
+    assert_non_null(strstr(plain.body, "tsi_db_table_bytes{"));
+    /* promtool (Debian `prometheus`, installed by scripts/test) accepts the whole page */
+    if (access("/usr/bin/promtool", X_OK) != 0)
+        fail_msg("promtool is missing: apt-get install prometheus");
+    char mpath[] = "/tmp/tsi-api-metrics-XXXXXX";
+    int mfd = mkstemp(mpath);
+    assert_true(mfd >= 0);
+    assert_int_equal(write(mfd, plain.body, strlen(plain.body)), (ssize_t)strlen(plain.body));
+    close(mfd);
+    char pcmd[256], pout[8192];
+    snprintf(pcmd, sizeof pcmd, "promtool check metrics < %s", mpath);
+    char *pargv[] = {"sh", "-c", pcmd, NULL};
+    int prc = tsi_proc_run(pargv, NULL, pout, sizeof pout, NULL);
+    unlink(mpath);
+    if (prc != 0)
+        fail_msg("promtool refused /metrics:\n%s", pout);
     resp_free(&plain);
     curl_easy_cleanup(c);
 }
