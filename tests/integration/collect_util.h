@@ -87,11 +87,8 @@ static void start_collect(th_proc *p, const char *const *extra_env)
     snprintf(arch, sizeof arch, "TSI_ARCHIVE_DIR=%s/archive", work);
     snprintf(spool, sizeof spool, "TSI_SPOOL_DIR=%s/spool", work);
     const char *env[16] = {url, arch, spool, "VCC_CLIENT_ID=tsi-sim",
-                           "VCC_CLIENT_SECRET=tsi-sim-secret",
-                           /* core/engine.c leaks pooled window tracks (reported): keep the
-                            * exit status about the collector's behaviour */
-                           "ASAN_OPTIONS=detect_leaks=0"};
-    int n = 6;
+                           "VCC_CLIENT_SECRET=tsi-sim-secret"};
+    int n = 5;
     for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
         env[n++] = extra_env[i];
     env[n] = NULL;

@@ -210,11 +210,7 @@ static void run_reprocess(long long from, long long to)
     strftime(u, sizeof u, "%Y-%m-%dT%H:00Z", &tb);
     const char *args[] = {"reprocess", "--since", s,           "--until", u,
                           "--raw",     dir,       "--archive", arch,      NULL};
-    /* core/engine.c leaks the sample arrays of some windows (6 KB per run, reported to
-     * its owner: add_sample's realloc, engine.c:355); LeakSanitizer would fail every run
-     * on it. Everything else stays under ASan + UBSan. */
-    const char *env[] = {"ASAN_OPTIONS=detect_leaks=0", NULL};
-    int rc = th_run_tsi(args, env, out, sizeof out);
+    int rc = th_run_tsi(args, NULL, out, sizeof out);
     if (rc != 0)
         fail_msg("reprocess exit %d %s", rc, dump(out));
 }

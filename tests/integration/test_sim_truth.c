@@ -423,11 +423,7 @@ static void test_truth(void **state)
                           "--format", "jsonl",     "--log-level", "error",      NULL};
     size_t outlen = 4 << 20;
     char *out = malloc(outlen);
-    /* leak checking is off for this child only: `tsi features` leaks its sample buffers
-     * (core/engine.c add_sample) at exit as of this writing, which is not what this test
-     * checks; the other children run with the suite's ASAN_OPTIONS */
-    const char *env[] = {"ASAN_OPTIONS=detect_leaks=0", NULL};
-    int rc = th_run_tsi(args, env, out, outlen);
+    int rc = th_run_tsi(args, NULL, out, outlen);
     if (rc != 0)
         fail_msg("tsi features failed (%d) on %s %s: %s", rc, mpath, lpath,
                  strlen(out) > 3000 ? out + strlen(out) - 3000 : out);
