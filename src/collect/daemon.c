@@ -21,6 +21,7 @@
 #include "collect/pipeline.h"
 #include "core/index.h"
 #include "db/conn.h"
+#include "db/constants.h"
 #include "db/ingest.h"
 #include "vcc/client.h"
 #include "vcc/ws_client.h"
@@ -394,48 +395,17 @@ static void load_constants(tsi_pipeline *p)
                  e.detail);
         return;
     }
-    PGresult *r = PQexec(c, "SELECT tsi_constants_at(now())::text");
-    tsi_constants k = tsi_constants_default;
+    tsi_constants k;
     tsi_priors *pri = NULL;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-        const char *js = PQgetvalue(r, 0, 0);
-        if (tsi_constants_from_json(js, strlen(js), &k, &e) < 0) {
-            tsi_warn("collect",
-                     "constants in the database are unusable: defaults apply err=%s "
-                     "detail=%s",
-                     tsi_error_name(e.code), e.detail);
-            k = tsi_constants_default;
-        } else {
-            PQclear(r);
-            r = PQexec(c, "SELECT i.key::bigint, h.key::int, (h.value->>'vru')::float8, "
-                          "(h.value->>'vehicle')::float8, (h.value->>'combined')::float8, "
-                          "coalesce((h.value->>'minutes')::bigint, 0) FROM "
-                          "jsonb_each(tsi_constants_at(now())->'priors'->'intersections') i, "
-                          "jsonb_each(i.value) h");
-            if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-                pri = tsi_priors_new();
-                for (int i = 0; i < PQntuples(r); i++) {
-                    double mean[3];
-                    bool ok = true;
-                    for (int j = 0; j < 3; j++) {
-                        ok &= !PQgetisnull(r, i, 2 + j);
-                        mean[j] = ok ? strtod(PQgetvalue(r, i, 2 + j), NULL) : NAN;
-                    }
-                    if (ok)
-                        tsi_priors_set(pri, atoll(PQgetvalue(r, i, 0)), atoi(PQgetvalue(r, i, 1)),
-                                       mean, atol(PQgetvalue(r, i, 5)));
-                }
-            }
-        }
+    int rc = tsi_db_constants_now(c, &k, &pri, &e);
+    if (rc > 0)
         tsi_info("collect", "constants loaded source=database k=%g priors=%s", k.k,
                  pri ? "yes" : "no");
-    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tsi_warn("collect", "constants query failed: defaults apply err=%s",
-                 PQresultErrorMessage(r));
-    } else {
+    else if (rc == 0)
         tsi_info("collect", "no normalisation constants yet: configured defaults apply");
-    }
-    PQclear(r);
+    else
+        tsi_warn("collect", "constants not usable: defaults apply err=%s detail=%s",
+                 tsi_error_name(e.code), e.detail);
     PQfinish(c);
     tsi_pipeline_set_constants(p, &k, pri);
 }

@@ -1,4 +1,5 @@
 /* core/engine.c — see engine.h */
+#include "base/xalloc.h"
 #include "core/engine.h"
 
 #include <math.h>
@@ -45,36 +46,6 @@ double tsi_ttc(double px, double py, double vx, double vy, double r)
         return NAN;
     double t = (-pv - sqrt(disc)) / a;
     return t >= 0 ? t : NAN;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fputs("tsi: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL) {
-        fputs("tsi: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
 }
 
 /* One accepted message of a road user. The dedupe key is (type, id) — the track — plus
@@ -145,7 +116,7 @@ struct tsi_engine {
 tsi_engine *tsi_engine_new(const tsi_feature_config *cfg, tsi_registry *reg, tsi_window_cb cb,
                            void *ud)
 {
-    tsi_engine *e = xmalloc(sizeof *e);
+    tsi_engine *e = tsi_xmalloc(sizeof *e);
     memset(e, 0, sizeof *e);
     if (cfg)
         e->cfg = *cfg;
@@ -155,7 +126,7 @@ tsi_engine *tsi_engine_new(const tsi_feature_config *cfg, tsi_registry *reg, tsi
     e->cb = cb;
     e->ud = ud;
     e->wcap = 1024;
-    e->wtab = xmalloc(e->wcap * sizeof *e->wtab);
+    e->wtab = tsi_xmalloc(e->wcap * sizeof *e->wtab);
     memset(e->wtab, 0, e->wcap * sizeof *e->wtab);
     return e;
 }
@@ -196,7 +167,8 @@ void tsi_engine_free(tsi_engine *e)
 
 static size_t wslot(const tsi_engine *e, int64_t isect, int64_t minute)
 {
-    return mix((uint64_t)isect * 0x9E3779B97F4A7C15ull ^ (uint64_t)minute) & (e->wcap - 1);
+    return tsi_hash_mix64((uint64_t)isect * 0x9E3779B97F4A7C15ull ^ (uint64_t)minute) &
+           (e->wcap - 1);
 }
 
 static window *wfind(const tsi_engine *e, int64_t isect, int64_t minute)
@@ -222,7 +194,7 @@ static void winsert(tsi_engine *e, window *w)
         window **old = e->wtab;
         size_t oldcap = e->wcap;
         e->wcap *= 2;
-        e->wtab = xmalloc(e->wcap * sizeof *e->wtab);
+        e->wtab = tsi_xmalloc(e->wcap * sizeof *e->wtab);
         memset(e->wtab, 0, e->wcap * sizeof *e->wtab);
         for (size_t i = 0; i < oldcap; i++)
             if (old[i])
@@ -255,7 +227,7 @@ static window *window_new(tsi_engine *e, const tsi_isect *isect, int64_t minute)
         e->pool = w->next;
         e->npool--;
     } else {
-        w = xmalloc(sizeof *w);
+        w = tsi_xmalloc(sizeof *w);
         memset(w, 0, sizeof *w);
     }
     w->isect_id = isect->id;
@@ -274,7 +246,7 @@ static window *window_new(tsi_engine *e, const tsi_isect *isect, int64_t minute)
     if (b == e->nb || e->buckets[b].minute != minute) {
         if (e->nb == e->bcap) {
             e->bcap = e->bcap ? e->bcap * 2 : 8;
-            e->buckets = xrealloc(e->buckets, (size_t)e->bcap * sizeof *e->buckets);
+            e->buckets = tsi_xrealloc(e->buckets, (size_t)e->bcap * sizeof *e->buckets);
         }
         memmove(&e->buckets[b + 1], &e->buckets[b], (size_t)(e->nb - b) * sizeof *e->buckets);
         e->buckets[b].minute = minute;
@@ -316,26 +288,26 @@ static track *track_get(window *w, const tsi_msg *m)
         size_t cap = w->tmap_cap ? w->tmap_cap * 2 : 64;
         free(w->tmap);
         free(w->tmap_key);
-        w->tmap = xmalloc(cap * sizeof *w->tmap);
-        w->tmap_key = xmalloc(cap * sizeof *w->tmap_key);
+        w->tmap = tsi_xmalloc(cap * sizeof *w->tmap);
+        w->tmap_key = tsi_xmalloc(cap * sizeof *w->tmap_key);
         memset(w->tmap, 0, cap * sizeof *w->tmap);
         w->tmap_cap = cap;
         for (int t = 0; t < w->ntracks; t++) {
             int64_t k2 = w->tracks[t].id * 2 + (w->tracks[t].type == TSI_MSG_PSM);
-            size_t j = mix((uint64_t)k2) & (cap - 1);
+            size_t j = tsi_hash_mix64((uint64_t)k2) & (cap - 1);
             while (w->tmap[j])
                 j = (j + 1) & (cap - 1);
             w->tmap[j] = t + 1;
             w->tmap_key[j] = k2;
         }
     }
-    size_t j = mix((uint64_t)key) & (w->tmap_cap - 1);
+    size_t j = tsi_hash_mix64((uint64_t)key) & (w->tmap_cap - 1);
     for (; w->tmap[j]; j = (j + 1) & (w->tmap_cap - 1))
         if (w->tmap_key[j] == key)
             return &w->tracks[w->tmap[j] - 1];
     if (w->ntracks == w->tcap) {
         int cap = w->tcap ? w->tcap * 2 : 32;
-        w->tracks = xrealloc(w->tracks, (size_t)cap * sizeof *w->tracks);
+        w->tracks = tsi_xrealloc(w->tracks, (size_t)cap * sizeof *w->tracks);
         for (int t = w->tcap; t < cap; t++) {
             w->tracks[t].s = NULL;
             w->tracks[t].cap = 0;
@@ -357,7 +329,7 @@ static void add_sample(window *w, track *t, const tsi_msg *m, int32_t ts100)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
-        t->s = xrealloc(t->s, (size_t)t->cap * sizeof *t->s);
+        t->s = tsi_xrealloc(t->s, (size_t)t->cap * sizeof *t->s);
     }
     sample *s = &t->s[t->n++];
     s->t = m->timestamp_ms;
@@ -468,7 +440,7 @@ static void add_conflict(tsi_engine *e, const window *w, int kind, int64_t a, in
 {
     if (e->nconf == e->confcap) {
         e->confcap = e->confcap ? e->confcap * 2 : 64;
-        e->conf = xrealloc(e->conf, (size_t)e->confcap * sizeof *e->conf);
+        e->conf = tsi_xrealloc(e->conf, (size_t)e->confcap * sizeof *e->conf);
     }
     tsi_conflict *cf = &e->conf[e->nconf++];
     cf->intersection_id = w->isect_id;
@@ -626,7 +598,7 @@ static void close_bucket(tsi_engine *e)
     e->nb--;
     if (bk.count > e->sortcap) {
         e->sortcap = bk.count * 2;
-        e->sortbuf = xrealloc(e->sortbuf, (size_t)e->sortcap * sizeof *e->sortbuf);
+        e->sortbuf = tsi_xrealloc(e->sortbuf, (size_t)e->sortcap * sizeof *e->sortbuf);
     }
     int n = 0;
     for (window *w = bk.head; w; w = w->next)

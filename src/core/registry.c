@@ -1,4 +1,5 @@
 /* core/registry.c — see registry.h */
+#include "base/xalloc.h"
 #include "core/registry.h"
 
 #include <math.h>
@@ -38,26 +39,6 @@ struct tsi_registry {
     size_t loc_cap, loc_used;
 };
 
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz);
-    if (p == NULL) {
-        fputs("tsi: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static uint64_t str_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
@@ -68,7 +49,7 @@ static uint64_t str_hash(const char *s)
 
 tsi_registry *tsi_registry_new(double radius_m)
 {
-    tsi_registry *r = xcalloc(1, sizeof *r);
+    tsi_registry *r = tsi_xcalloc(1, sizeof *r);
     r->radius_m = radius_m > 0 ? radius_m : TSI_DEFAULT_RADIUS_M;
     r->dirty = true;
     return r;
@@ -96,7 +77,7 @@ static int id_lookup(const tsi_registry *r, int64_t id)
 {
     if (r->id_cap == 0)
         return -1;
-    size_t i = mix((uint64_t)id) & (r->id_cap - 1);
+    size_t i = tsi_hash_mix64((uint64_t)id) & (r->id_cap - 1);
     while (r->id_idx[i] >= 0) {
         if (r->id_key[i] == id)
             return r->id_idx[i];
@@ -111,8 +92,8 @@ static void id_insert(tsi_registry *r, int64_t id, int idx)
         size_t cap = r->id_cap ? r->id_cap * 2 : 64;
         free(r->id_key);
         free(r->id_idx);
-        r->id_key = xcalloc(cap, sizeof *r->id_key);
-        r->id_idx = xcalloc(cap, sizeof *r->id_idx);
+        r->id_key = tsi_xcalloc(cap, sizeof *r->id_key);
+        r->id_idx = tsi_xcalloc(cap, sizeof *r->id_idx);
         r->id_cap = cap;
         for (size_t i = 0; i < cap; i++)
             r->id_idx[i] = -1;
@@ -120,7 +101,7 @@ static void id_insert(tsi_registry *r, int64_t id, int idx)
             if (k != idx)
                 id_insert(r, r->items[k].id, k);
     }
-    size_t i = mix((uint64_t)id) & (r->id_cap - 1);
+    size_t i = tsi_hash_mix64((uint64_t)id) & (r->id_cap - 1);
     while (r->id_idx[i] >= 0 && r->id_key[i] != id)
         i = (i + 1) & (r->id_cap - 1);
     r->id_key[i] = id;
@@ -150,7 +131,7 @@ static void fill(tsi_isect *s, const tsi_map_intersection *x)
     int nseg = 0;
     for (int l = 0; l < x->nlanes; l++)
         nseg += x->lanes[l].nnodes > 1 ? x->lanes[l].nnodes - 1 : x->lanes[l].nnodes;
-    s->seg = nseg ? xcalloc((size_t)nseg * 4, sizeof(double)) : NULL;
+    s->seg = nseg ? tsi_xcalloc((size_t)nseg * 4, sizeof(double)) : NULL;
     double reach = 0;
     for (int l = 0; l < x->nlanes; l++) {
         const tsi_lane *ln = &x->lanes[l];
@@ -232,7 +213,7 @@ void tsi_registry_map_location(tsi_registry *r, const char *name, int64_t id)
         size_t cap = r->loc_cap ? r->loc_cap * 2 : 16;
         loc_entry *old = r->loc;
         size_t oldcap = r->loc_cap;
-        r->loc = xcalloc(cap, sizeof *r->loc);
+        r->loc = tsi_xcalloc(cap, sizeof *r->loc);
         r->loc_cap = cap;
         for (size_t i = 0; i < oldcap; i++) {
             if (!old[i].name)
@@ -303,7 +284,7 @@ static void rebuild(tsi_registry *r)
         }
         if (pass == 0) {
             cap = k;
-            r->refs = xcalloc(cap, sizeof *r->refs);
+            r->refs = tsi_xcalloc(cap, sizeof *r->refs);
         }
         r->nrefs = k;
     }
@@ -312,14 +293,14 @@ static void rebuild(tsi_registry *r)
     while (tc < r->nrefs * 2)
         tc *= 2;
     r->tab_cap = tc;
-    r->tab_cell = xcalloc(tc, sizeof *r->tab_cell);
-    r->tab_start = xcalloc(tc, sizeof *r->tab_start);
+    r->tab_cell = tsi_xcalloc(tc, sizeof *r->tab_cell);
+    r->tab_start = tsi_xcalloc(tc, sizeof *r->tab_start);
     for (size_t i = 0; i < tc; i++)
         r->tab_start[i] = SIZE_MAX;
     for (size_t k = 0; k < r->nrefs; k++) {
         if (k > 0 && r->refs[k].cell == r->refs[k - 1].cell)
             continue;
-        size_t j = mix((uint64_t)r->refs[k].cell) & (tc - 1);
+        size_t j = tsi_hash_mix64((uint64_t)r->refs[k].cell) & (tc - 1);
         while (r->tab_start[j] != SIZE_MAX)
             j = (j + 1) & (tc - 1);
         r->tab_cell[j] = r->refs[k].cell;
@@ -352,7 +333,7 @@ int tsi_registry_assign(tsi_registry *r, const tsi_msg *m, const tsi_isect **out
     int best = -1;
     if (r->tab_cap && isfinite(m->lat) && isfinite(m->lon)) {
         int64_t c = cell_of((int64_t)floor(m->lat / CELL_DEG), (int64_t)floor(m->lon / CELL_DEG));
-        size_t j = mix((uint64_t)c) & (r->tab_cap - 1);
+        size_t j = tsi_hash_mix64((uint64_t)c) & (r->tab_cap - 1);
         while (r->tab_start[j] != SIZE_MAX && r->tab_cell[j] != c)
             j = (j + 1) & (r->tab_cap - 1);
         if (r->tab_start[j] != SIZE_MAX) {

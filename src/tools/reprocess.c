@@ -44,6 +44,7 @@
 #include "commands.h"
 #include "core/index.h"
 #include "db/conn.h"
+#include "db/constants.h"
 #include "tools/parquet_read.h"
 #include "tools/reprocess.h"
 #include "tools/validate.h"
@@ -233,42 +234,10 @@ static int registry_mapdata(PGconn *c, tsi_buf *out, int *n, tsi_error *err)
 /* Today's constants and EB priors (the set valid now; defaults when none). */
 static int load_constants(PGconn *c, tsi_constants *k, tsi_priors **pri, tsi_error *err)
 {
-    *k = tsi_constants_default;
-    *pri = NULL;
-    PGresult *r = PQexec(c, "SELECT tsi_constants_at(now())::text");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = tsi_db_result_error(r, "cannot read the normalisation constants", err);
-        PQclear(r);
-        return rc;
-    }
-    if (PQgetisnull(r, 0, 0)) {
-        PQclear(r);
+    int rc = tsi_db_constants_now(c, k, pri, err);
+    if (rc == 0)
         tsi_info("reprocess", "no normalisation constants yet: configured defaults apply");
-        return 0;
-    }
-    const char *js = PQgetvalue(r, 0, 0);
-    int rc = tsi_constants_from_json(js, strlen(js), k, err);
-    PQclear(r);
-    if (rc < 0)
-        return rc;
-    r = PQexec(c, "SELECT i.key::bigint, h.key::int, (h.value->>'vru')::float8,"
-                  " (h.value->>'vehicle')::float8, (h.value->>'combined')::float8,"
-                  " coalesce((h.value->>'minutes')::bigint, 0) FROM"
-                  " jsonb_each(tsi_constants_at(now())->'priors'->'intersections') i,"
-                  " jsonb_each(i.value) h");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-        *pri = tsi_priors_new();
-        for (int i = 0; i < PQntuples(r); i++) {
-            if (PQgetisnull(r, i, 2) || PQgetisnull(r, i, 3) || PQgetisnull(r, i, 4))
-                continue;
-            double mean[3] = {strtod(PQgetvalue(r, i, 2), NULL), strtod(PQgetvalue(r, i, 3), NULL),
-                              strtod(PQgetvalue(r, i, 4), NULL)};
-            tsi_priors_set(*pri, atoll(PQgetvalue(r, i, 0)), atoi(PQgetvalue(r, i, 1)), mean,
-                           atol(PQgetvalue(r, i, 5)));
-        }
-    }
-    PQclear(r);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* ---------------------------------------------------- the new Parquet generation -- */
