@@ -4,9 +4,15 @@
 #     `tsi collect` against it for BENCH_COLLECT_SECONDS: the collector's CPU share of one
 #     core, messages/s archived, rows upserted, beside the simulator's own CPU share in the
 #     same run (the reference: the cost of producing what is consumed);
+#     and the lag from a minute's close (minute end + grace, the earliest moment the
+#     collector may write its row) to the row being queryable in PostgreSQL, p50/p99, from
+#     polling the table as tsi_reader (each row first seen at the poll statement's start),
+#     beside the same run's references: the grace period, the collector's 1-second
+#     row-flush cadence and the measured poll period (the resolution);
 #  2. spool: rows spooled while the writer waits, then replayed (bench_spool), beside a
 #     bare INSERT ... SELECT of as many rows in the same database.
-# Goals (issue 12): <= 50 % of one core at 1,000 intersections; replay >= 50,000 rows/s.
+# Goals (issue 12): <= 50 % of one core at 1,000 intersections; replay >= 50,000 rows/s;
+# lag p99 <= 2 s after the minute closes.
 #   BENCH_COLLECT_INTERSECTIONS=1000 BENCH_COLLECT_SECONDS=150 BENCH_SPOOL_ROWS=200000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,17 +41,31 @@ port=$((49100 + RANDOM % 800))
 "$BIN" sim --port "$port" --intersections "$n" --speed 1 --log-level warn >"$tmp/sim.log" 2>&1 &
 simpid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+grace=${BENCH_COLLECT_GRACE:-10}
+url=$("$BIN" db url --role tsi_reader)
+# the simulator's clock against the wall clock (speed 1: a constant offset)
+simnow=$(curl -sf "http://127.0.0.1:$port/sim/status" | sed -n 's/.*"now":\([0-9]*\).*/\1/p')
+off=$((simnow - $(date +%s%3N)))
 sim0=$(awk '{print $14 + $15}' /proc/$simpid/stat)
 t0=$(date +%s.%N)
+tstop=$(( $(date +%s%3N) + secs * 1000 )) # when the collector begins its shutdown
 VCC_BASE_URL=http://127.0.0.1:$port VCC_CLIENT_ID=tsi-sim VCC_CLIENT_SECRET=tsi-sim-secret \
-  "$BIN" collect --duration-seconds "$secs" --status-seconds 30 --log-level warn \
+  "$BIN" collect --duration-seconds "$secs" --status-seconds 30 --grace-seconds "$grace" \
+  --log-level warn \
   >"$tmp/collect.log" 2>&1 &
 cpid=$!
 cpu=0
+polls=0
+: >"$tmp/polls.txt"
 while kill -0 "$cpid" 2>/dev/null; do
   c=$(awk '{print $14 + $15}' /proc/$cpid/stat 2>/dev/null || echo "")
   [ -n "$c" ] && cpu=$c
-  sleep 1
+  # poll: statement start (ms), minute (ms), rows of that minute visible now
+  psql "$url" -XAtq -F ' ' -c "SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint,
+      (extract(epoch FROM \"timestamp\") * 1000)::bigint, count(*) FROM safety_indices_realtime
+      GROUP BY 2 ORDER BY 2" >>"$tmp/polls.txt" 2>/dev/null || true
+  polls=$((polls + 1))
+  sleep 0.2
 done
 wait "$cpid" || { echo "collect failed:"; tail -20 "$tmp/collect.log"; exit 1; }
 t1=$(date +%s.%N)
@@ -62,9 +82,20 @@ awk -v c="$cpu" -v s0="$sim0" -v s1="$sim1" -v hz="$hz" -v a="$t0" -v b="$t1" \
   printf "collect: simulator CPU %.1f %% of one core (reference, same run)\n", 100 * (s1 - s0) / hz / w;
   printf "collect: messages in %.0f/s, raw rows archived %.0f/s, realtime rows upserted %d\n", msgs / w, raw / w, rows;
 }'
+# lag: each row counted at the first poll that shows it; minutes whose close falls after the
+# collector's shutdown are left out (its final flush writes open windows before they close)
+awk -v off="$off" -v g="$grace" -v tstop="$tstop" '{
+  if ($3 > seen[$2]) { n = $3 - seen[$2]; seen[$2] = $3; close_ms = $2 + 60000 + g * 1000;
+    if (close_ms <= tstop + off) for (i = 0; i < n; i++) print $1 + off - close_ms }
+}' "$tmp/polls.txt" | sort -n >"$tmp/lag.txt"
+awk -v polls="$polls" -v a="$t0" -v b="$t1" -v g="$grace" '{ v[NR] = $1 } END {
+  if (NR == 0) { print "lag: no minute closed during the run (raise BENCH_COLLECT_SECONDS)"; exit }
+  p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1];
+  printf "lag: minute close (end + %d s grace) to queryable row: p50 %.2f s, p99 %.2f s, max %.2f s over %d rows (goal p99 <= 2 s)\n", g, p50 / 1000, p99 / 1000, v[NR] / 1000, NR;
+  printf "lag: references (same run): grace %d s, row flush every 1 s, poll period %.2f s (resolution)\n", g, (b - a) / polls;
+}' "$tmp/lag.txt"
 "$BUILD/bench_spool" --rows "${BENCH_SPOOL_ROWS:-200000}" --intersections 1000 --spool "$tmp/spool" >"$tmp/spool.txt"
 sget() { sed -n "s/^$1=\([0-9]*\).*/\1/p" "$tmp/spool.txt"; }
 echo "spool: $(sget rows) rows: append $(sget spool_append_rows_per_s) rows/s (fsync per 1,000)," \
   "replay $(sget replay_rows_per_s) rows/s (goal >= 50,000)," \
   "bare INSERT ... SELECT $(sget reference_insert_select_rows_per_s) rows/s (reference)"
-echo "not measured here: lag from message to queryable row (p50/p99)"

@@ -40,6 +40,7 @@ enum tsi_route {
     R_ROUTE,
     R_AREA,
     R_INTERSECTION,
+    R_CONFIG,
     R_STATIC,
     R_OPTIONS,
     R_NOTFOUND,
@@ -74,7 +75,8 @@ typedef struct tsi_api {
     int source_mode;    /* TSI_SRC_* */
     char web_dir[4096]; /* "" = none */
     char archive_dir[4096];
-    size_t max_query; /* bytes of the query string */
+    char tile_url[2048]; /* --tile-url / TSI_TILE_URL; "" = none (config answers null) */
+    size_t max_query;    /* bytes of the query string */
     size_t max_body;
     int gzip_min; /* bytes */
     bool access_log;
@@ -157,6 +159,7 @@ int tsi_h_intersection(tsi_req *r);
 int tsi_h_health(tsi_req *r);
 int tsi_h_metrics(tsi_req *r);
 int tsi_h_openapi(tsi_req *r);
+int tsi_h_config(tsi_req *r);
 
 /* queries.c: prepares every statement on a fresh connection */
 int tsi_api_prepare(PGconn *c);

@@ -1538,3 +1538,18 @@ int tsi_h_openapi(tsi_req *r)
     r->cache_control = "public, max-age=300";
     return 0;
 }
+
+int tsi_h_config(tsi_req *r)
+{
+    tsi_api *a = tsi_api_g;
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    if (a->tile_url[0])
+        tsi_jsonw_kv_str(&w, "tile_url", a->tile_url);
+    else
+        tsi_jsonw_kv_null(&w, "tile_url");
+    tsi_jsonw_end(&w);
+    r->status = 200;
+    return 0;
+}

@@ -47,6 +47,8 @@ const tsi_option tsi_serve_options[] = {
     {"access-log", TSI_OPT_ENUM, "on", "TSI_ACCESS_LOG", "one log line per request", "on|off"},
     {"drain-seconds", TSI_OPT_INT, "10", "TSI_API_DRAIN",
      "on SIGTERM, how long in-flight requests may finish", "0..600"},
+    {"tile-url", TSI_OPT_STRING, NULL, "TSI_TILE_URL",
+     "map tile URL template for the dashboard, served by GET /api/v1/config (unset = null)", NULL},
     {"print-sql", TSI_OPT_STRING, NULL, NULL,
      "print the SQL of one named statement (or 'list') and exit: for EXPLAIN and pgbench", NULL},
     {NULL, 0, NULL, NULL, NULL, NULL},
@@ -57,7 +59,7 @@ tsi_api *tsi_api_g;
 const char *const tsi_route_names[R__COUNT] = {
     "health",  "metrics",      "openapi", "index_all", "index_one", "history_all",
     "history", "stats",        "compare", "ranking",   "nearby",    "route",
-    "area",    "intersection", "static",  "options",   "not_found"};
+    "area",    "intersection", "config",  "static",    "options",   "not_found"};
 
 const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     1e300};
@@ -507,6 +509,11 @@ static bool route(tsi_req *r)
         tsi_h_openapi(r);
         return true;
     }
+    if (ns == 1 && SEG(0, "config")) {
+        r->route = R_CONFIG;
+        tsi_h_config(r);
+        return true;
+    }
     if (SEG(0, "safety") && ns >= 2) {
         if (SEG(1, "index")) {
             if (ns == 2) {
@@ -848,6 +855,13 @@ int tsi_cmd_serve(int argc, char **argv)
     a->access_log = strcmp(tsi_opts_str(&o, "access-log"), "on") == 0;
     int drain = (int)tsi_opts_int(&o, "drain-seconds");
     resolve_web_dir(a, tsi_opts_str(&o, "web-dir"));
+    const char *tile = tsi_opts_str(&o, "tile-url");
+    if (tile && strlen(tile) >= sizeof a->tile_url) {
+        fprintf(stderr, "tsi serve: --tile-url is longer than %zu bytes\n", sizeof a->tile_url - 1);
+        tsi_opts_free(&o);
+        return 2;
+    }
+    snprintf(a->tile_url, sizeof a->tile_url, "%s", tile ? tile : "");
     const char *ad = getenv("TSI_ARCHIVE_DIR");
     if (ad && *ad)
         snprintf(a->archive_dir, sizeof a->archive_dir, "%s", ad);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "base/buf.h"
@@ -276,10 +277,13 @@ int tsi_ws_client_new(tsi_ws_client **out, const tsi_ws_client_cfg *cfg, tsi_err
 static int make_context(tsi_ws_client *c)
 {
     c->url[0] = '\0';
-    if (c->cfg.get_url(c->cfg.ud, c->url, sizeof c->url) < 0)
+    if (c->cfg.get_url(c->cfg.ud, c->url, sizeof c->url) < 0 || !c->url[0]) {
+        /* no URL yet: no context either (guessing TLS here would initialise OpenSSL for
+         * a plain ws:// peer, and lws does not release that client store) */
         c->url[0] = '\0';
+        return 1;
+    }
     c->have_pending = true;
-    /* without TLS only when the URL is known to be ws:// (a failed first fetch keeps it) */
     bool tls = strncmp(c->url, "ws://", 5) != 0 || c->cfg.tls_insecure;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -297,10 +301,36 @@ static int make_context(tsi_ws_client *c)
 
 int tsi_ws_client_run(tsi_ws_client *c, int timeout_ms)
 {
-    if (!c->ctx && make_context(c) < 0) {
-        tsi_err("ws", "cannot create the websocket client context");
-        return TSI_E_IO;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int delay = c->cfg.backoff_min_ms;
+    while (!c->ctx && !c->stop) {
+        int rc = make_context(c);
+        if (rc < 0) {
+            tsi_err("ws", "cannot create the websocket client context");
+            return TSI_E_IO;
+        }
+        if (rc == 0)
+            break;
+        pthread_mutex_lock(&c->mu);
+        c->st.failures++;
+        pthread_mutex_unlock(&c->mu);
+        event(c, TSI_WS_FAILED, "no url");
+        if (!c->cfg.reconnect)
+            return 0;
+        /* wait (stoppable, within the caller's timeout), then ask again */
+        for (int waited = 0; waited < delay && !c->stop; waited += 50) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+            if (timeout_ms >= 0 && el >= timeout_ms)
+                return 0;
+            usleep(50000);
+        }
+        delay = delay * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms : delay * 2;
     }
+    if (!c->ctx)
+        return 0;
     c->ended = false;
     if (timeout_ms >= 0)
         lws_sul_schedule(c->ctx, 0, &c->sul_deadline, deadline_cb, (lws_usec_t)timeout_ms * 1000);

@@ -65,9 +65,10 @@ typedef struct tsi_ws_stats {
 int tsi_ws_client_new(tsi_ws_client **out, const tsi_ws_client_cfg *cfg, tsi_error *err);
 /* Runs the event loop until tsi_ws_client_stop(), until timeout_ms has passed
  * (negative: no limit), or, without reconnect, until the connection ended. Returns 0, or
- * TSI_E_IO when the event loop cannot be created. The first run calls get_url once
- * before anything else: TLS support (OpenSSL) is left out only when that first URL is
- * ws:// (and tls_insecure is not set); a client of ws:// URLs cannot later open wss://. */
+ * TSI_E_IO when the event loop cannot be created. The event loop is made once get_url has
+ * given a first URL (asked again with backoff until then): TLS support (OpenSSL) is left
+ * out when that URL is ws:// (and tls_insecure is not set); a client of ws:// URLs cannot
+ * later open wss://. */
 int tsi_ws_client_run(tsi_ws_client *c, int timeout_ms);
 void tsi_ws_client_stop(tsi_ws_client *c); /* thread-safe */
 /* Closes the current connection (the client reconnects when configured to). Call from

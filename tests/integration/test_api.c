@@ -940,6 +940,7 @@ static void test_http(void **state)
     static const char *const routes[] = {"/health",
                                          "/metrics",
                                          "/api/v1/openapi.json",
+                                         "/api/v1/config",
                                          "/api/v1/safety/index/",
                                          "/api/v1/safety/index/{intersection_id}",
                                          "/api/v1/safety/history/",

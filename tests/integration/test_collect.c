@@ -5,8 +5,9 @@
  *    row per intersection-minute with traffic, with traffic_volume and vru_count equal to
  *    the simulator's ground truth (exact: both count distinct ids and the simulator only
  *    sends what it counts) and conflict counts within a tolerance (below); the database
- *    rows equal the indices Parquet rows; every Parquet file opens in DuckDB; the raw
- *    archive holds each message once.
+ *    rows equal the indices Parquet rows and what `tsi features` computes offline from the
+ *    raw archive of the same run (check_rows_equal_offline); every Parquet file opens in
+ *    DuckDB; the raw archive holds each message once.
  *  - kill -9 mid-run, then a restart: no torn file under an archive name, every row once.
  *  - simulator faults (HTTP 500s, dropped sockets, duplicated and malformed messages,
  *    tokens expiring every 30 s): collection goes on, duplicates are dropped, malformed
@@ -25,6 +26,7 @@
 
 #include <duckdb.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@
 #include "archive/pqfile.h"
 #include "base/buf.h"
 #include "base/proc.h"
+#include "core/index.h"
 #include "core/json.h"
 #include "harness.h"
 #include "proc_helper.h"
@@ -62,6 +65,215 @@ static int teardown(void **state)
     tsi_proc_run(argv, NULL, NULL, 0, NULL);
     th_db_drop(dbname);
     return 0;
+}
+
+/* ---- the realtime rows against `tsi features` offline over the raw archive ---------------- */
+
+/* DuckDB over the run's archive; fails the test on an error */
+static void duck_query(duckdb_connection con, const char *sql, duckdb_result *res)
+{
+    if (duckdb_query(con, sql, res) == DuckDBError)
+        fail_msg("duckdb: %s\n%s", duckdb_result_error(res), sql);
+}
+
+static void write_file(const char *path, const char *s, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(s, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* one index as PostgreSQL prints it ("null" for NULL) against the offline value */
+static void index_equal(const char *name, const char *pg, duckdb_result *res, idx_t col, idx_t row,
+                        long long isect, long long minute)
+{
+    bool pg_null = strcmp(pg, "null") == 0, off_null = duckdb_value_is_null(res, col, row);
+    if (pg_null || off_null) {
+        if (pg_null != off_null)
+            fail_msg("intersection %lld minute %lld: %s realtime=%s offline=%s", isect, minute,
+                     name, pg, off_null ? "null" : "a number");
+        return;
+    }
+    double a = strtod(pg, NULL), b = duckdb_value_double(res, col, row);
+    if (!(fabs(a - b) <= 1e-6))
+        fail_msg("intersection %lld minute %lld: %s realtime=%.9f offline=%.9f", isect, minute,
+                 name, a, b);
+}
+
+/* The realtime rows equal what `tsi features` computes offline from the raw archive of the
+ * same run. Its input is exported from the archive's original JSON column (accepted BSM and
+ * PSM, in the order the collector received them: received_at, then message time), the
+ * MapData the collector archived (the last version per intersection), and the constants
+ * and priors the collector used: the run's database holds no normalisation constants, so
+ * the collector applied tsi_constants_default and no Empirical Bayes prior — the offline
+ * run gets the same defaults as a file and --priors none (its own default would compute
+ * constants and priors from its input). Grace and assignment radius are the collector's.
+ *
+ * Compared: every complete intersection-minute in [first, last). Excluded, and why:
+ *  - minutes before `first`: the collector connected part-way into them, so the simulator
+ *    sent messages of those minutes that neither side saw; the truth marks them partial;
+ *  - minutes from `last` on: SIGTERM closes the collector's open windows early (the final
+ *    flush) and what it had not yet received is in neither the rows nor the archive;
+ *  - an intersection-minute for which the collector logged late messages: it archived
+ *    them (the archive keeps every message) but its window had already closed without
+ *    them, while offline they arrive in time (none of those in a clean run, normally). */
+static void check_rows_equal_offline(PGconn *c, int64_t first, int64_t last)
+{
+    char root[PATH_MAX + 16], msgs[PATH_MAX + 32], map[PATH_MAX + 32], kpath[PATH_MAX + 32],
+        out[PATH_MAX + 32];
+    snprintf(root, sizeof root, "%s/archive", work);
+    snprintf(msgs, sizeof msgs, "%s/offline-messages.jsonl", work);
+    snprintf(map, sizeof map, "%s/offline-mapdata.json", work);
+    snprintf(kpath, sizeof kpath, "%s/offline-constants.json", work);
+    snprintf(out, sizeof out, "%s/offline-features.jsonl", work);
+    duckdb_database db;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    tsi_buf lit = TSI_BUF_INIT, q = TSI_BUF_INIT;
+    tsi_sql_quote(&lit, root);
+    const char *r = tsi_buf_cstr(&lit);
+
+    /* messages: one JSON object a line */
+    tsi_buf_printf(&q,
+                   "SELECT json FROM read_parquet([%s || '/raw/bsm/*/*/*/*/*.parquet', %s || "
+                   "'/raw/psm/*/*/*/*/*.parquet'], union_by_name = true) WHERE reject_reason IS "
+                   "NULL ORDER BY received_at, message_time, timestamp_ms, id",
+                   r, r);
+    duckdb_result res;
+    duck_query(con, tsi_buf_cstr(&q), &res);
+    FILE *f = fopen(msgs, "wb");
+    assert_non_null(f);
+    idx_t nmsg = duckdb_row_count(&res);
+    for (idx_t i = 0; i < nmsg; i++) {
+        char *js = duckdb_value_varchar(&res, 0, i);
+        assert_non_null(js);
+        for (char *p = js; *p; p++) /* JSON whitespace only: a raw newline in a string is invalid */
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        fputs(js, f);
+        fputc('\n', f);
+        duckdb_free(js);
+    }
+    assert_int_equal(fclose(f), 0);
+    duckdb_destroy_result(&res);
+    assert_true(nmsg > 0);
+
+    /* MapData: an array of the last version archived per intersection */
+    tsi_buf_reset(&q);
+    tsi_buf_printf(&q,
+                   "SELECT '[' || string_agg(DISTINCT j, ',') || ']' FROM (SELECT "
+                   "arg_max(json, received_at) AS j FROM read_parquet(%s || "
+                   "'/raw/mapdata/*/*/*/*/*.parquet') WHERE reject_reason IS NULL GROUP BY "
+                   "intersection_id)",
+                   r);
+    duck_query(con, tsi_buf_cstr(&q), &res);
+    char *mapjs = duckdb_value_varchar(&res, 0, 0);
+    assert_non_null(mapjs);
+    write_file(map, mapjs, strlen(mapjs));
+    duckdb_free(mapjs);
+    duckdb_destroy_result(&res);
+
+    /* the collector's constants: none in the database, so the defaults */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM normalization_constants"), 0);
+    tsi_buf kb = TSI_BUF_INIT;
+    tsi_constants_to_json(&tsi_constants_default, &kb);
+    write_file(kpath, kb.data, kb.len);
+    tsi_buf_free(&kb);
+
+    const char *args[] = {"features", "--mapdata",  map,    "--messages",      msgs, "--constants",
+                          kpath,      "--priors",   "none", "--grace-seconds", "60", "--radius",
+                          "150",      "--timezone", "UTC",  "--output",        out,  NULL};
+    static char log[1 << 16];
+    int rc = th_run_tsi(args, NULL, log, sizeof log);
+    if (rc != 0)
+        fail_msg("tsi features exit %d:\n%s", rc, log);
+
+    /* the offline rows of the compared minutes */
+    tsi_buf ol = TSI_BUF_INIT;
+    tsi_sql_quote(&ol, out);
+    tsi_buf_reset(&q);
+    tsi_buf_printf(
+        &q,
+        "SELECT intersection_id, m, traffic_volume, vru_count, vru_event_count, "
+        "vehicle_event_count, combined_index, combined_index_eb, vru_index, vru_index_eb, "
+        "vehicle_index, vehicle_index_eb FROM (SELECT *, epoch_ms(strptime(\"timestamp\", "
+        "'%%Y-%%m-%%dT%%H:%%M:%%SZ')) AS m FROM read_json(%s, format = 'newline_delimited', "
+        "columns = {intersection_id: 'BIGINT', \"timestamp\": 'VARCHAR', traffic_volume: "
+        "'INTEGER', vru_count: 'INTEGER', vru_event_count: 'INTEGER', vehicle_event_count: "
+        "'INTEGER', combined_index: 'DOUBLE', combined_index_eb: 'DOUBLE', vru_index: 'DOUBLE', "
+        "vru_index_eb: 'DOUBLE', vehicle_index: 'DOUBLE', vehicle_index_eb: 'DOUBLE'})) WHERE "
+        "m >= %lld AND m < %lld ORDER BY 1, 2",
+        tsi_buf_cstr(&ol), (long long)first, (long long)last);
+    tsi_buf_free(&ol);
+    duck_query(con, tsi_buf_cstr(&q), &res);
+    idx_t noff = duckdb_row_count(&res);
+    long long compared = 0, excluded_late = 0;
+    static const char *const names[] = {"combined_index", "combined_index_eb", "vru_index",
+                                        "vru_index_eb",   "vehicle_index",     "vehicle_index_eb"};
+    for (idx_t i = 0; i < noff; i++) {
+        long long isect = duckdb_value_int64(&res, 0, i), minute = duckdb_value_int64(&res, 1, i);
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM data_quality_log WHERE issue_type = 'late_message' AND "
+                 "intersection_id = %lld AND \"timestamp\" = to_timestamp(%lld / 1000.0)",
+                 isect, minute);
+        if (th_int(c, sql) > 0) {
+            excluded_late++;
+            continue;
+        }
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) || ' ' || max(traffic_volume) || ' ' || max(vru_count) || ' ' || "
+                 "max(vru_event_count) || ' ' || max(vehicle_event_count) || ' ' || "
+                 "coalesce(max(combined_index)::text, 'null') || ' ' || "
+                 "coalesce(max(combined_index_eb)::text, 'null') || ' ' || "
+                 "coalesce(max(vru_index)::text, 'null') || ' ' || "
+                 "coalesce(max(vru_index_eb)::text, 'null') || ' ' || "
+                 "coalesce(max(vehicle_index)::text, 'null') || ' ' || "
+                 "coalesce(max(vehicle_index_eb)::text, 'null') FROM safety_indices_realtime "
+                 "WHERE intersection_id = %lld AND \"timestamp\" = to_timestamp(%lld / 1000.0)",
+                 isect, minute);
+        char *v = th_value(c, sql);
+        if (v == NULL)
+            fail_msg("intersection %lld minute %lld: no realtime row (offline has one)", isect,
+                     minute);
+        int n = 0, vol = 0, vru = 0, pe = 0, ve = 0;
+        char ix[6][64];
+        int got = sscanf(v, "%d %d %d %d %d %63s %63s %63s %63s %63s %63s", &n, &vol, &vru, &pe,
+                         &ve, ix[0], ix[1], ix[2], ix[3], ix[4], ix[5]);
+        free(v);
+        if (got != 11 || n != 1)
+            fail_msg("intersection %lld minute %lld: %d realtime rows", isect, minute, n);
+        int ovol = (int)duckdb_value_int64(&res, 2, i), ovru = (int)duckdb_value_int64(&res, 3, i),
+            ope = (int)duckdb_value_int64(&res, 4, i), ove = (int)duckdb_value_int64(&res, 5, i);
+        if (vol != ovol || vru != ovru || pe != ope || ve != ove)
+            fail_msg("intersection %lld minute %lld: realtime volume=%d vru=%d vru_events=%d "
+                     "vehicle_events=%d, offline %d %d %d %d",
+                     isect, minute, vol, vru, pe, ve, ovol, ovru, ope, ove);
+        for (int k = 0; k < 6; k++)
+            index_equal(names[k], ix[k], &res, (idx_t)(6 + k), i, isect, minute);
+        compared++;
+    }
+    duckdb_destroy_result(&res);
+    /* and no realtime row of the compared minutes that offline lacks */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM safety_indices_realtime s WHERE \"timestamp\" >= "
+             "to_timestamp(%lld / 1000.0) AND \"timestamp\" < to_timestamp(%lld / 1000.0) AND NOT "
+             "EXISTS (SELECT 1 FROM data_quality_log q WHERE q.issue_type = 'late_message' AND "
+             "q.intersection_id = s.intersection_id AND q.\"timestamp\" = s.\"timestamp\")",
+             (long long)first, (long long)last);
+    assert_int_equal(th_int(c, sql), compared);
+    fprintf(stderr,
+            "offline features: %lld intersection-minutes equal, %lld excluded (late), "
+            "%llu messages exported\n",
+            compared, excluded_late, (unsigned long long)nmsg);
+    assert_true(compared >= (long long)NISECT * minutes() / 2);
+    tsi_buf_free(&lit);
+    tsi_buf_free(&q);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
 }
 
 static void test_clean_run(void **state)
@@ -133,6 +345,7 @@ static void test_clean_run(void **state)
                                "'rejected_message'"),
                      0);
     check_db_equals_parquet(c);
+    check_rows_equal_offline(c, first, last);
     PQfinish(c);
     /* every Parquet file opens; each message once in the raw archive */
     assert_true(duck_int("SELECT count(*) FROM read_parquet(%s || '/raw/*/*/*/*/*/*.parquet', "
