@@ -462,7 +462,9 @@ long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality)
                     tsi_error_name(e.code), e.detail);
         }
         p->c.index_files += st.files;
-        /* the database write never waits for, nor depends on, the Parquet write */
+        /* a failed write keeps its rows buffered in DuckDB (archive/indices.h): they go out
+         * with the next call, so the pipeline's own buffer is free to reuse either way.
+         * The database write never waits for, nor depends on, the Parquet write */
         if (p->ingest && p->nrows > 0) {
             tsi_error ie = {0};
             if (tsi_ingest_add_rows(p->ingest, p->rows, p->nrows, &ie) < 0)
