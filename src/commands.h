@@ -26,21 +26,21 @@ extern const tsi_option_doc tsi_option_docs[]; /* terminated by command == NULL 
 int tsi_cmd_db(int argc, char **argv);
 int tsi_cmd_migrate(int argc, char **argv);
 int tsi_cmd_config(int argc, char **argv);
-int tsi_cmd_archive(int argc, char **argv); /* archive/compact.c */
-int tsi_cmd_collect(int argc, char **argv); /* collect/daemon.c */
-int tsi_cmd_backup(int argc, char **argv); /* ops/backup.c */
-int tsi_cmd_audit(int argc, char **argv);  /* ops/audit.c */
-int tsi_cmd_status(int argc, char **argv); /* ops/status.c */
-int tsi_cmd_seed(int argc, char **argv);  /* tools/seed.c */
-int tsi_cmd_serve(int argc, char **argv); /* api/server.c */
-int tsi_cmd_jobs(int argc, char **argv);  /* jobs/jobs.c */
-int tsi_cmd_backfill(int argc, char **argv); /* tools/backfill.c */
-int tsi_cmd_validate(int argc, char **argv); /* tools/validate.c */
+int tsi_cmd_archive(int argc, char **argv);   /* archive/compact.c */
+int tsi_cmd_collect(int argc, char **argv);   /* collect/daemon.c */
+int tsi_cmd_backup(int argc, char **argv);    /* ops/backup.c */
+int tsi_cmd_audit(int argc, char **argv);     /* ops/audit.c */
+int tsi_cmd_status(int argc, char **argv);    /* ops/status.c */
+int tsi_cmd_seed(int argc, char **argv);      /* tools/seed.c */
+int tsi_cmd_serve(int argc, char **argv);     /* api/server.c */
+int tsi_cmd_jobs(int argc, char **argv);      /* jobs/jobs.c */
+int tsi_cmd_backfill(int argc, char **argv);  /* tools/backfill.c */
+int tsi_cmd_validate(int argc, char **argv);  /* tools/validate.c */
 int tsi_cmd_reprocess(int argc, char **argv); /* tools/reprocess.c */
-int tsi_cmd_features(int argc, char **argv); /* tools/features_cmd.c */
-int tsi_cmd_explain(int argc, char **argv);  /* tools/explain_cmd.c */
-int tsi_cmd_sim(int argc, char **argv);      /* sim/cmd.c */
-extern const tsi_option tsi_sim_options[]; /* sim/cmd.c */
+int tsi_cmd_features(int argc, char **argv);  /* tools/features_cmd.c */
+int tsi_cmd_explain(int argc, char **argv);   /* tools/explain_cmd.c */
+int tsi_cmd_sim(int argc, char **argv);       /* sim/cmd.c */
+extern const tsi_option tsi_sim_options[];    /* sim/cmd.c */
 
 /* Runs a subcommand from `subs` (argv[1]); prints the list on --help or when missing.
  * `prefix` is "tsi db". Returns the exit status. */

@@ -216,10 +216,9 @@ static void test_truth_matches_samples(void **state)
                     pairs = realloc(pairs, sizeof *pairs * cappairs);
                     assert_non_null(pairs);
                 }
-                pairs[npairs++] = (pairrec){a->isect,   minute,     lo,         hi,
-                                            vv ? 'v' : 'p', tt,     d,          a->speed,
-                                            b->speed,   a->heading, b->heading, a->length_cm,
-                                            b->length_cm};
+                pairs[npairs++] = (pairrec){
+                    a->isect, minute,   lo,         hi,         vv ? 'v' : 'p', tt,          d,
+                    a->speed, b->speed, a->heading, b->heading, a->length_cm,   b->length_cm};
             }
         }
         (void)red_crossings;
