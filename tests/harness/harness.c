@@ -206,3 +206,35 @@ int th_run_tsi(const char *const *args, const char *const *env, char *out, size_
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    char *sql = NULL;
+    if (vasprintf(&sql, fmt, ap) < 0)
+        fail_msg("vasprintf");
+    return sql;
+}
+
+void th_sqlf(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    char state[8];
+    int st = th_exec(c, sql, state);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("SQL failed (%s): %s\n%s", state, PQerrorMessage(c), sql);
+    free(sql);
+}
+
+long long th_intf(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    long long v = th_int(c, sql);
+    free(sql);
+    return v;
+}

@@ -30,6 +30,10 @@ int th_exec(PGconn *c, const char *sql, char *state);
 char *th_value(PGconn *c, const char *sql);
 long long th_int(PGconn *c, const char *sql);
 double th_double(PGconn *c, const char *sql);
+/* printf-style forms: th_sqlf runs statements and fails the test unless they succeed;
+ * th_intf is th_int on the formatted text. Only for SQL the test itself writes. */
+void th_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long th_intf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Runs the tsi binary with args (NULL-terminated) and extra env "K=V" entries
  * (NULL-terminated, may be NULL); captures stdout+stderr into out (may be NULL). Returns

@@ -103,36 +103,6 @@ static void duck(duckdb_connection con, const char *fmt, ...)
     free(sql);
 }
 
-static void pg(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pg(PGconn *c, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    char state[8];
-    int st = th_exec(c, sql, state);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("SQL failed (%s): %s\n%s", state, PQerrorMessage(c), sql);
-    free(sql);
-}
-
-static long long pgint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long pgint(PGconn *c, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    long long v = th_int(c, sql);
-    free(sql);
-    return v;
-}
-
 static void day_path(char *buf, size_t len, long long us)
 {
     time_t t = (time_t)(us / 1000000);
@@ -153,10 +123,10 @@ static void date_str(char *buf, size_t len, long long us)
 /* The database clock decides the dates (the backfill reads the same clock). */
 static void clock_from(PGconn *c)
 {
-    today_us =
-        pgint(c, "SELECT (extract(epoch FROM date_trunc('day', now(), 'UTC')) * 1000000)::bigint");
+    today_us = th_intf(
+        c, "SELECT (extract(epoch FROM date_trunc('day', now(), 'UTC')) * 1000000)::bigint");
     long long hour_us =
-        pgint(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint");
+        th_intf(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint");
     d1_us = today_us - 3 * US_DAY;
     d2_us = today_us - 4 * US_DAY;
     h0_us = hour_us - 3 * US_HOUR; /* hours h0 and h0+1 are complete and in the window */
@@ -263,29 +233,30 @@ static void write_fixtures(void)
 /* The expected valid rows, from the same formulas, by PostgreSQL. */
 static void expected_rows(PGconn *c)
 {
-    pg(c,
-       "CREATE TABLE exp AS\n"
-       "SELECT iid::bigint AS iid, timestamptz 'epoch' + (%lld + (600 + m) * %lld) * interval "
-       "'1 microsecond' AS ts,\n"
-       "       coalesce(" F_EB ", " F_CI ")::float8 AS si, " F_VOL " AS vol, 1 AS bin\n"
-       "  FROM generate_series(0::bigint, 89) m, (VALUES (0), (5)) v(iid)\n"
-       "UNION ALL\n"
-       "SELECT iid, timestamptz 'epoch' + (%lld + (480 + 15 * m) * %lld) * interval "
-       "'1 microsecond',\n"
-       "       " F_CI15 "::float8, " F_VOL15 ", 15\n"
-       "  FROM generate_series(0::bigint, 7) m, (VALUES (5), (7)) v(iid)\n"
-       "UNION ALL\n"
-       "SELECT iid, timestamptz 'epoch' + (%lld + m * %lld) * interval '1 microsecond',\n"
-       "       coalesce(" F_EB ", " F_CI ")::float8, " F_VOL ", 1\n"
-       "  FROM generate_series(0::bigint, 119) m, (VALUES (0), (7)) v(iid)",
-       d1_us, US_MIN, d2_us, US_MIN, h0_us, US_MIN);
-    pg(c, "CREATE TABLE exp_hourly AS\n"
-          "SELECT iid, date_trunc('hour', ts) AS h, sum(si * bin) / sum(bin) AS avg_si,\n"
-          "       min(si) AS min_si, max(si) AS max_si, stddev_samp(si) AS std_si,\n"
-          "       sum(vol) AS total_volume, sum(vol)::float8 / sum(bin) AS avg_volume,\n"
-          "       least(coalesce(sum(bin) FILTER (WHERE si > 75), 0), 60) AS high_risk_minutes,\n"
-          "       least(sum(bin), 60) / 60.0 AS data_quality_score, least(sum(bin), 60) AS n\n"
-          "  FROM exp GROUP BY 1, 2");
+    th_sqlf(c,
+            "CREATE TABLE exp AS\n"
+            "SELECT iid::bigint AS iid, timestamptz 'epoch' + (%lld + (600 + m) * %lld) * interval "
+            "'1 microsecond' AS ts,\n"
+            "       coalesce(" F_EB ", " F_CI ")::float8 AS si, " F_VOL " AS vol, 1 AS bin\n"
+            "  FROM generate_series(0::bigint, 89) m, (VALUES (0), (5)) v(iid)\n"
+            "UNION ALL\n"
+            "SELECT iid, timestamptz 'epoch' + (%lld + (480 + 15 * m) * %lld) * interval "
+            "'1 microsecond',\n"
+            "       " F_CI15 "::float8, " F_VOL15 ", 15\n"
+            "  FROM generate_series(0::bigint, 7) m, (VALUES (5), (7)) v(iid)\n"
+            "UNION ALL\n"
+            "SELECT iid, timestamptz 'epoch' + (%lld + m * %lld) * interval '1 microsecond',\n"
+            "       coalesce(" F_EB ", " F_CI ")::float8, " F_VOL ", 1\n"
+            "  FROM generate_series(0::bigint, 119) m, (VALUES (0), (7)) v(iid)",
+            d1_us, US_MIN, d2_us, US_MIN, h0_us, US_MIN);
+    th_sqlf(c,
+            "CREATE TABLE exp_hourly AS\n"
+            "SELECT iid, date_trunc('hour', ts) AS h, sum(si * bin) / sum(bin) AS avg_si,\n"
+            "       min(si) AS min_si, max(si) AS max_si, stddev_samp(si) AS std_si,\n"
+            "       sum(vol) AS total_volume, sum(vol)::float8 / sum(bin) AS avg_volume,\n"
+            "       least(coalesce(sum(bin) FILTER (WHERE si > 75), 0), 60) AS high_risk_minutes,\n"
+            "       least(sum(bin), 60) / 60.0 AS data_quality_score, least(sum(bin), 60) AS n\n"
+            "  FROM exp GROUP BY 1, 2");
 }
 
 /* rows of the hourly table that differ from the expectation (both directions) */
@@ -339,9 +310,9 @@ static char *snapshot(PGconn *c)
 
 static void insert_intersections(PGconn *c)
 {
-    pg(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
-          " (0, 'Zero & First', 38.86, -77.05), (5, 'US-29 & Nutley', 38.87, -77.23),"
-          " (7, 'Seventh', 38.88, -77.20)");
+    th_sqlf(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
+               " (0, 'Zero & First', 38.86, -77.05), (5, 'US-29 & Nutley', 38.87, -77.23),"
+               " (7, 'Seventh', 38.88, -77.20)");
 }
 
 static void make_dir(void)
@@ -416,29 +387,29 @@ static void test_backfill_validate(void **state)
                   "   AND r.traffic_volume = e.vol"),
         240);
     /* legacy rows stay out of the realtime table (older than its window) */
-    assert_int_equal(pgint(c,
-                           "SELECT count(*) FROM safety_indices_realtime WHERE \"timestamp\" <"
-                           " timestamptz 'epoch' + %lld * interval '1 microsecond'",
-                           h0_us),
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE \"timestamp\" <"
+                             " timestamptz 'epoch' + %lld * interval '1 microsecond'",
+                             h0_us),
                      0);
     /* hourly: 2 + 2 (legacy 1-min) + 4 (15-min) + 4 (realtime hours) */
     assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_hourly"), 12);
     assert_int_equal(hourly_diff(c), 0);
     /* by hand: hour 11 of D-3 has 30 one-minute rows; 15-minute hours are complete */
     assert_int_equal(
-        pgint(c,
-              "SELECT count(*) FROM safety_indices_hourly WHERE data_quality_score = 0.5"
-              " AND hour_timestamp = timestamptz 'epoch' + %lld"
-              " * interval '1 microsecond'",
-              d1_us + 11 * US_HOUR),
+        th_intf(c,
+                "SELECT count(*) FROM safety_indices_hourly WHERE data_quality_score = 0.5"
+                " AND hour_timestamp = timestamptz 'epoch' + %lld"
+                " * interval '1 microsecond'",
+                d1_us + 11 * US_HOUR),
         2);
     assert_int_equal(
-        pgint(c,
-              "SELECT count(*) FROM safety_indices_hourly WHERE data_quality_score = 1"
-              " AND hour_timestamp >= timestamptz 'epoch' + %lld"
-              " * interval '1 microsecond' AND hour_timestamp < timestamptz 'epoch' + %lld"
-              " * interval '1 microsecond'",
-              d2_us, d2_us + US_DAY),
+        th_intf(c,
+                "SELECT count(*) FROM safety_indices_hourly WHERE data_quality_score = 1"
+                " AND hour_timestamp >= timestamptz 'epoch' + %lld"
+                " * interval '1 microsecond' AND hour_timestamp < timestamptz 'epoch' + %lld"
+                " * interval '1 microsecond'",
+                d2_us, d2_us + US_DAY),
         4);
     assert_int_equal(daily_diff(c), 0);
     assert_true(th_int(c, "SELECT count(*) FROM safety_indices_daily") >= 4);
@@ -467,11 +438,11 @@ static void test_backfill_validate(void **state)
     expect_in("\"mismatches\":0");
 
     /* one realtime row altered in PostgreSQL: caught by the stats and the sample */
-    pg(c,
-       "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb / 2"
-       " WHERE intersection_id = 7 AND \"timestamp\" = timestamptz 'epoch' + %lld"
-       " * interval '1 microsecond'",
-       h0_us + 4 * US_MIN); /* m = 4: EB not NULL */
+    th_sqlf(c,
+            "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb / 2"
+            " WHERE intersection_id = 7 AND \"timestamp\" = timestamptz 'epoch' + %lld"
+            " * interval '1 microsecond'",
+            h0_us + 4 * US_MIN); /* m = 4: EB not NULL */
     rc = th_run_tsi(val, NULL, out, sizeof out);
     assert_exit(rc, 1);
     expect_in("\"result\":\"mismatch\"");
@@ -481,9 +452,9 @@ static void test_backfill_validate(void **state)
     expect_in("\"field\":\"combined_index_eb\"");
 
     /* one hourly row altered: caught by the hourly check, readable in HTML */
-    pg(c, "UPDATE safety_indices_hourly SET total_volume = total_volume + 1"
-          " WHERE intersection_id = 5 AND hour_timestamp = (SELECT min(hour_timestamp)"
-          " FROM safety_indices_hourly WHERE intersection_id = 5)");
+    th_sqlf(c, "UPDATE safety_indices_hourly SET total_volume = total_volume + 1"
+               " WHERE intersection_id = 5 AND hour_timestamp = (SELECT min(hour_timestamp)"
+               " FROM safety_indices_hourly WHERE intersection_id = 5)");
     char html[700];
     snprintf(html, sizeof html, "%s/report.html", dir);
     const char *vh[] = {"validate", "--from",   dir,    "--since",  since, "--until",

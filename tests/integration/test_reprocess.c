@@ -87,36 +87,6 @@ static long long duck_int(duckdb_connection con, const char *sql)
     return v;
 }
 
-static void pg(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pg(PGconn *c, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    char state[8];
-    int st = th_exec(c, sql, state);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("SQL failed (%s): %s\n%s", state, PQerrorMessage(c), sql);
-    free(sql);
-}
-
-static long long pgint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long pgint(PGconn *c, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    long long v = th_int(c, sql);
-    free(sql);
-    return v;
-}
-
 /* one BSM as the VCC sends it */
 #define BSM_JSON(ts, id, lat)                                                                      \
     "CAST(json_object('timestamp', " ts ", 'rsuName', 'rsu-test', 'bsmJson',"                      \
@@ -196,7 +166,7 @@ static long long matching(PGconn *c, int h, const char *vmax)
              " AND r.traffic_volume = 1 + (m %% 4) AND abs(r.combined_index - %s) < 1e-9"
              " AND abs(r.combined_index_eb - r.combined_index) < 1e-9",
              h * 60, h * 60 + 59, h0_us, US_MIN, f);
-    return pgint(c, "%s", sql);
+    return th_intf(c, "%s", sql);
 }
 
 static void run_reprocess(long long from, long long to)
@@ -221,9 +191,9 @@ static void test_reprocess_hour(void **state)
     char db[64];
     th_db_create(db);
     PGconn *c = th_connect("tsi_owner");
-    pg(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
-          " (5, 'US-29 & Nutley', 38.87, -77.23), (7, 'Seventh', 38.88, -77.20)");
-    h0_us = pgint(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint") -
+    th_sqlf(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
+               " (5, 'US-29 & Nutley', 38.87, -77.23), (7, 'Seventh', 38.88, -77.20)");
+    h0_us = th_intf(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint") -
             3 * US_HOUR;
     const char *tmp = getenv("TSI_TEST_TMP");
     snprintf(dir, sizeof dir, "%s/reprocess.XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -233,34 +203,34 @@ static void test_reprocess_hour(void **state)
     mkdirs(arch);
     write_raw();
     /* constants A: V_max 20 */
-    pg(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
-          " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 20, \"sigma_max\": 20,"
-          " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now() - interval '1 day')");
+    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
+               " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 20, \"sigma_max\": 20,"
+               " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now() - interval '1 day')");
 
     run_reprocess(h0_us, h0_us + 2 * US_HOUR);
     if (!strstr(out, "deduped=4"))
         fail_msg("the repeated minute 7 (4 messages) is not deduplicated %s", dump(out));
     /* intersection 5: 120 minutes, every index as the formula with V_max 20 */
     assert_int_equal(
-        pgint(c, "SELECT count(*) FROM safety_indices_realtime WHERE intersection_id = 5"), 120);
+        th_intf(c, "SELECT count(*) FROM safety_indices_realtime WHERE intersection_id = 5"), 120);
     assert_int_equal(matching(c, 0, "20"), 60);
     assert_int_equal(matching(c, 1, "20"), 60);
     /* intersection 7 from the legacy files of both schemas: minutes 60..69, one vehicle */
-    assert_int_equal(pgint(c,
-                           "SELECT count(*) FROM safety_indices_realtime WHERE"
-                           " intersection_id = 7 AND traffic_volume = 1 AND \"timestamp\" >="
-                           " timestamptz 'epoch' + %lld * interval '1 microsecond'",
-                           h0_us + US_HOUR),
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE"
+                             " intersection_id = 7 AND traffic_volume = 1 AND \"timestamp\" >="
+                             " timestamptz 'epoch' + %lld * interval '1 microsecond'",
+                             h0_us + US_HOUR),
                      10);
-    assert_int_equal(pgint(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
     /* hourly rollups by the jobs from the realtime rows */
-    assert_int_equal(pgint(c, "SELECT count(*) FROM safety_indices_hourly"), 3);
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_hourly"), 3);
 
     /* constants B from now on: V_max 10 */
-    pg(c, "UPDATE normalization_constants SET valid_until = now()");
-    pg(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
-          " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 10, \"sigma_max\": 20,"
-          " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now())");
+    th_sqlf(c, "UPDATE normalization_constants SET valid_until = now()");
+    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
+               " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 10, \"sigma_max\": 20,"
+               " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now())");
     char *first_hour = th_value(
         c, "SELECT md5(string_agg(r::text, '|' ORDER BY intersection_id, \"timestamp\")) FROM"
            " (SELECT *, xmin::text AS x FROM safety_indices_realtime) r"
@@ -288,7 +258,7 @@ static void test_reprocess_hour(void **state)
     free(first_hourly);
     assert_int_equal(matching(c, 0, "20"), 60);
     assert_int_equal(matching(c, 1, "10"), 60);
-    assert_int_equal(pgint(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
     /* the second hour's rollup is the mean of the new values */
     char f[1024], sql[2048];
     snprintf(f, sizeof f, F_COMBINED("1 + (m %% 4)", "10"));
@@ -297,7 +267,7 @@ static void test_reprocess_hour(void **state)
              " AND hour_timestamp = timestamptz 'epoch' + %lld * interval '1 microsecond'"
              " AND abs(avg_si - (SELECT avg(%s) FROM generate_series(60::bigint, 119) m)) < 1e-9",
              h0_us + US_HOUR, f);
-    assert_int_equal(pgint(c, "%s", sql), 1);
+    assert_int_equal(th_intf(c, "%s", sql), 1);
 
     /* indices Parquet: one generation, no duplicate minute, the second hour new */
     duckdb_database ddb;
