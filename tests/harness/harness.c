@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,4 +238,17 @@ long long th_intf(PGconn *c, const char *fmt, ...)
     long long v = th_int(c, sql);
     free(sql);
     return v;
+}
+
+double th_doublef(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    char *v = th_value(c, sql);
+    free(sql);
+    double x = v ? strtod(v, NULL) : NAN;
+    free(v);
+    return x;
 }

@@ -34,6 +34,8 @@ double th_double(PGconn *c, const char *sql);
  * th_intf is th_int on the formatted text. Only for SQL the test itself writes. */
 void th_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long long th_intf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* th_doublef: the first value as a double, NAN when it is NULL. */
+double th_doublef(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Runs the tsi binary with args (NULL-terminated) and extra env "K=V" entries
  * (NULL-terminated, may be NULL); captures stdout+stderr into out (may be NULL). Returns

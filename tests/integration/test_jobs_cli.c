@@ -46,7 +46,7 @@ static void test_hostile_run_arguments(void **state)
                      cases[i].want, out);
     }
     /* nothing ran, nothing was dropped */
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs"), 0);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs"), 0);
     /* --help is not an error */
     const char *help[] = {"jobs", "run", "--help", NULL};
     assert_int_equal(run(help, out, sizeof out), 0);
@@ -93,7 +93,7 @@ static void test_privileges(void **state)
     expect_state(jobs, "SELECT * FROM tsi_job_run('hourly', 'infinity')", "22023");
     expect_state(jobs, "SELECT * FROM tsi_job_run('hourly', now(), '[1]')", "22023");
     expect_state(jobs, "SELECT * FROM tsi_job_run('hourly', now(), 'null')", "22023");
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs"), 0);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs"), 0);
     /* functions run with a fixed search_path: a hostile one changes nothing */
     jt_intersections(owner, 1);
     expect_state(jobs, "SET search_path = pg_temp, public", "");
@@ -108,11 +108,11 @@ static void test_privileges(void **state)
                       jt_make(1, (now / 3600) * 3600 - 3540, 0, 100, 0),
                       jt_make(1, (now / 3600) * 3600 - 7200, 0, 100, 0)};
     jt_insert(writer, rows, 3);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM rollup_dirty WHERE kind = 'hourly'"), 2);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM rollup_dirty WHERE kind = 'hourly'"), 2);
     assert_int_equal(tsi_jobs_run_one(jobs, "hourly", NULL, NULL, &res, &e), 0);
     assert_string_equal(res.status, "ok");
     assert_int_equal(res.rows, 2);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM rollup_dirty WHERE kind = 'hourly'"), 0);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM rollup_dirty WHERE kind = 'hourly'"), 0);
     /* pg_cron is not in per-test databases: install says so and fails */
     char out[2048];
     const char *args[] = {"jobs", "install", NULL};
@@ -145,8 +145,8 @@ static void test_status_and_run_all(void **state)
     assert_non_null(strstr(out, "recent failures: 0"));
     assert_non_null(strstr(out, "pg_cron"));
     PGconn *owner = th_connect("tsi_owner");
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs WHERE status = 'ok' AND "
-                                   "source = 'tsi' AND finished >= started"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs WHERE status = 'ok' AND "
+                                    "source = 'tsi' AND finished >= started"),
                      5);
     PQfinish(owner);
     th_db_drop(db);

@@ -103,16 +103,16 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
     char sel[200];
     snprintf(sel, sizeof sel, "FROM normalization_constants WHERE valid_from = to_timestamp(%lld)",
              valid_from);
-    jt_close(jt_dbl(c, "SELECT (constants->>'I_vru_max')::float8 %s", sel), e.vru_max);
-    jt_close(jt_dbl(c, "SELECT (constants->>'I_veh_max')::float8 %s", sel), e.veh_max);
-    jt_close(jt_dbl(c, "SELECT (constants->>'V_max')::float8 %s", sel), e.v_max);
-    jt_close(jt_dbl(c, "SELECT (constants->>'S_ref')::float8 %s", sel), e.s_ref);
-    jt_close(jt_dbl(c, "SELECT (constants->>'HB_max')::float8 %s", sel), 1);      /* 0 -> 1 */
-    jt_close(jt_dbl(c, "SELECT (constants->>'sigma_max')::float8 %s", sel), 7.5); /* default */
-    jt_close(jt_dbl(c, "SELECT (constants->>'k')::float8 %s", sel), 42);
-    assert_int_equal(jt_int(c, "SELECT (constants->>'minutes')::bigint %s", sel), e.minutes);
-    assert_int_equal(jt_int(c, "SELECT (constants->'defaulted' ? 'sigma_max')::int %s", sel), 1);
-    assert_int_equal(jt_int(c, "SELECT jsonb_array_length(constants->'defaulted') %s", sel), 1);
+    jt_close(th_doublef(c, "SELECT (constants->>'I_vru_max')::float8 %s", sel), e.vru_max);
+    jt_close(th_doublef(c, "SELECT (constants->>'I_veh_max')::float8 %s", sel), e.veh_max);
+    jt_close(th_doublef(c, "SELECT (constants->>'V_max')::float8 %s", sel), e.v_max);
+    jt_close(th_doublef(c, "SELECT (constants->>'S_ref')::float8 %s", sel), e.s_ref);
+    jt_close(th_doublef(c, "SELECT (constants->>'HB_max')::float8 %s", sel), 1);      /* 0 -> 1 */
+    jt_close(th_doublef(c, "SELECT (constants->>'sigma_max')::float8 %s", sel), 7.5); /* default */
+    jt_close(th_doublef(c, "SELECT (constants->>'k')::float8 %s", sel), 42);
+    assert_int_equal(th_intf(c, "SELECT (constants->>'minutes')::bigint %s", sel), e.minutes);
+    assert_int_equal(th_intf(c, "SELECT (constants->'defaulted' ? 'sigma_max')::int %s", sel), 1);
+    assert_int_equal(th_intf(c, "SELECT jsonb_array_length(constants->'defaulted') %s", sel), 1);
 
     /* priors: intersection 1 has >= 60 minutes at hour 8 (its own mean), intersection 2
      * fewer (the network mean at 8), intersection 3 only hour 9 with 10 minutes */
@@ -122,36 +122,36 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
         double net8 = mean_of(x, 0, 8, lo, hi, &n_net);
         assert_true(n_own >= 60);
         /* the intersection's own mean, and the resolved prior: its own */
-        jt_close(jt_dbl(c, "SELECT (constants #>> '{priors,intersections,1,8,%s}')::float8 %s",
-                        KEYS[x], sel),
+        jt_close(th_doublef(c, "SELECT (constants #>> '{priors,intersections,1,8,%s}')::float8 %s",
+                            KEYS[x], sel),
                  own1);
-        jt_close(jt_dbl(c,
-                        "SELECT (constants #>> '{priors,intersections,1,8,prior,%s}')::float8 %s",
-                        KEYS[x], sel),
-                 own1);
+        jt_close(
+            th_doublef(c, "SELECT (constants #>> '{priors,intersections,1,8,prior,%s}')::float8 %s",
+                       KEYS[x], sel),
+            own1);
         double own2 = mean_of(x, 2, 8, lo, hi, &n_own);
         assert_true(n_own > 0 && n_own < 60);
-        jt_close(jt_dbl(c, "SELECT (constants #>> '{priors,intersections,2,8,%s}')::float8 %s",
-                        KEYS[x], sel),
+        jt_close(th_doublef(c, "SELECT (constants #>> '{priors,intersections,2,8,%s}')::float8 %s",
+                            KEYS[x], sel),
                  own2);
         /* fewer than 60 minutes: the prior is the network-wide mean at that hour */
-        jt_close(jt_dbl(c,
-                        "SELECT (constants #>> '{priors,intersections,2,8,prior,%s}')::float8 %s",
-                        KEYS[x], sel),
-                 net8);
         jt_close(
-            jt_dbl(c, "SELECT (constants #>> '{priors,network,8,%s}')::float8 %s", KEYS[x], sel),
+            th_doublef(c, "SELECT (constants #>> '{priors,intersections,2,8,prior,%s}')::float8 %s",
+                       KEYS[x], sel),
             net8);
+        jt_close(th_doublef(c, "SELECT (constants #>> '{priors,network,8,%s}')::float8 %s", KEYS[x],
+                            sel),
+                 net8);
         double net9 = mean_of(x, 0, 9, lo, hi, &n_net);
-        jt_close(jt_dbl(c,
-                        "SELECT (constants #>> '{priors,intersections,3,9,prior,%s}')::float8 %s",
-                        KEYS[x], sel),
-                 net9);
+        jt_close(
+            th_doublef(c, "SELECT (constants #>> '{priors,intersections,3,9,prior,%s}')::float8 %s",
+                       KEYS[x], sel),
+            net9);
     }
     long n2;
     mean_of(0, 2, 8, lo, hi, &n2);
     assert_int_equal(
-        jt_int(c, "SELECT (constants #>> '{priors,intersections,2,8,minutes}')::int %s", sel), n2);
+        th_intf(c, "SELECT (constants #>> '{priors,intersections,2,8,minutes}')::int %s", sel), n2);
     char *src2 = th_value(c, "SELECT constants #>> '{priors,intersections,2,8,source}' "
                              "FROM normalization_constants ORDER BY valid_from DESC LIMIT 1");
     assert_string_equal(src2, "network");
@@ -162,23 +162,23 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
     free(src);
     /* no history at hour 3 anywhere: no prior (P = X) */
     assert_int_equal(
-        jt_int(c, "SELECT count(*) %s AND constants #> '{priors,network,3}' IS NULL", sel), 1);
+        th_intf(c, "SELECT count(*) %s AND constants #> '{priors,network,3}' IS NULL", sel), 1);
 }
 
 static void no_overlap(PGconn *c)
 {
-    assert_int_equal(jt_int(c, "SELECT count(*) FROM normalization_constants a JOIN "
-                               "normalization_constants b ON a.id < b.id AND "
-                               "tstzrange(a.valid_from, a.valid_until) && "
-                               "tstzrange(b.valid_from, b.valid_until)"),
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM normalization_constants a JOIN "
+                                "normalization_constants b ON a.id < b.id AND "
+                                "tstzrange(a.valid_from, a.valid_until) && "
+                                "tstzrange(b.valid_from, b.valid_until)"),
                      0);
-    assert_int_equal(jt_int(c, "SELECT count(*) FROM normalization_constants WHERE valid_until IS "
-                               "NULL"),
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM normalization_constants WHERE valid_until IS "
+                                "NULL"),
                      1);
     /* the periods tile the timeline: each ends where the next begins */
-    assert_int_equal(jt_int(c, "SELECT count(*) FROM (SELECT valid_until, lead(valid_from) OVER "
-                               "(ORDER BY valid_from) nxt FROM normalization_constants) s "
-                               "WHERE valid_until IS DISTINCT FROM nxt"),
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM (SELECT valid_until, lead(valid_from) OVER "
+                                "(ORDER BY valid_from) nxt FROM normalization_constants) s "
+                                "WHERE valid_until IS DISTINCT FROM nxt"),
                      0);
 }
 
@@ -228,20 +228,20 @@ static void test_constants_and_priors(void **state)
     jt_insert(w, &more, 1);
     jt_run_ok("constants", jt_at(at_s, sizeof at_s, a2), params, &res);
     check_set(owner, a2, a2 - 28 * 86400LL, a2);
-    jt_close(jt_dbl(owner,
-                    "SELECT (constants->>'V_max')::float8 FROM normalization_constants "
-                    "WHERE valid_from = to_timestamp(%lld)",
-                    a2),
+    jt_close(th_doublef(owner,
+                        "SELECT (constants->>'V_max')::float8 FROM normalization_constants "
+                        "WHERE valid_from = to_timestamp(%lld)",
+                        a2),
              300);
-    assert_int_equal(jt_int(owner,
-                            "SELECT extract(epoch FROM valid_until)::bigint FROM "
-                            "normalization_constants WHERE valid_from = to_timestamp(%lld)",
-                            a1),
+    assert_int_equal(th_intf(owner,
+                             "SELECT extract(epoch FROM valid_until)::bigint FROM "
+                             "normalization_constants WHERE valid_from = to_timestamp(%lld)",
+                             a1),
                      a2);
     /* a backfilled set before the first ends where the first begins */
     jt_run_ok("constants", jt_at(at_s, sizeof at_s, a1 - 6 * 3600), params, &res);
     no_overlap(owner);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM normalization_constants"), 3);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM normalization_constants"), 3);
 
     /* an index row computed later uses the new set: the set valid at a2 + 1 min is the
      * second one, and the index from it matches the formula with the test's own maxima */
@@ -299,7 +299,7 @@ static void test_constants_without_rows_and_bad_input(void **state)
     tsi_job_result res;
     jt_run_ok("constants", NULL, NULL, &res); /* no rows: no set, previous stays */
     assert_int_equal(res.buckets, 0);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM normalization_constants"), 0);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM normalization_constants"), 0);
 
     const char *a1[] = {"jobs", "run", "constants", "--constants-defaults", "[1,2]", NULL};
     assert_int_equal(th_run_tsi(a1, NULL, out, sizeof out), 2);
@@ -322,7 +322,7 @@ static void test_constants_without_rows_and_bad_input(void **state)
         tsi_jobs_run_one(c, "constants", NULL, "{\"defaults\": {\"S_ref\": -3}}", &res, &e), 0);
     assert_string_equal(res.status, "failed");
     assert_non_null(strstr(res.error, "S_ref"));
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM normalization_constants"), 0);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM normalization_constants"), 0);
     PQfinish(c);
     PQfinish(w);
     PQfinish(owner);

@@ -22,50 +22,51 @@ static void test_pg_cron_runs_a_job(void **state)
     int rc = th_run_tsi(install, NULL, out, sizeof out);
     if (rc != 0)
         fail_msg("tsi jobs install: %d\n%s", rc, out);
-    assert_int_equal(jt_int(jobs,
-                            "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%' AND "
-                            "username = 'tsi_jobs' AND command LIKE 'CALL public.tsi_job_cron(%%'"),
-                     5);
-    assert_int_equal(jt_int(jobs, "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-hourly' AND "
-                                  "schedule = '5 * * * *'"),
+    assert_int_equal(
+        th_intf(jobs, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%' AND "
+                      "username = 'tsi_jobs' AND command LIKE 'CALL public.tsi_job_cron(%%'"),
+        5);
+    assert_int_equal(th_intf(jobs, "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-hourly' AND "
+                                   "schedule = '5 * * * *'"),
                      1);
-    assert_int_equal(jt_int(jobs, "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-partitions' "
-                                  "AND schedule = '35 * * * *'"),
+    assert_int_equal(th_intf(jobs, "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-partitions' "
+                                   "AND schedule = '35 * * * *'"),
                      1);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-vacuum' AND "
-                                   "username = 'tsi_owner'"),
+    assert_int_equal(th_intf(owner,
+                             "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-vacuum' AND "
+                             "username = 'tsi_owner'"),
                      1);
     /* idempotent: installing again leaves one of each */
     rc = th_run_tsi(install, NULL, out, sizeof out);
     assert_int_equal(rc, 0);
-    assert_int_equal(jt_int(jobs, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'"), 5);
+    assert_int_equal(th_intf(jobs, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'"), 5);
 
-    long long id = jt_int(jobs, "SELECT cron.schedule('tsi-test-every-minute', '* * * * *', "
-                                "'CALL public.tsi_job_cron(''hourly'')')");
+    long long id = th_intf(jobs, "SELECT cron.schedule('tsi-test-every-minute', '* * * * *', "
+                                 "'CALL public.tsi_job_cron(''hourly'')')");
     int seen = 0;
     for (int i = 0; i < 75 && !seen; i++) { /* up to 150 s */
         sleep(2);
-        long long cron_ok = jt_int(jobs,
-                                   "SELECT count(*) FROM cron.job_run_details WHERE jobid = %lld "
-                                   "AND status = 'succeeded'",
-                                   id);
-        long long runs = jt_int(owner,
-                                "SELECT count(*) FROM job_runs WHERE job = 'hourly' AND status = "
-                                "'ok' AND source = 'pg_cron' AND started >= '%s'",
-                                t0);
+        long long cron_ok = th_intf(jobs,
+                                    "SELECT count(*) FROM cron.job_run_details WHERE jobid = %lld "
+                                    "AND status = 'succeeded'",
+                                    id);
+        long long runs = th_intf(owner,
+                                 "SELECT count(*) FROM job_runs WHERE job = 'hourly' AND status = "
+                                 "'ok' AND source = 'pg_cron' AND started >= '%s'",
+                                 t0);
         seen = cron_ok >= 1 && runs >= 1;
     }
     const char *st[] = {"jobs", "status", NULL};
     th_run_tsi(st, NULL, out, sizeof out);
 
     /* clean up before asserting, so a failure leaves nothing behind */
-    jt_exec(jobs, "SELECT cron.unschedule(%lld)", id);
+    th_sqlf(jobs, "SELECT cron.unschedule(%lld)", id);
     const char *remove[] = {"jobs", "install", "--remove", NULL};
     int rc_remove = th_run_tsi(remove, NULL, NULL, 0);
-    long long left = jt_int(jobs, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'") +
-                     jt_int(owner, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'");
-    jt_exec(jobs, "DELETE FROM cron.job_run_details WHERE jobid = %lld", id);
-    jt_exec(owner, "DELETE FROM job_runs WHERE started >= '%s'", t0);
+    long long left = th_intf(jobs, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'") +
+                     th_intf(owner, "SELECT count(*) FROM cron.job WHERE jobname LIKE 'tsi-%%'");
+    th_sqlf(jobs, "DELETE FROM cron.job_run_details WHERE jobid = %lld", id);
+    th_sqlf(owner, "DELETE FROM job_runs WHERE started >= '%s'", t0);
     free(t0);
     PQfinish(jobs);
     PQfinish(owner);

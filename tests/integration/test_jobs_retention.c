@@ -18,7 +18,7 @@ static void add(jt_row r)
 
 static void hourly_row(PGconn *owner, long long iid, long long ts, double v)
 {
-    jt_exec(owner,
+    th_sqlf(owner,
             "INSERT INTO safety_indices_hourly (intersection_id, hour_timestamp, avg_si, min_si, "
             "max_si, std_si, total_volume, avg_volume, high_risk_minutes, data_quality_score) "
             "VALUES (%lld, to_timestamp(%lld), %.17g, %.17g, %.17g, 1.5, 600, 10, 0, 1)",
@@ -28,13 +28,13 @@ static void hourly_row(PGconn *owner, long long iid, long long ts, double v)
 /* realtime partitions whose upper bound is before t (what pg_partman may drop) */
 static long long partitions_before(PGconn *c, long long t)
 {
-    return jt_int(c,
-                  "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                  "WHERE i.inhparent = 'public.safety_indices_realtime'::regclass "
-                  "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' "
-                  "AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), "
-                  "'TO \\(''([^'']+)''\\)'))[1]::timestamptz < to_timestamp(%lld)",
-                  t);
+    return th_intf(c,
+                   "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                   "WHERE i.inhparent = 'public.safety_indices_realtime'::regclass "
+                   "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' "
+                   "AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), "
+                   "'TO \\(''([^'']+)''\\)'))[1]::timestamptz < to_timestamp(%lld)",
+                   t);
 }
 
 static void test_retention_boundaries(void **state)
@@ -68,7 +68,7 @@ static void test_retention_boundaries(void **state)
     hourly_row(owner, 1, at - 90 * 86400LL, 13);             /* exactly 90 d: stays */
     hourly_row(owner, 1, at - 95 * 86400LL, 14);             /* goes (boundary partition) */
     hourly_row(owner, 1, at - 200 * 86400LL, 15);            /* goes (default partition) */
-    jt_exec(owner,
+    th_sqlf(owner,
             "INSERT INTO safety_indices_daily (intersection_id, date, avg_si, min_si, max_si, "
             "std_si, total_volume, avg_volume, high_risk_hours, peak_hour, peak_si) "
             "SELECT 3, (to_timestamp(%lld) AT TIME ZONE 'UTC')::date - d, 50, 10, 90, 5, 1000, 20, "
@@ -93,59 +93,59 @@ static void test_retention_boundaries(void **state)
 
     /* realtime: exactly the rows before the cut are gone */
     for (size_t i = 0; i < nrows; i++) {
-        long long n = jt_int(owner,
-                             "SELECT count(*) FROM safety_indices_realtime WHERE intersection_id "
-                             "= %lld AND \"timestamp\" = to_timestamp(%lld)",
-                             rows[i].iid, rows[i].ts);
+        long long n = th_intf(owner,
+                              "SELECT count(*) FROM safety_indices_realtime WHERE intersection_id "
+                              "= %lld AND \"timestamp\" = to_timestamp(%lld)",
+                              rows[i].iid, rows[i].ts);
         if (n != (rows[i].ts >= cut ? 1 : 0))
             fail_msg("row %zu at %lld (cut %lld): count %lld", i, rows[i].ts, cut, n);
     }
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_realtime"), in_window);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_realtime"), in_window);
     char *window_after =
         jt_digest(owner, "id, intersection_id, \"timestamp\", combined_index", where, "id");
     assert_string_equal(window_before, window_after);
     assert_int_equal(partitions_before(owner, cut), 0);
-    assert_int_equal(jt_int(owner, "SELECT (detail->>'realtime_partitions_dropped')::int FROM "
-                                   "job_runs WHERE job = 'retention'"),
+    assert_int_equal(th_intf(owner, "SELECT (detail->>'realtime_partitions_dropped')::int FROM "
+                                    "job_runs WHERE job = 'retention'"),
                      droppable);
 
     /* hourly: 89 d 23 h and exactly 90 d stay; older go */
-    assert_int_equal(jt_int(owner,
-                            "SELECT count(*) FROM safety_indices_hourly WHERE "
-                            "hour_timestamp < to_timestamp(%lld)",
-                            hcut),
+    assert_int_equal(th_intf(owner,
+                             "SELECT count(*) FROM safety_indices_hourly WHERE "
+                             "hour_timestamp < to_timestamp(%lld)",
+                             hcut),
                      0);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
-                                   "intersection_id = 1 AND avg_si IN (11, 13)"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
+                                    "intersection_id = 1 AND avg_si IN (11, 13)"),
                      2);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
-                                   "avg_si IN (12, 14, 15)"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_hourly WHERE "
+                                    "avg_si IN (12, 14, 15)"),
                      0);
 
     /* the row that went was rolled up first: its hour holds it alone */
     const jt_row *gone = &rows[1];
-    jt_close(jt_dbl(owner,
-                    "SELECT avg_si FROM safety_indices_hourly WHERE intersection_id = 1 AND "
-                    "hour_timestamp = to_timestamp(%lld)",
-                    (gone->ts / 3600) * 3600),
+    jt_close(th_doublef(owner,
+                        "SELECT avg_si FROM safety_indices_hourly WHERE intersection_id = 1 AND "
+                        "hour_timestamp = to_timestamp(%lld)",
+                        (gone->ts / 3600) * 3600),
              isnan(gone->eb) ? gone->raw : gone->eb);
 
     /* daily: nothing deleted, the rows of intersection 3 untouched */
     char *daily3 = jt_digest(owner, "*", "safety_indices_daily WHERE intersection_id = 3",
                              "intersection_id, date");
     assert_string_equal(daily_before, daily3);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_daily WHERE "
-                                   "intersection_id = 3"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_daily WHERE "
+                                    "intersection_id = 3"),
                      4);
 
     /* what was touched was vacuumed (as tsi_owner, outside the job's transaction) */
-    long long touched = jt_int(owner, "SELECT jsonb_array_length(detail->'vacuum') FROM job_runs "
-                                      "WHERE job = 'retention'");
+    long long touched = th_intf(owner, "SELECT jsonb_array_length(detail->'vacuum') FROM job_runs "
+                                       "WHERE job = 'retention'");
     assert_true(touched >= 1);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs r, "
-                                   "jsonb_array_elements_text(r.detail->'vacuum') t(n) "
-                                   "JOIN pg_stat_all_tables s ON s.relid = to_regclass(t.n) "
-                                   "WHERE r.job = 'retention' AND s.last_vacuum IS NOT NULL"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs r, "
+                                    "jsonb_array_elements_text(r.detail->'vacuum') t(n) "
+                                    "JOIN pg_stat_all_tables s ON s.relid = to_regclass(t.n) "
+                                    "WHERE r.job = 'retention' AND s.last_vacuum IS NOT NULL"),
                      touched);
 
     /* again: nothing more goes */
@@ -183,16 +183,16 @@ static void test_retention_lock_fallback(void **state)
     add(jt_make(1, at - 3600, 0, 100, 0));
     jt_insert(w, rows, nrows);
     /* a reader keeps an ACCESS SHARE lock on the parent */
-    jt_exec(w, "BEGIN");
-    jt_exec(w, "SELECT count(*) FROM safety_indices_realtime");
+    th_sqlf(w, "BEGIN");
+    th_sqlf(w, "SELECT count(*) FROM safety_indices_realtime");
     tsi_job_result res;
     jt_run_ok("retention", jt_at(at_s, sizeof at_s, at),
               "{\"lock_timeout_ms\": 20, \"lock_attempts\": 3}", &res);
-    jt_exec(w, "COMMIT");
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_realtime"), 1);
-    assert_int_equal(jt_int(owner, "SELECT (detail->>'drop_fallback')::boolean::int FROM job_runs"),
-                     1);
-    assert_int_equal(jt_int(owner, "SELECT (detail->>'realtime_deleted')::int FROM job_runs"), 1);
+    th_sqlf(w, "COMMIT");
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_realtime"), 1);
+    assert_int_equal(
+        th_intf(owner, "SELECT (detail->>'drop_fallback')::boolean::int FROM job_runs"), 1);
+    assert_int_equal(th_intf(owner, "SELECT (detail->>'realtime_deleted')::int FROM job_runs"), 1);
     /* the next run, unhindered, drops the (now empty) partition */
     jt_run_ok("retention", at_s, NULL, &res);
     assert_int_equal(partitions_before(owner, at - 48 * 3600), 0);

@@ -48,6 +48,43 @@ static void make_dataset(void)
     add(jt_make(1, day0 + 86400 + 600, 0, 100, 0));
 }
 
+/* Loads the dataset through the collector's role, optionally without the row after the
+ * job's clock. */
+static void load_dataset(PGconn *w, bool drop_last)
+{
+    make_dataset();
+    if (drop_last)
+        nrows--;
+    jt_insert(w, rows, nrows);
+}
+
+/* Each test: a fresh database with intersections 1..3, the owner and writer connected. */
+typedef struct fixture {
+    char db[64];
+    PGconn *owner, *w;
+} fixture;
+
+static int fx_setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    th_db_create(fx->db);
+    fx->owner = th_connect("tsi_owner");
+    jt_intersections(fx->owner, 3);
+    fx->w = th_connect("tsi_writer");
+    *state = fx;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    fixture *fx = *state;
+    PQfinish(fx->w);
+    PQfinish(fx->owner);
+    th_db_drop(fx->db);
+    free(fx);
+    return 0;
+}
+
 typedef struct hour_exp {
     long long iid, hour;
     jt_stats s;
@@ -121,10 +158,10 @@ static void check_hourly(PGconn *c, long long before)
 
 static double daily_col(PGconn *c, const char *col, long long iid, long long day)
 {
-    return jt_dbl(c,
-                  "SELECT %s FROM safety_indices_daily WHERE intersection_id = %lld AND "
-                  "date = (to_timestamp(%lld) AT TIME ZONE 'UTC')::date",
-                  col, iid, day);
+    return th_doublef(c,
+                      "SELECT %s FROM safety_indices_daily WHERE intersection_id = %lld AND "
+                      "date = (to_timestamp(%lld) AT TIME ZONE 'UTC')::date",
+                      col, iid, day);
 }
 
 /* the day's figures straight from the minutes (not from the hourly rows) */
@@ -187,37 +224,30 @@ static void check_daily(PGconn *c, long long day)
 
 static void test_hourly_and_daily_exact(void **state)
 {
-    (void)state;
-    char db[64], at[64];
-    th_db_create(db);
-    PGconn *owner = th_connect("tsi_owner");
-    jt_intersections(owner, 3);
-    make_dataset();
-    PGconn *w = th_connect("tsi_writer");
-    jt_insert(w, rows, nrows);
+    fixture *fx = *state;
+    PGconn *owner = fx->owner, *w = fx->w;
+    char at[64];
+    load_dataset(w, false);
 
     /* the hourly job at 00:05 the next day rolls every completed hour, nothing later */
     tsi_job_result res;
     jt_run_ok("hourly", jt_at(at, sizeof at, day0 + 86400 + 300), NULL, &res);
     check_hourly(owner, day0 + 86400);
-    assert_int_equal(jt_int(owner,
-                            "SELECT count(*) FROM safety_indices_hourly WHERE "
-                            "hour_timestamp >= to_timestamp(%lld)",
-                            day0 + 86400),
+    assert_int_equal(th_intf(owner,
+                             "SELECT count(*) FROM safety_indices_hourly WHERE "
+                             "hour_timestamp >= to_timestamp(%lld)",
+                             day0 + 86400),
                      0);
     /* int 2 has 21 hours, int 1 three, int 3 one */
     assert_int_equal(res.rows, 25);
 
     jt_run_ok("daily", at, NULL, &res);
     check_daily(owner, day0);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_daily"), 3);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_daily"), 3);
     /* int 2: hours 8..10 are high risk, its peak among them */
-    assert_int_equal(jt_int(owner, "SELECT high_risk_hours FROM safety_indices_daily WHERE "
-                                   "intersection_id = 2"),
+    assert_int_equal(th_intf(owner, "SELECT high_risk_hours FROM safety_indices_daily WHERE "
+                                    "intersection_id = 2"),
                      3);
-    PQfinish(w);
-    PQfinish(owner);
-    th_db_drop(db);
 }
 
 static const char *const TABLES[][3] = {
@@ -237,14 +267,10 @@ static void digests(PGconn *c, char *out[5])
 
 static void test_every_job_twice_identical(void **state)
 {
-    (void)state;
-    char db[64], at[64];
-    th_db_create(db);
-    PGconn *owner = th_connect("tsi_owner");
-    jt_intersections(owner, 3);
-    make_dataset();
-    PGconn *w = th_connect("tsi_writer");
-    jt_insert(w, rows, nrows);
+    fixture *fx = *state;
+    PGconn *owner = fx->owner, *w = fx->w;
+    char at[64];
+    load_dataset(w, false);
     jt_at(at, sizeof at, day0 + 86400 + 300);
 
     char out[4096];
@@ -254,8 +280,8 @@ static void test_every_job_twice_identical(void **state)
         fail_msg("tsi jobs run all: %d\n%s", rc, out);
     char *first[5], *second[5];
     digests(owner, first);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM safety_indices_daily"), 3);
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM normalization_constants"), 1);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_daily"), 3);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM normalization_constants"), 1);
 
     rc = th_run_tsi(args, NULL, out, sizeof out);
     if (rc != 0)
@@ -268,33 +294,27 @@ static void test_every_job_twice_identical(void **state)
         free(second[i]);
     }
     /* each job: two runs, all ok */
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs WHERE status = 'ok'"), 10);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs WHERE status = 'ok'"), 10);
     /* and the figures are still the independent ones */
     check_hourly(owner, day0 + 86400);
     check_daily(owner, day0);
-    PQfinish(w);
-    PQfinish(owner);
-    th_db_drop(db);
 }
 
 /* 5 hours with no job run and no dirty marks (as if written with triggers off): the
  * watermark alone makes one run heal all five. */
 static void test_catch_up_five_hours(void **state)
 {
-    (void)state;
-    char db[64], at[64];
-    th_db_create(db);
-    PGconn *owner = th_connect("tsi_owner");
-    jt_intersections(owner, 3);
-    PGconn *w = th_connect("tsi_writer");
+    fixture *fx = *state;
+    PGconn *owner = fx->owner, *w = fx->w;
+    char at[64];
     nrows = 0;
     day0 = ((long long)time(NULL) / 86400 - 2) * 86400;
     long long h0 = day0 + 6 * 3600;
     add(jt_make(1, h0 - 3600, 0, 100, 0));
     jt_insert(w, rows, nrows);
     jt_run_ok("hourly", jt_at(at, sizeof at, h0 + 60), NULL, NULL); /* watermark = h0 */
-    assert_int_equal(jt_int(owner, "SELECT extract(epoch FROM watermark)::bigint FROM job_state "
-                                   "WHERE job = 'hourly'"),
+    assert_int_equal(th_intf(owner, "SELECT extract(epoch FROM watermark)::bigint FROM job_state "
+                                    "WHERE job = 'hourly'"),
                      h0);
     size_t before = nrows;
     for (int h = 0; h < 5; h++)
@@ -302,30 +322,22 @@ static void test_catch_up_five_hours(void **state)
             for (int iid = 1; iid <= 3; iid++)
                 add(jt_make(iid, h0 + h * 3600 + m * 60, 0, 100, 0.2));
     jt_insert(w, rows + before, nrows - before);
-    jt_exec(owner, "DELETE FROM rollup_dirty");
+    th_sqlf(owner, "DELETE FROM rollup_dirty");
     tsi_job_result res;
     jt_run_ok("hourly", jt_at(at, sizeof at, h0 + 5 * 3600 + 300), NULL, &res);
     assert_int_equal(res.buckets, 5);
     assert_int_equal(res.rows, 15);
     check_hourly(owner, h0 + 5 * 3600);
-    PQfinish(w);
-    PQfinish(owner);
-    th_db_drop(db);
 }
 
 /* A late row (insert) and a corrected row (upsert) for hours already rolled up: the next
  * run re-rolls exactly those hours, and the daily run re-rolls their day. */
 static void test_late_row_rerolls(void **state)
 {
-    (void)state;
-    char db[64], at[64];
-    th_db_create(db);
-    PGconn *owner = th_connect("tsi_owner");
-    jt_intersections(owner, 3);
-    make_dataset();
-    nrows--; /* without the row after the clock */
-    PGconn *w = th_connect("tsi_writer");
-    jt_insert(w, rows, nrows);
+    fixture *fx = *state;
+    PGconn *owner = fx->owner, *w = fx->w;
+    char at[64];
+    load_dataset(w, true); /* without the row after the clock */
     jt_at(at, sizeof at, day0 + 86400 + 300);
     jt_run_ok("daily", at, NULL, NULL);
     check_hourly(owner, day0 + 86400);
@@ -337,7 +349,7 @@ static void test_late_row_rerolls(void **state)
     jt_row late = jt_make(1, day0 + 3600 + 40 * 60, 90, 100, 0);
     add(late);
     jt_insert(w, &late, 1);
-    jt_exec(
+    th_sqlf(
         w,
         "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index, "
         "combined_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "
@@ -363,9 +375,6 @@ static void test_late_row_rerolls(void **state)
     check_daily(owner, day0);
     free(untouched);
     free(after);
-    PQfinish(w);
-    PQfinish(owner);
-    th_db_drop(db);
 }
 
 /* A constraint violation injected into the daily table: the run is recorded as failed
@@ -373,16 +382,11 @@ static void test_late_row_rerolls(void **state)
  * next run after the fault is removed heals everything. */
 static void test_failing_job_recorded_and_healed(void **state)
 {
-    (void)state;
-    char db[64], at[64];
-    th_db_create(db);
-    PGconn *owner = th_connect("tsi_owner");
-    jt_intersections(owner, 3);
-    make_dataset();
-    nrows--;
-    PGconn *w = th_connect("tsi_writer");
-    jt_insert(w, rows, nrows);
-    jt_exec(owner, "ALTER TABLE safety_indices_daily ADD CONSTRAINT injected_fault "
+    fixture *fx = *state;
+    PGconn *owner = fx->owner, *w = fx->w;
+    char at[64];
+    load_dataset(w, true);
+    th_sqlf(owner, "ALTER TABLE safety_indices_daily ADD CONSTRAINT injected_fault "
                    "CHECK (total_volume < 0) NOT VALID");
     const char *snap[4][3] = {
         {"*", "safety_indices_hourly", "intersection_id, hour_timestamp"},
@@ -407,15 +411,15 @@ static void test_failing_job_recorded_and_healed(void **state)
         free(now);
         free(before[i]);
     }
-    assert_int_equal(jt_int(owner, "SELECT count(*) FROM job_runs WHERE job = 'daily' AND "
-                                   "status = 'failed' AND error LIKE '23514:%%injected_fault%%'"),
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM job_runs WHERE job = 'daily' AND "
+                                    "status = 'failed' AND error LIKE '23514:%%injected_fault%%'"),
                      1);
     const char *st[] = {"jobs", "status", "--log-level", "warn", NULL};
     rc = th_run_tsi(st, NULL, out, sizeof out);
     assert_int_equal(rc, 1); /* the last daily run failed */
     assert_non_null(strstr(out, "injected_fault"));
 
-    jt_exec(owner, "ALTER TABLE safety_indices_daily DROP CONSTRAINT injected_fault");
+    th_sqlf(owner, "ALTER TABLE safety_indices_daily DROP CONSTRAINT injected_fault");
     rc = th_run_tsi(args, NULL, out, sizeof out);
     if (rc != 0)
         fail_msg("second run: %d %s", rc, out);
@@ -423,19 +427,17 @@ static void test_failing_job_recorded_and_healed(void **state)
     check_daily(owner, day0);
     rc = th_run_tsi(st, NULL, out, sizeof out);
     assert_int_equal(rc, 0);
-    PQfinish(w);
-    PQfinish(owner);
-    th_db_drop(db);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hourly_and_daily_exact),
-        cmocka_unit_test(test_every_job_twice_identical),
-        cmocka_unit_test(test_catch_up_five_hours),
-        cmocka_unit_test(test_late_row_rerolls),
-        cmocka_unit_test(test_failing_job_recorded_and_healed),
+        cmocka_unit_test_setup_teardown(test_hourly_and_daily_exact, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_every_job_twice_identical, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_five_hours, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_late_row_rerolls, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failing_job_recorded_and_healed, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,65 +43,10 @@ static inline double jt_rand(void) /* [0, 1) */
     return (double)(jt_seed >> 11) / 9007199254740992.0;
 }
 
-static inline void jt_exec(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline void jt_exec(PGconn *c, const char *fmt, ...)
-{
-    tsi_buf b = TSI_BUF_INIT;
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    tsi_buf_puts(&b, s);
-    free(s);
-    PGresult *r = PQexec(c, tsi_buf_cstr(&b));
-    int st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        fail_msg("SQL failed: %.300s\n%s", tsi_buf_cstr(&b), msg);
-    }
-    PQclear(r);
-    tsi_buf_free(&b);
-}
-
-static inline double jt_dbl(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline double jt_dbl(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    char *v = th_value(c, s);
-    free(s);
-    double x = v ? strtod(v, NULL) : NAN;
-    free(v);
-    return x;
-}
-
-static inline long long jt_int(PGconn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static inline long long jt_int(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    long long x = th_int(c, s);
-    free(s);
-    return x;
-}
-
 /* intersections 1..n, as the owner */
 static inline void jt_intersections(PGconn *owner, int n)
 {
-    jt_exec(owner,
+    th_sqlf(owner,
             "INSERT INTO intersections (id, name, latitude, longitude) "
             "SELECT g, 'I-' || g, 38.85 + g * 0.001, -77.3 FROM generate_series(1, %d) g",
             n);
@@ -147,7 +92,7 @@ static inline void jt_insert(PGconn *c, const jt_row *rows, size_t n)
             else
                 tsi_buf_printf(&b, ", %d)", r->hb);
         }
-        jt_exec(c, "%s", tsi_buf_cstr(&b));
+        th_sqlf(c, "%s", tsi_buf_cstr(&b));
         tsi_buf_free(&b);
     }
 }
