@@ -1,4 +1,5 @@
 /* sim/cmd.c — `tsi sim`: options, credentials from the environment, signals. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,9 @@ const tsi_option tsi_sim_options[] = {
     {"bind", TSI_OPT_STRING, "127.0.0.1", "TSI_SIM_BIND", "address to listen on", NULL},
     {"port-file", TSI_OPT_PATH, NULL, NULL, "write the bound port to this file once listening",
      NULL},
+    {"tls-cert", TSI_OPT_PATH, NULL, "TSI_SIM_TLS_CERT",
+     "PEM certificate: serve HTTPS + WSS on the port (with --tls-key)", NULL},
+    {"tls-key", TSI_OPT_PATH, NULL, "TSI_SIM_TLS_KEY", "PEM private key of --tls-cert", NULL},
     {"speed", TSI_OPT_DOUBLE, "1", "TSI_SIM_SPEED", "simulated seconds per wall-clock second",
      "0.01..100000"},
     {"start", TSI_OPT_STRING, "now", "TSI_SIM_START",
@@ -49,6 +53,8 @@ const tsi_option tsi_sim_options[] = {
      "minutes of ground truth kept per intersection", "1..10080"},
     {"warmup", TSI_OPT_INT, "120", "TSI_SIM_WARMUP",
      "simulated seconds run before start so traffic is present at once", "0..3600"},
+    {"turn-share", TSI_OPT_STRING, "0.15,0.15", "TSI_SIM_TURN_SHARE",
+     "shares of vehicles turning left and right, L,R (each 0..1, L + R <= 1)", NULL},
     {"backpressure", TSI_OPT_ENUM, "on", "TSI_SIM_BACKPRESSURE",
      "on: the clock waits for a stream reader more than 3 frames behind (one stuck 10 s is "
      "left behind); off: slow readers lose their oldest frames",
@@ -122,9 +128,36 @@ int tsi_cmd_sim(int argc, char **argv)
     c.model.tz_offset_min = (int)tsi_opts_int(&o, "tz-offset");
     c.model.truth_minutes = (int)tsi_opts_int(&o, "truth-minutes");
     c.model.warmup_s = (int)tsi_opts_int(&o, "warmup");
+    {
+        const char *ts = tsi_opts_str(&o, "turn-share");
+        char *end1 = NULL, *end2 = NULL;
+        double tl = ts ? strtod(ts, &end1) : NAN, tr = NAN;
+        if (end1 && end1 != ts && *end1 == ',')
+            tr = strtod(end1 + 1, &end2);
+        if (!end2 || end2 == end1 + 1 || *end2 || !(tl >= 0 && tl <= 1) || !(tr >= 0 && tr <= 1) ||
+            tl + tr > 1) {
+            fprintf(stderr, "tsi sim: --turn-share: L,R with shares 0..1 and L + R <= 1: '%s'\n",
+                    ts ? ts : "");
+            tsi_opts_free(&o);
+            return 2;
+        }
+        c.model.turn_left = tl;
+        c.model.turn_right = tr;
+    }
     c.bind = tsi_opts_str(&o, "bind");
     c.port = (int)tsi_opts_int(&o, "port");
     c.port_file = tsi_opts_str(&o, "port-file");
+    c.tls_cert = tsi_opts_str(&o, "tls-cert");
+    c.tls_key = tsi_opts_str(&o, "tls-key");
+    if (c.tls_cert && !*c.tls_cert)
+        c.tls_cert = NULL;
+    if (c.tls_key && !*c.tls_key)
+        c.tls_key = NULL;
+    if (!c.tls_cert != !c.tls_key) {
+        fprintf(stderr, "tsi sim: --tls-cert and --tls-key go together\n");
+        tsi_opts_free(&o);
+        return 2;
+    }
     c.speed = tsi_opts_double(&o, "speed");
     c.auth_lifetime_s = (int)tsi_opts_int(&o, "auth-lifetime");
     c.refresh_lifetime_s = (int)tsi_opts_int(&o, "refresh-lifetime");

@@ -2,13 +2,26 @@
  *
  * Geometry of one intersection, in its local plane (x east, y north, metres), rotated by
  * rot_deg: approach a (0 N, 1 E, 2 S, 3 W) points outward along bearing rot + 90a.
- * Path a is the through movement entering on approach a: a straight line from 140 m out
- * on approach a, 5 m right of the road axis, to 140 m out on the opposite approach
- * (path coordinate s from 0 to 280, stop line at s = 124). Crosswalk a crosses leg a at
- * 11 m from the centre, from one corner (±12 m) to the other. */
+ * Vehicles entering on approach a share its ingress lane (5 m right of the road axis,
+ * path coordinate s from 0 at 140 m out, stop line at s = 124) and then take one of
+ * three movements: through (straight on to 140 m out on the opposite leg, s up to 280),
+ * right (a 7 m quarter circle from s = 128 into the egress lane of leg a+3) or left (a
+ * 10 m quarter circle from s = 135 into the egress lane of leg a+1). In the approach's
+ * frame (f forward from the centre, l to the driver's right) the through lane is l = 5,
+ * the right arc is centred at (-12, 12), the left arc at (-5, -5); each egress lane is
+ * 5 m right of its leg's axis. Crosswalk a crosses leg a at 11 m from the centre, from
+ * one corner (±12 m) to the other.
+ *
+ * Signals: split phasing. Approach k (0..3) is green from 21 s k to 21 s k + 14 s, then
+ * yellow 4 s, then red (3 s all-red between approaches); after approach 3, 6 s all-red,
+ * then all four crosswalks walk together (7 s walk, 23 s flashing, the last 3 s of the
+ * 120 s cycle all-red). Movements of one approach never cross, opposing approaches are
+ * never green together and no vehicle moves through a crosswalk while pedestrians walk:
+ * ordinary traffic has no conflicts by construction. */
 #include "sim/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +37,18 @@
 #define COMFORT_MAX 2.9 /* m/s²: ordinary braking never reaches the hard-braking 3.0 */
 #define MAX_VRU     64
 #define MAX_PAIRS   16
+#define PH_LEN      21000 /* ms per vehicle phase */
+#define PH_GREEN    14000
+#define PH_YELLOW   4000
+#define PED_START   87000 /* ms in the cycle the pedestrian phase starts */
+#define PED_WALK    7000
+#define PED_CLEAR   30000 /* walk + flashing */
+#define CYCLE_MS    ((int64_t)TSI_SIM_CYCLE_S * 1000)
+#define SPAWN_RATE  0.045 /* vehicles per s per approach at profile 1, demand 1 */
+#define TURN_BRAKE  1.0   /* m/s², deceleration towards the turn speed */
+#define EG_CAP      96
+
+enum { MV_THRU = 0, MV_LEFT = 1, MV_RIGHT = 2 };
 
 const tsi_sim_vendor tsi_sim_vendors[4] = {
     {"Commsignia", false, false, false},
@@ -50,7 +75,7 @@ enum { W_WAIT = 0, W_CROSS, W_DONE, J_OUT, J_HOLD, J_BACK };
 
 typedef struct veh {
     uint32_t id, partner;
-    uint8_t mode, vendor, msgcnt, decision;
+    uint8_t mode, vendor, msgcnt, decision, mv, egress;
     float s, v, a, v0, len, wid, timer, prev_speed;
     int64_t minute, hb_minute, prev_ts;
 } veh;
@@ -86,6 +111,7 @@ typedef struct istate {
     /* geometry cache (local plane) */
     double p0x[4], p0y[4], dx[4], dy[4], rx[4], ry[4], ux[4], uy[4], px[4], py[4], head[4];
     uint64_t map_phase;
+    uint32_t id_salt, id_next; /* temporary ids: see new_id */
 } istate;
 
 struct tsi_sim_model {
@@ -143,6 +169,8 @@ void tsi_sim_cfg_defaults(tsi_sim_cfg *c)
     c->tz_offset_min = -300;
     c->truth_minutes = 240;
     c->warmup_s = 120;
+    c->turn_left = 0.15;
+    c->turn_right = 0.15;
 }
 
 /* ---- daily profile ---- */
@@ -165,48 +193,33 @@ double tsi_sim_profile(int64_t t_ms, int tz_offset_min)
 
 static int sg_state(int sg, int64_t tc, int64_t *rem)
 {
-    int st;
-    int64_t r;
+    int st, k;
+    int64_t r, rel;
     switch (sg) {
+    case 6:
+    case 8:
     case 2:
-    case 6: /* north-south through */
-        if (tc < 45000)
-            st = 6, r = 45000 - tc;
-        else if (tc < 49000)
-            st = 8, r = 49000 - tc;
+    case 4: /* split phasing: approach k = 0,1,2,3 (groups 6,8,2,4) green in turn */
+        k = sg == 6 ? 0 : sg == 8 ? 1 : sg == 2 ? 2 : 3;
+        rel = (tc - (int64_t)k * PH_LEN + CYCLE_MS) % CYCLE_MS;
+        if (rel < PH_GREEN)
+            st = 6, r = PH_GREEN - rel;
+        else if (rel < PH_GREEN + PH_YELLOW)
+            st = 8, r = PH_GREEN + PH_YELLOW - rel;
         else
-            st = 3, r = 100000 - tc;
-        break;
-    case 4:
-    case 8: /* east-west through */
-        if (tc < 52000)
-            st = 3, r = 52000 - tc;
-        else if (tc < 93000)
-            st = 6, r = 93000 - tc;
-        else if (tc < 97000)
-            st = 8, r = 97000 - tc;
-        else
-            st = 3, r = 152000 - tc;
+            st = 3, r = CYCLE_MS - rel;
         break;
     case 10:
-    case 14: /* crosswalks on the north and south legs: walk with east-west */
-        if (tc < 52000)
-            st = 3, r = 52000 - tc;
-        else if (tc < 59000)
-            st = 6, r = 59000 - tc;
-        else if (tc < 81000)
-            st = 8, r = 81000 - tc;
-        else
-            st = 3, r = 152000 - tc;
-        break;
     case 12:
-    case 16: /* crosswalks on the east and west legs: walk with north-south */
-        if (tc < 7000)
-            st = 6, r = 7000 - tc;
-        else if (tc < 29000)
-            st = 8, r = 29000 - tc;
+    case 14:
+    case 16: /* exclusive pedestrian phase: every crosswalk at once */
+        rel = (tc - PED_START + CYCLE_MS) % CYCLE_MS;
+        if (rel < PED_WALK)
+            st = 6, r = PED_WALK - rel;
+        else if (rel < PED_CLEAR)
+            st = 8, r = PED_CLEAR - rel;
         else
-            st = 3, r = 100000 - tc;
+            st = 3, r = CYCLE_MS - rel;
         break;
     default:
         st = 0, r = 0;
@@ -262,6 +275,143 @@ static void path_xy(const istate *st, int a, double s, double *x, double *y)
 {
     *x = st->p0x[a] + s * st->dx[a];
     *y = st->p0y[a] + s * st->dy[a];
+}
+
+/* Movement geometry in the approach frame (f forward from the centre, l to the right). */
+typedef struct mvgeo {
+    double s0;   /* arc start (path s) */
+    double alen; /* arc length */
+    double r;    /* radius */
+    double fc, lc;
+    double q0;        /* outward distance along the egress leg where the arc ends */
+    double vt;        /* turn speed: lateral acceleration TSI_SIM_TURN_ALAT */
+    double block_end; /* a vehicle's rear past this s frees the shared ingress lane */
+    double vcap[4];   /* turn speed per vehicle length (LEN_T): see ped_cap */
+} mvgeo;
+
+static const double LEN_T[4] = {4.6, 4.8, 5.0, 9.0}; /* the lengths vehicles have */
+
+static mvgeo MG[3];
+static pthread_once_t mg_once = PTHREAD_ONCE_INIT;
+
+static void veh_pose(const istate *st, int a, int mv, double s, double *x, double *y, double *hd,
+                     double *curv);
+
+/* A turning vehicle passes pedestrians waiting at the corners (crosswalk ends, 12 m off
+ * the road axis): near its end, the tangent of a left-turn arc points at the far corner
+ * of the egress leg, about 15 m away (a TTC near 2 s at 4.9 m/s). Returns the largest arc
+ * speed that keeps the TTC of domain.md §3 to every corner above 3 s (with 10 % margin)
+ * for this vehicle length; computed once per length at start. */
+static double ped_cap(int mv, double len)
+{
+    istate st;
+    memset(&st, 0, sizeof st);
+    st.dx[0] = 0, st.dy[0] = 1, st.rx[0] = 1, st.ry[0] = 0; /* f = y, l = x */
+    double best = 1e9;
+    const mvgeo *g = &MG[mv];
+    for (int i = 0; i <= 180; i++) {
+        double x, y, hd, curv;
+        veh_pose(&st, 0, mv, g->s0 + g->alen * i / 180.0, &x, &y, &hd, &curv);
+        double vx = sin(hd * M_PI / 180), vy = cos(hd * M_PI / 180);
+        for (int c = 0; c < 8; c++) {
+            double sgn1 = (c & 1) ? 1 : -1, sgn2 = (c & 2) ? 1 : -1;
+            double px = (c & 4) ? sgn1 * TSI_SIM_CW_HALF : sgn1 * TSI_SIM_CROSSWALK;
+            double py = (c & 4) ? sgn2 * TSI_SIM_CROSSWALK : sgn2 * TSI_SIM_CW_HALF;
+            double t = tsi_sim_ttc(x, y, vx, vy, px, py, 0, 0, len / 2 + 0.5);
+            if (t >= 0 && t < best)
+                best = t;
+        }
+    }
+    return best / (TSI_SIM_VRU_TTC * 1.1);
+}
+
+static void init_mvgeo(void)
+{
+    const double L = TSI_SIM_APPROACH_LEN, o = TSI_SIM_LANE_OFFSET;
+    const double rl = TSI_SIM_LEFT_R, rr = TSI_SIM_RIGHT_R;
+    MG[MV_LEFT] =
+        (mvgeo){L + o - rl, rl * M_PI / 2, rl, o - rl, o - rl, rl - o, sqrt(TSI_SIM_TURN_ALAT * rl),
+                0,          {0, 0, 0, 0}};
+    MG[MV_LEFT].block_end = MG[MV_LEFT].s0 + MG[MV_LEFT].alen;
+    MG[MV_RIGHT] = (mvgeo){
+        L - o - rr, rr * M_PI / 2, rr, -(o + rr), o + rr, o + rr, sqrt(TSI_SIM_TURN_ALAT * rr),
+        0,          {0, 0, 0, 0}};
+    MG[MV_RIGHT].block_end = MG[MV_RIGHT].s0 + MG[MV_RIGHT].alen;
+    MG[MV_THRU] = (mvgeo){1e9, 0, 0, 0, 0, 0, 1e9, MG[MV_LEFT].s0 + 4.0, {1e9, 1e9, 1e9, 1e9}};
+    for (int mv = MV_LEFT; mv <= MV_RIGHT; mv++)
+        for (int k = 0; k < 4; k++)
+            MG[mv].vcap[k] = fmin(MG[mv].vt, ped_cap(mv, LEN_T[k]));
+}
+
+/* Turn speed of a vehicle of this length and movement. */
+static double turn_speed(int mv, double len)
+{
+    for (int k = 0; k < 4; k++)
+        if (len <= LEN_T[k] + 1e-3)
+            return MG[mv].vcap[k];
+    return MG[mv].vcap[3];
+}
+
+/* Outward distance along the egress leg (negative before the movement reaches it). */
+static double veh_q(const veh *v)
+{
+    if (v->mv == MV_THRU)
+        return v->s - TSI_SIM_APPROACH_LEN;
+    const mvgeo *g = &MG[v->mv];
+    return v->s - (g->s0 + g->alen) + g->q0;
+}
+
+static double mv_len(int mv)
+{
+    if (mv == MV_THRU)
+        return PATH_LEN;
+    return MG[mv].s0 + MG[mv].alen + TSI_SIM_APPROACH_LEN - MG[mv].q0;
+}
+
+static bool on_egress(const veh *v)
+{
+    return v->mv == MV_THRU ? v->s >= TSI_SIM_APPROACH_LEN : v->s >= MG[v->mv].s0 + MG[v->mv].alen;
+}
+
+/* Position and heading of a vehicle of approach a with movement mv at s; *curv is the
+ * signed curvature (1/m, + right) at that point. */
+static void veh_pose(const istate *st, int a, int mv, double s, double *x, double *y, double *hd,
+                     double *curv)
+{
+    double f, l, phi = 0, k = 0;
+    const mvgeo *g = &MG[mv];
+    if (mv == MV_THRU || s <= g->s0) {
+        f = s - TSI_SIM_APPROACH_LEN;
+        l = TSI_SIM_LANE_OFFSET;
+    } else if (s <= g->s0 + g->alen) {
+        double ang = (s - g->s0) / g->r;
+        f = g->fc + g->r * sin(ang);
+        if (mv == MV_RIGHT) {
+            l = g->lc - g->r * cos(ang);
+            phi = ang;
+            k = 1.0 / g->r;
+        } else {
+            l = g->lc + g->r * cos(ang);
+            phi = -ang;
+            k = -1.0 / g->r;
+        }
+    } else {
+        double e = s - (g->s0 + g->alen) + g->q0;
+        if (mv == MV_RIGHT) {
+            f = -TSI_SIM_LANE_OFFSET;
+            l = e;
+            phi = M_PI / 2;
+        } else {
+            f = TSI_SIM_LANE_OFFSET;
+            l = -e;
+            phi = -M_PI / 2;
+        }
+    }
+    *x = f * st->dx[a] + l * st->rx[a];
+    *y = f * st->dy[a] + l * st->ry[a];
+    double h = fmod(st->head[a] + phi * 180.0 / M_PI + 360.0, 360.0);
+    *hd = h;
+    *curv = k;
 }
 
 /* ---- construction ---- */
@@ -324,6 +474,7 @@ static void build_isects(tsi_sim_model *m)
         istate *st = &m->st[i];
         st->rng = mix(m->cfg.seed ^ 0x5157ull, (uint64_t)i);
         st->map_phase = h % (6ull * 3600 * 1000);
+        st->id_salt = (uint32_t)(mix(m->cfg.seed ^ 0x1d5ull, (uint64_t)i) & 0x7fffffff);
         setup_geometry(st, s);
         st->ring = malloc(sizeof(tsi_sim_minute) * (size_t)m->cfg.truth_minutes);
         if (!st->ring)
@@ -337,8 +488,12 @@ tsi_sim_model *tsi_sim_model_new(const tsi_sim_cfg *cfg)
 {
     if (cfg->n_intersections < 1 || cfg->n_intersections > TSI_SIM_MAX_ISECT ||
         cfg->truth_minutes < 1 || cfg->demand < 0 || cfg->vv_rate < 0 || cfg->vru_rate < 0 ||
-        cfg->hard_brake_rate < 0 || cfg->ped_rate < 0 || cfg->warmup_s < 0)
+        cfg->hard_brake_rate < 0 || cfg->ped_rate < 0 || cfg->warmup_s < 0 ||
+        !(cfg->turn_left >= 0 && cfg->turn_left <= 1) ||
+        !(cfg->turn_right >= 0 && cfg->turn_right <= 1) ||
+        cfg->turn_left + cfg->turn_right > 1 + 1e-12)
         return NULL;
+    pthread_once(&mg_once, init_mvgeo);
     tsi_sim_model *m = calloc(1, sizeof *m);
     if (!m)
         abort();
@@ -446,9 +601,31 @@ static veh *path_push(path *p)
     return v;
 }
 
-static void new_vehicle(istate *st, veh *v, double speed_limit)
+/* A temporary id that looks random but never repeats within an intersection (2^31 road
+ * users): a bijection of 31-bit integers applied to a counter. Two road users of one
+ * intersection-minute never share an id, so "distinct ids" counts road users exactly. */
+static uint32_t new_id(istate *st)
 {
-    v->id = (uint32_t)(rnext(&st->rng) & 0x7fffffff);
+    uint32_t x;
+    do { /* 0 is skipped (never an id) */
+        x = (st->id_next++ ^ st->id_salt) & 0x7fffffff;
+        x ^= x >> 15;
+        x = (x * 0x2c1b3c6du) & 0x7fffffff; /* odd multiplier: bijective modulo 2^31 */
+        x ^= x >> 12;
+        x = (x * 0x297a2d39u) & 0x7fffffff;
+        x ^= x >> 15;
+    } while (x == 0);
+    return x;
+}
+
+static void new_vehicle(const tsi_sim_model *m, istate *st, veh *v, int a, double speed_limit)
+{
+    v->id = new_id(st);
+    double t = runif(&st->rng);
+    v->mv = t < m->cfg.turn_left                       ? MV_LEFT
+            : t < m->cfg.turn_left + m->cfg.turn_right ? MV_RIGHT
+                                                       : MV_THRU;
+    v->egress = (uint8_t)((a + (v->mv == MV_THRU ? 2 : v->mv == MV_LEFT ? 1 : 3)) % 4);
     double u = runif(&st->rng);
     v->vendor = u < 0.5 ? 0 : u < 0.7 ? 1 : u < 0.9 ? 2 : 3;
     v->msgcnt = (uint8_t)(rnext(&st->rng) % 128);
@@ -478,22 +655,96 @@ static double idm(double v, double v0, double gap, double dv)
     return IDM_A * (1 - f * f * f * f - r * r);
 }
 
-static void step_path(tsi_sim_model *m, int i, int a, int64_t t_ms)
+/* Vehicles on the egress lanes (past the end of their movement's arc), per leg: the
+ * leaders of vehicles of other approaches heading into the same lane. */
+typedef struct egent {
+    float q, v, len;
+    int ap;
+} egent;
+
+typedef struct egtab {
+    int n[4];
+    egent e[4][EG_CAP];
+} egtab;
+
+static void build_egress(const istate *st, egtab *t)
+{
+    memset(t->n, 0, sizeof t->n);
+    for (int a = 0; a < 4; a++) {
+        const path *p = &st->paths[a];
+        for (int k = 0; k < p->n; k++) {
+            const veh *v = &p->v[k];
+            if (!on_egress(v) || t->n[v->egress] >= EG_CAP)
+                continue;
+            egent *e = &t->e[v->egress][t->n[v->egress]++];
+            e->q = (float)veh_q(v);
+            e->v = v->v;
+            e->len = v->len;
+            e->ap = a;
+        }
+    }
+}
+
+/* Bumper gap to the leader on the vehicle's own path (1e9: none) and the leader's speed:
+ * the nearest vehicle ahead on the same movement, or a vehicle of another movement of the
+ * same approach still in the shared lane, or a vehicle of another approach already on
+ * the egress lane this one is heading for. */
+static double leader_gap(const istate *st, const egtab *t, int a, int k, double *lv)
+{
+    const path *p = &st->paths[a];
+    const veh *x = &p->v[k];
+    double best = 1e9;
+    *lv = 0;
+    for (int j = k - 1; j >= 0; j--) {
+        const veh *y = &p->v[j];
+        if (y->mv == x->mv || y->s - y->len / 2 < MG[y->mv].block_end) {
+            best = y->s - y->len / 2 - (x->s + x->len / 2);
+            *lv = y->v;
+            break;
+        }
+    }
+    double qx = veh_q(x);
+    if (qx > -25) {
+        const egent *e = t->e[x->egress];
+        for (int j = 0; j < t->n[x->egress]; j++) {
+            if (e[j].ap == a || e[j].q <= qx)
+                continue;
+            double g = e[j].q - e[j].len / 2 - (qx + x->len / 2);
+            if (g < best) {
+                best = g;
+                *lv = e[j].v;
+            }
+        }
+    }
+    return best;
+}
+
+static void step_path(tsi_sim_model *m, int i, int a, int64_t t_ms, const egtab *eg)
 {
     istate *st = &m->st[i];
     path *p = &st->paths[a];
     int sg_st = tsi_sim_signal(m, i, veh_sg[a], t_ms, NULL);
     for (int k = 0; k < p->n; k++) {
         veh *v = &p->v[k];
-        veh *ld = k > 0 ? &p->v[k - 1] : NULL;
+        double lv = 0;
+        double lgap = leader_gap(st, eg, a, k, &lv);
         double front = v->s + v->len / 2;
         double acc = 0;
         switch (v->mode) {
         case M_NORMAL: {
             acc = idm(v->v, v->v0, 1e9, 0);
-            if (ld) {
-                double gap = ld->s - ld->len / 2 - front;
-                acc = fmin(acc, idm(v->v, v->v0, gap, v->v - ld->v));
+            if (lgap < 1e8)
+                acc = fmin(acc, idm(v->v, v->v0, lgap, v->v - lv));
+            if (v->mv != MV_THRU) { /* turn speed on the arc (see turn_speed) */
+                const mvgeo *g = &MG[v->mv];
+                double d = g->s0 - v->s, vt = turn_speed(v->mv, v->len);
+                if (v->s <= g->s0 + g->alen) {
+                    double vallow = sqrt(vt * vt + 2 * TURN_BRAKE * fmax(0.0, d));
+                    if (v->v <= vallow)
+                        acc = fmin(acc, (vallow - v->v) / DT);
+                    else
+                        acc = fmin(acc, -(v->v * v->v - vt * vt) / (2 * fmax(0.5, d)));
+                }
             }
             bool must_stop = false;
             if (front < STOP_S + 0.3) {
@@ -579,26 +830,28 @@ static void step_path(tsi_sim_model *m, int i, int a, int64_t t_ms)
         if (nv < 0)
             nv = 0;
         double ns = v->s + (v->v + nv) / 2 * DT;
-        if (ld) {
-            double max_s = ld->s - (ld->len + v->len) / 2 - 0.3;
+        if (lgap < 1e8) {
+            double max_s = v->s + lgap - 0.3;
             if (ns > max_s) {
                 ns = max_s > v->s ? max_s : v->s;
-                if (nv > ld->v)
-                    nv = ld->v;
+                if (nv > lv)
+                    nv = lv;
             }
         }
         v->a = (float)((nv - v->v) / DT);
         v->v = (float)nv;
         v->s = (float)ns;
     }
-    /* leave at the far end */
-    int drop = 0;
-    while (drop < p->n && p->v[drop].s > PATH_LEN)
-        drop++;
-    if (drop) {
-        memmove(p->v, p->v + drop, sizeof(veh) * (size_t)(p->n - drop));
-        p->n -= drop;
+    /* leave at the far end of the movement */
+    int kept = 0;
+    for (int k = 0; k < p->n; k++) {
+        if (p->v[k].s > mv_len(p->v[k].mv))
+            continue;
+        if (kept != k)
+            p->v[kept] = p->v[k];
+        kept++;
     }
+    p->n = kept;
 }
 
 static void spawn_vehicles(tsi_sim_model *m, int i, double prof)
@@ -607,7 +860,8 @@ static void spawn_vehicles(tsi_sim_model *m, int i, double prof)
     const tsi_sim_isect *s = &m->is[i];
     for (int a = 0; a < 4; a++) {
         path *p = &st->paths[a];
-        double rate = 0.14 * prof * m->cfg.demand * ((a % 2 == 0) ? s->demand_ns : s->demand_ew);
+        double rate =
+            SPAWN_RATE * prof * m->cfg.demand * ((a % 2 == 0) ? s->demand_ns : s->demand_ew);
         double pr = rate * TSI_SIM_TICK_MS / 1000.0;
         if (runif(&st->rng) < pr && p->pending < 20)
             p->pending++;
@@ -626,7 +880,7 @@ static void spawn_vehicles(tsi_sim_model *m, int i, double prof)
         if (gap < 8 || (v < 3 && gap < 40))
             continue;
         veh *nvh = path_push(p);
-        new_vehicle(st, nvh, s->speed_limit);
+        new_vehicle(m, st, nvh, a, s->speed_limit);
         nvh->s = nvh->len / 2;
         nvh->v = (float)(v > nvh->v0 ? nvh->v0 : v);
         p->pending--;
@@ -646,7 +900,7 @@ static void spawn_vrus(tsi_sim_model *m, int i, double prof)
         vru *w = &st->vrus[st->nvru++];
         memset(w, 0, sizeof *w);
         w->minute = -1;
-        w->id = (uint32_t)(rnext(&st->rng) & 0x7fffffff);
+        w->id = new_id(st);
         w->msgcnt = (uint8_t)(rnext(&st->rng) % 128);
         bool cyc = runif(&st->rng) < 0.2;
         w->type = cyc ? 2 : 1;
@@ -705,9 +959,8 @@ static void step_vrus(tsi_sim_model *m, int i, int64_t t_ms)
         switch (w->state) {
         case W_WAIT: {
             int sg = 10 + 2 * w->leg;
-            int64_t walk_start = (w->leg % 2 == 0) ? 52000 : 0;
             w->cur_speed = 0;
-            if (sg_state(sg, tc, NULL) == 6 && tc - walk_start >= 1500)
+            if (sg_state(sg, tc, NULL) == 6 && (tc - PED_START + CYCLE_MS) % CYCLE_MS >= 1500)
                 w->state = W_CROSS;
             break;
         }
@@ -787,9 +1040,9 @@ static bool inject_vv(tsi_sim_model *m, int i)
         if (p->n > 0 && p->v[p->n - 1].s - p->v[p->n - 1].len / 2 < 90)
             continue;
         veh *L = path_push(p);
-        new_vehicle(st, L, m->is[i].speed_limit);
+        new_vehicle(m, st, L, a, m->is[i].speed_limit);
         veh *F = path_push(p);
-        new_vehicle(st, F, m->is[i].speed_limit);
+        new_vehicle(m, st, F, a, m->is[i].speed_limit);
         L = &p->v[p->n - 2];
         L->len = F->len = 4.8f;
         L->wid = F->wid = 1.9f;
@@ -827,7 +1080,7 @@ static bool inject_vru(tsi_sim_model *m, int i)
             }
             double s_stop = v->s + 0.5 * v->v + v->v * v->v / 10.0;
             double s_p = s_stop + v->len / 2 + 3.0;
-            if (s_p > 110)
+            if (s_p > 100)
                 continue;
             if (k > 0 && p->v[k - 1].s - p->v[k - 1].len / 2 < s_p + 3)
                 continue;
@@ -837,7 +1090,7 @@ static bool inject_vru(tsi_sim_model *m, int i)
             vru *w = &st->vrus[st->nvru++];
             memset(w, 0, sizeof *w);
             w->minute = -1;
-            w->id = (uint32_t)(rnext(&st->rng) & 0x7fffffff);
+            w->id = new_id(st);
             w->msgcnt = (uint8_t)(rnext(&st->rng) % 128);
             w->type = 1;
             w->speed = 1.5f;
@@ -872,7 +1125,7 @@ static bool inject_hb(tsi_sim_model *m, int i)
         path *p = &st->paths[(a0 + t) % 4];
         for (int k = 0; k < p->n; k++) {
             veh *v = &p->v[k];
-            if (v->mode != M_NORMAL || v->v < 8)
+            if (v->mode != M_NORMAL || v->v < 8 || v->s > 100)
                 continue;
             if (k > 0 && p->v[k - 1].s - p->v[k - 1].len / 2 - (v->s + v->len / 2) < 30)
                 continue;
@@ -1056,8 +1309,8 @@ static void emit(tsi_sim_model *m, int i)
             veh *v = &p->v[k];
             tsi_sim_sample *o = new_sample(m);
             const tsi_sim_vendor *vd = &tsi_sim_vendors[v->vendor];
-            double x, y;
-            path_xy(st, a, v->s, &x, &y);
+            double x, y, hd, curv;
+            veh_pose(st, a, v->mv, v->s, &x, &y, &hd, &curv);
             o->kind = TSI_SIM_BSM;
             o->vendor = v->vendor;
             v->msgcnt = (uint8_t)((v->msgcnt + 5) % 128);
@@ -1072,14 +1325,18 @@ static void emit(tsi_sim_model *m, int i)
             o->lon = round_to(o->lon, 1e-7);
             o->elev = vd->elev_null ? NAN : vd->elev_zero ? 0.0 : round_to(is->elev + 1.2, 0.1);
             o->speed = round_to(v->v, 0.01);
-            o->heading = round_to(st->head[a], 0.0125);
+            o->heading = round_to(hd, 0.0125);
+            if (o->heading >= 360.0)
+                o->heading -= 360.0;
             if (vd->accel_null) {
                 o->accel_lon = o->accel_lat = o->accel_vert = o->yaw = NAN;
             } else {
                 o->accel_lon = round_to(v->a, 0.01);
-                o->accel_lat = round_to(((int)((v->id >> 3) % 21) - 10) / 100.0, 0.01);
+                /* on an arc: v²/r to the right (+) or left (-), yaw rate v/r in deg/s */
+                o->accel_lat = curv != 0 ? round_to((double)v->v * v->v * curv, 0.01)
+                                         : round_to(((int)((v->id >> 3) % 21) - 10) / 100.0, 0.01);
                 o->accel_vert = 0;
-                o->yaw = 0;
+                o->yaw = round_to((double)v->v * curv * 180.0 / M_PI, 0.01);
             }
             o->brakes = v->a < -0.5 ? 0x0f : 0;
             o->width_cm = (int)lround(v->wid * 100);
@@ -1149,6 +1406,7 @@ const tsi_sim_sample *tsi_sim_model_step(tsi_sim_model *m, size_t *n)
     double prof = tsi_sim_profile(m->now_ms, m->cfg.tz_offset_min);
     double p_vv = m->cfg.vv_rate / 7200.0, p_vru = m->cfg.vru_rate / 7200.0;
     double p_hb = m->cfg.hard_brake_rate / 7200.0;
+    static _Thread_local egtab eg;
     for (int i = 0; i < m->n; i++) {
         istate *st = &m->st[i];
         spawn_vehicles(m, i, prof);
@@ -1169,8 +1427,9 @@ const tsi_sim_sample *tsi_sim_model_step(tsi_sim_model *m, size_t *n)
             st->pend_hb--;
         for (int k = 1; k <= SUBSTEPS; k++) {
             int64_t t = t0 + k * (TSI_SIM_TICK_MS / SUBSTEPS);
+            build_egress(st, &eg);
             for (int a = 0; a < 4; a++)
-                step_path(m, i, a, t);
+                step_path(m, i, a, t, &eg);
             step_vrus(m, i, t);
         }
         if (m->emitting)

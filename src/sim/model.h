@@ -5,10 +5,13 @@
  * rates); the same configuration gives the same samples, bit for bit. One tick is 500 ms
  * of simulated time (the 2 Hz of the VCC streams); inside a tick the dynamics integrate
  * at 100 ms. Every intersection has four approaches (one ingress and one egress lane
- * each, a 6.5 m median), four crosswalks and a two-phase signal with a 100 s cycle; the
- * geometry keeps ordinary traffic free of conflicts in the sense of domain.md §3, so
- * the conflicts that occur are the injected ones (rear-end near misses and
- * jaywalkers), which the truth lists pair by pair.
+ * each, a 6.5 m median), four crosswalks and a split-phase signal with a 120 s cycle
+ * (each approach green in turn for its through, left and right movements, then an
+ * exclusive pedestrian phase); vehicles go straight, turn left (10 m arc) or turn right
+ * (7 m arc) at configured shares. The geometry and the phase plan keep ordinary traffic
+ * free of conflicts in the sense of domain.md §3, so the conflicts that occur are the
+ * injected ones (rear-end near misses and jaywalkers), which the truth lists pair by
+ * pair.
  *
  * Ownership: tsi_sim_model owns everything it allocates; tsi_sim_model_free releases it.
  * tsi_sim_model_step() fills the model's own sample array (valid until the next step).
@@ -31,7 +34,10 @@
 #define TSI_SIM_CW_HALF      12.0  /* half length of a crosswalk */
 #define TSI_SIM_LANE_OFFSET  5.0   /* lane centre from the road axis (median 6.5 m) */
 #define TSI_SIM_LANE_WIDTH   3.5
-#define TSI_SIM_CYCLE_S      100
+#define TSI_SIM_CYCLE_S      120
+#define TSI_SIM_RIGHT_R      7.0  /* m, right-turn arc radius (lane centre) */
+#define TSI_SIM_LEFT_R       10.0 /* m, left-turn arc radius */
+#define TSI_SIM_TURN_ALAT    2.4  /* m/s², lateral acceleration the turn speed allows */
 
 /* Thresholds of domain.md §3 used to record which injected pairs met them. */
 #define TSI_SIM_VRU_TTC  3.0
@@ -52,6 +58,8 @@ typedef struct tsi_sim_cfg {
     int tz_offset_min;      /* time zone of the daily profile, minutes east of UTC */
     int truth_minutes;      /* minutes of truth kept per intersection */
     int warmup_s;           /* simulated seconds run before start_ms (not emitted) */
+    double turn_left;       /* share of vehicles turning left (0..1) */
+    double turn_right;      /* share turning right (0..1; left + right <= 1) */
 } tsi_sim_cfg;
 
 void tsi_sim_cfg_defaults(tsi_sim_cfg *c);
@@ -132,7 +140,9 @@ int64_t tsi_sim_isect_id(const tsi_sim_isect *s);
 int tsi_sim_model_map_revision(const tsi_sim_model *m, int i, int64_t t_ms, int64_t *changed_ms);
 
 /* Signal state of a signal group at t: eventState (3 red, 6 green/walk, 8 yellow/clear)
- * and the epoch ms at which it ends. Vehicle groups 2,4,6,8; pedestrian 10,12,14,16. */
+ * and the epoch ms at which it ends. Vehicle groups 6 (approach 0, north leg), 8 (1,
+ * east), 2 (2, south), 4 (3, west), green one after the other (split phasing); the
+ * pedestrian groups 10,12,14,16 walk together while every vehicle group is red. */
 int tsi_sim_signal(const tsi_sim_model *m, int i, int signal_group, int64_t t_ms, int64_t *end_ms);
 
 /* Ground truth. Records faults the server added (duplicates, malformed) to the minute of

@@ -330,15 +330,22 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
                  along[k] * uy + TSI_SIM_LANE_OFFSET * ry);
         tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
+        /* the movements of this lane, all on the approach's own (split-phase) group:
+         * through to the opposite leg, left to leg a+1, right to leg a+3 */
         tsi_jsonw_key(&w, "connectsTo");
         tsi_jsonw_array(&w);
-        tsi_jsonw_object(&w);
-        tsi_jsonw_key(&w, "connectingLane");
-        tsi_jsonw_object(&w);
-        tsi_jsonw_kv_int(&w, "lane", 2 + 2 * ((a + 2) % 4));
-        tsi_jsonw_end(&w);
-        tsi_jsonw_kv_int(&w, "signalGroup", sg[a]);
-        tsi_jsonw_end(&w);
+        static const int turn_to[3] = {2, 1, 3};
+        static const char *maneuver[3] = {"straight", "left", "right"};
+        for (int k = 0; k < 3; k++) {
+            tsi_jsonw_object(&w);
+            tsi_jsonw_key(&w, "connectingLane");
+            tsi_jsonw_object(&w);
+            tsi_jsonw_kv_int(&w, "lane", 2 + 2 * ((a + turn_to[k]) % 4));
+            tsi_jsonw_kv_str(&w, "maneuver", maneuver[k]);
+            tsi_jsonw_end(&w);
+            tsi_jsonw_kv_int(&w, "signalGroup", sg[a]);
+            tsi_jsonw_end(&w);
+        }
         tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
         /* egress */

@@ -21,9 +21,13 @@
 #include "core/json.h"
 #include "sim/msg.h"
 
-#define MAX_BODY        (64 * 1024)
-#define CHUNK           (64 * 1024)
-#define WS_CHUNK        (1024 * 1024)
+#define MAX_BODY (64 * 1024)
+#define CHUNK    (64 * 1024)
+#define WS_CHUNK (1024 * 1024)
+/* Over TLS, writes larger than an SSL record that OpenSSL takes only in part lost their
+ * tail at the end of an HTTP transaction (libwebsockets 4.1): pieces of 4 KiB are taken
+ * whole. */
+#define TLS_CHUNK       4096
 #define MAX_ARGS        16
 #define TICK_BUDGET_US  20000
 #define QUEUE_MAX       16384
@@ -48,6 +52,7 @@ typedef struct sess {
     tsi_buf args; /* "k=v\0k=v\0" url-decoded fragments */
     int nargs;
     bool is_post, too_big, responding, hdr_sent;
+    bool completing; /* body written, TLS still holds part of it: complete once flushed */
     tsi_buf req;
     int status;
     const char *ctype;
@@ -320,6 +325,7 @@ static void reply(server *S, struct lws *wsi, sess *s, int status, const char *c
     *body = (tsi_buf)TSI_BUF_INIT;
     s->off = 0;
     s->hdr_sent = false;
+    s->completing = false;
     s->responding = true;
     bool api = strncmp(s->path, "/api/", 5) == 0;
     if (api && S->faults.slow_ms > 0 &&
@@ -347,6 +353,16 @@ static int write_http(struct lws *wsi, sess *s)
 {
     if (!s->responding)
         return 0;
+    if (s->completing) {
+        if (lws_partial_buffered(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        s->completing = false;
+        s->responding = false;
+        tsi_buf_free(&s->resp);
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
     if (!s->hdr_sent) {
         unsigned char hb[LWS_PRE + 2048], *start = hb + LWS_PRE, *p = start,
                                           *end = hb + sizeof hb - 1;
@@ -362,6 +378,11 @@ static int write_http(struct lws *wsi, sess *s)
         if (lws_finalize_write_http_header(wsi, start, &p, end))
             return 1;
         s->hdr_sent = true;
+        if (s->resp.len == 0 && lws_partial_buffered(wsi)) {
+            s->completing = true;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (s->resp.len == 0) {
             s->responding = false;
             return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -370,13 +391,26 @@ static int write_http(struct lws *wsi, sess *s)
         return 0;
     }
     size_t n = s->resp.len - s->off;
-    if (n > CHUNK)
-        n = CHUNK;
+    size_t most = lws_is_ssl(wsi) ? TLS_CHUNK : CHUNK;
+    if (n > most)
+        n = most;
     memcpy(txbuf + LWS_PRE, s->resp.data + s->off, n);
     bool final = s->off + n == s->resp.len;
-    if (lws_write(wsi, txbuf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+    int w = lws_write(wsi, txbuf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    if (w < 0)
         return 1;
+    if ((size_t)w < n) { /* TLS may take less: the rest goes on the next writable */
+        s->off += (size_t)w;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     s->off += n;
+    if (final && lws_partial_buffered(wsi)) {
+        /* completing the transaction now would drop what TLS has not sent yet */
+        s->completing = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     if (final) {
         s->responding = false;
         tsi_buf_free(&s->resp);
@@ -1414,8 +1448,9 @@ static int ws_writable(server *S, struct lws *wsi, sess *s)
     }
     frame *f = s->cur;
     size_t n = f->len - s->cur_off;
-    if (n > WS_CHUNK)
-        n = WS_CHUNK;
+    size_t most = lws_is_ssl(wsi) ? TLS_CHUNK : WS_CHUNK;
+    if (n > most)
+        n = most;
     bool start = s->cur_off == 0, end = s->cur_off + n == f->len;
     memcpy(txbuf + LWS_PRE, f->data + LWS_PRE + s->cur_off, n);
     int w = lws_write(wsi, txbuf + LWS_PRE, n,
@@ -1566,6 +1601,9 @@ int tsi_sim_server_run(const tsi_sim_server_cfg *cfg, volatile sig_atomic_t *sto
     info.timeout_secs = 30;
     info.max_http_header_data = 4096;
     info.pt_serv_buf_size = 64 * 1024;
+    bool tls = cfg->tls_cert && cfg->tls_key;
+    if (tls)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     int rc = 0;
     S.ctx = lws_create_context(&info);
     if (!S.ctx) {
@@ -1579,9 +1617,19 @@ int tsi_sim_server_run(const tsi_sim_server_cfg *cfg, volatile sig_atomic_t *sto
     vi.protocols = protocols;
     vi.vhost_name = "tsi-sim";
     vi.keepalive_timeout = 30;
+    if (tls) {
+        vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* read per vhost, too */
+        vi.ssl_cert_filepath = cfg->tls_cert;
+        vi.ssl_private_key_filepath = cfg->tls_key;
+    }
     struct lws_vhost *vh = lws_create_vhost(S.ctx, &vi);
     if (!vh) {
-        rc = tsi_error_set(err, TSI_E_IO, "cannot listen", "%s:%d", cfg->bind, cfg->port);
+        if (tls)
+            rc = tsi_error_set(err, TSI_E_IO, "cannot listen with TLS",
+                               "%s:%d cert %s key %s (unreadable, not PEM, or not a pair?)",
+                               cfg->bind, cfg->port, cfg->tls_cert, cfg->tls_key);
+        else
+            rc = tsi_error_set(err, TSI_E_IO, "cannot listen", "%s:%d", cfg->bind, cfg->port);
         goto done;
     }
     S.port = lws_get_vhost_listen_port(vh);
@@ -1594,9 +1642,10 @@ int tsi_sim_server_run(const tsi_sim_server_cfg *cfg, volatile sig_atomic_t *sto
     }
     S.wall0_us = mono_us();
     S.sim0_ms = tsi_sim_model_now(S.model);
-    tsi_info("sim", "listening url=http://%s:%d intersections=%d seed=%llu speed=%g start=%lld",
-             cfg->bind, S.port, cfg->model.n_intersections, (unsigned long long)cfg->model.seed,
-             cfg->speed, (long long)tsi_sim_model_cfg(S.model)->start_ms);
+    tsi_info("sim", "listening url=%s://%s:%d intersections=%d seed=%llu speed=%g start=%lld",
+             tls ? "https" : "http", cfg->bind, S.port, cfg->model.n_intersections,
+             (unsigned long long)cfg->model.seed, cfg->speed,
+             (long long)tsi_sim_model_cfg(S.model)->start_ms);
     lws_sul_schedule(S.ctx, 0, &S.sul, tick_cb, 1);
     while (!*stop) {
         if (lws_service(S.ctx, 0) < 0)

@@ -38,6 +38,8 @@ typedef struct tsi_sim_server_cfg {
     bool backpressure;   /* the model waits for stream readers more than 3 frames behind */
     tsi_sim_faults faults;
     const char *port_file; /* when set, the bound port is written there once listening */
+    const char *tls_cert;  /* PEM certificate (chain): HTTPS + WSS on the port instead of */
+    const char *tls_key;   /* HTTP + WS; both set or both NULL */
 } tsi_sim_server_cfg;
 
 /* Runs until *stop becomes non-zero (a signal handler sets it). Returns 0, or a

@@ -19,6 +19,7 @@ struct tsi_vcc {
     CURL *curl;
     char base[512];
     char *id, *secret;
+    char *ca_file; /* NULL: the system's CA store */
     int timeout_ms, connect_timeout_ms, min_gap_ms, margin_s;
     char token[4096];
     int64_t token_exp_ms; /* monotonic */
@@ -74,6 +75,10 @@ int tsi_vcc_new(tsi_vcc **out, const tsi_vcc_config *cfg, tsi_error *err)
     c->min_gap_ms = cfg->min_gap_ms < 0 ? 100 : cfg->min_gap_ms;
     c->margin_s = cfg->refresh_margin_s > 0 ? cfg->refresh_margin_s : 60;
     c->cancel = cfg->cancel;
+    if (cfg->ca_file && *cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file))) {
+        tsi_vcc_free(c);
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    }
     c->curl = curl_easy_init();
     if (!c->curl || !c->id || !c->secret) {
         tsi_vcc_free(c);
@@ -94,6 +99,7 @@ void tsi_vcc_free(tsi_vcc *c)
         free(c->secret);
     }
     free(c->id);
+    free(c->ca_file);
     memset(c->token, 0, sizeof c->token);
     memset(c->refresh, 0, sizeof c->refresh);
     free(c);
@@ -166,6 +172,8 @@ static int request(tsi_vcc *c, const char *path, const char *form, const char *b
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "tsi/" TSI_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->cancel) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->cancel);

@@ -33,6 +33,8 @@ typedef struct tsi_vcc_config {
     int min_gap_ms;             /* between two requests; 0 = none, < 0 = default 100 */
     int refresh_margin_s;       /* renew this long before expiry; 0 = 60 */
     const volatile int *cancel; /* optional: a request in flight aborts when *cancel != 0 */
+    const char *ca_file;        /* optional: PEM CA bundle that https:// certificates must
+                                 * chain to (instead of the system's); copied */
 } tsi_vcc_config;
 
 typedef struct tsi_vcc_stats {

@@ -31,6 +31,7 @@ struct tsi_ws_client {
     tsi_ws_stats st;
     pthread_mutex_t mu; /* guards st for readers on other threads */
     char url[2048], host[256], path[1536];
+    char *ca_file;
 };
 
 int tsi_ws_parse_url(const char *url, bool *tls, char *host, size_t hostlen, int *port, char *path,
@@ -266,6 +267,11 @@ int tsi_ws_client_new(tsi_ws_client **out, const tsi_ws_client_cfg *cfg, tsi_err
         c->cfg.idle_timeout_s = 30;
     if (c->cfg.max_frame == 0)
         c->cfg.max_frame = 64u << 20;
+    if (cfg->ca_file && *cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file))) {
+        free(c);
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    }
+    c->cfg.ca_file = c->ca_file;
     c->backoff_ms = c->cfg.backoff_min_ms;
     pthread_mutex_init(&c->mu, NULL);
     *out = c;
@@ -293,6 +299,8 @@ static int make_context(tsi_ws_client *c)
     info.count_threads = 1;
     info.fd_limit_per_thread = 16;
     info.pt_serv_buf_size = 256 * 1024; /* read in large pieces: frames reach megabytes */
+    if (tls && c->ca_file)
+        info.client_ssl_ca_filepath = c->ca_file;
     pthread_mutex_lock(&ctx_mu);
     c->ctx = lws_create_context(&info);
     pthread_mutex_unlock(&ctx_mu);
@@ -381,5 +389,6 @@ void tsi_ws_client_free(tsi_ws_client *c)
     }
     tsi_buf_free(&c->frame);
     pthread_mutex_destroy(&c->mu);
+    free(c->ca_file);
     free(c);
 }

@@ -48,13 +48,15 @@ typedef struct tsi_ws_client_cfg {
     tsi_ws_frame_fn on_frame; /* required: one call per complete text frame */
     tsi_ws_event_fn on_event; /* optional */
     void *ud;
-    bool reconnect;     /* false: run() returns once the first connection ends or fails */
-    int backoff_min_ms; /* first retry delay (default 500), doubling ...            */
-    int backoff_max_ms; /* ... up to this (default 30000); reset by a good connection */
-    int idle_timeout_s; /* default 30 */
-    size_t max_frame;   /* frames above this are dropped and counted (default 64 MiB) */
-    bool tls_insecure;  /* wss: accept self-signed certificates and any host name (also
-                         * forces TLS support when the first URL is ws://) */
+    bool reconnect;      /* false: run() returns once the first connection ends or fails */
+    int backoff_min_ms;  /* first retry delay (default 500), doubling ...            */
+    int backoff_max_ms;  /* ... up to this (default 30000); reset by a good connection */
+    int idle_timeout_s;  /* default 30 */
+    size_t max_frame;    /* frames above this are dropped and counted (default 64 MiB) */
+    bool tls_insecure;   /* wss: accept self-signed certificates and any host name (also
+                          * forces TLS support when the first URL is ws://) */
+    const char *ca_file; /* wss: PEM CA bundle the server certificate must chain to
+                          * (instead of the system's); copied */
 } tsi_ws_client_cfg;
 
 typedef struct tsi_ws_stats {

@@ -313,10 +313,15 @@ static void test_rest_shapes(void **state)
             assert_true(s->min_end >= (double)now - 5000 && s->min_end <= (double)now + 200000);
             sg_state[s->signal_group] = s->event_state;
         }
-        /* NEMA pairs move together, and the two streets are never green together */
-        assert_int_equal(sg_state[2], sg_state[6]);
-        assert_int_equal(sg_state[4], sg_state[8]);
-        assert_false(sg_state[2] != 3 && sg_state[4] != 3);
+        /* split phasing: at most one approach's group is not red, and never while a
+         * crosswalk walks (the pedestrian phase is exclusive, all crosswalks together) */
+        int moving =
+            (sg_state[2] != 3) + (sg_state[4] != 3) + (sg_state[6] != 3) + (sg_state[8] != 3);
+        assert_true(moving <= 1);
+        assert_int_equal(sg_state[10], sg_state[12]);
+        assert_int_equal(sg_state[10], sg_state[14]);
+        assert_int_equal(sg_state[10], sg_state[16]);
+        assert_false(moving && sg_state[10] != 3);
     }
     tsi_spat_free(&sp);
     free(body);
@@ -600,6 +605,14 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "--start"));
     const char *a4[] = {"sim", "--speed", "0", NULL};
     assert_int_equal(th_run_tsi(a4, NULL, out, sizeof out), 2);
+    /* turn shares: two numbers 0..1 summing to at most 1, nothing else */
+    static const char *bad_turns[] = {"0.6,0.5",  "x",           "0.1,",    ",0.1",    "0.1",
+                                      "-0.1,0.2", "0.1,0.2,0.3", "nan,0.1", "0.1;0.2", ""};
+    for (size_t k = 0; k < sizeof bad_turns / sizeof *bad_turns; k++) {
+        const char *at[] = {"sim", "--turn-share", bad_turns[k], NULL};
+        assert_int_equal(th_run_tsi(at, NULL, out, sizeof out), 2);
+        assert_non_null(strstr(out, "--turn-share"));
+    }
     const char *a5[] = {"sim", "--help", NULL};
     assert_int_equal(th_run_tsi(a5, NULL, out, sizeof out), 0);
     assert_non_null(strstr(out, "--vcc-quirks"));

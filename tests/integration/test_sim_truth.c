@@ -491,6 +491,171 @@ static void test_truth(void **state)
     assert_int_equal(th_proc_stop(&s.proc), 0);
 }
 
+/* ---- the truth equals the capture, exactly ---- */
+
+typedef struct tup {
+    int rsu; /* index into the capture's rsu names */
+    int64_t minute, id;
+    int type;
+} tup;
+
+static int cmp_tup(const void *a, const void *b)
+{
+    const tup *x = a, *y = b;
+    if (x->rsu != y->rsu)
+        return x->rsu < y->rsu ? -1 : 1;
+    if (x->minute != y->minute)
+        return x->minute < y->minute ? -1 : 1;
+    if (x->type != y->type)
+        return x->type < y->type ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+typedef struct tups {
+    tup *t;
+    size_t n, cap;
+    char rsus[64][32];
+    int nrsu;
+} tups;
+
+static void tup_cb(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
+{
+    (void)index;
+    tups *T = ud;
+    if (rc < 0)
+        fail_msg("undecodable message: %s %s", err->message, err->detail);
+    int r = 0;
+    while (r < T->nrsu && strcmp(T->rsus[r], m->rsu_name) != 0)
+        r++;
+    if (r == T->nrsu) {
+        assert_true(T->nrsu < 64);
+        snprintf(T->rsus[T->nrsu++], sizeof T->rsus[0], "%s", m->rsu_name);
+    }
+    if (T->n == T->cap) {
+        T->cap = T->cap ? T->cap * 2 : 65536;
+        T->t = realloc(T->t, sizeof *T->t * T->cap);
+        assert_non_null(T->t);
+    }
+    /* the minute of the message's own timestamp, as a collector windows it */
+    T->t[T->n++] = (tup){r, m->timestamp_ms - m->timestamp_ms % 60000, m->id, m->type};
+}
+
+/* Every BSM and PSM sent over /ws/bsm and /ws/psm for several simulated minutes of a
+ * 10-intersection rush hour, recounted per intersection-minute (messages by their own
+ * `timestamp`, distinct temporary ids), equals /sim/truth exactly, in both directions:
+ * no minute of the truth without its messages, no message in a minute the truth lacks. */
+static void test_truth_exact(void **state)
+{
+    (void)state;
+    sim_t s;
+    const char *extra[] = {"--intersections", "10", "--speed", "20", "--seed", "3", NULL};
+    sim_start(&s, extra);
+    char *tok = sim_token(&s);
+    char *kb = sim_key(&s, tok, "bsm"), *kp = sim_key(&s, tok, "psm");
+    capture cb, cp;
+    capture_init(&cb, "%s/ws/bsm?key=%s", s.ws, kb);
+    capture_init(&cp, "%s/ws/psm?key=%s", s.ws, kp);
+    capture_run2(&cb, &cp, 20000);
+    int64_t b0, b1, p0, p1;
+    coverage(&cb, &b0, &b1);
+    coverage(&cp, &p0, &p1);
+    /* one frame per 500 ms tick, none lost: every non-empty frame at its place */
+    for (int k = 0; k < 2; k++) {
+        capture *c = k ? &cp : &cb;
+        int64_t f0 = k ? p0 : b0;
+        int lost = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            int64_t t = frame_tick(c->frames[i]);
+            if (t >= 0 && t != f0 + (int64_t)i * 500 && lost++ < 5)
+                print_error("%s frame %zu: tick %lld, expected %lld\n", k ? "psm" : "bsm", i,
+                            (long long)t, (long long)(f0 + (int64_t)i * 500));
+        }
+        assert_int_equal(lost, 0);
+    }
+    assert_true(b0 > 0 && p0 > 0);
+    int64_t lo = b0 > p0 ? b0 : p0, hi = b1 < p1 ? b1 : p1;
+    /* complete minutes: a message of minute M is generated at a tick in (M - 120 ms, M + 60 s) */
+    int64_t m_first = (lo + 120) % 60000 ? (lo + 120) - (lo + 120) % 60000 + 60000 : lo + 120;
+    int64_t m_end = (hi + 500) - (hi + 500) % 60000;
+    assert_true(m_end - m_first >= 120000);
+    tups T = {0};
+    tsi_decoder dec;
+    tsi_decoder_init(&dec);
+    tsi_error e = {0};
+    for (int k = 0; k < 2; k++) {
+        capture *c = k ? &cp : &cb;
+        for (size_t i = 0; i < c->n; i++)
+            assert_true(
+                tsi_frame_decode(&dec, c->frames[i], strlen(c->frames[i]), tup_cb, &T, &e) >= 0);
+    }
+    tsi_decoder_free(&dec);
+    qsort(T.t, T.n, sizeof *T.t, cmp_tup);
+    truth_min *tr = calloc(1024, sizeof *tr);
+    int nt = read_truth(&s, m_first, m_end, tr, 1024);
+    int64_t tot_bsm = 0, tot_veh = 0, groups = 0;
+    int bad = 0;
+    /* captured groups: (rsu, minute) */
+    for (size_t i = 0; i < T.n;) {
+        size_t j = i;
+        int64_t bsm = 0, psm = 0, veh = 0, vru = 0;
+        for (; j < T.n && T.t[j].rsu == T.t[i].rsu && T.t[j].minute == T.t[i].minute; j++) {
+            bool first = j == i || T.t[j].type != T.t[j - 1].type || T.t[j].id != T.t[j - 1].id;
+            if (T.t[j].type == TSI_MSG_BSM) {
+                bsm++;
+                veh += first;
+            } else {
+                psm++;
+                vru += first;
+            }
+        }
+        int64_t minute = T.t[i].minute;
+        if (minute >= m_first && minute < m_end) {
+            const truth_min *t = NULL;
+            for (int q = 0; q < nt; q++)
+                if (tr[q].minute == minute && strcmp(tr[q].rsu, T.rsus[T.t[i].rsu]) == 0)
+                    t = &tr[q];
+            if (!t || t->bsm != bsm || t->psm != psm || t->vehicles != veh || t->vrus != vru) {
+                print_error("%s minute %lld: sent bsm=%lld psm=%lld vehicles=%lld vrus=%lld; "
+                            "truth %lld %lld %lld %lld\n",
+                            T.rsus[T.t[i].rsu], (long long)minute, (long long)bsm, (long long)psm,
+                            (long long)veh, (long long)vru, t ? (long long)t->bsm : -1,
+                            t ? (long long)t->psm : -1, t ? (long long)t->vehicles : -1,
+                            t ? (long long)t->vrus : -1);
+                bad++;
+            }
+            tot_bsm += bsm;
+            tot_veh += veh;
+            groups++;
+        }
+        i = j;
+    }
+    /* and no minute of the truth without what was sent */
+    for (int q = 0; q < nt; q++) {
+        if (tr[q].minute < m_first || tr[q].minute >= m_end)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < T.n && !seen; i++)
+            seen = T.t[i].minute == tr[q].minute && strcmp(T.rsus[T.t[i].rsu], tr[q].rsu) == 0;
+        if (!seen) {
+            print_error("%s minute %lld: in the truth (bsm=%lld), nothing sent\n", tr[q].rsu,
+                        (long long)tr[q].minute, (long long)tr[q].bsm);
+            bad++;
+        }
+    }
+    print_message("truth exact: %lld intersection-minutes, %lld BSM, %lld vehicle-minutes\n",
+                  (long long)groups, (long long)tot_bsm, (long long)tot_veh);
+    assert_int_equal(bad, 0);
+    assert_true(groups >= 20);
+    free(T.t);
+    free(tr);
+    capture_free(&cb);
+    capture_free(&cp);
+    free(kb);
+    free(kp);
+    free(tok);
+    assert_int_equal(th_proc_stop(&s.proc), 0);
+}
+
 /* ---- faults ---- */
 
 typedef struct dup_ctx {
@@ -718,9 +883,8 @@ static void test_expiry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_truth),
-        cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_determinism), cmocka_unit_test(test_truth),
+        cmocka_unit_test(test_truth_exact), cmocka_unit_test(test_faults),
         cmocka_unit_test(test_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

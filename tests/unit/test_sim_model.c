@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "sim/model.h"
+#include "core/json.h"
 #include "sim/msg.h"
 
 /* ---- a tiny open-addressing set of 64-bit keys ---- */
@@ -414,6 +415,20 @@ static void test_bad_config(void **state)
     c.n_intersections = 3;
     c.vv_rate = -1;
     assert_null(tsi_sim_model_new(&c));
+    c.vv_rate = 1;
+    c.turn_left = 0.7;
+    c.turn_right = 0.4; /* shares above 1 in total */
+    assert_null(tsi_sim_model_new(&c));
+    c.turn_left = -0.1;
+    c.turn_right = 0.1;
+    assert_null(tsi_sim_model_new(&c));
+    c.turn_left = NAN;
+    assert_null(tsi_sim_model_new(&c));
+    c.turn_left = 0.5;
+    c.turn_right = 0.5;
+    tsi_sim_model *m = tsi_sim_model_new(&c);
+    assert_non_null(m);
+    tsi_sim_model_free(m);
 }
 
 /* The TTC of the model agrees with hand-computed cases. */
@@ -455,6 +470,372 @@ static void test_fmt_fixed(void **state)
     assert_string_equal(b, "148.0000");
 }
 
+/* A temporary id names one road user: within an intersection, an id seen again after a
+ * gap (a road user that left and another that came) never happens, for vehicles and VRUs
+ * alike, so distinct ids per intersection-minute count road users exactly. */
+static void test_ids_unique(void **state)
+{
+    (void)state;
+    tsi_sim_cfg c = busy_cfg();
+    tsi_sim_model *m = tsi_sim_model_new(&c);
+    assert_non_null(m);
+    enum { CAP = 1 << 18 };
+    typedef struct slot {
+        uint64_t key; /* isect << 32 | id, 0 = empty */
+        int64_t last;
+    } slot;
+    slot *tab = calloc(CAP, sizeof *tab);
+    assert_non_null(tab);
+    size_t users = 0;
+    for (int t = 0; t < 20 * 120; t++) { /* 20 simulated minutes */
+        size_t ns;
+        const tsi_sim_sample *s = tsi_sim_model_step(m, &ns);
+        for (size_t k = 0; k < ns; k++) {
+            assert_true(s[k].id != 0 && s[k].id <= 0x7fffffffu);
+            uint64_t key = ((uint64_t)(s[k].isect + 1) << 32) | s[k].id;
+            size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 46) & (CAP - 1);
+            while (tab[h].key && tab[h].key != key)
+                h = (h + 1) & (CAP - 1);
+            if (tab[h].key == key) {
+                if (s[k].gen_ms - tab[h].last != TSI_SIM_TICK_MS)
+                    fail_msg("intersection %d id %u seen again after %lld ms", s[k].isect, s[k].id,
+                             (long long)(s[k].gen_ms - tab[h].last));
+            } else {
+                assert_true(++users < CAP / 2);
+                tab[h].key = key;
+            }
+            tab[h].last = s[k].gen_ms;
+        }
+    }
+    print_message("%zu road users, each id once per intersection\n", users);
+    assert_true(users > 2000);
+    free(tab);
+    tsi_sim_model_free(m);
+}
+
+/* ---- turning movements ---- */
+
+/* One lane of the MapData, read back from the JSON the server sends. */
+typedef struct maplane {
+    int id, ingress, egress, nnodes, nconn;
+    double x[4], y[4]; /* nodes, local metres */
+    int conn[4], conn_sg[4];
+} maplane;
+
+static int read_lanes(const tsi_sim_model *m, int i, maplane *out, int cap)
+{
+    tsi_buf b = TSI_BUF_INIT;
+    tsi_sim_mapdata_write(&b, m, i, tsi_sim_model_now(m));
+    tsi_json d;
+    tsi_error e;
+    assert_true(tsi_json_parse_alloc(&d, b.data, b.len, 100000, &e) > 0);
+    const tsi_sim_isect *is = tsi_sim_model_isect(m, i);
+    int set = tsi_json_path(&d, tsi_json_first(&d, tsi_json_get(&d, 0, "intersections")), "laneSet",
+                            NULL);
+    int n = 0;
+    for (int l = tsi_json_first(&d, set); l >= 0 && n < cap; l = tsi_json_next(&d, set, l)) {
+        maplane *ml = &out[n++];
+        memset(ml, 0, sizeof *ml);
+        double v;
+        assert_int_equal(tsi_json_num(&d, tsi_json_get(&d, l, "laneID"), &v), 0);
+        ml->id = (int)v;
+        ml->ingress =
+            tsi_json_num(&d, tsi_json_get(&d, l, "ingressApproach"), &v) == 0 ? (int)v : -1;
+        ml->egress = tsi_json_num(&d, tsi_json_get(&d, l, "egressApproach"), &v) == 0 ? (int)v : -1;
+        int nodes = tsi_json_path(&d, l, "nodesList", "nodes", NULL);
+        for (int k = tsi_json_first(&d, nodes); k >= 0 && ml->nnodes < 4;
+             k = tsi_json_next(&d, nodes, k)) {
+            double lat, lon;
+            assert_int_equal(tsi_json_num(&d, tsi_json_path(&d, k, "delta", "lat", NULL), &lat), 0);
+            assert_int_equal(tsi_json_num(&d, tsi_json_path(&d, k, "delta", "lon", NULL), &lon), 0);
+            to_xy(is->lat, is->lon, lat, lon, &ml->x[ml->nnodes], &ml->y[ml->nnodes]);
+            ml->nnodes++;
+        }
+        int ct = tsi_json_get(&d, l, "connectsTo");
+        for (int k = tsi_json_first(&d, ct); k >= 0 && ml->nconn < 4;
+             k = tsi_json_next(&d, ct, k)) {
+            assert_int_equal(
+                tsi_json_num(&d, tsi_json_path(&d, k, "connectingLane", "lane", NULL), &v), 0);
+            ml->conn[ml->nconn] = (int)v;
+            assert_int_equal(tsi_json_num(&d, tsi_json_get(&d, k, "signalGroup"), &v), 0);
+            ml->conn_sg[ml->nconn++] = (int)v;
+        }
+    }
+    tsi_json_free(&d);
+    tsi_buf_free(&b);
+    return n;
+}
+
+/* Distance from (x, y) to the polyline of a lane. */
+static double lane_dist(const maplane *l, double x, double y)
+{
+    double best = 1e9;
+    for (int k = 0; k + 1 < l->nnodes; k++) {
+        double ax = l->x[k], ay = l->y[k], bx = l->x[k + 1], by = l->y[k + 1];
+        double vx = bx - ax, vy = by - ay,
+               t = ((x - ax) * vx + (y - ay) * vy) / (vx * vx + vy * vy);
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        double d = hypot(x - (ax + t * vx), y - (ay + t * vy));
+        if (d < best)
+            best = d;
+    }
+    return best;
+}
+
+static double wrap180(double d)
+{
+    while (d > 180)
+        d -= 360;
+    while (d <= -180)
+        d += 360;
+    return d;
+}
+
+typedef struct track {
+    uint32_t id;
+    int isect;
+    int64_t last_gen;
+    double first_x, first_y, x, y, heading, turned, speed;
+    bool full_start;
+} track;
+
+/* Vehicles go through, turn left or turn right at the configured shares (20 simulated
+ * minutes at 12 intersections, nothing injected, so no pair may meet a conflict
+ * threshold at any tick): the heading
+ * turns by 0 or ±90° (±5°), the vehicle ends on an egress lane its ingress lane's
+ * connectsTo names (and heads out along it), the lateral acceleration v·dθ/dt between
+ * consecutive BSMs never exceeds 2.5 m/s², and the shares are within a binomial tolerance
+ * (4 standard deviations) of the configuration. */
+static void test_turns(void **state)
+{
+    (void)state;
+    tsi_sim_cfg c = busy_cfg();
+    c.vv_rate = c.vru_rate = c.hard_brake_rate = 0;
+    c.turn_left = 0.25;
+    c.turn_right = 0.10;
+    c.start_ms = 1795615200000LL; /* 2026-11-25T14:00Z = 09:00 local */
+    tsi_sim_model *m = tsi_sim_model_new(&c);
+    assert_non_null(m);
+    int n = tsi_sim_model_count(m);
+    static maplane lanes[12][16];
+    int nl[12];
+    for (int i = 0; i < n; i++)
+        nl[i] = read_lanes(m, i, lanes[i], 16);
+    enum { CAP = 1 << 14 };
+    static track tr[CAP];
+    int ntr = 0;
+    int nthru = 0, nleft = 0, nright = 0, checked_lanes = 0;
+    double max_alat = 0;
+    const int ticks = 20 * 120;
+    for (int t = 0; t <= ticks; t++) {
+        size_t ns;
+        const tsi_sim_sample *s = t < ticks ? tsi_sim_model_step(m, &ns) : NULL;
+        if (t == ticks)
+            ns = 0;
+        int64_t now = tsi_sim_model_now(m);
+        for (size_t k = 0; k < ns; k++) {
+            const tsi_sim_sample *a = &s[k];
+            if (a->kind != TSI_SIM_BSM)
+                continue;
+            const tsi_sim_isect *is = tsi_sim_model_isect(m, a->isect);
+            double x, y;
+            to_xy(is->lat, is->lon, a->lat, a->lon, &x, &y);
+            track *q = NULL;
+            for (int j = ntr - 1; j >= 0; j--)
+                if (tr[j].id == a->id && tr[j].isect == a->isect) {
+                    q = &tr[j];
+                    break;
+                }
+            if (!q) {
+                assert_true(ntr < CAP);
+                q = &tr[ntr++];
+                *q = (track){a->id,
+                             a->isect,
+                             a->gen_ms,
+                             x,
+                             y,
+                             x,
+                             y,
+                             a->heading,
+                             0,
+                             a->speed,
+                             hypot(x, y) > TSI_SIM_APPROACH_LEN - 30};
+                continue;
+            }
+            assert_int_equal(a->gen_ms - q->last_gen, TSI_SIM_TICK_MS);
+            double dh = wrap180(a->heading - q->heading);
+            double alat = a->speed * fabs(dh) * M_PI / 180.0 / (TSI_SIM_TICK_MS / 1000.0);
+            if (alat > max_alat)
+                max_alat = alat;
+            q->turned += dh;
+            q->heading = a->heading;
+            q->x = x;
+            q->y = y;
+            q->speed = a->speed;
+            q->last_gen = a->gen_ms;
+        }
+        /* nothing is injected here: no pair of road users may meet the conflict thresholds
+         * (samples come grouped by intersection) */
+        for (size_t g0 = 0, g1; g0 < ns; g0 = g1) {
+            for (g1 = g0; g1 < ns && s[g1].isect == s[g0].isect; g1++)
+                ;
+            const tsi_sim_isect *is = tsi_sim_model_isect(m, s[g0].isect);
+            for (size_t i = g0; i < g1; i++) {
+                if (s[i].kind != TSI_SIM_BSM)
+                    continue;
+                double ax, ay, bx, by;
+                to_xy(is->lat, is->lon, s[i].lat, s[i].lon, &ax, &ay);
+                double avx = s[i].speed * sin(s[i].heading * M_PI / 180),
+                       avy = s[i].speed * cos(s[i].heading * M_PI / 180);
+                for (size_t j = g0; j < g1; j++) {
+                    if (j == i || (s[j].kind == TSI_SIM_BSM && j < i))
+                        continue;
+                    to_xy(is->lat, is->lon, s[j].lat, s[j].lon, &bx, &by);
+                    double bvx = s[j].speed * sin(s[j].heading * M_PI / 180),
+                           bvy = s[j].speed * cos(s[j].heading * M_PI / 180);
+                    bool vv = s[j].kind == TSI_SIM_BSM;
+                    double r = vv ? (s[i].length_cm + s[j].length_cm) / 200.0
+                                  : s[i].length_cm / 200.0 + 0.5;
+                    double tt = ttc(bx - ax, by - ay, bvx - avx, bvy - avy, r);
+                    double dd = hypot(bx - ax, by - ay);
+                    if (vv ? ((tt >= 0 && tt <= 1.5) || dd < 2.0)
+                           : ((tt >= 0 && tt <= 3.0) || dd < 5.0))
+                        fail_msg("unintended conflict at %d: %u %u ttc %.2f dist %.2f headings "
+                                 "%.1f %.1f speeds %.2f %.2f",
+                                 s[i].isect, s[i].id, s[j].id, tt, dd, s[i].heading, s[j].heading,
+                                 s[i].speed, s[j].speed);
+                }
+            }
+        }
+        /* vehicles that left since the last tick: classify the complete ones */
+        int keep = 0;
+        for (int j = 0; j < ntr; j++) {
+            track *q = &tr[j];
+            if (q->last_gen >= now - (t < ticks ? 0 : TSI_SIM_TICK_MS)) {
+                tr[keep++] = *q;
+                continue;
+            }
+            if (t == ticks || !q->full_start || hypot(q->x, q->y) < TSI_SIM_APPROACH_LEN - 30)
+                continue; /* seen only in part */
+            double turned = q->turned;
+            int mv = fabs(turned) <= 5        ? 0
+                     : fabs(turned - 90) <= 5 ? 2
+                     : fabs(turned + 90) <= 5 ? 1
+                                              : -1;
+            if (mv < 0)
+                fail_msg("vehicle %u turned by %.1f°", q->id, turned);
+            nthru += mv == 0;
+            nleft += mv == 1;
+            nright += mv == 2;
+            /* its ingress lane (nearest to the first position) names its egress lane */
+            const maplane *in = NULL, *out = NULL;
+            double din = 1e9, dout = 1e9;
+            for (int l = 0; l < nl[q->isect]; l++) {
+                const maplane *ml = &lanes[q->isect][l];
+                if (ml->ingress > 0 && lane_dist(ml, q->first_x, q->first_y) < din) {
+                    din = lane_dist(ml, q->first_x, q->first_y);
+                    in = ml;
+                }
+                if (ml->egress > 0 && lane_dist(ml, q->x, q->y) < dout) {
+                    dout = lane_dist(ml, q->x, q->y);
+                    out = ml;
+                }
+            }
+            assert_non_null(in);
+            assert_non_null(out);
+            assert_true(din < 0.5 && dout < 0.5);
+            bool named = false;
+            for (int k = 0; k < in->nconn; k++)
+                named |= in->conn[k] == out->id;
+            if (!named)
+                fail_msg("vehicle %u from lane %d ended on lane %d", q->id, in->id, out->id);
+            /* heading out along the egress lane (its nodes run outward) */
+            double ob =
+                atan2(out->x[out->nnodes - 1] - out->x[0], out->y[out->nnodes - 1] - out->y[0]) *
+                180 / M_PI;
+            assert_true(fabs(wrap180(q->heading - ob)) < 5);
+            checked_lanes++;
+        }
+        ntr = keep;
+    }
+    int total = nthru + nleft + nright;
+    print_message("turns: %d vehicles, %d through, %d left, %d right, max lateral %.2f m/s²\n",
+                  total, nthru, nleft, nright, max_alat);
+    assert_true(total > 400);
+    assert_int_equal(checked_lanes, total);
+    assert_true(max_alat <= 2.5);
+    assert_true(max_alat > 1.5); /* the turns do reach their speed */
+    double tolL = 4 * sqrt(total * c.turn_left * (1 - c.turn_left));
+    double tolR = 4 * sqrt(total * c.turn_right * (1 - c.turn_right));
+    assert_true(fabs(nleft - total * c.turn_left) <= tolL);
+    assert_true(fabs(nright - total * c.turn_right) <= tolR);
+    tsi_sim_model_free(m);
+}
+
+/* Every ingress lane connects to the three egress lanes of the other legs, on the signal
+ * group of its approach; the SPaT never has two vehicle groups or a vehicle group and a
+ * walk together (split phasing with an exclusive pedestrian phase). */
+static void test_phases_and_map(void **state)
+{
+    (void)state;
+    tsi_sim_cfg c;
+    tsi_sim_cfg_defaults(&c);
+    c.n_intersections = 3;
+    tsi_sim_model *m = tsi_sim_model_new(&c);
+    assert_non_null(m);
+    maplane lanes[16];
+    int n = read_lanes(m, 0, lanes, 16);
+    assert_int_equal(n, 12);
+    int ingress = 0;
+    bool group_used[20] = {false};
+    for (int l = 0; l < n; l++) {
+        if (lanes[l].ingress < 0)
+            continue;
+        ingress++;
+        assert_int_equal(lanes[l].nconn, 3);
+        bool seen[5] = {false};
+        for (int k = 0; k < 3; k++) {
+            const maplane *to = NULL;
+            for (int j = 0; j < n; j++)
+                if (lanes[j].id == lanes[l].conn[k])
+                    to = &lanes[j];
+            assert_non_null(to);
+            assert_true(to->egress >= 1 && to->egress <= 4);
+            assert_true(to->egress != lanes[l].ingress); /* no U-turns */
+            seen[to->egress] = true;
+            assert_int_equal(lanes[l].conn_sg[k], lanes[l].conn_sg[0]);
+        }
+        for (int ap = 1; ap <= 4; ap++)
+            assert_true(seen[ap] == (ap != lanes[l].ingress));
+        int g = lanes[l].conn_sg[0];
+        assert_true(g == 2 || g == 4 || g == 6 || g == 8);
+        assert_false(group_used[g]); /* each approach its own group */
+        group_used[g] = true;
+    }
+    assert_int_equal(ingress, 4);
+    static const int veh[4] = {2, 4, 6, 8}, ped[4] = {10, 12, 14, 16};
+    int green_s[4] = {0}, walk_s = 0;
+    for (int64_t t = 0; t < (int64_t)TSI_SIM_CYCLE_S * 1000; t += 500) {
+        int64_t at = c.start_ms + t;
+        int moving = 0, walking = 0;
+        for (int k = 0; k < 4; k++) {
+            int st = tsi_sim_signal(m, 0, veh[k], at, NULL);
+            moving += st != 3;
+            green_s[k] += st == 6;
+            int ps = tsi_sim_signal(m, 0, ped[k], at, NULL);
+            walking += ps != 3;
+            walk_s += ps == 6;
+            assert_int_equal(ps, tsi_sim_signal(m, 0, ped[0], at, NULL));
+        }
+        assert_true(moving <= 1);
+        assert_false(moving && walking);
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(green_s[k] >= 20); /* >= 10 s of green per approach */
+    assert_true(walk_s > 0);
+    tsi_sim_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +846,9 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_ttc),
         cmocka_unit_test(test_fmt_fixed),
+        cmocka_unit_test(test_ids_unique),
+        cmocka_unit_test(test_turns),
+        cmocka_unit_test(test_phases_and_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
