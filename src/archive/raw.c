@@ -216,10 +216,44 @@ static char *sanitize_utf8(const char *s, size_t n, size_t *outn)
     return o;
 }
 
+/* true when s[0..n) is valid UTF-8 without NUL: DuckDB takes it as it is */
+static int utf8_clean(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII eight bytes at a time */
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            /* no high bit and no zero byte in the word */
+            if (!(w & 0x8080808080808080ULL) &&
+                !((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len == 0 || c == 0 || i + len > n)
+            return 0;
+        for (size_t t = 1; t < len; t++)
+            if (((unsigned char)s[i + t] >> 6) != 2)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static int put_json(tsi_archive *a, int k, const char *json, size_t len)
 {
     (void)a;
     (void)k;
+    if (!json)
+        len = 0;
+    if (utf8_clean(json ? json : "", len)) { /* the usual case: no copy */
+        put_text(a->app[k], json ? json : "", len);
+        return 0;
+    }
     size_t n2;
     char *clean = sanitize_utf8(json ? json : "", json ? len : 0, &n2);
     if (!clean)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -49,6 +50,10 @@ const tsi_option tsi_collect_options[] = {
      "0..60000"},
     {"timeout-ms", TSI_OPT_INT, "15000", "VCC_TIMEOUT_MS", "timeout of one VCC request",
      "100..600000"},
+    {"vcc-ca-file", TSI_OPT_PATH, NULL, "TSI_VCC_CA_FILE",
+     "PEM CA bundle the VCC's https:// and wss:// certificates must chain to (default: the "
+     "system's)",
+     NULL},
     {"tls-insecure", TSI_OPT_BOOL, "false", "VCC_TLS_INSECURE",
      "accept any certificate on wss:// (tests only)", NULL},
     {"archive-dir", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
@@ -77,7 +82,7 @@ typedef struct settings {
         duration_s;
     double radius_m;
     bool tls_insecure, no_db;
-    char archive[PATH_MAX], spool[PATH_MAX], tz[128];
+    char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX];
 } settings;
 
 static int load_settings(settings *s, int argc, char **argv)
@@ -100,6 +105,8 @@ static int load_settings(settings *s, int argc, char **argv)
     s->min_gap_ms = (int)tsi_opts_int(&o, "min-gap-ms");
     s->timeout_ms = (int)tsi_opts_int(&o, "timeout-ms");
     s->tls_insecure = tsi_opts_bool(&o, "tls-insecure");
+    snprintf(s->ca_file, sizeof s->ca_file, "%s",
+             tsi_opts_str(&o, "vcc-ca-file") ? tsi_opts_str(&o, "vcc-ca-file") : "");
     s->no_db = tsi_opts_bool(&o, "no-db");
     s->status_s = (int)tsi_opts_int(&o, "status-seconds");
     s->duration_s = (int)tsi_opts_int(&o, "duration-seconds");
@@ -128,12 +135,28 @@ typedef struct qitem {
     char data[];
 } qitem;
 
+/* The queue's bound, a safety net: a network thread that would push it past this many
+ * bytes waits for the pipeline. Unbounded, a source persistently faster than the
+ * pipeline grew the collector's memory without limit (5 GB in ten minutes in
+ * bench/soak.sh with the simulator run faster than the collector could follow). It must
+ * stay large: a stream thread that waits falls behind the other stream (BSM and PSM are
+ * two connections feeding one stream clock), and once it is behind by more than the
+ * grace period its messages are late; a bound of 128 MiB (seconds at the soak's rate)
+ * made most of a soak's messages late, and 256 bodies lost a test's frames (the
+ * simulator leaves a reader stuck for 10 s behind). 1 GiB holds minutes of traffic at
+ * 1,000 intersections, far beyond a raw flush's stall. */
+#define QUEUE_MAX_BYTES (1LL << 30)
+
 typedef struct daemon {
     settings s;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv, cv_room;
     qitem *head, *tail;
-    long long qlen, qmax;
+    long long qlen, qmax, qbytes, qwaits;
+    /* first come, first served among the network threads that wait for room: without it a
+     * small PSM frame always fit the room a dequeue made before a large BSM frame did, and
+     * the BSM stream starved (the simulator then left it behind: its messages late) */
+    unsigned long long ticket_next, ticket_serving;
     atomic_bool stop;
     volatile int cancel; /* aborts VCC requests in flight at shutdown */
     atomic_bool stream_up[2];
@@ -180,12 +203,29 @@ static void enqueue(daemon_t *d, int what, const char *data, size_t len)
     memcpy(it->data, data, len);
     it->data[len] = '\0';
     pthread_mutex_lock(&d->mu);
+    if (d->ticket_next != d->ticket_serving ||
+        (d->qlen > 0 && d->qbytes + (long long)len > QUEUE_MAX_BYTES)) {
+        unsigned long long mine = d->ticket_next++;
+        if (d->qwaits++ % 1000 == 0)
+            tsi_warn("collect",
+                     "queue full: the pipeline is behind its source, the network waits "
+                     "bytes=%lld bodies=%lld waits=%lld",
+                     d->qbytes, d->qlen, d->qwaits);
+        while ((mine != d->ticket_serving ||
+                (d->qlen > 0 && d->qbytes + (long long)len > QUEUE_MAX_BYTES)) &&
+               !atomic_load(&d->stop))
+            pthread_cond_wait(&d->cv_room, &d->mu);
+        if (mine == d->ticket_serving)
+            d->ticket_serving++;
+        pthread_cond_broadcast(&d->cv_room); /* the next ticket may fit too */
+    }
     if (d->tail)
         d->tail->next = it;
     else
         d->head = it;
     d->tail = it;
     d->qlen++;
+    d->qbytes += (long long)len;
     if (d->qlen > d->qmax)
         d->qmax = d->qlen;
     pthread_cond_signal(&d->cv);
@@ -209,6 +249,8 @@ static qitem *dequeue(daemon_t *d, int timeout_ms)
         if (!d->head)
             d->tail = NULL;
         d->qlen--;
+        d->qbytes -= (long long)it->len;
+        pthread_cond_broadcast(&d->cv_room);
     }
     pthread_mutex_unlock(&d->mu);
     return it;
@@ -219,7 +261,8 @@ static tsi_vcc *make_client(daemon_t *d, tsi_error *err)
     tsi_vcc_config vc = {.base_url = d->s.vcc_url,
                          .timeout_ms = d->s.timeout_ms,
                          .min_gap_ms = d->s.min_gap_ms,
-                         .cancel = &d->cancel};
+                         .cancel = &d->cancel,
+                         .ca_file = d->s.ca_file};
     tsi_vcc *c = NULL;
     if (tsi_vcc_new(&c, &vc, err) < 0)
         return NULL;
@@ -292,7 +335,8 @@ static void *stream_main(void *arg)
                              .backoff_min_ms = 500,
                              .backoff_max_ms = 30000,
                              .idle_timeout_s = 30,
-                             .tls_insecure = d->s.tls_insecure};
+                             .tls_insecure = d->s.tls_insecure,
+                             .ca_file = d->s.ca_file};
     tsi_ws_client *c = NULL;
     tsi_error e = {0};
     if (tsi_ws_client_new(&c, &cfg, &e) < 0) {
@@ -419,6 +463,9 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_ingest_stats is = {0};
     if (in)
         tsi_ingest_get_stats(in, &is);
+    pthread_mutex_lock(&d->mu);
+    long long qlen = d->qlen, qbytes = d->qbytes, qmax = d->qmax, qwaits = d->qwaits;
+    pthread_mutex_unlock(&d->mu);
     if (log)
         tsi_info("collect",
                  "status intersections=%d messages=%lld accepted=%lld deduped=%lld "
@@ -428,7 +475,7 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
                  c.late, c.rejected, c.rows_indexed, is.rows_written, is.spool_records,
                  is.db_errors, (long long)atomic_load(&d->reconnects),
                  atomic_load(&d->stream_up[0]) ? "B" : "b",
-                 atomic_load(&d->stream_up[1]) ? "P" : "p", d->qlen);
+                 atomic_load(&d->stream_up[1]) ? "P" : "p", qlen);
     tsi_buf b = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &b);
@@ -465,7 +512,10 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_bool(&w, "psm_stream_up", atomic_load(&d->stream_up[1]));
     tsi_jsonw_kv_int(&w, "poll_errors", atomic_load(&d->poll_errors));
     tsi_jsonw_kv_int(&w, "vcc_errors", atomic_load(&d->vcc_errors));
-    tsi_jsonw_kv_int(&w, "queue", d->qlen);
+    tsi_jsonw_kv_int(&w, "queue", qlen);
+    tsi_jsonw_kv_int(&w, "queue_bytes", qbytes);
+    tsi_jsonw_kv_int(&w, "queue_max", qmax);
+    tsi_jsonw_kv_int(&w, "queue_full_waits", qwaits);
     tsi_jsonw_end(&w);
     char dir[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 48];
     snprintf(dir, sizeof dir, "%s/run", tsi_home());
@@ -514,8 +564,13 @@ int tsi_cmd_collect(int argc, char **argv)
     }
     setenv("TZ", d->s.tz, 1);
     tzset();
+    /* frames reach megabytes: served from the heap and kept there, not mmap'd and
+     * page-faulted in afresh for each frame (a tenth of the collector's CPU otherwise) */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    pthread_cond_init(&d->cv_room, NULL);
     pthread_mutex_init(&d->ws_mu, NULL);
     {
         /* the credentials are checked before anything starts */
@@ -609,9 +664,12 @@ int tsi_cmd_collect(int argc, char **argv)
                 break;
             }
             free(it);
-            it = g_term ? NULL : dequeue(d, 0);
-            if (mono_ms() - last_rows > 1000)
+            it = NULL;
+            /* rows are flushed at least once a second: stop before taking the next item
+             * (taking one and then leaving the loop dropped a whole frame, issue 11) */
+            if (g_term || mono_ms() - last_rows > 1000)
                 break;
+            it = dequeue(d, 0);
         }
         if (it)
             free(it);
@@ -658,6 +716,7 @@ out:
     pthread_mutex_unlock(&d->ws_mu);
     pthread_mutex_lock(&d->mu);
     pthread_cond_broadcast(&d->cv);
+    pthread_cond_broadcast(&d->cv_room);
     pthread_mutex_unlock(&d->mu);
     for (int k = 0; k < 2; k++) {
         if (stream_started[k]) {
@@ -711,6 +770,7 @@ out:
         tsi_ingest_close(in);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    pthread_cond_destroy(&d->cv_room);
     pthread_mutex_destroy(&d->ws_mu);
     free(d);
     if (status == 0)

@@ -69,6 +69,7 @@ typedef struct track {
     double length; /* m, NAN unknown (last known value) */
     int n, cap;
     sample *s;
+    int32_t ts100_max; /* the largest ts100 of s[0..n): a newer sample needs no dedupe scan */
     /* computed when the window closes, for pruning pairs */
     double minx, maxx, miny, maxy, vmax;
 } track;
@@ -331,6 +332,8 @@ static void add_sample(window *w, track *t, const tsi_msg *m, int32_t ts100)
         t->cap = t->cap ? t->cap * 2 : 16;
         t->s = tsi_xrealloc(t->s, (size_t)t->cap * sizeof *t->s);
     }
+    if (t->n == 0 || ts100 > t->ts100_max)
+        t->ts100_max = ts100;
     sample *s = &t->s[t->n++];
     s->t = m->timestamp_ms;
     s->ts100 = ts100;
@@ -656,7 +659,9 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
     int32_t ts100 = (int32_t)((ts + 50 - minute) / 100);
     track *t = track_get(w, m);
     bool dup = false;
-    for (int j = t->n - 1; j >= 0 && !dup; j--) {
+    /* a duplicate has the same ts100 as a sample already held: none when this one is newer
+     * than all of them (the usual, in-order case: no scan of the minute's samples) */
+    for (int j = t->n > 0 && ts100 <= t->ts100_max ? t->n - 1 : -1; j >= 0 && !dup; j--) {
         const sample *o = &t->s[j];
         dup = o->ts100 == ts100 && o->sec_mark == (uint16_t)m->sec_mark &&
               o->msg_cnt == (int8_t)m->msg_cnt;

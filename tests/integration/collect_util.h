@@ -146,29 +146,88 @@ static size_t get_truth(int64_t from, int64_t to, truth *out, size_t cap)
     return n;
 }
 
-/* DuckDB over the run's archive */
-static long long duck_int(const char *sql_fmt)
+/* One complete intersection-minute of the truth against PostgreSQL: -1 when it had no
+ * traffic (then it has no row), 0 when its row's volume and VRUs equal the truth, 1 when
+ * they fall short and the collector itself logged late messages for that
+ * intersection-minute (a loaded machine delaying it beyond the grace period; callers
+ * bound how often). Fails the test otherwise. */
+static int truth_minute_check(PGconn *c, const truth *t)
 {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) || ' ' || coalesce(max(traffic_volume), -1) || ' ' || "
+             "coalesce(max(vru_count), -1) FROM safety_indices_realtime WHERE intersection_id = "
+             "%lld AND \"timestamp\" = to_timestamp(%lld / 1000.0)",
+             (long long)t->isect, (long long)t->minute);
+    char *v = th_value(c, sql);
+    int n = 0, vol = 0, vru = 0;
+    sscanf(v, "%d %d %d", &n, &vol, &vru);
+    free(v);
+    if (t->vehicles + t->vrus == 0) {
+        assert_int_equal(n, 0);
+        return -1;
+    }
+    if (n == 1 && vol == t->vehicles && vru == t->vrus)
+        return 0;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM data_quality_log WHERE issue_type = 'late_message' AND "
+             "intersection_id = %lld AND \"timestamp\" = to_timestamp(%lld / 1000.0)",
+             (long long)t->isect, (long long)t->minute);
+    if (n != 1 || vol > t->vehicles || vru > t->vrus || th_int(c, sql) == 0)
+        fail_msg("intersection %lld minute %lld: rows=%d volume=%d/%d vru=%d/%d",
+                 (long long)t->isect, (long long)t->minute, n, vol, t->vehicles, vru, t->vrus);
+    return 1;
+}
+
+/* DuckDB over the run's archive: sql_fmt's %s (up to 3) → the archive root as a SQL
+ * literal (the format uses it with ||); fails the test on error */
+typedef struct duck_q {
     duckdb_database db;
     duckdb_connection con;
-    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
-    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    duckdb_result res;
+} duck_q;
+
+static void duck_open_query(duck_q *d, const char *sql_fmt)
+{
+    assert_int_equal(duckdb_open(NULL, &d->db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(d->db, &d->con), DuckDBSuccess);
     tsi_buf root = TSI_BUF_INIT, q = TSI_BUF_INIT;
     char r[PATH_MAX + 16];
     snprintf(r, sizeof r, "%s/archive", work);
     tsi_sql_quote(&root, r);
-    /* %s → the archive root as a SQL literal; the format uses it with || */
     tsi_buf_printf(&q, sql_fmt, tsi_buf_cstr(&root), tsi_buf_cstr(&root), tsi_buf_cstr(&root));
-    duckdb_result res;
-    if (duckdb_query(con, tsi_buf_cstr(&q), &res) == DuckDBError)
-        fail_msg("duckdb: %s\n%s", duckdb_result_error(&res), tsi_buf_cstr(&q));
-    long long v = duckdb_value_int64(&res, 0, 0);
-    duckdb_destroy_result(&res);
-    duckdb_disconnect(&con);
-    duckdb_close(&db);
+    if (duckdb_query(d->con, tsi_buf_cstr(&q), &d->res) == DuckDBError)
+        fail_msg("duckdb: %s\n%s", duckdb_result_error(&d->res), tsi_buf_cstr(&q));
     tsi_buf_free(&root);
     tsi_buf_free(&q);
+}
+
+static void duck_close_query(duck_q *d)
+{
+    duckdb_destroy_result(&d->res);
+    duckdb_disconnect(&d->con);
+    duckdb_close(&d->db);
+}
+
+static long long duck_int(const char *sql_fmt)
+{
+    duck_q d;
+    duck_open_query(&d, sql_fmt);
+    long long v = duckdb_value_int64(&d.res, 0, 0);
+    duck_close_query(&d);
     return v;
+}
+
+/* the first value as text (malloc'd; "" for NULL) */
+static char *duck_str(const char *sql_fmt)
+{
+    duck_q d;
+    duck_open_query(&d, sql_fmt);
+    char *v = duckdb_value_varchar(&d.res, 0, 0);
+    char *copy = strdup(v ? v : "");
+    duckdb_free(v);
+    duck_close_query(&d);
+    return copy;
 }
 
 /* The database and the indices Parquet hold the same rows. */

@@ -383,7 +383,14 @@ static void test_kill9_mid_flush(void **state)
                 tsi_archive_flush(a, NULL, NULL);
             }
         }
-        usleep(700000 + round * 450000);
+        /* once this writer has published a file (a loaded machine may take long to get
+         * there), into a later flush: the kill lands at a different point each round */
+        char d0[PATH_MAX + 64];
+        snprintf(d0, sizeof d0, "%s/raw/bsm/2026/11/25/10", root);
+        int before = count_files(d0, ".parquet", 0);
+        for (int i = 0; i < 1200 && count_files(d0, ".parquet", 0) <= before; i++)
+            usleep(100000);
+        usleep(200000 + round * 450000);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);

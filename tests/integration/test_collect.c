@@ -321,14 +321,7 @@ static void test_clean_run(void **state)
                      "SELECT count(*) FROM data_quality_log WHERE issue_type = 'late_message' "
                      "AND intersection_id = %lld AND \"timestamp\" = to_timestamp(%lld / 1000.0)",
                      (long long)tr[i].isect, (long long)tr[i].minute);
-            /* or one vehicle fewer than the truth, with the VRUs right: the simulator's
-             * truth sometimes counts a vehicle the collector never received, while the raw
-             * archive equals the windows message for message (an open discrepancy of the
-             * simulator's truth, issue 11/12: its BSM counts also run a few % above what
-             * it sends); bounded below with the late minutes */
-            bool one_short = n == 1 && vol == tr[i].vehicles - 1 && vru == tr[i].vrus;
-            if (n != 1 || vol > tr[i].vehicles || vru > tr[i].vrus ||
-                (!one_short && th_int(c, sql) == 0))
+            if (n != 1 || vol > tr[i].vehicles || vru > tr[i].vrus || th_int(c, sql) == 0)
                 fail_msg("intersection %lld minute %lld: rows=%d volume=%d/%d vru=%d/%d",
                          (long long)tr[i].isect, (long long)tr[i].minute, n, vol, tr[i].vehicles,
                          vru, tr[i].vrus);
@@ -397,13 +390,12 @@ static void test_clean_run(void **state)
              "GROUP BY rsu_name, timestamp_ms // 60000)",
              (long long)first, (long long)last);
     assert_int_equal(duck_int(q), veh_truth);
-    /* message counts: the simulator's truth counts every sample it generated; what it
-     * sent (and we archived) has been 3-5 % fewer in every run (reported to the
-     * simulator's owner): bounded here, not equal */
+    /* message counts: every message the simulator sent, exactly (the 3-5 % shortfall seen
+     * before was the collector's main loop dropping a dequeued frame, issue 11) */
     fprintf(stderr, "raw bsm=%lld/%lld psm=%lld/%lld (archived/simulator truth)\n", raw_bsm,
             bsm_truth, raw_psm, psm_truth);
-    assert_true(raw_bsm <= bsm_truth && raw_bsm * 10 >= bsm_truth * 9);
-    assert_true(raw_psm <= psm_truth && raw_psm * 10 >= psm_truth * 9);
+    assert_int_equal(raw_bsm, bsm_truth);
+    assert_int_equal(raw_psm, psm_truth);
     /* MapData and SPaT were archived too */
     assert_true(duck_int("SELECT count(*) FROM read_parquet(%s || "
                          "'/raw/mapdata/*/*/*/*/*.parquet')") >= NISECT);

@@ -328,6 +328,35 @@ static void test_speed_features(void **state)
     fx_free(fx);
 }
 
+/* a copy of an older sample that arrives after newer ones is still a duplicate (the scan
+ * is skipped only for a sample newer than every one held), and a new message whose time
+ * falls between held samples is not */
+static void test_dedupe_out_of_order(void **state)
+{
+    (void)state;
+    fixture *fx = fx_new();
+    tsi_error err;
+    tsi_msg a = mk(fx, TSI_MSG_BSM, 60, T0 + 1000, 0, 0, 10, 0, 0);
+    tsi_msg b = mk(fx, TSI_MSG_BSM, 60, T0 + 1200, 0, 2, 10, 0, 0);
+    tsi_msg c = mk(fx, TSI_MSG_BSM, 60, T0 + 1400, 0, 4, 10, 0, 0);
+    push_ok(fx, c); /* the newest first */
+    push_ok(fx, a);
+    push_ok(fx, b);
+    assert_int_equal(tsi_engine_push(fx->eng, &a, NULL, &err), TSI_E_DUPLICATE);
+    assert_int_equal(tsi_engine_push(fx->eng, &b, NULL, &err), TSI_E_DUPLICATE);
+    assert_int_equal(tsi_engine_push(fx->eng, &c, NULL, &err), TSI_E_DUPLICATE);
+    tsi_msg d = mk(fx, TSI_MSG_BSM, 60, T0 + 1300, 0, 3, 10, 0, 0); /* between b and c */
+    push_ok(fx, d);
+    assert_int_equal(tsi_engine_push(fx->eng, &d, NULL, &err), TSI_E_DUPLICATE);
+    tsi_engine_flush(fx->eng);
+    assert_int_equal(fx->got.f[0].bsm_messages, 4);
+    tsi_engine_stats st;
+    tsi_engine_get_stats(fx->eng, &st);
+    assert_int_equal(st.duplicates, 4);
+    assert_int_equal(st.accepted, 4);
+    fx_free(fx);
+}
+
 static void test_dedupe(void **state)
 {
     (void)state;
@@ -572,8 +601,9 @@ int main(void)
         cmocka_unit_test(test_pedestrian_crossing), cmocka_unit_test(test_no_self_conflict),
         cmocka_unit_test(test_pair_counted_once),   cmocka_unit_test(test_hard_braking),
         cmocka_unit_test(test_speed_features),      cmocka_unit_test(test_dedupe),
-        cmocka_unit_test(test_late_and_boundaries), cmocka_unit_test(test_psm_only_minute),
-        cmocka_unit_test(test_windows_in_order),    cmocka_unit_test(test_registry_assignment),
+        cmocka_unit_test(test_dedupe_out_of_order), cmocka_unit_test(test_late_and_boundaries),
+        cmocka_unit_test(test_psm_only_minute),     cmocka_unit_test(test_windows_in_order),
+        cmocka_unit_test(test_registry_assignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
