@@ -4,10 +4,13 @@
 //   first marker  navigation start → 'tsi:first-marker' (frame after the markers are drawn)
 //   TTI           navigation start → 'tsi:interactive' (markers, KPIs, table, handlers ready)
 //   history       click on a marker → 'tsi:history-rendered' (measure 'tsi:history')
+//   lanes         map.setView(that intersection, zoom 17) → its lane polylines drawn
+//                 (geometry request + polylines on the canvas)
 // beside references measured in the same run on the same server and browser:
 //   blank         navigation to about:blank (the browser's floor)
 //   index JSON    fetch of /api/v1/safety/index/ from the page (the API's floor)
 //   history JSON  fetch of the same history request from the page
+//   geometry JSON fetch of the same lane geometry (bbox of the zoom-17 view) from the page
 // Requirement (US-1): map < 1 s, dashboard < 2 s, TTI < 3 s; goal TTI < 1 s.
 import { launch } from '../tests/e2e/browser.mjs';
 
@@ -22,7 +25,8 @@ const median = (a) => {
 const p = (a, q) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(q * a.length))];
 
 const { context, close } = await launch();
-const r = { first: [], tti: [], dcl: [], hist: [], blank: [], indexJson: [], histJson: [] };
+const r = { first: [], tti: [], dcl: [], hist: [], lanes: [], blank: [], indexJson: [], histJson: [], geoJson: [] };
+let nlanes = 0;
 let markers = 0;
 try {
   for (let i = 0; i < RUNS + 1; i++) {
@@ -70,6 +74,26 @@ try {
         hist: await t(`/api/v1/safety/history/${sel}?start_date=${d(now - 86400000)}&end_date=${d(now)}&aggregation=1min`),
       };
     }, sel);
+    // lanes: zoom to the selected intersection
+    const lane = await page.evaluate(async (sel) => {
+      if (typeof window.tsi.lanes !== 'function') return null; // a dashboard without lanes
+      const it = window.tsi.map;
+      const pt = window.tsi.markerPoint(sel);
+      const ll = it.containerPointToLatLng([pt.x, pt.y]);
+      const t0 = performance.now();
+      it.setView(ll, 17, { animate: false });
+      while (!window.tsi.lanes().some((l) => l.intersection_id === sel)) {
+        if (performance.now() - t0 > 20000) throw new Error('no lanes drawn');
+        await new Promise((res) => requestAnimationFrame(res));
+      }
+      const ms = performance.now() - t0;
+      const b = it.getBounds();
+      const s = performance.now();
+      const res = await fetch(`/api/v1/intersections/geometry?bbox=${b.getWest()},${b.getSouth()},${b.getEast()},${b.getNorth()}`, { cache: 'no-store' });
+      await res.arrayBuffer();
+      return { ms, json: performance.now() - s, n: window.tsi.lanes().length };
+    }, sel);
+    nlanes = lane?.n ?? 0;
     await page.close();
     if (i === 0) continue; // warm-up: the first load also fills the server's caches
     r.first.push(m.first);
@@ -79,6 +103,10 @@ try {
     r.blank.push(blank);
     r.indexJson.push(refs.index);
     r.histJson.push(refs.hist);
+    if (lane) {
+      r.lanes.push(lane.ms);
+      r.geoJson.push(lane.json);
+    }
   }
 } finally {
   await close();
@@ -90,10 +118,12 @@ console.log(`  first marker        ${f(r.first)}   requirement < 1000 ms`);
 console.log(`  time to interactive ${f(r.tti)}   requirement < 3000 ms, goal < 1000 ms`);
 console.log(`  DOMContentLoaded    ${f(r.dcl)}`);
 console.log(`  history chart       ${f(r.hist)}   (click → chart drawn, 24 h at 1 min)`);
+if (r.lanes.length) console.log(`  lanes at zoom 17     ${f(r.lanes)}   (setView → ${nlanes} lane polylines drawn, next frame)`);
 console.log('references, same run:');
 console.log(`  about:blank load    ${f(r.blank)}`);
 console.log(`  index JSON fetch    ${f(r.indexJson)}`);
 console.log(`  history JSON fetch  ${f(r.histJson)}`);
+if (r.geoJson.length) console.log(`  geometry JSON fetch ${f(r.geoJson)}`);
 console.log(`  ratio first marker / index JSON fetch: ${(median(r.first) / median(r.indexJson)).toFixed(1)}x`);
 const ok = median(r.first) < 1000 && median(r.tti) < 3000;
 console.log(`requirement (map < 1 s, TTI < 3 s): ${ok ? 'met' : 'NOT met'}; goal TTI < 1 s: ${median(r.tti) < 1000 ? 'met' : 'not met'}`);

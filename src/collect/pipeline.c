@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
+#include "collect/lanejson.h"
 #include "core/engine.h"
 #include "core/json.h"
 #include "core/registry.h"
@@ -44,6 +45,9 @@ struct tsi_pipeline {
     dq_acc *dq;
     size_t ndq, capdq;
     tsi_collect_counters c;
+    /* the frame parser's tokens, reused frame after frame (grown on demand) */
+    tsi_jtok *toks;
+    int captoks;
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -173,6 +177,7 @@ void tsi_pipeline_free(tsi_pipeline *p, bool final)
     free(p->rows);
     free(p->conf);
     free(p->dq);
+    free(p->toks);
     free(p);
 }
 
@@ -259,7 +264,33 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
     p->c.frames++;
     tsi_json d;
     tsi_error e = {0};
-    int rc = tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e);
+    /* one strict pass into the reused tokens; too few: grow and parse again (a frame of a
+     * given size needs about as many tokens as the last one, so this settles at once) */
+    int rc;
+    for (;;) {
+        if (!p->toks) {
+            p->captoks = 1 << 16;
+            p->toks = malloc((size_t)p->captoks * sizeof *p->toks);
+            if (!p->toks) {
+                p->captoks = 0;
+                rc = tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e);
+                break;
+            }
+        }
+        rc = tsi_json_parse(&d, js, len, p->toks, p->captoks, &e);
+        if (rc != TSI_E_TOO_BIG || p->captoks >= TSI_FRAME_MAX_TOKENS)
+            break;
+        size_t cap = (size_t)p->captoks * 4;
+        if (cap > TSI_FRAME_MAX_TOKENS)
+            cap = TSI_FRAME_MAX_TOKENS;
+        tsi_jtok *t = realloc(p->toks, cap * sizeof *t);
+        if (!t) {
+            rc = tsi_error_set(&e, TSI_E_NOMEM, "out of memory parsing a frame", NULL);
+            break;
+        }
+        p->toks = t;
+        p->captoks = (int)cap;
+    }
     if (rc >= 0 && !tsi_json_is_array(&d, 0) && !tsi_json_is_object(&d, 0))
         rc = tsi_error_set(&e, TSI_E_NOT_OBJECT, "a frame must be a JSON array or object", NULL);
     if (rc < 0) {
@@ -278,9 +309,15 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
             element(p, kind, &d, i, received_ms);
     }
     tsi_json_free(&d);
+    if (p->captoks > (1 << 20)) { /* a rare giant frame: do not keep its tokens for good */
+        free(p->toks);
+        p->toks = NULL;
+        p->captoks = 0;
+    }
 }
 
-static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r)
+/* r->metadata points into *md (the caller frees md) */
+static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r, tsi_buf *md)
 {
     memset(r, 0, sizeof *r);
     r->id = x->id;
@@ -292,21 +329,30 @@ static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r)
     r->longitude = x->ref_lon;
     r->lane_count = x->vehicle_lanes;
     r->revision = x->revision;
-    tsi_buf b = TSI_BUF_INIT;
-    tsi_jsonw w;
-    tsi_jsonw_init(&w, &b);
-    tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "source", "mapdata");
-    tsi_jsonw_kv_int(&w, "region", x->region);
-    tsi_jsonw_kv_int(&w, "local_id", x->local_id);
-    tsi_jsonw_kv_int(&w, "lanes", x->nlanes);
-    if (isfinite(x->speed_limit))
-        tsi_jsonw_kv_double(&w, "speed_limit_mps", x->speed_limit);
-    if (isfinite(x->lane_width_m))
-        tsi_jsonw_kv_double(&w, "lane_width_m", x->lane_width_m);
-    tsi_jsonw_end(&w);
-    snprintf(r->metadata, sizeof r->metadata, "%s", tsi_buf_cstr(&b));
-    tsi_buf_free(&b);
+    for (int pass = 0; pass < 2; pass++) {
+        tsi_buf_reset(md);
+        tsi_jsonw w;
+        tsi_jsonw_init(&w, md);
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_str(&w, "source", "mapdata");
+        tsi_jsonw_kv_int(&w, "region", x->region);
+        tsi_jsonw_kv_int(&w, "local_id", x->local_id);
+        tsi_jsonw_kv_int(&w, "lanes", x->nlanes);
+        if (isfinite(x->speed_limit))
+            tsi_jsonw_kv_double(&w, "speed_limit_mps", x->speed_limit);
+        if (isfinite(x->lane_width_m))
+            tsi_jsonw_kv_double(&w, "lane_width_m", x->lane_width_m);
+        if (pass == 0) { /* the lane polylines, unless they do not fit (then pass 1) */
+            tsi_jsonw_key(&w, "lane_geometry");
+            tsi_lanes_json(&w, x->lanes, x->nlanes);
+        }
+        tsi_jsonw_end(&w);
+        if (md->len <= TSI_ISECT_METADATA_MAX)
+            break;
+        tsi_warn("collect", "lane geometry too large to store, left out id=%lld bytes=%zu",
+                 (long long)x->id, md->len);
+    }
+    r->metadata = tsi_buf_cstr(md);
 }
 
 static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t received_ms)
@@ -335,11 +381,13 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
                      (long long)md.items[i].id, md.items[i].revision, md.items[i].name);
             if (p->ingest) {
                 tsi_isect_row r;
-                isect_row(&md.items[i], &r);
+                tsi_buf mb = TSI_BUF_INIT;
+                isect_row(&md.items[i], &r, &mb);
                 tsi_error ie = {0};
                 if (tsi_ingest_add_isects(p->ingest, &r, 1, &ie) < 0)
                     tsi_err("collect", "cannot spool an intersection err=%s detail=%s",
                             tsi_error_name(ie.code), ie.detail);
+                tsi_buf_free(&mb);
             }
         }
     }

@@ -49,9 +49,14 @@ typedef struct tsi_isect_row {
     int64_t id;
     char name[128];
     double latitude, longitude;
-    int lane_count;      /* -1 = NULL */
-    int revision;        /* -1 = NULL */
-    char metadata[1024]; /* JSON object */
+    int lane_count; /* -1 = NULL */
+    int revision;   /* -1 = NULL */
+    /* JSON object (NULL or "" = "{}"), of any length up to TSI_ISECT_METADATA_MAX: the
+     * MapData scalars and the lane polylines (docs/dashboard.md). Borrowed: it must stay
+     * valid until tsi_ingest_add_isects returns (which copies it into the spool). */
+    const char *metadata;
 } tsi_isect_row;
+
+#define TSI_ISECT_METADATA_MAX (1 << 20) /* bytes; a larger one is refused (TSI_E_TOO_BIG) */
 
 #endif

@@ -37,12 +37,27 @@ static size_t payload_size(int type)
     switch (type) {
     case REC_ROW:
         return sizeof(tsi_rt_row);
-    case REC_ISECT:
-        return sizeof(tsi_isect_row);
     case REC_DQ:
         return sizeof(tsi_dq_row);
     }
     return 0;
+}
+
+/* An intersection record is variable-length: this fixed part, then its metadata JSON
+ * (without the NUL). Records of the fixed-size layout that had a NUL-padded
+ * char[1024] metadata after the same fixed part are read the same way. */
+typedef struct isect_wire {
+    int64_t id;
+    char name[128];
+    double latitude, longitude;
+    int32_t lane_count, revision;
+} isect_wire;
+
+static bool payload_ok(int type, uint32_t len)
+{
+    if (type == REC_ISECT)
+        return len >= sizeof(isect_wire) && len <= sizeof(isect_wire) + TSI_ISECT_METADATA_MAX;
+    return len <= MAX_PAYLOAD && payload_size(type) == len;
 }
 
 static uint32_t rd32(const unsigned char *p)
@@ -83,7 +98,7 @@ static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
     if (rd32(p) != SPOOL_MAGIC || p[5] != SPOOL_VERSION || p[6] || p[7])
         return -1;
     uint32_t len = rd32(p + 8);
-    if (len == 0 || len > MAX_PAYLOAD || payload_size(p[4]) != len)
+    if (len == 0 || !payload_ok(p[4], len))
         return -1;
     if (avail < HDR_SIZE + (size_t)len)
         return 0;
@@ -360,21 +375,32 @@ int tsi_ingest_add_rows(tsi_ingest *in, const tsi_rt_row *rows, size_t n, tsi_er
 
 int tsi_ingest_add_isects(tsi_ingest *in, const tsi_isect_row *rows, size_t n, tsi_error *err)
 {
-    tsi_isect_row *c = calloc(n ? n : 1, sizeof *c);
-    if (!c)
-        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
     for (size_t i = 0; i < n; i++) {
-        c[i].id = rows[i].id;
-        snprintf(c[i].name, sizeof c[i].name, "%s", rows[i].name);
-        c[i].latitude = rows[i].latitude;
-        c[i].longitude = rows[i].longitude;
-        c[i].lane_count = rows[i].lane_count;
-        c[i].revision = rows[i].revision;
-        snprintf(c[i].metadata, sizeof c[i].metadata, "%s",
-                 rows[i].metadata[0] ? rows[i].metadata : "{}");
+        const char *md = rows[i].metadata && rows[i].metadata[0] ? rows[i].metadata : "{}";
+        size_t ml = strlen(md);
+        if (ml > TSI_ISECT_METADATA_MAX)
+            return tsi_error_set(err, TSI_E_TOO_BIG, "intersection metadata too large",
+                                 "id=%lld bytes=%zu max=%d", (long long)rows[i].id, ml,
+                                 TSI_ISECT_METADATA_MAX);
     }
-    int rc = append(in, REC_ISECT, c, n, sizeof *c, err);
-    free(c);
+    int rc = 0;
+    tsi_buf b = TSI_BUF_INIT;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        isect_wire x; /* zeroed padding: the checksum covers every byte */
+        memset(&x, 0, sizeof x);
+        x.id = rows[i].id;
+        snprintf(x.name, sizeof x.name, "%s", rows[i].name);
+        x.latitude = rows[i].latitude;
+        x.longitude = rows[i].longitude;
+        x.lane_count = rows[i].lane_count;
+        x.revision = rows[i].revision;
+        const char *md = rows[i].metadata && rows[i].metadata[0] ? rows[i].metadata : "{}";
+        tsi_buf_reset(&b);
+        tsi_buf_append(&b, &x, sizeof x);
+        tsi_buf_append(&b, md, strlen(md));
+        rc = append(in, REC_ISECT, b.data, 1, b.len, err);
+    }
+    tsi_buf_free(&b);
     return rc;
 }
 
@@ -652,7 +678,7 @@ static int write_isects(tsi_ingest *in, rec *v, size_t n)
                             lon,
                             x->lane_count >= 0 ? lanes : NULL,
                             x->revision >= 0 ? rev : NULL,
-                            x->metadata[0] ? x->metadata : "{}"};
+                            x->metadata && x->metadata[0] ? x->metadata : "{}"};
         int k = check(in, PQexecParams(in->conn, SQL_ISECT, 7, NULL, p, NULL, NULL, 0),
                       PGRES_COMMAND_OK, "upsert intersection");
         if (k)
@@ -761,6 +787,33 @@ static void drop_conn(tsi_ingest *in)
     pthread_mutex_unlock(&in->mu);
 }
 
+/* an intersection record into x; x->metadata is malloc'ed (recs_free), NULL = "{}" */
+static void isect_read(tsi_isect_row *x, const unsigned char *p, size_t len)
+{
+    isect_wire w;
+    memcpy(&w, p, sizeof w);
+    x->id = w.id;
+    memcpy(x->name, w.name, sizeof x->name);
+    x->name[sizeof x->name - 1] = '\0';
+    x->latitude = w.latitude;
+    x->longitude = w.longitude;
+    x->lane_count = w.lane_count;
+    x->revision = w.revision;
+    x->metadata = strndup((const char *)p + sizeof w, len - sizeof w);
+    if (!x->metadata)
+        tsi_err("ingest", "out of memory reading intersection metadata id=%lld bytes=%zu",
+                (long long)w.id, len - sizeof w);
+}
+
+static void recs_free(rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].type == REC_ISECT) {
+            free((char *)v[i].u.isect.metadata);
+            v[i].u.isect.metadata = NULL;
+        }
+}
+
 /* reads up to max records of one type starting at off (< end); returns the count and the
  * offset after them; skipped corrupt frames are counted */
 static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t max, off_t *next,
@@ -797,7 +850,10 @@ static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t ma
                 goto out; /* one type per transaction */
             v[n].type = type;
             v[n].off = off + (off_t)i;
-            memcpy(&v[n].u, buf + i + HDR_SIZE, fl - HDR_SIZE);
+            if (type == REC_ISECT)
+                isect_read(&v[n].u.isect, buf + i + HDR_SIZE, fl - HDR_SIZE);
+            else
+                memcpy(&v[n].u, buf + i + HDR_SIZE, fl - HDR_SIZE);
             n++;
             i += fl;
         }
@@ -870,6 +926,7 @@ static void *writer_main(void *arg)
     rec *v = malloc(cap * sizeof *v);
     if (!v)
         return NULL;
+    size_t held = 0; /* records of v whose intersection metadata is still allocated */
     for (;;) {
         pthread_mutex_lock(&in->mu);
         while (!in->stop && (in->paused || in->read_off >= in->end))
@@ -886,7 +943,9 @@ static void *writer_main(void *arg)
         }
         long long corrupt = 0, orphans = 0;
         off_t next;
+        recs_free(v, held);
         size_t n = read_batch(in, off, end, v, cap, &next, &corrupt);
+        held = n;
         long long add[5] = {0};
         if (n == 0) {
             advance(in, next, 0, off, corrupt, add); /* only garbage was left */
@@ -941,6 +1000,7 @@ static void *writer_main(void *arg)
         in->backoff_ms = 0;
         advance(in, next, n, off, corrupt, add);
     }
+    recs_free(v, held);
     free(v);
     return NULL;
 }

@@ -6,7 +6,12 @@
  * Writes, as tsi_owner (it deletes and bulk-loads rows of every table, which no other
  * role may do), for intersection ids 1..N placed around the Nutley St corridor in
  * Fairfax VA (US-29 / US-50, lat 38.87, lon -77.27):
- *   - intersections (upsert; metadata {"source":"seed"});
+ *   - intersections (upsert; metadata {"source":"seed","seed":S,"lane_geometry":[...]}):
+ *     lane polylines in the collector's format (collect/lanejson.h) for a four-leg
+ *     junction turned by 0-30 deg: lane_count vehicle lanes (approach k % 4; slot k / 4:
+ *     ingress 1.75 m right of the centre line, egress 1.75 m left, a second ingress
+ *     5.25 m right), each 3 nodes from 8 m to 60 m out, and one crosswalk per approach
+ *     6 m out, 20 m across;
  *   - safety_indices_realtime: 1-minute rows from the start of the hour min(D,2) days ago
  *     up to the last complete minute, with daily and weekly traffic profiles (morning and
  *     evening rush), features drawn per minute and indices by the formulas of domain.md §4
@@ -44,7 +49,10 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/jsonw.h"
 #include "base/options.h"
+#include "collect/lanejson.h"
+#include "core/geo.h"
 #include "db/conn.h"
 #include "tools/seed.h"
 
@@ -558,11 +566,53 @@ typedef struct {
     int64_t hourly_start, daily_start;
 } plan;
 
+/* The seeded lane geometry of one site (see the header comment), written to w as the
+ * value of "lane_geometry" (the caller wrote the key). */
+static void seed_lanes(double lat, double lon, int vehicle_lanes, double turn_deg, tsi_jsonw *w)
+{
+    enum { MAXL = 12 + 4 };
+    tsi_lane lanes[MAXL];
+    double la[MAXL][3], lo[MAXL][3];
+    int n = 0;
+    if (vehicle_lanes > 12)
+        vehicle_lanes = 12;
+    for (int k = 0; k < vehicle_lanes + 4; k++, n++) {
+        tsi_lane *l = &lanes[n];
+        bool walk = k >= vehicle_lanes;
+        int a = walk ? k - vehicle_lanes : k % 4, slot = k / 4;
+        double out = turn_deg + 90.0 * a; /* bearing from the centre along the approach */
+        l->lane_id = k + 1;
+        l->type = walk ? TSI_LANE_CROSSWALK : TSI_LANE_VEHICLE;
+        l->ingress_approach = walk || slot == 1 ? -1 : a + 1;
+        l->egress_approach = !walk && slot == 1 ? a + 1 : -1;
+        l->lat = la[n];
+        l->lon = lo[n];
+        if (walk) {
+            double clat, clon;
+            tsi_geo_destination(lat, lon, out, 6, &clat, &clon);
+            tsi_geo_destination(clat, clon, out + 90, 10, &la[n][0], &lo[n][0]);
+            tsi_geo_destination(clat, clon, out - 90, 10, &la[n][1], &lo[n][1]);
+            l->nnodes = 2;
+        } else {
+            double side = slot == 0 ? 1.75 : slot == 1 ? -1.75 : 5.25; /* right of "in" */
+            static const double along[3] = {8, 30, 60};
+            for (int j = 0; j < 3; j++) {
+                double clat, clon;
+                tsi_geo_destination(lat, lon, out, along[j], &clat, &clon);
+                /* driving in towards the centre (bearing out+180): right is out-90 */
+                tsi_geo_destination(clat, clon, out - 90, side, &la[n][j], &lo[n][j]);
+            }
+            l->nnodes = 3;
+        }
+    }
+    tsi_lanes_json(w, lanes, n);
+}
+
 static int load_intersections(PGconn *c, const site *s, const plan *p, tsi_error *err)
 {
     int rc = tsi_db_exec(c,
                          "CREATE TEMP TABLE seed_int (id bigint, name text, latitude float8,"
-                         " longitude float8, lane_count int) ON COMMIT DROP",
+                         " longitude float8, lane_count int, metadata jsonb) ON COMMIT DROP",
                          err);
     if (rc < 0)
         return rc;
@@ -573,7 +623,17 @@ static int load_intersections(PGconn *c, const site *s, const plan *p, tsi_error
         put_int(&cp.b, s[i].id);
         tsi_buf_putc(&cp.b, '\t');
         tsi_buf_puts(&cp.b, s[i].name); /* our own names: no tab, newline or backslash */
-        tsi_buf_printf(&cp.b, "\t%.7f\t%.7f\t%d\n", s[i].lat, s[i].lon, s[i].lanes);
+        tsi_buf_printf(&cp.b, "\t%.7f\t%.7f\t%d\t", s[i].lat, s[i].lon, s[i].lanes);
+        /* {"lane_geometry":[...]}: numbers and our own words, nothing COPY must escape */
+        uint64_t h = p->seed ^ ((uint64_t)s[i].id * 0x9E3779B97F4A7C15ull);
+        double turn = (double)(splitmix(&h) >> 11) / 9007199254740992.0 * 30.0;
+        tsi_jsonw w;
+        tsi_jsonw_init(&w, &cp.b);
+        tsi_jsonw_object(&w);
+        tsi_jsonw_key(&w, "lane_geometry");
+        seed_lanes(s[i].lat, s[i].lon, s[i].lanes, turn, &w);
+        tsi_jsonw_end(&w);
+        tsi_buf_putc(&cp.b, '\n');
         copy_maybe_flush(&cp);
     }
     if ((rc = copy_end(&cp, "COPY intersections", err)) < 0)
@@ -583,7 +643,7 @@ static int load_intersections(PGconn *c, const site *s, const plan *p, tsi_error
              "INSERT INTO intersections (id, name, latitude, longitude, geometry, lane_count,"
              " revision, metadata)"
              " SELECT id, name, latitude, longitude, ST_SetSRID(ST_MakePoint(longitude, latitude),"
-             " 4326), lane_count, 1, jsonb_build_object('source', 'seed', 'seed', %llu)"
+             " 4326), lane_count, 1, jsonb_build_object('source', 'seed', 'seed', %llu) || metadata"
              " FROM seed_int"
              " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, latitude = EXCLUDED.latitude,"
              " longitude = EXCLUDED.longitude, lane_count = EXCLUDED.lane_count,"

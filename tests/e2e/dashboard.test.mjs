@@ -362,27 +362,115 @@ describe('dashboard', () => {
     noProblems();
   });
 
-  test('a tile URL given by the server adds a tile layer', async () => {
-    // A server that knows TSI_TILE_URL puts it in the page's tsi-tile-url meta tag; here the
-    // test plays that server for index.html and a tile server for the tiles (no internet).
-    const page = await ctx.newPage();
-    const tiles = [];
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
-    await page.route('http://tiles.invalid/**', (route) => {
-      tiles.push(route.request().url());
-      return route.fulfill({ status: 200, contentType: 'image/png', body: png });
+  test('zooming in to an intersection draws its lanes (MapData geometry from the API)', async () => {
+    const geometryAsks = [];
+    const page = await open(BASE + '/', (p) => p.on('request', (r) => r.url().includes('/intersections/geometry') && geometryAsks.push(r.url())));
+    // the fitted view of every intersection is below the lane zoom: nothing drawn or asked
+    assert.ok(await page.evaluate(() => window.tsi.map.getZoom()) < 16);
+    assert.deepEqual(await page.evaluate(() => window.tsi.lanes()), []);
+    assert.equal(geometryAsks.length, 0, 'no lane request below zoom 16');
+    const { body: items } = await api('/api/v1/safety/index/');
+    const it = items.find((i) => typeof i.safety_index === 'number') ?? items[0];
+    const id = it.intersection_id, lat = it.latitude, lon = it.longitude;
+    // what the API holds for it (asked by the test, for a box of its own)
+    const { status, body: fc } = await api(`/api/v1/intersections/geometry?bbox=${lon - 0.001},${lat - 0.001},${lon + 0.001},${lat + 0.001}`);
+    assert.equal(status, 200);
+    const want = fc.features.filter((f) => f.properties.intersection_id === id);
+    assert.ok(want.length >= 3, `the seeded intersection ${id} has lanes (${want.length})`);
+    await page.evaluate(([la, lo]) => void window.tsi.map.setView([la, lo], 18, { animate: false }), [lat, lon]);
+    await page.waitForFunction((id) => window.tsi.lanes().some((l) => l.intersection_id === id), id, { timeout: 10000, polling: 100 });
+    const drawn = (await page.evaluate(() => window.tsi.lanes())).filter((l) => l.intersection_id === id);
+    assert.equal(drawn.length, want.length, 'one polyline per lane of the API');
+    const key = (l) => `${l.lane_id}:${l.type}`;
+    assert.deepEqual(drawn.map(key).sort(), want.map((f) => `${f.properties.lane_id ?? null}:${f.properties.lane_type ?? 'other'}`).sort());
+    assert.ok(drawn.every((l) => l.visible), 'every lane of the intersection is in view at zoom 18');
+    assert.ok(drawn.every((l) => l.dashed === (l.type === 'crosswalk')), 'crosswalks dashed, other lanes solid');
+    assert.equal(await page.locator('#map').getAttribute('data-lanes'), String((await page.evaluate(() => window.tsi.lanes())).length));
+    // painted: halfway between the last two nodes of each vehicle lane (positions from the
+    // API, away from the marker), the map's canvas holds the lane grey (#8c9499)
+    const mids = want
+      .filter((f) => f.properties.lane_type === 'vehicle')
+      .map((f) => {
+        const c = f.geometry.coordinates, a = c[c.length - 2], b = c[c.length - 1];
+        return [(a[1] + b[1]) / 2, (a[0] + b[0]) / 2];
+      });
+    assert.ok(mids.length > 0);
+    const painted = await page.evaluate(async (mids) => {
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const map = window.tsi.map, cv = document.querySelector('#map .leaflet-overlay-pane canvas');
+      const mr = map.getContainer().getBoundingClientRect(), cr = cv.getBoundingClientRect();
+      const g = cv.getContext('2d');
+      return mids.map(([la, lo]) => {
+        const p = map.latLngToContainerPoint([la, lo]);
+        const x = Math.round((mr.left + p.x - cr.left) * (cv.width / cr.width)), y = Math.round((mr.top + p.y - cr.top) * (cv.height / cr.height));
+        const d = g.getImageData(x - 2, y - 2, 5, 5).data;
+        for (let i = 0; i < d.length; i += 4)
+          if (d[i + 3] > 40 && Math.abs(d[i] - 140) < 40 && Math.abs(d[i + 1] - 148) < 40 && Math.abs(d[i + 2] - 153) < 40) return true;
+        return false;
+      });
+    }, mids);
+    assert.deepEqual(painted, mids.map(() => true), 'every vehicle lane is painted on the map canvas');
+    await shot(page, '09-lanes');
+    // a small pan stays inside the area already loaded: no new request
+    const asked = geometryAsks.length;
+    await page.evaluate(() => void window.tsi.map.panBy([40, 0], { animate: false }));
+    await page.waitForTimeout(300);
+    assert.equal(geometryAsks.length, asked, 'a small pan reuses the lanes already loaded');
+    // zooming back out removes them
+    await page.evaluate(() => void window.tsi.map.setZoom(14, { animate: false }));
+    await page.waitForFunction(() => window.tsi.lanes().length === 0, null, { timeout: 5000 });
+    await page.close();
+    noProblems();
+  });
+
+  test('without TSI_TILE_URL no request leaves this machine', async () => {
+    const asked = [];
+    const local = (u) => /^(data|blob):/.test(u) || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(u).hostname);
+    const page = await open(BASE + '/', async (p) => {
+      await p.route('**/*', (route) => {
+        const u = route.request().url();
+        asked.push(u);
+        return local(u) ? route.continue() : route.abort('blockedbyclient');
+      });
     });
-    await page.route(BASE + '/', async (route) => {
-      const res = await route.fetch();
-      const html = (await res.text()).replace('name="tsi-tile-url" content=""', 'name="tsi-tile-url" content="http://tiles.invalid/{z}/{x}/{y}.png"');
-      return route.fulfill({ response: res, body: html });
-    });
-    await page.goto(BASE + '/');
-    await page.waitForFunction(() => document.querySelectorAll('.leaflet-tile-loaded').length > 0, null, { timeout: 15000 });
-    assert.ok(tiles.length > 0 && tiles.every((u) => /^http:\/\/tiles\.invalid\/\d+\/\d+\/\d+\.png$/.test(u)), 'tiles asked from the given URL');
+    // zoom in and out and pan: a tile layer, fonts or scripts from elsewhere would be asked now
+    const { body: items } = await api('/api/v1/safety/index/');
+    await page.evaluate(([la, lo]) => void window.tsi.map.setView([la, lo], 17, { animate: false }), [items[0].latitude, items[0].longitude]);
+    await page.waitForFunction(() => window.tsi.lanes().length > 0, null, { timeout: 10000 });
+    await page.evaluate(() => void window.tsi.map.setZoom(12, { animate: false }));
+    await page.waitForTimeout(500);
+    assert.ok(asked.length > 3, 'the page was recorded');
+    assert.deepEqual(asked.filter((u) => !local(u)), [], 'only this machine is asked');
+    assert.equal(await page.locator('.leaflet-tile').count(), 0, 'no tile layer');
+    assert.equal(await page.locator('#map.with-tiles').count(), 0);
+    await page.close();
+    noProblems();
+  });
+
+  test('TSI_TILE_URL adds a tile layer (a local tile server, rendered tiles)', async () => {
+    const TILES = process.env.TSI_E2E_TILES_URL?.replace(/\/$/, '');
+    const TILE_SERVER = process.env.TSI_E2E_TILE_SERVER?.replace(/\/$/, '');
+    assert.ok(TILES && TILE_SERVER, 'scripts/e2e starts a tile server and a tsi serve with TSI_TILE_URL (TSI_E2E_TILES_URL, TSI_E2E_TILE_SERVER)');
+    const { body: cfg } = await api('/api/v1/config', TILES);
+    assert.equal(cfg.tile_url, `${TILE_SERVER}/{z}/{x}/{y}.png`, 'the server hands its TSI_TILE_URL to the page');
+    const before = (await (await fetch(TILE_SERVER + '/__requests')).json()).count;
+    const page = await open(TILES + '/');
+    await page.waitForFunction(() => document.querySelectorAll('img.leaflet-tile-loaded').length > 0, null, { timeout: 15000, polling: 100 });
+    await page.waitForTimeout(500); // let the rest of the view's tiles arrive
+    const imgs = await page.evaluate(() =>
+      [...document.querySelectorAll('img.leaflet-tile-loaded')].map((i) => ({ src: i.src, w: i.naturalWidth, h: i.naturalHeight, done: i.complete })),
+    );
+    assert.ok(imgs.length > 0);
+    for (const i of imgs) {
+      assert.match(i.src, new RegExp(`^${TILE_SERVER.replace(/[.]/g, '\\.')}/\\d+/\\d+/\\d+\\.png$`));
+      assert.deepEqual([i.w, i.h, i.done], [256, 256, true], `tile ${i.src} decoded as a 256×256 image`);
+    }
+    const rec = await (await fetch(TILE_SERVER + '/__requests')).json();
+    const served = new Set(rec.paths.slice(before));
+    assert.ok(rec.count - before >= imgs.length, 'the tile server was asked for every tile shown');
+    for (const i of imgs) assert.ok(served.has(new URL(i.src).pathname), `${i.src} came from the tile server`);
     assert.equal(await page.locator('#map.with-tiles').count(), 1);
+    await shot(page, '10-tiles');
     await page.close();
     noProblems();
   });

@@ -194,7 +194,7 @@ const server = http.createServer((req, res) => {
       source = q.get('value') === 'parquet' ? 'parquet' : 'postgres';
       return json(res, 200, { source });
     }
-    if (p === '/api/v1/config') return json(res, 200, { tile_url: null });
+    if (p === '/api/v1/config') return json(res, 200, { tile_url: process.env.TSI_TILE_URL || null });
     if (p === '/api/v1/openapi.json')
       return json(res, 200, { openapi: '3.1.0', info: { title: 'tsi fixture', version: '0' }, paths: { '/api/v1/config': {} } });
     if (p === '/api/v1/safety/index/' || p === '/api/v1/safety/index') return json(res, 200, items);
@@ -268,6 +268,23 @@ const server = http.createServer((req, res) => {
       if (p.endsWith('/area')) {
         const poly = JSON.parse(q.get('polygon') ?? '[]');
         return json(res, 200, threshold(items.filter((x) => inPolygon({ lat: x.latitude, lon: x.longitude }, poly)), q));
+      }
+      if (p.endsWith('/geometry')) {
+        // the lanes of tsi seed's layout, simplified: 2 vehicle lanes and a crosswalk per item
+        const b = (q.get('bbox') ?? '').split(',').map(Number);
+        if (b.length !== 4 || !b.every(Number.isFinite) || !(b[0] < b[2] && b[1] < b[3])) throw bad('bbox must be four numbers', 'bbox');
+        const m0 = 0.005, d = 0.0004, features = [];
+        const line = (id, lane, type, pts) => features.push({ type: 'Feature', geometry: { type: 'LineString', coordinates: pts }, properties: { intersection_id: id, lane_id: lane, lane_type: type } });
+        let n = 0;
+        for (const x of items) {
+          const { latitude: la, longitude: lo } = x;
+          if (lo < b[0] - m0 || lo > b[2] + m0 || la < b[1] - m0 || la > b[3] + m0) continue;
+          n++;
+          line(x.intersection_id, 1, 'vehicle', [[lo - d, la], [lo + d, la]]);
+          line(x.intersection_id, 2, 'vehicle', [[lo, la - d], [lo, la + d]]);
+          line(x.intersection_id, 3, 'crosswalk', [[lo - d / 4, la + d / 4], [lo + d / 4, la + d / 4]]);
+        }
+        return json(res, 200, { type: 'FeatureCollection', bbox: b, features, intersections: n, truncated: false });
       }
       if ((m = /^\/api\/v1\/intersections\/(\d+)$/.exec(p))) {
         const it = byId.get(Number(m[1]));

@@ -5,6 +5,10 @@
 #                                 one with --source parquet), or the fixture server when
 #                                 fixture=1 or this tsi has no serve/seed; exports
 #                                 E2E_URL, E2E_PARQUET_URL (may be empty), E2E_KIND
+#                                 With E2E_TILES=1 it also starts tests/e2e/tile-server.mjs
+#                                 and one more server with TSI_TILE_URL pointing at it:
+#                                 E2E_TILES_URL (that server), E2E_TILE_SERVER (the tiles);
+#                                 the other servers run without TSI_TILE_URL.
 #   e2e_stack_stop                stops what e2e_stack_start started (also on EXIT)
 # Needs: root (repository root), BIN (tsi binary).
 
@@ -79,12 +83,30 @@ e2e_stack_start() { # N fixture
     fixture=1
   fi
   E2E_TMP=$(mktemp -d /tmp/tsi-e2e.XXXXXX)
+  unset TSI_TILE_URL
+  export E2E_TILES_URL= E2E_TILE_SERVER=
+  local tport= tsport=
+  if [ "${E2E_TILES:-0}" = 1 ]; then
+    tport=$(e2e_free_port)
+    node "$root/tests/e2e/tile-server.mjs" --port "$tport" >"$E2E_TMP/tiles.log" 2>&1 &
+    E2E_PIDS+=($!)
+    E2E_TILE_SERVER=http://127.0.0.1:$tport
+    e2e_wait_http "$E2E_TILE_SERVER/__requests"
+    tsport=$(e2e_free_port)
+    E2E_TILES_URL=http://127.0.0.1:$tsport
+  fi
   port=$(e2e_free_port)
   if [ "$fixture" = 1 ]; then
     node "$root/tests/e2e/fixture-server.mjs" --port "$port" --intersections "$n" --dist "$root/web/dist" >"$E2E_TMP/fixture.log" 2>&1 &
     E2E_PIDS+=($!)
     export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL= E2E_KIND=fixture
     e2e_wait_http "$E2E_URL/api/v1/safety/index/"
+    if [ -n "$tsport" ]; then
+      TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" node "$root/tests/e2e/fixture-server.mjs" --port "$tsport" \
+        --intersections "$n" --dist "$root/web/dist" >"$E2E_TMP/fixture-tiles.log" 2>&1 &
+      E2E_PIDS+=($!)
+      e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
+    fi
     return
   fi
   export TSI_HOME=$E2E_TMP/home
@@ -109,7 +131,12 @@ e2e_stack_start() { # N fixture
   pport=$(e2e_free_port)
   "$BIN" serve --port "$pport" --source parquet --log-level warn >"$E2E_TMP/serve-parquet.log" 2>&1 &
   E2E_PIDS+=($!)
+  if [ -n "$tsport" ]; then
+    TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" "$BIN" serve --port "$tsport" --log-level warn >"$E2E_TMP/serve-tiles.log" 2>&1 &
+    E2E_PIDS+=($!)
+  fi
   export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL=http://127.0.0.1:$pport E2E_KIND=tsi
   e2e_wait_http "$E2E_URL/api/v1/safety/index/"
   e2e_wait_http "$E2E_PARQUET_URL/api/v1/safety/index/"
+  [ -z "$tsport" ] || e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
 }

@@ -202,7 +202,7 @@ static void test_intersections_and_quality(void **state)
     is[0].longitude = -77.2;
     is[0].lane_count = 6;
     is[0].revision = 3;
-    snprintf(is[0].metadata, sizeof is[0].metadata, "{\"speed_limit\":15.6}");
+    is[0].metadata = "{\"speed_limit\":15.6}";
     is[1] = is[0];
     is[1].revision = 2; /* older revision: does not replace */
     snprintf(is[1].name, sizeof is[1].name, "stale");

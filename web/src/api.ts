@@ -58,6 +58,7 @@ export const api = {
     getJson<History>(`${BASE}/safety/history/${id}`, p, signal),
   stats: (id: number, p: { start_date: string; end_date: string }, signal?: AbortSignal) =>
     getJson<Stats>(`${BASE}/safety/history/${id}/stats`, p, signal),
+  geometry: (bbox: string, signal?: AbortSignal) => getJson<unknown>(`${BASE}/intersections/geometry`, { bbox }, signal),
   intersection: (id: number, signal?: AbortSignal) => getJson<Record<string, unknown>>(`${BASE}/intersections/${id}`, undefined, signal),
   nearby: (p: { lat: number; lon: number; radius: number; min_index?: number | null; risk_level?: string | null }) =>
     getJson<unknown>(`${BASE}/intersections/nearby`, p).then((f) => ({ ...f, data: asArray<IndexItem>(f.data) })),

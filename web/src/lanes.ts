@@ -1,4 +1,4 @@
-// Pure helpers of the map: graticule spacing and lane geometry from intersection metadata.
+// Pure helpers of the map: graticule spacing, marker spacing and lane geometry from the API.
 
 /** 1, 2 or 5 × 10^k just above x. */
 export function niceStep(x: number): number {
@@ -8,49 +8,52 @@ export function niceStep(x: number): number {
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
 
-/** Lane geometry from an intersection's metadata, whatever shape the API gives it:
- *  MapData laneSet (nodesList.nodes[].delta{lat,lon}), {lanes:[{type, coords|nodes}]},
- *  or a GeoJSON (Multi)LineString / FeatureCollection. */
-export function lanesFromMetadata(meta: unknown): { type: string; coords: [number, number][] }[] {
-  const out: { type: string; coords: [number, number][] }[] = [];
-  const visit = (v: unknown, depth: number): void => {
-    if (!v || typeof v !== 'object' || depth > 6) return;
-    const o = v as Record<string, unknown>;
-    if (Array.isArray(v)) {
-      for (const x of v) visit(x, depth + 1);
-      return;
+/** A lane polyline to draw: [lat, lon] pairs (Leaflet order). */
+export interface Lane {
+  intersection_id: number;
+  lane_id: number | null;
+  type: string; // vehicle, crosswalk, bike, sidewalk, other
+  coords: [number, number][];
+}
+
+/** Zoom from which the map draws lane geometry (a 60 m lane is ~50 px at zoom 16). */
+export const LANE_MIN_ZOOM = 16;
+
+/** Lanes from GET /api/v1/intersections/geometry (GeoJSON LineStrings, [lon, lat]);
+ *  anything that is not a LineString of >= 2 finite in-range points is dropped. */
+export function lanesFromGeoJson(fc: unknown): Lane[] {
+  const out: Lane[] = [];
+  const feats = (fc as { features?: unknown } | null)?.features;
+  if (!Array.isArray(feats)) return out;
+  for (const f of feats) {
+    const g = (f as { geometry?: { type?: unknown; coordinates?: unknown } } | null)?.geometry;
+    if (!g || g.type !== 'LineString' || !Array.isArray(g.coordinates)) continue;
+    const coords: [number, number][] = [];
+    for (const c of g.coordinates as unknown[]) {
+      if (!Array.isArray(c) || c.length < 2) continue;
+      const lon = Number(c[0]), lat = Number(c[1]);
+      if (Number.isFinite(lat) && Number.isFinite(lon) && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) coords.push([lat, lon]);
     }
-    if (o.type === 'LineString' && Array.isArray(o.coordinates)) {
-      pushLine('vehicle', (o.coordinates as number[][]).map((c) => [c[1], c[0]]));
-      return;
-    }
-    if (o.type === 'MultiLineString' && Array.isArray(o.coordinates)) {
-      for (const l of o.coordinates as number[][][]) pushLine('vehicle', l.map((c) => [c[1], c[0]]));
-      return;
-    }
-    const nodes = (o.nodesList as Record<string, unknown> | undefined)?.nodes ?? o.nodes ?? o.coords;
-    if (Array.isArray(nodes)) {
-      const attrs = o.laneAttributes as Record<string, unknown> | undefined;
-      const type = String(attrs?.laneType ?? o.laneType ?? o.type ?? 'vehicle');
-      const coords: [number, number][] = [];
-      for (const n of nodes) {
-        if (Array.isArray(n) && n.length >= 2) coords.push([Number(n[0]), Number(n[1])]);
-        else if (n && typeof n === 'object') {
-          const d = ((n as Record<string, unknown>).delta ?? n) as Record<string, unknown>;
-          coords.push([Number(d.lat), Number(d.lon ?? d.lng)]);
-        }
-      }
-      pushLine(type, coords);
-      return;
-    }
-    for (const k of ['metadata', 'lanes', 'laneSet', 'lane_geometry', 'geometry', 'features']) if (k in o) visit(o[k], depth + 1);
-  };
-  const pushLine = (type: string, coords: number[][]) => {
-    const ok = coords.filter((c) => Number.isFinite(c[0]) && Number.isFinite(c[1]) && Math.abs(c[0]) <= 90 && Math.abs(c[1]) <= 180) as [number, number][];
-    if (ok.length >= 2) out.push({ type, coords: ok });
-  };
-  visit(meta, 0);
+    if (coords.length < 2) continue;
+    const p = ((f as { properties?: unknown }).properties ?? {}) as Record<string, unknown>;
+    out.push({
+      intersection_id: Number(p.intersection_id),
+      lane_id: typeof p.lane_id === 'number' ? p.lane_id : null,
+      type: typeof p.lane_type === 'string' ? p.lane_type : 'other',
+      coords,
+    });
+  }
   return out;
+}
+
+/** The bbox parameter (min_lon,min_lat,max_lon,max_lat) of a view grown by `pad` of its
+ *  size on each side, clamped to the world and to the API's 1-degree limit. */
+export function laneBbox(south: number, west: number, north: number, east: number, pad = 0.5): [number, number, number, number] {
+  const dy = (north - south) * pad, dx = (east - west) * pad;
+  const cy = (north + south) / 2, cx = (east + west) / 2;
+  const hy = Math.min(0.5, (north - south) / 2 + dy), hx = Math.min(0.5, (east - west) / 2 + dx);
+  const r = (v: number) => Math.round(v * 1e6) / 1e6;
+  return [r(Math.max(-180, cx - hx)), r(Math.max(-90, cy - hy)), r(Math.min(180, cx + hx)), r(Math.min(90, cy + hy))];
 }
 
 /** Median distance from each point to its nearest neighbour (a 0 for fewer than 2).

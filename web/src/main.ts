@@ -5,7 +5,7 @@ import type uPlot from 'uplot';
 import { api, ApiError, loadConfig } from './api';
 import { download, toCsv } from './csv';
 import { applyFilters, NO_FILTERS, sortItems, type Filters, type SortKey } from './filters';
-import { lanesFromMetadata } from './lanes';
+import { lanesFromGeoJson } from './lanes';
 import { TsiMap, type Mode } from './map';
 import { DAY_MS, historyQuery, isoDate, parseDate, PERIODS, type Period } from './period';
 import { HIGH_THRESHOLD, itemRisk, riskColour } from './risk';
@@ -54,12 +54,14 @@ const tsiMap = new TsiMap($('map'), {
   onSelect: (id) => select(id),
   onDrawChange: () => updateSpatialHelp(),
 });
+tsiMap.lanesLoader = async (bbox, signal) => lanesFromGeoJson((await api.geometry(bbox, signal)).data);
 
 // Test and benchmark hooks (read-only views of what is on screen).
 (window as unknown as { tsi: unknown }).tsi = {
   markerIds: () => tsiMap.markerIds(),
   markerPoint: (id: number) => tsiMap.markerPoint(id),
   highlightedIds: () => tsiMap.highlightedIds(),
+  lanes: () => tsiMap.lanesDrawn(),
   drawPoints: () => tsiMap.drawPoints.map((p) => ({ lat: p.lat, lon: p.lng })),
   selected: () => state.view.sel,
   source: () => state.source,
@@ -256,7 +258,6 @@ function select(id: number, pan = false): void {
   renderDetailsHead();
   if (changed || !state.history || state.history.id !== id) {
     void loadHistory(true);
-    void loadLanes(id);
   }
 }
 
@@ -285,16 +286,6 @@ function renderDetailsHead(): void {
   $('d-index').textContent = fmt(it?.safety_index);
   for (const b of document.querySelectorAll<HTMLElement>('.periods button')) b.classList.toggle('active', b.dataset.period === state.view.period);
   $('custom-range').hidden = state.view.period !== 'custom';
-}
-
-async function loadLanes(id: number): Promise<void> {
-  tsiMap.setLanes([]);
-  try {
-    const f = await api.intersection(id);
-    if (state.view.sel === id) tsiMap.setLanes(lanesFromMetadata(f.data));
-  } catch {
-    /* no metadata endpoint or no lanes: the marker alone */
-  }
 }
 
 async function loadHistory(showLoading: boolean): Promise<void> {

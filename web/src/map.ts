@@ -5,7 +5,7 @@ import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import type { IndexItem } from './types';
 import { itemRisk, markerRadius, riskColour } from './risk';
-import { medianSpacing, niceStep } from './lanes';
+import { LANE_MIN_ZOOM, type Lane, laneBbox, medianSpacing, niceStep } from './lanes';
 
 export type Mode = 'none' | 'point' | 'route' | 'polygon';
 
@@ -52,6 +52,7 @@ export class TsiMap {
     this.selectLayer.addTo(this.map);
     this.drawLayer.addTo(this.map);
     this.map.on('moveend zoomend', () => this.drawGraticule());
+    this.map.on('moveend', () => this.updateLanes());
     this.map.on('zoomend', () => this.rescale());
     this.map.on('click', (e: L.LeafletMouseEvent) => this.onMapClick(e));
     this.drawGraticule();
@@ -238,13 +239,70 @@ export class TsiMap {
     }
   }
 
-  /** Lane polylines (lat/lon pairs) of the selected intersection; [] clears. */
-  setLanes(lanes: { type: string; coords: [number, number][] }[]): void {
-    this.laneLayer.clearLayers();
-    for (const lane of lanes) {
-      const colour = lane.type === 'crosswalk' ? '#8e44ad' : lane.type === 'bikeLane' ? '#16a085' : '#566573';
-      L.polyline(lane.coords, { renderer: this.renderer, color: colour, weight: 2, opacity: 0.8, interactive: false }).addTo(this.laneLayer);
+  // ---- lane geometry ----------------------------------------------------------------
+  /** Fetches the lanes of a bbox (min_lon,min_lat,max_lon,max_lat); set by the app. */
+  lanesLoader: ((bbox: string, signal: AbortSignal) => Promise<Lane[]>) | null = null;
+  private laneCtl: AbortController | null = null;
+  private laneBox: L.LatLngBounds | null = null; // what the drawn lanes cover
+  private lanes: { lane: Lane; line: L.Polyline }[] = [];
+
+  /** From zoom LANE_MIN_ZOOM on, draws the lanes of the view and half a view around it
+   *  (fetched again only when the view leaves that area); below it, none (nothing is
+   *  fetched, so 1,000 markers cost what they did). */
+  private updateLanes(): void {
+    if (!this.lanesLoader) return;
+    if (this.map.getZoom() < LANE_MIN_ZOOM) {
+      this.laneCtl?.abort();
+      this.laneCtl = null;
+      this.laneBox = null;
+      this.drawLanes([]);
+      return;
     }
+    const view = this.map.getBounds();
+    if (this.laneBox && this.laneBox.contains(view)) return;
+    const bb = laneBbox(view.getSouth(), view.getWest(), view.getNorth(), view.getEast());
+    this.laneCtl?.abort();
+    const ctl = (this.laneCtl = new AbortController());
+    this.lanesLoader(bb.join(','), ctl.signal).then(
+      (lanes) => {
+        if (ctl.signal.aborted || this.map.getZoom() < LANE_MIN_ZOOM) return;
+        this.laneCtl = null;
+        this.laneBox = L.latLngBounds([bb[1], bb[0]], [bb[3], bb[2]]);
+        this.drawLanes(lanes);
+      },
+      () => {
+        /* no lanes (aborted, or the API cannot now): the markers alone; retried on the next move */
+      },
+    );
+  }
+
+  private drawLanes(lanes: Lane[]): void {
+    this.laneLayer.clearLayers();
+    this.lanes = lanes.map((lane) => {
+      const walk = lane.type === 'crosswalk';
+      const line = L.polyline(lane.coords, {
+        renderer: this.renderer,
+        color: walk ? '#34495e' : lane.type === 'bike' ? '#16a085' : '#8c9499',
+        weight: walk ? 2 : 1.5,
+        opacity: 0.9,
+        dashArray: walk ? '4 3' : undefined,
+        interactive: false,
+      }).addTo(this.laneLayer);
+      return { lane, line };
+    });
+    this.map.getContainer().dataset.lanes = String(this.lanes.length);
+  }
+
+  /** The lanes drawn now (for tests): visible = some part lies inside the view. */
+  lanesDrawn(): { intersection_id: number; lane_id: number | null; type: string; dashed: boolean; visible: boolean }[] {
+    const view = this.map.getBounds();
+    return this.lanes.map(({ lane, line }) => ({
+      intersection_id: lane.intersection_id,
+      lane_id: lane.lane_id,
+      type: lane.type,
+      dashed: !!line.options.dashArray,
+      visible: lane.coords.some((c) => view.contains(c)),
+    }));
   }
 
   // ---- spatial drawing -----------------------------------------------------------

@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { csvField, toCsv } from '../src/csv';
 import { applyFilters, NO_FILTERS, sortItems } from '../src/filters';
-import { lanesFromMetadata, medianSpacing, niceStep } from '../src/lanes';
+import { laneBbox, lanesFromGeoJson, medianSpacing, niceStep } from '../src/lanes';
 import { bucketSeconds, historyQuery, parseDate } from '../src/period';
 import { itemRisk, markerRadius, riskColour, riskLevel } from '../src/risk';
 import { toColumns } from '../src/series';
@@ -167,22 +167,31 @@ describe('map helpers', () => {
     expect(niceStep(0)).toBe(1);
     expect(niceStep(-1)).toBe(1);
   });
-  test('lane geometry from MapData laneSet and GeoJSON, invalid nodes dropped', () => {
-    const meta = {
-      metadata: {
-        laneSet: [
-          { laneID: 1, laneAttributes: { laneType: 'vehicle' }, nodesList: { nodes: [{ delta: { lat: 37.1, lon: -80.1 } }, { delta: { lat: 37.2, lon: -80.2 } }] } },
-          { laneID: 2, laneAttributes: { laneType: 'crosswalk' }, nodesList: { nodes: [{ delta: { lat: 95, lon: 0 } }, { delta: { lat: 37, lon: -80 } }] } },
-        ],
-        geometry: { type: 'LineString', coordinates: [[-80, 37], [-80.1, 37.1]] },
-      },
+  test('lanes from the geometry endpoint: [lon, lat] to [lat, lon], bad features dropped', () => {
+    const fc = {
+      type: 'FeatureCollection',
+      features: [
+        { type: 'Feature', geometry: { type: 'LineString', coordinates: [[-80.1, 37.1], [-80.2, 37.2]] }, properties: { intersection_id: 4, lane_id: 1, lane_type: 'vehicle' } },
+        { type: 'Feature', geometry: { type: 'LineString', coordinates: [[0, 95], [-80, 37], ['x', 1]] }, properties: { intersection_id: 4, lane_id: 2 } },
+        { type: 'Feature', geometry: { type: 'Point', coordinates: [-80, 37] }, properties: { intersection_id: 4 } },
+        { type: 'Feature', geometry: { type: 'LineString', coordinates: [[-80, 37], [-80.1, 37.1]] }, properties: { intersection_id: 5, lane_type: 'crosswalk' } },
+        null,
+      ],
     };
-    expect(lanesFromMetadata(meta)).toEqual([
-      { type: 'vehicle', coords: [[37.1, -80.1], [37.2, -80.2]] },
-      { type: 'vehicle', coords: [[37, -80], [37.1, -80.1]] },
+    expect(lanesFromGeoJson(fc)).toEqual([
+      { intersection_id: 4, lane_id: 1, type: 'vehicle', coords: [[37.1, -80.1], [37.2, -80.2]] },
+      { intersection_id: 5, lane_id: null, type: 'crosswalk', coords: [[37, -80], [37.1, -80.1]] },
     ]);
-    expect(lanesFromMetadata(null)).toEqual([]);
-    expect(lanesFromMetadata({ metadata: 'x' })).toEqual([]);
+    expect(lanesFromGeoJson(null)).toEqual([]);
+    expect(lanesFromGeoJson({ features: 'x' })).toEqual([]);
+  });
+  test('lane bbox: padded by half the view each side, clamped to 1 degree and the world', () => {
+    // view 0.01 x 0.02 deg: grown to 0.02 x 0.04 around its centre
+    expect(laneBbox(38, -77.02, 38.01, -77)).toEqual([-77.03, 37.995, -76.99, 38.015]);
+    // a 3-degree view: at most 1 degree, centred
+    expect(laneBbox(10, 20, 13, 23)).toEqual([21, 11, 22, 12]);
+    // near the antimeridian and the pole: clamped
+    expect(laneBbox(89.9, 179.9, 90, 180)).toEqual([179.85, 89.85, 180, 90]);
   });
   test('median nearest-neighbour spacing', () => {
     const grid = [];
