@@ -21,6 +21,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "base/error.h"
 
 enum tsi_api_source { TSI_SRC_AUTO = 0, TSI_SRC_POSTGRES, TSI_SRC_PARQUET };
 
@@ -41,6 +42,7 @@ enum tsi_route {
     R_AREA,
     R_INTERSECTION,
     R_CONFIG,
+    R_GEOMETRY,
     R_STATIC,
     R_OPTIONS,
     R_NOTFOUND,
@@ -62,7 +64,7 @@ typedef struct tsi_api_metrics {
 
 typedef struct tsi_cached {
     pthread_mutex_t mu;
-    char *plain, *gz; /* malloc'd, owned */
+    char *plain, *gz; /* reference-counted blobs (tsi_api_blob_*), one reference owned */
     size_t plain_len, gz_len;
     uint64_t gen;
     double at;  /* monotonic seconds */
@@ -122,7 +124,15 @@ typedef struct tsi_req {
     size_t raw_len;
     bool raw_gz;
     char *raw_owned;
+    bool raw_blob; /* raw is a blob this request holds a reference to (handed to MHD) */
 } tsi_req;
+
+/* Reference-counted immutable buffers (the cached current index): a response borrows
+ * one without copying it, and libmicrohttpd drops the reference when it is sent.
+ * new → data with one reference; ref/unref take and drop one (unref frees at 0). */
+char *tsi_api_blob_new(const char *p, size_t n);
+void tsi_api_blob_ref(const char *data);
+void tsi_api_blob_unref(void *data);
 
 /* monotonic seconds */
 double tsi_api_now(void);
@@ -156,6 +166,7 @@ int tsi_h_compare(tsi_req *r);
 int tsi_h_ranking(tsi_req *r);
 int tsi_h_spatial(tsi_req *r, int kind); /* R_NEARBY, R_ROUTE, R_AREA */
 int tsi_h_intersection(tsi_req *r);
+int tsi_h_geometry(tsi_req *r); /* GET /intersections/geometry?bbox= (lane polylines) */
 int tsi_h_health(tsi_req *r);
 int tsi_h_metrics(tsi_req *r);
 int tsi_h_openapi(tsi_req *r);
@@ -171,6 +182,9 @@ typedef struct tsi_point {
     double si, vru, veh;
     bool vru_null, veh_null;
     int64_t vol;
+    /* PostgreSQL's text of si/vru/veh (NULL: use the doubles): written as is, no
+     * strtod/printf round trip; points into a PGresult the caller keeps alive */
+    const char *si_t, *vru_t, *veh_t;
 } tsi_point;
 /* latest row per intersection (within the last 7 days of files) into r->body as the
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
@@ -189,6 +203,16 @@ int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
 bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon);
 void tsi_api_int_refresh(PGconn *c);
 void tsi_api_int_load_parquet(void);
+
+/* tz.c: the deployment's time zone (TSI_TIMEZONE). init validates the IANA name, sets TZ
+ * and builds the offset table; the rest are lock-free and thread-safe. Days are day
+ * numbers since 1970-01-01 of the local calendar. */
+int tsi_api_tz_init(const char *name, tsi_error *err);
+bool tsi_api_tz_utc(void);
+const char *tsi_api_tz_name(void);
+int32_t tsi_api_tz_offset(int64_t t);      /* seconds east of UTC at instant t */
+int64_t tsi_api_tz_day_start(int64_t day); /* first instant of a local day */
+int64_t tsi_api_tz_local_day(int64_t t);   /* the local day of instant t */
 
 /* openapi.c */
 extern const char tsi_openapi_json[];

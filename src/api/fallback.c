@@ -353,14 +353,27 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
                        : strcmp(agg, "1week") == 0 ? "week"
                                                    : "month";
     tsi_buf sql = TSI_BUF_INIT;
-    /* unit is one of our constants, never request text */
-    tsi_buf_printf(&sql,
-                   "SELECT epoch(date_trunc('%s', \"timestamp\"))::BIGINT AS b,"
-                   " avg(coalesce(combined_index_eb, combined_index)),"
-                   " avg(coalesce(vru_index_eb, vru_index)),"
-                   " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT"
-                   " FROM ",
-                   unit);
+    /* unit is one of our constants, never request text. Minutes and hours are UTC ones
+     * (as on the PostgreSQL path); days, weeks and months are TSI_TIMEZONE's: truncated
+     * in local wall time, then turned back into the instant of that local midnight. The
+     * zone name is the validated configuration value, quoted. */
+    bool local = !tsi_api_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
+    if (local) {
+        tsi_buf q = TSI_BUF_INIT;
+        quote_into(&q, tsi_api_tz_name());
+        tsi_buf_printf(&sql,
+                       "SELECT epoch(timezone(%s, date_trunc('%s', timezone(%s,"
+                       " \"timestamp\"))))::BIGINT AS b,",
+                       q.data, unit, q.data);
+        tsi_buf_free(&q);
+    } else {
+        tsi_buf_printf(&sql, "SELECT epoch(date_trunc('%s', \"timestamp\"))::BIGINT AS b,", unit);
+    }
+    tsi_buf_puts(&sql,
+                 " avg(coalesce(combined_index_eb, combined_index)),"
+                 " avg(coalesce(vru_index_eb, vru_index)),"
+                 " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT"
+                 " FROM ");
     int files = minutes_sql(&sql, t0, t1, true);
     if (!files) {
         tsi_buf_free(&sql);
@@ -374,7 +387,7 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
     }
     tsi_buf_free(&sql);
     idx_t k = duckdb_row_count(&res);
-    tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
+    tsi_point *p = tsi_arena_calloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
     for (idx_t i = 0; i < k; i++) {
         p[i].iid = iid;
         p[i].ts = duckdb_value_int64(&res, 0, i);

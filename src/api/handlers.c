@@ -126,14 +126,6 @@ static int arg_date(tsi_req *r, const char *name, int64_t *day)
     return 0;
 }
 
-static void fmt_day(char *buf, size_t len, int64_t day)
-{
-    time_t t = (time_t)(day * 86400);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d", &tm);
-}
-
 /* UTC civil time without gmtime_r (which takes glibc's time-zone lock: it serialised the
  * worker threads on long series). Howard Hinnant's civil_from_days. */
 typedef struct {
@@ -161,10 +153,41 @@ static civil civil_of(int64_t t)
     return c;
 }
 
+/* a day number (of any calendar) as YYYY-MM-DD */
+static void fmt_day(char *buf, size_t len, int64_t day)
+{
+    civil c = civil_of(day * 86400);
+    snprintf(buf, len, "%04d-%02d-%02d", c.y, c.m, c.d);
+}
+
+static void put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* YYYY-MM-DDTHH:MM:SSZ (hot: one per history point; no snprintf) */
 static void fmt_ts(char *buf, size_t len, int64_t t)
 {
     civil c = civil_of(t);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.y, c.m, c.d, c.hh, c.mm, c.ss);
+    if (len < 21 || c.y < 0 || c.y > 9999) {
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.y, c.m, c.d, c.hh, c.mm, c.ss);
+        return;
+    }
+    put2(buf, c.y / 100);
+    put2(buf + 2, c.y % 100);
+    buf[4] = '-';
+    put2(buf + 5, c.m);
+    buf[7] = '-';
+    put2(buf + 8, c.d);
+    buf[10] = 'T';
+    put2(buf + 11, c.hh);
+    buf[13] = ':';
+    put2(buf + 14, c.mm);
+    buf[16] = ':';
+    put2(buf + 17, c.ss);
+    buf[19] = 'Z';
+    buf[20] = '\0';
 }
 
 typedef struct {
@@ -186,7 +209,7 @@ static int arg_range(tsi_req *r, range *g, int64_t max_days)
     int he = arg_date(r, "end_date", &e);
     if (he < 0)
         return -1;
-    int64_t today = (int64_t)time(NULL) / 86400;
+    int64_t today = tsi_api_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
     if (hs && he) {
         e = today;
         s = e - days + 1;
@@ -334,6 +357,68 @@ static void kv_num_or_null(tsi_jsonw *w, const char *k, double v)
         tsi_jsonw_double(w, v);
 }
 
+/* whether s[0..n) is a JSON number (RFC 8259 grammar); PostgreSQL's float8 and integer
+ * output is one except NaN and [-]Infinity */
+static bool json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || !isdigit((unsigned char)s[i]))
+        return false;
+    if (s[i] == '0')
+        i++;
+    else
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            return false;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            return false;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+/* a number PostgreSQL printed (NULL → null): its own shortest exact text when that is a
+ * JSON number, without the strtod/printf round trip (the hot part of large bodies);
+ * -0 → 0; NaN/Infinity → null through the double writer */
+static void num_text(tsi_jsonw *w, const char *v)
+{
+    if (!v) {
+        tsi_jsonw_null(w);
+        return;
+    }
+    size_t n = strlen(v);
+    if (n == 2 && v[0] == '-' && v[1] == '0')
+        tsi_jsonw_raw(w, "0", 1);
+    else if (json_number(v, n))
+        tsi_jsonw_raw(w, v, n);
+    else
+        tsi_jsonw_double(w, strtod(v, NULL));
+}
+
+static const char *pgtext(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static void kv_pg(tsi_jsonw *w, const char *k, PGresult *res, int row, int col)
+{
+    tsi_jsonw_key(w, k);
+    num_text(w, pgtext(res, row, col));
+}
+
 /* one /safety/index/ object from the LATEST_COLS layout starting at column c0
  * (id, name, lat, lon at 0..3) */
 static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool open)
@@ -343,18 +428,15 @@ static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool ope
     tsi_jsonw_kv_int(w, "intersection_id", ival(res, i, 0));
     tsi_jsonw_kv_str(w, "intersection_name", PQgetvalue(res, i, 1));
     bool has = !PQgetisnull(res, i, c0);
-    double comb = dval(res, i, c0 + 1, NULL);
-    bool ebnull;
-    double eb = dval(res, i, c0 + 2, &ebnull);
-    double si = has ? (ebnull ? comb : eb) : NAN;
-    kv_num_or_null(w, "safety_index", si);
+    bool ebnull = PQgetisnull(res, i, c0 + 2);
+    int sicol = ebnull ? c0 + 1 : c0 + 2;
+    double si = has ? dval(res, i, sicol, NULL) : NAN;
+    tsi_jsonw_key(w, "safety_index");
+    num_text(w, has ? pgtext(res, i, sicol) : NULL);
     tsi_jsonw_key(w, "traffic_volume");
-    if (has)
-        tsi_jsonw_int(w, ival(res, i, c0 + 7));
-    else
-        tsi_jsonw_null(w);
-    tsi_jsonw_kv_double(w, "latitude", dval(res, i, 2, NULL));
-    tsi_jsonw_kv_double(w, "longitude", dval(res, i, 3, NULL));
+    num_text(w, has ? pgtext(res, i, c0 + 7) : NULL);
+    kv_pg(w, "latitude", res, i, 2);
+    kv_pg(w, "longitude", res, i, 3);
     char ts[32];
     if (has) {
         fmt_ts(ts, sizeof ts, (int64_t)dval(res, i, c0, NULL));
@@ -364,17 +446,14 @@ static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool ope
         tsi_jsonw_kv_null(w, "timestamp");
         tsi_jsonw_kv_null(w, "risk_level");
     }
-    kv_num_or_null(w, "combined_index", comb);
-    kv_num_or_null(w, "combined_index_eb", eb);
-    kv_num_or_null(w, "vru_index", dval(res, i, c0 + 3, NULL));
-    kv_num_or_null(w, "vru_index_eb", dval(res, i, c0 + 4, NULL));
-    kv_num_or_null(w, "vehicle_index", dval(res, i, c0 + 5, NULL));
-    kv_num_or_null(w, "vehicle_index_eb", dval(res, i, c0 + 6, NULL));
+    kv_pg(w, "combined_index", res, i, c0 + 1);
+    kv_pg(w, "combined_index_eb", res, i, c0 + 2);
+    kv_pg(w, "vru_index", res, i, c0 + 3);
+    kv_pg(w, "vru_index_eb", res, i, c0 + 4);
+    kv_pg(w, "vehicle_index", res, i, c0 + 5);
+    kv_pg(w, "vehicle_index_eb", res, i, c0 + 6);
     tsi_jsonw_key(w, "vru_count");
-    if (has)
-        tsi_jsonw_int(w, ival(res, i, c0 + 8));
-    else
-        tsi_jsonw_null(w);
+    num_text(w, has ? pgtext(res, i, c0 + 8) : NULL);
     if (open)
         tsi_jsonw_end(w);
 }
@@ -382,15 +461,14 @@ static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool ope
 /* ---- /safety/index/ -------------------------------------------------------------------- */
 static void serve_cached(tsi_req *r, tsi_cached *cc, bool gz)
 {
+    /* no copy: the response holds a reference to the cached bytes (393 kB at 1,000
+     * intersections: two copies per request were the plain row's gap to nginx) */
     const char *src = gz ? cc->gz : cc->plain;
-    size_t n = gz ? cc->gz_len : cc->plain_len;
-    r->raw_owned = malloc(n ? n : 1);
-    if (!r->raw_owned)
-        abort();
-    memcpy(r->raw_owned, src, n);
-    r->raw = r->raw_owned;
-    r->raw_len = n;
+    tsi_api_blob_ref(src);
+    r->raw = src;
+    r->raw_len = gz ? cc->gz_len : cc->plain_len;
     r->raw_gz = gz;
+    r->raw_blob = true;
 }
 
 static bool wants_gzip(tsi_req *r)
@@ -463,15 +541,19 @@ int tsi_h_index(tsi_req *r, bool one)
         char *z = NULL;
         size_t zl = 0;
         if (tsi_api_gzip(r->body.data, r->body.len, 6, &z, &zl) == 0) {
-            char *plain = malloc(r->body.len + 1);
-            if (plain) {
-                memcpy(plain, r->body.data, r->body.len);
+            char *plain = tsi_api_blob_new(r->body.data, r->body.len);
+            char *gzb = tsi_api_blob_new(z, zl);
+            free(z);
+            z = NULL;
+            if (plain && gzb) {
                 pthread_mutex_lock(&cc->mu);
-                free(cc->plain);
-                free(cc->gz);
+                if (cc->plain)
+                    tsi_api_blob_unref(cc->plain);
+                if (cc->gz)
+                    tsi_api_blob_unref(cc->gz);
                 cc->plain = plain;
                 cc->plain_len = r->body.len;
-                cc->gz = z;
+                cc->gz = gzb;
                 cc->gz_len = zl;
                 cc->gen = gen;
                 cc->at = now;
@@ -483,7 +565,10 @@ int tsi_h_index(tsi_req *r, bool one)
                     pthread_mutex_unlock(&cc->mu);
                 }
             } else {
-                free(z);
+                if (plain)
+                    tsi_api_blob_unref(plain);
+                if (gzb)
+                    tsi_api_blob_unref(gzb);
             }
         }
         return 0;
@@ -523,12 +608,24 @@ static void write_point(tsi_jsonw *w, const tsi_point *p)
 {
     char ts[32];
     fmt_ts(ts, sizeof ts, p->ts);
-    civil tm = civil_of(p->ts);
+    civil tm = civil_of(p->ts + tsi_api_tz_offset(p->ts)); /* local hour and weekday */
     tsi_jsonw_object(w);
     tsi_jsonw_kv_str(w, "timestamp", ts);
-    kv_num_or_null(w, "safety_index", p->si);
-    kv_num_or_null(w, "vru_index", p->vru_null ? NAN : p->vru);
-    kv_num_or_null(w, "vehicle_index", p->veh_null ? NAN : p->veh);
+    if (p->si_t) {
+        tsi_jsonw_key(w, "safety_index");
+        num_text(w, p->si_t);
+    } else
+        kv_num_or_null(w, "safety_index", p->si);
+    if (p->vru_t) {
+        tsi_jsonw_key(w, "vru_index");
+        num_text(w, p->vru_t);
+    } else
+        kv_num_or_null(w, "vru_index", p->vru_null ? NAN : p->vru);
+    if (p->veh_t) {
+        tsi_jsonw_key(w, "vehicle_index");
+        num_text(w, p->veh_t);
+    } else
+        kv_num_or_null(w, "vehicle_index", p->veh_null ? NAN : p->veh);
     tsi_jsonw_kv_int(w, "traffic_volume", p->vol);
     tsi_jsonw_kv_int(w, "hour_of_day", tm.hh);
     tsi_jsonw_kv_int(w, "day_of_week", tm.dow);
@@ -542,7 +639,7 @@ static const char *trunc_unit(const char *agg)
 
 /* PostgreSQL series for ids (text array) in [t0, t1) → points (arena) */
 static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
-                     const char *agg, tsi_point **out, int *n)
+                     const char *agg, tsi_point **out, int *n, PGresult **keep)
 {
     char a0[32], a1[32];
     fmt_ts(a0, sizeof a0, t0);
@@ -550,8 +647,9 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     const char *v[4] = {ids, a0, a1, trunc_unit(agg)};
     const char *stmt = strcmp(agg, "1min") == 0    ? "series_min"
                        : strcmp(agg, "1hour") == 0 ? "series_hour"
-                                                   : "series_day";
-    PGresult *res = run(r, c, stmt, strcmp(stmt, "series_day") == 0 ? 4 : 3, v);
+                       : tsi_api_tz_utc()          ? "series_day"
+                                                   : "series_day_local";
+    PGresult *res = run(r, c, stmt, strncmp(stmt, "series_day", 10) == 0 ? 4 : 3, v);
     if (!res)
         return -1;
     int k = PQntuples(res);
@@ -559,12 +657,16 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     for (int i = 0; i < k; i++) {
         p[i].iid = ival(res, i, 0);
         p[i].ts = ival(res, i, 1);
-        p[i].si = dval(res, i, 2, NULL);
-        p[i].vru = dval(res, i, 3, &p[i].vru_null);
-        p[i].veh = dval(res, i, 4, &p[i].veh_null);
+        p[i].si = NAN;
+        p[i].vru = p[i].veh = NAN;
+        p[i].si_t = pgtext(res, i, 2);
+        p[i].vru_t = pgtext(res, i, 3);
+        p[i].veh_t = pgtext(res, i, 4);
+        p[i].vru_null = !p[i].vru_t;
+        p[i].veh_null = !p[i].veh_t;
         p[i].vol = ival(res, i, 5);
     }
-    PQclear(res);
+    *keep = res; /* the texts point into it: the caller clears it after writing */
     *out = p;
     *n = k;
     return 0;
@@ -575,7 +677,7 @@ static int history_once(tsi_req *r, bool all)
     range g = {0};
     if (arg_range(r, &g, all ? 30 : 365) < 0 || arg_agg(r, &g, all) < 0)
         return 0;
-    int64_t t0 = g.d0 * 86400, t1 = (g.d1 + 1) * 86400;
+    int64_t t0 = tsi_api_tz_day_start(g.d0), t1 = tsi_api_tz_day_start(g.d1 + 1);
     char sd[16], ed[16];
     fmt_day(sd, sizeof sd, g.d0);
     fmt_day(ed, sizeof ed, g.d1);
@@ -642,6 +744,7 @@ static int history_once(tsi_req *r, bool all)
 
     tsi_point *pts = NULL, *old = NULL;
     int np = 0, nold = 0;
+    PGresult *keep = NULL; /* pts' texts point into it */
     if (parquet) {
         if (tsi_fb_series(r, r->path_id, t0, t1, g.agg, &pts, &np) < 0)
             return 0;
@@ -666,7 +769,7 @@ static int history_once(tsi_req *r, bool all)
                 pg0 = e;
             }
         }
-        if (pg0 < t1 && pg_series(r, c, all ? NULL : one, pg0, t1, g.agg, &pts, &np) < 0)
+        if (pg0 < t1 && pg_series(r, c, all ? NULL : one, pg0, t1, g.agg, &pts, &np, &keep) < 0)
             return 0;
     }
     tsi_jsonw w;
@@ -714,6 +817,7 @@ static int history_once(tsi_req *r, bool all)
         tsi_jsonw_kv_int(&w, "total_points", np);
     }
     tsi_jsonw_end(&w);
+    PQclear(keep);
     r->status = 200;
     return 0;
 }
@@ -784,7 +888,7 @@ static int stats_once(tsi_req *r)
     range g = {0};
     if (arg_range(r, &g, 365) < 0)
         return 0;
-    int64_t t0 = g.d0 * 86400, t1 = (g.d1 + 1) * 86400;
+    int64_t t0 = tsi_api_tz_day_start(g.d0), t1 = tsi_api_tz_day_start(g.d1 + 1);
     char sd[16], ed[16];
     fmt_day(sd, sizeof sd, g.d0);
     fmt_day(ed, sizeof ed, g.d1);
@@ -898,7 +1002,8 @@ int tsi_h_compare(tsi_req *r)
     r->data_source = "postgres";
     stat_row *rows;
     int n;
-    int rc = pg_stats(r, c, arr.data, g.d0 * 86400, (g.d1 + 1) * 86400, &rows, &n);
+    int rc = pg_stats(r, c, arr.data, tsi_api_tz_day_start(g.d0), tsi_api_tz_day_start(g.d1 + 1),
+                      &rows, &n);
     tsi_buf_free(&arr);
     if (rc < 0)
         return 0;
@@ -1015,7 +1120,8 @@ int tsi_h_ranking(tsi_req *r)
     r->data_source = "postgres";
     stat_row *rows;
     int n;
-    if (pg_stats(r, c, NULL, g.d0 * 86400, (g.d1 + 1) * 86400, &rows, &n) < 0)
+    if (pg_stats(r, c, NULL, tsi_api_tz_day_start(g.d0), tsi_api_tz_day_start(g.d1 + 1), &rows,
+                 &n) < 0)
         return 0;
     int k = 0;
     for (int i = 0; i < n; i++) {
@@ -1273,7 +1379,7 @@ int tsi_h_spatial(tsi_req *r, int kind)
         }
         write_index_obj(&w, res, i, 4, false);
         if (kind != R_AREA)
-            tsi_jsonw_kv_double(&w, "distance_m", dval(res, i, 13, NULL));
+            kv_pg(&w, "distance_m", res, i, 13);
         if (geo)
             tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
@@ -1283,6 +1389,101 @@ int tsi_h_spatial(tsi_req *r, int kind)
         tsi_jsonw_end(&w);
     (void)count;
     (void)np;
+    PQclear(res);
+    return 0;
+}
+
+/* ---- /intersections/geometry -------------------------------------------------------------
+ * The lane polylines of MapData (intersections.metadata.lane_geometry) of the intersections
+ * in a bbox, as a GeoJSON FeatureCollection of LineStrings: the dashboard draws them when
+ * zoomed in, so the current-index payload stays small (issue 16). */
+int tsi_h_geometry(tsi_req *r)
+{
+    const char *bb = tsi_req_arg(r, "bbox");
+    if (!bb)
+        return tsi_api_error(r, 400, "missing_parameter", "bbox",
+                             "bbox is required: min_lon,min_lat,max_lon,max_lat");
+    double b[4];
+    int nb = 0;
+    const char *p = bb;
+    while (nb < 5) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char one[48];
+        if (nb == 4 || l == 0 || l >= sizeof one)
+            return bad(r, "bbox", "%s must be four numbers min_lon,min_lat,max_lon,max_lat", bb);
+        memcpy(one, p, l);
+        one[l] = '\0';
+        if (!parse_num(one, &b[nb]))
+            return bad(r, "bbox", "%s must be four numbers min_lon,min_lat,max_lon,max_lat", bb);
+        nb++;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    if (nb != 4)
+        return bad(r, "bbox", "%s must be four numbers min_lon,min_lat,max_lon,max_lat", bb);
+    if (fabs(b[0]) > 180 || fabs(b[2]) > 180 || fabs(b[1]) > 90 || fabs(b[3]) > 90)
+        return bad(r, "bbox", "%s must have longitudes in [-180, 180] and latitudes in [-90, 90]",
+                   bb);
+    if (!(b[0] < b[2]) || !(b[1] < b[3]))
+        return bad(r, "bbox", "%s must have min_lon < max_lon and min_lat < max_lat", bb);
+    if (b[2] - b[0] > 1 || b[3] - b[1] > 1)
+        return bad(r, "bbox", "%s must span at most 1 degree each way (zoom in)", bb);
+    long long limit;
+    if (arg_int(r, "limit", 1, 5000, 1000, &limit) < 0)
+        return 0;
+    if (tsi_api_use_parquet())
+        return tsi_api_error(r, 503, "geometry_unavailable", NULL,
+                             "lane geometry is kept in PostgreSQL; the server reads from the"
+                             " Parquet archive now");
+    PGconn *c = tsi_api_pg(r);
+    if (!c)
+        return tsi_api_error(r, 503, "geometry_unavailable", NULL,
+                             "lane geometry is kept in PostgreSQL, which is unreachable now;"
+                             " try again shortly");
+    r->data_source = "postgres";
+    char v0[40], v1[40], v2[40], v3[40], v4[24];
+    snprintf(v0, sizeof v0, "%.17g", b[0]);
+    snprintf(v1, sizeof v1, "%.17g", b[1]);
+    snprintf(v2, sizeof v2, "%.17g", b[2]);
+    snprintf(v3, sizeof v3, "%.17g", b[3]);
+    snprintf(v4, sizeof v4, "%lld", limit);
+    const char *v[5] = {v0, v1, v2, v3, v4};
+    PGresult *res = run(r, c, "geometry", 5, v);
+    if (!res)
+        return 0;
+    r->content_type = "application/geo+json";
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "type", "FeatureCollection");
+    tsi_jsonw_key(&w, "bbox");
+    tsi_jsonw_array(&w);
+    for (int i = 0; i < 4; i++)
+        tsi_jsonw_double(&w, b[i]);
+    tsi_jsonw_end(&w);
+    tsi_jsonw_key(&w, "features");
+    tsi_jsonw_array(&w);
+    long long nisect = 0, last = -1;
+    bool truncated = false;
+    for (int i = 0; i < PQntuples(res); i++) {
+        long long id = ival(res, i, 0);
+        if (id != last) {
+            if (nisect == limit) {
+                truncated = true;
+                break;
+            }
+            nisect++;
+            last = id;
+        }
+        const char *f = PQgetvalue(res, i, 1);
+        tsi_jsonw_raw(&w, f, strlen(f)); /* jsonb text from PostgreSQL: valid JSON */
+    }
+    tsi_jsonw_end(&w);
+    tsi_jsonw_kv_int(&w, "intersections", nisect);
+    tsi_jsonw_kv_bool(&w, "truncated", truncated);
+    tsi_jsonw_end(&w);
     PQclear(res);
     return 0;
 }

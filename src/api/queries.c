@@ -3,7 +3,9 @@
  * Parameters are always bound ($n); nothing from a request is ever part of SQL text.
  * Conventions of the parameters: $1 bigint[] of intersection ids (NULL = all),
  * $2/$3 the half-open time range [t0, t1) as timestamptz, $4 a date_trunc unit chosen
- * by the handler from a fixed list. Sessions run in UTC (buckets are UTC).
+ * by the handler from a fixed list. Sessions run in TSI_TIMEZONE: date_trunc of a
+ * timestamptz and timestamptz::date are local; hours are always UTC hours (the hourly
+ * table's), and the daily table's dates are UTC days (see Q_SERIES_DAY_LOCAL).
  *
  * Smart routing (FR-3) in SQL: an hour comes from safety_indices_hourly when rolled up,
  * else from the 1-minute rows after the intersection's last rolled-up hour; a day comes
@@ -51,7 +53,7 @@ static const char Q_SERIES_MIN[] =
     "   round(data_quality_score * 60)::float8 AS n"                                               \
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"                           \
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"                                        \
-    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\") AS ts,"                       \
+    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\", 'UTC') AS ts,"                \
     "   avg(coalesce(x.combined_index_eb, x.combined_index)) AS si,"                               \
     "   avg(coalesce(x.vru_index_eb, x.vru_index)) AS vru,"                                        \
     "   avg(coalesce(x.vehicle_index_eb, x.vehicle_index)) AS veh,"                                \
@@ -89,6 +91,29 @@ static const char Q_SERIES_DAY[] =
     " SELECT iid, extract(epoch FROM date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
     " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
 
+/* day-level in a zone other than UTC (TSI_TIMEZONE; the session's zone): the daily table
+ * holds UTC days, so local days (23, 24 or 25 hours) are summed from the hour-level series
+ * (hourly rows, and minutes after the last rolled-up hour); daily rows serve only the
+ * dates before the local date of an intersection's first hour-level row (beyond the
+ * hourly retention), each UTC day labelled by its date's local midnight. */
+static const char Q_SERIES_DAY_LOCAL[] =
+    "WITH " HOURS_CTE ","
+    " hmin AS (SELECT iid, min(ts) AS first FROM hf GROUP BY iid),"
+    " d AS (SELECT dd.intersection_id AS iid, dd.date::timestamptz AS ts, dd.avg_si AS si,"
+    "   NULL::float8 AS vru, NULL::float8 AS veh, dd.total_volume::bigint AS vol"
+    "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
+    "   WHERE dd.intersection_id = ANY(" IDS ")"
+    "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
+    "   AND dd.date < coalesce((hmin.first)::date, 'infinity'::date)),"
+    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts,"
+    "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"
+    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"
+    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"
+    "   sum(hf.vol)::bigint AS vol FROM hf GROUP BY 1, 2),"
+    " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
+    " SELECT iid, extract(epoch FROM date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
+    " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
+
 /* statistics over minutes, from the coarsest table that answers exactly: hourly rows
  * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
  * rolled-up hour, and daily rows only for days before any hour-level data (there the
@@ -101,7 +126,7 @@ static const char Q_STATS[] =
     "   total_volume::float8 AS vol, high_risk_minutes::float8 AS hr"
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"
-    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts) AS ts, count(*)::float8 AS n,"
+    " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts, 'UTC') AS ts, count(*)::float8 AS n,"
     "   avg(x.si) AS m, coalesce(var_samp(x.si), 0) AS v, min(x.si) AS mn, max(x.si) AS mx,"
     "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr"
     "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"
@@ -123,7 +148,7 @@ static const char Q_STATS[] =
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
-    "   AND dd.date::timestamptz + interval '1 day' <= coalesce(hmin.first, 'infinity')),"
+    "   AND (dd.date + 1)::timestamp AT TIME ZONE 'UTC' <= coalesce(hmin.first, 'infinity')),"
     " a AS (SELECT * FROM hf UNION ALL SELECT * FROM d),"
     " agg AS (SELECT iid, sum(n) AS n, sum(n * m) / sum(n) AS avg, min(mn) AS mn, max(mx) AS mx,"
     "   sqrt(greatest(0, (sum((n - 1) * v + n * m * m) - sum(n * m) ^ 2 / sum(n))"
@@ -175,6 +200,31 @@ static const char Q_INTERSECTION[] =
     " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " WHERE i.id = $1";
 
+/* lane polylines (metadata.lane_geometry, collect/lanejson.h) of the intersections whose
+ * point lies in the bbox $1..$4 (min lon, min lat, max lon, max lat) grown by 0.005 deg,
+ * the first $5 + 1 of them by id: (id, GeoJSON Feature text), one row per lane of >= 2
+ * well-formed nodes, by id then lane order. Nodes are [lat, lon]; GeoJSON is [lon, lat]. */
+static const char Q_GEOMETRY[] =
+    "WITH x AS (SELECT i.id, i.metadata->'lane_geometry' AS lg FROM intersections i"
+    " WHERE i.geometry && ST_MakeEnvelope($1::float8 - 0.005, $2::float8 - 0.005,"
+    " $3::float8 + 0.005, $4::float8 + 0.005, 4326)"
+    " AND jsonb_typeof(i.metadata->'lane_geometry') = 'array' ORDER BY i.id LIMIT $5::int + 1)"
+    " SELECT x.id, jsonb_build_object('type', 'Feature', 'geometry', jsonb_build_object('type',"
+    " 'LineString', 'coordinates', c.coords), 'properties', jsonb_strip_nulls(jsonb_build_object("
+    "'intersection_id', x.id, 'lane_id', CASE WHEN jsonb_typeof(l.v->'id') = 'number' THEN"
+    " l.v->'id' END, 'lane_type', CASE WHEN jsonb_typeof(l.v->'type') = 'string' THEN"
+    " l.v->'type' END, 'ingress_approach', CASE WHEN jsonb_typeof(l.v->'ingress') = 'number'"
+    " THEN l.v->'ingress' END, 'egress_approach', CASE WHEN jsonb_typeof(l.v->'egress') ="
+    " 'number' THEN l.v->'egress' END)))::text"
+    " FROM x CROSS JOIN LATERAL jsonb_array_elements(x.lg) WITH ORDINALITY AS l(v, o)"
+    " CROSS JOIN LATERAL (SELECT jsonb_agg(jsonb_build_array(q.n->1, q.n->0) ORDER BY q.k)"
+    " AS coords, count(*) AS nn FROM jsonb_array_elements(CASE WHEN jsonb_typeof(l.v->'nodes')"
+    " = 'array' THEN l.v->'nodes' ELSE '[]'::jsonb END) WITH ORDINALITY AS q(n, k)"
+    " WHERE CASE WHEN jsonb_typeof(q.n) = 'array' AND jsonb_typeof(q.n->0) = 'number'"
+    " AND jsonb_typeof(q.n->1) = 'number' THEN abs((q.n->>0)::numeric) <= 90"
+    " AND abs((q.n->>1)::numeric) <= 180 ELSE false END) c"
+    " WHERE c.nn >= 2 ORDER BY x.id, l.o";
+
 static const char Q_INTERSECTIONS_ALL[] =
     "SELECT id, name, latitude, longitude FROM intersections ORDER BY id";
 
@@ -185,6 +235,7 @@ const tsi_api_stmt tsi_api_stmts[] = {
     {"series_min", Q_SERIES_MIN},
     {"series_hour", Q_SERIES_HOUR},
     {"series_day", Q_SERIES_DAY},
+    {"series_day_local", Q_SERIES_DAY_LOCAL},
     {"stats", Q_STATS},
     {"nearby", Q_NEARBY},
     {"route", Q_ROUTE},
@@ -192,6 +243,7 @@ const tsi_api_stmt tsi_api_stmts[] = {
     {"area", Q_AREA},
     {"intersection", Q_INTERSECTION},
     {"intersections_all", Q_INTERSECTIONS_ALL},
+    {"geometry", Q_GEOMETRY},
     {NULL, NULL},
 };
 

@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,9 @@ const tsi_option tsi_serve_options[] = {
      "on SIGTERM, how long in-flight requests may finish", "0..600"},
     {"tile-url", TSI_OPT_STRING, NULL, "TSI_TILE_URL",
      "map tile URL template for the dashboard, served by GET /api/v1/config (unset = null)", NULL},
+    {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
+     "IANA time zone of the API's dates, day/week/month buckets, hour_of_day and day_of_week",
+     NULL},
     {"print-sql", TSI_OPT_STRING, NULL, NULL,
      "print the SQL of one named statement (or 'list') and exit: for EXPLAIN and pgbench", NULL},
     {NULL, 0, NULL, NULL, NULL, NULL},
@@ -57,9 +62,9 @@ const tsi_option tsi_serve_options[] = {
 tsi_api *tsi_api_g;
 
 const char *const tsi_route_names[R__COUNT] = {
-    "health",  "metrics",      "openapi", "index_all", "index_one", "history_all",
-    "history", "stats",        "compare", "ranking",   "nearby",    "route",
-    "area",    "intersection", "config",  "static",    "options",   "not_found"};
+    "health", "metrics",  "openapi", "index_all", "index_one", "history_all", "history",
+    "stats",  "compare",  "ranking", "nearby",    "route",     "area",        "intersection",
+    "config", "geometry", "static",  "options",   "not_found"};
 
 const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     1e300};
@@ -115,9 +120,24 @@ PGconn *tsi_api_pg(tsi_req *r)
         return NULL;
     }
     /* generic plans: planning over the partitions costs more than running these
-     * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes */
-    PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET statement_timeout = '30s';"
-                      " SET plan_cache_mode = force_generic_plan"));
+     * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes. The
+     * session's zone is TSI_TIMEZONE: date_trunc and ::date of timestamptz are local. */
+    char *zq = PQescapeLiteral(c, tsi_api_tz_name(), strlen(tsi_api_tz_name()));
+    char set[320];
+    snprintf(set, sizeof set,
+             "SET TIME ZONE %s; SET statement_timeout = '30s';"
+             " SET plan_cache_mode = force_generic_plan",
+             zq ? zq : "'UTC'");
+    PQfreemem(zq);
+    PGresult *sr = PQexec(c, set);
+    if (PQresultStatus(sr) != PGRES_COMMAND_OK) {
+        tsi_err("api", "req=%s cannot set the session (time zone %s): %s", r ? r->id : "-",
+                tsi_api_tz_name(), PQerrorMessage(c));
+        PQclear(sr);
+        PQfinish(c);
+        return NULL;
+    }
+    PQclear(sr);
     if (tsi_api_prepare(c) < 0) {
         tsi_err("api", "req=%s cannot prepare statements: %s", r ? r->id : "-", PQerrorMessage(c));
         PQfinish(c);
@@ -285,8 +305,47 @@ int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, c
     r->content_type = "application/json";
     r->err_code = code;
     r->err_field = field;
+    if (r->raw_blob)
+        tsi_api_blob_unref((void *)r->raw);
+    r->raw_blob = false;
     r->raw = NULL;
     return 0;
+}
+
+typedef struct blob {
+    atomic_int refs;
+    size_t len;
+    char data[];
+} blob;
+
+static blob *blob_of(const void *data)
+{
+    return (blob *)(void *)((char *)(uintptr_t)data - offsetof(blob, data));
+}
+
+char *tsi_api_blob_new(const char *p, size_t n)
+{
+    blob *b = malloc(sizeof *b + n + 1);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = n;
+    if (n)
+        memcpy(b->data, p, n);
+    b->data[n] = '\0';
+    return b->data;
+}
+
+void tsi_api_blob_ref(const char *data)
+{
+    atomic_fetch_add(&blob_of(data)->refs, 1);
+}
+
+void tsi_api_blob_unref(void *data)
+{
+    blob *b = blob_of(data);
+    if (atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
 }
 
 int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len)
@@ -573,6 +632,11 @@ static bool route(tsi_req *r)
             tsi_h_spatial(r, R_AREA);
             return true;
         }
+        if (SEG(1, "geometry")) {
+            r->route = R_GEOMETRY;
+            tsi_h_geometry(r);
+            return true;
+        }
         r->route = R_INTERSECTION;
         if (!parse_id(seg[1], len[1], &r->path_id))
             tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
@@ -675,6 +739,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     r->arena = tsi_arena_new(16 * 1024);
+    tsi_buf_reserve(&r->body, 16 * 1024); /* most bodies fit: no regrowth copies */
     r->status = 200;
     r->content_type = "application/json";
     struct MHD_Response *resp = NULL;
@@ -713,10 +778,20 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         bool gz = r->raw_gz;
         char *zbuf = NULL;
         size_t zlen = 0;
-        if (!gz && n >= (size_t)a->gzip_min && status == 200 && accepts_gzip(r) &&
-            tsi_api_gzip(data ? data : "", n, 1, &zbuf, &zlen) == 0) {
+        if (r->raw && r->raw_blob) {
+            /* a cached blob: libmicrohttpd sends it in place and drops our reference */
+            resp = MHD_create_response_from_buffer_with_free_callback(n, (void *)r->raw,
+                                                                      tsi_api_blob_unref);
+            r->raw_blob = false;
+        } else if (!gz && n >= (size_t)a->gzip_min && status == 200 && accepts_gzip(r) &&
+                   tsi_api_gzip(data ? data : "", n, 1, &zbuf, &zlen) == 0) {
             resp = MHD_create_response_from_buffer(zlen, zbuf, MHD_RESPMEM_MUST_FREE);
             gz = true;
+        } else if (!r->raw && r->body.data && n > 0) {
+            /* the body's malloc'd buffer goes to libmicrohttpd as is (it frees it): no copy */
+            resp = MHD_create_response_from_buffer(n, r->body.data, MHD_RESPMEM_MUST_FREE);
+            r->body.data = NULL;
+            r->body.len = r->body.cap = 0;
         } else {
             resp = MHD_create_response_from_buffer(n, (void *)(data ? data : ""),
                                                    MHD_RESPMEM_MUST_COPY);
@@ -779,6 +854,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     tsi_buf_free(&r->body);
     free(r->raw_owned);
+    if (r->raw_blob) /* a reference never handed to a response */
+        tsi_api_blob_unref((void *)r->raw);
     tsi_arena_free(r->arena);
     free(cx);
     *con_cls = NULL;
@@ -862,6 +939,12 @@ int tsi_cmd_serve(int argc, char **argv)
         return 2;
     }
     snprintf(a->tile_url, sizeof a->tile_url, "%s", tile ? tile : "");
+    tsi_error tze = {0};
+    if (tsi_api_tz_init(tsi_opts_str(&o, "timezone"), &tze) < 0) {
+        fprintf(stderr, "tsi serve: --timezone: %s: %s\n", tze.message, tze.detail);
+        tsi_opts_free(&o);
+        return 2;
+    }
     const char *ad = getenv("TSI_ARCHIVE_DIR");
     if (ad && *ad)
         snprintf(a->archive_dir, sizeof a->archive_dir, "%s", ad);
@@ -869,6 +952,11 @@ int tsi_cmd_serve(int argc, char **argv)
         snprintf(a->archive_dir, sizeof a->archive_dir, "%s/archive", tsi_home());
     pthread_mutex_init(&a->index_cache.mu, NULL);
     pthread_mutex_init(&a->info_mu, NULL);
+    /* response bodies of 100 kB–1 MB are built and freed on every request: keep them in
+     * the heap rather than fresh mmap'd pages (page faults were 10 % of a large history
+     * answer's CPU) */
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
     a->started = tsi_api_now();
     req_salt = (uint32_t)(time(NULL) ^ (getpid() << 16));
 
@@ -929,8 +1017,9 @@ int tsi_cmd_serve(int argc, char **argv)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : a->port;
-    tsi_info("api", "listening port=%d threads=%d source=%s web_dir=%s archive=%s", port,
-             a->threads, src, a->web_dir[0] ? a->web_dir : "(none)", a->archive_dir);
+    tsi_info("api", "listening port=%d threads=%d source=%s timezone=%s web_dir=%s archive=%s",
+             port, a->threads, src, tsi_api_tz_name(), a->web_dir[0] ? a->web_dir : "(none)",
+             a->archive_dir);
 
     int sig = 0;
     sigwait(&set, &sig);
@@ -958,8 +1047,10 @@ int tsi_cmd_serve(int argc, char **argv)
     pthread_mutex_unlock(&workers_mu);
     if (a->duck_ok)
         duckdb_close(&a->duck);
-    free(a->index_cache.plain);
-    free(a->index_cache.gz);
+    if (a->index_cache.plain)
+        tsi_api_blob_unref(a->index_cache.plain);
+    if (a->index_cache.gz)
+        tsi_api_blob_unref(a->index_cache.gz);
     tsi_info("api", "stopped unfinished=%d", left);
     tsi_opts_free(&o);
     return 0;

@@ -57,40 +57,35 @@ void tsi_json_escape(tsi_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    tsi_buf_reserve(b, n + 2);
-    tsi_buf_putc(b, '"');
+    /* at most 6 output bytes per input byte (\u00XX; U+FFFD is 3 for 1): written in place */
+    tsi_buf_reserve(b, n * 6 + 2);
+    char *o = b->data + b->len;
+    *o++ = '"';
     while (p < end) {
         unsigned char c = *p;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            p++;
+            continue;
+        }
         if (c < 0x80) {
-            switch (c) {
-            case '"':
-                tsi_buf_append(b, "\\\"", 2);
-                break;
-            case '\\':
-                tsi_buf_append(b, "\\\\", 2);
-                break;
-            case '\n':
-                tsi_buf_append(b, "\\n", 2);
-                break;
-            case '\r':
-                tsi_buf_append(b, "\\r", 2);
-                break;
-            case '\t':
-                tsi_buf_append(b, "\\t", 2);
-                break;
-            case '\b':
-                tsi_buf_append(b, "\\b", 2);
-                break;
-            case '\f':
-                tsi_buf_append(b, "\\f", 2);
-                break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                    tsi_buf_append(b, u, 6);
-                } else {
-                    tsi_buf_putc(b, (char)c);
-                }
+            char e = c == '"'    ? '"'
+                     : c == '\\' ? '\\'
+                     : c == '\n' ? 'n'
+                     : c == '\r' ? 'r'
+                     : c == '\t' ? 't'
+                     : c == '\b' ? 'b'
+                     : c == '\f' ? 'f'
+                                 : 0;
+            *o++ = '\\';
+            if (e) {
+                *o++ = e;
+            } else { /* other controls and DEL */
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
             }
             p++;
             continue;
@@ -115,14 +110,18 @@ void tsi_json_escape(tsi_buf *b, const char *s, size_t n)
                    (len == 4 && (cp < 0x10000 || cp > 0x10ffff))))
             ok = false;
         if (ok) {
-            tsi_buf_append(b, p, (size_t)len);
+            memcpy(o, p, (size_t)len);
+            o += len;
             p += len;
         } else {
-            tsi_buf_append(b, "\xef\xbf\xbd", 3); /* U+FFFD */
+            memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3;
             p++;
         }
     }
-    tsi_buf_putc(b, '"');
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
 }
 
 void tsi_jsonw_key(tsi_jsonw *w, const char *key)
@@ -151,7 +150,17 @@ void tsi_jsonw_str(tsi_jsonw *w, const char *s)
 void tsi_jsonw_int(tsi_jsonw *w, int64_t v)
 {
     sep(w);
-    tsi_buf_printf(w->out, "%lld", (long long)v);
+    /* decimal digits without printf (hot in large API bodies); same text as %lld */
+    char tmp[24];
+    int i = (int)sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    tsi_buf_append(w->out, tmp + i, sizeof tmp - (size_t)i);
 }
 
 void tsi_jsonw_double(tsi_jsonw *w, double v)

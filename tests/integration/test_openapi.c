@@ -2,9 +2,11 @@
  * a real `tsi serve` on seeded rows is called (valid parameters, and the 400 and 404 cases
  * the document declares) and each response body is validated against the schema the
  * document itself (as served) gives for that path, method, status and content type. A
- * mismatch fails with the JSON pointer of the offending value. Also: the validator on
- * hand-made schemas (it must reject what it should, with the right pointer), coverage
- * (every declared path/method/200/400/404 is exercised), and GET /api/v1/config with
+ * mismatch fails with the JSON pointer of the offending value. The error statuses too:
+ * 413 and 414 on every path, 405 for other methods, 503 from servers whose database is
+ * unreachable (--source postgres, auto and parquet), 500 from a refused query. Also: the validator
+ * on hand-made schemas (it must reject what it should, with the right pointer), coverage (every
+ * declared path/method/200/400/404 is exercised), and GET /api/v1/config with
  * --tile-url, TSI_TILE_URL and neither. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,13 @@ static api_srv srv;
 static PGconn *owner;
 static jdoc spec; /* the document served by srv */
 static char day_today[16], day_ago3[16];
+/* (template, status) pairs exercised outside cases[]; the coverage test counts them */
+typedef struct {
+    const char *tmpl;
+    int status;
+} oa_seen;
+static oa_seen seen[512];
+static int nseen;
 
 static const char TILE_ENV[] = "https://tiles.example.org/{z}/{x}/{y}.png?k=\"q\"&l=\xc3\xbc";
 static const char TILE_FLAG[] = "https://flag.example.org/{z}/{x}/{y}.png";
@@ -278,6 +287,9 @@ static const oa_case cases[] = {
     {"/api/v1/intersections/area", "/api/v1/intersections/area?polygon=" PG "&format=geojson", 200,
      "application/geo+json"},
     {"/api/v1/intersections/area", "/api/v1/intersections/area?polygon=x", 400, NULL},
+    {"/api/v1/intersections/geometry", "/api/v1/intersections/geometry?bbox=-77.3,38.8,-77.2,38.9",
+     200, "application/geo+json"},
+    {"/api/v1/intersections/geometry", "/api/v1/intersections/geometry?bbox=1,2", 400, NULL},
     {"/api/v1/intersections/{intersection_id}", "/api/v1/intersections/101", 200, NULL},
     {"/api/v1/intersections/{intersection_id}", "/api/v1/intersections/103", 200, NULL},
     {"/api/v1/intersections/{intersection_id}", "/api/v1/intersections/x1", 400, NULL},
@@ -404,8 +416,8 @@ static void test_mutated_body_fails(void **state)
     resp_free(&r);
 }
 
-/* every path, method and 200/400/404 status the document declares is exercised above;
- * 503 needs a stopped database (test_api_fallback covers the store being down) */
+/* every path, method and status the document declares is exercised above (200/400/404 by
+ * cases[], 413/414/500/503 by the error-status tests, which run before this one) */
 static void test_document_coverage(void **state)
 {
     (void)state;
@@ -427,11 +439,11 @@ static void test_document_coverage(void **state)
                 char st[8];
                 if (tsi_json_str(d, sk, st, sizeof st) < 0)
                     fail_msg("bad status key");
-                if (strcmp(st, "503") == 0)
-                    continue;
                 bool hit = false;
                 for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !hit; i++)
                     hit = strcmp(cases[i].tmpl, tmpl) == 0 && cases[i].status == atoi(st);
+                for (int i = 0; i < nseen && !hit; i++)
+                    hit = strcmp(seen[i].tmpl, tmpl) == 0 && seen[i].status == atoi(st);
                 if (!hit)
                     fail_msg("document declares GET %s %s but no case exercises it", tmpl, st);
             }
@@ -440,7 +452,287 @@ static void test_document_coverage(void **state)
     /* every case's template is in the document (checked again per response) */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_true(tsi_json_get(d, paths, cases[i].tmpl) >= 0);
-    assert_int_equal(npaths, 15);
+    assert_int_equal(npaths, 16);
+}
+
+/* ---- the error statuses: 413, 414, 500, 503 on every path that declares them, 405 ------ */
+
+/* a request path that answers 200 for a template: the first such case, else a literal */
+static void ok_path(const char *tmpl, char *out, size_t len)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (strcmp(cases[i].tmpl, tmpl) == 0 && cases[i].status == 200) {
+            expand(out, len, cases[i].path);
+            return;
+        }
+    static const char *const extra[][2] = {
+        {"/api/v1/intersections/geometry",
+         "/api/v1/intersections/geometry?bbox=-77.3,38.8,-77.2,38.9"},
+    };
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (strcmp(extra[i][0], tmpl) == 0) {
+            snprintf(out, len, "%s", extra[i][1]);
+            return;
+        }
+    fail_msg("no request path known for %s", tmpl);
+}
+
+/* a request with an optional body (any method) */
+static resp req_body(int port, const char *method, const char *path, const char *body)
+{
+    CURL *c = curl_easy_init();
+    resp r;
+    memset(&r, 0, sizeof r);
+    size_t ul = strlen(path) + 64;
+    char *url = malloc(ul);
+    snprintf(url, ul, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    free(url);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    return r;
+}
+
+/* validates an answer of status `want` (with error code in `codes`, "|"-separated, when
+ * the body is an Error) against what the document declares for tmpl; records it */
+static void check_error(const char *tmpl, const char *path, const resp *r, int want,
+                        const char *codes)
+{
+    if (r->status != want)
+        fail_msg("GET %.200s: status %ld, want %d: %.300s", path, r->status, want, r->body);
+    oa_case k = {tmpl, path, want, NULL};
+    check_response(&k, r, path);
+    if (codes) {
+        jdoc j;
+        jparse(&j, r);
+        char code[64], bar[80];
+        jstr(&j, 0, "code", code, sizeof code);
+        snprintf(bar, sizeof bar, "|%s|", code);
+        char all[200];
+        snprintf(all, sizeof all, "|%s|", codes);
+        if (!strstr(all, bar))
+            fail_msg("GET %.200s: code %s, want one of %s", path, code, codes);
+        jfree(&j);
+    }
+    if (want == 503) {
+        char ra[16];
+        if (!resp_header(r, "Retry-After", ra, sizeof ra) || atoi(ra) <= 0)
+            fail_msg("GET %s: 503 without Retry-After", path);
+    }
+    if (nseen < (int)(sizeof seen / sizeof seen[0]))
+        seen[nseen++] = (oa_seen){tmpl, want};
+}
+
+/* calls fn(template, status declared?) for every path of the document */
+static bool declares(const char *tmpl, const char *status)
+{
+    char err[300];
+    return oa_response_schema(&spec.d, tmpl, "get", status, "application/json", err, sizeof err) >=
+           0;
+}
+
+static int templates(const char **out, int max)
+{
+    const tsi_json *d = &spec.d;
+    int paths = tsi_json_get(d, 0, "paths"), n = 0;
+    static char names[64][256];
+    for (int pk = tsi_json_first_key(d, paths); pk >= 0 && n < max && n < 64;
+         pk = tsi_json_next_key(d, paths, pk)) {
+        if (tsi_json_str(d, pk, names[n], sizeof names[n]) < 0)
+            fail_msg("bad path key");
+        out[n] = names[n];
+        n++;
+    }
+    return n;
+}
+
+static void test_limits_and_methods(void **state)
+{
+    (void)state;
+    const char *t[64];
+    int n = templates(t, 64);
+    size_t padn = 70000; /* over --max-query (65536) */
+    char *pad = malloc(padn + 1);
+    memset(pad, 'a', padn);
+    pad[padn] = '\0';
+    char body[2049];
+    memset(body, 'b', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (int i = 0; i < n; i++) {
+        char path[2048];
+        ok_path(t[i], path, sizeof path);
+        if (!declares(t[i], "414") || !declares(t[i], "413"))
+            fail_msg("%s does not declare 413 and 414, which every path can answer", t[i]);
+        size_t ll = strlen(path) + padn + 16;
+        char *longp = malloc(ll);
+        snprintf(longp, ll, "%s%cpad=%s", path, strchr(path, '?') ? '&' : '?', pad);
+        resp r = get(srv.port, longp);
+        check_error(t[i], "(long query)", &r, 414, "query_too_long");
+        resp_free(&r);
+        free(longp);
+        r = req_body(srv.port, "GET", path, body);
+        check_error(t[i], path, &r, 413, "body_too_large");
+        resp_free(&r);
+        /* other methods: 405 with Allow, body per components/responses/MethodNotAllowed */
+        static const char *const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
+        r = req_body(srv.port, methods[i % 4], path, "{}");
+        assert_int_equal(r.status, 405);
+        char allow[64], err[800];
+        assert_true(resp_header(&r, "Allow", allow, sizeof allow));
+        assert_string_equal(allow, "GET, HEAD, OPTIONS");
+        int s = oa_resolve(
+            &spec.d, "#/components/responses/MethodNotAllowed/content/application~1json/schema");
+        assert_true(s >= 0);
+        jdoc j;
+        jparse(&j, &r);
+        if (oa_validate_strict(&spec.d, s, &j.d, 0, err, sizeof err) < 0)
+            fail_msg("%s %s: 405 body does not match the document at %s: %s", methods[i % 4], path,
+                     err, r.body);
+        jfree(&j);
+        resp_free(&r);
+    }
+    free(pad);
+}
+
+/* 503: a server whose PostgreSQL is unreachable (a closed port), with --source postgres
+ * (everything that reads data), --source auto (spatial and all-intersection endpoints
+ * while the database is down; a corrupt archive file for the Parquet answers) and
+ * --source parquet (spatial) */
+static void test_unavailable(void **state)
+{
+    (void)state;
+    static char arch[256], e_arch[300];
+    snprintf(arch, sizeof arch, "/tmp/tsi-openapi-arch-%d", (int)getpid());
+    snprintf(e_arch, sizeof e_arch, "TSI_ARCHIVE_DIR=%s", arch);
+    char cmd[600];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/indices/%04d/%02d/%02d && printf 'not parquet' > "
+             "%s/indices/%04d/%02d/%02d/broken.parquet",
+             arch, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, arch, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday);
+    assert_int_equal(system(cmd), 0);
+    const char *env[] = {
+        "DATABASE_READ_URL=postgresql://tsi_reader@127.0.0.1:1/tsi?connect_timeout=2",
+        "TSI_WEB_DIR=/nonexistent-tsi-web", e_arch, NULL};
+    const char *t[64];
+    int n = templates(t, 64);
+
+    /* --source postgres: every declared 503 */
+    const char *a_pg[] = {"--source", "postgres", NULL};
+    api_srv s1 = {0};
+    srv_start(&s1, a_pg, env);
+    int n503 = 0;
+    for (int i = 0; i < n; i++) {
+        char st[8] = "503";
+        char err[300];
+        if (oa_response_schema(&spec.d, t[i], "get", st, "application/json", err, sizeof err) < 0)
+            continue;
+        char path[2048];
+        ok_path(t[i], path, sizeof path);
+        resp r = get(s1.port, path);
+        check_error(t[i], path, &r, 503,
+                    strcmp(t[i], "/health") == 0
+                        ? NULL
+                        : "database_unavailable|spatial_unavailable|geometry_unavailable");
+        if (strcmp(t[i], "/health") == 0) {
+            jdoc j;
+            jparse(&j, &r);
+            char stt[32];
+            jstr(&j, 0, "status", stt, sizeof stt);
+            assert_string_equal(stt, "unavailable");
+            jfree(&j);
+        }
+        n503++;
+        resp_free(&r);
+    }
+    assert_true(n503 >= 12);
+    assert_int_equal(srv_stop(&s1), 0);
+
+    /* --source auto, database down: spatial 503 spatial_unavailable, the others the
+     * database; the current index from a corrupt archive: archive_unavailable */
+    api_srv s2 = {0};
+    srv_start(&s2, NULL, env);
+    static const struct {
+        const char *tmpl, *codes;
+    } auto_cases[] = {
+        {"/api/v1/intersections/nearby", "spatial_unavailable"},
+        {"/api/v1/intersections/route", "spatial_unavailable"},
+        {"/api/v1/intersections/area", "spatial_unavailable"},
+        {"/api/v1/safety/history/", "database_unavailable"},
+        {"/api/v1/safety/compare", "database_unavailable"},
+        {"/api/v1/safety/ranking", "database_unavailable"},
+        {"/api/v1/safety/index/", "archive_unavailable"},
+    };
+    for (size_t i = 0; i < sizeof auto_cases / sizeof auto_cases[0]; i++) {
+        char path[2048];
+        ok_path(auto_cases[i].tmpl, path, sizeof path);
+        resp r = get(s2.port, path);
+        check_error(auto_cases[i].tmpl, path, &r, 503, auto_cases[i].codes);
+        resp_free(&r);
+    }
+    resp h = get(s2.port, "/health");
+    assert_int_equal(h.status, 200);
+    assert_non_null(strstr(h.body, "\"status\":\"degraded\""));
+    resp_free(&h);
+    assert_int_equal(srv_stop(&s2), 0);
+
+    /* --source parquet: spatial needs PostGIS even while it is up */
+    const char *a_pq[] = {"--source", "parquet", NULL};
+    api_srv s3 = {0};
+    srv_start(&s3, a_pq, env + 1);
+    char path[2048];
+    ok_path("/api/v1/intersections/nearby", path, sizeof path);
+    resp r = get(s3.port, path);
+    check_error("/api/v1/intersections/nearby", path, &r, 503, "spatial_unavailable");
+    resp_free(&r);
+    assert_int_equal(srv_stop(&s3), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", arch);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* 500: a query refused for another reason than a lost connection (the reader may no
+ * longer read intersections), on every path that declares 500; restored afterwards */
+static void test_internal_error(void **state)
+{
+    (void)state;
+    th_sqlf(owner, "REVOKE SELECT ON intersections FROM tsi_reader");
+    const char *env[] = {"TSI_WEB_DIR=/nonexistent-tsi-web", NULL};
+    api_srv s = {0};
+    srv_start(&s, NULL, env);
+    const char *t[64];
+    int n = templates(t, 64), n500 = 0;
+    for (int i = 0; i < n; i++) {
+        if (!declares(t[i], "500"))
+            continue;
+        char path[2048];
+        ok_path(t[i], path, sizeof path);
+        resp r = get(s.port, path);
+        check_error(t[i], path, &r, 500, "internal");
+        resp_free(&r);
+        n500++;
+    }
+    assert_int_equal(srv_stop(&s), 0);
+    th_sqlf(owner, "GRANT SELECT ON intersections TO tsi_reader");
+    assert_true(n500 >= 12);
 }
 
 /* ---- GET /api/v1/config ---------------------------------------------------------------- */
@@ -516,11 +808,10 @@ static void test_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validator),
-        cmocka_unit_test(test_routes_match_document),
-        cmocka_unit_test(test_mutated_body_fails),
-        cmocka_unit_test(test_document_coverage),
-        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_validator),          cmocka_unit_test(test_routes_match_document),
+        cmocka_unit_test(test_mutated_body_fails), cmocka_unit_test(test_limits_and_methods),
+        cmocka_unit_test(test_unavailable),        cmocka_unit_test(test_internal_error),
+        cmocka_unit_test(test_document_coverage),  cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
