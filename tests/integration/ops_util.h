@@ -1,6 +1,6 @@
 /* tests/integration/ops_util.h — what the operations tests (issue 17) share: a private
- * embedded cluster of their own (tsi db start under a temporary TSI_HOME on its own
- * port, reachable by the postgres user), connections to it over its socket, and
+ * embedded cluster of their own (the harness's th_private_cluster: tsi db start under a
+ * temporary TSI_HOME on its own port), connections to it over its socket, and
  * starting/stopping a data directory with pg_ctl as the server user.
  * Header-only (static functions): each test executable includes it once. */
 #ifndef TSI_TEST_OPS_UTIL_H
@@ -17,77 +17,32 @@
 #include <unistd.h>
 
 #include "base/proc.h"
+#include "cluster_helper.h"
 #include "harness.h"
 
-typedef struct ops_cluster {
-    char dir[PATH_MAX];  /* temporary directory (0755) */
-    char home[PATH_MAX]; /* dir/home = TSI_HOME */
-    int port;
-    char e_home[PATH_MAX + 16], e_port[32];
-    const char *env[8];
-} ops_cluster;
+typedef th_cluster ops_cluster;
 
 static char ops_out[1 << 16];
 
-/* the clusters a test made: on failure the teardown stops every server under their
- * directories (immediate mode) and removes them, so a failed run leaves nothing behind */
+/* the clusters a test made: on failure the teardown also stops the servers of their
+ * restored and replica data directories (immediate mode) */
 static char ops_dirs[4][PATH_MAX];
 
-static int ops_port_free(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-        return 0;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
-    close(s);
-    return ok;
-}
-
-/* a free port in [base, base+400) starting at a pid-dependent offset */
 static int ops_pick_port(int base)
 {
-    for (int i = 0; i < 400; i++) {
-        int p = base + (int)((getpid() + i) % 400);
-        if (ops_port_free(p))
-            return p;
-    }
-    fail_msg("no free port near %d", base);
-    return -1;
-}
-
-static void ops_rm_rf(const char *path)
-{
-    char *argv[] = {"rm", "-rf", (char *)path, NULL};
-    tsi_proc_run(argv, NULL, NULL, 0, NULL);
+    return th_port_near(base);
 }
 
 /* Makes the directory and environment of a private cluster (not started). */
 static void ops_cluster_init(ops_cluster *c, const char *tag, int port_base)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->dir, sizeof c->dir, "/tmp/tsi-%s-XXXXXX", tag);
-    if (!mkdtemp(c->dir))
-        fail_msg("mkdtemp: %s", strerror(errno));
-    chmod(c->dir, 0755);
+    th_private_cluster_init(c, tag, port_base);
+    c->env[3] = "TSI_LOG_LEVEL=warn";
     for (int i = 0; i < 4; i++)
         if (!ops_dirs[i][0]) {
             snprintf(ops_dirs[i], sizeof ops_dirs[i], "%s", c->dir);
             break;
         }
-    snprintf(c->home, sizeof c->home, "%s/home", c->dir);
-    const char *base = getenv("TSI_PG_PORT");
-    c->port = ops_pick_port((base ? atoi(base) : 30000) + port_base);
-    snprintf(c->e_home, sizeof c->e_home, "TSI_HOME=%s", c->home);
-    snprintf(c->e_port, sizeof c->e_port, "TSI_PG_PORT=%d", c->port);
-    c->env[0] = c->e_home;
-    c->env[1] = c->e_port;
-    c->env[2] = "TSI_DB_NAME=tsi";
-    c->env[3] = "TSI_LOG_LEVEL=warn";
-    c->env[4] = NULL;
 }
 
 /* Runs `tsi args...` against the cluster; fails the test unless it exits `want`. */
@@ -172,17 +127,18 @@ static int ops_pg_ctl(const char *datadir, const char *action, int port)
     return rc;
 }
 
-/* cmocka teardown: stops any server left in a test's directories, removes them */
+/* cmocka teardown: stops any server left in a test's restored or replica directory,
+ * then removes the test's clusters */
 static int ops_teardown(void **state)
 {
     (void)state;
-    static const char *const subs[] = {"home/pg", "restored", "replica"};
+    static const char *const subs[] = {"restored", "replica"};
     if (getenv("OPS_KEEP")) /* keep the directories (and servers) to look at them */
         return 0;
     for (int i = 0; i < 4; i++) {
         if (!ops_dirs[i][0])
             continue;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 2; k++) {
             char d[PATH_MAX + 16], pid[PATH_MAX + 32];
             snprintf(d, sizeof d, "%s/%s", ops_dirs[i], subs[k]);
             snprintf(pid, sizeof pid, "%s/postmaster.pid", d);
@@ -198,9 +154,9 @@ static int ops_teardown(void **state)
                             NULL};
             tsi_proc_run(argv, geteuid() == 0 ? "postgres" : NULL, NULL, 0, NULL);
         }
-        ops_rm_rf(ops_dirs[i]);
         ops_dirs[i][0] = '\0';
     }
+    th_private_cluster_remove_all();
     return 0;
 }
 

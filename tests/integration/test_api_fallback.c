@@ -10,10 +10,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cluster_helper.h"
 #include "test_api_util.h"
 
-static char home[256], e_home[300], e_port[64], e_db[64], e_arch[300];
-static const char *env[6];
+static th_cluster pc; /* this test's own cluster */
+static char e_arch[PATH_MAX + 32];
+static const char *const *env = pc.env;
 
 static void tsi_ok(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
 {
@@ -28,18 +30,10 @@ static int setup(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    snprintf(home, sizeof home, "/tmp/tsi-fallback-%d", (int)getpid());
-    snprintf(e_home, sizeof e_home, "TSI_HOME=%s", home);
-    snprintf(e_port, sizeof e_port, "TSI_PG_PORT=%d", free_port());
-    snprintf(e_db, sizeof e_db, "TSI_DB_NAME=tsi");
-    snprintf(e_arch, sizeof e_arch, "TSI_ARCHIVE_DIR=%s/archive", home);
-    env[0] = e_home;
-    env[1] = e_port;
-    env[2] = e_db;
-    env[3] = e_arch;
-    env[4] = NULL;
-    tsi_ok("db", "start", "--log-level", "warn", NULL);
-    tsi_ok("migrate", "--log-level", "warn", NULL, NULL);
+    th_private_cluster_init(&pc, "fallback", 1900);
+    snprintf(e_arch, sizeof e_arch, "TSI_ARCHIVE_DIR=%s/archive", pc.home);
+    pc.env[3] = e_arch;
+    th_private_cluster_start(&pc, 1);
     tsi_ok("seed", "--intersections", "5", "--days", "3");
     return 0;
 }
@@ -47,23 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    const char *args[] = {"db", "stop", NULL};
-    th_run_tsi(args, env, NULL, 0);
-    char link[512], real[512] = "";
-    snprintf(link, sizeof link, "%s/pg", home);
-    ssize_t n = readlink(link, real, sizeof real - 1);
-    char cmd[1400];
-    if (n > 0) {
-        real[n] = '\0';
-        if (strncmp(real, "/var/lib/tsi/pg-", 16) == 0) {
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", real);
-            if (system(cmd) != 0)
-                fprintf(stderr, "cannot remove %s\n", real);
-        }
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", home);
+    th_private_cluster_remove_all();
     curl_global_cleanup();
     return 0;
 }
@@ -159,7 +137,7 @@ static void test_fallback_and_back(void **state)
     assert_true(nh_pg > 0);
 
     /* PostgreSQL goes away mid-test */
-    tsi_ok("db", "stop", NULL, NULL, NULL);
+    th_private_cluster_stop(&pc);
     /* the server notices within a second (its LISTEN connection is closed) */
     for (int i = 0; i < 50; i++) {
         r = get(s.port, "/health");
@@ -222,7 +200,7 @@ static void test_fallback_and_back(void **state)
     assert_int_equal(srv_stop(&so), 0);
 
     /* back: the server reconnects by itself */
-    tsi_ok("db", "start", "--log-level", "warn", NULL);
+    th_private_cluster_start(&pc, 0);
     bool back = false;
     for (int i = 0; i < 100 && !back; i++) {
         r = get(s.port, "/api/v1/safety/index/");

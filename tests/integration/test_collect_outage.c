@@ -16,22 +16,15 @@
 #include <unistd.h>
 
 #include "base/proc.h"
+#include "cluster_helper.h"
 #include "collect_util.h"
 
-static char home[PATH_MAX];
-static char out[1 << 15];
-
-static void tsi_ok(const char *a, const char *b)
-{
-    int rc = th_run_tsi((const char *[]){a, b, NULL}, NULL, out, sizeof out);
-    if (rc != 0)
-        fail_msg("tsi %s %s: %s", a, b ? b : "", out);
-}
+static th_cluster pc; /* this test's own cluster */
 
 static long long status_value(const char *key)
 {
     char path[PATH_MAX + 32], buf[8192] = "";
-    snprintf(path, sizeof path, "%s/run/collect.json", home);
+    snprintf(path, sizeof path, "%s/run/collect.json", pc.home);
     FILE *f = fopen(path, "r");
     if (!f)
         fail_msg("no %s", path);
@@ -49,18 +42,17 @@ static long long status_value(const char *key)
 static void test_db_down_mid_run(void **state)
 {
     (void)state;
-    tsi_ok("db", "start");
-    tsi_ok("migrate", NULL);
+    th_private_cluster_start(&pc, 1);
     start_sim(NULL);
     th_proc col;
     int64_t t0 = sim_now();
     start_collect(&col, NULL);
     int64_t first = (t0 / 60000 + 2) * 60000;
     wait_sim_until(first + 20000);
-    tsi_ok("db", "stop");
+    th_private_cluster_stop(&pc);
     int64_t down = sim_now();
     wait_sim_until(down + 5 * 60000);
-    tsi_ok("db", "start");
+    th_private_cluster_start(&pc, 0);
     int64_t up = sim_now();
     wait_sim_until((up / 60000 + 1) * 60000 + 35000);
     char *log = th_proc_log(&col);
@@ -90,38 +82,19 @@ static int teardown(void **state)
 {
     (void)state;
     th_proc_stop(&sim);
-    th_run_tsi((const char *[]){"db", "stop", NULL}, NULL, out, sizeof out);
-    char link[PATH_MAX + 8], real[PATH_MAX];
-    snprintf(link, sizeof link, "%s/pg", home);
-    if (realpath(link, real) && strncmp(real, "/var/lib/tsi/pg-", 16) == 0) {
-        char *argv[] = {"rm", "-rf", real, NULL};
-        tsi_proc_run(argv, NULL, NULL, 0, NULL);
-    }
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", home);
-    *strrchr(parent, '/') = '\0';
-    char *argv[] = {"rm", "-rf", parent, NULL};
-    tsi_proc_run(argv, NULL, NULL, 0, NULL);
+    th_private_cluster_remove_all();
     return 0;
 }
 
 int main(void)
 {
     th_require_cluster();
-    char tmpl[] = "/tmp/tsi-coutage-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return 1;
-    snprintf(home, sizeof home, "%s/home", tmpl);
-    snprintf(work, sizeof work, "%s/work", tmpl);
+    /* a private cluster: its own TSI_HOME and port, set before anything reads them */
+    th_private_cluster_init(&pc, "coutage", 1100);
+    th_private_cluster_export(&pc);
+    snprintf(work, sizeof work, "%s/work", pc.dir);
     if (tsi_mkdirs(work, NULL) < 0)
         return 1;
-    int port = atoi(getenv("TSI_PG_PORT") ? getenv("TSI_PG_PORT") : "30000") + 1100 +
-               (int)(getpid() % 300);
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    setenv("TSI_HOME", home, 1);
-    setenv("TSI_PG_PORT", p, 1);
-    setenv("TSI_DB_NAME", "tsi", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_db_down_mid_run, teardown),
     };

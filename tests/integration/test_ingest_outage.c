@@ -18,20 +18,13 @@
 #include <unistd.h>
 
 #include "base/proc.h"
+#include "cluster_helper.h"
 #include "db/ingest.h"
 #include "harness.h"
 
-static char home[PATH_MAX];
+static th_cluster pc; /* this test's own cluster */
 static char spool[PATH_MAX + 16];
 static int64_t base_minute;
-static char out[1 << 15];
-
-static void tsi_ok(const char *a, const char *b)
-{
-    int rc = th_run_tsi((const char *[]){a, b, NULL}, NULL, out, sizeof out);
-    if (rc != 0)
-        fail_msg("tsi %s %s: %s", a, b ? b : "", out);
-}
 
 static tsi_rt_row row(int64_t isect, int minute, double ci)
 {
@@ -72,8 +65,7 @@ static tsi_ingest *open_ingest(void)
 static void test_outage(void **state)
 {
     (void)state;
-    tsi_ok("db", "start");
-    tsi_ok("migrate", NULL);
+    th_private_cluster_start(&pc, 1);
     PGconn *c = th_connect("tsi_owner");
     assert_int_equal(th_exec(c,
                              "INSERT INTO intersections (id, name, latitude, longitude, geometry) "
@@ -88,7 +80,7 @@ static void test_outage(void **state)
     assert_int_equal(tsi_ingest_sync(in, 30000), 0);
 
     /* the database goes away for "5 minutes" of rows; minute 3 is rewritten meanwhile */
-    tsi_ok("db", "stop");
+    th_private_cluster_stop(&pc);
     add_minutes(in, 5, 10, 20);
     add_minutes(in, 3, 4, 33);
     assert_true(tsi_ingest_sync(in, 1500) > 0);
@@ -99,7 +91,7 @@ static void test_outage(void **state)
     assert_int_equal(st.spool_records, 60); /* one record per row */
     assert_int_equal(st.rows_written, 50);
 
-    tsi_ok("db", "start");
+    th_private_cluster_start(&pc, 0);
     assert_int_equal(tsi_ingest_sync(in, 60000), 0);
     tsi_ingest_get_stats(in, &st);
     assert_int_equal(st.rows_written, 110);
@@ -116,10 +108,10 @@ static void test_outage(void **state)
     PQfinish(c);
 
     /* again, but the writer is closed during the outage: its spool waits on disk */
-    tsi_ok("db", "stop");
+    th_private_cluster_stop(&pc);
     add_minutes(in, 10, 15, 40);
     tsi_ingest_close(in);
-    tsi_ok("db", "start");
+    th_private_cluster_start(&pc, 0);
     in = open_ingest();
     tsi_ingest_get_stats(in, &st);
     assert_int_equal(st.spool_records, 50);
@@ -135,18 +127,7 @@ static void test_outage(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    th_run_tsi((const char *[]){"db", "stop", NULL}, NULL, out, sizeof out);
-    char link[PATH_MAX + 8], real[PATH_MAX];
-    snprintf(link, sizeof link, "%s/pg", home);
-    if (realpath(link, real) && strncmp(real, "/var/lib/tsi/pg-", 16) == 0) {
-        char *argv[] = {"rm", "-rf", real, NULL};
-        tsi_proc_run(argv, NULL, NULL, 0, NULL);
-    }
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", home);
-    *strrchr(parent, '/') = '\0';
-    char *argv[] = {"rm", "-rf", parent, NULL};
-    tsi_proc_run(argv, NULL, NULL, 0, NULL);
+    th_private_cluster_remove_all();
     return 0;
 }
 
@@ -154,18 +135,9 @@ int main(void)
 {
     th_require_cluster();
     /* a private cluster: its own TSI_HOME and port, set before anything reads them */
-    char tmpl[] = "/tmp/tsi-outage-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return 1;
-    snprintf(home, sizeof home, "%s/home", tmpl);
-    snprintf(spool, sizeof spool, "%s/spool", home);
-    int port =
-        atoi(getenv("TSI_PG_PORT") ? getenv("TSI_PG_PORT") : "30000") + 700 + (int)(getpid() % 300);
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    setenv("TSI_HOME", home, 1);
-    setenv("TSI_PG_PORT", p, 1);
-    setenv("TSI_DB_NAME", "tsi", 1);
+    th_private_cluster_init(&pc, "outage", 700);
+    th_private_cluster_export(&pc);
+    snprintf(spool, sizeof spool, "%s/spool", pc.home);
     base_minute = ((int64_t)time(NULL) / 60) * 60000 - 3600000;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_outage, teardown),

@@ -185,7 +185,7 @@ static void test_pitr_drill(void **state)
     free(t);
 
     ops_tsi(&cl, 0, (const char *[]){"db", "stop", NULL});
-    ops_rm_rf(cl.dir);
+    th_private_cluster_remove(&cl);
 }
 
 /* Hostile arguments are refused before anything is touched. */
@@ -240,7 +240,7 @@ static void test_restore_refusals(void **state)
     /* --in-place and --target-dir together */
     ops_tsi(&cl, 1,
             (const char *[]){"backup", "restore", "--in-place", "--target-dir", "/tmp/x", NULL});
-    ops_rm_rf(cl.dir);
+    th_private_cluster_remove(&cl);
 }
 
 int main(void)

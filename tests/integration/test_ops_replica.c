@@ -170,7 +170,7 @@ static void test_read_replica(void **state)
     PQfinish(primary);
     assert_int_equal(ops_pg_ctl(rdir, "stop", rport), 0);
     ops_tsi(&cl, 0, (const char *[]){"db", "stop", NULL});
-    ops_rm_rf(cl.dir);
+    th_private_cluster_remove(&cl);
 }
 
 int main(void)
