@@ -1638,11 +1638,17 @@ static void metrics_collector(tsi_buf *b)
             ok = ok && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
         if (!ok)
             continue;
-        if (tsi_json_num(&d, k + 1, &v) == 0)
-            tsi_buf_printf(b, "# TYPE tsi_collector_%s gauge\ntsi_collector_%s %.17g\n", key, key,
-                           v);
-        else if (tsi_json_bool(&d, k + 1, &bv) == 0)
-            tsi_buf_printf(b, "# TYPE tsi_collector_%s gauge\ntsi_collector_%s %d\n", key, key, bv);
+        bool num = tsi_json_num(&d, k + 1, &v) == 0;
+        if (!num && tsi_json_bool(&d, k + 1, &bv) != 0)
+            continue;
+        tsi_buf_printf(b,
+                       "# HELP tsi_collector_%s The collector's %s, from its status file.\n"
+                       "# TYPE tsi_collector_%s gauge\n",
+                       key, key, key);
+        if (num)
+            tsi_buf_printf(b, "tsi_collector_%s %.17g\n", key, v);
+        else
+            tsi_buf_printf(b, "tsi_collector_%s %d\n", key, bv);
     }
     tsi_json_free(&d);
 }
