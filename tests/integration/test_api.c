@@ -116,15 +116,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    srv_stop(&srv);
-    if (owner)
-        PQfinish(owner);
-    th_db_drop(db);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", webdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", webdir);
-    curl_global_cleanup();
+    api_teardown(&srv, owner, db, webdir);
     return 0;
 }
 

@@ -106,15 +106,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    srv_stop(&srv);
-    if (owner)
-        PQfinish(owner);
-    th_db_drop(db);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", work);
-    curl_global_cleanup();
+    api_teardown(&srv, owner, db, work);
     return 0;
 }
 

@@ -225,15 +225,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    srv_stop(&srv);
-    if (owner)
-        PQfinish(owner);
-    th_db_drop(db);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", home);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", home);
-    curl_global_cleanup();
+    api_teardown(&srv, owner, db, home);
     return 0;
 }
 

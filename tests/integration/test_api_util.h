@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -217,6 +218,22 @@ __attribute__((unused)) static int srv_stop(api_srv *s)
     waitpid(s->pid, &st, 0);
     s->pid = 0;
     return -1;
+}
+
+/* The common teardown of an API test file: stop the server, close the owner connection,
+ * drop the test database, remove the test's work directory, release libcurl. */
+__attribute__((unused)) static void api_teardown(api_srv *s, PGconn *owner, const char *db,
+                                                 const char *dir)
+{
+    srv_stop(s);
+    if (owner)
+        PQfinish(owner);
+    th_db_drop(db);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    curl_global_cleanup();
 }
 
 /* ---- JSON reading ---------------------------------------------------------------------- */
