@@ -44,3 +44,10 @@ const char *tsi_error_str(const tsi_error *err, char *buf, size_t len)
         snprintf(buf, len, "%s", err->message);
     return buf;
 }
+
+int tsi_error_report(const char *what, const tsi_error *err)
+{
+    char buf[900];
+    fprintf(stderr, "%s: %s\n", what, tsi_error_str(err, buf, sizeof buf));
+    return 1;
+}

@@ -55,5 +55,8 @@ const char *tsi_error_name(int code);
 
 /* "message: detail" into buf; returns buf. */
 const char *tsi_error_str(const tsi_error *err, char *buf, size_t len);
+/* Prints "what: message[: detail]" on stderr for a command that gives up; returns 1, the
+ * exit status of a failed command. */
+int tsi_error_report(const char *what, const tsi_error *err);
 
 #endif

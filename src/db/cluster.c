@@ -568,13 +568,6 @@ static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args
     return 0;
 }
 
-static int fail(const char *what, const tsi_error *e)
-{
-    char buf[900];
-    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
-    return 1;
-}
-
 static void print_url(tsi_db_role role)
 {
     char ci[8192];
@@ -601,7 +594,7 @@ static int cmd_start(int argc, char **argv)
     rc = tsi_cluster_start(&e);
     tsi_opts_free(&o);
     if (rc < 0)
-        return fail("tsi db start", &e);
+        return tsi_error_report("tsi db start", &e);
     print_url(TSI_ROLE_OWNER);
     return 0;
 }
@@ -615,7 +608,7 @@ static int cmd_stop(int argc, char **argv)
     tsi_error e = {0};
     rc = tsi_cluster_stop(&e);
     tsi_opts_free(&o);
-    return rc < 0 ? fail("tsi db stop", &e) : 0;
+    return rc < 0 ? tsi_error_report("tsi db stop", &e) : 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -661,7 +654,7 @@ static int cmd_psql(int argc, char **argv)
     tsi_error e = {0};
     if (tsi_db_conninfo((tsi_db_role)role_of(tsi_opts_str(&o, "role")), NULL, ci, sizeof ci, &e) <
         0)
-        return fail("tsi db psql", &e);
+        return tsi_error_report("tsi db psql", &e);
     char *args[TSI_ARGS_MAX + 4];
     int n = 0;
     args[n++] = "psql";
@@ -686,7 +679,7 @@ static int cmd_bootstrap(int argc, char **argv)
     tsi_error e = {0};
     rc = tsi_cluster_bootstrap(&e);
     tsi_opts_free(&o);
-    return rc < 0 ? fail("tsi db bootstrap", &e) : 0;
+    return rc < 0 ? tsi_error_report("tsi db bootstrap", &e) : 0;
 }
 
 static const tsi_command db_commands[] = {

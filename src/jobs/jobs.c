@@ -232,9 +232,8 @@ int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
 
 static int fail_msg(const char *what, const tsi_error *e)
 {
-    char buf[900];
-    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
-    return e->code == TSI_E_INVALID ? 2 : 1;
+    int rc = tsi_error_report(what, e);
+    return e->code == TSI_E_INVALID ? 2 : rc;
 }
 
 static int parse(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,

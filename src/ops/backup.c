@@ -825,13 +825,6 @@ static int parse(tsi_opts *o, const char *cmd, const char *usage, int argc, char
     return 0;
 }
 
-static int fail(const char *what, const tsi_error *e)
-{
-    char buf[900];
-    fprintf(stderr, "%s: %s\n", what, tsi_error_str(e, buf, sizeof buf));
-    return 1;
-}
-
 static int cmd_setup(int argc, char **argv)
 {
     tsi_opts o;
@@ -854,7 +847,7 @@ static int cmd_setup(int argc, char **argv)
     rc = setup((int)tsi_opts_int(&o, "retention-days"), full, diff, &e);
     tsi_opts_free(&o);
     if (rc < 0)
-        return fail("tsi backup setup", &e);
+        return tsi_error_report("tsi backup setup", &e);
     char repo[PATH_MAX];
     tsi_backup_repo_dir(repo, sizeof repo);
     printf("backups: repository %s, stanza " STANZA ", WAL archiving on\n", repo);
@@ -873,7 +866,7 @@ static int cmd_run(int argc, char **argv)
     tsi_error e = {0};
     rc = run_backup(tsi_opts_str(&o, "type"), &e);
     tsi_opts_free(&o);
-    return rc < 0 ? fail("tsi backup run", &e) : 0;
+    return rc < 0 ? tsi_error_report("tsi backup run", &e) : 0;
 }
 
 static int cmd_list(int argc, char **argv)
@@ -887,7 +880,7 @@ static int cmd_list(int argc, char **argv)
     tsi_error e = {0};
     if (need_embedded(&e) < 0) {
         tsi_opts_free(&o);
-        return fail("tsi backup list", &e);
+        return tsi_error_report("tsi backup list", &e);
     }
     rc = list();
     tsi_opts_free(&o);
@@ -913,14 +906,14 @@ static int cmd_restore(int argc, char **argv)
     if (tsi_opts_str(&o, "to") &&
         tsi_backup_parse_time(tsi_opts_str(&o, "to"), norm, sizeof norm, &e) < 0) {
         tsi_opts_free(&o);
-        fail("tsi backup restore", &e);
+        tsi_error_report("tsi backup restore", &e);
         return 2;
     }
     rc = restore(tsi_opts_str(&o, "to"), tsi_opts_str(&o, "target-dir"), in_place, dir, sizeof dir,
                  &e);
     tsi_opts_free(&o);
     if (rc < 0)
-        return fail("tsi backup restore", &e);
+        return tsi_error_report("tsi backup restore", &e);
     if (in_place) {
         printf("restored in place: %s (running)\n", dir);
     } else {
