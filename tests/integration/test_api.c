@@ -284,10 +284,9 @@ static void test_history_routing(void **state)
     {
         char path[256];
         snprintf(path, sizeof path, "/api/v1/safety/history/101?%s", q);
-        resp r = get(srv.port, path);
-        assert_int_equal(r.status, 200);
+        resp r;
         jdoc j;
-        jparse(&j, &r);
+        get_json(srv.port, path, &r, &j);
         char agg[16], sd[16], ed[16];
         jstr(&j, 0, "aggregation", agg, sizeof agg);
         jstr(&j, 0, "start_date", sd, sizeof sd);
@@ -320,10 +319,9 @@ static void test_history_daily_table(void **state)
     day_str(a, sizeof a, today - 10);
     day_str(b, sizeof b, today);
     snprintf(path, sizeof path, "/api/v1/safety/history/101?start_date=%s&end_date=%s", a, b);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     char agg[16];
     jstr(&j, 0, "aggregation", agg, sizeof agg);
     assert_string_equal(agg, "1day"); /* 11 days → 1day */
@@ -387,10 +385,9 @@ static void test_history_all(void **state)
     day_str(a, sizeof a, today - 1);
     day_str(b, sizeof b, today);
     snprintf(path, sizeof path, "/api/v1/safety/history/?start_date=%s&end_date=%s", a, b);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int arr = tsi_json_get(&j.d, 0, "intersections");
     assert_int_equal(jcount(&j, arr), th_int(owner, "SELECT count(*) FROM intersections"));
     long long total = 0;
@@ -450,10 +447,9 @@ static void test_stats(void **state)
     day_str(a, sizeof a, today - 2);
     day_str(b, sizeof b, today);
     snprintf(path, sizeof path, "/api/v1/safety/history/101/stats?start_date=%s&end_date=%s", a, b);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     check_stats(&j, 0, 101, today - 2, today);
     jfree(&j);
     resp_free(&r);
@@ -509,10 +505,9 @@ static void test_compare_ranking(void **state)
     day_str(b, sizeof b, today);
     snprintf(path, sizeof path, "/api/v1/safety/compare?ids=102,101,999&start_date=%s&end_date=%s",
              a, b);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int arr = tsi_json_get(&j.d, 0, "intersections");
     assert_int_equal(jcount(&j, arr), 2);
     for (int o = tsi_json_first(&j.d, arr); o >= 0; o = tsi_json_next(&j.d, arr, o))
@@ -586,10 +581,9 @@ static void test_spatial_nearby(void **state)
 {
     (void)state;
     /* across the antimeridian */
-    resp r = get(srv.port, "/api/v1/intersections/nearby?lat=0&lon=180&radius=500");
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, "/api/v1/intersections/nearby?lat=0&lon=180&radius=500", &r, &j);
     long long ids[16];
     int n;
     ids_of(&j, 0, ids, &n);
@@ -722,10 +716,9 @@ static void test_spatial_route_area(void **state)
 static void test_intersection_meta(void **state)
 {
     (void)state;
-    resp r = get(srv.port, "/api/v1/intersections/101");
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, "/api/v1/intersections/101", &r, &j);
     char name[128], src[32];
     jstr(&j, 0, "name", name, sizeof name);
     assert_string_equal(name, "Main St & \"O'Brien\" Ave — Üñî");

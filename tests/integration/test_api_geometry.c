@@ -202,10 +202,9 @@ static void test_collector_stores_lanes(void **state)
     char path[200];
     snprintf(path, sizeof path, "/api/v1/intersections/geometry?bbox=%.4f,%.4f,%.4f,%.4f",
              MD_LON - 0.001, MD_LAT - 0.001, MD_LON + 0.001, MD_LAT + 0.001);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int feats = tsi_json_get(&j.d, 0, "features");
     assert_int_equal(jcount(&j, feats), MD_LANES);
     for (int k = 0; k < MD_LANES; k++) {
@@ -375,10 +374,9 @@ static void test_seed_lanes(void **state)
     char path[240];
     snprintf(path, sizeof path, "/api/v1/intersections/geometry?bbox=%.7f,%.7f,%.7f,%.7f",
              lo0 - 1e-4, la0 - 1e-4, lo1 + 1e-4, la1 + 1e-4);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     long long want =
         th_intf(owner,
                 "SELECT sum(jsonb_array_length(metadata->'lane_geometry')) FROM"

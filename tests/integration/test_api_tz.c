@@ -279,10 +279,9 @@ static void test_days_across_dst(void **state)
     day_str(e, sizeof e, D + 2);
     snprintf(path, sizeof path,
              "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=1day", s, e);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int pts = tsi_json_get(&j.d, 0, "data_points");
     assert_int_equal(jcount(&j, pts), 7);
     for (long long x = D - 4; x <= D + 2; x++) {
@@ -304,10 +303,9 @@ static void test_hours_of_dst_day(void **state)
     day_str(d, sizeof d, D);
     snprintf(path, sizeof path,
              "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=1hour", d, d);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int pts = tsi_json_get(&j.d, 0, "data_points");
     int k = 0;
     for (int i = 0; i < nhrs; i++) {
@@ -363,10 +361,9 @@ static void test_week_month(void **state)
         snprintf(path, sizeof path,
                  "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=%s", s, e,
                  aggs[a]);
-        resp r = get(srv.port, path);
-        assert_int_equal(r.status, 200);
+        resp r;
         jdoc j;
-        jparse(&j, &r);
+        get_json(srv.port, path, &r, &j);
         int pts = tsi_json_get(&j.d, 0, "data_points");
         assert_int_equal(jcount(&j, pts), nb);
         for (int b = 0; b < nb; b++)
@@ -398,10 +395,9 @@ static void test_stats_compare_ranking(void **state)
     char d[16], path[256];
     day_str(d, sizeof d, D);
     snprintf(path, sizeof path, "/api/v1/safety/history/501/stats?start_date=%s&end_date=%s", d, d);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     char ps[16];
     jstr(&j, 0, "period_start", ps, sizeof ps);
     assert_string_equal(ps, d);
@@ -444,10 +440,9 @@ static void test_minutes_and_today(void **state)
     day_str(d, sizeof d, today);
     snprintf(path, sizeof path,
              "/api/v1/safety/history/502?start_date=%s&end_date=%s&aggregation=1min", d, d);
-    resp r = get(srv.port, path);
-    assert_int_equal(r.status, 200);
+    resp r;
     jdoc j;
-    jparse(&j, &r);
+    get_json(srv.port, path, &r, &j);
     int pts = tsi_json_get(&j.d, 0, "data_points");
     /* expected, by PostgreSQL: the rows of that local date with their local hour and
      * weekday (robust to a DST change within the day) */

@@ -250,6 +250,15 @@ __attribute__((unused)) static void jparse(jdoc *j, const resp *r)
         fail_msg("response is not JSON (%s): %.300s", e.message, r->body);
 }
 
+/* GET path, require 200, parse the body into j (r keeps the response for headers) */
+__attribute__((unused)) static void get_json(int port, const char *path, resp *r, jdoc *j)
+{
+    *r = get(port, path);
+    if (r->status != 200)
+        fail_msg("GET %s: %ld, expected 200: %.300s", path, r->status, r->body ? r->body : "");
+    jparse(j, r);
+}
+
 __attribute__((unused)) static void jfree(jdoc *j)
 {
     tsi_json_free(&j->d);
