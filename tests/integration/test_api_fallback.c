@@ -197,7 +197,7 @@ static void test_fallback_and_back(void **state)
     r = get(so.port, "/health");
     assert_int_equal(r.status, 503);
     resp_free(&r);
-    assert_int_equal(srv_stop(&so), 0);
+    assert_int_equal(srv_stop_clean(&so), 0);
 
     /* back: the server reconnects by itself */
     th_private_cluster_start(&pc, 0);
@@ -218,8 +218,8 @@ static void test_fallback_and_back(void **state)
     assert_int_equal(r.status, 200);
     resp_free(&r);
 
-    assert_int_equal(srv_stop(&s), 0);
-    assert_int_equal(srv_stop(&sp), 0);
+    assert_int_equal(srv_stop_clean(&s), 0);
+    assert_int_equal(srv_stop_clean(&sp), 0);
     unlink(s.log);
     unlink(sp.log);
     unlink(so.log);

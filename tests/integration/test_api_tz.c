@@ -524,7 +524,7 @@ static void test_parquet_days(void **state)
     }
     jfree(&j);
     resp_free(&r);
-    assert_int_equal(srv_stop(&pq), 0);
+    assert_int_equal(srv_stop_clean(&pq), 0);
     unlink(pq.log);
 }
 

@@ -220,12 +220,22 @@ __attribute__((unused)) static int srv_stop(api_srv *s)
     return -1;
 }
 
-/* The common teardown of an API test file: stop the server, close the owner connection,
- * drop the test database, remove the test's work directory, release libcurl. */
+/* srv_stop, and the server's log removed when it stopped cleanly (kept for a failure) */
+__attribute__((unused)) static int srv_stop_clean(api_srv *s)
+{
+    int rc = srv_stop(s);
+    if (rc == 0)
+        unlink(s->log);
+    return rc;
+}
+
+/* The common teardown of an API test file: stop the server (its log removed after a clean
+ * stop), close the owner connection, drop the test database, remove the test's work
+ * directory, release libcurl. */
 __attribute__((unused)) static void api_teardown(api_srv *s, PGconn *owner, const char *db,
                                                  const char *dir)
 {
-    srv_stop(s);
+    srv_stop_clean(s);
     if (owner)
         PQfinish(owner);
     th_db_drop(db);

@@ -102,7 +102,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    srv_stop(&srv);
+    srv_stop_clean(&srv);
     jfree(&spec);
     if (owner)
         PQfinish(owner);
@@ -665,7 +665,7 @@ static void test_unavailable(void **state)
         resp_free(&r);
     }
     assert_true(n503 >= 12);
-    assert_int_equal(srv_stop(&s1), 0);
+    assert_int_equal(srv_stop_clean(&s1), 0);
 
     /* --source auto, database down: spatial 503 spatial_unavailable, the others the
      * database; the current index from a corrupt archive: archive_unavailable */
@@ -693,7 +693,7 @@ static void test_unavailable(void **state)
     assert_int_equal(h.status, 200);
     assert_non_null(strstr(h.body, "\"status\":\"degraded\""));
     resp_free(&h);
-    assert_int_equal(srv_stop(&s2), 0);
+    assert_int_equal(srv_stop_clean(&s2), 0);
 
     /* --source parquet: spatial needs PostGIS even while it is up */
     const char *a_pq[] = {"--source", "parquet", NULL};
@@ -704,7 +704,7 @@ static void test_unavailable(void **state)
     resp r = get(s3.port, path);
     check_error("/api/v1/intersections/nearby", path, &r, 503, "spatial_unavailable");
     resp_free(&r);
-    assert_int_equal(srv_stop(&s3), 0);
+    assert_int_equal(srv_stop_clean(&s3), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", arch);
     assert_int_equal(system(cmd), 0);
 }
@@ -730,7 +730,7 @@ static void test_internal_error(void **state)
         resp_free(&r);
         n500++;
     }
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(srv_stop_clean(&s), 0);
     th_sqlf(owner, "GRANT SELECT ON intersections TO tsi_reader");
     assert_true(n500 >= 12);
 }
@@ -770,7 +770,7 @@ static void test_config(void **state)
     srv_start(&s2, NULL, env2);
     config_of(s2.port, v, sizeof v, &is_null);
     assert_true(is_null);
-    assert_int_equal(srv_stop(&s2), 0);
+    assert_int_equal(srv_stop_clean(&s2), 0);
 
     /* the flag wins over the environment */
     api_srv s3 = {0};
@@ -782,7 +782,7 @@ static void test_config(void **state)
     config_of(s3.port, v, sizeof v, &is_null);
     assert_false(is_null);
     assert_string_equal(v, TILE_FLAG);
-    assert_int_equal(srv_stop(&s3), 0);
+    assert_int_equal(srv_stop_clean(&s3), 0);
 
     /* hostile: a tile URL longer than the server keeps is refused at start (exit 2) */
     size_t big = 5000;

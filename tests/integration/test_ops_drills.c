@@ -481,7 +481,7 @@ static void test_drills(void **state)
     wait_sim_until((end / 60000 + 1) * 60000 + 75000);
     int64_t last_sim = sim_now();
     stop_collect(&col);
-    assert_int_equal(srv_stop(&api), 0);
+    assert_int_equal(srv_stop_clean(&api), 0);
     c = th_connect("tsi_reader");
     /* (a) the minutes of the database restart are in the database */
     if (!rt)
