@@ -41,15 +41,8 @@ done
 tmp=$(mktemp -d /tmp/tsi-bench-api.XXXXXX)
 export TSI_HOME=$tmp/home
 unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERVICE PGDATABASE PGUSER PGPORT
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
-  done
-  exit 1
-}
-export TSI_PG_PORT=$(free_port)
+. scripts/lib/ports.sh
+export TSI_PG_PORT=$(tsi_free_port)
 pids=()
 cleanup() {
   local rc=$?
@@ -190,7 +183,7 @@ for N in $SIZES; do
   rows=$(psql "$READER" -Atc "SELECT count(*) FROM safety_indices_realtime")
   awk -v a="$t0" -v b="$t1" -v r="$rows" 'BEGIN { printf "seed: %.1f s, %d realtime rows (%.0f rows/s)\n", b - a, r, r / (b - a) }'
 
-  P1=$(free_port); P2=$(free_port); P3=$(free_port)
+  P1=$(tsi_free_port); P2=$(tsi_free_port); P3=$(tsi_free_port)
   "$BIN" serve --port "$P1" --bind 127.0.0.1 --threads $CONN --access-log off --log-level warn &
   SP1=$!
   pids+=($SP1)

@@ -23,7 +23,8 @@ DUCK=${DUCKDB_PREFIX:-$root/third_party/duckdb}
 tmp=$(mktemp -d /tmp/tsi-bench-backfill.XXXXXX)
 export TSI_HOME=$tmp/home
 unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERVICE PGDATABASE PGUSER PGPORT
-export TSI_PG_PORT=$((20000 + RANDOM % 30000))
+. scripts/lib/ports.sh
+export TSI_PG_PORT=$(tsi_free_port)
 pgb=
 cleanup() {
   local rc=$?

@@ -23,7 +23,8 @@ BUILD=$(cd "$BUILD" && pwd)
 BIN=$BUILD/tsi
 tmp=$(mktemp -d /tmp/tsi-bench-collect.XXXXXX)
 export TSI_HOME=$tmp/home
-export TSI_PG_PORT=$((40000 + RANDOM % 9000))
+. scripts/lib/ports.sh
+export TSI_PG_PORT=$(tsi_free_port)
 unset DATABASE_URL PGHOST PGSERVICE PGDATABASE PGUSER PGPORT
 simpid=
 cleanup() {
@@ -38,7 +39,7 @@ trap cleanup EXIT
 "$BIN" migrate --log-level warn
 n=${BENCH_COLLECT_INTERSECTIONS:-1000}
 secs=${BENCH_COLLECT_SECONDS:-150}
-port=$((49100 + RANDOM % 800))
+port=$(tsi_free_port)
 "$BIN" sim --port "$port" --intersections "$n" --speed 1 --log-level warn >"$tmp/sim.log" 2>&1 &
 simpid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

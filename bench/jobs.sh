@@ -21,7 +21,8 @@ N=${BENCH_INTERSECTIONS:-1000}
 tmp=$(mktemp -d /tmp/tsi-bench-jobs.XXXXXX)
 export TSI_HOME=$tmp/home
 unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERVICE PGDATABASE PGUSER PGPORT
-export TSI_PG_PORT=$((20000 + RANDOM % 30000))
+. scripts/lib/ports.sh
+export TSI_PG_PORT=$(tsi_free_port)
 pgb_pid=
 cleanup() {
   local rc=$?

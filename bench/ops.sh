@@ -43,15 +43,8 @@ unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERV
 tmp=$(mktemp -d /tmp/tsi-bench-ops.XXXXXX)
 chmod 755 "$tmp"
 export TSI_HOME=$tmp/home TSI_LOG_LEVEL=warn TSI_DB_NAME=tsi
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
-  done
-  exit 1
-}
-export TSI_PG_PORT=$(free_port)
+. scripts/lib/ports.sh
+export TSI_PG_PORT=$(tsi_free_port)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 mkdir_pg() { mkdir -p "$1"; chmod 700 "$1"; [ "$(id -u)" = 0 ] && chown postgres: "$1" || true; }
 restored=$tmp/restored ref=$tmp/ref ref2=$tmp/ref-copy replica=$tmp/replica
@@ -132,7 +125,7 @@ for _ in $(seq 1 600); do
 done
 t0=$(now); "$BIN" backup restore --to "$T" --target-dir "$restored" >/dev/null 2>&1; t1=$(now)
 r_tsi=$(secs "$t0" "$t1")
-port2=$(free_port)
+port2=$(tsi_free_port)
 t2=$(now)
 as_pg "$PGBIN/pg_ctl" -D "$restored" -o "-p $port2 -k $restored" -l "$restored/bench.log" -w start >/dev/null
 for _ in $(seq 1 3000); do
@@ -161,7 +154,7 @@ replica_up() {
   [ -f "$replica/postmaster.pid" ] && return 0
   mkdir_pg "$replica"
   as_pg pg_basebackup -d "$ADMIN application_name=bench_replica" -D "$replica" -R -X stream -c fast >/dev/null 2>&1
-  port3=$(free_port)
+  port3=$(tsi_free_port)
   as_pg "$PGBIN/pg_ctl" -D "$replica" -o "-p $port3 -k $replica" -l "$replica/bench.log" -w start >/dev/null
   RCI="host=$replica port=$port3 user=postgres dbname=tsi"
 }
@@ -215,7 +208,7 @@ end_ms=$(( start_ms + RH * 3600000 ))
 echo
 echo "== raw archive bytes per intersection-day: $RN intersections, $RH simulated hours from $RSH:00 local ($(date -u -d @$((start_ms / 1000)) +%FT%H:%MZ)) at ${RS}x (load $(load))"
 arch=$tmp/raw-archive
-rport=$(free_port)
+rport=$(tsi_free_port)
 w0=$(date +%s)
 sim_start "$rport" "$RS" "$RN" "$start_ms" "$tmp/raw-sim.log"
 fl=$(( 60 / RS > 0 ? 60 / RS : 1 )) md=$(( 300 / RS > 0 ? 300 / RS : 1 ))
@@ -275,7 +268,7 @@ LS=${OPS_LAG_SECONDS:-300}
 echo
 echo "== replica lag under tsi collect: $LAG_N intersections in real time for $LS s (load before $(load))"
 replica_up
-lport=$(free_port)
+lport=$(tsi_free_port)
 sim_start "$lport" 1 "$LAG_N" now "$tmp/lag-sim.log"
 lsn0=$(q "SELECT pg_current_wal_lsn()")
 xact0=$(q "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = 'tsi'")

@@ -55,10 +55,8 @@ mkdir -p "$tmp/bin"
 cp "$BUILD/tsi" "$BUILD/bench_soak_check" "$tmp/bin/"
 BIN=$tmp/bin/tsi
 export TSI_HOME=$tmp/home
-while :; do # a PostgreSQL port nobody listens on
-  TSI_PG_PORT=$((40000 + RANDOM % 9000))
-  ss -Hltn "sport = :$TSI_PG_PORT" 2>/dev/null | grep -q . || break
-done
+. scripts/lib/ports.sh
+TSI_PG_PORT=$(tsi_free_port)
 export TSI_PG_PORT
 unset DATABASE_URL PGHOST PGSERVICE PGDATABASE PGUSER PGPORT
 simpid= cpid=

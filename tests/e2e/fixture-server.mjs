@@ -313,5 +313,5 @@ const server = http.createServer((req, res) => {
     return json(res, 500, { detail: String(e.message ?? e) });
   }
 });
-server.listen(PORT, '127.0.0.1', () => console.log(`fixture server on http://127.0.0.1:${PORT} (${N} intersections, dist ${DIST})`));
+server.listen(PORT, '127.0.0.1', () => console.log(`fixture server on http://127.0.0.1:${server.address().port} (${N} intersections, dist ${DIST})`));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -35,22 +35,43 @@ e2e_tools() {
   fi
 }
 
-e2e_free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
-  done
-  say "no free port found"; return 1
-}
-
 e2e_wait_http() { # url
   for _ in $(seq 1 300); do
     curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
     sleep 0.2
   done
-  say "nothing answers at $1"; return 1
+  say "nothing answers at $1"; e2e_logs; return 1
 }
+
+# e2e_launch NAME PATTERN CMD...: starts CMD in the background with its output in
+# $E2E_TMP/NAME.log, and waits until the log shows the port it listens on (every server
+# here is started on port 0 and chooses a free port itself: no port is guessed beforehand
+# and then lost to another process). PATTERN is a sed -n expression that prints the port.
+# Sets E2E_PORT. A server that exits or stays silent for 120 s fails the start, its log shown.
+e2e_launch() {
+  local name=$1 pat=$2 log pid
+  shift 2
+  log=$E2E_TMP/$name.log
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  E2E_PIDS+=("$pid")
+  E2E_PORT=
+  for _ in $(seq 1 600); do
+    E2E_PORT=$(sed -n "$pat" "$log" | head -n 1)
+    [ -n "$E2E_PORT" ] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "$name exited before listening; its log:"; tail -n 30 "$log" >&2; return 1
+    fi
+    sleep 0.2
+  done
+  say "$name did not say which port it listens on within 120 s; its log:"
+  tail -n 30 "$log" >&2
+  return 1
+}
+TSI_PORT_RE='s/.* api *listening port=\([0-9]*\) .*/\1/p'
+NODE_PORT_RE='s/.* on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p'
+
+. "$root/scripts/lib/ports.sh"
 
 E2E_PIDS=()
 E2E_DB=0
@@ -77,7 +98,7 @@ e2e_logs() {
 }
 
 e2e_stack_start() { # N fixture
-  local n=$1 fixture=$2 port pport
+  local n=$1 fixture=$2
   if [ "$fixture" = 0 ] && ! { "$BIN" serve --help >/dev/null 2>&1 && "$BIN" seed --help >/dev/null 2>&1; }; then
     say "$BIN has no 'serve' and 'seed' yet: using the fixture server instead"
     fixture=1
@@ -85,33 +106,26 @@ e2e_stack_start() { # N fixture
   E2E_TMP=$(mktemp -d /tmp/tsi-e2e.XXXXXX)
   unset TSI_TILE_URL
   export E2E_TILES_URL= E2E_TILE_SERVER=
-  local tport= tsport=
   if [ "${E2E_TILES:-0}" = 1 ]; then
-    tport=$(e2e_free_port)
-    node "$root/tests/e2e/tile-server.mjs" --port "$tport" >"$E2E_TMP/tiles.log" 2>&1 &
-    E2E_PIDS+=($!)
-    E2E_TILE_SERVER=http://127.0.0.1:$tport
-    e2e_wait_http "$E2E_TILE_SERVER/__requests"
-    tsport=$(e2e_free_port)
-    E2E_TILES_URL=http://127.0.0.1:$tsport
+    e2e_launch tiles "$NODE_PORT_RE" node "$root/tests/e2e/tile-server.mjs" --port 0
+    E2E_TILE_SERVER=http://127.0.0.1:$E2E_PORT
   fi
-  port=$(e2e_free_port)
   if [ "$fixture" = 1 ]; then
-    node "$root/tests/e2e/fixture-server.mjs" --port "$port" --intersections "$n" --dist "$root/web/dist" >"$E2E_TMP/fixture.log" 2>&1 &
-    E2E_PIDS+=($!)
-    export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL= E2E_KIND=fixture
+    e2e_launch fixture "$NODE_PORT_RE" node "$root/tests/e2e/fixture-server.mjs" --port 0 \
+      --intersections "$n" --dist "$root/web/dist"
+    export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_PARQUET_URL= E2E_KIND=fixture
     e2e_wait_http "$E2E_URL/api/v1/safety/index/"
-    if [ -n "$tsport" ]; then
-      TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" node "$root/tests/e2e/fixture-server.mjs" --port "$tsport" \
-        --intersections "$n" --dist "$root/web/dist" >"$E2E_TMP/fixture-tiles.log" 2>&1 &
-      E2E_PIDS+=($!)
+    if [ -n "$E2E_TILE_SERVER" ]; then
+      e2e_launch fixture-tiles "$NODE_PORT_RE" env TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" \
+        node "$root/tests/e2e/fixture-server.mjs" --port 0 --intersections "$n" --dist "$root/web/dist"
+      E2E_TILES_URL=http://127.0.0.1:$E2E_PORT
       e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
     fi
     return
   fi
   export TSI_HOME=$E2E_TMP/home
   unset DATABASE_URL DATABASE_READ_URL DATABASE_ADMIN_URL PGHOST PGHOSTADDR PGSERVICE PGDATABASE PGUSER PGPORT
-  TSI_PG_PORT=$(e2e_free_port)
+  TSI_PG_PORT=$(tsi_free_port)
   export TSI_PG_PORT
   say "PostgreSQL in $TSI_HOME on port $TSI_PG_PORT; seeding $n intersections"
   E2E_DB=1
@@ -126,17 +140,17 @@ e2e_stack_start() { # N fixture
       "$BIN" db psql -- -q -X -v ON_ERROR_STOP=1 -v "n=$E2E_HOSTILE_NAME" >/dev/null
   fi
   export TSI_WEB_DIR=$root/web/dist
-  "$BIN" serve --port "$port" --log-level warn >"$E2E_TMP/serve.log" 2>&1 &
-  E2E_PIDS+=($!)
-  pport=$(e2e_free_port)
-  "$BIN" serve --port "$pport" --source parquet --log-level warn >"$E2E_TMP/serve-parquet.log" 2>&1 &
-  E2E_PIDS+=($!)
-  if [ -n "$tsport" ]; then
-    TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" "$BIN" serve --port "$tsport" --log-level warn >"$E2E_TMP/serve-tiles.log" 2>&1 &
-    E2E_PIDS+=($!)
+  # info level: the line "listening port=N" tells the port each server chose
+  e2e_launch serve "$TSI_PORT_RE" "$BIN" serve --port 0 --log-level info
+  export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_KIND=tsi
+  e2e_launch serve-parquet "$TSI_PORT_RE" "$BIN" serve --port 0 --source parquet --log-level info
+  export E2E_PARQUET_URL=http://127.0.0.1:$E2E_PORT
+  if [ -n "$E2E_TILE_SERVER" ]; then
+    e2e_launch serve-tiles "$TSI_PORT_RE" env TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" \
+      "$BIN" serve --port 0 --log-level info
+    E2E_TILES_URL=http://127.0.0.1:$E2E_PORT
   fi
-  export E2E_URL=http://127.0.0.1:$port E2E_PARQUET_URL=http://127.0.0.1:$pport E2E_KIND=tsi
   e2e_wait_http "$E2E_URL/api/v1/safety/index/"
   e2e_wait_http "$E2E_PARQUET_URL/api/v1/safety/index/"
-  [ -z "$tsport" ] || e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
+  [ -z "$E2E_TILES_URL" ] || e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
 }

@@ -74,4 +74,4 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { 'Content-Type': 'image/png', 'Cache-Control': 'no-store' });
   res.end(tiles[(Number(m[2]) + Number(m[3])) % 2]);
 });
-server.listen(PORT, '127.0.0.1', () => console.log(`tile server on http://127.0.0.1:${PORT}`));
+server.listen(PORT, '127.0.0.1', () => console.log(`tile server on http://127.0.0.1:${server.address().port}`));

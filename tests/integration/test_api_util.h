@@ -23,23 +23,13 @@
 
 #include "core/json.h"
 #include "harness.h"
+#include "proc_helper.h"
 
 typedef struct api_srv {
     pid_t pid;
     int port;
     char log[512];
 } api_srv;
-
-__attribute__((unused)) static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 typedef struct resp {
     long status;
@@ -154,50 +144,76 @@ __attribute__((unused)) static resp get(int port, const char *path)
     return r;
 }
 
+/* true when the file at path contains needle (a server's log) */
+__attribute__((unused)) static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* starts tsi serve with args (NULL-terminated) and env ("K=V", NULL-terminated);
- * waits until /health answers */
+ * waits until /health answers. The port is one the kernel just handed out; should another
+ * process take it before the server binds it, the server is started again on a new one. */
 __attribute__((unused)) static void srv_start(api_srv *s, const char *const *args,
                                               const char *const *env)
 {
-    s->port = free_port();
-    snprintf(s->log, sizeof s->log, "/tmp/tsi-api-test-%d-%d.log", (int)getpid(), s->port);
-    s->pid = fork();
-    if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        for (const char *const *e = env; e && *e; e++)
-            putenv((char *)*e);
-        char port[16];
-        snprintf(port, sizeof port, "%d", s->port);
-        const char *argv[40];
-        int n = 0;
-        argv[n++] = th_tsi_bin();
-        argv[n++] = "serve";
-        argv[n++] = "--port";
-        argv[n++] = port;
-        argv[n++] = "--bind";
-        argv[n++] = "127.0.0.1";
-        for (const char *const *a = args; a && *a && n < 38; a++)
-            argv[n++] = *a;
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        s->port = th_free_port();
+        snprintf(s->log, sizeof s->log, "/tmp/tsi-api-test-%d-%d.log", (int)getpid(), s->port);
+        s->pid = fork();
+        if (s->pid == 0) {
+            int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            for (const char *const *e = env; e && *e; e++)
+                putenv((char *)*e);
+            char port[16];
+            snprintf(port, sizeof port, "%d", s->port);
+            const char *argv[40];
+            int n = 0;
+            argv[n++] = th_tsi_bin();
+            argv[n++] = "serve";
+            argv[n++] = "--port";
+            argv[n++] = port;
+            argv[n++] = "--bind";
+            argv[n++] = "127.0.0.1";
+            for (const char *const *a = args; a && *a && n < 38; a++)
+                argv[n++] = *a;
+            argv[n] = NULL;
+            execv(argv[0], (char *const *)argv);
+            _exit(127);
+        }
+        bool retry = false;
+        for (int i = 0; i < 300 && !retry; i++) {
+            CURL *c = curl_easy_init();
+            resp r;
+            CURLcode rc = http_req(c, s->port, "GET", "/health", NULL, false, &r);
+            curl_easy_cleanup(c);
+            resp_free(&r);
+            if (rc == CURLE_OK)
+                return;
+            int st;
+            if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+                s->pid = 0;
+                if (!log_has(s->log, "cannot listen on port"))
+                    fail_msg("tsi serve exited early (see %s)", s->log);
+                fprintf(stderr, "port %d was taken before tsi serve bound it; another\n", s->port);
+                unlink(s->log);
+                retry = true;
+            } else {
+                usleep(100000);
+            }
+        }
+        if (!retry)
+            fail_msg("tsi serve did not answer on port %d (see %s)", s->port, s->log);
     }
-    for (int i = 0; i < 300; i++) {
-        CURL *c = curl_easy_init();
-        resp r;
-        CURLcode rc = http_req(c, s->port, "GET", "/health", NULL, false, &r);
-        curl_easy_cleanup(c);
-        resp_free(&r);
-        if (rc == CURLE_OK)
-            return;
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid)
-            fail_msg("tsi serve exited early (see %s)", s->log);
-        usleep(100000);
-    }
-    fail_msg("tsi serve did not answer on port %d (see %s)", s->port, s->log);
+    fail_msg("tsi serve could not bind a port in three attempts");
 }
 
 /* SIGTERM and wait; returns the exit status (-1 when killed or not exited in 20 s) */
