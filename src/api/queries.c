@@ -20,7 +20,7 @@
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
 
 #define LATEST_COLS                                                                                \
-    " extract(epoch FROM l.\"timestamp\")::float8, l.combined_index, l.combined_index_eb,"         \
+    " date_part('epoch', l.\"timestamp\"), l.combined_index, l.combined_index_eb,"                 \
     " l.vru_index, l.vru_index_eb, l.vehicle_index, l.vehicle_index_eb, l.traffic_volume,"         \
     " l.vru_count"
 
@@ -37,13 +37,17 @@ static const char Q_INDEX_ONE[] =
 static const char Q_NAMES[] = "SELECT id, name, latitude, longitude FROM intersections"
                               " WHERE id = ANY(" IDS ") ORDER BY id";
 
+/* minute series: no ORDER BY. For one intersection the per-day partitions are appended in
+ * time order and each is read through its primary key, so the rows arrive sorted; the
+ * server checks that and sorts only when they do not (a sort node here cost ~0.5 ms of
+ * PostgreSQL's ~4 ms for 48 h of minutes). date_part gives float8 epoch seconds: extract()
+ * gives numeric since PostgreSQL 14, ~0.4 µs more per row. */
 static const char Q_SERIES_MIN[] =
-    "SELECT intersection_id, extract(epoch FROM \"timestamp\")::bigint,"
+    "SELECT intersection_id, date_part('epoch', \"timestamp\")::bigint,"
     " coalesce(combined_index_eb, combined_index), coalesce(vru_index_eb, vru_index),"
-    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint, 1::float8"
+    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint"
     " FROM safety_indices_realtime"
-    " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3"
-    " ORDER BY intersection_id, \"timestamp\"";
+    " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
 /* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour */
 #define HOURS_CTE                                                                                  \
@@ -68,7 +72,7 @@ static const char Q_SERIES_MIN[] =
     " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r)"
 
 static const char Q_SERIES_HOUR[] =
-    "WITH " HOURS_CTE " SELECT iid, extract(epoch FROM ts)::bigint, si, vru, veh, vol, n"
+    "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n"
     " FROM hf ORDER BY 1, 2";
 
 /* day-level: daily rows + days after the last rolled-up day from the hours; $4 groups
@@ -88,7 +92,7 @@ static const char Q_SERIES_DAY[] =
     "   FROM hf LEFT JOIN dcut ON dcut.iid = hf.iid"
     "   WHERE hf.ts >= coalesce(dcut.c, '-infinity'::timestamptz) GROUP BY 1, 2),"
     " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
-    " SELECT iid, extract(epoch FROM date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
+    " SELECT iid, date_part('epoch', date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
     " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* day-level in a zone other than UTC (TSI_TIMEZONE; the session's zone): the daily table
@@ -111,7 +115,7 @@ static const char Q_SERIES_DAY_LOCAL[] =
     "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"
     "   sum(hf.vol)::bigint AS vol FROM hf GROUP BY 1, 2),"
     " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
-    " SELECT iid, extract(epoch FROM date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
+    " SELECT iid, date_part('epoch', date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
     " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* statistics over minutes, from the coarsest table that answers exactly: hourly rows

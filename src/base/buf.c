@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tsi_buf_reserve(tsi_buf *b, size_t extra)
+void tsi_buf_grow(tsi_buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -34,13 +34,6 @@ void tsi_buf_append(tsi_buf *b, const void *p, size_t n)
 void tsi_buf_puts(tsi_buf *b, const char *s)
 {
     tsi_buf_append(b, s, strlen(s));
-}
-
-void tsi_buf_putc(tsi_buf *b, char c)
-{
-    tsi_buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void tsi_buf_printf(tsi_buf *b, const char *fmt, ...)

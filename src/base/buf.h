@@ -18,10 +18,21 @@ typedef struct tsi_buf {
         NULL, 0, 0                                                                                 \
     }
 
-void tsi_buf_reserve(tsi_buf *b, size_t extra);
+/* room for extra more bytes (and the NUL); tsi_buf_grow is its slow path */
+void tsi_buf_grow(tsi_buf *b, size_t extra);
+static inline void tsi_buf_reserve(tsi_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        tsi_buf_grow(b, extra);
+}
 void tsi_buf_append(tsi_buf *b, const void *p, size_t n);
 void tsi_buf_puts(tsi_buf *b, const char *s);
-void tsi_buf_putc(tsi_buf *b, char c);
+static inline void tsi_buf_putc(tsi_buf *b, char c)
+{
+    tsi_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 void tsi_buf_printf(tsi_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tsi_buf_reset(tsi_buf *b); /* len = 0, keeps memory */
 void tsi_buf_free(tsi_buf *b);

@@ -132,6 +132,13 @@ void tsi_jsonw_key(tsi_jsonw *w, const char *key)
     w->after_key = true;
 }
 
+void tsi_jsonw_key_trusted(tsi_jsonw *w, const char *quoted_colon, size_t n)
+{
+    sep(w);
+    tsi_buf_append(w->out, quoted_colon, n);
+    w->after_key = true;
+}
+
 void tsi_jsonw_strn(tsi_jsonw *w, const char *s, size_t n)
 {
     sep(w);

@@ -312,6 +312,71 @@ static void test_history_routing(void **state)
     check_series(101, q, "day", today - 3, today);
 }
 
+/* A 1-minute series is in time order and complete even when PostgreSQL returns its rows
+ * out of order: yesterday's partition is detached, so yesterday's rows land in the default
+ * partition, which the scan appends after today's. */
+static void test_history_minutes_order(void **state)
+{
+    (void)state;
+    char *part = th_value(owner, "SELECT format('safety_indices_realtime_p%s',"
+                                 " to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYY_MM_DD'))");
+    char *bound = th_value(owner, "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c"
+                                  " WHERE c.relname = format('safety_indices_realtime_p%s',"
+                                  " to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYY_MM_DD'))");
+    assert_non_null(bound);
+    assert_true(strncmp(bound, "FOR VALUES FROM", 15) == 0);
+    th_sqlf(owner, "ALTER TABLE safety_indices_realtime DETACH PARTITION %s", part);
+    th_sqlf(
+        owner,
+        "INSERT INTO intersections (id, name, latitude, longitude, geometry)"
+        " VALUES (104, 'Order check', 38.9, -77.2, ST_SetSRID(ST_MakePoint(-77.2, 38.9), 4326));"
+        "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index,"
+        " combined_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count,"
+        " hour_of_day, day_of_week)"
+        " SELECT 104, t, 30 + k, 40 + k, k, 0, 0, 0, 0, 0 FROM ("
+        "  SELECT k, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        "   - interval '12 hours' + k * interval '1 minute' AS t FROM generate_series(0, 9) k"
+        "  UNION ALL"
+        "  SELECT 10 + k, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        "   + k * interval '1 minute' FROM generate_series(0, 4) k) s");
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM ONLY safety_indices_realtime_default"
+                                    " WHERE intersection_id = 104"),
+                     10);
+    char a[16], b[16], path[256];
+    day_str(a, sizeof a, today - 1);
+    day_str(b, sizeof b, today);
+    snprintf(path, sizeof path,
+             "/api/v1/safety/history/104?start_date=%s&end_date=%s&aggregation=1min", a, b);
+    resp r;
+    jdoc j;
+    get_json(srv.port, path, &r, &j);
+    int arr = tsi_json_get(&j.d, 0, "data_points");
+    assert_int_equal(jcount(&j, arr), 15);
+    /* expected, in order: yesterday 12:00..12:09 (k = 0..9), then today 00:00..00:04 */
+    int k = 0;
+    for (int t = tsi_json_first(&j.d, arr); t >= 0; t = tsi_json_next(&j.d, arr, t), k++) {
+        char ts[32], want[32];
+        jstr(&j, t, "timestamp", ts, sizeof ts);
+        long long day = k < 10 ? today - 1 : today;
+        day_str(want, sizeof want, day);
+        snprintf(want + 10, sizeof want - 10, "T%02d:%02d:00Z", k < 10 ? 12 : 0,
+                 k < 10 ? k : k - 10);
+        assert_string_equal(ts, want);
+        assert_true(jnum(&j, t, "safety_index") == 40 + k);
+        assert_true(jnum(&j, t, "traffic_volume") == k);
+    }
+    jfree(&j);
+    resp_free(&r);
+    th_sqlf(owner,
+            "DELETE FROM safety_indices_realtime WHERE intersection_id = 104;"
+            "DELETE FROM safety_indices_latest WHERE intersection_id = 104;"
+            "DELETE FROM intersections WHERE id = 104;"
+            "ALTER TABLE safety_indices_realtime ATTACH PARTITION %s %s",
+            part, bound);
+    free(part);
+    free(bound);
+}
+
 static void test_history_daily_table(void **state)
 {
     (void)state;
@@ -1127,6 +1192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_history_routing),
+        cmocka_unit_test(test_history_minutes_order),
         cmocka_unit_test(test_history_daily_table),
         cmocka_unit_test(test_history_all),
         cmocka_unit_test(test_stats),

@@ -181,6 +181,23 @@ static void build_fixed(tsi_jsonw *w)
     tsi_jsonw_end(w);
 }
 
+/* literal keys: the same text as tsi_jsonw_key, separators included */
+static void build_literal_keys(tsi_jsonw *w)
+{
+    tsi_jsonw_array(w);
+    for (int i = 0; i < 2; i++) {
+        tsi_jsonw_object(w);
+        TSI_JSONW_KEY(w, "timestamp");
+        tsi_jsonw_raw(w, "\"2026-11-25T00:00:00Z\"", 22);
+        TSI_JSONW_KEY(w, "traffic_volume");
+        tsi_jsonw_int(w, i);
+        tsi_jsonw_key(w, "x");
+        tsi_jsonw_null(w);
+        tsi_jsonw_end(w);
+    }
+    tsi_jsonw_end(w);
+}
+
 static void test_json_writer(void **state)
 {
     (void)state;
@@ -191,6 +208,9 @@ static void test_json_writer(void **state)
                            "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\",\"\\u0001\\u007f\","
                            "\"\xf0\x9f\x9a\xa6\",\"\xef\xbf\xbd\xef\xbf\xbd\"]");
     check_json(build_fixed, "[64.27,3.0,0.0]");
+    check_json(build_literal_keys,
+               "[{\"timestamp\":\"2026-11-25T00:00:00Z\",\"traffic_volume\":0,\"x\":null},"
+               "{\"timestamp\":\"2026-11-25T00:00:00Z\",\"traffic_volume\":1,\"x\":null}]");
 }
 
 static void test_arena(void **state)
