@@ -9,11 +9,13 @@
 #     polling the table as tsi_reader (each row first seen at the poll statement's start),
 #     beside the same run's references: the grace period, the collector's 1-second
 #     row-flush cadence and the measured poll period (the resolution);
-#  2. spool: rows spooled while the writer waits, then replayed (bench_spool), beside a
-#     bare INSERT ... SELECT of as many rows in the same database.
+#  2. spool: rows spooled while the writer waits, then replayed (bench_spool) at 1, 2 and 3
+#     writer connections (the same rows each time; the collector's default is 2), beside a
+#     bare INSERT ... SELECT of as many rows in the same database, with the load average.
 # Goals (issue 12): <= 50 % of one core at 1,000 intersections; replay >= 50,000 rows/s;
 # lag p99 <= 2 s after the minute closes.
 #   BENCH_COLLECT_INTERSECTIONS=1000 BENCH_COLLECT_SECONDS=150 BENCH_SPOOL_ROWS=200000
+#   BENCH_SPOOL_CONNECTIONS=1,2,3 BENCH_SPOOL_REPEAT=1 BENCH_SPOOL_ONLY=1 (skip part 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD:-build}
@@ -35,8 +37,31 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+spool_bench() {
+  local load0 load1
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  "$BUILD/bench_spool" --rows "${BENCH_SPOOL_ROWS:-200000}" --intersections 1000 \
+    --spool "$tmp/spool" --connections "${BENCH_SPOOL_CONNECTIONS:-1,2,3}" \
+    --repeat "${BENCH_SPOOL_REPEAT:-1}" >"$tmp/spool.txt" ||
+    { echo "spool: bench_spool failed:"; cat "$tmp/spool.txt"; return 1; }
+  load1=$(cut -d' ' -f1-3 /proc/loadavg)
+  sget() { sed -n "s/^$1=\([0-9]*\).*/\1/p" "$tmp/spool.txt"; }
+  local k per=
+  for k in $(echo "${BENCH_SPOOL_CONNECTIONS:-1,2,3}" | tr ',' ' '); do
+    per="$per, $k: $(sget "replay_rows_per_s_$k")"
+  done
+  echo "spool: $(sget rows) rows: append $(sget spool_append_rows_per_s) rows/s (fsync per 1,000)," \
+    "replay rows/s by writer connections${per} (goal >= 50,000; default 2)," \
+    "bare INSERT ... SELECT $(sget reference_insert_select_rows_per_s) rows/s (reference)"
+  sed -n 's/^replay_run /spool: run: /p' "$tmp/spool.txt"
+  echo "spool: load average before ${load0}, after ${load1} ($(nproc) cores)"
+}
 "$BIN" db start --log-level warn >/dev/null
 "$BIN" migrate --log-level warn
+if [ "${BENCH_SPOOL_ONLY:-0}" = 1 ]; then
+  spool_bench
+  exit 0
+fi
 n=${BENCH_COLLECT_INTERSECTIONS:-1000}
 secs=${BENCH_COLLECT_SECONDS:-150}
 port=$(tsi_free_port)
@@ -113,8 +138,4 @@ awk -v polls="$polls" -v a="$t0" -v b="$t1" -v g="$grace" '{ v[NR] = $1 } END {
   printf "lag: minute close (end + %d s grace) to queryable row: p50 %.2f s, p99 %.2f s, max %.2f s over %d rows (goal p99 <= 2 s)\n", g, p50 / 1000, p99 / 1000, v[NR] / 1000, NR;
   printf "lag: references (same run): grace %d s, row flush every 1 s, poll period %.2f s (resolution)\n", g, (b - a) / polls;
 }' "$tmp/lag.txt"
-"$BUILD/bench_spool" --rows "${BENCH_SPOOL_ROWS:-200000}" --intersections 1000 --spool "$tmp/spool" >"$tmp/spool.txt"
-sget() { sed -n "s/^$1=\([0-9]*\).*/\1/p" "$tmp/spool.txt"; }
-echo "spool: $(sget rows) rows: append $(sget spool_append_rows_per_s) rows/s (fsync per 1,000)," \
-  "replay $(sget replay_rows_per_s) rows/s (goal >= 50,000)," \
-  "bare INSERT ... SELECT $(sget reference_insert_select_rows_per_s) rows/s (reference)"
+spool_bench

@@ -60,6 +60,10 @@ const tsi_option tsi_collect_options[] = {
      "the Parquet archive (default $TSI_HOME/archive)", NULL},
     {"spool-dir", TSI_OPT_PATH, NULL, "TSI_SPOOL_DIR",
      "the database spool (default $TSI_HOME/spool)", NULL},
+    {"db-writers", TSI_OPT_INT, "2", "TSI_DB_WRITERS",
+     "database writer connections; realtime rows are split among them by intersection "
+     "(read at start, not on SIGHUP)",
+     "1..16"},
     {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
      "IANA time zone of hour_of_day and day_of_week", NULL},
     {"no-db", TSI_OPT_BOOL, "false", "TSI_COLLECT_NO_DB",
@@ -79,7 +83,7 @@ typedef struct settings {
     char vcc_url[512];
     bool poll_only;
     int flush_s, grace_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms, timeout_ms, status_s,
-        duration_s;
+        duration_s, db_writers;
     double radius_m;
     bool tls_insecure, no_db;
     char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX];
@@ -110,6 +114,7 @@ static int load_settings(settings *s, int argc, char **argv)
     s->no_db = tsi_opts_bool(&o, "no-db");
     s->status_s = (int)tsi_opts_int(&o, "status-seconds");
     s->duration_s = (int)tsi_opts_int(&o, "duration-seconds");
+    s->db_writers = (int)tsi_opts_int(&o, "db-writers");
     if (tsi_opts_str(&o, "archive-dir"))
         snprintf(s->archive, sizeof s->archive, "%s", tsi_opts_str(&o, "archive-dir"));
     else
@@ -582,7 +587,7 @@ int tsi_cmd_collect(int argc, char **argv)
         tsi_vcc_free(probe);
     }
     if (!d->s.no_db) {
-        tsi_ingest_config ic = {.spool_dir = d->s.spool};
+        tsi_ingest_config ic = {.spool_dir = d->s.spool, .connections = d->s.db_writers};
         if (tsi_ingest_open(&in, &ic, &e) < 0) {
             fprintf(stderr, "tsi collect: %s\n", tsi_error_str(&e, buf, sizeof buf));
             goto out;

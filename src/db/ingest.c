@@ -1,6 +1,7 @@
 /* db/ingest.c — see ingest.h */
 #include "db/ingest.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -110,6 +111,14 @@ static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
 
 /* ---- the ingest object ---------------------------------------------------------------- */
 
+#define MAX_CONNECTIONS 16
+
+/* one writer connection and what was learned of the schema on it */
+typedef struct wconn {
+    PGconn *conn;
+    bool has_feat[3]; /* avg_speed, speed_stddev, hard_braking_count */
+} wconn;
+
 struct tsi_ingest {
     tsi_ingest_config cfg;
     char path[PATH_MAX];
@@ -122,9 +131,9 @@ struct tsi_ingest {
     off_t read_off, end; /* spool: [read_off, end) waits */
     off_t replay_end;    /* records before this offset waited for the database */
     tsi_ingest_stats st;
-    /* writer-thread only */
-    PGconn *conn;
-    bool has_feat[3]; /* avg_speed, speed_stddev, hard_braking_count */
+    /* writer-thread only (a batch's part threads each use their own wc[j]) */
+    wconn *wc; /* wc[0] the primary connection: intersections, quality log, rows */
+    int nconn; /* writer connections */
     int backoff_ms;
     unsigned rnd;
 };
@@ -235,6 +244,16 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
         in->cfg.retry_min_ms = 200;
     if (in->cfg.retry_max_ms <= 0)
         in->cfg.retry_max_ms = 30000;
+    if (in->cfg.connections <= 0)
+        in->cfg.connections = 2;
+    if (in->cfg.connections > MAX_CONNECTIONS)
+        in->cfg.connections = MAX_CONNECTIONS;
+    in->nconn = in->cfg.connections;
+    in->wc = calloc((size_t)in->nconn, sizeof *in->wc);
+    if (!in->wc) {
+        free(in);
+        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
+    }
     in->cfg.spool_dir = NULL; /* not kept: borrowed */
     in->paused = cfg && cfg->start_paused;
     in->fd = -1;
@@ -245,12 +264,14 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
     *strrchr(dir, '/') = '\0';
     int rc = tsi_mkdirs(dir, err);
     if (rc < 0) {
+        free(in->wc);
         free(in);
         return rc;
     }
     in->fd = open(in->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (in->fd < 0) {
         rc = tsi_error_set(err, TSI_E_IO, "cannot open spool", "%s: %s", in->path, strerror(errno));
+        free(in->wc);
         free(in);
         return rc;
     }
@@ -258,12 +279,14 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
         rc = tsi_error_set(err, TSI_E_EXISTS, "the spool is in use by another process", "%s: %s",
                            in->path, strerror(errno));
         close(in->fd);
+        free(in->wc);
         free(in);
         return rc;
     }
     tsi_fsync_dir(dir, NULL);
     if ((rc = scan_spool(in, err)) < 0) {
         close(in->fd);
+        free(in->wc);
         free(in);
         return rc;
     }
@@ -291,8 +314,10 @@ void tsi_ingest_close(tsi_ingest *in)
         pthread_mutex_unlock(&in->mu);
         pthread_join(in->thread, NULL);
     }
-    if (in->conn)
-        PQfinish(in->conn);
+    for (int j = 0; j < in->nconn; j++)
+        if (in->wc[j].conn)
+            PQfinish(in->wc[j].conn);
+    free(in->wc);
     if (in->fd >= 0)
         close(in->fd); /* releases the flock */
     pthread_mutex_destroy(&in->mu);
@@ -479,13 +504,6 @@ static void ts_text(tsi_buf *b, int64_t ms)
     tsi_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
-static void copy_dbl(tsi_buf *b, double v)
-{
-    if (isfinite(v))
-        tsi_buf_printf(b, "%.17g", v);
-    else
-        tsi_buf_puts(b, "\\N");
-}
 static void copy_text(tsi_buf *b, const char *s)
 {
     for (; *s; s++) {
@@ -506,6 +524,56 @@ static void copy_text(tsi_buf *b, const char *s)
             tsi_buf_putc(b, *s);
         }
     }
+}
+
+/* binary COPY (the rows' staging: no text formatting here, no parsing in the server) */
+static void be16(tsi_buf *b, uint16_t v)
+{
+    v = htobe16(v);
+    tsi_buf_append(b, &v, 2);
+}
+static void be32(tsi_buf *b, uint32_t v)
+{
+    v = htobe32(v);
+    tsi_buf_append(b, &v, 4);
+}
+static void be64(tsi_buf *b, uint64_t v)
+{
+    v = htobe64(v);
+    tsi_buf_append(b, &v, 8);
+}
+static void bin_i8(tsi_buf *b, int64_t v)
+{
+    be32(b, 8);
+    be64(b, (uint64_t)v);
+}
+static void bin_i4(tsi_buf *b, int32_t v)
+{
+    be32(b, 4);
+    be32(b, (uint32_t)v);
+}
+static void bin_i2(tsi_buf *b, int16_t v)
+{
+    be32(b, 2);
+    be16(b, (uint16_t)v);
+}
+static void bin_f8(tsi_buf *b, double v) /* not finite: NULL, as in the text form */
+{
+    if (!isfinite(v)) {
+        be32(b, UINT32_MAX); /* length -1 */
+        return;
+    }
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    be32(b, 8);
+    be64(b, u);
+}
+/* timestamptz: microseconds since 2000-01-01 UTC; beyond int64, a value the server refuses
+ * as out of range (not its infinity) */
+static void bin_ts(tsi_buf *b, int64_t ms)
+{
+    const int64_t pg_epoch_ms = 946684800000LL, lim = INT64_MAX / 1000 - pg_epoch_ms;
+    bin_i8(b, ms > lim || ms < -lim ? INT64_MAX - 1 : (ms - pg_epoch_ms) * 1000);
 }
 
 static const char SQL_STAGE[] =
@@ -548,72 +616,83 @@ static bool conn_lost(PGconn *c, const PGresult *r)
 }
 
 /* 0 ok; 1 transient (connection: retry later); 2 content refused (retry record by record) */
-static int check(tsi_ingest *in, PGresult *r, ExecStatusType want, const char *what)
+static int check(tsi_ingest *in, wconn *w, PGresult *r, ExecStatusType want, const char *what)
 {
     if (r && PQresultStatus(r) == want) {
         PQclear(r);
         return 0;
     }
-    int kind = conn_lost(in->conn, r) ? 1 : 2;
-    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(in->conn);
+    int kind = conn_lost(w->conn, r) ? 1 : 2;
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(w->conn);
     char line[200];
     snprintf(line, sizeof line, "%s", msg ? msg : "?");
     line[strcspn(line, "\n")] = '\0';
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (kind == 1 || in->cfg.batch_rows > 0)
-        tsi_warn("ingest", "database write failed step=%s sqlstate=%s err=%s", what, st ? st : "-",
-                 line);
+    tsi_warn("ingest", "database write failed step=%s sqlstate=%s err=%s conn=%d", what,
+             st ? st : "-", line, (int)(w - in->wc));
     set_last_error(in, "%s: %s", what, line);
     PQclear(r);
     return kind;
 }
 
-static int exec_simple(tsi_ingest *in, const char *sql, ExecStatusType want, const char *what)
+static int exec_simple(tsi_ingest *in, wconn *w, const char *sql, ExecStatusType want,
+                       const char *what)
 {
-    return check(in, PQexec(in->conn, sql), want, what);
+    return check(in, w, PQexec(w->conn, sql), want, what);
 }
 
-static int copy_in(tsi_ingest *in, const char *sql, tsi_buf *data, const char *what)
+static int copy_in(tsi_ingest *in, wconn *w, const char *sql, tsi_buf *data, const char *what)
 {
-    int k = check(in, PQexec(in->conn, sql), PGRES_COPY_IN, what);
+    int k = check(in, w, PQexec(w->conn, sql), PGRES_COPY_IN, what);
     if (k)
         return k;
-    if (PQputCopyData(in->conn, data->data ? data->data : "", (int)data->len) != 1 ||
-        PQputCopyEnd(in->conn, NULL) != 1)
-        return check(in, NULL, PGRES_COMMAND_OK, what);
+    if (PQputCopyData(w->conn, data->data ? data->data : "", (int)data->len) != 1 ||
+        PQputCopyEnd(w->conn, NULL) != 1)
+        return check(in, w, NULL, PGRES_COMMAND_OK, what);
     PGresult *r;
     int worst = 0;
-    while ((r = PQgetResult(in->conn)) != NULL) {
-        int kk = check(in, r, PGRES_COMMAND_OK, what);
+    while ((r = PQgetResult(w->conn)) != NULL) {
+        int kk = check(in, w, r, PGRES_COMMAND_OK, what);
         if (kk > worst)
             worst = kk;
     }
     return worst;
 }
 
-static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
+/* v: the records of this transaction, in spool order (seq = their position here, so the
+ * last version of a key wins) */
+static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long long *orphans)
 {
     tsi_buf d = TSI_BUF_INIT, sql = TSI_BUF_INIT;
+    /* binary COPY: the signature, flags, no header extension; per row the field count,
+     * then each field's length and bytes (network order), in SQL_STAGE's column order and
+     * types; -1 as the end */
+    tsi_buf_reserve(&d, 19 + n * 190 + 2);
+    tsi_buf_append(&d, "PGCOPY\n\377\r\n\0", 11);
+    be32(&d, 0);
+    be32(&d, 0);
     for (size_t i = 0; i < n; i++) {
-        const tsi_rt_row *r = &v[i].u.row;
-        tsi_buf_printf(&d, "%zu\t%lld\t", i, (long long)r->intersection_id);
-        ts_text(&d, r->minute_ms);
-        tsi_buf_putc(&d, '\t');
-        copy_dbl(&d, r->combined_index);
-        const double dv[5] = {r->combined_index_eb, r->vru_index, r->vru_index_eb, r->vehicle_index,
-                              r->vehicle_index_eb};
-        for (int k = 0; k < 5; k++) {
-            tsi_buf_putc(&d, '\t');
-            copy_dbl(&d, dv[k]);
-        }
-        tsi_buf_printf(&d, "\t%d\t%d\t%d\t%d\t%d\t%d\t", r->traffic_volume, r->vru_count,
-                       r->vehicle_event_count, r->vru_event_count, r->hour_of_day, r->day_of_week);
-        copy_dbl(&d, r->avg_speed);
-        tsi_buf_putc(&d, '\t');
-        copy_dbl(&d, r->speed_stddev);
-        tsi_buf_printf(&d, "\t%d\n", r->hard_braking_count);
+        const tsi_rt_row *r = &v[i]->u.row;
+        be16(&d, 18);
+        bin_i8(&d, (int64_t)i);
+        bin_i8(&d, r->intersection_id);
+        bin_ts(&d, r->minute_ms);
+        const double dv[6] = {r->combined_index, r->combined_index_eb, r->vru_index,
+                              r->vru_index_eb,   r->vehicle_index,     r->vehicle_index_eb};
+        for (int k = 0; k < 6; k++)
+            bin_f8(&d, dv[k]);
+        bin_i4(&d, r->traffic_volume);
+        bin_i4(&d, r->vru_count);
+        bin_i4(&d, r->vehicle_event_count);
+        bin_i4(&d, r->vru_event_count);
+        bin_i2(&d, r->hour_of_day);
+        bin_i2(&d, r->day_of_week);
+        bin_f8(&d, r->avg_speed);
+        bin_f8(&d, r->speed_stddev);
+        bin_i4(&d, r->hard_braking_count);
     }
-    int k = copy_in(in, "COPY tsi_ingest_rows FROM STDIN", &d, "copy rows");
+    be16(&d, UINT16_MAX); /* -1 */
+    int k = copy_in(in, w, "COPY tsi_ingest_rows FROM STDIN (FORMAT binary)", &d, "copy rows");
     tsi_buf_free(&d);
     if (k)
         return k;
@@ -624,7 +703,7 @@ static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
     tsi_buf cols = TSI_BUF_INIT, set = TSI_BUF_INIT;
     tsi_buf_puts(&cols, base);
     for (int f = 0; f < 3; f++)
-        if (in->has_feat[f])
+        if (w->has_feat[f])
             tsi_buf_printf(&cols, ", %s", FEAT_COLS[f]);
     const char *names[] = {"combined_index",  "combined_index_eb", "vru_index",
                            "vru_index_eb",    "vehicle_index",     "vehicle_index_eb",
@@ -633,7 +712,7 @@ static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         tsi_buf_printf(&set, "%s%s = EXCLUDED.%s", i ? ", " : "", names[i], names[i]);
     for (int f = 0; f < 3; f++)
-        if (in->has_feat[f])
+        if (w->has_feat[f])
             tsi_buf_printf(&set, ", %s = EXCLUDED.%s", FEAT_COLS[f], FEAT_COLS[f]);
     tsi_buf_printf(&sql,
                    "INSERT INTO safety_indices_realtime AS r (%s) SELECT DISTINCT ON "
@@ -642,30 +721,26 @@ static int write_rows(tsi_ingest *in, rec *v, size_t n, long long *orphans)
                    "intersection_id, \"timestamp\", seq DESC ON CONFLICT (intersection_id, "
                    "\"timestamp\") DO UPDATE SET %s",
                    tsi_buf_cstr(&cols), tsi_buf_cstr(&cols), tsi_buf_cstr(&set));
-    PGresult *r = PQexec(in->conn, tsi_buf_cstr(&sql));
-    long long affected = -1;
-    if (PQresultStatus(r) == PGRES_COMMAND_OK)
-        affected = atoll(PQcmdTuples(r));
-    k = check(in, r, PGRES_COMMAND_OK, "upsert rows");
+    k = check(in, w, PQexec(w->conn, tsi_buf_cstr(&sql)), PGRES_COMMAND_OK, "upsert rows");
     if (!k) {
         /* rows whose intersection is unknown were not written */
-        r = PQexec(in->conn, "SELECT count(*) FROM tsi_ingest_rows s WHERE NOT EXISTS "
-                             "(SELECT 1 FROM intersections i WHERE i.id = s.intersection_id)");
+        PGresult *r = PQexec(w->conn, "SELECT count(*) FROM tsi_ingest_rows s WHERE NOT EXISTS "
+                                      "(SELECT 1 FROM intersections i WHERE i.id = "
+                                      "s.intersection_id)");
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
             *orphans += atoll(PQgetvalue(r, 0, 0));
-        k = check(in, r, PGRES_TUPLES_OK, "count orphans");
+        k = check(in, w, r, PGRES_TUPLES_OK, "count orphans");
     }
-    (void)affected;
     tsi_buf_free(&cols);
     tsi_buf_free(&set);
     tsi_buf_free(&sql);
     return k;
 }
 
-static int write_isects(tsi_ingest *in, rec *v, size_t n)
+static int write_isects(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const tsi_isect_row *x = &v[i].u.isect;
+        const tsi_isect_row *x = &v[i]->u.isect;
         char id[32], lat[40], lon[40], lanes[16], rev[16];
         snprintf(id, sizeof id, "%lld", (long long)x->id);
         snprintf(lat, sizeof lat, "%.17g", x->latitude);
@@ -679,7 +754,7 @@ static int write_isects(tsi_ingest *in, rec *v, size_t n)
                             x->lane_count >= 0 ? lanes : NULL,
                             x->revision >= 0 ? rev : NULL,
                             x->metadata && x->metadata[0] ? x->metadata : "{}"};
-        int k = check(in, PQexecParams(in->conn, SQL_ISECT, 7, NULL, p, NULL, NULL, 0),
+        int k = check(in, w, PQexecParams(w->conn, SQL_ISECT, 7, NULL, p, NULL, NULL, 0),
                       PGRES_COMMAND_OK, "upsert intersection");
         if (k)
             return k;
@@ -687,11 +762,11 @@ static int write_isects(tsi_ingest *in, rec *v, size_t n)
     return 0;
 }
 
-static int write_dq(tsi_ingest *in, rec *v, size_t n)
+static int write_dq(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
 {
     tsi_buf d = TSI_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
-        const tsi_dq_row *q = &v[i].u.dq;
+        const tsi_dq_row *q = &v[i]->u.dq;
         tsi_buf_printf(&d, "%zu\t", i);
         ts_text(&d, q->minute_ms);
         if (q->intersection_id >= 0)
@@ -707,86 +782,211 @@ static int write_dq(tsi_ingest *in, rec *v, size_t n)
         copy_text(&d, q->metadata[0] ? q->metadata : "{}");
         tsi_buf_putc(&d, '\n');
     }
-    int k = copy_in(in, "COPY tsi_ingest_dq FROM STDIN", &d, "copy quality log");
+    int k = copy_in(in, w, "COPY tsi_ingest_dq FROM STDIN", &d, "copy quality log");
     tsi_buf_free(&d);
     if (k)
         return k;
-    return exec_simple(in, SQL_DQ, PGRES_COMMAND_OK, "insert quality log");
+    return exec_simple(in, w, SQL_DQ, PGRES_COMMAND_OK, "insert quality log");
 }
 
-/* one transaction: 0 committed, 1 transient failure, 2 content refused (rolled back) */
-static int write_tx(tsi_ingest *in, rec *v, size_t n, long long *orphans)
+/* one transaction on w: 0 committed, 1 transient failure, 2 content refused (rolled back);
+ * the orphans of the transaction are added only when it commits */
+static int write_tx(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long long *orphans)
 {
-    int k = exec_simple(in, "BEGIN", PGRES_COMMAND_OK, "begin");
+    int k = exec_simple(in, w, "BEGIN", PGRES_COMMAND_OK, "begin");
     if (k)
         return k;
-    switch (v[0].type) {
+    long long orph = 0;
+    switch (v[0]->type) {
     case REC_ROW:
-        k = write_rows(in, v, n, orphans);
+        k = write_rows(in, w, v, n, &orph);
         break;
     case REC_ISECT:
-        k = write_isects(in, v, n);
+        k = write_isects(in, w, v, n);
         break;
     default:
-        k = write_dq(in, v, n);
+        k = write_dq(in, w, v, n);
         break;
     }
     if (k) {
         if (k == 2)
-            PQclear(PQexec(in->conn, "ROLLBACK"));
+            PQclear(PQexec(w->conn, "ROLLBACK"));
         return k;
     }
-    return exec_simple(in, "COMMIT", PGRES_COMMAND_OK, "commit");
+    k = exec_simple(in, w, "COMMIT", PGRES_COMMAND_OK, "commit");
+    if (k == 0)
+        *orphans += orph;
+    return k;
 }
 
-static int connect_db(tsi_ingest *in)
+/* One part of a batch, written on one connection: all its records in one transaction, or,
+ * when the database refuses that for its content, each record alone (the refused ones
+ * dropped and counted). k = 1 when the connection failed: the caller redoes the batch. */
+typedef struct part {
+    tsi_ingest *in;
+    wconn *w;
+    rec **v;
+    size_t n;
+    int k;
+    long long ok, rejected, orphans;
+    pthread_t thread;
+    bool threaded;
+} part;
+
+static void write_part(part *p)
+{
+    p->ok = p->rejected = p->orphans = 0;
+    int k = write_tx(p->in, p->w, p->v, p->n, &p->orphans);
+    if (k == 2) {
+        /* the part was refused for its content: each record alone, drop the bad ones */
+        for (size_t i = 0; i < p->n && k != 1; i++) {
+            k = write_tx(p->in, p->w, &p->v[i], 1, &p->orphans);
+            if (k == 0)
+                p->ok++;
+            else if (k == 2) {
+                p->rejected++;
+                tsi_err("ingest",
+                        "record refused by the database, dropped type=%d spool_offset=%lld",
+                        p->v[i]->type, (long long)p->v[i]->off);
+            }
+        }
+        k = k == 1 ? 1 : 0;
+    } else if (k == 0)
+        p->ok = (long long)p->n;
+    p->k = k;
+}
+
+static void *part_main(void *arg)
+{
+    write_part(arg);
+    return NULL;
+}
+
+/* Writes one batch (records of one type, in spool order, pv[0..n)). Intersections and
+ * quality entries go on the primary connection in one transaction. Realtime rows are split
+ * by intersection_id % nconn, each part keeping the batch order of its rows, and the parts
+ * are written concurrently, each in its own transaction on its own connection: ordering
+ * only matters per (intersection_id, timestamp), and a key lives in one part only, so the
+ * last version of every row still wins. Batches are written one after the other, so the
+ * intersections of an earlier batch are committed before any row that follows them in the
+ * spool is written. Returns 0 when every part committed (add[] filled), 1 when one of them
+ * failed for a transient cause: the whole batch is then redone later; the parts that had
+ * committed are applied again, which is harmless (upserts of the same versions; the read
+ * position and the counters only advance once, after every part committed). pp: scratch,
+ * n pointers. */
+static int write_batch(tsi_ingest *in, rec **pv, rec **pp, size_t n, long long add[5])
+{
+    part parts[MAX_CONNECTIONS];
+    size_t np = 0;
+    int kc = pv[0]->type == REC_ROW ? in->nconn : 1;
+    if (kc == 1) {
+        parts[np++] = (part){.in = in, .w = &in->wc[0], .v = pv, .n = n};
+    } else {
+        size_t count[MAX_CONNECTIONS] = {0}, at[MAX_CONNECTIONS];
+        for (size_t i = 0; i < n; i++)
+            count[(uint64_t)pv[i]->u.row.intersection_id % (uint64_t)kc]++;
+        size_t start = 0;
+        for (int j = 0; j < kc; j++) {
+            at[j] = start;
+            if (count[j] > 0)
+                parts[np++] = (part){.in = in, .w = &in->wc[j], .v = pp + start, .n = count[j]};
+            start += count[j];
+        }
+        for (size_t i = 0; i < n; i++) /* stable: each part keeps the batch order */
+            pp[at[(uint64_t)pv[i]->u.row.intersection_id % (uint64_t)kc]++] = pv[i];
+    }
+    for (size_t j = 1; j < np; j++)
+        parts[j].threaded = pthread_create(&parts[j].thread, NULL, part_main, &parts[j]) == 0;
+    write_part(&parts[0]);
+    for (size_t j = 1; j < np; j++) {
+        if (parts[j].threaded)
+            pthread_join(parts[j].thread, NULL);
+        else
+            write_part(&parts[j]); /* no thread to be had: in turn */
+    }
+    long long ok = 0;
+    int k = 0;
+    for (size_t j = 0; j < np; j++) {
+        if (parts[j].k)
+            k = 1;
+        ok += parts[j].ok;
+        add[3] += parts[j].rejected;
+        add[4] += parts[j].orphans;
+    }
+    if (k)
+        return 1;
+    switch (pv[0]->type) {
+    case REC_ROW:
+        add[0] = ok - add[4];
+        break;
+    case REC_ISECT:
+        add[1] = ok;
+        break;
+    default:
+        add[2] = ok;
+        break;
+    }
+    return 0;
+}
+
+static int connect_one(tsi_ingest *in, wconn *w)
 {
     tsi_error e = {0};
-    in->conn = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e);
-    if (!in->conn) {
+    w->conn = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e);
+    if (!w->conn) {
         set_last_error(in, "connect: %s %s", e.message, e.detail);
         return -1;
     }
-    PQclear(PQexec(in->conn, "SET client_min_messages = warning"));
-    if (exec_simple(in, SQL_STAGE, PGRES_COMMAND_OK, "prepare") != 0)
+    PQclear(PQexec(w->conn, "SET client_min_messages = warning"));
+    if (exec_simple(in, w, SQL_STAGE, PGRES_COMMAND_OK, "prepare") != 0)
         goto fail;
-    PGresult *r = PQexec(in->conn, "SELECT column_name FROM information_schema.columns WHERE "
-                                   "table_schema = 'public' AND table_name = "
-                                   "'safety_indices_realtime'");
+    PGresult *r = PQexec(w->conn, "SELECT column_name FROM information_schema.columns WHERE "
+                                  "table_schema = 'public' AND table_name = "
+                                  "'safety_indices_realtime'");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        check(in, r, PGRES_TUPLES_OK, "schema");
+        check(in, w, r, PGRES_TUPLES_OK, "schema");
         goto fail;
     }
     for (int f = 0; f < 3; f++) {
-        in->has_feat[f] = false;
+        w->has_feat[f] = false;
         for (int i = 0; i < PQntuples(r); i++)
             if (strcmp(PQgetvalue(r, i, 0), FEAT_COLS[f]) == 0)
-                in->has_feat[f] = true;
+                w->has_feat[f] = true;
     }
     PQclear(r);
+    tsi_info("ingest", "connected to the database conn=%d of=%d features=%d", (int)(w - in->wc),
+             in->nconn, w->has_feat[0] + w->has_feat[1] + w->has_feat[2]);
+    return 0;
+fail:
+    PQfinish(w->conn);
+    w->conn = NULL;
+    return -1;
+}
+
+/* every writer connection, or -1 */
+static int connect_db(tsi_ingest *in)
+{
+    for (int j = 0; j < in->nconn; j++)
+        if (!in->wc[j].conn && connect_one(in, &in->wc[j]) < 0)
+            return -1;
     pthread_mutex_lock(&in->mu);
     in->st.connected = true;
     pthread_mutex_unlock(&in->mu);
-    tsi_info("ingest", "connected to the database features=%d",
-             in->has_feat[0] + in->has_feat[1] + in->has_feat[2]);
     return 0;
-fail:
-    PQfinish(in->conn);
-    in->conn = NULL;
-    return -1;
 }
 
 static void drop_conn(tsi_ingest *in)
 {
-    if (in->conn)
-        PQfinish(in->conn);
-    in->conn = NULL;
+    for (int j = 0; j < in->nconn; j++) {
+        if (in->wc[j].conn)
+            PQfinish(in->wc[j].conn);
+        in->wc[j].conn = NULL;
+    }
     pthread_mutex_lock(&in->mu);
     in->st.connected = false;
     in->replay_end = in->end; /* everything queued now waited for the database */
     pthread_mutex_unlock(&in->mu);
 }
-
 /* an intersection record into x; x->metadata is malloc'ed (recs_free), NULL = "{}" */
 static void isect_read(tsi_isect_row *x, const unsigned char *p, size_t len)
 {
@@ -924,8 +1124,17 @@ static void *writer_main(void *arg)
     tsi_ingest *in = arg;
     size_t cap = (size_t)in->cfg.batch_rows;
     rec *v = malloc(cap * sizeof *v);
-    if (!v)
+    rec **pv = malloc(cap * sizeof *pv); /* the batch in spool order */
+    rec **pp = malloc(cap * sizeof *pp); /* the same, grouped by part */
+    if (!v || !pv || !pp) {
+        tsi_err("ingest", "out of memory for the writer's batch rows=%zu", cap);
+        free(v);
+        free(pv);
+        free(pp);
         return NULL;
+    }
+    for (size_t i = 0; i < cap; i++)
+        pv[i] = &v[i];
     size_t held = 0; /* records of v whose intersection metadata is still allocated */
     for (;;) {
         pthread_mutex_lock(&in->mu);
@@ -936,12 +1145,12 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&in->mu);
         if (stop)
             break;
-        if (!in->conn && connect_db(in) < 0) {
+        if (connect_db(in) < 0) {
             drop_conn(in);
             backoff_wait(in);
             continue;
         }
-        long long corrupt = 0, orphans = 0;
+        long long corrupt = 0;
         off_t next;
         recs_free(v, held);
         size_t n = read_batch(in, off, end, v, cap, &next, &corrupt);
@@ -951,56 +1160,21 @@ static void *writer_main(void *arg)
             advance(in, next, 0, off, corrupt, add); /* only garbage was left */
             continue;
         }
-        int k = write_tx(in, v, n, &orphans);
-        if (k == 1) {
+        if (write_batch(in, pv, pp, n, add) != 0) {
+            /* a connection failed: redo the whole batch later (upserts make the records
+             * already written harmless) */
             drop_conn(in);
             backoff_wait(in);
             continue;
         }
-        if (k == 2) {
-            /* the batch was refused for its content: each record alone, drop the bad ones */
-            size_t ok = 0;
-            for (size_t i = 0; i < n && k != 1; i++) {
-                k = write_tx(in, &v[i], 1, &orphans);
-                if (k == 0)
-                    ok++;
-                else if (k == 2) {
-                    add[3]++;
-                    tsi_err("ingest",
-                            "record refused by the database, dropped type=%d "
-                            "spool_offset=%lld",
-                            v[i].type, (long long)v[i].off);
-                }
-            }
-            if (k == 1) {
-                /* lost the connection in the middle: redo the whole batch later
-                 * (upserts make the records already written harmless) */
-                drop_conn(in);
-                backoff_wait(in);
-                continue;
-            }
-            if (v[0].type == REC_ROW)
-                add[0] = (long long)ok;
-            else if (v[0].type == REC_ISECT)
-                add[1] = (long long)ok;
-            else
-                add[2] = (long long)ok;
-        } else {
-            if (v[0].type == REC_ROW)
-                add[0] = (long long)n;
-            else if (v[0].type == REC_ISECT)
-                add[1] = (long long)n;
-            else
-                add[2] = (long long)n;
-        }
-        add[0] -= orphans;
-        add[4] = orphans;
-        if (orphans > 0)
-            tsi_warn("ingest", "rows of unknown intersections dropped count=%lld", orphans);
+        if (add[4] > 0)
+            tsi_warn("ingest", "rows of unknown intersections dropped count=%lld", add[4]);
         in->backoff_ms = 0;
         advance(in, next, n, off, corrupt, add);
     }
     recs_free(v, held);
     free(v);
+    free(pv);
+    free(pp);
     return NULL;
 }

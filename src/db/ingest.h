@@ -4,11 +4,18 @@
  * Every record handed in is first appended to the spool ($TSI_HOME/spool/ingest.spool
  * unless configured): append-only, one fsync per call, each record framed by a magic,
  * its type, length and a CRC-32 of header and payload. A writer thread reads the spool in
- * order and writes it to PostgreSQL as role tsi_writer, one transaction per batch:
- * intersections by upsert, realtime rows by COPY into a temporary table then
- * INSERT … ON CONFLICT (intersection_id, "timestamp") DO UPDATE (the last version of a row
- * in the batch wins), quality entries by COPY. When the batch commits the read position
- * advances, and when everything is written the spool is truncated. So:
+ * order and writes it to PostgreSQL as role tsi_writer, batch by batch (a batch: up to
+ * batch_rows consecutive records of one type): intersections by upsert and quality entries
+ * by COPY, in one transaction on the primary connection; realtime rows by COPY into a
+ * temporary table then INSERT … ON CONFLICT (intersection_id, "timestamp") DO UPDATE (the
+ * last version of a row in the batch wins), split by intersection_id % connections into
+ * disjoint parts written concurrently, each part in its own transaction on its own
+ * connection and in the batch's order (a key lives in one part only, so the last version
+ * still wins). A batch starts only when the one before it committed, so intersections are
+ * committed before the rows after them in the spool are written. When every part of the
+ * batch has committed the read position advances; if one part fails for a transient cause
+ * the whole batch is written again later (the parts already committed are upserted again:
+ * harmless). When everything is written the spool is truncated. So:
  *   - the caller never waits for the database (only for the spool's fsync);
  *   - while the database is unreachable, records accumulate and are replayed in order
  *     when it returns (reconnects back off exponentially, with jitter);
@@ -17,14 +24,16 @@
  *     record in the middle is skipped (resynchronising on the next valid frame), and the
  *     rest is replayed. Replays are idempotent (upserts).
  *   - a record the database refuses for its content (a CHECK, a missing partition) is
- *     retried alone, and if refused again logged and dropped: one bad row never blocks
- *     the spool. Rows of an intersection that does not exist are dropped and counted.
+ *     retried alone (only the records of the refused part: the other parts committed), and
+ *     if refused again logged and dropped: one bad row never blocks the spool. Rows of an
+ *     intersection that does not exist are dropped and counted.
  *   - feature columns (avg_speed, speed_stddev, hard_braking_count) are written when the
- *     schema has them (checked at each connection).
+ *     schema has them (checked at each connection, by each connection).
  *
- * Ownership: tsi_ingest owns its thread, its connection and the spool file (locked with
- * flock: one process per spool). Records passed in are copied. The add functions are
- * thread-safe; open/close are not. */
+ * Ownership: tsi_ingest owns its thread (and, during a batch of rows, one short-lived
+ * thread per extra part), its connections and the spool file (locked with flock: one
+ * process per spool). Records passed in are copied. The add functions are thread-safe;
+ * open/close are not. */
 #ifndef TSI_DB_INGEST_H
 #define TSI_DB_INGEST_H
 
@@ -42,6 +51,8 @@ typedef struct tsi_ingest_config {
     int batch_rows;        /* records per transaction; 0 = 20000 */
     int retry_min_ms;      /* first reconnect delay; 0 = 200 */
     int retry_max_ms;      /* cap of the backoff; 0 = 30000 */
+    int connections;       /* writer connections (realtime rows split among them); 0 = 2,
+                              at most 16 */
     bool start_paused;     /* tests: the writer thread waits for tsi_ingest_resume */
 } tsi_ingest_config;
 
@@ -56,8 +67,8 @@ typedef struct tsi_ingest_stats {
     long long spool_corrupt;  /* corrupt records skipped (torn tails included) */
     long long replayed;       /* records written that had waited for the database */
     long long db_errors;      /* failed connections and transactions */
-    long long batches;        /* committed transactions */
-    bool connected;
+    long long batches;        /* spool batches written (one transaction per part) */
+    bool connected;           /* every writer connection is up */
     char last_error[256];
 } tsi_ingest_stats;
 

@@ -24,6 +24,7 @@
 #include "base/proc.h"
 #include "db/ingest.h"
 #include "harness.h"
+#include "ingest_util.h"
 
 static char dbname[64];
 static char spool[PATH_MAX];
@@ -55,20 +56,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char *argv[] = {"rm", "-rf", spool, NULL};
-    tsi_proc_run(argv, NULL, NULL, 0, NULL);
-    th_db_drop(dbname);
+    iu_teardown(spool, dbname);
     return 0;
 }
 
 static void reset(void)
 {
-    PGconn *c = th_connect("tsi_owner");
-    th_exec(c, "DELETE FROM safety_indices_realtime; DELETE FROM data_quality_log", NULL);
-    PQfinish(c);
-    char path[PATH_MAX + 32];
-    tsi_ingest_spool_path(spool, path, sizeof path);
-    unlink(path);
+    iu_reset(spool, "DELETE FROM safety_indices_realtime; DELETE FROM data_quality_log");
 }
 
 static tsi_rt_row row(int64_t isect, int minute, double ci, int volume)
