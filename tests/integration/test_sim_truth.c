@@ -97,6 +97,21 @@ typedef struct recs {
     size_t n;
 } recs;
 
+/* decodes every frame of the BSM capture, then of the PSM capture, into fn(ud, ...) */
+static void decode_captures(capture *bsm, capture *psm, tsi_frame_cb fn, void *ud)
+{
+    tsi_decoder dec;
+    tsi_decoder_init(&dec);
+    tsi_error e = {0};
+    for (int k = 0; k < 2; k++) {
+        capture *c = k ? psm : bsm;
+        for (size_t i = 0; i < c->n; i++)
+            assert_true(tsi_frame_decode(&dec, c->frames[i], strlen(c->frames[i]), fn, ud, &e) >=
+                        0);
+    }
+    tsi_decoder_free(&dec);
+}
+
 static void rec_cb(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
 {
     (void)index;
@@ -276,16 +291,7 @@ static void test_truth(void **state)
     /* decode every message of both captures */
     recs R = {calloc(MAXMSG, sizeof(rec)), 0};
     assert_non_null(R.r);
-    tsi_decoder dec;
-    tsi_decoder_init(&dec);
-    tsi_error e = {0};
-    for (int k = 0; k < 2; k++) {
-        capture *c = k ? &cp : &cb;
-        for (size_t i = 0; i < c->n; i++)
-            assert_true(
-                tsi_frame_decode(&dec, c->frames[i], strlen(c->frames[i]), rec_cb, &R, &e) >= 0);
-    }
-    tsi_decoder_free(&dec);
+    decode_captures(&cb, &cp, rec_cb, &R);
     qsort(R.r, R.n, sizeof(rec), cmp_rec);
 
     truth_min *T = calloc(256, sizeof *T);
@@ -579,16 +585,7 @@ static void test_truth_exact(void **state)
     int64_t m_end = (hi + 500) - (hi + 500) % 60000;
     assert_true(m_end - m_first >= 120000);
     tups T = {0};
-    tsi_decoder dec;
-    tsi_decoder_init(&dec);
-    tsi_error e = {0};
-    for (int k = 0; k < 2; k++) {
-        capture *c = k ? &cp : &cb;
-        for (size_t i = 0; i < c->n; i++)
-            assert_true(
-                tsi_frame_decode(&dec, c->frames[i], strlen(c->frames[i]), tup_cb, &T, &e) >= 0);
-    }
-    tsi_decoder_free(&dec);
+    decode_captures(&cb, &cp, tup_cb, &T);
     qsort(T.t, T.n, sizeof *T.t, cmp_tup);
     truth_min *tr = calloc(1024, sizeof *tr);
     int nt = read_truth(&s, m_first, m_end, tr, 1024);
