@@ -182,9 +182,6 @@ typedef struct tsi_point {
     double si, vru, veh;
     bool vru_null, veh_null;
     int64_t vol;
-    /* PostgreSQL's text of si/vru/veh (NULL: use the doubles): written as is, no
-     * strtod/printf round trip; points into a PGresult the caller keeps alive */
-    const char *si_t, *vru_t, *veh_t;
 } tsi_point;
 /* latest row per intersection (within the last 7 days of files) into r->body as the
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */

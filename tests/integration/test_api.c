@@ -315,6 +315,92 @@ static void test_history_routing(void **state)
 /* A 1-minute series is in time order and complete even when PostgreSQL returns its rows
  * out of order: yesterday's partition is detached, so yesterday's rows land in the default
  * partition, which the scan appends after today's. */
+/* full-precision values (17 significant digits, NULLs) for every minute from yesterday
+ * 00:00 UTC to now: the answer holds each minute once, in order, and every number reads
+ * back as exactly the double stored (the server sends the shortest such text); the
+ * server reads the range in parts, so part boundaries are crossed */
+static double exact_value(int k, int which)
+{
+    switch (which) {
+    case 0:
+        return fmod(k * 61.80339887498949, 100.0);
+    case 1:
+        return k % 7 == 0 ? NAN : 100.0 / (k + 3);
+    default:
+        return k % 11 == 0 ? NAN : nextafter((double)(k % 100), 0);
+    }
+}
+
+static void sql_double(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("NULL", f);
+    else
+        fprintf(f, "%.17g", v);
+}
+
+static void test_history_minutes_exact(void **state)
+{
+    (void)state;
+    long long day0 = (today - 1) * 86400;
+    long long now = th_int(owner, "SELECT extract(epoch FROM now())::bigint");
+    int n = (int)((now - day0) / 60);
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    fputs("INSERT INTO intersections (id, name, latitude, longitude, geometry) VALUES (106,"
+          " 'Exact values', 38.9, -77.2, ST_SetSRID(ST_MakePoint(-77.2, 38.9), 4326));"
+          "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index,"
+          " combined_index_eb, vru_index, vehicle_index_eb, traffic_volume, vru_count,"
+          " vehicle_event_count, vru_event_count, hour_of_day, day_of_week) VALUES",
+          f);
+    for (int k = 0; k < n; k++) {
+        fprintf(f, "%s(106, to_timestamp(%lld), 50, ", k ? "," : "", day0 + 60LL * k);
+        sql_double(f, exact_value(k, 0));
+        fputc(',', f);
+        sql_double(f, exact_value(k, 1));
+        fputc(',', f);
+        sql_double(f, exact_value(k, 2));
+        fprintf(f, ", %d, 0, 0, 0, 0, 0)", k % 50);
+    }
+    fclose(f);
+    th_sqlf(owner, "%s", sql);
+    free(sql);
+    char a[16], b[16], path[256];
+    day_str(a, sizeof a, today - 1);
+    day_str(b, sizeof b, today);
+    snprintf(path, sizeof path,
+             "/api/v1/safety/history/106?start_date=%s&end_date=%s&aggregation=1min", a, b);
+    resp r;
+    jdoc j;
+    get_json(srv.port, path, &r, &j);
+    int arr = tsi_json_get(&j.d, 0, "data_points");
+    assert_int_equal(jcount(&j, arr), n);
+    assert_int_equal((long long)jnum(&j, 0, "total_points"), n);
+    int k = 0;
+    for (int t = tsi_json_first(&j.d, arr); t >= 0; t = tsi_json_next(&j.d, arr, t), k++) {
+        char ts[32], want[32];
+        jstr(&j, t, "timestamp", ts, sizeof ts);
+        long long sec = day0 + 60LL * k;
+        day_str(want, sizeof want, sec / 86400);
+        snprintf(want + 10, sizeof want - 10, "T%02lld:%02lld:00Z", sec % 86400 / 3600,
+                 sec % 3600 / 60);
+        assert_string_equal(ts, want);
+        static const char *const keys[3] = {"safety_index", "vru_index", "vehicle_index"};
+        for (int c = 0; c < 3; c++) {
+            double got = jnum(&j, t, keys[c]), exp = exact_value(k, c);
+            if (isnan(exp) ? !isnan(got) : got != exp)
+                fail_msg("minute %d %s: got %.17g, stored %.17g", k, keys[c], got, exp);
+        }
+        assert_int_equal((long long)jnum(&j, t, "traffic_volume"), k % 50);
+    }
+    jfree(&j);
+    resp_free(&r);
+    th_sqlf(owner, "DELETE FROM safety_indices_realtime WHERE intersection_id = 106;"
+                   "DELETE FROM safety_indices_latest WHERE intersection_id = 106;"
+                   "DELETE FROM intersections WHERE id = 106;");
+}
+
 static void test_history_minutes_order(void **state)
 {
     (void)state;
@@ -1193,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_history_routing),
         cmocka_unit_test(test_history_minutes_order),
+        cmocka_unit_test(test_history_minutes_exact),
         cmocka_unit_test(test_history_daily_table),
         cmocka_unit_test(test_history_all),
         cmocka_unit_test(test_stats),
