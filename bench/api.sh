@@ -12,7 +12,8 @@
 #            zero errors
 # Data: `tsi seed` (48 h realtime, 90 d hourly, 730 d daily) at each size of
 # BENCH_API_SIZES (default "100 1000"). A private cluster in a temporary TSI_HOME on a
-# random port. BENCH_BUILD=dir picks the build (default build); BENCH_SECONDS per run (8).
+# random port. BENCH_BUILD=dir picks the build (default build); BENCH_SECONDS per run (8);
+# BENCH_API_SECTIONS a subset of "index db parquet mixed" (default all).
 # Installs wrk and nginx-light from Debian when missing.
 # Noise: the machine is shared, so each tsi/reference pair runs BENCH_ROUNDS times
 # (default 2) interleaved (tsi, ref, tsi, ref, ...) and the row reports the best of each
@@ -30,6 +31,8 @@ SIZES=${BENCH_API_SIZES:-100 1000}
 SECS=${BENCH_SECONDS:-8}
 CONN=50
 ROUNDS=${BENCH_ROUNDS:-2}
+SECTIONS=${BENCH_API_SECTIONS:-index db parquet mixed} # a subset runs only those rows
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 [ -x "$BIN" ] || { echo "bench/api: $BIN is missing: run make first" >&2; exit 1; }
 for tool in wrk nginx pgbench; do
   if ! command -v $tool >/dev/null; then
@@ -215,13 +218,16 @@ EOF
   echo "index body: $size bytes plain, $gz gzip"
 
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine competes)"
+  if want index; then
   pair_row "index plain" ">= 0.8" "nginx static" "http://127.0.0.1:$P1/api/v1/safety/index/" \
     "http://127.0.0.1:$P3/index.json"
   pair_row "index gzip" ">= 0.8" "nginx gzip_static" "http://127.0.0.1:$P1/api/v1/safety/index/" \
     "http://127.0.0.1:$P3/index.json" "Accept-Encoding: gzip"
+  fi
 
   s7=$(day 6); e=$(day 0)
   t0s="${s7}T00:00:00Z"; t1s="$(date -u -d "$e + 1 day" +%Y-%m-%d)T00:00:00Z"
+  if want db; then
   # warm every worker's connection and prepared statements first
   wrk -t2 -c$CONN -d2s "http://127.0.0.1:$P1/api/v1/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" >/dev/null 2>&1
   db_row "history 7d hourly" "http://127.0.0.1:$P1/api/v1/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" \
@@ -230,8 +236,10 @@ EOF
     stats "p1={3}" "p2=$t0s" "p3=$t1s"
   db_row "nearby 2 km" "http://127.0.0.1:$P1/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=2000" \
     nearby "p1=38.87" "p2=-77.27" "p3=2000"
+  fi
 
   s2=$(day 1)
+  if want parquet; then
   pair_row "history 48h 1min: pg/pq" ">= 10" "parquet path (tsi)" \
     "http://127.0.0.1:$P1/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min" \
     "http://127.0.0.1:$P2/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min"
@@ -245,7 +253,9 @@ EOF
   a=$(one "http://127.0.0.1:$P1/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
   b=$(one "http://127.0.0.1:$P2/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
   awk -v a="$a" -v b="$b" 'BEGIN { printf "%-28s pg %.1f ms, parquet %.1f ms (p50, one keep-alive client) | ratio %.2f (goal >= 10)\n", "history 48h 1min, 1 client", a * 1000, b * 1000, b / a }'
+  fi
 
+  if want mixed; then
   curl -s "http://127.0.0.1:$P1/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$tmp/m0"
   m=$(run_wrk "http://127.0.0.1:$P1/" "" "$tmp/mixed.lua")
   curl -s "http://127.0.0.1:$P1/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$tmp/m1"
@@ -258,6 +268,7 @@ EOF
          if ($1 ~ /_sum/) s[r] = d; else c[r] = d }
        END { printf "%-28s", "  server time per route:"; for (r in c) if (c[r] > 0)
                printf " %s %d x %.1f ms;", r, c[r], 1000 * s[r] / c[r]; printf "\n" }' "$tmp/m0" "$tmp/m1"
+  fi
 
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   pids=()

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "base/dtoa.h"
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "base/options.h"
@@ -627,33 +628,62 @@ int tsi_h_index(tsi_req *r, bool one)
 
 /* ---- history ------------------------------------------------------------------------------ */
 /* one history point; the hot loop of large answers (2,880 points for 48 h of minutes):
- * literal keys and the timestamp go in without the escaper (all plain ASCII) */
+ * built whole in a stack buffer — literal keys, the ASCII timestamp, numbers from
+ * tsi_dtoa and integers — and appended as one raw value (all of it plain ASCII, nothing to
+ * escape), instead of a writer call per key and value */
+static char *put_lit(char *o, const char *lit, size_t n)
+{
+    memcpy(o, lit, n);
+    return o + n;
+}
+#define PUT_LIT(o, lit) ((o) = put_lit((o), (lit), sizeof(lit) - 1))
+
+static char *put_num(char *o, double v) /* NaN: null */
+{
+    if (isnan(v) || !isfinite(v))
+        return put_lit(o, "null", 4);
+    return o + tsi_dtoa(v == 0 ? 0 : v, o);
+}
+
+static char *put_int(char *o, int64_t v)
+{
+    char t[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *o++ = '-';
+    while (n)
+        *o++ = t[--n];
+    return o;
+}
+
 static void write_point(tsi_jsonw *w, const tsi_point *p)
 {
-    char ts[40];
+    char b[512], *o = b;
     civil utc = civil_of(p->ts);
-    ts[0] = '"';
-    fmt_civil(ts + 1, sizeof ts - 2, utc);
-    size_t tl = strlen(ts);
-    ts[tl++] = '"';
     int64_t off = tsi_api_tz_offset(p->ts);
     civil tm = off ? civil_of(p->ts + off) : utc; /* local hour and weekday */
-    tsi_jsonw_object(w);
-    TSI_JSONW_KEY(w, "timestamp");
-    tsi_jsonw_raw(w, ts, tl);
-    TSI_JSONW_KEY(w, "safety_index");
-    tsi_jsonw_double_short(w, p->si);
-    TSI_JSONW_KEY(w, "vru_index");
-    tsi_jsonw_double_short(w, p->vru_null ? NAN : p->vru);
-    TSI_JSONW_KEY(w, "vehicle_index");
-    tsi_jsonw_double_short(w, p->veh_null ? NAN : p->veh);
-    TSI_JSONW_KEY(w, "traffic_volume");
-    tsi_jsonw_int(w, p->vol);
-    TSI_JSONW_KEY(w, "hour_of_day");
-    tsi_jsonw_int(w, tm.hh);
-    TSI_JSONW_KEY(w, "day_of_week");
-    tsi_jsonw_int(w, tm.dow);
-    tsi_jsonw_end(w);
+    PUT_LIT(o, "{\"timestamp\":\"");
+    fmt_civil(o, 40, utc);
+    o += strlen(o);
+    PUT_LIT(o, "\",\"safety_index\":");
+    o = put_num(o, p->si);
+    PUT_LIT(o, ",\"vru_index\":");
+    o = put_num(o, p->vru_null ? NAN : p->vru);
+    PUT_LIT(o, ",\"vehicle_index\":");
+    o = put_num(o, p->veh_null ? NAN : p->veh);
+    PUT_LIT(o, ",\"traffic_volume\":");
+    o = put_int(o, p->vol);
+    PUT_LIT(o, ",\"hour_of_day\":");
+    o = put_int(o, tm.hh);
+    PUT_LIT(o, ",\"day_of_week\":");
+    o = put_int(o, tm.dow);
+    *o++ = '}';
+    tsi_jsonw_raw(w, b, (size_t)(o - b));
 }
 
 static const char *trunc_unit(const char *agg)
