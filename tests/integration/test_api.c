@@ -120,14 +120,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void day_str(char *out, size_t len, long long day)
-{
-    time_t t = (time_t)(day * 86400);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%d", &tm);
-}
-
 /* ---- /safety/index/ --------------------------------------------------------------------- */
 static void test_index(void **state)
 {
@@ -366,15 +358,9 @@ static void test_history_minutes_exact(void **state)
     fclose(f);
     th_sqlf(owner, "%s", sql);
     free(sql);
-    char a[16], b[16], path[256];
-    day_str(a, sizeof a, today - 1);
-    day_str(b, sizeof b, today);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/106?start_date=%s&end_date=%s&aggregation=1min", a, b);
     resp r;
     jdoc j;
-    get_json(srv.port, path, &r, &j);
-    int arr = tsi_json_get(&j.d, 0, "data_points");
+    int arr = history_get(srv.port, 106, today - 1, today, "1min", &r, &j);
     assert_int_equal(jcount(&j, arr), n);
     assert_int_equal((long long)jnum(&j, 0, "total_points"), n);
     int k = 0;
@@ -428,15 +414,9 @@ static void test_history_minutes_order(void **state)
     assert_int_equal(th_intf(owner, "SELECT count(*) FROM ONLY safety_indices_realtime_default"
                                     " WHERE intersection_id = 104"),
                      10);
-    char a[16], b[16], path[256];
-    day_str(a, sizeof a, today - 1);
-    day_str(b, sizeof b, today);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/104?start_date=%s&end_date=%s&aggregation=1min", a, b);
     resp r;
     jdoc j;
-    get_json(srv.port, path, &r, &j);
-    int arr = tsi_json_get(&j.d, 0, "data_points");
+    int arr = history_get(srv.port, 104, today - 1, today, "1min", &r, &j);
     assert_int_equal(jcount(&j, arr), 15);
     /* expected, in order: yesterday 12:00..12:09 (k = 0..9), then today 00:00..00:04 */
     int k = 0;

@@ -40,14 +40,6 @@ static long long off_at(long long t)
     return t < T ? off_a : off_b;
 }
 
-static void day_str(char *out, size_t len, long long day)
-{
-    time_t t = (time_t)(day * 86400);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%d", &tm);
-}
-
 static void ts_str(char *out, size_t len, long long t)
 {
     time_t tt = (time_t)t;
@@ -274,15 +266,9 @@ static void check_point(jdoc *j, int p, long long ts, double si, long long vol, 
 static void test_days_across_dst(void **state)
 {
     (void)state;
-    char s[16], e[16], path[256];
-    day_str(s, sizeof s, D - 4);
-    day_str(e, sizeof e, D + 2);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=1day", s, e);
     resp r;
     jdoc j;
-    get_json(srv.port, path, &r, &j);
-    int pts = tsi_json_get(&j.d, 0, "data_points");
+    int pts = history_get(srv.port, 501, D - 4, D + 2, "1day", &r, &j);
     assert_int_equal(jcount(&j, pts), 7);
     for (long long x = D - 4; x <= D + 2; x++) {
         day_exp ex = expect_day(x);
@@ -299,14 +285,9 @@ static void test_days_across_dst(void **state)
 static void test_hours_of_dst_day(void **state)
 {
     (void)state;
-    char d[16], path[256];
-    day_str(d, sizeof d, D);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=1hour", d, d);
     resp r;
     jdoc j;
-    get_json(srv.port, path, &r, &j);
-    int pts = tsi_json_get(&j.d, 0, "data_points");
+    int pts = history_get(srv.port, 501, D, D, "1hour", &r, &j);
     int k = 0;
     for (int i = 0; i < nhrs; i++) {
         if (hrs[i].h < mid(D) || hrs[i].h >= mid(D + 1))
@@ -326,9 +307,6 @@ static void test_hours_of_dst_day(void **state)
 static void test_week_month(void **state)
 {
     (void)state;
-    char s[16], e[16], path[256];
-    day_str(s, sizeof s, D - 4);
-    day_str(e, sizeof e, D + 2);
     const char *aggs[] = {"1week", "1month"};
     for (int a = 0; a < 2; a++) {
         /* group the local days by their week (Monday) or month start, by hand */
@@ -358,13 +336,9 @@ static void test_week_month(void **state)
             vol[nb - 1] += ex.vol;
             cnt[nb - 1]++;
         }
-        snprintf(path, sizeof path,
-                 "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=%s", s, e,
-                 aggs[a]);
         resp r;
         jdoc j;
-        get_json(srv.port, path, &r, &j);
-        int pts = tsi_json_get(&j.d, 0, "data_points");
+        int pts = history_get(srv.port, 501, D - 4, D + 2, aggs[a], &r, &j);
         assert_int_equal(jcount(&j, pts), nb);
         for (int b = 0; b < nb; b++)
             check_point(&j, jat(&j, pts, b), lab[b], sum[b] / cnt[b], vol[b], aggs[a]);
@@ -436,14 +410,9 @@ static void test_stats_compare_ranking(void **state)
 static void test_minutes_and_today(void **state)
 {
     (void)state;
-    char d[16], path[256];
-    day_str(d, sizeof d, today);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/502?start_date=%s&end_date=%s&aggregation=1min", d, d);
     resp r;
     jdoc j;
-    get_json(srv.port, path, &r, &j);
-    int pts = tsi_json_get(&j.d, 0, "data_points");
+    int pts = history_get(srv.port, 502, today, today, "1min", &r, &j);
     /* expected, by PostgreSQL: the rows of that local date with their local hour and
      * weekday (robust to a DST change within the day) */
     char q[600];
@@ -475,7 +444,8 @@ static void test_minutes_and_today(void **state)
     r = get(srv.port, "/api/v1/safety/history/502/stats?days=1");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
-    char pe[16], t2[16];
+    char pe[16], t2[16], d[16];
+    day_str(d, sizeof d, today);
     jstr(&j, 0, "period_end", pe, sizeof pe);
     day_str(t2, sizeof t2,
             th_int(owner, "SELECT (now() AT TIME ZONE '" TZ "')::date - date '1970-01-01'"));
@@ -495,11 +465,8 @@ static void test_parquet_days(void **state)
     const char *args[] = {"--threads", "2", "--source", "parquet", NULL};
     api_srv pq;
     srv_start(&pq, args, env);
-    char s[16], e[16], path[256];
-    day_str(s, sizeof s, D - 1);
-    day_str(e, sizeof e, D + 1);
-    snprintf(path, sizeof path,
-             "/api/v1/safety/history/501?start_date=%s&end_date=%s&aggregation=1day", s, e);
+    char path[256];
+    history_path(path, sizeof path, 501, D - 1, D + 1, "1day");
     resp r = get(pq.port, path);
     assert_int_equal(r.status, 200);
     char src[32];

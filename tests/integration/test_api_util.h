@@ -285,10 +285,43 @@ __attribute__((unused)) static void get_json(int port, const char *path, resp *r
     jparse(j, r);
 }
 
+/* a UTC day number as YYYY-MM-DD */
+__attribute__((unused)) static void day_str(char *out, size_t len, long long day)
+{
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%d", &tm);
+}
+
+/* /api/v1/safety/history/{id} over the days d0..d1 at agg, into path */
+__attribute__((unused)) static void history_path(char *path, size_t len, long long id, long long d0,
+                                                 long long d1, const char *agg)
+{
+    char a[16], b[16];
+    day_str(a, sizeof a, d0);
+    day_str(b, sizeof b, d1);
+    snprintf(path, len, "/api/v1/safety/history/%lld?start_date=%s&end_date=%s&aggregation=%s", id,
+             a, b, agg);
+}
+
 __attribute__((unused)) static void jfree(jdoc *j)
 {
     tsi_json_free(&j->d);
     free(j->text);
+}
+
+/* GET that history (200 required) and parse it; returns the data_points array */
+__attribute__((unused)) static int history_get(int port, long long id, long long d0, long long d1,
+                                               const char *agg, resp *r, jdoc *j)
+{
+    char path[256];
+    history_path(path, sizeof path, id, d0, d1, agg);
+    get_json(port, path, r, j);
+    int arr = tsi_json_get(&j->d, 0, "data_points");
+    if (arr < 0)
+        fail_msg("%s: no data_points", path);
+    return arr;
 }
 
 __attribute__((unused)) static double jnum(jdoc *j, int obj, const char *key)
