@@ -284,21 +284,27 @@ static void closed(tsi_ws_client *c, const char *why)
 
 /* ---- raw I/O: >0 bytes, 0 end of stream, -1 would block, -2 error (c->why) ------------- */
 
+/* a plain socket's recv (rd) or send (wr, whose buffer is only read): bytes moved, -1 when
+ * it would block, -2 on failure (c->why) */
+static ssize_t plain_io(tsi_ws_client *c, void *rd, const void *wr, size_t n)
+{
+    for (;;) {
+        ssize_t r = rd ? recv(c->fd, rd, n, 0) : send(c->fd, wr, n, MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -1;
+        snprintf(c->why, sizeof c->why, "%s: %s", rd ? "read" : "write", strerror(errno));
+        return -2;
+    }
+}
+
 static ssize_t io_read(tsi_ws_client *c, void *p, size_t n)
 {
-    if (!c->ssl) {
-        for (;;) {
-            ssize_t r = recv(c->fd, p, n, 0);
-            if (r >= 0)
-                return r;
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return -1;
-            snprintf(c->why, sizeof c->why, "read: %s", strerror(errno));
-            return -2;
-        }
-    }
+    if (!c->ssl)
+        return plain_io(c, p, NULL, n);
     ERR_clear_error();
     c->ssl_want_write = false;
     int r = SSL_read(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
@@ -332,19 +338,8 @@ static ssize_t io_read(tsi_ws_client *c, void *p, size_t n)
 
 static ssize_t io_write(tsi_ws_client *c, const void *p, size_t n)
 {
-    if (!c->ssl) {
-        for (;;) {
-            ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
-            if (r >= 0)
-                return r;
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return -1;
-            snprintf(c->why, sizeof c->why, "write: %s", strerror(errno));
-            return -2;
-        }
-    }
+    if (!c->ssl)
+        return plain_io(c, NULL, p, n);
     ERR_clear_error();
     c->ssl_want_write = false;
     pipe_guard g;
