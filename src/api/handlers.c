@@ -1871,7 +1871,8 @@ int tsi_h_health(tsi_req *r)
 }
 
 /* The collector's counters, from the file `tsi collect` rewrites every status period
- * ($TSI_HOME/run/collect.json): each number or boolean becomes a tsi_collector_* gauge. */
+ * ($TSI_HOME/run/collect.json): each number or boolean becomes a tsi_collector_* gauge (a
+ * key in milliseconds, *_ms, becomes *_seconds: promtool refuses abbreviated units). */
 static void metrics_collector(tsi_buf *b)
 {
     char path[PATH_MAX];
@@ -1901,6 +1902,12 @@ static void metrics_collector(tsi_buf *b)
         bool num = tsi_json_num(&d, k + 1, &v) == 0;
         if (!num && tsi_json_bool(&d, k + 1, &bv) != 0)
             continue;
+        size_t kl = strlen(key);
+        if (num && kl > 3 && strcmp(key + kl - 3, "_ms") == 0 && kl + 6 < sizeof key) {
+            /* Prometheus wants base units: time_ms -> time_seconds */
+            strcpy(key + kl - 3, "_seconds");
+            v /= 1000;
+        }
         tsi_buf_printf(b,
                        "# HELP tsi_collector_%s The collector's %s, from its status file.\n"
                        "# TYPE tsi_collector_%s gauge\n",

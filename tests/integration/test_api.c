@@ -1127,6 +1127,20 @@ static void test_http(void **state)
     jfree(&j);
     resp_free(&plain);
 
+    /* a collector's status file (as `tsi collect` writes it; a collector test running
+     * beside this one may replace it with its own, which has the same keys): its counters
+     * become tsi_collector_* gauges, time_ms in seconds (promtool refuses "_ms") */
+    char cdir[600], cpath[640], ctmp[660];
+    snprintf(cdir, sizeof cdir, "%s/run", getenv("TSI_HOME"));
+    mkdir(cdir, 0755);
+    snprintf(cpath, sizeof cpath, "%s/collect.json", cdir);
+    snprintf(ctmp, sizeof ctmp, "%s.api-test", cpath);
+    FILE *cf = fopen(ctmp, "w");
+    assert_non_null(cf);
+    fputs("{\"time_ms\":1764064800000,\"pid\":1,\"messages_in\":7,\"bsm_stream_up\":true}\n", cf);
+    assert_int_equal(fclose(cf), 0);
+    assert_int_equal(rename(ctmp, cpath), 0);
+
     /* metrics count what was asked */
     http_req(c, srv.port, "GET", "/metrics", NULL, false, &plain);
     assert_int_equal(plain.status, 200);
@@ -1139,6 +1153,8 @@ static void test_http(void **state)
     assert_non_null(strstr(plain.body, "tsi_db_size_bytes"));
     assert_non_null(strstr(plain.body, "tsi_db_partitions_ahead{"));
     assert_non_null(strstr(plain.body, "tsi_db_table_bytes{"));
+    assert_non_null(strstr(plain.body, "\ntsi_collector_time_seconds "));
+    assert_null(strstr(plain.body, "_ms "));
     /* promtool (Debian `prometheus`, installed by scripts/test) accepts the whole page */
     if (access("/usr/bin/promtool", X_OK) != 0)
         fail_msg("promtool is missing: apt-get install prometheus");
