@@ -6,12 +6,18 @@
  * its type, length and a CRC-32 of header and payload. A writer thread reads the spool in
  * order and writes it to PostgreSQL as role tsi_writer, batch by batch (a batch: up to
  * batch_rows consecutive records of one type): intersections by upsert and quality entries
- * by COPY, in one transaction on the primary connection; realtime rows by COPY into a
- * temporary table then INSERT … ON CONFLICT (intersection_id, "timestamp") DO UPDATE (the
- * last version of a row in the batch wins), split by intersection_id % connections into
- * disjoint parts written concurrently, each part in its own transaction on its own
- * connection and in the batch's order (a key lives in one part only, so the last version
- * still wins). A batch starts only when the one before it committed, so intersections are
+ * by COPY, in one transaction on the primary connection. Realtime rows are split by
+ * intersection_id % connections into disjoint parts written concurrently, each part in its
+ * own transaction on its own connection (a key lives in one part only). A part goes by
+ * binary COPY straight into safety_indices_realtime while its keys are new: the last
+ * version of each key (in spool order) kept and the keys sorted here, rows of unknown
+ * intersections left out after one query for the part's distinct ids. When the table
+ * refuses that COPY (a key that exists, a value a CHECK refuses, an intersection deleted
+ * meanwhile), the transaction is rolled back and written again staged: COPY into a
+ * temporary table then INSERT … ON CONFLICT (intersection_id, "timestamp") DO UPDATE from
+ * its DISTINCT ON (the last version in spool order wins), and the next 8 parts on that
+ * connection go staged directly. Either way the table ends as the upsert leaves it. A batch
+ * starts only when the one before it committed, so intersections are
  * committed before the rows after them in the spool are written. When every part of the
  * batch has committed the read position advances; if one part fails for a transient cause
  * the whole batch is written again later (the parts already committed are upserted again:
@@ -68,6 +74,10 @@ typedef struct tsi_ingest_stats {
     long long replayed;       /* records written that had waited for the database */
     long long db_errors;      /* failed connections and transactions */
     long long batches;        /* spool batches written (one transaction per part) */
+    long long direct_tx;      /* row transactions committed by COPY straight into the table */
+    long long staged_tx;      /* row transactions committed through the staging table */
+    long long direct_refused; /* direct COPYs the table refused (a key that existed, a value a
+                                 CHECK refuses, ...): rolled back and written staged */
     bool connected;           /* every writer connection is up */
     char last_error[256];
 } tsi_ingest_stats;
