@@ -16,6 +16,8 @@
 # lag p99 <= 2 s after the minute closes.
 #   BENCH_COLLECT_INTERSECTIONS=1000 BENCH_COLLECT_SECONDS=150 BENCH_SPOOL_ROWS=200000
 #   BENCH_SPOOL_CONNECTIONS=1,2,3 BENCH_SPOOL_REPEAT=1 BENCH_SPOOL_ONLY=1 (skip part 1)
+#   BENCH_COLLECT_START=2026-11-25T13:00:00Z (the simulator's clock at start: 13:00Z is its
+#   rush hour, 08:00 local; default now) BENCH_COLLECT_ONLY=1 (skip part 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD:-build}
@@ -65,7 +67,8 @@ fi
 n=${BENCH_COLLECT_INTERSECTIONS:-1000}
 secs=${BENCH_COLLECT_SECONDS:-150}
 port=$(tsi_free_port)
-"$BIN" sim --port "$port" --intersections "$n" --speed 1 --log-level warn >"$tmp/sim.log" 2>&1 &
+"$BIN" sim --port "$port" --intersections "$n" --speed 1 --start "${BENCH_COLLECT_START:-now}" \
+  --log-level warn >"$tmp/sim.log" 2>&1 &
 simpid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 grace=${BENCH_COLLECT_GRACE:-10}
@@ -138,4 +141,5 @@ awk -v polls="$polls" -v a="$t0" -v b="$t1" -v g="$grace" '{ v[NR] = $1 } END {
   printf "lag: minute close (end + %d s grace) to queryable row: p50 %.2f s, p99 %.2f s, max %.2f s over %d rows (goal p99 <= 2 s)\n", g, p50 / 1000, p99 / 1000, v[NR] / 1000, NR;
   printf "lag: references (same run): grace %d s, row flush every 1 s, poll period %.2f s (resolution)\n", g, (b - a) / polls;
 }' "$tmp/lag.txt"
-spool_bench
+echo "collect: load average at the end $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+[ "${BENCH_COLLECT_ONLY:-0}" = 1 ] || spool_bench

@@ -45,9 +45,13 @@ struct tsi_pipeline {
     dq_acc *dq;
     size_t ndq, capdq;
     tsi_collect_counters c;
-    /* the frame parser's tokens, reused frame after frame (grown on demand) */
+    /* the frame parser's tokens, reused frame after frame: grown on demand (up to
+     * TSI_FRAME_MAX_TOKENS), kept while frames need them, released after a run of small
+     * frames (see frame_parse) */
     tsi_jtok *toks;
     int captoks;
+    int small_run;      /* consecutive frames that used under a quarter of captoks */
+    long long reparses; /* parses that ran out of tokens and were repeated */
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -258,39 +262,75 @@ static void element(tsi_pipeline *p, tsi_raw_kind kind, const tsi_json *d, int e
     archive_msg(p, kind, &m, NULL, txt, n, received_ms);
 }
 
+/* Token storage: a rush-hour /ws/bsm frame (~15,500 BSMs, ~11 MB) needs ~1.2 M tokens;
+ * freeing them after every such frame made each frame start again small and parse up to
+ * four times (TOO_BIG at each size) into fresh, page-faulting memory. */
+enum {
+    TOKS_INITIAL = 1 << 16, /* first allocation (1.3 MB) */
+    TOKS_SMALL_RUN = 64,    /* frames using < 1/4 of the buffer before it is released */
+};
+
+static int toks_resize(tsi_pipeline *p, size_t cap)
+{
+    if (cap > TSI_FRAME_MAX_TOKENS)
+        cap = TSI_FRAME_MAX_TOKENS;
+    tsi_jtok *t = realloc(p->toks, cap * sizeof *t);
+    if (!t)
+        return -1;
+    p->toks = t;
+    p->captoks = (int)cap;
+    return 0;
+}
+
+/* Parses a frame into p->toks. A parse that runs out of tokens is repeated once with
+ * room for the whole frame, estimated from how far the first attempt got (tokens per
+ * byte so far, with a margin), and again only if that estimate was short. */
+static int frame_parse(tsi_pipeline *p, tsi_json *d, const char *js, size_t len, tsi_error *e)
+{
+    if (!p->toks && toks_resize(p, TOKS_INITIAL) < 0) {
+        p->captoks = 0;
+        return tsi_json_parse_alloc(d, js, len, TSI_FRAME_MAX_TOKENS, e);
+    }
+    int rc;
+    for (;;) {
+        rc = tsi_json_parse(d, js, len, p->toks, p->captoks, e);
+        if (rc != TSI_E_TOO_BIG || p->captoks >= TSI_FRAME_MAX_TOKENS)
+            break;
+        p->reparses++;
+        /* jsmn stopped at the token that did not fit: the last one stored starts about
+         * where it stopped */
+        double reached = (double)p->toks[p->captoks - 1].start;
+        double est = reached > 0 ? (double)p->captoks * ((double)len / reached) * 1.125 : 0;
+        size_t cap = (size_t)p->captoks * 2;
+        if (est > (double)cap)
+            cap = est < (double)TSI_FRAME_MAX_TOKENS ? (size_t)est : TSI_FRAME_MAX_TOKENS;
+        if (toks_resize(p, cap) < 0)
+            return tsi_error_set(e, TSI_E_NOMEM, "out of memory parsing a frame", NULL);
+    }
+    /* release a buffer that frames no longer need: after a run of small frames, back to
+     * the initial size (a single giant frame is not kept for good) */
+    if (p->captoks > TOKS_INITIAL && (rc < 0 || rc < p->captoks / 4)) {
+        if (++p->small_run >= TOKS_SMALL_RUN) {
+            free(p->toks);
+            p->toks = NULL;
+            p->captoks = 0;
+            p->small_run = 0;
+            if (rc >= 0) /* the document points into the freed tokens: parse again */
+                return frame_parse(p, d, js, len, e);
+        }
+    } else {
+        p->small_run = 0;
+    }
+    return rc;
+}
+
 void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size_t len,
                         int64_t received_ms)
 {
     p->c.frames++;
     tsi_json d;
     tsi_error e = {0};
-    /* one strict pass into the reused tokens; too few: grow and parse again (a frame of a
-     * given size needs about as many tokens as the last one, so this settles at once) */
-    int rc;
-    for (;;) {
-        if (!p->toks) {
-            p->captoks = 1 << 16;
-            p->toks = malloc((size_t)p->captoks * sizeof *p->toks);
-            if (!p->toks) {
-                p->captoks = 0;
-                rc = tsi_json_parse_alloc(&d, js, len, TSI_FRAME_MAX_TOKENS, &e);
-                break;
-            }
-        }
-        rc = tsi_json_parse(&d, js, len, p->toks, p->captoks, &e);
-        if (rc != TSI_E_TOO_BIG || p->captoks >= TSI_FRAME_MAX_TOKENS)
-            break;
-        size_t cap = (size_t)p->captoks * 4;
-        if (cap > TSI_FRAME_MAX_TOKENS)
-            cap = TSI_FRAME_MAX_TOKENS;
-        tsi_jtok *t = realloc(p->toks, cap * sizeof *t);
-        if (!t) {
-            rc = tsi_error_set(&e, TSI_E_NOMEM, "out of memory parsing a frame", NULL);
-            break;
-        }
-        p->toks = t;
-        p->captoks = (int)cap;
-    }
+    int rc = frame_parse(p, &d, js, len, &e);
     if (rc >= 0 && !tsi_json_is_array(&d, 0) && !tsi_json_is_object(&d, 0))
         rc = tsi_error_set(&e, TSI_E_NOT_OBJECT, "a frame must be a JSON array or object", NULL);
     if (rc < 0) {
@@ -309,11 +349,12 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
             element(p, kind, &d, i, received_ms);
     }
     tsi_json_free(&d);
-    if (p->captoks > (1 << 20)) { /* a rare giant frame: do not keep its tokens for good */
-        free(p->toks);
-        p->toks = NULL;
-        p->captoks = 0;
-    }
+}
+
+void tsi_pipeline_token_stats(const tsi_pipeline *p, int *capacity, long long *reparses)
+{
+    *capacity = p->captoks;
+    *reparses = p->reparses;
 }
 
 /* r->metadata points into *md (the caller frees md) */

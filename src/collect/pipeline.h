@@ -80,5 +80,8 @@ void tsi_pipeline_set_constants(tsi_pipeline *p, const tsi_constants *c, tsi_pri
 
 void tsi_pipeline_counters(const tsi_pipeline *p, tsi_collect_counters *out);
 int tsi_pipeline_intersections(const tsi_pipeline *p);
+/* The frame parser's token storage: its capacity now (0 when released) and how many
+ * frame parses ran out of tokens and were repeated (tests, benchmarks). */
+void tsi_pipeline_token_stats(const tsi_pipeline *p, int *capacity, long long *reparses);
 
 #endif

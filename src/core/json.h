@@ -1,6 +1,8 @@
-/* core/json.h — the one JSON reader of tsi: jsmn (strict, parent links) behind a small
- * accessor API. Every JSON input (VCC messages, MapData, request bodies, constants
- * files) goes through here.
+/* core/json.h — the one JSON reader of tsi: jsmn's tokens (strict, parent links) behind a
+ * small accessor API. Every JSON input (VCC messages, MapData, request bodies, constants
+ * files) goes through here. tsi_json_parse reads a text in one strict pass that writes
+ * jsmn's tokens itself, and hands anything that pass does not accept to jsmn and the
+ * grammar check below, whose errors stand (the two held equal by a differential test).
  *
  *   tsi_json d;
  *   tsi_jtok stack[256];
@@ -60,6 +62,16 @@ typedef struct tsi_json {
  * TSI_E_TOO_BIG (more than cap tokens). */
 int tsi_json_parse(tsi_json *d, const char *js, size_t len, tsi_jtok *tokens, int cap,
                    tsi_error *err);
+
+/* The two ways tsi_json_parse reads a text, exposed for the differential test:
+ * tsi_json_parse_fast is one strict pass that writes the tokens jsmn would and returns
+ * their count, or -1 when the text is not plainly valid JSON or needs more than cap
+ * tokens (no error detail: tsi_json_parse then asks the other); tsi_json_parse_jsmn is
+ * jsmn followed by the grammar check, with the error codes documented above. They agree
+ * on every text the fast pass accepts. */
+int tsi_json_parse_fast(const char *js, size_t len, tsi_jtok *tokens, int cap);
+int tsi_json_parse_jsmn(tsi_json *d, const char *js, size_t len, tsi_jtok *tokens, int cap,
+                        tsi_error *err);
 
 /* As tsi_json_parse, but allocates exactly the tokens needed (up to max_toks). */
 int tsi_json_parse_alloc(tsi_json *d, const char *js, size_t len, int max_toks, tsi_error *err);

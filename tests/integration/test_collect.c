@@ -42,6 +42,8 @@
 #include "harness.h"
 #include "proc_helper.h"
 
+#include "collect/pipeline.h"
+#include "vcc/decode.h"
 #include "collect_util.h"
 
 static char dbname[64];
@@ -509,6 +511,144 @@ static void test_kill9_restart(void **state)
     th_proc_stop(&sim);
 }
 
+/* ---- the frame parser's token storage (no network, no database) ----------------------- */
+
+/* One BSM in the VCC form of tests/fixtures/messages/bsm.json, with its own id and time. */
+static void append_bsm(tsi_buf *b, long long id, long long ts)
+{
+    tsi_buf_printf(b,
+                   "{\"timestamp\":%lld,\"rsuName\":\"rsu-us29-nutley\",\"format\":\"JSON\","
+                   "\"locationName\":\"US-29 & Nutley\",\"bsmJson\":{\"coreData\":{\"msgCnt\":42,"
+                   "\"id\":%lld,\"secMark\":%lld,\"lat\":38.8604512,\"lon\":-77.2601833,"
+                   "\"elev\":118.3,\"accuracy\":{\"semiMajor\":1.5,\"semiMinor\":1.0,"
+                   "\"orientation\":0.0},\"transmission\":\"forwardGears\",\"speed\":13.42,"
+                   "\"heading\":92.5,\"angle\":0.0,\"accelSet\":{\"lon\":-0.58,\"lat\":0.12,"
+                   "\"vert\":0.0,\"yaw\":1.25},\"size\":{\"width\":190,\"length\":480}}}}",
+                   ts, id, ts % 60000);
+}
+
+/* "[" n BSMs "]" (closed: false leaves the array open: a truncated frame) */
+static void bsm_frame(tsi_buf *b, int n, long long first_id, bool closed)
+{
+    tsi_buf_reset(b);
+    tsi_buf_append(b, "[", 1);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            tsi_buf_append(b, ",", 1);
+        append_bsm(b, first_id + i, 1764066601000LL + i);
+    }
+    if (closed)
+        tsi_buf_append(b, "]", 1);
+}
+
+/* A rush-hour /ws/bsm frame needs more than 1 << 20 tokens. Such frames parse into token
+ * storage that is kept (a second one re-parses nothing and grows nothing); each of their
+ * messages is decoded (no intersection is known: every one is counted unmatched, none
+ * rejected); a truncated giant frame and one over TSI_FRAME_MAX_TOKENS are rejected whole;
+ * a run of 64 small frames releases the storage back to its initial 1 << 16 tokens. */
+static void test_frame_tokens(void **state)
+{
+    (void)state;
+    char arch[PATH_MAX + 16];
+    snprintf(arch, sizeof arch, "%s/archive", work);
+    tsi_pipeline_config cfg = {.archive_root = arch};
+    tsi_pipeline *p = NULL;
+    tsi_error e = {0};
+    if (tsi_pipeline_new(&p, &cfg, NULL, &e) < 0)
+        fail_msg("pipeline: %s", e.detail);
+
+    /* tokens of one message, counted by the JSON module on the message alone */
+    tsi_buf one = TSI_BUF_INIT;
+    append_bsm(&one, 1, 1764066601000LL);
+    tsi_json d;
+    int per = tsi_json_parse_alloc(&d, one.data, one.len, 1000, &e);
+    tsi_json_free(&d);
+    tsi_buf_free(&one);
+    assert_true(per > 40);
+    const int n = (1 << 20) / per + 500; /* 1 + n * per > 1 << 20 */
+    const int need = 1 + n * per;
+    assert_true(need > (1 << 20));
+
+    tsi_buf f = TSI_BUF_INIT;
+    tsi_collect_counters c;
+    int cap, cap1;
+    long long rep, rep1;
+    bsm_frame(&f, n, 1000, true);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066602000LL);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, n);
+    assert_int_equal(c.unmatched, n);
+    assert_int_equal(c.rejected, 0);
+    assert_int_equal(c.frames_rejected, 0);
+    tsi_pipeline_token_stats(p, &cap1, &rep1);
+    assert_true(cap1 >= need);
+    assert_true(cap1 <= 2 * need); /* sized from the frame, not grown blindly */
+    assert_true(rep1 >= 1 && rep1 <= 2);
+
+    /* the same size again (other ids): no re-parse, the storage kept as it was */
+    bsm_frame(&f, n, 1000 + n, true);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066603000LL);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, 2LL * n);
+    assert_int_equal(c.unmatched, 2LL * n);
+    assert_int_equal(c.rejected, 0);
+    tsi_pipeline_token_stats(p, &cap, &rep);
+    assert_int_equal(cap, cap1);
+    assert_int_equal(rep, rep1);
+
+    /* hostile: the giant frame cut short, then one with more tokens than any frame may
+     * have (an array of TSI_FRAME_MAX_TOKENS zeros): each rejected as one, nothing of
+     * them decoded */
+    bsm_frame(&f, n, 5000000, false);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066604000LL);
+    tsi_buf_reset(&f);
+    tsi_buf_append(&f, "[0", 2);
+    for (int i = 1; i < TSI_FRAME_MAX_TOKENS; i++)
+        tsi_buf_append(&f, ",0", 2);
+    tsi_buf_append(&f, "]", 1);
+    tsi_pipeline_frame(p, TSI_RAW_PSM, f.data, f.len, 1764066604000LL);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, 2LL * n);
+    assert_int_equal(c.frames_rejected, 2);
+    assert_int_equal(c.rejected, 2);
+    tsi_pipeline_token_stats(p, &cap, &rep);
+    assert_int_equal(cap, TSI_FRAME_MAX_TOKENS); /* grew to the bound, refused beyond it */
+
+    /* small frames: the two rejected frames and 61 small ones (63 in a run, each using
+     * under a quarter of the storage) keep it; the 64th releases it and is parsed into a
+     * fresh buffer of the initial size */
+    for (int i = 0; i < 61; i++) {
+        bsm_frame(&f, 3, 9000000 + 3 * i, true);
+        tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066605000LL);
+        tsi_pipeline_token_stats(p, &cap, &rep);
+        assert_int_equal(cap, TSI_FRAME_MAX_TOKENS);
+    }
+    bsm_frame(&f, 3, 9500000, true);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066605000LL);
+    tsi_pipeline_token_stats(p, &cap, &rep);
+    assert_int_equal(cap, 1 << 16);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, 2LL * n + 62 * 3);
+    assert_int_equal(c.unmatched, 2LL * n + 62 * 3);
+    assert_int_equal(c.rejected, 2);
+
+    /* and a giant frame after that grows it again, decoded in full */
+    bsm_frame(&f, n, 20000000, true);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066606000LL);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, 3LL * n + 62 * 3);
+    assert_int_equal(c.unmatched, 3LL * n + 62 * 3);
+    tsi_pipeline_token_stats(p, &cap, &rep);
+    assert_true(cap >= need && cap <= 2 * need);
+
+    /* every message and each rejected frame reached the raw archive once */
+    assert_int_equal(tsi_pipeline_flush_raw(p, &e), 0);
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.raw_rows, 3LL * n + 62 * 3 + 2);
+    tsi_buf_free(&f);
+    tsi_pipeline_free(p, false);
+}
+
 int main(void)
 {
     th_require_cluster();
@@ -516,6 +656,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clean_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_tokens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

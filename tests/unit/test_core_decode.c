@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,6 +560,277 @@ static void test_json_accessors(void **state)
     tsi_json_free(&d);
 }
 
+/* ---- the fast strict pass against jsmn + the grammar check ----------------------------- */
+
+/* One text through both readers of tsi_json_parse: the fast pass accepts exactly what
+ * jsmn + validate accept (the acceptance is tsi_json_parse's, so the result cannot
+ * change), with the same tokens, field by field; tsi_json_parse returns what jsmn +
+ * validate return, error code included. Also with exactly as many tokens as needed and
+ * one fewer (TOO_BIG from both). Returns 1 when the text is valid. */
+static int diff_one(const char *js, size_t len, const char *what)
+{
+    enum { CAP = 4096 };
+    static tsi_jtok ref[CAP], fast[CAP], via[CAP];
+    tsi_json d;
+    tsi_error e = {0};
+    int want = tsi_json_parse_jsmn(&d, js, len, ref, CAP, &e);
+    int got = tsi_json_parse_fast(js, len, fast, CAP);
+    if (want > 0 && got != want)
+        fail_msg("%s: jsmn + validate accept %d tokens, the fast pass returns %d", what, want, got);
+    if (want < 0 && got != -1)
+        fail_msg("%s: jsmn + validate refuse (%s), the fast pass accepts %d tokens", what,
+                 tsi_error_name(want), got);
+    for (int i = 0; i < want; i++)
+        if (ref[i].type != fast[i].type || ref[i].start != fast[i].start ||
+            ref[i].end != fast[i].end || ref[i].size != fast[i].size ||
+            ref[i].parent != fast[i].parent)
+            fail_msg("%s: token %d differs: jsmn {%d,%d,%d,%d,%d} fast {%d,%d,%d,%d,%d}", what, i,
+                     ref[i].type, ref[i].start, ref[i].end, ref[i].size, ref[i].parent,
+                     fast[i].type, fast[i].start, fast[i].end, fast[i].size, fast[i].parent);
+    int rc = tsi_json_parse(&d, js, len, via, CAP, &e);
+    if (rc != want)
+        fail_msg("%s: tsi_json_parse %s, jsmn + validate %s", what, tsi_error_name(rc),
+                 tsi_error_name(want));
+    if (want > 0) {
+        assert_int_equal(d.ntok, want);
+        assert_memory_equal(via, ref, (size_t)want * sizeof *ref);
+        /* tsi_json_skip against a plain walk: the subtree of i is every later token that
+         * starts before i ends */
+        for (int i = 0; i < want; i++) {
+            int j = i + 1;
+            while (j < want && ref[j].start < ref[i].end)
+                j++;
+            if (tsi_json_skip(&d, i) != j)
+                fail_msg("%s: tsi_json_skip(%d) = %d, want %d", what, i, tsi_json_skip(&d, i), j);
+        }
+        /* exactly enough tokens, then one fewer */
+        assert_int_equal(tsi_json_parse_fast(js, len, fast, want), want);
+        assert_int_equal(tsi_json_parse(&d, js, len, via, want, &e), want);
+        if (want > 1) {
+            assert_int_equal(tsi_json_parse_fast(js, len, fast, want - 1), -1);
+            assert_int_equal(tsi_json_parse(&d, js, len, via, want - 1, &e), TSI_E_TOO_BIG);
+            assert_int_equal(tsi_json_parse_jsmn(&d, js, len, ref, want - 1, &e), TSI_E_TOO_BIG);
+        }
+    }
+    return want > 0;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33) % n;
+}
+
+/* Texts: hand-made edge cases, every fuzz corpus input and fixture, and for each of them
+ * random mutations (a byte replaced, inserted or deleted, drawn mostly from JSON's own
+ * characters) and cuts; fixed seed. Both readers must agree on each one; the counts of
+ * valid and invalid texts checked are bounded below so the test cannot pass vacuously. */
+static void test_json_fast_equals_jsmn(void **state)
+{
+    (void)state;
+    static const char *const edge[] = {
+        "{}",
+        "[]",
+        " {} ",
+        "\t[\r\n]\n",
+        "{\"a\":1}",
+        "{\"a\":1 }",
+        "{ \"a\" : 1 , \"b\" : [ ] }",
+        "[1,2,3]",
+        "[[[]],[{}],{\"a\":{\"b\":{}}}]",
+        "\"s\"",
+        " \"s\" ",
+        "\"\"",
+        "123",
+        "123 ",
+        "-0 ",
+        "1.5e+3\n",
+        "true",
+        "true ",
+        "null\t",
+        "false ",
+        "[true,false,null]",
+        "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\"}",
+        "[\"\\u12\"]",
+        "[\"\\u12G4\"]",
+        "[\"\\x\"]",
+        "[\"a\\\"]",
+        "[\"\x01\x1f\"]",
+        "[\"\xff\xfe\"]",
+        "[\"caf\xc3\xa9\"]",
+        "{\"k\\\"ey\":2}",
+        "[1 2]",
+        "[1,]",
+        "[,1]",
+        "{\"a\":1,}",
+        "{,\"a\":1}",
+        "{\"a\" 1}",
+        "{\"a\"::1}",
+        "{\"a\":}",
+        "{1:2}",
+        "{\"a\":1}{}",
+        "{\"a\":1} x",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[1e]",
+        "[1e+]",
+        "[-]",
+        "[--1]",
+        "[+1]",
+        "[1.5E-7]",
+        "[0e0]",
+        "[tru]",
+        "[truex]",
+        "[nul]",
+        "[True]",
+        "[1}",
+        "{\"a\":1]",
+        "[[]",
+        "[]]",
+        "}",
+        "]",
+        "",
+        "   ",
+        "{\"a\":[1,{\"b\":\"c\"},[null]],\"d\":-2.5e-3}",
+        "[1:2]",
+        "[\"a\":1]",
+        "{\"a\":1:2}",
+        "[1\"a\"]",
+        "[\"a\"1]",
+        "[{}{}]",
+        "[[][]]",
+        "{\"a\":{}\"b\":1}",
+        "[1 , 2 ,3 ]",
+        "[\"\\u0000\"]",
+        "[\"a\"] ",
+        "\"a\" \"b\"",
+        "[1]\x01",
+        "\x01[1]",
+        "[ 1\f]",
+        "{\"\":\"\"}",
+        "[\"\\/\"]",
+        "[1e5000]",
+        "[-0.0e-0]",
+    };
+    int valid = 0, invalid = 0;
+    char what[128];
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        snprintf(what, sizeof what, "edge case %zu", i);
+        if (diff_one(edge[i], strlen(edge[i]), what))
+            valid++;
+        else
+            invalid++;
+    }
+    /* a NUL byte inside a string, and after a complete value */
+    assert_int_equal(diff_one("[\"a\0b\"]", 7, "NUL in a string"), 0);
+    assert_int_equal(diff_one("[1]\0", 4, "NUL after the value"), 0);
+    assert_int_equal(diff_one("[1\0]", 4, "NUL after a number"), 0);
+    assert_int_equal(diff_one("[tr\0e]", 6, "NUL in a literal"), 0);
+    assert_int_equal(diff_one("{\"a\0\":1}", 8, "NUL in a key"), 0);
+    assert_int_equal(diff_one("[ \0 1]", 6, "NUL among whitespace"), 0);
+    assert_int_equal(diff_one("\0[1]", 4, "NUL first"), 0);
+
+    /* the fuzz corpus and the message fixtures, each mutated */
+    char dir[1024];
+    const char *root = getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : TSI_SOURCE_DIR;
+    const char *fixtures[] = {"bsm.json", "bsm_nulls.json", "psm.json", "spat_strings.json",
+                              "capture.jsonl"};
+    char **paths = NULL;
+    size_t npaths = 0;
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+        paths = realloc(paths, (npaths + 1) * sizeof *paths);
+        size_t n = strlen(root) + strlen(fixtures[i]) + 40;
+        paths[npaths] = malloc(n);
+        snprintf(paths[npaths++], n, "%s/tests/fixtures/messages/%s", root, fixtures[i]);
+    }
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus", root);
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        paths = realloc(paths, (npaths + 1) * sizeof *paths);
+        size_t n = strlen(dir) + strlen(de->d_name) + 2;
+        paths[npaths] = malloc(n);
+        snprintf(paths[npaths++], n, "%s/%s", dir, de->d_name);
+    }
+    closedir(dh);
+    assert_true(npaths > 100);
+    size_t nfiles = npaths;
+    static const char alphabet[] = "{}[]\",:\\ \t\n0123456789-+.eEtrufalsn\x01\x80\xff\0";
+    for (size_t f = 0; f < npaths; f++) {
+        size_t len;
+        char *text = read_all(paths[f], &len);
+        char *m = malloc(len + 2);
+        if (diff_one(text, len, paths[f]))
+            valid++;
+        else
+            invalid++;
+        /* each line of a JSON-lines file on its own */
+        for (char *a = text, *nl; (nl = memchr(a, '\n', (size_t)(text + len - a))) != NULL;
+             a = nl + 1) {
+            snprintf(what, sizeof what, "a line of %s", paths[f]);
+            if (diff_one(a, (size_t)(nl - a), what))
+                valid++;
+            else
+                invalid++;
+        }
+        for (int k = 0; k < 40; k++) {
+            size_t mlen = len;
+            memcpy(m, text, len);
+            uint32_t op = rnd(4);
+            size_t at = len ? rnd((uint32_t)len) : 0;
+            char c = alphabet[rnd(sizeof alphabet - 1)];
+            if (op == 0 && len) {
+                m[at] = c;
+            } else if (op == 1) {
+                memmove(m + at + 1, m + at, len - at);
+                m[at] = c;
+                mlen++;
+            } else if (op == 2 && len) {
+                memmove(m + at, m + at + 1, len - at - 1);
+                mlen--;
+            } else {
+                mlen = at; /* cut */
+            }
+            snprintf(what, sizeof what, "mutation %d (op %u at %zu) of %s", k, op, at, paths[f]);
+            if (diff_one(m, mlen, what))
+                valid++;
+            else
+                invalid++;
+        }
+        free(m);
+        free(text);
+        free(paths[f]);
+    }
+    free(paths);
+    print_message("fast pass = jsmn + validate on %d valid and %d invalid texts (%zu edge "
+                  "cases, %zu files)\n",
+                  valid, invalid, sizeof edge / sizeof edge[0], nfiles);
+    /* both kinds well represented (counted when this test was written: thousands each) */
+    assert_true(valid > 1000);
+    assert_true(invalid > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_hostile_documents),
         cmocka_unit_test(test_frames),
         cmocka_unit_test(test_json_accessors),
+        cmocka_unit_test(test_json_fast_equals_jsmn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
