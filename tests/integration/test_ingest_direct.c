@@ -73,18 +73,10 @@ static int teardown(void **state)
 
 static tsi_rt_row row(int64_t isect, int minute, double ci, int volume)
 {
-    tsi_rt_row r;
-    memset(&r, 0, sizeof r);
-    r.intersection_id = isect;
-    r.minute_ms = base_minute + minute * 60000LL;
-    r.combined_index = ci;
-    r.combined_index_eb = NAN;
-    r.vru_index = r.vru_index_eb = r.vehicle_index = r.vehicle_index_eb = NAN;
-    r.traffic_volume = volume;
+    tsi_rt_row r = iu_row(base_minute, isect, minute, ci, volume);
     r.hour_of_day = 4;
     r.day_of_week = 5;
     r.avg_speed = 12.5;
-    r.speed_stddev = NAN;
     r.hard_braking_count = 1;
     return r;
 }

@@ -21,6 +21,7 @@
 #include "cluster_helper.h"
 #include "db/ingest.h"
 #include "harness.h"
+#include "ingest_util.h"
 
 static th_cluster pc; /* this test's own cluster */
 static char spool[PATH_MAX + 16];
@@ -28,16 +29,8 @@ static int64_t base_minute;
 
 static tsi_rt_row row(int64_t isect, int minute, double ci)
 {
-    tsi_rt_row r;
-    memset(&r, 0, sizeof r);
-    r.intersection_id = isect;
-    r.minute_ms = base_minute + minute * 60000LL;
-    r.combined_index = ci;
-    r.combined_index_eb = NAN;
-    r.vru_index = r.vru_index_eb = r.vehicle_index = r.vehicle_index_eb = NAN;
-    r.traffic_volume = minute;
+    tsi_rt_row r = iu_row(base_minute, isect, minute, ci, minute);
     r.hour_of_day = 1;
-    r.avg_speed = r.speed_stddev = NAN;
     return r;
 }
 

@@ -62,19 +62,11 @@ static unsigned lcg(unsigned *s)
 
 static tsi_rt_row mkrow(int64_t isect, int minute, double ci, int volume)
 {
-    tsi_rt_row r;
-    memset(&r, 0, sizeof r);
-    r.intersection_id = isect;
-    r.minute_ms = base_minute + minute * 60000LL;
-    r.combined_index = ci;
-    r.combined_index_eb = NAN;
-    r.vru_index = r.vru_index_eb = r.vehicle_index = r.vehicle_index_eb = NAN;
-    r.traffic_volume = volume;
+    tsi_rt_row r = iu_row(base_minute, isect, minute, ci, volume);
     r.vru_count = 1;
     r.hour_of_day = 3;
     r.day_of_week = 2;
     r.avg_speed = 9.5;
-    r.speed_stddev = NAN;
     return r;
 }
 
