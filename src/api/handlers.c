@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "base/dtoa.h"
@@ -812,13 +814,8 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
  * PostgreSQL reads the rest: the range goes in parts of MINUTE_PART seconds, all sent at
  * once in pipeline mode, and each part's rows are encoded as soon as they arrive (the
  * backend and this thread on two cores; in one statement one waited for the other). The
- * parts are disjoint and in time order, so the points come out in order.
- *
- * The parts run in a read-only transaction with plan_cache_mode = force_generic_plan
- * (SET LOCAL: gone at its end, or when it fails). With the default, PostgreSQL plans
- * series_min again on every execution — the custom plan prunes to two partitions and so
- * always looks cheaper than the generic one, whose runtime pruning the estimate ignores —
- * and that planning was ~40 % of the backend's time for 48 h of minutes.
+ * parts are disjoint and in time order, so the points come out in order. With more
+ * requests in flight than cores there is no idle core to overlap with: one part.
  *
  * A connection found dead (the server restarted) is replaced once, as run() does; other
  * failures answer 500/503 like run(). Returns the points written, or -1 (answered). */
@@ -834,6 +831,13 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t
     int parts = end > t0 ? (int)((end - t0 + MINUTE_PART - 1) / MINUTE_PART) : 1;
     if (parts > MINUTE_PARTS)
         parts = MINUTE_PARTS;
+    /* with more requests in flight than cores, every core is busy anyway: one part (more
+     * would only add statements) */
+    static atomic_int ncpu;
+    if (atomic_load(&ncpu) == 0)
+        atomic_store(&ncpu, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    if (atomic_load(&tsi_api_g->inflight) > atomic_load(&ncpu))
+        parts = 1;
     if (parts < 1)
         parts = 1;
     int64_t len = end > t0 ? (end - t0) / parts : 0;
@@ -841,42 +845,30 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t
     char ts[MINUTE_PARTS + 1][32];
     for (int i = 0; i <= parts; i++)
         fmt_ts(ts[i], sizeof ts[i], i == parts ? t1 : t0 + len * i);
-    static const char *const cmds[] = {"BEGIN READ ONLY",
-                                       "SET LOCAL plan_cache_mode = force_generic_plan", "COMMIT"};
     tsi_jsonw w0 = *w;
     size_t mark = r->body.len;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (tsi_api_worker()->pg)
             c = tsi_api_worker()->pg;
-        /* items: BEGIN, SET, the parts, COMMIT; then the sync */
-        int items = parts + 3;
         bool ok = PQenterPipelineMode(c) == 1;
-        for (int i = 0; ok && i < items; i++) {
-            if (i < 2 || i == items - 1) {
-                ok = PQsendQueryParams(c, cmds[i < 2 ? i : 2], 0, NULL, NULL, NULL, NULL, 0) == 1;
-            } else {
-                const char *v[3] = {one, ts[i - 2], ts[i - 1]};
-                ok = PQsendQueryPrepared(c, "series_min", 3, v, NULL, NULL, 1) == 1;
-            }
+        for (int i = 0; ok && i < parts; i++) {
+            const char *v[3] = {one, ts[i], ts[i + 1]};
+            ok = PQsendQueryPrepared(c, "series_min", 3, v, NULL, NULL, 1) == 1;
         }
         ok = ok && PQpipelineSync(c) == 1;
         int written = 0, failed = ok ? 0 : 1;
         char why[256] = "";
         if (!ok)
             snprintf(why, sizeof why, "%s", PQerrorMessage(c));
-        /* one result and a NULL per item; read them all whatever happens */
-        for (int i = 0; ok && i < items; i++) {
+        /* one result and a NULL per part, then the sync; read them all whatever happens */
+        for (int i = 0; ok && i < parts; i++) {
             PGresult *res = PQgetResult(c);
             if (!res)
                 break;
-            bool part = i >= 2 && i < items - 1;
-            ExecStatusType want = part ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
-            if (PQresultStatus(res) == want && !failed) {
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && !failed) {
                 tsi_point *p;
                 int k;
-                if (!part) {
-                    /* BEGIN, SET, COMMIT */
-                } else if (series_points(r, res, "series_min", &p, &k) < 0) {
+                if (series_points(r, res, "series_min", &p, &k) < 0) {
                     failed = 2; /* answered 500 */
                 } else {
                     for (int j = 0; j < k; j++)
@@ -889,7 +881,7 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t
                 snprintf(why, sizeof why, "%s", m[0] ? m : PQerrorMessage(c));
             }
             PQclear(res);
-            PGresult *extra = PQgetResult(c); /* NULL ends each item */
+            PGresult *extra = PQgetResult(c); /* NULL ends each part */
             if (extra) {
                 PQclear(extra);
                 ok = false;
@@ -910,7 +902,6 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t
         r->body.len = mark;
         r->body.data[mark] = '\0';
         if (PQstatus(c) == CONNECTION_OK) {
-            /* a failed transaction ended with the sync; the session is as it was */
             tsi_err("api", "req=%s query series_min (pipelined) failed: %s", r->id, why);
             tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
             return -1;
