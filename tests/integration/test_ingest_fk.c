@@ -107,14 +107,10 @@ static void ok(PGconn *c, const char *sql)
 
 /* COPY FROM STDIN of data (the whole stream) with the COPY command sql: the final status,
  * SQLSTATE into state */
-static int copy_data(PGconn *c, const char *sql, const char *data, size_t len, char *state)
+/* the result of the statement sent with PQsendQuery on c: status, SQLSTATE into state */
+static int finish(PGconn *c, char *state)
 {
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COPY_IN)
-        fail_msg("COPY not started: %s", PQresultErrorMessage(r));
-    PQclear(r);
-    if (PQputCopyData(c, data, (int)len) != 1 || PQputCopyEnd(c, NULL) != 1)
-        fail_msg("COPY send: %s", PQerrorMessage(c));
+    PGresult *r;
     int st = PGRES_COMMAND_OK;
     state[0] = '\0';
     while ((r = PQgetResult(c)) != NULL) {
@@ -126,6 +122,17 @@ static int copy_data(PGconn *c, const char *sql, const char *data, size_t len, c
         PQclear(r);
     }
     return st;
+}
+
+static int copy_data(PGconn *c, const char *sql, const char *data, size_t len, char *state)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        fail_msg("COPY not started: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    if (PQputCopyData(c, data, (int)len) != 1 || PQputCopyEnd(c, NULL) != 1)
+        fail_msg("COPY send: %s", PQerrorMessage(c));
+    return finish(c, state);
 }
 
 /* "YYYY-MM-DD HH:MI:00+00" of the minute an hour ago plus min minutes, as COPY text */
@@ -343,23 +350,6 @@ static void wait_for_lock(PGconn *c)
     }
     PQfinish(a);
     fail_msg("the statement did not wait for a lock");
-}
-
-/* the result of the statement sent with PQsendQuery on c: status, SQLSTATE into state */
-static int finish(PGconn *c, char *state)
-{
-    PGresult *r;
-    int st = PGRES_COMMAND_OK;
-    state[0] = '\0';
-    while ((r = PQgetResult(c)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            st = PQresultStatus(r);
-            const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            snprintf(state, 6, "%s", s ? s : "");
-        }
-        PQclear(r);
-    }
-    return st;
 }
 
 static void test_concurrent_writer_and_delete(void **state)
