@@ -178,9 +178,8 @@ int tsi_api_prepare(PGconn *c);
 /* fallback.c: reads from the indices Parquet archive through DuckDB */
 typedef struct tsi_point {
     int64_t iid;
-    int64_t ts; /* epoch seconds */
-    double si, vru, veh;
-    bool vru_null, veh_null;
+    int64_t ts;          /* epoch seconds */
+    double si, vru, veh; /* NaN: NULL (the columns' CHECKs keep NaN out) */
     int64_t vol;
 } tsi_point;
 /* latest row per intersection (within the last 7 days of files) into r->body as the

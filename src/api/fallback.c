@@ -392,8 +392,8 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
         p[i].iid = iid;
         p[i].ts = duckdb_value_int64(&res, 0, i);
         p[i].si = dv(&res, 1, i, NULL);
-        p[i].vru = dv(&res, 2, i, &p[i].vru_null);
-        p[i].veh = dv(&res, 3, i, &p[i].veh_null);
+        p[i].vru = dv(&res, 2, i, NULL);
+        p[i].veh = dv(&res, 3, i, NULL);
         p[i].vol = duckdb_value_int64(&res, 4, i);
     }
     duckdb_destroy_result(&res);

@@ -642,7 +642,7 @@ static char *put_lit(char *o, const char *lit, size_t n)
 
 static char *put_num(char *o, double v) /* NaN: null */
 {
-    if (isnan(v) || !isfinite(v))
+    if (!isfinite(v))
         return put_lit(o, "null", 4);
     return o + tsi_dtoa(v == 0 ? 0 : v, o);
 }
@@ -675,9 +675,9 @@ static void write_point(tsi_jsonw *w, const tsi_point *p)
     PUT_LIT(o, "\",\"safety_index\":");
     o = put_num(o, p->si);
     PUT_LIT(o, ",\"vru_index\":");
-    o = put_num(o, p->vru_null ? NAN : p->vru);
+    o = put_num(o, p->vru);
     PUT_LIT(o, ",\"vehicle_index\":");
-    o = put_num(o, p->veh_null ? NAN : p->veh);
+    o = put_num(o, p->veh);
     PUT_LIT(o, ",\"traffic_volume\":");
     o = put_int(o, p->vol);
     PUT_LIT(o, ",\"hour_of_day\":");
@@ -777,8 +777,6 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, tsi_point 
         p[i].si = bin_double(res, i, 2);
         p[i].vru = bin_double(res, i, 3);
         p[i].veh = bin_double(res, i, 4);
-        p[i].vru_null = isnan(p[i].vru);
-        p[i].veh_null = isnan(p[i].veh);
         p[i].vol = bin_int(res, i, 5);
     }
     bool sorted = true;

@@ -1,8 +1,6 @@
 /* base/jsonw.c — see jsonw.h */
 #include "base/jsonw.h"
 
-#include "base/dtoa.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -184,17 +182,6 @@ void tsi_jsonw_double(tsi_jsonw *w, double v)
     char tmp[40];
     int n = snprintf(tmp, sizeof tmp, "%.*g", w->double_digits, v);
     tsi_buf_append(w->out, tmp, (size_t)n);
-}
-
-void tsi_jsonw_double_short(tsi_jsonw *w, double v)
-{
-    sep(w);
-    if (!isfinite(v)) {
-        tsi_buf_puts(w->out, "null");
-        return;
-    }
-    tsi_buf_reserve(w->out, TSI_DTOA_MAX);
-    w->out->len += tsi_dtoa(v == 0 ? 0 : v, w->out->data + w->out->len); /* no -0 */
 }
 
 void tsi_jsonw_double_fixed(tsi_jsonw *w, double v, int decimals)

@@ -37,9 +37,7 @@ void tsi_jsonw_key(tsi_jsonw *w, const char *key);
 void tsi_jsonw_str(tsi_jsonw *w, const char *s); /* NULL -> null */
 void tsi_jsonw_strn(tsi_jsonw *w, const char *s, size_t n);
 void tsi_jsonw_int(tsi_jsonw *w, int64_t v);
-void tsi_jsonw_double(tsi_jsonw *w, double v); /* non-finite -> null */
-void tsi_jsonw_double_short(tsi_jsonw *w,
-                            double v); /* shortest exact (base/dtoa.h); non-finite -> null */
+void tsi_jsonw_double(tsi_jsonw *w, double v);                     /* non-finite -> null */
 void tsi_jsonw_double_fixed(tsi_jsonw *w, double v, int decimals); /* rounded */
 void tsi_jsonw_bool(tsi_jsonw *w, bool v);
 void tsi_jsonw_null(tsi_jsonw *w);
