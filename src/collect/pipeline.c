@@ -307,20 +307,12 @@ static int frame_parse(tsi_pipeline *p, tsi_json *d, const char *js, size_t len,
         if (toks_resize(p, cap) < 0)
             return tsi_error_set(e, TSI_E_NOMEM, "out of memory parsing a frame", NULL);
     }
-    /* release a buffer that frames no longer need: after a run of small frames, back to
-     * the initial size (a single giant frame is not kept for good) */
-    if (p->captoks > TOKS_INITIAL && (rc < 0 || rc < p->captoks / 4)) {
-        if (++p->small_run >= TOKS_SMALL_RUN) {
-            free(p->toks);
-            p->toks = NULL;
-            p->captoks = 0;
-            p->small_run = 0;
-            if (rc >= 0) /* the document points into the freed tokens: parse again */
-                return frame_parse(p, d, js, len, e);
-        }
-    } else {
+    /* a run of frames that use under a quarter of a grown buffer: tsi_pipeline_frame
+     * shrinks it once the frame is done with its tokens */
+    if (p->captoks > TOKS_INITIAL && (rc < 0 || rc < p->captoks / 4))
+        p->small_run++;
+    else
         p->small_run = 0;
-    }
     return rc;
 }
 
@@ -339,16 +331,19 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
         p->c.rejected++;
         dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
         archive_msg(p, kind, NULL, tsi_error_name(rc), js, len, received_ms);
-        tsi_json_free(&d);
-        return;
-    }
-    if (tsi_json_is_object(&d, 0)) {
+    } else if (tsi_json_is_object(&d, 0)) {
         element(p, kind, &d, 0, received_ms);
     } else {
         for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i))
             element(p, kind, &d, i, received_ms);
     }
     tsi_json_free(&d);
+    /* storage frames no longer need goes back to the initial size (a single giant frame
+     * is not kept for good); a failed shrink keeps the larger buffer */
+    if (p->small_run >= TOKS_SMALL_RUN) {
+        p->small_run = 0;
+        (void)toks_resize(p, TOKS_INITIAL);
+    }
 }
 
 void tsi_pipeline_token_stats(const tsi_pipeline *p, int *capacity, long long *reparses)

@@ -615,8 +615,8 @@ static void test_frame_tokens(void **state)
     assert_int_equal(cap, TSI_FRAME_MAX_TOKENS); /* grew to the bound, refused beyond it */
 
     /* small frames: the two rejected frames and 61 small ones (63 in a run, each using
-     * under a quarter of the storage) keep it; the 64th releases it and is parsed into a
-     * fresh buffer of the initial size */
+     * under a quarter of the storage) keep it; after the 64th (decoded in full) it is
+     * shrunk back to the initial size */
     for (int i = 0; i < 61; i++) {
         bsm_frame(&f, 3, 9000000 + 3 * i, true);
         tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, 1764066605000LL);
