@@ -6,12 +6,17 @@
 # the kernel picks). Long: scripts/bench runs it only with TSI_BENCH_SOAK=1.
 #
 #   bench/soak.sh [--hours 48] [--intersections 100] [--speed 40] [--max-wall-minutes 0]
-#                 [--build build] [--keep]
+#                 [--grace-seconds 10*speed] [--build build] [--keep]
 #
 # --hours is simulated time. The simulator runs at --speed simulated seconds per second at
 # most; its backpressure holds its clock back while the collector is behind, so the speed
 # reached is what the collector sustains (reported). --max-wall-minutes (0: none) ends the
 # soak early at that wall time; the report then states the simulated hours covered.
+# --grace-seconds (simulated seconds) defaults to 10 x the speed cap: the collector's own
+# default of 10 s, as wall time. What turns a message late is a wall-time skew (one stream's
+# frames waiting in the queue behind the other's); at an accelerated clock the same skew
+# spans speed-times more simulated seconds, so a grace in simulated seconds that does not
+# scale tolerates only 1/speed of the skew production tolerates.
 #
 # No retention job runs during the soak (no `tsi jobs` at all): every realtime row written
 # is kept, so ALL of them are compared with the indices Parquet, whatever the run's length
@@ -34,6 +39,7 @@ hours=${TSI_SOAK_HOURS:-48}
 nis=${TSI_SOAK_INTERSECTIONS:-100}
 speed=${TSI_SOAK_SPEED:-40}
 maxwall=${TSI_SOAK_MAX_WALL_MINUTES:-0}
+grace=${TSI_SOAK_GRACE_SECONDS:-}
 BUILD=${BENCH_BUILD:-build}
 keep=0
 while [ $# -gt 0 ]; do
@@ -42,11 +48,14 @@ while [ $# -gt 0 ]; do
   --intersections) nis=$2; shift 2 ;;
   --speed) speed=$2; shift 2 ;;
   --max-wall-minutes) maxwall=$2; shift 2 ;;
+  --grace-seconds) grace=$2; shift 2 ;;
   --build) BUILD=$2; shift 2 ;;
   --keep) keep=1; shift ;;
-  *) echo "usage: bench/soak.sh [--hours H] [--intersections N] [--speed X] [--max-wall-minutes M] [--build DIR] [--keep]" >&2; exit 2 ;;
+  *) echo "usage: bench/soak.sh [--hours H] [--intersections N] [--speed X] [--max-wall-minutes M] [--grace-seconds G] [--build DIR] [--keep]" >&2; exit 2 ;;
   esac
 done
+[ -n "$grace" ] || grace=$(awk -v s="$speed" 'BEGIN { printf "%.0f", 10 * s }')
+case "$grace" in '' | *[!0-9]*) echo "bench/soak: --grace-seconds wants whole seconds, got '$grace'" >&2; exit 2 ;; esac
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" --target tsi bench_soak_check -j "$(nproc)" >/dev/null
 tmp=$(mktemp -d /tmp/tsi-soak.XXXXXX)
@@ -70,7 +79,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-echo "soak: $hours simulated hours at $nis intersections, speed <= $speed, dir $tmp, PostgreSQL port $TSI_PG_PORT"
+echo "soak: $hours simulated hours at $nis intersections, speed <= $speed, grace $grace simulated s, dir $tmp, PostgreSQL port $TSI_PG_PORT"
 "$BIN" db start --log-level warn >/dev/null
 "$BIN" migrate --log-level warn
 "$BIN" sim --port 0 --port-file "$tmp/sim.port" --intersections "$nis" --speed "$speed" \
@@ -82,10 +91,9 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null &
 simnow() { curl -sf "http://127.0.0.1:$port/sim/status" | sed -n 's/.*"now":\([0-9]*\).*/\1/p'; }
 s0=$(simnow)
 target=$(awk -v a="$s0" -v h="$hours" 'BEGIN { printf "%.0f", a + h * 3600000 }')
-# grace 60 simulated seconds (the tests' setting at an accelerated clock); the raw archive
-# flushes every 60 s of wall time, a status line every 60 s
+# the raw archive flushes every 60 s of wall time (TSI_FLUSH_SECONDS), a status line every 60 s
 VCC_BASE_URL=http://127.0.0.1:$port VCC_CLIENT_ID=tsi-sim VCC_CLIENT_SECRET=tsi-sim-secret \
-  "$BIN" collect --grace-seconds 60 --status-seconds 60 --log-level info >"$tmp/collect.log" 2>&1 &
+  "$BIN" collect --grace-seconds "$grace" --status-seconds 60 --log-level info >"$tmp/collect.log" 2>&1 &
 cpid=$!
 w0=$(date +%s)
 hz=$(getconf CLK_TCK)
@@ -105,7 +113,7 @@ while :; do
     last_print=$w
     tail -1 "$tmp/trace.txt" | awk '{ printf "soak: %5d s wall, %6.2f simulated h, collector RSS %d kB\n", $1, $2, $3 }'
   fi
-  [ "$now" -ge $((target + 90000)) ] && break # the last minute closed (grace 60 s) and flushed
+  [ "$now" -ge $((target + grace * 1000 + 30000)) ] && break # the last minute closed (grace) and flushed
   if [ "$maxwall" -gt 0 ] && [ "$w" -ge $((maxwall * 60)) ]; then
     echo "soak: wall limit of $maxwall min reached before $hours simulated hours"
     break
