@@ -144,6 +144,12 @@ tsi_worker *tsi_api_worker(void);
 PGconn *tsi_api_pg(tsi_req *r);
 /* Tells the server that a query failed on a broken connection: drops it. */
 void tsi_api_pg_broken(tsi_req *r);
+/* A helper connection (statements prepared, as tsi_api_pg's) for a request that reads
+ * on a second backend at once, or NULL when none is free or the database is down: never
+ * waits. One per two cores; *slot names it for tsi_api_pg_return, which every borrow must
+ * reach (broken: the connection is dropped, and reconnected by a later borrow). */
+PGconn *tsi_api_pg_borrow(tsi_req *r, int *slot);
+void tsi_api_pg_return(int slot, bool broken);
 /* Whether reads go to Parquet now (mode parquet, or auto while the DB is down). */
 bool tsi_api_use_parquet(void);
 

@@ -716,18 +716,19 @@ static uint64_t be64(const char *b)
     return x;
 }
 
-/* int8, int4, or timestamptz (as epoch seconds, floored); 0 when NULL */
-static int64_t bin_int(PGresult *res, int row, int col)
+/* int8, int4, or timestamptz (as epoch seconds, floored) by the column's type t, looked
+ * up once per result; 0 when NULL */
+static int64_t bin_int(PGresult *res, int row, int col, Oid t)
 {
     if (PQgetisnull(res, row, col))
         return 0;
     const char *v = PQgetvalue(res, row, col);
-    if (PQftype(res, col) == OID_INT4) {
+    if (t == OID_INT4) {
         const unsigned char *u = (const unsigned char *)v;
         return (int32_t)((uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3]);
     }
     int64_t x = (int64_t)be64(v);
-    if (PQftype(res, col) == OID_TIMESTAMPTZ) { /* microseconds since 2000-01-01 UTC */
+    if (t == OID_TIMESTAMPTZ) { /* microseconds since 2000-01-01 UTC */
         int64_t sec = x / 1000000 - (x % 1000000 < 0);
         return sec + 946684800;
     }
@@ -745,39 +746,44 @@ static double bin_double(PGresult *res, int row, int col) /* NaN when NULL */
 }
 
 /* the series layout: iid int8, time (int8 epoch seconds or timestamptz), three float8, a
- * volume int8/int4; anything else is a server bug, answered 500 rather than misread */
-static bool series_layout(PGresult *res)
+ * volume int8/int4; series_min_one (one intersection) leaves out the iid (skip 1).
+ * Anything else is a server bug, answered 500 rather than misread */
+static bool series_layout(PGresult *res, int skip)
 {
-    if (PQnfields(res) < 6)
+    if (PQnfields(res) < 6 - skip)
         return false;
     static const int want[6][2] = {{OID_INT8, OID_INT8},     {OID_INT8, OID_TIMESTAMPTZ},
                                    {OID_FLOAT8, OID_FLOAT8}, {OID_FLOAT8, OID_FLOAT8},
                                    {OID_FLOAT8, OID_FLOAT8}, {OID_INT8, OID_INT4}};
-    for (int c = 0; c < 6; c++) {
-        Oid t = PQftype(res, c);
-        if (PQfformat(res, c) != 1 || (t != (Oid)want[c][0] && t != (Oid)want[c][1]))
+    for (int c = skip; c < 6; c++) {
+        Oid t = PQftype(res, c - skip);
+        if (PQfformat(res, c - skip) != 1 || (t != (Oid)want[c][0] && t != (Oid)want[c][1]))
             return false;
     }
     return true;
 }
 
 /* a series result's rows as points, in (intersection, time) order: series_min leaves the
- * order to the scan (see queries.c), so they are sorted here only when they are not */
-static int series_points(tsi_req *r, PGresult *res, const char *stmt, tsi_point **out, int *n)
+ * order to the scan (see queries.c), so they are sorted here only when they are not.
+ * iid >= 0: the result is series_min_one's, without the intersection column. */
+static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t iid, tsi_point **out,
+                         int *n)
 {
-    if (!series_layout(res)) {
+    int k0 = iid >= 0; /* the first column of the layout the result leaves out */
+    if (!series_layout(res, k0)) {
         tsi_err("api", "req=%s query %s: unexpected result columns", r->id, stmt);
         return tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
     }
+    Oid tt = PQftype(res, 1 - k0), vt = PQftype(res, 5 - k0);
     int k = PQntuples(res);
     tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
     for (int i = 0; i < k; i++) {
-        p[i].iid = bin_int(res, i, 0);
-        p[i].ts = bin_int(res, i, 1);
-        p[i].si = bin_double(res, i, 2);
-        p[i].vru = bin_double(res, i, 3);
-        p[i].veh = bin_double(res, i, 4);
-        p[i].vol = bin_int(res, i, 5);
+        p[i].iid = k0 ? iid : bin_int(res, i, 0, OID_INT8);
+        p[i].ts = bin_int(res, i, 1 - k0, tt);
+        p[i].si = bin_double(res, i, 2 - k0);
+        p[i].vru = bin_double(res, i, 3 - k0);
+        p[i].veh = bin_double(res, i, 4 - k0);
+        p[i].vol = bin_int(res, i, 5 - k0, vt);
     }
     bool sorted = true;
     for (int i = 1; i < k && sorted; i++)
@@ -803,24 +809,94 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     PGresult *res = run_fmt(r, c, stmt, strncmp(stmt, "series_day", 10) == 0 ? 4 : 3, v, 1);
     if (!res)
         return -1;
-    int rc = series_points(r, res, stmt, out, n);
+    int rc = series_points(r, res, stmt, -1, out, n);
     PQclear(res);
     return rc;
 }
 
 /* One intersection's minutes in [t0, t1) from PostgreSQL, written as points into w while
- * PostgreSQL reads the rest: the range goes in parts of MINUTE_PART seconds, all sent at
- * once in pipeline mode, and each part's rows are encoded as soon as they arrive (the
- * backend and this thread on two cores; in one statement one waited for the other). The
- * parts are disjoint and in time order, so the points come out in order. With more
- * requests in flight than cores there is no idle core to overlap with: one part.
+ * PostgreSQL reads the rest: the range goes in parts of MINUTE_PART seconds, sent at once
+ * in pipeline mode, and each part's rows are encoded as soon as they arrive (the backend
+ * and this thread on two cores; in one statement one waited for the other).
  *
- * A connection found dead (the server restarted) is replaced once, as run() does; other
- * failures answer 500/503 like run(). Returns the points written, or -1 (answered). */
+ * While the server has idle cores (no more requests in flight than half of them), the
+ * later half of the parts goes to a second backend on a borrowed helper connection
+ * (server.c): two backends read at once while this thread encodes, the backends' binary
+ * output being the larger half of the work. With more requests in flight than cores
+ * there is no idle core to overlap with, and the range goes in one part. The parts are
+ * disjoint, in time order, and read in that order, so the points come out in order.
+ *
+ * A worker connection found dead (the server restarted) is replaced once, as run() does;
+ * a helper that fails is dropped and its parts are read again on the worker's
+ * connection. Other failures answer 500/503 like run(). Returns the points written, or
+ * -1 (answered). */
 #define MINUTE_PART  (12 * 3600)
 #define MINUTE_PARTS 8
 
-static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t0, int64_t t1,
+typedef struct {
+    int written;
+    int failed; /* 0 ok; 1 the query or the connection failed (why); 2 answered 500 */
+    char why[256];
+} part_run;
+
+/* parts [a, b) of the bounds ts on c in one pipeline; false when c refused them */
+static bool parts_send(PGconn *c, const char *id, char (*ts)[32], int a, int b)
+{
+    bool ok = PQenterPipelineMode(c) == 1;
+    for (int i = a; ok && i < b; i++) {
+        const char *v[3] = {id, ts[i], ts[i + 1]};
+        ok = PQsendQueryPrepared(c, "series_min_one", 3, v, NULL, NULL, 1) == 1;
+    }
+    return ok && PQpipelineSync(c) == 1;
+}
+
+/* the results of n parts sent by parts_send (sent: its answer) and the sync: all of them
+ * are read whatever happens; each part's rows go into w until one fails */
+static void parts_read(tsi_req *r, PGconn *c, int n, bool sent, int64_t iid, tsi_jsonw *w,
+                       part_run *pr)
+{
+    bool ok = sent;
+    for (int i = 0; ok && i < n; i++) {
+        PGresult *res = PQgetResult(c);
+        if (!res)
+            break;
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && !pr->failed) {
+            tsi_point *p;
+            int k;
+            if (series_points(r, res, "series_min_one", iid, &p, &k) < 0) {
+                pr->failed = 2;
+            } else {
+                for (int j = 0; j < k; j++)
+                    write_point(w, &p[j]);
+                pr->written += k;
+            }
+        } else if (!pr->failed) {
+            pr->failed = 1;
+            const char *m = PQresultErrorMessage(res);
+            snprintf(pr->why, sizeof pr->why, "%s", m[0] ? m : PQerrorMessage(c));
+        }
+        PQclear(res);
+        PGresult *extra = PQgetResult(c); /* NULL ends each part */
+        if (extra) {
+            PQclear(extra);
+            ok = false;
+        }
+    }
+    if (sent)
+        for (PGresult *res; (res = PQgetResult(c)) != NULL;) { /* the sync */
+            bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+            PQclear(res);
+            if (sync)
+                break;
+        }
+    PQexitPipelineMode(c);
+    if (!ok && !pr->failed) {
+        pr->failed = 1;
+        snprintf(pr->why, sizeof pr->why, "%s", PQerrorMessage(c));
+    }
+}
+
+static int pg_minutes_streamed(tsi_req *r, PGconn *c, int64_t iid, int64_t t0, int64_t t1,
                                tsi_jsonw *w)
 {
     /* parts up to the present (an end date of today reaches midnight); the last part runs
@@ -829,78 +905,70 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, const char *one, int64_t t
     int parts = end > t0 ? (int)((end - t0 + MINUTE_PART - 1) / MINUTE_PART) : 1;
     if (parts > MINUTE_PARTS)
         parts = MINUTE_PARTS;
-    /* with more requests in flight than cores, every core is busy anyway: one part (more
-     * would only add statements) */
     static atomic_int ncpu;
     if (atomic_load(&ncpu) == 0)
         atomic_store(&ncpu, (int)sysconf(_SC_NPROCESSORS_ONLN));
-    if (atomic_load(&tsi_api_g->inflight) > atomic_load(&ncpu))
+    int inflight = atomic_load(&tsi_api_g->inflight);
+    if (inflight > atomic_load(&ncpu))
         parts = 1;
     if (parts < 1)
         parts = 1;
+    bool idle = inflight * 2 <= atomic_load(&ncpu);
     int64_t len = end > t0 ? (end - t0) / parts : 0;
     len -= len % 60;
-    char ts[MINUTE_PARTS + 1][32];
+    char ts[MINUTE_PARTS + 1][32], id[24];
     for (int i = 0; i <= parts; i++)
         fmt_ts(ts[i], sizeof ts[i], i == parts ? t1 : t0 + len * i);
+    snprintf(id, sizeof id, "%lld", (long long)iid);
     tsi_jsonw w0 = *w;
     size_t mark = r->body.len;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (tsi_api_worker()->pg)
             c = tsi_api_worker()->pg;
-        bool ok = PQenterPipelineMode(c) == 1;
-        for (int i = 0; ok && i < parts; i++) {
-            const char *v[3] = {one, ts[i], ts[i + 1]};
-            ok = PQsendQueryPrepared(c, "series_min", 3, v, NULL, NULL, 1) == 1;
-        }
-        ok = ok && PQpipelineSync(c) == 1;
-        int written = 0, failed = ok ? 0 : 1;
-        char why[256] = "";
-        if (!ok)
-            snprintf(why, sizeof why, "%s", PQerrorMessage(c));
-        /* one result and a NULL per part, then the sync; read them all whatever happens */
-        for (int i = 0; ok && i < parts; i++) {
-            PGresult *res = PQgetResult(c);
-            if (!res)
-                break;
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && !failed) {
-                tsi_point *p;
-                int k;
-                if (series_points(r, res, "series_min", &p, &k) < 0) {
-                    failed = 2; /* answered 500 */
-                } else {
-                    for (int j = 0; j < k; j++)
-                        write_point(w, &p[j]);
-                    written += k;
-                }
-            } else if (!failed) {
-                failed = 1;
-                const char *m = PQresultErrorMessage(res);
-                snprintf(why, sizeof why, "%s", m[0] ? m : PQerrorMessage(c));
-            }
-            PQclear(res);
-            PGresult *extra = PQgetResult(c); /* NULL ends each part */
-            if (extra) {
-                PQclear(extra);
-                ok = false;
+        int slot = -1, split = parts;
+        PGconn *h = attempt == 0 && parts >= 2 && idle ? tsi_api_pg_borrow(r, &slot) : NULL;
+        if (h) {
+            split = parts / 2;
+            if (!parts_send(h, id, ts, split, parts)) {
+                tsi_api_pg_return(slot, true);
+                h = NULL;
+                split = parts;
             }
         }
-        for (PGresult *res; (res = PQgetResult(c)) != NULL;) { /* the sync */
-            bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-            PQclear(res);
-            if (sync)
-                break;
+        part_run own = {0};
+        parts_read(r, c, split, parts_send(c, id, ts, 0, split), iid, w, &own);
+        if (h && own.failed) {
+            tsi_api_pg_return(slot, true); /* its parts are not wanted now */
+            h = NULL;
         }
-        PQexitPipelineMode(c);
-        if (!failed && ok)
-            return written;
-        if (failed == 2)
+        if (h) {
+            tsi_jsonw w1 = *w;
+            size_t mark1 = r->body.len;
+            part_run hp = {0};
+            parts_read(r, h, parts - split, true, iid, w, &hp);
+            tsi_api_pg_return(slot, hp.failed == 1);
+            if (hp.failed == 2)
+                return -1;
+            if (hp.failed) { /* the helper's parts again, on the worker's connection */
+                tsi_warn("api", "req=%s helper connection failed (%s): its parts read again", r->id,
+                         hp.why);
+                *w = w1;
+                r->body.len = mark1;
+                r->body.data[mark1] = '\0';
+                parts_read(r, c, parts - split, parts_send(c, id, ts, split, parts), iid, w, &own);
+            } else {
+                own.written += hp.written;
+            }
+        }
+        if (!own.failed)
+            return own.written;
+        if (own.failed == 2)
             return -1;
         *w = w0; /* nothing of a failed attempt stays in the answer */
         r->body.len = mark;
         r->body.data[mark] = '\0';
         if (PQstatus(c) == CONNECTION_OK) {
-            tsi_err("api", "req=%s query series_min (pipelined) failed: %s", r->id, why);
+            tsi_err("api", "req=%s query series_min_one (pipelined) failed: %s", r->id, own.why);
             tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
             return -1;
         }
@@ -1029,9 +1097,7 @@ static int history_once(tsi_req *r, bool all)
         for (int i = 0; i < np; i++)
             write_point(&w, &pts[i]);
         if (stream && pg_from < t1) {
-            char one[32];
-            snprintf(one, sizeof one, "{%lld}", (long long)r->path_id);
-            if ((np = pg_minutes_streamed(r, c, one, pg_from, t1, &w)) < 0)
+            if ((np = pg_minutes_streamed(r, c, r->path_id, pg_from, t1, &w)) < 0)
                 return 0;
         }
         tsi_jsonw_end(&w);
@@ -1955,7 +2021,7 @@ int tsi_h_metrics(tsi_req *r)
         b,
         "# HELP tsi_db_pool_size Worker threads, each with one connection.\n"
         "# TYPE tsi_db_pool_size gauge\ntsi_db_pool_size %d\n"
-        "# HELP tsi_db_pool_connected Open PostgreSQL connections of the workers.\n"
+        "# HELP tsi_db_pool_connected Open PostgreSQL connections of the workers and helpers.\n"
         "# TYPE tsi_db_pool_connected gauge\ntsi_db_pool_connected %d\n"
         "# HELP tsi_http_in_flight Requests being answered.\n"
         "# TYPE tsi_http_in_flight gauge\ntsi_http_in_flight %d\n"

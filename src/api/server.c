@@ -98,36 +98,22 @@ tsi_worker *tsi_api_worker(void)
 
 static double last_fail_at; /* do not hammer a dead server from every request */
 
-PGconn *tsi_api_pg(tsi_req *r)
+/* a new session as the API's statements want it, or NULL (logged); a helper's session
+ * says so in pg_stat_activity (application_name "tsi serve helper") */
+static PGconn *session_open(tsi_req *r, bool helper, tsi_error *e)
 {
-    tsi_api *a = tsi_api_g;
-    tsi_worker *w = tsi_api_worker();
-    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-        return w->pg;
-    if (w->pg) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-        atomic_fetch_sub(&a->m.pool_connected, 1);
-    }
-    if (!atomic_load(&a->db_up) && tsi_api_now() - last_fail_at < 1.0)
+    PGconn *c = tsi_db_connect(TSI_ROLE_READER, NULL, e);
+    if (!c)
         return NULL;
-    tsi_error e = {0};
-    PGconn *c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
-    if (!c) {
-        last_fail_at = tsi_api_now();
-        atomic_store(&a->db_up, 0);
-        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message, e.detail);
-        return NULL;
-    }
     /* generic plans: planning over the partitions costs more than running these
      * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes. The
      * session's zone is TSI_TIMEZONE: date_trunc and ::date of timestamptz are local. */
     char *zq = PQescapeLiteral(c, tsi_api_tz_name(), strlen(tsi_api_tz_name()));
-    char set[320];
+    char set[384];
     snprintf(set, sizeof set,
              "SET TIME ZONE %s; SET statement_timeout = '30s';"
-             " SET plan_cache_mode = force_generic_plan",
-             zq ? zq : "'UTC'");
+             " SET plan_cache_mode = force_generic_plan%s",
+             zq ? zq : "'UTC'", helper ? "; SET application_name = 'tsi serve helper'" : "");
     PQfreemem(zq);
     PGresult *sr = PQexec(c, set);
     if (PQresultStatus(sr) != PGRES_COMMAND_OK) {
@@ -143,10 +129,83 @@ PGconn *tsi_api_pg(tsi_req *r)
         PQfinish(c);
         return NULL;
     }
-    w->pg = c;
-    atomic_fetch_add(&a->m.pool_connected, 1);
-    atomic_fetch_add(&a->m.reconnects, 1);
+    atomic_fetch_add(&tsi_api_g->m.pool_connected, 1);
+    atomic_fetch_add(&tsi_api_g->m.reconnects, 1);
     return c;
+}
+
+PGconn *tsi_api_pg(tsi_req *r)
+{
+    tsi_api *a = tsi_api_g;
+    tsi_worker *w = tsi_api_worker();
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
+        return w->pg;
+    if (w->pg) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+        atomic_fetch_sub(&a->m.pool_connected, 1);
+    }
+    if (!atomic_load(&a->db_up) && tsi_api_now() - last_fail_at < 1.0)
+        return NULL;
+    tsi_error e = {0};
+    PGconn *c = session_open(r, false, &e);
+    if (!c && e.message[0]) {
+        last_fail_at = tsi_api_now();
+        atomic_store(&a->db_up, 0);
+        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message, e.detail);
+    }
+    w->pg = c;
+    return c;
+}
+
+/* ---- helper connections: a second backend for a request that splits its reading ------ */
+#define HELPERS_MAX 8
+static struct {
+    atomic_int busy;
+    PGconn *pg; /* owned by whoever holds busy */
+} helpers[HELPERS_MAX];
+static _Atomic double helper_fail_at;
+
+PGconn *tsi_api_pg_borrow(tsi_req *r, int *slot)
+{
+    tsi_api *a = tsi_api_g;
+    if (!atomic_load(&a->db_up) || tsi_api_now() - atomic_load(&helper_fail_at) < 1.0)
+        return NULL;
+    long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+    n = n < 1 ? 1 : n > HELPERS_MAX ? HELPERS_MAX : n;
+    for (int i = 0; i < (int)n; i++) {
+        int free_ = 0;
+        if (!atomic_compare_exchange_strong(&helpers[i].busy, &free_, 1))
+            continue;
+        if (helpers[i].pg && PQstatus(helpers[i].pg) != CONNECTION_OK) {
+            PQfinish(helpers[i].pg);
+            helpers[i].pg = NULL;
+            atomic_fetch_sub(&a->m.pool_connected, 1);
+        }
+        if (!helpers[i].pg) {
+            tsi_error e = {0};
+            if (!(helpers[i].pg = session_open(r, true, &e))) {
+                atomic_store(&helper_fail_at, tsi_api_now());
+                atomic_store(&helpers[i].busy, 0);
+                return NULL;
+            }
+        }
+        *slot = i;
+        return helpers[i].pg;
+    }
+    return NULL;
+}
+
+void tsi_api_pg_return(int slot, bool broken)
+{
+    if (slot < 0 || slot >= HELPERS_MAX)
+        return;
+    if (broken && helpers[slot].pg) {
+        PQfinish(helpers[slot].pg);
+        helpers[slot].pg = NULL;
+        atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
+    }
+    atomic_store(&helpers[slot].busy, 0);
 }
 
 void tsi_api_pg_broken(tsi_req *r)
@@ -204,7 +263,7 @@ static void *monitor(void *arg)
                     usleep(100000);
                 continue;
             }
-            PQclear(PQexec(c, "SET TIME ZONE 'UTC'"));
+            PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET application_name = 'tsi serve monitor'"));
             PGresult *res = PQexec(c, "LISTEN tsi_latest");
             int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
             PQclear(res);
@@ -1045,6 +1104,12 @@ int tsi_cmd_serve(int argc, char **argv)
     }
     nworkers = 0;
     pthread_mutex_unlock(&workers_mu);
+    for (int i = 0; i < HELPERS_MAX; i++)
+        if (helpers[i].pg) {
+            PQfinish(helpers[i].pg);
+            helpers[i].pg = NULL;
+            atomic_fetch_sub(&a->m.pool_connected, 1);
+        }
     if (a->duck_ok)
         duckdb_close(&a->duck);
     if (a->index_cache.plain)

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/proc.h"
 #include "test_api_util.h"
@@ -331,6 +332,36 @@ static void sql_double(FILE *f, double v)
         fprintf(f, "%.17g", v);
 }
 
+/* the 1-minute history of intersection 106 since yesterday: n minutes from day0, each
+ * once, in order, with exactly the stored values (exact_value) */
+static void minutes_exact(long long day0, int n)
+{
+    resp r;
+    jdoc j;
+    int arr = history_get(srv.port, 106, today - 1, today, "1min", &r, &j);
+    assert_int_equal(jcount(&j, arr), n);
+    assert_int_equal((long long)jnum(&j, 0, "total_points"), n);
+    int k = 0;
+    for (int t = tsi_json_first(&j.d, arr); t >= 0; t = tsi_json_next(&j.d, arr, t), k++) {
+        char ts[32], want[32];
+        jstr(&j, t, "timestamp", ts, sizeof ts);
+        long long sec = day0 + 60LL * k;
+        day_str(want, sizeof want, sec / 86400);
+        snprintf(want + 10, sizeof want - 10, "T%02lld:%02lld:00Z", sec % 86400 / 3600,
+                 sec % 3600 / 60);
+        assert_string_equal(ts, want);
+        static const char *const keys[3] = {"safety_index", "vru_index", "vehicle_index"};
+        for (int c = 0; c < 3; c++) {
+            double got = jnum(&j, t, keys[c]), exp = exact_value(k, c);
+            if (isnan(exp) ? !isnan(got) : got != exp)
+                fail_msg("minute %d %s: got %.17g, stored %.17g", k, keys[c], got, exp);
+        }
+        assert_int_equal((long long)jnum(&j, t, "traffic_volume"), k % 50);
+    }
+    jfree(&j);
+    resp_free(&r);
+}
+
 static void test_history_minutes_exact(void **state)
 {
     (void)state;
@@ -358,30 +389,30 @@ static void test_history_minutes_exact(void **state)
     fclose(f);
     th_sqlf(owner, "%s", sql);
     free(sql);
-    resp r;
-    jdoc j;
-    int arr = history_get(srv.port, 106, today - 1, today, "1min", &r, &j);
-    assert_int_equal(jcount(&j, arr), n);
-    assert_int_equal((long long)jnum(&j, 0, "total_points"), n);
-    int k = 0;
-    for (int t = tsi_json_first(&j.d, arr); t >= 0; t = tsi_json_next(&j.d, arr, t), k++) {
-        char ts[32], want[32];
-        jstr(&j, t, "timestamp", ts, sizeof ts);
-        long long sec = day0 + 60LL * k;
-        day_str(want, sizeof want, sec / 86400);
-        snprintf(want + 10, sizeof want - 10, "T%02lld:%02lld:00Z", sec % 86400 / 3600,
-                 sec % 3600 / 60);
-        assert_string_equal(ts, want);
-        static const char *const keys[3] = {"safety_index", "vru_index", "vehicle_index"};
-        for (int c = 0; c < 3; c++) {
-            double got = jnum(&j, t, keys[c]), exp = exact_value(k, c);
-            if (isnan(exp) ? !isnan(got) : got != exp)
-                fail_msg("minute %d %s: got %.17g, stored %.17g", k, keys[c], got, exp);
-        }
-        assert_int_equal((long long)jnum(&j, t, "traffic_volume"), k % 50);
-    }
-    jfree(&j);
-    resp_free(&r);
+    minutes_exact(day0, n);
+    /* alone on the server, the request read its later parts on a helper connection (one
+     * per two cores) */
+    PGconn *adm = th_connect("postgres");
+    const char *helpers = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tsi_reader'"
+                          " AND application_name = 'tsi serve helper'";
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+        assert_true(th_intf(adm, "%s", helpers) >= 1);
+    /* the helper's backend gone: its parts are read again on the worker's connection */
+    int killed = th_intf(adm, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE application_name = 'tsi serve helper'");
+    minutes_exact(day0, n);
+    if (killed)
+        assert_true(log_has(srv.log, "helper connection failed"));
+    /* every backend of the server's workers and helpers gone (not its monitor's, which
+     * would switch the server to Parquet for a moment): the worker's connection is
+     * replaced, the helper reopened */
+    th_sqlf(adm, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                 " WHERE usename = 'tsi_reader' AND application_name <> 'tsi serve monitor'");
+    minutes_exact(day0, n);
+    minutes_exact(day0, n);
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+        assert_true(th_intf(adm, "%s", helpers) >= 1);
+    PQfinish(adm);
     th_sqlf(owner, "DELETE FROM safety_indices_realtime WHERE intersection_id = 106;"
                    "DELETE FROM safety_indices_latest WHERE intersection_id = 106;"
                    "DELETE FROM intersections WHERE id = 106;");
