@@ -37,7 +37,9 @@ const tsi_option tsi_serve_options[] = {
      "where reads come from: auto (PostgreSQL, Parquet while it is down), postgres, parquet",
      "auto|postgres|parquet"},
     {"threads", TSI_OPT_INT, "4", "TSI_API_THREADS",
-     "worker threads (each holds one PostgreSQL connection)", "1..256"},
+     "worker threads (each holds one PostgreSQL connection; the server adds a monitor and up to "
+     "one helper per two cores)",
+     "1..256"},
     {"web-dir", TSI_OPT_PATH, NULL, "TSI_WEB_DIR",
      "dashboard files served at / (default web/dist of the working or source directory)", NULL},
     {"max-query", TSI_OPT_INT, "65536", "TSI_API_MAX_QUERY", "largest query string, bytes",
@@ -201,6 +203,7 @@ void tsi_api_pg_return(int slot, bool broken)
     if (slot < 0 || slot >= HELPERS_MAX)
         return;
     if (broken && helpers[slot].pg) {
+        atomic_fetch_add(&tsi_api_g->m.db_errors, 1);
         PQfinish(helpers[slot].pg);
         helpers[slot].pg = NULL;
         atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
