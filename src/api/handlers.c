@@ -663,15 +663,40 @@ static char *put_int(char *o, int64_t v)
     return o;
 }
 
+/* floor division of seconds into days */
+static int64_t day_of(int64_t t)
+{
+    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
+}
+
 static void write_point(tsi_jsonw *w, const tsi_point *p)
 {
+    /* the points of a series run through few days: the UTC date's text is kept per thread
+     * and only the time of day is written per point */
+    static _Thread_local int64_t date_day = INT64_MIN;
+    static _Thread_local char date[24];
     char b[512], *o = b;
-    civil utc = civil_of(p->ts);
-    int64_t off = tsi_api_tz_offset(p->ts);
-    civil tm = off ? civil_of(p->ts + off) : utc; /* local hour and weekday */
+    int64_t day = day_of(p->ts), sod = p->ts - day * 86400;
+    if (day != date_day) {
+        civil c = civil_of(day * 86400);
+        fmt_civil(date, sizeof date, c);
+        date_day = strlen(date) == 20 ? day : INT64_MIN; /* a 4-digit year: reusable */
+    }
     PUT_LIT(o, "{\"timestamp\":\"");
-    fmt_civil(o, 40, utc);
-    o += strlen(o);
+    if (date_day == day) {
+        memcpy(o, date, 11); /* YYYY-MM-DDT */
+        put2(o + 11, (int)(sod / 3600));
+        o[13] = ':';
+        put2(o + 14, (int)(sod % 3600 / 60));
+        o[16] = ':';
+        put2(o + 17, (int)(sod % 60));
+        o[19] = 'Z';
+        o += 20;
+    } else {
+        fmt_civil(o, 40, civil_of(p->ts));
+        o += strlen(o);
+    }
+    int64_t local = p->ts + tsi_api_tz_offset(p->ts), lday = day_of(local); /* hour, weekday */
     PUT_LIT(o, "\",\"safety_index\":");
     o = put_num(o, p->si);
     PUT_LIT(o, ",\"vru_index\":");
@@ -681,9 +706,9 @@ static void write_point(tsi_jsonw *w, const tsi_point *p)
     PUT_LIT(o, ",\"traffic_volume\":");
     o = put_int(o, p->vol);
     PUT_LIT(o, ",\"hour_of_day\":");
-    o = put_int(o, tm.hh);
+    o = put_int(o, (local - lday * 86400) / 3600);
     PUT_LIT(o, ",\"day_of_week\":");
-    o = put_int(o, tm.dow);
+    o = put_int(o, ((lday % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
     *o++ = '}';
     tsi_jsonw_raw(w, b, (size_t)(o - b));
 }
