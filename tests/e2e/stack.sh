@@ -52,7 +52,10 @@ e2e_launch() {
   local name=$1 pat=$2 log pid
   shift 2
   log=$E2E_TMP/$name.log
-  "$@" >"$log" 2>&1 &
+  # the log exists before the first look at it: the child opens it only once it runs, and
+  # a sed on a missing file fails the caller's pipefail (seen on a loaded machine)
+  : >"$log"
+  "$@" >>"$log" 2>&1 &
   pid=$!
   E2E_PIDS+=("$pid")
   E2E_PORT=
