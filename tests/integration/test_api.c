@@ -287,8 +287,15 @@ static void test_history_routing(void **state)
         assert_string_equal(agg, "1min");
         assert_string_equal(sd, a);
         assert_string_equal(ed, b);
-        long long want = th_int(owner, "SELECT count(*) FROM safety_indices_realtime"
-                                       " WHERE intersection_id = 101");
+        /* the rows in the range asked (before 04:00 UTC the first rows fall the day
+         * before yesterday) */
+        long long want =
+            th_intf(owner,
+                    "SELECT count(*) FROM safety_indices_realtime"
+                    " WHERE intersection_id = 101"
+                    " AND \"timestamp\" >= '%sT00:00:00Z'::timestamptz"
+                    " AND \"timestamp\" < '%sT00:00:00Z'::timestamptz + interval '1 day'",
+                    a, b);
         assert_int_equal(jcount(&j, tsi_json_get(&j.d, 0, "data_points")), want);
         jfree(&j);
         resp_free(&r);
