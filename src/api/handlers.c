@@ -135,15 +135,26 @@ typedef struct {
     int y, m, d, hh, mm, ss, dow; /* dow 0 = Monday */
 } civil;
 
+/* floor division of seconds into days, and the weekday of a day (0 = Monday) */
+static int64_t day_of(int64_t t)
+{
+    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
+}
+
+static int dow_of(int64_t day)
+{
+    return (int)(((day % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
+}
+
 static civil civil_of(int64_t t)
 {
     civil c;
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    int64_t days = day_of(t);
     int64_t sod = t - days * 86400;
     c.hh = (int)(sod / 3600);
     c.mm = (int)(sod % 3600 / 60);
     c.ss = (int)(sod % 60);
-    c.dow = (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
+    c.dow = dow_of(days);
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
@@ -663,12 +674,6 @@ static char *put_int(char *o, int64_t v)
     return o;
 }
 
-/* floor division of seconds into days */
-static int64_t day_of(int64_t t)
-{
-    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
-}
-
 static void write_point(tsi_jsonw *w, const tsi_point *p)
 {
     /* the points of a series run through few days: the UTC date's text is kept per thread
@@ -708,7 +713,7 @@ static void write_point(tsi_jsonw *w, const tsi_point *p)
     PUT_LIT(o, ",\"hour_of_day\":");
     o = put_int(o, (local - lday * 86400) / 3600);
     PUT_LIT(o, ",\"day_of_week\":");
-    o = put_int(o, ((lday % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
+    o = put_int(o, dow_of(lday));
     *o++ = '}';
     tsi_jsonw_raw(w, b, (size_t)(o - b));
 }
