@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/api.sh — `tsi serve` under load (issue 13), each figure beside its ceiling measured
 # in the same run on the same data (wrk, 50 connections, keep-alive):
-#   index    GET /api/v1/safety/index/ (plain, gzip)   vs nginx serving the identical bytes
+#   index    GET /api/v2/safety/index/ (plain, gzip)   vs nginx serving the identical bytes
 #            as a static file (gzip_static for the gzip row)                goal >= 0.8x
 #   db       history (7 d hourly), stats (7 d), nearby (2 km)               vs pgbench running
 #            the handler's own SQL (tsi serve --print-sql) as tsi_reader, prepared, same
@@ -75,9 +75,9 @@ done = function(summary, latency, requests)
 end
 EOF
 cat >"$tmp/mixed.lua" <<'EOF'
-local paths = {"/api/v1/safety/index/", "/api/v1/safety/index/1", "/api/v1/safety/history/2?days=7",
-  "/api/v1/safety/history/3/stats?days=7", "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=2000",
-  "/api/v1/safety/history/4?days=1", "/health"}
+local paths = {"/api/v2/safety/index/", "/api/v2/safety/index/1", "/api/v2/safety/history/2?days=7",
+  "/api/v2/safety/history/3/stats?days=7", "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=2000",
+  "/api/v2/safety/history/4?days=1", "/health"}
 local i = 0
 request = function()
   i = i + 1
@@ -195,7 +195,7 @@ for N in $SIZES; do
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$P1/health" >/dev/null && curl -sf "http://127.0.0.1:$P2/health" >/dev/null && break; sleep 0.1; done
 
   mkdir -p "$tmp/www"
-  curl -sf "http://127.0.0.1:$P1/api/v1/safety/index/" -o "$tmp/www/index.json"
+  curl -sf "http://127.0.0.1:$P1/api/v2/safety/index/" -o "$tmp/www/index.json"
   gzip -6 -k -f "$tmp/www/index.json"
   cat >"$tmp/nginx.conf" <<EOF
 user root;
@@ -219,9 +219,9 @@ EOF
 
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine competes)"
   if want index; then
-  pair_row "index plain" ">= 0.8" "nginx static" "http://127.0.0.1:$P1/api/v1/safety/index/" \
+  pair_row "index plain" ">= 0.8" "nginx static" "http://127.0.0.1:$P1/api/v2/safety/index/" \
     "http://127.0.0.1:$P3/index.json"
-  pair_row "index gzip" ">= 0.8" "nginx gzip_static" "http://127.0.0.1:$P1/api/v1/safety/index/" \
+  pair_row "index gzip" ">= 0.8" "nginx gzip_static" "http://127.0.0.1:$P1/api/v2/safety/index/" \
     "http://127.0.0.1:$P3/index.json" "Accept-Encoding: gzip"
   fi
 
@@ -229,20 +229,20 @@ EOF
   t0s="${s7}T00:00:00Z"; t1s="$(date -u -d "$e + 1 day" +%Y-%m-%d)T00:00:00Z"
   if want db; then
   # warm every worker's connection and prepared statements first
-  wrk -t2 -c$CONN -d2s "http://127.0.0.1:$P1/api/v1/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" >/dev/null 2>&1
-  db_row "history 7d hourly" "http://127.0.0.1:$P1/api/v1/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" \
+  wrk -t2 -c$CONN -d2s "http://127.0.0.1:$P1/api/v2/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" >/dev/null 2>&1
+  db_row "history 7d hourly" "http://127.0.0.1:$P1/api/v2/safety/history/2?start_date=$s7&end_date=$e&aggregation=1hour" \
     series_hour "p1={2}" "p2=$t0s" "p3=$t1s"
-  db_row "stats 7d" "http://127.0.0.1:$P1/api/v1/safety/history/3/stats?start_date=$s7&end_date=$e" \
+  db_row "stats 7d" "http://127.0.0.1:$P1/api/v2/safety/history/3/stats?start_date=$s7&end_date=$e" \
     stats "p1={3}" "p2=$t0s" "p3=$t1s"
-  db_row "nearby 2 km" "http://127.0.0.1:$P1/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=2000" \
+  db_row "nearby 2 km" "http://127.0.0.1:$P1/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=2000" \
     nearby "p1=38.87" "p2=-77.27" "p3=2000"
   fi
 
   s2=$(day 1)
   if want parquet; then
   pair_row "history 48h 1min: pg/pq" ">= 10" "parquet path (tsi)" \
-    "http://127.0.0.1:$P1/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min" \
-    "http://127.0.0.1:$P2/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min"
+    "http://127.0.0.1:$P1/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min" \
+    "http://127.0.0.1:$P2/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min"
   # the same pair from one client, one request at a time (the issue's 1.3 ms vs 43 ms)
   # one client on one keep-alive connection (as a dashboard holds it): the median latency
   # over BENCH_SECONDS, after a warm-up on that connection's server worker; a fresh curl
@@ -250,8 +250,8 @@ EOF
   # database connections, the first planning of the statement (5-12 ms here)
   one() { wrk -t1 -c1 -d1s "$1" >/dev/null 2>&1
     wrk -t1 -c1 -d${SECS}s -s "$tmp/report.lua" "$1" 2>/dev/null | awk '/^RESULT/ {print $3 / 1000}'; }
-  a=$(one "http://127.0.0.1:$P1/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
-  b=$(one "http://127.0.0.1:$P2/api/v1/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
+  a=$(one "http://127.0.0.1:$P1/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
+  b=$(one "http://127.0.0.1:$P2/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
   awk -v a="$a" -v b="$b" 'BEGIN { printf "%-28s pg %.1f ms, parquet %.1f ms (p50, one keep-alive client) | ratio %.2f (goal >= 10)\n", "history 48h 1min, 1 client", a * 1000, b * 1000, b / a }'
   fi
 

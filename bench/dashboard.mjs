@@ -8,7 +8,7 @@
 //                 (geometry request + polylines on the canvas)
 // beside references measured in the same run on the same server and browser:
 //   blank         navigation to about:blank (the browser's floor)
-//   index JSON    fetch of /api/v1/safety/index/ from the page (the API's floor)
+//   index JSON    fetch of /api/v2/safety/index/ from the page (the API's floor)
 //   history JSON  fetch of the same history request from the page
 //   geometry JSON fetch of the same lane geometry (bbox of the zoom-17 view) from the page
 // Requirement (US-1): map < 1 s, dashboard < 2 s, TTI < 3 s; goal TTI < 1 s.
@@ -70,8 +70,8 @@ try {
         return performance.now() - s;
       };
       return {
-        index: await t('/api/v1/safety/index/'),
-        hist: await t(`/api/v1/safety/history/${sel}?start_date=${d(now - 86400000)}&end_date=${d(now)}&aggregation=1min`),
+        index: await t('/api/v2/safety/index/'),
+        hist: await t(`/api/v2/safety/history/${sel}?start_date=${d(now - 86400000)}&end_date=${d(now)}&aggregation=1min`),
       };
     }, sel);
     // lanes: zoom to the selected intersection
@@ -89,7 +89,7 @@ try {
       const ms = performance.now() - t0;
       const b = it.getBounds();
       const s = performance.now();
-      const res = await fetch(`/api/v1/intersections/geometry?bbox=${b.getWest()},${b.getSouth()},${b.getEast()},${b.getNorth()}`, { cache: 'no-store' });
+      const res = await fetch(`/api/v2/intersections/geometry?bbox=${b.getWest()},${b.getSouth()},${b.getEast()},${b.getNorth()}`, { cache: 'no-store' });
       await res.arrayBuffer();
       return { ms, json: performance.now() - s, n: window.tsi.lanes().length };
     }, sel);

@@ -19,6 +19,7 @@
 
 #include <duckdb.h>
 
+#include "api/dialect.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/error.h"
@@ -48,7 +49,6 @@ enum tsi_route {
     R_NOTFOUND,
     R__COUNT
 };
-extern const char *const tsi_route_names[R__COUNT];
 
 #define TSI_API_NBUCKETS 14
 extern const double tsi_api_buckets[TSI_API_NBUCKETS]; /* seconds, last = +Inf */
@@ -90,7 +90,7 @@ typedef struct tsi_api {
     atomic_int stop;
     double started;
     tsi_api_metrics m;
-    tsi_cached index_cache;
+    tsi_cached index_cache[3]; /* by API version (1, 2): each encodes the index its way */
     char postgis[64], pgversion[64];
     pthread_mutex_t info_mu;
     duckdb_database duck;
@@ -116,8 +116,11 @@ typedef struct tsi_req {
     const char *content_type;
     const char *data_source; /* "postgres" | "parquet" | NULL */
     const char *cache_control;
+    const char *location; /* a redirect's target (arena) */
     int route;
-    int64_t path_id;
+    const tsi_dialect *dl; /* the version asked for (/api/v1 or v2; unversioned: v1's) */
+    int64_t path_id;       /* the {id} segment as an integer, -1 when it is not one */
+    char path_text[64];    /* the {id} segment as written (v1 echoes it as a string) */
     const char *err_code, *err_field;
     /* a pre-encoded body (cache): borrowed, copied into the response */
     const char *raw;
@@ -157,20 +160,62 @@ bool tsi_api_use_parquet(void);
 const char *tsi_req_arg(tsi_req *r, const char *name);
 const char *tsi_req_header(tsi_req *r, const char *name);
 
-/* Error response {"detail","code","field"}; returns 0 so handlers `return api_error(...)`. */
+/* Error response in the request's dialect; returns 0 so handlers `return api_error(...)`.
+ * v2: {"detail","code","field"} with status. v1 (FastAPI's): a 400 naming a field is a
+ * parameter that failed validation, answered 422 {"detail":[{type: "value_error", loc,
+ * msg, input}]}; anything else {"detail": text} with status. */
 int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* An invalid parameter with pydantic's words for v1: type (e.g. "int_parsing"), msg, ctx
+ * (a JSON object's text, or NULL), loc "query" or "path"; v2 answers 400 with the
+ * formatted detail and code invalid_parameter (missing_parameter when type is
+ * "missing"). Returns 0. */
+typedef struct tsi_pyerr {
+    const char *type;
+    const char *loc;
+    char msg[200];
+    char ctx[160];
+} tsi_pyerr;
+int tsi_api_invalid(tsi_req *r, const char *field, const tsi_pyerr *pe, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* {"detail": text} in v1 (the original's HTTPException), the v2 error otherwise */
+int tsi_api_detail(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 
 /* gzip (RFC 1952) of in[0..n) into a malloc'd buffer; returns 0 or -1. */
 int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len);
 
-/* handlers (handlers.c) */
-int tsi_h_index(tsi_req *r, bool one);
-int tsi_h_history(tsi_req *r, bool all);
+/* The route table (routes.c): the router, the metric names and the 404/405/redirect
+ * logic all read it; a new endpoint is one row and one handler. Patterns are matched
+ * segment by segment; "{id}" matches one segment (an intersection id). Versioned rows
+ * exist under /api/v1 and /api/v2 (the request's dialect says which); the others at the
+ * root. `slash`: the canonical path ends in '/' (v1 redirects the other form, as
+ * FastAPI's redirect_slashes does). */
+typedef int (*tsi_handler)(tsi_req *r);
+typedef struct tsi_route_def {
+    int id;              /* R_*: index of the metrics */
+    const char *name;    /* metric label */
+    const char *pattern; /* "/safety/history/{id}/stats" */
+    bool versioned;
+    bool slash;
+    tsi_handler handler;
+} tsi_route_def;
+extern const tsi_route_def tsi_routes[]; /* ends with pattern == NULL */
+const char *tsi_route_name(int id);
+
+/* handlers, by resource family: the current index (h_index.c), history and statistics
+ * (h_history.c), comparison and ranking (h_rank.c), spatial (h_spatial.c),
+ * intersections (h_intersections.c), the service endpoints (h_service.c) */
+int tsi_h_index_all(tsi_req *r);
+int tsi_h_index_one(tsi_req *r);
+int tsi_h_history_one(tsi_req *r);
+int tsi_h_history_all(tsi_req *r);
 int tsi_h_stats(tsi_req *r);
 int tsi_h_compare(tsi_req *r);
 int tsi_h_ranking(tsi_req *r);
-int tsi_h_spatial(tsi_req *r, int kind); /* R_NEARBY, R_ROUTE, R_AREA */
+int tsi_h_nearby(tsi_req *r);
+int tsi_h_route(tsi_req *r);
+int tsi_h_area(tsi_req *r);
 int tsi_h_intersection(tsi_req *r);
 int tsi_h_geometry(tsi_req *r); /* GET /intersections/geometry?bbox= (lane polylines) */
 int tsi_h_health(tsi_req *r);
@@ -184,7 +229,8 @@ int tsi_api_prepare(PGconn *c);
 /* fallback.c: reads from the indices Parquet archive through DuckDB */
 typedef struct tsi_point {
     int64_t iid;
-    int64_t ts;          /* epoch seconds */
+    int64_t ts;          /* epoch seconds: the bin's start */
+    int64_t first;       /* the bin's first instant with data (hour_of_day, day_of_week) */
     double si, vru, veh; /* NaN: NULL (the columns' CHECKs keep NaN out) */
     int64_t vol;
 } tsi_point;
@@ -198,6 +244,7 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
 typedef struct tsi_stats {
     int64_t iid;
     double n, avg, min, max, std, vol, hr;
+    double first, last; /* epoch seconds of the first and last minute with data (NaN: none) */
 } tsi_stats;
 int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
 /* name/position of an intersection from the server's cache (PostgreSQL when it was
@@ -217,6 +264,6 @@ int64_t tsi_api_tz_day_start(int64_t day); /* first instant of a local day */
 int64_t tsi_api_tz_local_day(int64_t t);   /* the local day of instant t */
 
 /* openapi.c */
-extern const char tsi_openapi_json[];
+extern const char tsi_openapi_v1_json[], tsi_openapi_v2_json[];
 
 #endif

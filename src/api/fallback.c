@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "base/jsonw.h"
 #include "base/log.h"
+#include "core/index.h"
 
 /* ---- intersections cache ------------------------------------------------------------ */
 typedef struct {
@@ -242,6 +243,14 @@ static duckdb_result *prep_run(tsi_req *r, duckdb_connection con, const char *sq
     return res;
 }
 
+/* a float field in the request's dialect (null when NaN) */
+static void kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v)
+{
+    char b[TSI_DIALECT_TIME_MAX];
+    tsi_jsonw_key(w, k);
+    tsi_jsonw_raw(w, b, tsi_dialect_float(dl, b, v));
+}
+
 static double dv(duckdb_result *res, idx_t c, idx_t i, bool *isnull)
 {
     bool nul = duckdb_value_is_null(res, c, i);
@@ -308,26 +317,30 @@ int tsi_fb_index(tsi_req *r, int64_t one)
         bool ebn;
         double eb = dv(&res, 3, i, &ebn);
         double si = ebn ? comb : eb;
+        if (r->dl->index_complete && (isnan(si) || isnan(lat) || isnan(lon))) {
+            if (one >= 0) { /* v1's item has no Optional field */
+                duckdb_destroy_result(&res);
+                return 404;
+            }
+            continue;
+        }
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "intersection_id", id);
         tsi_jsonw_kv_str(&w, "intersection_name", name);
-        tsi_jsonw_kv_double(&w, "safety_index", si);
+        kv_float(&w, r->dl, "safety_index", si);
         tsi_jsonw_kv_int(&w, "traffic_volume", duckdb_value_int64(&res, 8, i));
-        tsi_jsonw_kv_double(&w, "latitude", lat);
-        tsi_jsonw_kv_double(&w, "longitude", lon);
-        time_t tt = (time_t)dv(&res, 1, i, NULL);
-        struct tm tm;
-        gmtime_r(&tt, &tm);
-        char ts[32];
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        kv_float(&w, r->dl, "latitude", lat);
+        kv_float(&w, r->dl, "longitude", lon);
+        char ts[TSI_DIALECT_TIME_MAX];
+        tsi_dialect_time(r->dl, ts, (int64_t)dv(&res, 1, i, NULL));
         tsi_jsonw_kv_str(&w, "timestamp", ts);
-        tsi_jsonw_kv_str(&w, "risk_level", si > 75 ? "High" : si >= 60 ? "Medium" : "Low");
-        tsi_jsonw_kv_double(&w, "combined_index", comb);
-        tsi_jsonw_kv_double(&w, "combined_index_eb", eb);
-        tsi_jsonw_kv_double(&w, "vru_index", dv(&res, 4, i, NULL));
-        tsi_jsonw_kv_double(&w, "vru_index_eb", dv(&res, 5, i, NULL));
-        tsi_jsonw_kv_double(&w, "vehicle_index", dv(&res, 6, i, NULL));
-        tsi_jsonw_kv_double(&w, "vehicle_index_eb", dv(&res, 7, i, NULL));
+        tsi_jsonw_kv_str(&w, "risk_level", tsi_risk_level(si));
+        kv_float(&w, r->dl, "combined_index", comb);
+        kv_float(&w, r->dl, "combined_index_eb", eb);
+        kv_float(&w, r->dl, "vru_index", dv(&res, 4, i, NULL));
+        kv_float(&w, r->dl, "vru_index_eb", dv(&res, 5, i, NULL));
+        kv_float(&w, r->dl, "vehicle_index", dv(&res, 6, i, NULL));
+        kv_float(&w, r->dl, "vehicle_index_eb", dv(&res, 7, i, NULL));
         tsi_jsonw_kv_int(&w, "vru_count", duckdb_value_int64(&res, 9, i));
         tsi_jsonw_end(&w);
     }
@@ -372,8 +385,8 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
     tsi_buf_puts(&sql,
                  " avg(coalesce(combined_index_eb, combined_index)),"
                  " avg(coalesce(vru_index_eb, vru_index)),"
-                 " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT"
-                 " FROM ");
+                 " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT,"
+                 " epoch(min(\"timestamp\"))::BIGINT FROM ");
     int files = minutes_sql(&sql, t0, t1, true);
     if (!files) {
         tsi_buf_free(&sql);
@@ -395,6 +408,7 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
         p[i].vru = dv(&res, 2, i, NULL);
         p[i].veh = dv(&res, 3, i, NULL);
         p[i].vol = duckdb_value_int64(&res, 4, i);
+        p[i].first = duckdb_value_int64(&res, 5, i);
     }
     duckdb_destroy_result(&res);
     *out = p;
@@ -407,12 +421,14 @@ int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
     duckdb_connection *con = duck_conn();
     memset(s, 0, sizeof *s);
     s->iid = iid;
+    s->first = s->last = NAN;
     if (!con)
         return duck_fail(r, "open", "no DuckDB");
     tsi_buf sql = TSI_BUF_INIT;
     tsi_buf_puts(&sql, "SELECT count(*)::DOUBLE, avg(si), min(si), max(si), stddev_samp(si),"
                        " coalesce(sum(traffic_volume), 0)::DOUBLE,"
-                       " count(*) FILTER (WHERE si > 75)::DOUBLE FROM (SELECT"
+                       " count(*) FILTER (WHERE si > 75)::DOUBLE, epoch(min(ts))::DOUBLE,"
+                       " epoch(max(ts))::DOUBLE FROM (SELECT \"timestamp\" AS ts,"
                        " coalesce(combined_index_eb, combined_index) AS si, traffic_volume FROM ");
     int files = minutes_sql(&sql, t0, t1, true);
     tsi_buf_puts(&sql, ") q");
@@ -434,6 +450,8 @@ int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
         s->std = dv(&res, 4, 0, NULL);
         s->vol = dv(&res, 5, 0, NULL);
         s->hr = dv(&res, 6, 0, NULL);
+        s->first = dv(&res, 7, 0, NULL);
+        s->last = dv(&res, 8, 0, NULL);
     }
     duckdb_destroy_result(&res);
     return 0;

@@ -20,19 +20,56 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "base/options.h"
+#include "core/index.h"
 #include "core/json.h"
 #include "ops/status.h"
 
-/* ---- parameter parsing ------------------------------------------------------------- */
-static int bad(tsi_req *r, const char *field, const char *fmt, const char *v)
+/* ---- parameter parsing -------------------------------------------------------------
+ * Each failure is answered in the request's dialect: v2 400 {detail, code, field}; v1 422
+ * with pydantic 2's error type, message and context for the same value. */
+static int bad_py(tsi_req *r, const char *field, const char *fmt, const char *v,
+                  const tsi_pyerr *pe)
 {
     char shown[64];
     size_t n = strlen(v);
     snprintf(shown, sizeof shown, "%.*s%s", (int)(n > 40 ? 40 : n), v, n > 40 ? "..." : "");
     char msg[256];
     snprintf(msg, sizeof msg, fmt, field);
-    tsi_api_error(r, 400, "invalid_parameter", field, "%s (got '%s')", msg, shown);
+    tsi_api_invalid(r, field, pe, "%s (got '%s')", msg, shown);
     return -1;
+}
+
+/* a value pydantic would refuse with a ValueError of its validator */
+static int bad(tsi_req *r, const char *field, const char *fmt, const char *v)
+{
+    tsi_pyerr pe = {.type = "value_error", .loc = "query"};
+    char m[160];
+    snprintf(m, sizeof m, fmt, field);
+    snprintf(pe.msg, sizeof pe.msg, "Value error, %s", m);
+    return bad_py(r, field, fmt, v, &pe);
+}
+
+/* whether v is an integer as pydantic's lax int reads a string: optional sign, digits,
+ * surrounding whitespace, or a float text with no fraction ("7.0") */
+static bool py_int(const char *v, long long *out)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    const char *p = v + (*v == '-' || *v == '+');
+    size_t n = strspn(p, "0123456789");
+    if (n == 0 || n > 18)
+        return false;
+    const char *e = p + n;
+    if (*e == '.') {
+        e++;
+        e += strspn(e, "0");
+    }
+    while (*e == ' ' || *e == '\t')
+        e++;
+    if (*e)
+        return false;
+    *out = strtoll(v, NULL, 10);
+    return true;
 }
 
 /* optional integer in [lo, hi]; absent → def */
@@ -48,13 +85,25 @@ static int arg_int(tsi_req *r, const char *name, long long lo, long long hi, lon
     if (*p == '-' || *p == '+')
         p++;
     size_t n = strlen(p);
-    if (n == 0 || n > 18 || strspn(p, "0123456789") != n)
-        return bad(r, name, "%s must be an integer", v);
-    long long x = strtoll(v, NULL, 10);
+    long long x;
+    bool strict = n > 0 && n <= 18 && strspn(p, "0123456789") == n;
+    tsi_pyerr pe = {.type = "int_parsing", .loc = "query"};
+    /* v2 reads digits only; v1 what pydantic's lax mode reads */
+    if (!(r->dl->fastapi_errors ? py_int(v, &x) : strict)) {
+        snprintf(pe.msg, sizeof pe.msg,
+                 "Input should be a valid integer, unable to parse string as an integer");
+        return bad_py(r, name, "%s must be an integer", v, &pe);
+    }
+    if (!r->dl->fastapi_errors)
+        x = strtoll(v, NULL, 10);
     if (x < lo || x > hi) {
         char fmt[128];
         snprintf(fmt, sizeof fmt, "%%s must be between %lld and %lld", lo, hi);
-        return bad(r, name, fmt, v);
+        pe.type = x < lo ? "greater_than_equal" : "less_than_equal";
+        snprintf(pe.msg, sizeof pe.msg, "Input should be %s than or equal to %lld",
+                 x < lo ? "greater" : "less", x < lo ? lo : hi);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"%s\":%lld}", x < lo ? "ge" : "le", x < lo ? lo : hi);
+        return bad_py(r, name, fmt, v, &pe);
     }
     *out = x;
     return 0;
@@ -81,144 +130,135 @@ static int arg_num(tsi_req *r, const char *name, double lo, bool lo_open, double
     const char *v = tsi_req_arg(r, name);
     if (!v) {
         if (isnan(def)) {
-            tsi_api_error(r, 400, "missing_parameter", name, "%s is required", name);
+            tsi_pyerr pe = {.type = "missing", .loc = "query", .msg = "Field required"};
+            tsi_api_invalid(r, name, &pe, "%s is required", name);
             return -1;
         }
         *out = def;
         return 0;
     }
     double x;
-    if (!parse_num(v, &x))
-        return bad(r, name, "%s must be a number", v);
+    tsi_pyerr pe = {.type = "float_parsing", .loc = "query"};
+    if (!parse_num(v, &x)) {
+        snprintf(pe.msg, sizeof pe.msg,
+                 "Input should be a valid number, unable to parse string as a number");
+        return bad_py(r, name, "%s must be a number", v, &pe);
+    }
     if (x < lo || x > hi || (lo_open && x == lo)) {
-        char fmt[160];
+        char fmt[160], lim[TSI_DIALECT_TIME_MAX];
         snprintf(fmt, sizeof fmt, "%%s must be %s %g and <= %g", lo_open ? ">" : ">=", lo, hi);
-        return bad(r, name, fmt, v);
+        bool low = x < lo || (lo_open && x == lo);
+        tsi_dialect_float(r->dl, lim, low ? lo : hi);
+        pe.type = low ? (lo_open ? "greater_than" : "greater_than_equal") : "less_than_equal";
+        snprintf(pe.msg, sizeof pe.msg, "Input should be %s %s",
+                 low ? (lo_open ? "greater than" : "greater than or equal to")
+                     : "less than or equal to",
+                 lim);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"%s\":%s}", low ? (lo_open ? "gt" : "ge") : "le", lim);
+        return bad_py(r, name, fmt, v, &pe);
     }
     *out = x;
     return 0;
 }
 
-static int64_t days_from_civil(int y, int m, int d)
+/* pydantic's reason for a string that is not a date (speedate's words), or NULL when v is
+ * one: YYYY-MM-DD, or a datetime of that day at exactly midnight */
+static const char *date_reason(const char *v, int *y, int *m, int *d)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    size_t n = strlen(v);
+    if (n < 10)
+        return "input is too short";
+    for (int i = 0; i < 4; i++)
+        if (!isdigit((unsigned char)v[i]))
+            return "invalid character in year";
+    if (v[4] != '-' || v[7] != '-')
+        return "invalid date separator, expected `-`";
+    if (!isdigit((unsigned char)v[5]) || !isdigit((unsigned char)v[6]))
+        return "invalid character in month";
+    if (!isdigit((unsigned char)v[8]) || !isdigit((unsigned char)v[9]))
+        return "invalid character in day";
+    *y = atoi(v);
+    *m = (v[5] - '0') * 10 + (v[6] - '0');
+    *d = (v[8] - '0') * 10 + (v[9] - '0');
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*m < 1 || *m > 12)
+        return "month value is outside expected range of 1-12";
+    if (*d < 1 || *d > mdays[*m - 1] + (*m == 2 && leap))
+        return "day value is outside expected range";
+    if (n == 10)
+        return NULL;
+    if ((v[10] == 'T' || v[10] == 't' || v[10] == ' ') &&
+        (strcmp(v + 11, "00:00:00") == 0 || strcmp(v + 11, "00:00") == 0 ||
+         strcmp(v + 11, "00:00:00Z") == 0))
+        return NULL;
+    return "unexpected extra characters at the end of the input";
 }
 
-/* strict YYYY-MM-DD → day number since 1970-01-01; 1 absent, 0 ok, -1 error set */
+/* YYYY-MM-DD → day number since 1970-01-01; 1 absent, 0 ok, -1 error set. v2 reads the
+ * form strictly, from 1970 on; v1 as pydantic's date does (any year 0001..9999; the
+ * range query starts at 1970, before which nothing exists). */
 static int arg_date(tsi_req *r, const char *name, int64_t *day)
 {
     const char *v = tsi_req_arg(r, name);
     if (!v)
         return 1;
-    if (strlen(v) != 10 || v[4] != '-' || v[7] != '-')
+    int y = 0, m = 0, d = 0;
+    const char *why = date_reason(v, &y, &m, &d);
+    if (r->dl->fastapi_errors) {
+        if (why || y < 1) {
+            tsi_pyerr pe = {.type = "date_from_datetime_parsing", .loc = "query"};
+            snprintf(pe.msg, sizeof pe.msg, "Input should be a valid date or datetime, %s",
+                     why ? why : "year 0 is out of range");
+            snprintf(pe.ctx, sizeof pe.ctx, "{\"error\":\"%s\"}",
+                     why ? why : "year 0 is out of range");
+            return bad_py(r, name, "%s must be a date YYYY-MM-DD", v, &pe);
+        }
+        *day = tsi_civil_days(y, m, d);
+        return 0;
+    }
+    if (strlen(v) != 10 || (why && strncmp(why, "invalid", 7) == 0) ||
+        (why && strcmp(why, "input is too short") == 0))
         return bad(r, name, "%s must be a date YYYY-MM-DD", v);
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && !isdigit((unsigned char)v[i]))
-            return bad(r, name, "%s must be a date YYYY-MM-DD", v);
-    int y = atoi(v), m = atoi(v + 5), d = atoi(v + 8);
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && leap))
+    if (why || y < 1970 || y > 9999)
         return bad(r, name, "%s is not a valid calendar date (1970-01-01 to 9999-12-31)", v);
-    *day = days_from_civil(y, m, d);
+    *day = tsi_civil_days(y, m, d);
     return 0;
 }
 
-/* UTC civil time without gmtime_r (which takes glibc's time-zone lock: it serialised the
- * worker threads on long series). Howard Hinnant's civil_from_days. */
-typedef struct {
-    int y, m, d, hh, mm, ss, dow; /* dow 0 = Monday */
-} civil;
-
-/* floor division of seconds into days, and the weekday of a day (0 = Monday) */
-static int64_t day_of(int64_t t)
-{
-    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
-}
-
-static int dow_of(int64_t day)
-{
-    return (int)(((day % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */
-}
-
-static civil civil_of(int64_t t)
-{
-    civil c;
-    int64_t days = day_of(t);
-    int64_t sod = t - days * 86400;
-    c.hh = (int)(sod / 3600);
-    c.mm = (int)(sod % 3600 / 60);
-    c.ss = (int)(sod % 60);
-    c.dow = dow_of(days);
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    c.y = (int)(yoe + era * 400 + (c.m <= 2));
-    return c;
-}
-
-/* a day number (of any calendar) as YYYY-MM-DD */
-static void fmt_day(char *buf, size_t len, int64_t day)
-{
-    civil c = civil_of(day * 86400);
-    snprintf(buf, len, "%04d-%02d-%02d", c.y, c.m, c.d);
-}
-
-static void put2(char *p, int v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-}
-
-/* YYYY-MM-DDTHH:MM:SSZ (hot: one per history point; no snprintf) */
-static void fmt_civil(char *buf, size_t len, civil c)
-{
-    if (len < 21 || c.y < 0 || c.y > 9999) {
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", c.y, c.m, c.d, c.hh, c.mm, c.ss);
-        return;
-    }
-    put2(buf, c.y / 100);
-    put2(buf + 2, c.y % 100);
-    buf[4] = '-';
-    put2(buf + 5, c.m);
-    buf[7] = '-';
-    put2(buf + 8, c.d);
-    buf[10] = 'T';
-    put2(buf + 11, c.hh);
-    buf[13] = ':';
-    put2(buf + 14, c.mm);
-    buf[16] = ':';
-    put2(buf + 17, c.ss);
-    buf[19] = 'Z';
-    buf[20] = '\0';
-}
-
+/* a SQL timestamptz parameter: UTC with Z (>= TSI_DIALECT_TIME_MAX bytes) */
 static void fmt_ts(char *buf, size_t len, int64_t t)
 {
-    fmt_civil(buf, len, civil_of(t));
+    (void)len;
+    tsi_dialect_time(&tsi_dialect_v2, buf, t);
 }
 
+/* A requested window of whole local days. d0..d1 are the days asked for (echoed); the
+ * query reads [q0, q1] (the part from 1970 on); empty: nothing can be in it (v1 answers
+ * such a window as one without data, as the original did). */
 typedef struct {
     int64_t d0, d1; /* inclusive day numbers */
+    int64_t q0, q1;
     int64_t n;
     const char *agg; /* 1min|1hour|1day|1week|1month */
+    bool empty;
 } range;
 
-/* start_date, end_date, days → range; max_days bounds it */
-static int arg_range(tsi_req *r, range *g, int64_t max_days)
+enum range_kind { RANGE_ONE, RANGE_ALL, RANGE_STATS, RANGE_OTHER };
+
+/* start_date, end_date, days → range, by the dialect's rules:
+ * v1 (history.py): end defaults to today, start to end - (days - 1) (days is ignored, but
+ *   validated, when start is given); history: start > end → 400, (end - start).days > 365
+ *   → 400; all: days <= 30, (end - start).days > 30 → 400, start > end → no histories;
+ *   stats: neither check (an empty window is answered 404, a long one 200).
+ * v2: both absent → the last `days` days; one given → `days` days from it (forward from
+ *   start, back from end); start > end and more than one_max_days/all_max_days → 400. */
+static int arg_range(tsi_req *r, range *g, enum range_kind kind)
 {
+    const tsi_dialect *dl = r->dl;
     long long days;
-    if (arg_int(r, "days", 1, 365, 7, &days) < 0)
+    long long dmax = kind == RANGE_ALL ? dl->all_days_param : 365;
+    if (arg_int(r, "days", 1, dmax, 7, &days) < 0)
         return -1;
     int64_t s = 0, e = 0;
     int hs = arg_date(r, "start_date", &s);
@@ -228,40 +268,80 @@ static int arg_range(tsi_req *r, range *g, int64_t max_days)
     if (he < 0)
         return -1;
     int64_t today = tsi_api_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
-    if (hs && he) {
-        e = today;
-        s = e - days + 1;
-    } else if (hs) {
-        s = e - days + 1;
-    } else if (he) {
-        e = s + days - 1;
-    }
-    if (s > e) {
-        tsi_api_error(r, 400, "invalid_range", "start_date", "start_date is after end_date");
-        return -1;
-    }
-    if (e - s + 1 > max_days) {
-        tsi_api_error(r, 400, "range_too_large", "end_date",
-                      "the range covers %lld days; at most %lld are allowed",
-                      (long long)(e - s + 1), (long long)max_days);
-        return -1;
+    int64_t max_days = kind == RANGE_ALL ? dl->all_max_days : dl->one_max_days;
+    memset(g, 0, sizeof *g);
+    if (dl->fastapi_errors) {
+        if (he)
+            e = today;
+        if (hs)
+            s = e - days + 1;
+        if (kind == RANGE_ALL && e - s + 1 > max_days) {
+            tsi_api_detail(r, 400, "range_too_large", "end_date",
+                           "All-intersections query limited to 30 days. Use single-intersection "
+                           "endpoint for longer periods.");
+            return -1;
+        }
+        if (kind == RANGE_ONE || kind == RANGE_OTHER) {
+            if (s > e) {
+                tsi_api_detail(r, 400, "invalid_range", "start_date",
+                               "start_date must be before or equal to end_date");
+                return -1;
+            }
+            if (e - s + 1 > max_days) {
+                tsi_api_detail(r, 400, "range_too_large", "end_date",
+                               "Date range cannot exceed 365 days");
+                return -1;
+            }
+        }
+    } else {
+        if (hs && he) {
+            e = today;
+            s = e - days + 1;
+        } else if (hs) {
+            s = e - days + 1;
+        } else if (he) {
+            e = s + days - 1;
+        }
+        if (s > e) {
+            tsi_api_error(r, 400, "invalid_range", "start_date", "start_date is after end_date");
+            return -1;
+        }
+        if (e - s + 1 > max_days) {
+            tsi_api_error(r, 400, "range_too_large", "end_date",
+                          "the range covers %lld days; at most %lld are allowed",
+                          (long long)(e - s + 1), (long long)max_days);
+            return -1;
+        }
     }
     g->d0 = s;
     g->d1 = e;
     g->n = e - s + 1;
+    g->q0 = s < 0 ? 0 : s;
+    g->q1 = e;
+    g->empty = s > e || e < 0;
     return 0;
 }
+
+/* the request's window as instants [t0, t1) */
+static void range_instants(const range *g, int64_t *t0, int64_t *t1)
+{
+    *t0 = tsi_api_tz_day_start(g->q0);
+    *t1 = g->empty ? *t0 : tsi_api_tz_day_start(g->q1 + 1);
+}
+
+#define AGG_PATTERN "^(1min|1hour|1day|1week|1month)$"
 
 static int arg_agg(tsi_req *r, range *g, bool all)
 {
     const char *v = tsi_req_arg(r, "aggregation");
-    if (!v) {
+    bool any = r->dl->minutes_any;
+    if (!v) { /* history_service.py's smart default, by the inclusive number of days */
         g->agg = g->n <= 1    ? "1min"
                  : g->n <= 7  ? "1hour"
                  : g->n <= 30 ? "1day"
                  : g->n <= 90 ? "1week"
                               : "1month";
-        if (all && strcmp(g->agg, "1min") == 0)
+        if (all && !any && strcmp(g->agg, "1min") == 0)
             g->agg = "1hour";
         return 0;
     }
@@ -269,9 +349,14 @@ static int arg_agg(tsi_req *r, range *g, bool all)
     for (size_t i = 0; i < 5; i++)
         if (strcmp(v, ok[i]) == 0)
             g->agg = ok[i];
-    if (!g->agg)
-        return bad(r, "aggregation", "%s must be one of 1min, 1hour, 1day, 1week, 1month", v);
-    if (strcmp(g->agg, "1min") == 0 && (all || g->n > 7)) {
+    if (!g->agg) {
+        tsi_pyerr pe = {.type = "string_pattern_mismatch", .loc = "query"};
+        snprintf(pe.msg, sizeof pe.msg, "String should match pattern '%s'", AGG_PATTERN);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"pattern\":\"%s\"}", AGG_PATTERN);
+        return bad_py(r, "aggregation", "%s must be one of 1min, 1hour, 1day, 1week, 1month", v,
+                      &pe);
+    }
+    if (!any && strcmp(g->agg, "1min") == 0 && (all || g->n > 7)) {
         tsi_api_error(r, 400, "range_too_large", "aggregation",
                       all ? "1min is not available for all intersections; use 1hour or coarser"
                           : "1min covers at most 7 days; use 1hour or coarser");
@@ -282,7 +367,7 @@ static int arg_agg(tsi_req *r, range *g, bool all)
 
 static const char *risk_level(double si)
 {
-    return si > 75.0 ? "High" : si >= 60.0 ? "Medium" : "Low";
+    return tsi_risk_level(si);
 }
 
 /* risk_level filter: NULL absent, else "Low|Medium|High"; -1 on error */
@@ -384,13 +469,13 @@ static long long ival(PGresult *res, int row, int col)
     return v[0] == '-' ? -x : x;
 }
 
-static void kv_num_or_null(tsi_jsonw *w, const char *k, double v)
+/* a float field: the dialect's number (v1: Python's 44.0), null when NaN */
+static void kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v)
 {
+    char b[TSI_DIALECT_TIME_MAX];
     tsi_jsonw_key(w, k);
-    if (isnan(v))
-        tsi_jsonw_null(w);
-    else
-        tsi_jsonw_double(w, v);
+    size_t n = tsi_dialect_float(dl, b, v);
+    tsi_jsonw_raw(w, b, n);
 }
 
 /* whether s[0..n) is a JSON number (RFC 8259 grammar); PostgreSQL's float8 and integer
@@ -428,8 +513,9 @@ static bool json_number(const char *s, size_t n)
 
 /* a number PostgreSQL printed (NULL → null): its own shortest exact text when that is a
  * JSON number, without the strtod/printf round trip (the hot part of large bodies);
- * -0 → 0; NaN/Infinity → null through the double writer */
-static void num_text(tsi_jsonw *w, const char *v)
+ * -0 → 0; NaN/Infinity → null through the double writer. A float column in a dialect
+ * with Python's floats gets its ".0" (PostgreSQL prints 44 where pydantic writes 44.0). */
+static void num_text_as(tsi_jsonw *w, const char *v, const tsi_dialect *fl)
 {
     if (!v) {
         tsi_jsonw_null(w);
@@ -437,11 +523,19 @@ static void num_text(tsi_jsonw *w, const char *v)
     }
     size_t n = strlen(v);
     if (n == 2 && v[0] == '-' && v[1] == '0')
-        tsi_jsonw_raw(w, "0", 1);
-    else if (json_number(v, n))
+        v = "0", n = 1;
+    if (json_number(v, n)) {
         tsi_jsonw_raw(w, v, n);
-    else
+        if (fl && fl->python_floats && !strpbrk(v, ".eE"))
+            tsi_jsonw_raw(w, ".0", 2);
+    } else {
         tsi_jsonw_double(w, strtod(v, NULL));
+    }
+}
+
+static void num_text(tsi_jsonw *w, const char *v)
+{
+    num_text_as(w, v, NULL);
 }
 
 static const char *pgtext(PGresult *res, int row, int col)
@@ -449,15 +543,27 @@ static const char *pgtext(PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-static void kv_pg(tsi_jsonw *w, const char *k, PGresult *res, int row, int col)
+/* a float column */
+static void kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *res, int row,
+                  int col)
 {
     tsi_jsonw_key(w, k);
-    num_text(w, pgtext(res, row, col));
+    num_text_as(w, pgtext(res, row, col), dl);
+}
+
+/* whether a LATEST_COLS row has what the dialect's index item requires: v1's
+ * IntersectionRead has no Optional field, so an intersection without a current index or a
+ * position is left out there */
+static bool index_complete(const tsi_dialect *dl, PGresult *res, int i, int c0)
+{
+    return !dl->index_complete ||
+           (!PQgetisnull(res, i, c0) && !PQgetisnull(res, i, 2) && !PQgetisnull(res, i, 3));
 }
 
 /* one /safety/index/ object from the LATEST_COLS layout starting at column c0
  * (id, name, lat, lon at 0..3) */
-static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool open)
+static void write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
+                            bool open)
 {
     if (open)
         tsi_jsonw_object(w);
@@ -468,26 +574,26 @@ static void write_index_obj(tsi_jsonw *w, PGresult *res, int i, int c0, bool ope
     int sicol = ebnull ? c0 + 1 : c0 + 2;
     double si = has ? dval(res, i, sicol, NULL) : NAN;
     tsi_jsonw_key(w, "safety_index");
-    num_text(w, has ? pgtext(res, i, sicol) : NULL);
+    num_text_as(w, has ? pgtext(res, i, sicol) : NULL, dl);
     tsi_jsonw_key(w, "traffic_volume");
     num_text(w, has ? pgtext(res, i, c0 + 7) : NULL);
-    kv_pg(w, "latitude", res, i, 2);
-    kv_pg(w, "longitude", res, i, 3);
-    char ts[32];
+    kv_pg(w, dl, "latitude", res, i, 2);
+    kv_pg(w, dl, "longitude", res, i, 3);
+    char ts[TSI_DIALECT_TIME_MAX];
     if (has) {
-        fmt_ts(ts, sizeof ts, (int64_t)dval(res, i, c0, NULL));
+        tsi_dialect_time(dl, ts, (int64_t)dval(res, i, c0, NULL));
         tsi_jsonw_kv_str(w, "timestamp", ts);
         tsi_jsonw_kv_str(w, "risk_level", risk_level(si));
     } else {
         tsi_jsonw_kv_null(w, "timestamp");
         tsi_jsonw_kv_null(w, "risk_level");
     }
-    kv_pg(w, "combined_index", res, i, c0 + 1);
-    kv_pg(w, "combined_index_eb", res, i, c0 + 2);
-    kv_pg(w, "vru_index", res, i, c0 + 3);
-    kv_pg(w, "vru_index_eb", res, i, c0 + 4);
-    kv_pg(w, "vehicle_index", res, i, c0 + 5);
-    kv_pg(w, "vehicle_index_eb", res, i, c0 + 6);
+    kv_pg(w, dl, "combined_index", res, i, c0 + 1);
+    kv_pg(w, dl, "combined_index_eb", res, i, c0 + 2);
+    kv_pg(w, dl, "vru_index", res, i, c0 + 3);
+    kv_pg(w, dl, "vru_index_eb", res, i, c0 + 4);
+    kv_pg(w, dl, "vehicle_index", res, i, c0 + 5);
+    kv_pg(w, dl, "vehicle_index_eb", res, i, c0 + 6);
     tsi_jsonw_key(w, "vru_count");
     num_text(w, has ? pgtext(res, i, c0 + 8) : NULL);
     if (open)
@@ -513,128 +619,122 @@ static bool wants_gzip(tsi_req *r)
     return ae && strstr(ae, "gzip") && !strstr(ae, "gzip;q=0");
 }
 
-int tsi_h_index(tsi_req *r, bool one)
+/* the Parquet answer of the current index (auto mode: also when PostgreSQL just went away) */
+static int index_parquet(tsi_req *r, bool one)
+{
+    tsi_buf_reset(&r->body);
+    r->status = 200;
+    r->err_code = NULL;
+    r->err_field = NULL;
+    r->content_type = "application/json";
+    r->data_source = "parquet";
+    atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
+    int st = tsi_fb_index(r, one ? r->path_id : -1);
+    if (st == 404)
+        return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+    return 0;
+}
+
+/* a path id that must be an integer (v1: FastAPI's int path parameter) */
+static bool need_id(tsi_req *r)
+{
+    if (r->path_id >= 0)
+        return true;
+    tsi_pyerr pe = {.type = "int_parsing", .loc = "path"};
+    snprintf(pe.msg, sizeof pe.msg,
+             "Input should be a valid integer, unable to parse string as an integer");
+    tsi_api_invalid(r, "intersection_id", &pe, "intersection id must be a non-negative integer");
+    return false;
+}
+
+int tsi_h_index_all(tsi_req *r)
 {
     tsi_api *a = tsi_api_g;
-    if (tsi_api_use_parquet()) {
-        r->data_source = "parquet";
-        atomic_fetch_add(&a->m.parquet_answers, 1);
-        int st = tsi_fb_index(r, one ? r->path_id : -1);
-        if (st == 404)
-            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
-        if (st != 200)
-            return 0;
-        r->status = 200;
-        return 0;
-    }
+    if (tsi_api_use_parquet())
+        return index_parquet(r, false);
     r->data_source = "postgres";
-    if (!one) {
-        tsi_cached *cc = &a->index_cache;
-        uint64_t gen = atomic_load(&a->gen);
-        double now = tsi_api_now(), ttl = atomic_load(&a->listening) ? 30.0 : 1.0;
-        bool gz = wants_gzip(r);
-        pthread_mutex_lock(&cc->mu);
-        if (cc->plain && cc->gen == gen && now - cc->at < ttl && cc->source == TSI_SRC_POSTGRES) {
-            serve_cached(r, cc, gz);
-            pthread_mutex_unlock(&cc->mu);
-            atomic_fetch_add(&a->m.cache_hits, 1);
-            return 0;
-        }
+    tsi_cached *cc = &a->index_cache[r->dl->version];
+    uint64_t gen = atomic_load(&a->gen);
+    double now = tsi_api_now(), ttl = atomic_load(&a->listening) ? 30.0 : 1.0;
+    bool gz = wants_gzip(r);
+    pthread_mutex_lock(&cc->mu);
+    if (cc->plain && cc->gen == gen && now - cc->at < ttl && cc->source == TSI_SRC_POSTGRES) {
+        serve_cached(r, cc, gz);
         pthread_mutex_unlock(&cc->mu);
-        atomic_fetch_add(&a->m.cache_misses, 1);
-        PGconn *c = need_pg(r);
-        if (!c) {
-            if (a->source_mode == TSI_SRC_AUTO) { /* the database just went away */
-                r->data_source = "parquet";
-                tsi_buf_reset(&r->body);
-                r->status = 200;
-                r->err_code = NULL;
-                r->err_field = NULL;
-                r->content_type = "application/json";
-                return tsi_fb_index(r, -1) == 200 ? 0 : 0;
-            }
-            return 0;
-        }
-        PGresult *res = run(r, c, "index_all", 0, NULL);
-        if (!res) {
-            if (a->source_mode == TSI_SRC_AUTO && r->status == 503) {
-                r->data_source = "parquet";
-                tsi_buf_reset(&r->body);
-                r->status = 200;
-                r->err_code = NULL;
-                r->content_type = "application/json";
-                tsi_fb_index(r, -1);
-            }
-            return 0;
-        }
-        tsi_jsonw w;
-        tsi_jsonw_init(&w, &r->body);
-        tsi_jsonw_array(&w);
-        for (int i = 0; i < PQntuples(res); i++)
-            write_index_obj(&w, res, i, 4, true);
-        tsi_jsonw_end(&w);
-        PQclear(res);
-        char *z = NULL;
-        size_t zl = 0;
-        if (tsi_api_gzip(r->body.data, r->body.len, 6, &z, &zl) == 0) {
-            char *plain = tsi_api_blob_new(r->body.data, r->body.len);
-            char *gzb = tsi_api_blob_new(z, zl);
-            free(z);
-            z = NULL;
-            if (plain && gzb) {
-                pthread_mutex_lock(&cc->mu);
-                if (cc->plain)
-                    tsi_api_blob_unref(cc->plain);
-                if (cc->gz)
-                    tsi_api_blob_unref(cc->gz);
-                cc->plain = plain;
-                cc->plain_len = r->body.len;
-                cc->gz = gzb;
-                cc->gz_len = zl;
-                cc->gen = gen;
-                cc->at = now;
-                cc->source = TSI_SRC_POSTGRES;
-                pthread_mutex_unlock(&cc->mu);
-                if (gz) {
-                    pthread_mutex_lock(&cc->mu);
-                    serve_cached(r, cc, true);
-                    pthread_mutex_unlock(&cc->mu);
-                }
-            } else {
-                if (plain)
-                    tsi_api_blob_unref(plain);
-                if (gzb)
-                    tsi_api_blob_unref(gzb);
-            }
-        }
+        atomic_fetch_add(&a->m.cache_hits, 1);
         return 0;
     }
+    pthread_mutex_unlock(&cc->mu);
+    atomic_fetch_add(&a->m.cache_misses, 1);
     PGconn *c = need_pg(r);
-    if (!c) {
-        if (a->source_mode == TSI_SRC_AUTO) {
-            tsi_buf_reset(&r->body);
-            r->status = 200;
-            r->err_code = NULL;
-            r->data_source = "parquet";
-            if (tsi_fb_index(r, r->path_id) == 404)
-                return tsi_api_error(r, 404, "not_found", "intersection_id",
-                                     "Intersection not found");
+    if (!c)
+        return a->source_mode == TSI_SRC_AUTO ? index_parquet(r, false) : 0;
+    PGresult *res = run(r, c, "index_all", 0, NULL);
+    if (!res)
+        return a->source_mode == TSI_SRC_AUTO && r->status == 503 ? index_parquet(r, false) : 0;
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_array(&w);
+    for (int i = 0; i < PQntuples(res); i++)
+        if (index_complete(r->dl, res, i, 4))
+            write_index_obj(&w, r->dl, res, i, 4, true);
+    tsi_jsonw_end(&w);
+    PQclear(res);
+    char *z = NULL;
+    size_t zl = 0;
+    if (tsi_api_gzip(r->body.data, r->body.len, 6, &z, &zl) == 0) {
+        char *plain = tsi_api_blob_new(r->body.data, r->body.len);
+        char *gzb = tsi_api_blob_new(z, zl);
+        free(z);
+        if (plain && gzb) {
+            pthread_mutex_lock(&cc->mu);
+            if (cc->plain)
+                tsi_api_blob_unref(cc->plain);
+            if (cc->gz)
+                tsi_api_blob_unref(cc->gz);
+            cc->plain = plain;
+            cc->plain_len = r->body.len;
+            cc->gz = gzb;
+            cc->gz_len = zl;
+            cc->gen = gen;
+            cc->at = now;
+            cc->source = TSI_SRC_POSTGRES;
+            if (gz)
+                serve_cached(r, cc, true);
+            pthread_mutex_unlock(&cc->mu);
+        } else {
+            if (plain)
+                tsi_api_blob_unref(plain);
+            if (gzb)
+                tsi_api_blob_unref(gzb);
         }
-        return 0;
     }
+    return 0;
+}
+
+int tsi_h_index_one(tsi_req *r)
+{
+    if (!need_id(r))
+        return 0;
+    if (tsi_api_use_parquet())
+        return index_parquet(r, true);
+    PGconn *c = need_pg(r);
+    if (!c)
+        return tsi_api_g->source_mode == TSI_SRC_AUTO ? index_parquet(r, true) : 0;
+    r->data_source = "postgres";
     char idb[24];
     snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
     const char *v[1] = {idb};
     PGresult *res = run(r, c, "index_one", 1, v);
     if (!res)
         return 0;
-    if (PQntuples(res) == 0) {
+    if (PQntuples(res) == 0 || !index_complete(r->dl, res, 0, 4)) {
         PQclear(res);
         return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
     }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
-    write_index_obj(&w, res, 0, 4, true);
+    write_index_obj(&w, r->dl, res, 0, 4, true);
     PQclear(res);
     return 0;
 }
@@ -651,11 +751,9 @@ static char *put_lit(char *o, const char *lit, size_t n)
 }
 #define PUT_LIT(o, lit) ((o) = put_lit((o), (lit), sizeof(lit) - 1))
 
-static char *put_num(char *o, double v) /* NaN: null */
+static char *put_num(char *o, const tsi_dialect *dl, double v) /* NaN: null */
 {
-    if (!isfinite(v))
-        return put_lit(o, "null", 4);
-    return o + tsi_dtoa(v == 0 ? 0 : v, o);
+    return o + tsi_dialect_float(dl, o, v);
 }
 
 static char *put_int(char *o, int64_t v)
@@ -674,46 +772,54 @@ static char *put_int(char *o, int64_t v)
     return o;
 }
 
-static void write_point(tsi_jsonw *w, const tsi_point *p)
+/* one point of a series at aggregation agg: labelled as the dialect labels its bin,
+ * hour_of_day and day_of_week of the bin's first instant with data (history_service.py:
+ * 'first' of the minutes' columns) in the deployment's zone */
+static void write_point(tsi_jsonw *w, const tsi_dialect *dl, const char *agg, const tsi_point *p)
 {
     /* the points of a series run through few days: the UTC date's text is kept per thread
      * and only the time of day is written per point */
     static _Thread_local int64_t date_day = INT64_MIN;
-    static _Thread_local char date[24];
+    static _Thread_local char date[TSI_DIALECT_TIME_MAX];
     char b[512], *o = b;
-    int64_t day = day_of(p->ts), sod = p->ts - day * 86400;
+    bool by_start = strcmp(agg, "1min") == 0 || strcmp(agg, "1hour") == 0;
+    int64_t ts = by_start ? p->ts : tsi_dialect_label(dl, p->ts, agg);
+    int64_t day = tsi_civil_day_of(ts), sod = ts - day * 86400;
     if (day != date_day) {
-        civil c = civil_of(day * 86400);
-        fmt_civil(date, sizeof date, c);
-        date_day = strlen(date) == 20 ? day : INT64_MIN; /* a 4-digit year: reusable */
+        size_t n = tsi_dialect_time(&tsi_dialect_v2, date, day * 86400);
+        date_day = n == 20 ? day : INT64_MIN; /* a 4-digit year: reusable */
     }
     PUT_LIT(o, "{\"timestamp\":\"");
     if (date_day == day) {
         memcpy(o, date, 11); /* YYYY-MM-DDT */
-        put2(o + 11, (int)(sod / 3600));
+        o[11] = (char)('0' + sod / 36000);
+        o[12] = (char)('0' + sod / 3600 % 10);
         o[13] = ':';
-        put2(o + 14, (int)(sod % 3600 / 60));
+        o[14] = (char)('0' + sod % 3600 / 600);
+        o[15] = (char)('0' + sod % 600 / 60);
         o[16] = ':';
-        put2(o + 17, (int)(sod % 60));
-        o[19] = 'Z';
-        o += 20;
+        o[17] = (char)('0' + sod % 60 / 10);
+        o[18] = (char)('0' + sod % 10);
+        o += 19;
+        if (!dl->naive_time)
+            *o++ = 'Z';
     } else {
-        fmt_civil(o, 40, civil_of(p->ts));
-        o += strlen(o);
+        o += tsi_dialect_time(dl, o, ts);
     }
-    int64_t local = p->ts + tsi_api_tz_offset(p->ts), lday = day_of(local); /* hour, weekday */
+    int64_t f = dl->first_fields ? p->first : p->ts;
+    int64_t local = f + tsi_api_tz_offset(f), lday = tsi_civil_day_of(local); /* hour, weekday */
     PUT_LIT(o, "\",\"safety_index\":");
-    o = put_num(o, p->si);
+    o = put_num(o, dl, p->si);
     PUT_LIT(o, ",\"vru_index\":");
-    o = put_num(o, p->vru);
+    o = put_num(o, dl, p->vru);
     PUT_LIT(o, ",\"vehicle_index\":");
-    o = put_num(o, p->veh);
+    o = put_num(o, dl, p->veh);
     PUT_LIT(o, ",\"traffic_volume\":");
     o = put_int(o, p->vol);
     PUT_LIT(o, ",\"hour_of_day\":");
     o = put_int(o, (local - lday * 86400) / 3600);
     PUT_LIT(o, ",\"day_of_week\":");
-    o = put_int(o, dow_of(lday));
+    o = put_int(o, tsi_civil_dow(lday));
     *o++ = '}';
     tsi_jsonw_raw(w, b, (size_t)(o - b));
 }
@@ -805,6 +911,8 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t ii
         return tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
     }
     Oid tt = PQftype(res, 1 - k0), vt = PQftype(res, 5 - k0);
+    /* the day-level statements add the first instant with data of each bin (column 7) */
+    int first_col = PQnfields(res) >= 8 - k0 && PQftype(res, 7 - k0) == OID_INT8 ? 7 - k0 : -1;
     int k = PQntuples(res);
     tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
     for (int i = 0; i < k; i++) {
@@ -814,6 +922,7 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t ii
         p[i].vru = bin_double(res, i, 3 - k0);
         p[i].veh = bin_double(res, i, 4 - k0);
         p[i].vol = bin_int(res, i, 5 - k0, vt);
+        p[i].first = first_col >= 0 ? bin_int(res, i, first_col, OID_INT8) : p[i].ts;
     }
     bool sorted = true;
     for (int i = 1; i < k && sorted; i++)
@@ -897,7 +1006,7 @@ static void parts_read(tsi_req *r, PGconn *c, int n, bool sent, int64_t iid, tsi
                 pr->failed = 2;
             } else {
                 for (int j = 0; j < k; j++)
-                    write_point(w, &p[j]);
+                    write_point(w, r->dl, "1min", &p[j]);
                 pr->written += k;
             }
         } else if (!pr->failed) {
@@ -1011,15 +1120,57 @@ static int pg_minutes_streamed(tsi_req *r, PGconn *c, int64_t iid, int64_t t0, i
     return -1;
 }
 
+/* v1's answer for a window without data (history_service.py raises ValueError → 404) */
+static int no_data(tsi_req *r, const range *g, bool stats)
+{
+    char sd[16], ed[16];
+    tsi_civil_fmt_day(sd, sizeof sd, g->d0);
+    tsi_civil_fmt_day(ed, sizeof ed, g->d1);
+    if (stats)
+        return tsi_api_detail(r, 404, "no_data", "intersection_id",
+                              "No data found for intersection %s", r->path_text);
+    return tsi_api_detail(r, 404, "no_data", "intersection_id",
+                          "No data found for intersection %s between %s and %s", r->path_text, sd,
+                          ed);
+}
+
+/* the intersection_id of a history or stats object: the path's text in v1 (a string),
+ * else the integer */
+static void kv_id(tsi_jsonw *w, const tsi_dialect *dl, const char *text, int64_t id)
+{
+    if (dl->ids_as_text) {
+        char b[24];
+        if (!text) {
+            snprintf(b, sizeof b, "%lld", (long long)id);
+            text = b;
+        }
+        tsi_jsonw_kv_str(w, "intersection_id", text);
+    } else {
+        tsi_jsonw_kv_int(w, "intersection_id", id);
+    }
+}
+
 static int history_once(tsi_req *r, bool all)
 {
+    const tsi_dialect *dl = r->dl;
     range g = {0};
-    if (arg_range(r, &g, all ? 30 : 365) < 0 || arg_agg(r, &g, all) < 0)
+    if (arg_range(r, &g, all ? RANGE_ALL : RANGE_ONE) < 0 || arg_agg(r, &g, all) < 0)
         return 0;
-    int64_t t0 = tsi_api_tz_day_start(g.d0), t1 = tsi_api_tz_day_start(g.d1 + 1);
-    char sd[16], ed[16];
-    fmt_day(sd, sizeof sd, g.d0);
-    fmt_day(ed, sizeof ed, g.d1);
+    int64_t t0, t1;
+    range_instants(&g, &t0, &t1);
+    char sd[48], ed[48];
+    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
+    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
+    if (!all && r->path_id < 0) /* v1: the original read any text; nothing has that id */
+        return dl->ids_as_text ? no_data(r, &g, false) : (need_id(r), 0);
+    if (g.empty) {
+        if (!all)
+            return no_data(r, &g, false);
+        if (dl->all_as_list) {
+            tsi_buf_puts(&r->body, "[]");
+            return 0;
+        }
+    }
     bool parquet = tsi_api_use_parquet();
     PGconn *c = NULL;
     if (!parquet) {
@@ -1079,7 +1230,9 @@ static int history_once(tsi_req *r, bool all)
         }
     }
     if (!all && nint == 0)
-        return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+        return dl->empty_is_404 ? no_data(r, &g, false)
+                                : tsi_api_error(r, 404, "not_found", "intersection_id",
+                                                "Intersection not found");
 
     tsi_point *pts = NULL, *old = NULL;
     int np = 0, nold = 0;
@@ -1116,53 +1269,72 @@ static int history_once(tsi_req *r, bool all)
     }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
-    tsi_jsonw_object(&w);
     if (!all) {
-        tsi_jsonw_kv_int(&w, "intersection_id", r->path_id);
+        tsi_jsonw_object(&w);
+        kv_id(&w, dl, r->path_text, r->path_id);
         tsi_jsonw_kv_str(&w, "intersection_name", names[0]);
         tsi_jsonw_key(&w, "data_points");
         tsi_jsonw_array(&w);
         for (int i = 0; i < nold; i++)
-            write_point(&w, &old[i]);
+            write_point(&w, dl, g.agg, &old[i]);
         for (int i = 0; i < np; i++)
-            write_point(&w, &pts[i]);
+            write_point(&w, dl, g.agg, &pts[i]);
         if (stream && pg_from < t1) {
             if ((np = pg_minutes_streamed(r, c, r->path_id, pg_from, t1, &w)) < 0)
                 return 0;
         }
+        if (nold + np == 0 && dl->empty_is_404)
+            return no_data(r, &g, false);
         tsi_jsonw_end(&w);
         tsi_jsonw_kv_str(&w, "start_date", sd);
         tsi_jsonw_kv_str(&w, "end_date", ed);
         tsi_jsonw_kv_int(&w, "total_points", nold + np);
         tsi_jsonw_kv_str(&w, "aggregation", g.agg);
-    } else {
+        tsi_jsonw_end(&w);
+        r->status = 200;
+        return 0;
+    }
+    if (!dl->all_as_list) {
+        tsi_jsonw_object(&w);
         tsi_jsonw_kv_str(&w, "start_date", sd);
         tsi_jsonw_kv_str(&w, "end_date", ed);
         tsi_jsonw_kv_str(&w, "aggregation", g.agg);
         tsi_jsonw_key(&w, "intersections");
+    }
+    tsi_jsonw_array(&w);
+    int j = 0;
+    for (int i = 0; i < nint; i++) {
+        int j0 = j;
+        while (j0 < np && pts[j0].iid < iids[i])
+            j0++;
+        int cnt = 0;
+        while (j0 + cnt < np && pts[j0 + cnt].iid == iids[i])
+            cnt++;
+        j = j0 + cnt;
+        if (cnt == 0 && dl->all_as_list) /* the original listed intersections with data */
+            continue;
+        tsi_jsonw_object(&w);
+        kv_id(&w, dl, NULL, iids[i]);
+        tsi_jsonw_kv_str(&w, "intersection_name", names[i]);
+        tsi_jsonw_key(&w, "data_points");
         tsi_jsonw_array(&w);
-        int j = 0;
-        for (int i = 0; i < nint; i++) {
-            tsi_jsonw_object(&w);
-            tsi_jsonw_kv_int(&w, "intersection_id", iids[i]);
-            tsi_jsonw_kv_str(&w, "intersection_name", names[i]);
-            tsi_jsonw_key(&w, "data_points");
-            tsi_jsonw_array(&w);
-            int cnt = 0;
-            while (j < np && pts[j].iid < iids[i])
-                j++;
-            while (j < np && pts[j].iid == iids[i]) {
-                write_point(&w, &pts[j++]);
-                cnt++;
-            }
-            tsi_jsonw_end(&w);
-            tsi_jsonw_kv_int(&w, "total_points", cnt);
-            tsi_jsonw_end(&w);
-        }
+        for (int k = j0; k < j; k++)
+            write_point(&w, dl, g.agg, &pts[k]);
         tsi_jsonw_end(&w);
-        tsi_jsonw_kv_int(&w, "total_points", np);
+        if (dl->all_as_list) {
+            tsi_jsonw_kv_str(&w, "start_date", sd);
+            tsi_jsonw_kv_str(&w, "end_date", ed);
+        }
+        tsi_jsonw_kv_int(&w, "total_points", cnt);
+        if (dl->all_as_list)
+            tsi_jsonw_kv_str(&w, "aggregation", g.agg);
+        tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);
+    if (!dl->all_as_list) {
+        tsi_jsonw_kv_int(&w, "total_points", np);
+        tsi_jsonw_end(&w);
+    }
     r->status = 200;
     return 0;
 }
@@ -1174,21 +1346,46 @@ typedef struct {
     double lat, lon;
 } stat_row;
 
-static void write_stats(tsi_jsonw *w, const stat_row *x, const char *sd, const char *ed)
+/* Python's round(x, 2): the correctly rounded decimal of the double (ties to even on
+ * the exact binary value), which is what printf's %.2f writes */
+static double round2(double x)
 {
-    tsi_jsonw_kv_int(w, "intersection_id", x->s.iid);
+    char b[64];
+    snprintf(b, sizeof b, "%.2f", x);
+    return strtod(b, NULL);
+}
+
+/* one statistics object (history_service.get_aggregate_stats; v2: tsi's, with nulls for a
+ * window without data). sd/ed: the requested range's texts; text: the id as asked (v1) */
+static void write_stats(tsi_jsonw *w, const tsi_dialect *dl, const stat_row *x, const char *sd,
+                        const char *ed, const char *text)
+{
+    kv_id(w, dl, text, x->s.iid);
     tsi_jsonw_kv_str(w, "intersection_name", x->name);
-    tsi_jsonw_kv_str(w, "period_start", sd);
-    tsi_jsonw_kv_str(w, "period_end", ed);
     bool none = x->s.n <= 0;
-    kv_num_or_null(w, "avg_safety_index", none ? NAN : x->s.avg);
-    kv_num_or_null(w, "min_safety_index", none ? NAN : x->s.min);
-    kv_num_or_null(w, "max_safety_index", none ? NAN : x->s.max);
-    kv_num_or_null(w, "std_safety_index", none || x->s.n < 2 ? NAN : x->s.std);
+    if (dl->stats_period_data && !none && isfinite(x->s.first)) {
+        char f[TSI_DIALECT_TIME_MAX], l[TSI_DIALECT_TIME_MAX];
+        tsi_dialect_time(dl, f, (int64_t)x->s.first);
+        tsi_dialect_time(dl, l, (int64_t)x->s.last);
+        tsi_jsonw_kv_str(w, "period_start", f);
+        tsi_jsonw_kv_str(w, "period_end", l);
+    } else {
+        tsi_jsonw_kv_str(w, "period_start", sd);
+        tsi_jsonw_kv_str(w, "period_end", ed);
+    }
+    /* pandas' std of one value is NaN, which the original answered 0.0 */
+    double sd_ = x->s.n < 2 ? (dl->empty_is_404 ? 0.0 : NAN) : x->s.std;
+    double pct = none ? NAN : 100.0 * x->s.hr / x->s.n;
+    if (dl->empty_is_404 && !none)
+        pct = round2(pct);
+    kv_float(w, dl, "avg_safety_index", none ? NAN : x->s.avg);
+    kv_float(w, dl, "min_safety_index", none ? NAN : x->s.min);
+    kv_float(w, dl, "max_safety_index", none ? NAN : x->s.max);
+    kv_float(w, dl, "std_safety_index", none ? NAN : sd_);
     tsi_jsonw_kv_int(w, "total_traffic_volume", (int64_t)llround(x->s.vol));
-    kv_num_or_null(w, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
+    kv_float(w, dl, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
     tsi_jsonw_kv_int(w, "high_risk_intervals", (int64_t)llround(x->s.hr));
-    kv_num_or_null(w, "high_risk_percentage", none ? NAN : 100.0 * x->s.hr / x->s.n);
+    kv_float(w, dl, "high_risk_percentage", pct);
     tsi_jsonw_kv_int(w, "data_minutes", (int64_t)llround(x->s.n));
     if (!none)
         tsi_jsonw_kv_str(w, "risk_level", risk_level(x->s.avg));
@@ -1221,6 +1418,8 @@ static int pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
         x[i].s.hr = dval(res, i, 8, NULL);
         x[i].lat = dval(res, i, 9, NULL);
         x[i].lon = dval(res, i, 10, NULL);
+        x[i].s.first = dval(res, i, 11, NULL);
+        x[i].s.last = dval(res, i, 12, NULL);
     }
     PQclear(res);
     *out = x;
@@ -1230,13 +1429,19 @@ static int pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
 
 static int stats_once(tsi_req *r)
 {
+    const tsi_dialect *dl = r->dl;
     range g = {0};
-    if (arg_range(r, &g, 365) < 0)
+    if (arg_range(r, &g, RANGE_STATS) < 0)
         return 0;
-    int64_t t0 = tsi_api_tz_day_start(g.d0), t1 = tsi_api_tz_day_start(g.d1 + 1);
-    char sd[16], ed[16];
-    fmt_day(sd, sizeof sd, g.d0);
-    fmt_day(ed, sizeof ed, g.d1);
+    int64_t t0, t1;
+    range_instants(&g, &t0, &t1);
+    char sd[48], ed[48];
+    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
+    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
+    if (r->path_id < 0) /* v1: the original read any text; nothing has that id */
+        return dl->ids_as_text ? no_data(r, &g, true) : (need_id(r), 0);
+    if (g.empty)
+        return no_data(r, &g, true);
     stat_row one = {0}, *rows = NULL;
     int n = 0;
     bool parquet = tsi_api_use_parquet();
@@ -1252,7 +1457,9 @@ static int stats_once(tsi_req *r)
         atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
         char nm[256];
         if (!tsi_api_int_info(r->path_id, nm, sizeof nm, &one.lat, &one.lon))
-            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+            return dl->empty_is_404 ? no_data(r, &g, true)
+                                    : tsi_api_error(r, 404, "not_found", "intersection_id",
+                                                    "Intersection not found");
         one.name = tsi_arena_strdup(r->arena, nm);
         if (tsi_fb_stats(r, r->path_id, t0, t1, &one.s) < 0)
             return 0;
@@ -1265,12 +1472,16 @@ static int stats_once(tsi_req *r)
         if (pg_stats(r, c, ids, t0, t1, &rows, &n) < 0)
             return 0;
         if (n == 0)
-            return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
+            return dl->empty_is_404 ? no_data(r, &g, true)
+                                    : tsi_api_error(r, 404, "not_found", "intersection_id",
+                                                    "Intersection not found");
     }
+    if (rows[0].s.n <= 0 && dl->empty_is_404)
+        return no_data(r, &g, true);
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
-    write_stats(&w, &rows[0], sd, ed);
+    write_stats(&w, dl, &rows[0], sd, ed, r->path_text);
     tsi_jsonw_end(&w);
     return 0;
 }
@@ -1288,12 +1499,22 @@ static bool retry_on_parquet(tsi_req *r)
     return true;
 }
 
-int tsi_h_history(tsi_req *r, bool all)
+static int history(tsi_req *r, bool all)
 {
     history_once(r, all);
     if (retry_on_parquet(r))
         history_once(r, all);
     return 0;
+}
+
+int tsi_h_history_one(tsi_req *r)
+{
+    return history(r, false);
+}
+
+int tsi_h_history_all(tsi_req *r)
+{
+    return history(r, true);
 }
 
 int tsi_h_stats(tsi_req *r)
@@ -1335,10 +1556,12 @@ int tsi_h_compare(tsi_req *r)
     }
     tsi_buf_putc(&arr, '}');
     range g = {0};
-    if (arg_range(r, &g, 365) < 0) {
+    if (arg_range(r, &g, RANGE_OTHER) < 0) {
         tsi_buf_free(&arr);
         return 0;
     }
+    int64_t t0, t1;
+    range_instants(&g, &t0, &t1);
     PGconn *c = need_pg(r);
     if (!c) {
         tsi_buf_free(&arr);
@@ -1347,15 +1570,21 @@ int tsi_h_compare(tsi_req *r)
     r->data_source = "postgres";
     stat_row *rows;
     int n;
-    int rc = pg_stats(r, c, arr.data, tsi_api_tz_day_start(g.d0), tsi_api_tz_day_start(g.d1 + 1),
-                      &rows, &n);
+    int rc = pg_stats(r, c, arr.data, t0, t1, &rows, &n);
     tsi_buf_free(&arr);
     if (rc < 0)
         return 0;
-    char sd[16], ed[16];
-    fmt_day(sd, sizeof sd, g.d0);
-    fmt_day(ed, sizeof ed, g.d1);
-    /* which asked ids are unknown */
+    const tsi_dialect *dl = r->dl;
+    char sd[48], ed[48];
+    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
+    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
+    /* v1's stats objects have no nulls: an intersection without data in the window is
+     * listed with the unknown ones */
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!dl->empty_is_404 || rows[i].s.n > 0)
+            rows[k++] = rows[i];
+    n = k;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
@@ -1365,7 +1594,7 @@ int tsi_h_compare(tsi_req *r)
     tsi_jsonw_array(&w);
     for (int i = 0; i < n; i++) {
         tsi_jsonw_object(&w);
-        write_stats(&w, &rows[i], sd, ed);
+        write_stats(&w, dl, &rows[i], sd, ed, NULL);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);
@@ -1457,16 +1686,18 @@ int tsi_h_ranking(tsi_req *r)
     range g = {0};
     if (arg_int(r, "limit", 1, 1000, 10, &limit) < 0 ||
         arg_num(r, "min_index", 0, false, 100, 0, &min_index) < 0 || arg_risk(r, &rl) < 0 ||
-        arg_range(r, &g, 365) < 0)
+        arg_range(r, &g, RANGE_OTHER) < 0)
         return 0;
+    int64_t t0, t1;
+    range_instants(&g, &t0, &t1);
+    const tsi_dialect *dl = r->dl;
     PGconn *c = need_pg(r);
     if (!c)
         return 0;
     r->data_source = "postgres";
     stat_row *rows;
     int n;
-    if (pg_stats(r, c, NULL, tsi_api_tz_day_start(g.d0), tsi_api_tz_day_start(g.d1 + 1), &rows,
-                 &n) < 0)
+    if (pg_stats(r, c, NULL, t0, t1, &rows, &n) < 0)
         return 0;
     int k = 0;
     for (int i = 0; i < n; i++) {
@@ -1481,9 +1712,9 @@ int tsi_h_ranking(tsi_req *r)
     rank_desc = desc;
     qsort(rows, (size_t)k, sizeof *rows, cmp_rank);
     pthread_mutex_unlock(&rank_mu);
-    char sd[16], ed[16];
-    fmt_day(sd, sizeof sd, g.d0);
-    fmt_day(ed, sizeof ed, g.d1);
+    char sd[48], ed[48];
+    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
+    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
@@ -1497,10 +1728,13 @@ int tsi_h_ranking(tsi_req *r)
     for (int i = 0; i < k && i < limit; i++) {
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "rank", i + 1);
-        kv_num_or_null(&w, "value", metric_of(&rows[i], m));
-        write_stats(&w, &rows[i], sd, ed);
-        tsi_jsonw_kv_double(&w, "latitude", rows[i].lat);
-        tsi_jsonw_kv_double(&w, "longitude", rows[i].lon);
+        if (m == 4 || m == 6) /* counts: integers */
+            tsi_jsonw_kv_int(&w, "value", (int64_t)llround(metric_of(&rows[i], m)));
+        else
+            kv_float(&w, dl, "value", metric_of(&rows[i], m));
+        write_stats(&w, dl, &rows[i], sd, ed, NULL);
+        kv_float(&w, dl, "latitude", rows[i].lat);
+        kv_float(&w, dl, "longitude", rows[i].lon);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);
@@ -1591,7 +1825,7 @@ static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *l
     return 0;
 }
 
-int tsi_h_spatial(tsi_req *r, int kind)
+static int spatial(tsi_req *r, int kind)
 {
     double min_index;
     const char *rl;
@@ -1722,9 +1956,9 @@ int tsi_h_spatial(tsi_req *r, int kind)
             tsi_jsonw_key(&w, "properties");
             tsi_jsonw_object(&w);
         }
-        write_index_obj(&w, res, i, 4, false);
+        write_index_obj(&w, r->dl, res, i, 4, false);
         if (kind != R_AREA)
-            kv_pg(&w, "distance_m", res, i, 13);
+            kv_pg(&w, r->dl, "distance_m", res, i, 13);
         if (geo)
             tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
@@ -1736,6 +1970,21 @@ int tsi_h_spatial(tsi_req *r, int kind)
     (void)np;
     PQclear(res);
     return 0;
+}
+
+int tsi_h_nearby(tsi_req *r)
+{
+    return spatial(r, R_NEARBY);
+}
+
+int tsi_h_route(tsi_req *r)
+{
+    return spatial(r, R_ROUTE);
+}
+
+int tsi_h_area(tsi_req *r)
+{
+    return spatial(r, R_AREA);
 }
 
 /* ---- /intersections/geometry -------------------------------------------------------------
@@ -1833,10 +2082,26 @@ int tsi_h_geometry(tsi_req *r)
     return 0;
 }
 
+/* A stored time as the dialect writes it, from PostgreSQL's UTC text
+ * "YYYY-MM-DDTHH:MM:SS.ffffff" (Q_INTERSECTION): v2 keeps milliseconds and Z (tsi's
+ * format since the first version); v1 writes pydantic's naive form, the fraction only
+ * when it is not zero. */
+static void stamp_text(const tsi_dialect *dl, char *b, size_t len, const char *pg)
+{
+    if (!dl->naive_time) {
+        snprintf(b, len, "%.23sZ", pg);
+        return;
+    }
+    bool zero = strlen(pg) < 26 || strspn(pg + 20, "0") >= 6;
+    snprintf(b, len, "%.*s", zero ? 19 : 26, pg);
+}
+
 /* ---- /intersections/{id} ------------------------------------------------------------------------
  */
 int tsi_h_intersection(tsi_req *r)
 {
+    if (!need_id(r))
+        return 0;
     PGconn *c = tsi_api_pg(r);
     if (!c) {
         char nm[256];
@@ -1853,8 +2118,8 @@ int tsi_h_intersection(tsi_req *r)
         tsi_jsonw_kv_int(&w, "id", r->path_id);
         tsi_jsonw_kv_int(&w, "intersection_id", r->path_id);
         tsi_jsonw_kv_str(&w, "name", nm);
-        tsi_jsonw_kv_double(&w, "latitude", la);
-        tsi_jsonw_kv_double(&w, "longitude", lo);
+        kv_float(&w, r->dl, "latitude", la);
+        kv_float(&w, r->dl, "longitude", lo);
         tsi_jsonw_end(&w);
         return 0;
     }
@@ -1875,8 +2140,8 @@ int tsi_h_intersection(tsi_req *r)
     tsi_jsonw_kv_int(&w, "id", ival(res, 0, 0));
     tsi_jsonw_kv_int(&w, "intersection_id", ival(res, 0, 0));
     tsi_jsonw_kv_str(&w, "name", PQgetvalue(res, 0, 1));
-    tsi_jsonw_kv_double(&w, "latitude", dval(res, 0, 2, NULL));
-    tsi_jsonw_kv_double(&w, "longitude", dval(res, 0, 3, NULL));
+    kv_pg(&w, r->dl, "latitude", res, 0, 2);
+    kv_pg(&w, r->dl, "longitude", res, 0, 3);
     tsi_jsonw_kv_str(&w, "geometry", PQgetvalue(res, 0, 9));
     tsi_jsonw_key(&w, "lane_count");
     if (PQgetisnull(res, 0, 4))
@@ -1891,14 +2156,17 @@ int tsi_h_intersection(tsi_req *r)
     tsi_jsonw_key(&w, "metadata");
     const char *md = PQgetvalue(res, 0, 6);
     tsi_jsonw_raw(&w, md, strlen(md)); /* jsonb text from PostgreSQL: valid JSON */
-    tsi_jsonw_kv_str(&w, "created_at", PQgetvalue(res, 0, 7));
-    tsi_jsonw_kv_str(&w, "updated_at", PQgetvalue(res, 0, 8));
+    char tb[48];
+    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, 7));
+    tsi_jsonw_kv_str(&w, "created_at", tb);
+    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, 8));
+    tsi_jsonw_kv_str(&w, "updated_at", tb);
     tsi_jsonw_key(&w, "current");
     if (PQgetisnull(res, 0, 10)) {
         tsi_jsonw_null(&w);
     } else {
         tsi_jsonw_object(&w);
-        write_index_obj(&w, res, 0, 10, false);
+        write_index_obj(&w, r->dl, res, 0, 10, false);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);
@@ -1920,7 +2188,12 @@ int tsi_h_health(tsi_req *r)
         up ? "ok" : (a->source_mode == TSI_SRC_POSTGRES ? "unavailable" : "degraded");
     if (a->source_mode == TSI_SRC_PARQUET)
         status = "ok";
-    tsi_jsonw_kv_str(&w, "status", status);
+    /* /health and /api/v1/health are the original's liveness answer: {"status":"ok"}
+     * whenever the server answers, the database's state beside it; /api/v2/health is
+     * tsi's readiness: degraded, or 503 unavailable with --source postgres */
+    bool liveness = r->dl->version == 1;
+    tsi_jsonw_kv_str(&w, "status", liveness ? "ok" : status);
+    tsi_jsonw_kv_str(&w, "state", status);
     tsi_jsonw_kv_str(&w, "version", TSI_VERSION);
     tsi_jsonw_kv_double(&w, "uptime_seconds", tsi_api_now() - a->started);
     tsi_jsonw_kv_str(&w, "data_source", parquet ? "parquet" : "postgres");
@@ -1951,7 +2224,7 @@ int tsi_h_health(tsi_req *r)
     tsi_jsonw_kv_bool(&w, "parquet_reader", a->duck_ok);
     tsi_jsonw_kv_bool(&w, "dashboard", a->web_dir[0] != '\0');
     tsi_jsonw_end(&w);
-    r->status = (a->source_mode == TSI_SRC_POSTGRES && !up) ? 503 : 200;
+    r->status = (!liveness && a->source_mode == TSI_SRC_POSTGRES && !up) ? 503 : 200;
     return 0;
 }
 
@@ -2017,7 +2290,7 @@ int tsi_h_metrics(tsi_req *r)
             unsigned long long n = atomic_load(&a->m.req[rt][c]);
             if (n)
                 tsi_buf_printf(b, "tsi_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n",
-                               tsi_route_names[rt], c, n);
+                               tsi_route_name(rt), c, n);
         }
     tsi_buf_puts(b, "# HELP tsi_http_request_duration_seconds Request latency by route.\n"
                     "# TYPE tsi_http_request_duration_seconds histogram\n");
@@ -2034,17 +2307,17 @@ int tsi_h_metrics(tsi_req *r)
                 tsi_buf_printf(b,
                                "tsi_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
                                " %llu\n",
-                               tsi_route_names[rt], cum);
+                               tsi_route_name(rt), cum);
             else
                 tsi_buf_printf(b,
                                "tsi_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"}"
                                " %llu\n",
-                               tsi_route_names[rt], tsi_api_buckets[i], cum);
+                               tsi_route_name(rt), tsi_api_buckets[i], cum);
         }
         tsi_buf_printf(b, "tsi_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-                       tsi_route_names[rt], atomic_load(&a->m.sum_us[rt]) / 1e6);
+                       tsi_route_name(rt), atomic_load(&a->m.sum_us[rt]) / 1e6);
         tsi_buf_printf(b, "tsi_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                       tsi_route_names[rt], cum);
+                       tsi_route_name(rt), cum);
     }
     bool parquet = tsi_api_use_parquet();
     tsi_buf_printf(
@@ -2092,8 +2365,8 @@ int tsi_h_metrics(tsi_req *r)
 
 int tsi_h_openapi(tsi_req *r)
 {
-    r->raw = tsi_openapi_json;
-    r->raw_len = strlen(tsi_openapi_json);
+    r->raw = r->dl->version == 1 ? tsi_openapi_v1_json : tsi_openapi_v2_json;
+    r->raw_len = strlen(r->raw);
     r->cache_control = "public, max-age=300";
     return 0;
 }

@@ -86,25 +86,44 @@ static const char Q_SERIES_HOUR[] =
     "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n"
     " FROM hf ORDER BY 1, 2";
 
+/* the minutes of a daily row: total / average volume (the rollup keeps no count), a
+ * whole day when it saw no traffic */
+#define DAY_MINUTES                                                                                \
+    "   (CASE WHEN avg_volume > 0 THEN round(total_volume / avg_volume)"                           \
+    "    ELSE 1440 END)::float8 AS n"
+
+/* hour-level rows of one day into a day row, means weighted by minutes */
+#define HOURS_TO_DAY                                                                               \
+    "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"                                           \
+    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"       \
+    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"       \
+    "   sum(hf.vol)::bigint AS vol, sum(hf.n) AS n"
+
+/* day rows into $4 bins (day, week from Monday, month): the bin's start, its means
+ * weighted by minutes (the mean of its minutes, as pandas' resample computed it), the
+ * volume, the number of days and the first day with data (hour_of_day/day_of_week of
+ * the bin are that day's) */
+#define DAYS_TO_BINS                                                                               \
+    "iid, date_part('epoch', date_trunc($4, ts))::bigint,"                                         \
+    " sum(n * si) / nullif(sum(n) FILTER (WHERE si IS NOT NULL), 0),"                              \
+    " sum(n * vru) / nullif(sum(n) FILTER (WHERE vru IS NOT NULL), 0),"                            \
+    " sum(n * veh) / nullif(sum(n) FILTER (WHERE veh IS NOT NULL), 0),"                            \
+    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(ts))::bigint"
+
 /* day-level: daily rows + days after the last rolled-up day from the hours; $4 groups
  * them into days, weeks (Monday) or months */
 static const char Q_SERIES_DAY[] =
     "WITH " HOURS_CTE ","
     " d AS (SELECT intersection_id AS iid, date::timestamptz AS ts, avg_si AS si,"
-    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol"
+    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol," DAY_MINUTES
     "   FROM safety_indices_daily WHERE intersection_id = ANY(" IDS ")"
     "   AND date >= ($2::timestamptz)::date AND date < ($3::timestamptz)::date),"
     " dcut AS (SELECT iid, max(ts) + interval '1 day' AS c FROM d GROUP BY iid),"
-    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts,"
-    "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"
-    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"
-    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"
-    "   sum(hf.vol)::bigint AS vol"
+    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts," HOURS_TO_DAY
     "   FROM hf LEFT JOIN dcut ON dcut.iid = hf.iid"
     "   WHERE hf.ts >= coalesce(dcut.c, '-infinity'::timestamptz) GROUP BY 1, 2),"
     " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
-    " SELECT iid, date_part('epoch', date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
-    " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
+    " SELECT " DAYS_TO_BINS " FROM u GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* day-level in a zone other than UTC (TSI_TIMEZONE; the session's zone): the daily table
  * holds UTC days, so local days (23, 24 or 25 hours) are summed from the hour-level series
@@ -115,35 +134,39 @@ static const char Q_SERIES_DAY_LOCAL[] =
     "WITH " HOURS_CTE ","
     " hmin AS (SELECT iid, min(ts) AS first FROM hf GROUP BY iid),"
     " d AS (SELECT dd.intersection_id AS iid, dd.date::timestamptz AS ts, dd.avg_si AS si,"
-    "   NULL::float8 AS vru, NULL::float8 AS veh, dd.total_volume::bigint AS vol"
+    "   NULL::float8 AS vru, NULL::float8 AS veh, dd.total_volume::bigint AS vol,"
+    "   (CASE WHEN dd.avg_volume > 0 THEN round(dd.total_volume / dd.avg_volume)"
+    "    ELSE 1440 END)::float8 AS n"
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
     "   AND dd.date < coalesce((hmin.first)::date, 'infinity'::date)),"
-    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts,"
-    "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"
-    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"
-    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"
-    "   sum(hf.vol)::bigint AS vol FROM hf GROUP BY 1, 2),"
+    " dh AS (SELECT hf.iid, date_trunc('day', hf.ts) AS ts," HOURS_TO_DAY
+    "   FROM hf GROUP BY 1, 2),"
     " u AS (SELECT * FROM d UNION ALL SELECT * FROM dh)"
-    " SELECT iid, date_part('epoch', date_trunc($4, ts))::bigint, avg(si), avg(vru), avg(veh),"
-    " sum(vol)::bigint, count(*)::float8 FROM u GROUP BY 1, 2 ORDER BY 1, 2";
+    " SELECT " DAYS_TO_BINS " FROM u GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* statistics over minutes, from the coarsest table that answers exactly: hourly rows
  * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
  * rolled-up hour, and daily rows only for days before any hour-level data (there the
- * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour) */
+ * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour).
+ * The last two columns are the first and last minute with data: exact from 1-minute
+ * rows; an hourly row counts from its hour's start for its minutes, a daily row covers
+ * its day (the rollups keep no first and last minute). */
 static const char Q_STATS[] =
     "WITH ids AS (SELECT unnest(" IDS ") AS i),"
     " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts,"
     "   round(data_quality_score * 60)::float8 AS n, avg_si AS m,"
     "   coalesce(std_si * std_si, 0) AS v, min_si AS mn, max_si AS mx,"
-    "   total_volume::float8 AS vol, high_risk_minutes::float8 AS hr"
+    "   total_volume::float8 AS vol, high_risk_minutes::float8 AS hr,"
+    "   hour_timestamp AS f, hour_timestamp + (greatest(round(data_quality_score * 60), 1) - 1)"
+    "   * interval '1 minute' AS l"
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"
     " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts, 'UTC') AS ts, count(*)::float8 AS n,"
     "   avg(x.si) AS m, coalesce(var_samp(x.si), 0) AS v, min(x.si) AS mn, max(x.si) AS mx,"
-    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr"
+    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr,"
+    "   min(x.ts) AS f, max(x.ts) AS l"
     "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"
     "     FROM safety_indices_hourly WHERE intersection_id = ids.i"
     "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"
@@ -159,7 +182,8 @@ static const char Q_STATS[] =
     "   (CASE WHEN dd.avg_volume > 0 THEN round(dd.total_volume / dd.avg_volume)"
     "    ELSE 1440 END)::float8 AS n, dd.avg_si AS m, coalesce(dd.std_si * dd.std_si, 0) AS v,"
     "   dd.min_si AS mn, dd.max_si AS mx, dd.total_volume::float8 AS vol,"
-    "   dd.high_risk_hours * 60.0 AS hr"
+    "   dd.high_risk_hours * 60.0 AS hr, dd.date::timestamptz AS f,"
+    "   dd.date::timestamptz + interval '1 day' - interval '1 minute' AS l"
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
@@ -167,10 +191,12 @@ static const char Q_STATS[] =
     " a AS (SELECT * FROM hf UNION ALL SELECT * FROM d),"
     " agg AS (SELECT iid, sum(n) AS n, sum(n * m) / sum(n) AS avg, min(mn) AS mn, max(mx) AS mx,"
     "   sqrt(greatest(0, (sum((n - 1) * v + n * m * m) - sum(n * m) ^ 2 / sum(n))"
-    "     / nullif(sum(n) - 1, 0))) AS sd, sum(vol) AS vol, sum(hr) AS hr"
+    "     / nullif(sum(n) - 1, 0))) AS sd, sum(vol) AS vol, sum(hr) AS hr,"
+    "   min(f) AS f, max(l) AS l"
     "   FROM a WHERE n > 0 GROUP BY iid)"
     " SELECT ids.i, it.name, coalesce(agg.n, 0), agg.avg, agg.mn, agg.mx, agg.sd,"
-    " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude"
+    " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude,"
+    " date_part('epoch', agg.f), date_part('epoch', agg.l)"
     " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
     " ORDER BY ids.i";
 
@@ -209,8 +235,8 @@ static const char Q_AREA[] =
 
 static const char Q_INTERSECTION[] =
     "SELECT i.id, i.name, i.latitude, i.longitude, i.lane_count, i.revision, i.metadata::text,"
-    " to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-    " to_char(i.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+    " to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+    " to_char(i.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
     " ST_AsText(i.geometry)," LATEST_COLS
     " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " WHERE i.id = $1";

@@ -63,11 +63,6 @@ const tsi_option tsi_serve_options[] = {
 
 tsi_api *tsi_api_g;
 
-const char *const tsi_route_names[R__COUNT] = {
-    "health", "metrics",  "openapi", "index_all", "index_one", "history_all", "history",
-    "stats",  "compare",  "ranking", "nearby",    "route",     "area",        "intersection",
-    "config", "geometry", "static",  "options",   "not_found"};
-
 const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     1e300};
 
@@ -345,13 +340,10 @@ const char *tsi_req_header(tsi_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
+/* the v2 body {"detail","code","field"} */
+static void error_v2(tsi_req *r, int status, const char *code, const char *field,
+                     const char *detail)
 {
-    char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
     tsi_buf_reset(&r->body);
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
@@ -364,6 +356,54 @@ int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, c
         tsi_jsonw_kv_null(&w, "field");
     tsi_jsonw_end(&w);
     r->status = status;
+}
+
+/* FastAPI's HTTPException body {"detail": text} */
+static void error_detail(tsi_req *r, int status, const char *detail)
+{
+    tsi_buf_reset(&r->body);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "detail", detail);
+    tsi_jsonw_end(&w);
+    r->status = status;
+}
+
+/* FastAPI's RequestValidationError: 422 {"detail":[{type, loc, msg, input[, ctx]}]} */
+static void error_422(tsi_req *r, const char *field, const tsi_pyerr *pe)
+{
+    bool path = pe->loc && strcmp(pe->loc, "path") == 0;
+    const char *input = !strcmp(pe->type, "missing") ? NULL
+                        : path                       ? r->path_text
+                                                     : tsi_req_arg(r, field);
+    tsi_buf_reset(&r->body);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_key(&w, "detail");
+    tsi_jsonw_array(&w);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_str(&w, "type", pe->type);
+    tsi_jsonw_key(&w, "loc");
+    tsi_jsonw_array(&w);
+    tsi_jsonw_str(&w, path ? "path" : "query");
+    tsi_jsonw_str(&w, field);
+    tsi_jsonw_end(&w);
+    tsi_jsonw_kv_str(&w, "msg", pe->msg);
+    tsi_jsonw_kv_str(&w, "input", input); /* NULL -> null */
+    if (pe->ctx[0]) {
+        tsi_jsonw_key(&w, "ctx");
+        tsi_jsonw_raw(&w, pe->ctx, strlen(pe->ctx));
+    }
+    tsi_jsonw_end(&w);
+    tsi_jsonw_end(&w);
+    tsi_jsonw_end(&w);
+    r->status = 422;
+}
+
+static void error_done(tsi_req *r, const char *code, const char *field)
+{
     r->content_type = "application/json";
     r->err_code = code;
     r->err_field = field;
@@ -371,6 +411,65 @@ int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, c
         tsi_api_blob_unref((void *)r->raw);
     r->raw_blob = false;
     r->raw = NULL;
+}
+
+int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (r->dl && r->dl->fastapi_errors) {
+        if (status == 400 && field) { /* a parameter that failed validation */
+            tsi_pyerr pe = {.type =
+                                strcmp(code, "missing_parameter") == 0 ? "missing" : "value_error",
+                            .loc = "query"};
+            snprintf(pe.msg, sizeof pe.msg, "%s",
+                     strcmp(pe.type, "missing") == 0 ? "Field required" : "");
+            if (!pe.msg[0])
+                snprintf(pe.msg, sizeof pe.msg, "Value error, %.180s", detail);
+            error_422(r, field, &pe);
+        } else {
+            error_detail(r, status, detail);
+        }
+    } else {
+        error_v2(r, status, code, field, detail);
+    }
+    error_done(r, code, field);
+    return 0;
+}
+
+int tsi_api_invalid(tsi_req *r, const char *field, const tsi_pyerr *pe, const char *fmt, ...)
+{
+    const char *code = strcmp(pe->type, "missing") == 0 ? "missing_parameter" : "invalid_parameter";
+    if (r->dl && r->dl->fastapi_errors) {
+        error_422(r, field, pe);
+    } else {
+        char detail[600];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+        error_v2(r, 400, code, field, detail);
+    }
+    error_done(r, code, field);
+    return 0;
+}
+
+int tsi_api_detail(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
+                   ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (r->dl && r->dl->fastapi_errors)
+        error_detail(r, status, detail);
+    else
+        error_v2(r, status, code, field, detail);
+    error_done(r, code, field);
     return 0;
 }
 
@@ -569,7 +668,7 @@ static struct MHD_Response *static_file(tsi_req *r, int *status)
     return resp;
 }
 
-/* ---- router ---------------------------------------------------------------------------- */
+/* ---- router: the route table (routes.c) ------------------------------------------ */
 static bool parse_id(const char *s, size_t n, int64_t *out)
 {
     if (n == 0 || n > 18)
@@ -584,132 +683,148 @@ static bool parse_id(const char *s, size_t n, int64_t *out)
     return true;
 }
 
-/* Dispatches; fills r. Returns true when handled as API, false for static files. */
+/* the version a path asks for, and the rest of the path after its prefix (NULL: none) */
+static const char *version_of(const char *p, const tsi_dialect **dl)
+{
+    static const tsi_dialect *const all[] = {&tsi_dialect_v1, &tsi_dialect_v2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        size_t n = strlen(all[i]->prefix);
+        if (strncmp(p, all[i]->prefix, n) == 0 && (p[n] == '/' || p[n] == '\0')) {
+            *dl = all[i];
+            return p + n;
+        }
+    }
+    return NULL;
+}
+
+/* up to 8 non-empty segments of a path */
+typedef struct {
+    const char *s[8];
+    size_t n[8];
+    int count;
+    bool overflow;
+} segs;
+
+static void split(const char *p, segs *g)
+{
+    g->count = 0;
+    g->overflow = false;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l > 0) {
+            if (g->count == 8) {
+                g->overflow = true;
+                return;
+            }
+            g->s[g->count] = p;
+            g->n[g->count++] = l;
+        }
+        p += l;
+        if (*p == '/')
+            p++;
+    }
+}
+
+/* whether the path's segments match a pattern's; the {id} segment goes into r */
+static bool match(const char *pattern, const segs *g, tsi_req *r)
+{
+    segs ps;
+    split(pattern, &ps);
+    if (g->overflow || ps.count != g->count)
+        return false;
+    for (int i = 0; i < ps.count; i++) {
+        if (ps.n[i] == 4 && memcmp(ps.s[i], "{id}", 4) == 0)
+            continue;
+        if (ps.n[i] != g->n[i] || memcmp(ps.s[i], g->s[i], g->n[i]) != 0)
+            return false;
+    }
+    for (int i = 0; i < ps.count; i++)
+        if (ps.n[i] == 4 && memcmp(ps.s[i], "{id}", 4) == 0) {
+            snprintf(r->path_text, sizeof r->path_text, "%.*s", (int)g->n[i], g->s[i]);
+            if (!parse_id(g->s[i], g->n[i], &r->path_id))
+                r->path_id = -1;
+        }
+    return true;
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    tsi_buf *b = cls;
+    static const char safe[] = "-._~";
+    tsi_buf_putc(b, b->len && strchr(b->data, '?') ? '&' : '?');
+    for (int part = 0; part < 2; part++) {
+        const char *v = part ? value : key;
+        if (part) {
+            if (!v)
+                break;
+            tsi_buf_putc(b, '=');
+        }
+        for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+            if (isalnum(*c) || strchr(safe, *c))
+                tsi_buf_putc(b, (char)*c);
+            else
+                tsi_buf_printf(b, "%%%02X", *c);
+        }
+    }
+    return MHD_YES;
+}
+
+/* 307 to the canonical form of the path (FastAPI's redirect_slashes), query kept */
+static void redirect(tsi_req *r, bool slash)
+{
+    tsi_buf loc = TSI_BUF_INIT;
+    size_t n = strlen(r->path);
+    while (n > 1 && r->path[n - 1] == '/')
+        n--;
+    tsi_buf_append(&loc, r->path, n);
+    if (slash)
+        tsi_buf_putc(&loc, '/');
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, &loc);
+    r->location = tsi_arena_strdup(r->arena, loc.data);
+    tsi_buf_free(&loc);
+    tsi_buf_reset(&r->body);
+    r->status = 307;
+    r->content_type = NULL;
+}
+
+/* Dispatches through the route table; fills r. Returns true when handled as API, false
+ * for static files. */
 static bool route(tsi_req *r)
 {
     const char *p = r->path;
-    static const char v1[] = "/api/v1/";
-    if (strcmp(p, "/health") == 0 || strcmp(p, "/api/v1/health") == 0) {
-        r->route = R_HEALTH;
-        tsi_h_health(r);
-        return true;
-    }
-    if (strcmp(p, "/metrics") == 0) {
-        r->route = R_METRICS;
-        tsi_h_metrics(r);
-        return true;
-    }
-    if (strncmp(p, v1, sizeof v1 - 1) != 0 && strcmp(p, "/api/v1") != 0) {
-        if (strncmp(p, "/api/", 5) == 0 || strcmp(p, "/api") == 0) {
-            r->route = R_NOTFOUND;
-            tsi_api_error(r, 404, "not_found", NULL, "no such endpoint: %s", p);
+    r->dl = &tsi_dialect_v1; /* the unversioned endpoints (/health) are the original's */
+    r->path_id = -1;
+    const tsi_dialect *dl = NULL;
+    const char *rest = version_of(p, &dl);
+    if (rest)
+        r->dl = dl;
+    else if (strncmp(p, "/api/", 5) == 0 || strcmp(p, "/api") == 0)
+        r->dl = &tsi_dialect_v2; /* another version: tsi's words */
+    segs g;
+    split(rest ? rest : p, &g);
+    for (const tsi_route_def *d = tsi_routes; d->name; d++) {
+        if (!d->pattern || d->versioned != (rest != NULL) || !match(d->pattern, &g, r))
+            continue;
+        r->route = d->id;
+        size_t n = strlen(p);
+        bool has_slash = n > 1 && p[n - 1] == '/';
+        if (rest && r->dl->fastapi_errors && has_slash != d->slash) {
+            redirect(r, d->slash);
             return true;
         }
+        d->handler(r);
+        return true;
+    }
+    if (!rest && strncmp(p, "/api/", 5) != 0 && strcmp(p, "/api") != 0)
         return false;
-    }
-    const char *s = p + sizeof v1 - 1;
-    /* split into at most 6 segments */
-    const char *seg[8];
-    size_t len[8];
-    int ns = 0;
-    while (*s && ns < 8) {
-        const char *e = strchr(s, '/');
-        size_t l = e ? (size_t)(e - s) : strlen(s);
-        if (l > 0) {
-            seg[ns] = s;
-            len[ns] = l;
-            ns++;
-        }
-        s += l;
-        if (*s == '/')
-            s++;
-    }
-#define SEG(i, lit) (ns > (i) && len[i] == sizeof(lit) - 1 && memcmp(seg[i], lit, len[i]) == 0)
-    if (ns == 1 && SEG(0, "openapi.json")) {
-        r->route = R_OPENAPI;
-        tsi_h_openapi(r);
-        return true;
-    }
-    if (ns == 1 && SEG(0, "config")) {
-        r->route = R_CONFIG;
-        tsi_h_config(r);
-        return true;
-    }
-    if (SEG(0, "safety") && ns >= 2) {
-        if (SEG(1, "index")) {
-            if (ns == 2) {
-                r->route = R_INDEX_ALL;
-                tsi_h_index(r, false);
-                return true;
-            }
-            if (ns == 3) {
-                r->route = R_INDEX_ONE;
-                if (!parse_id(seg[2], len[2], &r->path_id))
-                    tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
-                                  "intersection id must be a non-negative integer");
-                else
-                    tsi_h_index(r, true);
-                return true;
-            }
-        } else if (SEG(1, "history")) {
-            if (ns == 2) {
-                r->route = R_HISTORY_ALL;
-                tsi_h_history(r, true);
-                return true;
-            }
-            if (ns == 3 || (ns == 4 && SEG(3, "stats"))) {
-                r->route = ns == 3 ? R_HISTORY_ONE : R_STATS;
-                if (!parse_id(seg[2], len[2], &r->path_id))
-                    tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
-                                  "intersection id must be a non-negative integer");
-                else if (ns == 3)
-                    tsi_h_history(r, false);
-                else
-                    tsi_h_stats(r);
-                return true;
-            }
-        } else if (ns == 2 && SEG(1, "compare")) {
-            r->route = R_COMPARE;
-            tsi_h_compare(r);
-            return true;
-        } else if (ns == 2 && SEG(1, "ranking")) {
-            r->route = R_RANKING;
-            tsi_h_ranking(r);
-            return true;
-        }
-    }
-    if (SEG(0, "intersections") && ns == 2) {
-        if (SEG(1, "nearby")) {
-            r->route = R_NEARBY;
-            tsi_h_spatial(r, R_NEARBY);
-            return true;
-        }
-        if (SEG(1, "route")) {
-            r->route = R_ROUTE;
-            tsi_h_spatial(r, R_ROUTE);
-            return true;
-        }
-        if (SEG(1, "area")) {
-            r->route = R_AREA;
-            tsi_h_spatial(r, R_AREA);
-            return true;
-        }
-        if (SEG(1, "geometry")) {
-            r->route = R_GEOMETRY;
-            tsi_h_geometry(r);
-            return true;
-        }
-        r->route = R_INTERSECTION;
-        if (!parse_id(seg[1], len[1], &r->path_id))
-            tsi_api_error(r, 400, "invalid_parameter", "intersection_id",
-                          "intersection id must be a non-negative integer");
-        else
-            tsi_h_intersection(r);
-        return true;
-    }
-#undef SEG
     r->route = R_NOTFOUND;
-    tsi_api_error(r, 404, "not_found", NULL, "no such endpoint: %s", p);
+    if (r->dl->fastapi_errors)
+        tsi_api_detail(r, 404, "not_found", NULL, "Not Found");
+    else
+        tsi_api_error(r, 404, "not_found", NULL, "no such endpoint: %s", p);
     return true;
 }
 
@@ -754,7 +869,8 @@ static void add_common_headers(struct MHD_Response *resp, tsi_req *r)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, X-Data-Source");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "X-Request-Id, X-Data-Source, Link, Location");
     if (r->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (r->data_source)
@@ -765,6 +881,18 @@ static void add_common_headers(struct MHD_Response *resp, tsi_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (atomic_load(&tsi_api_g->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* v1 answers name their successor: Link: </api/v2/...>; rel="successor-version" */
+static void link_successor(struct MHD_Response *resp, tsi_req *r)
+{
+    const tsi_dialect *dl = NULL;
+    const char *rest = version_of(r->path, &dl);
+    if (!rest || !dl->successor)
+        return;
+    char link[1200];
+    snprintf(link, sizeof link, "<%s%.1000s>; rel=\"successor-version\"", dl->successor, rest);
+    MHD_add_response_header(resp, "Link", link);
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
@@ -807,6 +935,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     struct MHD_Response *resp = NULL;
     int status = 200;
     bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    const tsi_dialect *dl = NULL;
+    r->dl = version_of(r->path, &dl)            ? dl
+            : strncmp(r->path, "/api/", 5) == 0 ? &tsi_dialect_v2
+                                                : &tsi_dialect_v1;
     if (strcmp(method, "OPTIONS") == 0) {
         r->route = R_OPTIONS;
         r->status = 204;
@@ -815,7 +947,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         tsi_api_error(r, 413, "body_too_large", NULL, "request body larger than %zu bytes",
                       a->max_body);
     } else if (!is_get) {
-        tsi_api_error(r, 405, "method_not_allowed", NULL, "method %s is not allowed", method);
+        if (r->dl->fastapi_errors)
+            tsi_api_error(r, 405, "method_not_allowed", NULL, "Method Not Allowed");
+        else
+            tsi_api_error(r, 405, "method_not_allowed", NULL, "method %s is not allowed", method);
     } else if (cx->query_bytes > a->max_query) {
         tsi_api_error(r, 414, "query_too_long", NULL, "query string longer than %zu bytes",
                       a->max_query);
@@ -874,6 +1009,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, OPTIONS");
     if (status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    if (r->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    link_successor(resp, r);
     add_common_headers(resp, r);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -908,7 +1046,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                                    : TSI_LOG_INFO;
         tsi_log(lv, "api", "req=%s %s %s status=%d bytes=%zu ms=%.2f route=%s%s%s%s%s%s%s%s", r->id,
                 r->method ? r->method : "-", r->path ? r->path : "-", r->status, cx->sent, dt * 1e3,
-                tsi_route_names[rt], r->data_source ? " source=" : "",
+                tsi_route_name(rt), r->data_source ? " source=" : "",
                 r->data_source ? r->data_source : "", r->err_code ? " code=" : "",
                 r->err_code ? r->err_code : "", r->err_field ? " field=" : "",
                 r->err_field ? r->err_field : "",
@@ -1012,7 +1150,8 @@ int tsi_cmd_serve(int argc, char **argv)
         snprintf(a->archive_dir, sizeof a->archive_dir, "%s", ad);
     else
         snprintf(a->archive_dir, sizeof a->archive_dir, "%s/archive", tsi_home());
-    pthread_mutex_init(&a->index_cache.mu, NULL);
+    for (int v = 0; v < 3; v++)
+        pthread_mutex_init(&a->index_cache[v].mu, NULL);
     pthread_mutex_init(&a->info_mu, NULL);
     /* response bodies of 100 kB–1 MB are built and freed on every request: keep them in
      * the heap rather than fresh mmap'd pages (page faults were 10 % of a large history
@@ -1115,10 +1254,12 @@ int tsi_cmd_serve(int argc, char **argv)
         }
     if (a->duck_ok)
         duckdb_close(&a->duck);
-    if (a->index_cache.plain)
-        tsi_api_blob_unref(a->index_cache.plain);
-    if (a->index_cache.gz)
-        tsi_api_blob_unref(a->index_cache.gz);
+    for (int v = 0; v < 3; v++) {
+        if (a->index_cache[v].plain)
+            tsi_api_blob_unref(a->index_cache[v].plain);
+        if (a->index_cache[v].gz)
+            tsi_api_blob_unref(a->index_cache[v].gz);
+    }
     tsi_info("api", "stopped unfinished=%d", left);
     tsi_opts_free(&o);
     return 0;

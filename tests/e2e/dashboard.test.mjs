@@ -80,7 +80,7 @@ async function isolatedMarker(page, items) {
 
 describe('dashboard', () => {
   test('one marker per intersection, KPIs and table from /safety/index/', async () => {
-    const { body: items, source } = await api('/api/v1/safety/index/');
+    const { body: items, source } = await api('/api/v2/safety/index/');
     assert.ok(Array.isArray(items) && items.length > 0, 'the server has seeded intersections');
     assert.notEqual(source, 'parquet');
     const page = await open(BASE + '/');
@@ -114,7 +114,7 @@ describe('dashboard', () => {
   });
 
   test('clicking a marker opens its details and draws its history', async () => {
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const page = await open(BASE + '/');
     const m = await isolatedMarker(page, items);
     assert.ok(m, 'an isolated marker to click');
@@ -130,11 +130,11 @@ describe('dashboard', () => {
     // The 24 h view asks for yesterday..today at 1 min and keeps the last 24 h.
     const now = Date.now();
     const d = (ms) => new Date(ms).toISOString().slice(0, 10);
-    const { body: h } = await api(`/api/v1/safety/history/${m.id}?start_date=${d(now - 86400000)}&end_date=${d(now)}&aggregation=1min`);
+    const { body: h } = await api(`/api/v2/safety/history/${m.id}?start_date=${d(now - 86400000)}&end_date=${d(now)}&aggregation=1min`);
     const inWindow = h.data_points.filter((p) => Date.parse(p.timestamp) >= now - 86400000 - 120000).length;
     assert.ok(shown > 0, 'history points drawn');
     assert.ok(Math.abs(shown - inWindow) <= 3, `chart shows the API's last-24 h points (${shown} vs ${inWindow})`);
-    const { body: st } = await api(`/api/v1/safety/history/${m.id}/stats?start_date=${d(now - 86400000)}&end_date=${d(now)}`);
+    const { body: st } = await api(`/api/v2/safety/history/${m.id}/stats?start_date=${d(now - 86400000)}&end_date=${d(now)}`);
     const avgCard = await page.locator('#stats .card', { hasText: 'Average' }).locator('.v').textContent();
     assert.equal(avgCard, st.avg_safety_index === null ? '—' : st.avg_safety_index.toFixed(1));
     assert.equal((await page.evaluate(() => performance.getEntriesByName('tsi:history').length)) >= 1, true);
@@ -149,7 +149,7 @@ describe('dashboard', () => {
     await page.fill('#c-start', d(now - 2 * 86400000));
     await page.fill('#c-end', d(now - 86400000));
     const [hreq] = await Promise.all([
-      page.waitForRequest((r) => r.url().includes(`/api/v1/safety/history/${m.id}?`) && r.url().includes(`start_date=${d(now - 2 * 86400000)}`)),
+      page.waitForRequest((r) => r.url().includes(`/api/v2/safety/history/${m.id}?`) && r.url().includes(`start_date=${d(now - 2 * 86400000)}`)),
       page.click('#custom-range button[type="submit"]'),
     ]);
     const hq = new URL(hreq.url()).searchParams;
@@ -172,7 +172,7 @@ describe('dashboard', () => {
       again.on('console', (x) => x.type() === 'error' && problems.push(`console: ${x.text()}`));
       again.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
       let indexLoads = 0;
-      again.on('requestfinished', (r) => r.url().endsWith('/api/v1/safety/index/') && indexLoads++);
+      again.on('requestfinished', (r) => r.url().endsWith('/api/v2/safety/index/') && indexLoads++);
       await again.clock.install({ time: Date.now() });
       await again.goto(shared);
       await again.waitForSelector('#details:not([hidden])');
@@ -182,7 +182,7 @@ describe('dashboard', () => {
       await again.clock.runFor(58_000);
       await again.waitForTimeout(300);
       assert.equal(indexLoads, 1, 'no refresh before 60 s');
-      const refreshed = again.waitForResponse((r) => r.url().endsWith('/api/v1/safety/index/'), { timeout: 10000 });
+      const refreshed = again.waitForResponse((r) => r.url().endsWith('/api/v2/safety/index/'), { timeout: 10000 });
       await again.clock.runFor(2_500);
       await refreshed;
       for (let i = 0; i < 50 && indexLoads < 2; i++) await new Promise((r) => setTimeout(r, 100));
@@ -198,7 +198,7 @@ describe('dashboard', () => {
   });
 
   test('a radius query highlights exactly the API result', async () => {
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const page = await open(BASE + '/?tab=spatial');
     await page.check('input[name="mode"][value="point"]');
     const radius = 800;
@@ -208,7 +208,7 @@ describe('dashboard', () => {
     const [c] = await page.evaluate(() => window.tsi.drawPoints());
     await page.click('#s-run');
     await page.waitForFunction(() => /found/.test(document.querySelector('#spatial-status').textContent));
-    const { body: hits } = await api(`/api/v1/intersections/nearby?lat=${c.lat}&lon=${c.lon}&radius=${radius}`);
+    const { body: hits } = await api(`/api/v2/intersections/nearby?lat=${c.lat}&lon=${c.lon}&radius=${radius}`);
     const want = hits.map((h) => h.intersection_id).sort((a, b) => a - b);
     const got = (await page.evaluate(() => window.tsi.highlightedIds())).sort((a, b) => a - b);
     assert.ok(want.length >= 2, `a meaningful query (${want.length} hits)`);
@@ -225,7 +225,7 @@ describe('dashboard', () => {
     // Threshold filter: only hits with index >= 60.
     await page.fill('#s-min', '60');
     await page.click('#s-run');
-    const { body: hits60 } = await api(`/api/v1/intersections/nearby?lat=${c.lat}&lon=${c.lon}&radius=${radius}&min_index=60`);
+    const { body: hits60 } = await api(`/api/v2/intersections/nearby?lat=${c.lat}&lon=${c.lon}&radius=${radius}&min_index=60`);
     await page.waitForFunction((n) => window.tsi.highlightedIds().length === n, hits60.length);
     assert.deepEqual((await page.evaluate(() => window.tsi.highlightedIds())).sort(), hits60.map((h) => h.intersection_id).sort());
     assert.ok(hits60.every((h) => h.safety_index >= 60));
@@ -234,7 +234,7 @@ describe('dashboard', () => {
   });
 
   test('route + buffer and polygon queries highlight exactly the API result', async () => {
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const page = await open(BASE + '/?tab=spatial');
     const m = await isolatedMarker(page, items);
     const ids = async () => (await page.evaluate(() => window.tsi.highlightedIds())).sort((a, b) => a - b);
@@ -248,7 +248,7 @@ describe('dashboard', () => {
     assert.equal(route.length, 2);
     await page.click('#s-run');
     await page.waitForFunction(() => /found/.test(document.querySelector('#spatial-status').textContent));
-    const { body: rhits } = await api(`/api/v1/intersections/route?waypoints=${encodeURIComponent(JSON.stringify(route))}&buffer=150`);
+    const { body: rhits } = await api(`/api/v2/intersections/route?waypoints=${encodeURIComponent(JSON.stringify(route))}&buffer=150`);
     assert.ok(sorted(rhits).includes(m.id), 'the route passes over the clicked marker');
     assert.deepEqual(await ids(), sorted(rhits));
     assert.equal(await page.locator('#spatial-results li').count(), rhits.length);
@@ -260,7 +260,7 @@ describe('dashboard', () => {
     assert.equal(poly.length, 4);
     await page.click('#s-run');
     await page.waitForFunction(() => /found/.test(document.querySelector('#spatial-status').textContent));
-    const { body: ahits } = await api(`/api/v1/intersections/area?polygon=${encodeURIComponent(JSON.stringify(poly))}`);
+    const { body: ahits } = await api(`/api/v2/intersections/area?polygon=${encodeURIComponent(JSON.stringify(poly))}`);
     assert.ok(sorted(ahits).includes(m.id), 'the polygon contains the clicked marker');
     assert.deepEqual(await ids(), sorted(ahits));
     await shot(page, '07-polygon');
@@ -269,7 +269,7 @@ describe('dashboard', () => {
   });
 
   test('a hostile intersection name is shown as text everywhere', async () => {
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const bad = items.find((i) => i.intersection_name.includes('<img'));
     assert.ok(bad, 'the seeded data has the hostile name (scripts/e2e sets it)');
     const page = await open(BASE + `/?sel=${bad.intersection_id}`);
@@ -294,7 +294,7 @@ describe('dashboard', () => {
   });
 
   test('filters, sorting and CSV export of the table', async () => {
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const page = await open(BASE + '/');
     await page.fill('#f-imin', '60');
     const want = items.filter((i) => typeof i.safety_index === 'number' && i.safety_index >= 60).length;
@@ -318,7 +318,7 @@ describe('dashboard', () => {
     await page.waitForFunction(() => document.querySelectorAll('#multiples .multiple').length > 0, null, { timeout: 15000 });
     const now = Date.now();
     const d = (ms) => new Date(ms).toISOString().slice(0, 10);
-    const { body } = await api(`/api/v1/safety/ranking?metric=avg_si&order=desc&limit=4&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
+    const { body } = await api(`/api/v2/safety/ranking?metric=avg_si&order=desc&limit=4&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
     const rows = Array.isArray(body) ? body : body.items;
     assert.equal(await page.locator('#compare-table tbody tr').count(), rows.length);
     assert.deepEqual(
@@ -331,10 +331,10 @@ describe('dashboard', () => {
     // Ranking with a threshold: the request carries it and the table is the API's answer.
     await page.fill('#r-min', '20');
     await page.selectOption('#r-risk', 'Low');
-    const [rreq] = await Promise.all([page.waitForRequest((r) => r.url().includes('/api/v1/safety/ranking?') && r.url().includes('risk_level=')), page.click('#c-run')]);
+    const [rreq] = await Promise.all([page.waitForRequest((r) => r.url().includes('/api/v2/safety/ranking?') && r.url().includes('risk_level=')), page.click('#c-run')]);
     const rq = new URL(rreq.url()).searchParams;
     assert.deepEqual([rq.get('min_index'), rq.get('risk_level')], ['20', 'Low']);
-    const { body: lowBody } = await api(`/api/v1/safety/ranking?metric=avg_si&order=desc&limit=4&min_index=20&risk_level=Low&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
+    const { body: lowBody } = await api(`/api/v2/safety/ranking?metric=avg_si&order=desc&limit=4&min_index=20&risk_level=Low&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
     const low = Array.isArray(lowBody) ? lowBody : lowBody.items;
     assert.ok(low.length > 0 && low.every((r) => r.avg_safety_index >= 20 && r.avg_safety_index < 60), 'the API applied the threshold');
     await page.waitForFunction((n) => document.querySelectorAll('#compare-table tbody tr').length === n && !/loading/.test(document.querySelector('#compare-status').textContent), low.length);
@@ -343,14 +343,14 @@ describe('dashboard', () => {
     await page.selectOption('#r-risk', '');
 
     // Compare two intersections ticked in the table: one row each, the API's statistics.
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const pick = items.filter((i) => typeof i.safety_index === 'number').slice(0, 2).map((i) => i.intersection_id);
     await page.fill('#f-name', '');
     for (const id of pick) await page.check(`#table tbody tr[data-id="${id}"] input.cmp`);
     await page.check('input[name="cmode"][value="compare"]');
     await page.click('#c-run');
     await page.waitForFunction(() => /intersections? ·/.test(document.querySelector('#compare-status').textContent) && document.querySelectorAll('#multiples .multiple').length === 2, null, { timeout: 15000 });
-    const { body: cmp } = await api(`/api/v1/safety/compare?ids=${pick.join(',')}&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
+    const { body: cmp } = await api(`/api/v2/safety/compare?ids=${pick.join(',')}&start_date=${d(now - 6 * 86400000)}&end_date=${d(now)}`);
     const crow = cmp.intersections ?? cmp;
     assert.deepEqual(
       (await page.locator('#compare-table tbody tr').evaluateAll((trs) => trs.map((t) => Number(t.dataset.id)))).sort(),
@@ -369,11 +369,11 @@ describe('dashboard', () => {
     assert.ok(await page.evaluate(() => window.tsi.map.getZoom()) < 16);
     assert.deepEqual(await page.evaluate(() => window.tsi.lanes()), []);
     assert.equal(geometryAsks.length, 0, 'no lane request below zoom 16');
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     const it = items.find((i) => typeof i.safety_index === 'number') ?? items[0];
     const id = it.intersection_id, lat = it.latitude, lon = it.longitude;
     // what the API holds for it (asked by the test, for a box of its own)
-    const { status, body: fc } = await api(`/api/v1/intersections/geometry?bbox=${lon - 0.001},${lat - 0.001},${lon + 0.001},${lat + 0.001}`);
+    const { status, body: fc } = await api(`/api/v2/intersections/geometry?bbox=${lon - 0.001},${lat - 0.001},${lon + 0.001},${lat + 0.001}`);
     assert.equal(status, 200);
     const want = fc.features.filter((f) => f.properties.intersection_id === id);
     assert.ok(want.length >= 3, `the seeded intersection ${id} has lanes (${want.length})`);
@@ -434,7 +434,7 @@ describe('dashboard', () => {
       });
     });
     // zoom in and out and pan: a tile layer, fonts or scripts from elsewhere would be asked now
-    const { body: items } = await api('/api/v1/safety/index/');
+    const { body: items } = await api('/api/v2/safety/index/');
     await page.evaluate(([la, lo]) => void window.tsi.map.setView([la, lo], 17, { animate: false }), [items[0].latitude, items[0].longitude]);
     await page.waitForFunction(() => window.tsi.lanes().length > 0, null, { timeout: 10000 });
     await page.evaluate(() => void window.tsi.map.setZoom(12, { animate: false }));
@@ -451,7 +451,7 @@ describe('dashboard', () => {
     const TILES = process.env.TSI_E2E_TILES_URL?.replace(/\/$/, '');
     const TILE_SERVER = process.env.TSI_E2E_TILE_SERVER?.replace(/\/$/, '');
     assert.ok(TILES && TILE_SERVER, 'scripts/e2e starts a tile server and a tsi serve with TSI_TILE_URL (TSI_E2E_TILES_URL, TSI_E2E_TILE_SERVER)');
-    const { body: cfg } = await api('/api/v1/config', TILES);
+    const { body: cfg } = await api('/api/v2/config', TILES);
     assert.equal(cfg.tile_url, `${TILE_SERVER}/{z}/{x}/{y}.png`, 'the server hands its TSI_TILE_URL to the page');
     const before = (await (await fetch(TILE_SERVER + '/__requests')).json()).count;
     const page = await open(TILES + '/');
@@ -483,7 +483,7 @@ describe('dashboard', () => {
     }
     assert.ok(base, 'TSI_E2E_PARQUET_URL (a tsi serve --source parquet) or the fixture server');
     try {
-      const { source } = await api('/api/v1/safety/index/', base);
+      const { source } = await api('/api/v2/safety/index/', base);
       assert.equal(source, 'parquet', 'the server reports Parquet');
       const page = await open(base + '/');
       await page.waitForSelector('#fallback-banner:not([hidden])');

@@ -194,10 +194,10 @@ const server = http.createServer((req, res) => {
       source = q.get('value') === 'parquet' ? 'parquet' : 'postgres';
       return json(res, 200, { source });
     }
-    if (p === '/api/v1/config') return json(res, 200, { tile_url: process.env.TSI_TILE_URL || null });
-    if (p === '/api/v1/openapi.json')
-      return json(res, 200, { openapi: '3.1.0', info: { title: 'tsi fixture', version: '0' }, paths: { '/api/v1/config': {} } });
-    if (p === '/api/v1/safety/index/' || p === '/api/v1/safety/index') return json(res, 200, items);
+    if (p === '/api/v2/config') return json(res, 200, { tile_url: process.env.TSI_TILE_URL || null });
+    if (p === '/api/v2/openapi.json')
+      return json(res, 200, { openapi: '3.1.0', info: { title: 'tsi fixture', version: '0' }, paths: { '/api/v2/config': {} } });
+    if (p === '/api/v2/safety/index/' || p === '/api/v2/safety/index') return json(res, 200, items);
     let m;
     if ((m = /^\/api\/v1\/safety\/index\/(\d+)$/.exec(p))) {
       const it = byId.get(Number(m[1]));
@@ -219,7 +219,7 @@ const server = http.createServer((req, res) => {
         aggregation: r.agg,
       });
     }
-    if (p === '/api/v1/safety/compare') {
+    if (p === '/api/v2/safety/compare') {
       const ids = (q.get('ids') ?? '').split(',').map(Number).filter((x) => byId.has(x));
       const r = range(q);
       return json(res, 200, {
@@ -229,7 +229,7 @@ const server = http.createServer((req, res) => {
         not_found: (q.get('ids') ?? '').split(',').map(Number).filter((x) => !byId.has(x)),
       });
     }
-    if (p === '/api/v1/safety/ranking') {
+    if (p === '/api/v2/safety/ranking') {
       const r = range(q);
       const metric = q.get('metric') ?? 'avg_si';
       const key = { avg_si: 'avg_safety_index', max_si: 'max_safety_index', min_si: 'min_safety_index', std_si: 'std_safety_index',
@@ -249,7 +249,7 @@ const server = http.createServer((req, res) => {
         items: rows.slice(0, limit).map((x, i) => ({ rank: i + 1, value: x[key], ...x })),
       });
     }
-    if (p.startsWith('/api/v1/intersections/')) {
+    if (p.startsWith('/api/v2/intersections/')) {
       if (source === 'parquet') return json(res, 503, { detail: 'spatial queries need the database', code: 'unavailable' });
       if (p.endsWith('/nearby')) {
         const c = { lat: Number(q.get('lat')), lon: Number(q.get('lon')) }, radius = Number(q.get('radius'));

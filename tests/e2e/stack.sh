@@ -117,12 +117,12 @@ e2e_stack_start() { # N fixture
     e2e_launch fixture "$NODE_PORT_RE" node "$root/tests/e2e/fixture-server.mjs" --port 0 \
       --intersections "$n" --dist "$root/web/dist"
     export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_PARQUET_URL= E2E_KIND=fixture
-    e2e_wait_http "$E2E_URL/api/v1/safety/index/"
+    e2e_wait_http "$E2E_URL/api/v2/safety/index/"
     if [ -n "$E2E_TILE_SERVER" ]; then
       e2e_launch fixture-tiles "$NODE_PORT_RE" env TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" \
         node "$root/tests/e2e/fixture-server.mjs" --port 0 --intersections "$n" --dist "$root/web/dist"
       E2E_TILES_URL=http://127.0.0.1:$E2E_PORT
-      e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
+      e2e_wait_http "$E2E_TILES_URL/api/v2/safety/index/"
     fi
     return
   fi
@@ -153,7 +153,7 @@ e2e_stack_start() { # N fixture
       "$BIN" serve --port 0 --log-level info
     E2E_TILES_URL=http://127.0.0.1:$E2E_PORT
   fi
-  e2e_wait_http "$E2E_URL/api/v1/safety/index/"
-  e2e_wait_http "$E2E_PARQUET_URL/api/v1/safety/index/"
-  [ -z "$E2E_TILES_URL" ] || e2e_wait_http "$E2E_TILES_URL/api/v1/safety/index/"
+  e2e_wait_http "$E2E_URL/api/v2/safety/index/"
+  e2e_wait_http "$E2E_PARQUET_URL/api/v2/safety/index/"
+  [ -z "$E2E_TILES_URL" ] || e2e_wait_http "$E2E_TILES_URL/api/v2/safety/index/"
 }

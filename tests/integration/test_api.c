@@ -125,7 +125,7 @@ static int teardown(void **state)
 static void test_index(void **state)
 {
     (void)state;
-    resp r = get(srv.port, "/api/v1/safety/index/");
+    resp r = get(srv.port, "/api/v2/safety/index/");
     assert_int_equal(r.status, 200);
     char h[128];
     assert_true(resp_header(&r, "X-Request-Id", h, sizeof h) && strlen(h) >= 8);
@@ -168,13 +168,13 @@ static void test_index(void **state)
     resp_free(&r);
 
     /* one, unknown, and new data invalidates the cache */
-    r = get(srv.port, "/api/v1/safety/index/102");
+    r = get(srv.port, "/api/v2/safety/index/102");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     assert_int_equal((long long)jnum(&j, 0, "intersection_id"), 102);
     jfree(&j);
     resp_free(&r);
-    r = get(srv.port, "/api/v1/safety/index/103");
+    r = get(srv.port, "/api/v2/safety/index/103");
     assert_int_equal(r.status, 404);
     jparse(&j, &r);
     char d[64];
@@ -193,7 +193,7 @@ static void test_index(void **state)
                      PGRES_COMMAND_OK);
     bool seen = false;
     for (int i = 0; i < 40 && !seen; i++) {
-        r = get(srv.port, "/api/v1/safety/index/");
+        r = get(srv.port, "/api/v2/safety/index/");
         jparse(&j, &r);
         for (int k = 0; k < jcount(&j, 0); k++) {
             int o = jat(&j, 0, k);
@@ -218,7 +218,7 @@ static void test_index(void **state)
 static void check_series(long long iid, const char *q, const char *unit, long long d0, long long d1)
 {
     char path[256];
-    snprintf(path, sizeof path, "/api/v1/safety/history/%lld?%s", iid, q);
+    snprintf(path, sizeof path, "/api/v2/safety/history/%lld?%s", iid, q);
     resp r = get(srv.port, path);
     if (r.status != 200)
         fail_msg("%s: %ld %s", path, r.status, r.body);
@@ -276,7 +276,7 @@ static void test_history_routing(void **state)
     snprintf(q, sizeof q, "start_date=%s&end_date=%s&aggregation=1min", a, b);
     {
         char path[256];
-        snprintf(path, sizeof path, "/api/v1/safety/history/101?%s", q);
+        snprintf(path, sizeof path, "/api/v2/safety/history/101?%s", q);
         resp r;
         jdoc j;
         get_json(srv.port, path, &r, &j);
@@ -487,7 +487,7 @@ static void test_history_daily_table(void **state)
     char a[16], b[16], path[256];
     day_str(a, sizeof a, today - 10);
     day_str(b, sizeof b, today);
-    snprintf(path, sizeof path, "/api/v1/safety/history/101?start_date=%s&end_date=%s", a, b);
+    snprintf(path, sizeof path, "/api/v2/safety/history/101?start_date=%s&end_date=%s", a, b);
     resp r;
     jdoc j;
     get_json(srv.port, path, &r, &j);
@@ -514,7 +514,7 @@ static void test_history_daily_table(void **state)
 
     /* weekly buckets start on Monday and are labelled by their start */
     snprintf(path, sizeof path,
-             "/api/v1/safety/history/101?start_date=%s&end_date=%s&aggregation=1week", a, b);
+             "/api/v2/safety/history/101?start_date=%s&end_date=%s&aggregation=1week", a, b);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -527,7 +527,7 @@ static void test_history_daily_table(void **state)
 
     /* a 365-day range is allowed (monthly); an empty range is not an error */
     day_str(a, sizeof a, today - 364);
-    snprintf(path, sizeof path, "/api/v1/safety/history/101?start_date=%s&end_date=%s", a, b);
+    snprintf(path, sizeof path, "/api/v2/safety/history/101?start_date=%s&end_date=%s", a, b);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -535,14 +535,14 @@ static void test_history_daily_table(void **state)
     assert_string_equal(agg, "1month");
     jfree(&j);
     resp_free(&r);
-    r = get(srv.port, "/api/v1/safety/history/101?start_date=2001-01-01&end_date=2001-01-31");
+    r = get(srv.port, "/api/v2/safety/history/101?start_date=2001-01-01&end_date=2001-01-31");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     assert_int_equal((long long)jnum(&j, 0, "total_points"), 0);
     jfree(&j);
     resp_free(&r);
     /* unknown intersection */
-    r = get(srv.port, "/api/v1/safety/history/999");
+    r = get(srv.port, "/api/v2/safety/history/999");
     assert_int_equal(r.status, 404);
     resp_free(&r);
 }
@@ -553,7 +553,7 @@ static void test_history_all(void **state)
     char a[16], b[16], path[256];
     day_str(a, sizeof a, today - 1);
     day_str(b, sizeof b, today);
-    snprintf(path, sizeof path, "/api/v1/safety/history/?start_date=%s&end_date=%s", a, b);
+    snprintf(path, sizeof path, "/api/v2/safety/history/?start_date=%s&end_date=%s", a, b);
     resp r;
     jdoc j;
     get_json(srv.port, path, &r, &j);
@@ -615,7 +615,7 @@ static void test_stats(void **state)
     char a[16], b[16], path[256];
     day_str(a, sizeof a, today - 2);
     day_str(b, sizeof b, today);
-    snprintf(path, sizeof path, "/api/v1/safety/history/101/stats?start_date=%s&end_date=%s", a, b);
+    snprintf(path, sizeof path, "/api/v2/safety/history/101/stats?start_date=%s&end_date=%s", a, b);
     resp r;
     jdoc j;
     get_json(srv.port, path, &r, &j);
@@ -625,7 +625,7 @@ static void test_stats(void **state)
 
     /* with the 6 daily-only days: minutes = total/avg volume = 1440 each, sd 3 */
     day_str(a, sizeof a, today - 10);
-    snprintf(path, sizeof path, "/api/v1/safety/history/101/stats?start_date=%s&end_date=%s", a, b);
+    snprintf(path, sizeof path, "/api/v2/safety/history/101/stats?start_date=%s&end_date=%s", a, b);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -654,14 +654,14 @@ static void test_stats(void **state)
     resp_free(&r);
 
     /* no data in the period: nulls and zeros, not an error */
-    r = get(srv.port, "/api/v1/safety/history/103/stats?start_date=2001-01-01&end_date=2001-01-02");
+    r = get(srv.port, "/api/v2/safety/history/103/stats?start_date=2001-01-01&end_date=2001-01-02");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     assert_true(isnan(jnum(&j, 0, "avg_safety_index")));
     assert_int_equal((long long)jnum(&j, 0, "total_traffic_volume"), 0);
     jfree(&j);
     resp_free(&r);
-    r = get(srv.port, "/api/v1/safety/history/999/stats");
+    r = get(srv.port, "/api/v2/safety/history/999/stats");
     assert_int_equal(r.status, 404);
     resp_free(&r);
 }
@@ -672,7 +672,7 @@ static void test_compare_ranking(void **state)
     char a[16], b[16], path[256];
     day_str(a, sizeof a, today - 2);
     day_str(b, sizeof b, today);
-    snprintf(path, sizeof path, "/api/v1/safety/compare?ids=102,101,999&start_date=%s&end_date=%s",
+    snprintf(path, sizeof path, "/api/v2/safety/compare?ids=102,101,999&start_date=%s&end_date=%s",
              a, b);
     resp r;
     jdoc j;
@@ -691,7 +691,7 @@ static void test_compare_ranking(void **state)
 
     /* ranking by avg_si, ascending, against SQL's own order */
     snprintf(path, sizeof path,
-             "/api/v1/safety/ranking?metric=avg_si&order=asc&limit=2&start_date=%s&end_date=%s", a,
+             "/api/v2/safety/ranking?metric=avg_si&order=asc&limit=2&start_date=%s&end_date=%s", a,
              b);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
@@ -719,7 +719,7 @@ static void test_compare_ranking(void **state)
     resp_free(&r);
 
     /* filters: high risk only → 201 (avg 80) */
-    r = get(srv.port, "/api/v1/safety/ranking?risk_level=high&days=2");
+    r = get(srv.port, "/api/v2/safety/ranking?risk_level=high&days=2");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     items = tsi_json_get(&j.d, 0, "items");
@@ -752,7 +752,7 @@ static void test_spatial_nearby(void **state)
     /* across the antimeridian */
     resp r;
     jdoc j;
-    get_json(srv.port, "/api/v1/intersections/nearby?lat=0&lon=180&radius=500", &r, &j);
+    get_json(srv.port, "/api/v2/intersections/nearby?lat=0&lon=180&radius=500", &r, &j);
     long long ids[16];
     int n;
     ids_of(&j, 0, ids, &n);
@@ -767,7 +767,7 @@ static void test_spatial_nearby(void **state)
     resp_free(&r);
 
     /* near the pole: ordered by distance, distances as the sphere says (±0.6 %) */
-    r = get(srv.port, "/api/v1/intersections/nearby?lat=89.99&lon=0&radius=3000");
+    r = get(srv.port, "/api/v2/intersections/nearby?lat=89.99&lon=0&radius=3000");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     ids_of(&j, 0, ids, &n);
@@ -785,7 +785,7 @@ static void test_spatial_nearby(void **state)
     resp_free(&r);
 
     /* filters and GeoJSON */
-    r = get(srv.port, "/api/v1/intersections/nearby?lat=0&lon=180&radius=500&risk_level=high"
+    r = get(srv.port, "/api/v2/intersections/nearby?lat=0&lon=180&radius=500&risk_level=high"
                       "&format=geojson");
     assert_int_equal(r.status, 200);
     char ct[64];
@@ -810,7 +810,7 @@ static void test_spatial_nearby(void **state)
     resp_free(&r);
 
     /* the Fairfax cluster against haversine, for a radius that splits it */
-    r = get(srv.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=1500");
+    r = get(srv.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=1500");
     jparse(&j, &r);
     ids_of(&j, 0, ids, &n);
     int want_n = 0;
@@ -831,7 +831,7 @@ static void test_spatial_route_area(void **state)
     jdoc j;
     /* a route along the equator across the antimeridian: 201/202 are 55 m off it */
     urlenc(enc, sizeof enc, "[{\"lat\":0,\"lon\":179.99},{\"lat\":0,\"lon\":-179.99}]");
-    snprintf(path, sizeof path, "/api/v1/intersections/route?waypoints=%s&buffer=100", enc);
+    snprintf(path, sizeof path, "/api/v2/intersections/route?waypoints=%s&buffer=100", enc);
     resp r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -845,7 +845,7 @@ static void test_spatial_route_area(void **state)
     }
     jfree(&j);
     resp_free(&r);
-    snprintf(path, sizeof path, "/api/v1/intersections/route?waypoints=%s&buffer=50", enc);
+    snprintf(path, sizeof path, "/api/v2/intersections/route?waypoints=%s&buffer=50", enc);
     r = get(srv.port, path);
     jparse(&j, &r);
     assert_int_equal(jcount(&j, 0), 0); /* 55 m > 50 m */
@@ -856,7 +856,7 @@ static void test_spatial_route_area(void **state)
     urlenc(enc, sizeof enc,
            "[{\"lat\":-0.01,\"lon\":179.99},{\"lat\":-0.01,\"lon\":-179.99},"
            "{\"lat\":0.01,\"lon\":-179.99},{\"lat\":0.01,\"lon\":179.99}]");
-    snprintf(path, sizeof path, "/api/v1/intersections/area?polygon=%s", enc);
+    snprintf(path, sizeof path, "/api/v2/intersections/area?polygon=%s", enc);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -871,7 +871,7 @@ static void test_spatial_route_area(void **state)
     urlenc(enc, sizeof enc,
            "[{\"lat\":89.98,\"lon\":-10},{\"lat\":89.98,\"lon\":10},{\"lat\":89.995,\"lon\":10},"
            "{\"lat\":89.995,\"lon\":-10},{\"lat\":89.98,\"lon\":-10}]");
-    snprintf(path, sizeof path, "/api/v1/intersections/area?polygon=%s", enc);
+    snprintf(path, sizeof path, "/api/v2/intersections/area?polygon=%s", enc);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -887,7 +887,7 @@ static void test_intersection_meta(void **state)
     (void)state;
     resp r;
     jdoc j;
-    get_json(srv.port, "/api/v1/intersections/101", &r, &j);
+    get_json(srv.port, "/api/v2/intersections/101", &r, &j);
     char name[128], src[32];
     jstr(&j, 0, "name", name, sizeof name);
     assert_string_equal(name, "Main St & \"O'Brien\" Ave — Üñî");
@@ -898,12 +898,12 @@ static void test_intersection_meta(void **state)
     assert_true(tsi_json_is_object(&j.d, cur));
     jfree(&j);
     resp_free(&r);
-    r = get(srv.port, "/api/v1/intersections/302");
+    r = get(srv.port, "/api/v2/intersections/302");
     jparse(&j, &r);
     assert_true(tsi_json_is_null(&j.d, tsi_json_get(&j.d, 0, "current")));
     jfree(&j);
     resp_free(&r);
-    r = get(srv.port, "/api/v1/intersections/4242");
+    r = get(srv.port, "/api/v2/intersections/4242");
     assert_int_equal(r.status, 404);
     resp_free(&r);
 }
@@ -914,87 +914,87 @@ static const struct {
     int status;
     const char *field; /* NULL: field null */
 } bad_inputs[] = {
-    {"/api/v1/safety/index/abc", 400, "intersection_id"},
-    {"/api/v1/safety/index/-1", 400, "intersection_id"},
-    {"/api/v1/safety/index/1e3", 400, "intersection_id"},
-    {"/api/v1/safety/index/99999999999999999999", 400, "intersection_id"},
-    {"/api/v1/safety/history/x1", 400, "intersection_id"},
-    {"/api/v1/safety/history/101?days=0", 400, "days"},
-    {"/api/v1/safety/history/101?days=366", 400, "days"},
-    {"/api/v1/safety/history/101?days=abc", 400, "days"},
-    {"/api/v1/safety/history/101?days=1.5", 400, "days"},
-    {"/api/v1/safety/history/101?days=", 400, "days"},
-    {"/api/v1/safety/history/101?start_date=2026-02-30", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=2024-02-30", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=2026-13-01", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=20260101", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=2026-1-01", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=1969-12-31", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=%27;DROP%20TABLE%20x;--", 400, "start_date"},
-    {"/api/v1/safety/history/101?end_date=2026-00-10", 400, "end_date"},
-    {"/api/v1/safety/history/101?start_date=2026-03-02&end_date=2026-03-01", 400, "start_date"},
-    {"/api/v1/safety/history/101?start_date=2025-01-01&end_date=2026-01-01", 400, "end_date"},
-    {"/api/v1/safety/history/101?aggregation=2min", 400, "aggregation"},
-    {"/api/v1/safety/history/101?aggregation=1MIN", 400, "aggregation"},
-    {"/api/v1/safety/history/101?aggregation=1min&days=8", 400, "aggregation"},
-    {"/api/v1/safety/history/?days=31", 400, "end_date"},
-    {"/api/v1/safety/history/?aggregation=1min", 400, "aggregation"},
-    {"/api/v1/safety/history/101/stats?days=-3", 400, "days"},
-    {"/api/v1/safety/compare", 400, "ids"},
-    {"/api/v1/safety/compare?ids=", 400, "ids"},
-    {"/api/v1/safety/compare?ids=1,,2", 400, "ids"},
-    {"/api/v1/safety/compare?ids=1,a", 400, "ids"},
-    {"/api/v1/safety/compare?ids=1,", 400, "ids"},
-    {"/api/v1/safety/compare?ids=%201", 400, "ids"},
-    {"/api/v1/safety/compare?ids=1&days=0", 400, "days"},
-    {"/api/v1/safety/ranking?metric=foo", 400, "metric"},
-    {"/api/v1/safety/ranking?order=up", 400, "order"},
-    {"/api/v1/safety/ranking?limit=0", 400, "limit"},
-    {"/api/v1/safety/ranking?limit=1001", 400, "limit"},
-    {"/api/v1/safety/ranking?min_index=101", 400, "min_index"},
-    {"/api/v1/safety/ranking?min_index=nan", 400, "min_index"},
-    {"/api/v1/safety/ranking?min_index=-1", 400, "min_index"},
-    {"/api/v1/safety/ranking?risk_level=extreme", 400, "risk_level"},
-    {"/api/v1/intersections/nearby?lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=0", 400, "lon"},
-    {"/api/v1/intersections/nearby?lat=91&lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=-90.5&lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=0&lon=-181", 400, "lon"},
-    {"/api/v1/intersections/nearby?lat=0&lon=0&radius=0", 400, "radius"},
-    {"/api/v1/intersections/nearby?lat=0&lon=0&radius=200001", 400, "radius"},
-    {"/api/v1/intersections/nearby?lat=0&lon=0&radius=inf", 400, "radius"},
-    {"/api/v1/intersections/nearby?lat=1e400&lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=0x10&lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=abc&lon=0", 400, "lat"},
-    {"/api/v1/intersections/nearby?lat=0&lon=0&format=xml", 400, "format"},
-    {"/api/v1/intersections/nearby?lat=0&lon=0&min_index=200", 400, "min_index"},
-    {"/api/v1/intersections/route", 400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B", 400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%7B%7D", 400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B%7B%22lat%22%3A1%7D%5D", 400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B%7B%22lat%22%3A1%2C%22lon%22%3A2%7D%5D", 400,
+    {"/api/v2/safety/index/abc", 400, "intersection_id"},
+    {"/api/v2/safety/index/-1", 400, "intersection_id"},
+    {"/api/v2/safety/index/1e3", 400, "intersection_id"},
+    {"/api/v2/safety/index/99999999999999999999", 400, "intersection_id"},
+    {"/api/v2/safety/history/x1", 400, "intersection_id"},
+    {"/api/v2/safety/history/101?days=0", 400, "days"},
+    {"/api/v2/safety/history/101?days=366", 400, "days"},
+    {"/api/v2/safety/history/101?days=abc", 400, "days"},
+    {"/api/v2/safety/history/101?days=1.5", 400, "days"},
+    {"/api/v2/safety/history/101?days=", 400, "days"},
+    {"/api/v2/safety/history/101?start_date=2026-02-30", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=2024-02-30", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=2026-13-01", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=20260101", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=2026-1-01", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=1969-12-31", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=%27;DROP%20TABLE%20x;--", 400, "start_date"},
+    {"/api/v2/safety/history/101?end_date=2026-00-10", 400, "end_date"},
+    {"/api/v2/safety/history/101?start_date=2026-03-02&end_date=2026-03-01", 400, "start_date"},
+    {"/api/v2/safety/history/101?start_date=2025-01-01&end_date=2026-01-01", 400, "end_date"},
+    {"/api/v2/safety/history/101?aggregation=2min", 400, "aggregation"},
+    {"/api/v2/safety/history/101?aggregation=1MIN", 400, "aggregation"},
+    {"/api/v2/safety/history/101?aggregation=1min&days=8", 400, "aggregation"},
+    {"/api/v2/safety/history/?days=31", 400, "end_date"},
+    {"/api/v2/safety/history/?aggregation=1min", 400, "aggregation"},
+    {"/api/v2/safety/history/101/stats?days=-3", 400, "days"},
+    {"/api/v2/safety/compare", 400, "ids"},
+    {"/api/v2/safety/compare?ids=", 400, "ids"},
+    {"/api/v2/safety/compare?ids=1,,2", 400, "ids"},
+    {"/api/v2/safety/compare?ids=1,a", 400, "ids"},
+    {"/api/v2/safety/compare?ids=1,", 400, "ids"},
+    {"/api/v2/safety/compare?ids=%201", 400, "ids"},
+    {"/api/v2/safety/compare?ids=1&days=0", 400, "days"},
+    {"/api/v2/safety/ranking?metric=foo", 400, "metric"},
+    {"/api/v2/safety/ranking?order=up", 400, "order"},
+    {"/api/v2/safety/ranking?limit=0", 400, "limit"},
+    {"/api/v2/safety/ranking?limit=1001", 400, "limit"},
+    {"/api/v2/safety/ranking?min_index=101", 400, "min_index"},
+    {"/api/v2/safety/ranking?min_index=nan", 400, "min_index"},
+    {"/api/v2/safety/ranking?min_index=-1", 400, "min_index"},
+    {"/api/v2/safety/ranking?risk_level=extreme", 400, "risk_level"},
+    {"/api/v2/intersections/nearby?lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=0", 400, "lon"},
+    {"/api/v2/intersections/nearby?lat=91&lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=-90.5&lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=0&lon=-181", 400, "lon"},
+    {"/api/v2/intersections/nearby?lat=0&lon=0&radius=0", 400, "radius"},
+    {"/api/v2/intersections/nearby?lat=0&lon=0&radius=200001", 400, "radius"},
+    {"/api/v2/intersections/nearby?lat=0&lon=0&radius=inf", 400, "radius"},
+    {"/api/v2/intersections/nearby?lat=1e400&lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=0x10&lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=abc&lon=0", 400, "lat"},
+    {"/api/v2/intersections/nearby?lat=0&lon=0&format=xml", 400, "format"},
+    {"/api/v2/intersections/nearby?lat=0&lon=0&min_index=200", 400, "min_index"},
+    {"/api/v2/intersections/route", 400, "waypoints"},
+    {"/api/v2/intersections/route?waypoints=%5B", 400, "waypoints"},
+    {"/api/v2/intersections/route?waypoints=%7B%7D", 400, "waypoints"},
+    {"/api/v2/intersections/route?waypoints=%5B%7B%22lat%22%3A1%7D%5D", 400, "waypoints"},
+    {"/api/v2/intersections/route?waypoints=%5B%7B%22lat%22%3A1%2C%22lon%22%3A2%7D%5D", 400,
      "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B%7B%22lat%22%3A95%2C%22lon%22%3A2%7D%2C%7B%22lat%22"
+    {"/api/v2/intersections/route?waypoints=%5B%7B%22lat%22%3A95%2C%22lon%22%3A2%7D%2C%7B%22lat%22"
      "%3A1%2C%22lon%22%3A2%7D%5D",
      400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B%7B%22lat%22%3A%221%22%2C%22lon%22%3A2%7D%2C%7B%22"
+    {"/api/v2/intersections/route?waypoints=%5B%7B%22lat%22%3A%221%22%2C%22lon%22%3A2%7D%2C%7B%22"
      "lat%22%3A1%2C%22lon%22%3A2%7D%5D",
      400, "waypoints"},
-    {"/api/v1/intersections/route?waypoints=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22"
+    {"/api/v2/intersections/route?waypoints=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22"
      "%3A1%2C%22lon%22%3A1%7D%5D&buffer=-5",
      400, "buffer"},
-    {"/api/v1/intersections/area", 400, "polygon"},
-    {"/api/v1/intersections/area?polygon=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22%3A1"
+    {"/api/v2/intersections/area", 400, "polygon"},
+    {"/api/v2/intersections/area?polygon=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22%3A1"
      "%2C%22lon%22%3A1%7D%5D",
      400, "polygon"},
     /* a bow tie */
-    {"/api/v1/intersections/area?polygon=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22%3A1"
+    {"/api/v2/intersections/area?polygon=%5B%7B%22lat%22%3A0%2C%22lon%22%3A0%7D%2C%7B%22lat%22%3A1"
      "%2C%22lon%22%3A1%7D%2C%7B%22lat%22%3A0%2C%22lon%22%3A1%7D%2C%7B%22lat%22%3A1%2C%22lon%22%3A0"
      "%7D%5D",
      400, "polygon"},
-    {"/api/v1/intersections/x", 400, "intersection_id"},
-    {"/api/v1/nope", 404, NULL},
-    {"/api/v2/safety/index/", 404, NULL},
+    {"/api/v2/intersections/x", 400, "intersection_id"},
+    {"/api/v2/nope", 404, NULL},
+    {"/api/v3/safety/index/", 404, NULL},
 };
 
 static void test_bad_inputs(void **state)
@@ -1033,7 +1033,7 @@ static void test_bad_inputs(void **state)
         k += (size_t)snprintf(wp + k, cap - k, "%s{\"lat\":%d.5,\"lon\":1}", i ? "," : "", i % 80);
     snprintf(wp + k, cap - k, "]");
     urlenc(enc, cap * 3, wp);
-    snprintf(path, cap * 3 + 100, "/api/v1/intersections/route?waypoints=%s", enc);
+    snprintf(path, cap * 3 + 100, "/api/v2/intersections/route?waypoints=%s", enc);
     resp r = get(srv.port, path);
     assert_int_equal(r.status, 400);
     if (!strstr(r.body, "too_many_points"))
@@ -1041,7 +1041,7 @@ static void test_bad_inputs(void **state)
     resp_free(&r);
     /* a query string beyond the limit */
     memset(path, 'a', 70000);
-    memcpy(path, "/api/v1/safety/index/?x=", 24);
+    memcpy(path, "/api/v2/safety/index/?x=", 24);
     path[70000] = '\0';
     r = get(srv.port, path);
     assert_true(r.status == 414 || r.status == 431 || r.status == 413);
@@ -1051,18 +1051,18 @@ static void test_bad_inputs(void **state)
     free(path);
     /* methods */
     CURL *c = curl_easy_init();
-    http_req(c, srv.port, "POST", "/api/v1/safety/index/", NULL, false, &r);
+    http_req(c, srv.port, "POST", "/api/v2/safety/index/", NULL, false, &r);
     assert_int_equal(r.status, 405);
     resp_free(&r);
-    http_req(c, srv.port, "DELETE", "/api/v1/safety/index/101", NULL, false, &r);
+    http_req(c, srv.port, "DELETE", "/api/v2/safety/index/101", NULL, false, &r);
     assert_int_equal(r.status, 405);
     resp_free(&r);
-    http_req(c, srv.port, "OPTIONS", "/api/v1/safety/index/", NULL, false, &r);
+    http_req(c, srv.port, "OPTIONS", "/api/v2/safety/index/", NULL, false, &r);
     assert_int_equal(r.status, 204);
     char h[128];
     assert_true(resp_header(&r, "Access-Control-Allow-Methods", h, sizeof h));
     resp_free(&r);
-    http_req(c, srv.port, "HEAD", "/api/v1/safety/index/", NULL, false, &r);
+    http_req(c, srv.port, "HEAD", "/api/v2/safety/index/", NULL, false, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.len, 0);
     resp_free(&r);
@@ -1075,9 +1075,9 @@ static void test_http(void **state)
     (void)state;
     CURL *c = curl_easy_init();
     resp plain, gz;
-    http_req(c, srv.port, "GET", "/api/v1/openapi.json", NULL, false, &plain);
+    http_req(c, srv.port, "GET", "/api/v2/openapi.json", NULL, false, &plain);
     assert_int_equal(plain.status, 200);
-    http_req(c, srv.port, "GET", "/api/v1/openapi.json", NULL, true, &gz);
+    http_req(c, srv.port, "GET", "/api/v2/openapi.json", NULL, true, &gz);
     char h[128];
     assert_true(resp_header(&gz, "Content-Encoding", h, sizeof h));
     assert_string_equal(h, "gzip");
@@ -1093,19 +1093,19 @@ static void test_http(void **state)
     assert_string_equal(v, "3.1.0");
     static const char *const routes[] = {"/health",
                                          "/metrics",
-                                         "/api/v1/openapi.json",
-                                         "/api/v1/config",
-                                         "/api/v1/safety/index/",
-                                         "/api/v1/safety/index/{intersection_id}",
-                                         "/api/v1/safety/history/",
-                                         "/api/v1/safety/history/{intersection_id}",
-                                         "/api/v1/safety/history/{intersection_id}/stats",
-                                         "/api/v1/safety/compare",
-                                         "/api/v1/safety/ranking",
-                                         "/api/v1/intersections/nearby",
-                                         "/api/v1/intersections/route",
-                                         "/api/v1/intersections/area",
-                                         "/api/v1/intersections/{intersection_id}"};
+                                         "/api/v2/openapi.json",
+                                         "/api/v2/config",
+                                         "/api/v2/safety/index/",
+                                         "/api/v2/safety/index/{intersection_id}",
+                                         "/api/v2/safety/history/",
+                                         "/api/v2/safety/history/{intersection_id}",
+                                         "/api/v2/safety/history/{intersection_id}/stats",
+                                         "/api/v2/safety/compare",
+                                         "/api/v2/safety/ranking",
+                                         "/api/v2/intersections/nearby",
+                                         "/api/v2/intersections/route",
+                                         "/api/v2/intersections/area",
+                                         "/api/v2/intersections/{intersection_id}"};
     int paths = tsi_json_get(&j.d, 0, "paths");
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (tsi_json_get(&j.d, paths, routes[i]) < 0)
@@ -1221,11 +1221,11 @@ static void *load_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
     static const char *const paths[] = {
-        "/api/v1/safety/index/",
-        "/api/v1/safety/index/101",
-        "/api/v1/safety/history/101?days=2",
-        "/api/v1/safety/history/102/stats?days=3",
-        "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000",
+        "/api/v2/safety/index/",
+        "/api/v2/safety/index/101",
+        "/api/v2/safety/history/101?days=2",
+        "/api/v2/safety/history/102/stats?days=3",
+        "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000",
         "/health"};
     CURL *c = curl_easy_init();
     int k = id;
@@ -1271,7 +1271,7 @@ static void *slow_req(void *arg)
 {
     resp *r = arg;
     CURL *c = curl_easy_init();
-    http_req(c, srv.port, "GET", "/api/v1/safety/ranking?days=365&limit=5", NULL, false, r);
+    http_req(c, srv.port, "GET", "/api/v2/safety/ranking?days=365&limit=5", NULL, false, r);
     curl_easy_cleanup(c);
     return NULL;
 }

@@ -101,7 +101,7 @@ static void test_fallback_and_back(void **state)
     srv_start(&sp, pargs, env);
 
     char src[32];
-    resp r = get(s.port, "/api/v1/safety/index/");
+    resp r = get(s.port, "/api/v2/safety/index/");
     assert_int_equal(r.status, 200);
     source_of(&r, src, sizeof src);
     assert_string_equal(src, "postgres");
@@ -111,7 +111,7 @@ static void test_fallback_and_back(void **state)
     resp_free(&r);
 
     /* --source parquet answers the same current values while PostgreSQL is up */
-    r = get(sp.port, "/api/v1/safety/index/");
+    r = get(sp.port, "/api/v2/safety/index/");
     assert_int_equal(r.status, 200);
     source_of(&r, src, sizeof src);
     assert_string_equal(src, "parquet");
@@ -122,16 +122,16 @@ static void test_fallback_and_back(void **state)
         assert_string_equal(pq[i].ts, pg[i].ts);
     }
     resp_free(&r);
-    r = get(sp.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
+    r = get(sp.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
     assert_int_equal(r.status, 503);
     resp_free(&r);
 
     double sum_pg, sum_pq;
-    const char *hist = "/api/v1/safety/history/1?days=1&aggregation=1min";
+    const char *hist = "/api/v2/safety/history/1?days=1&aggregation=1min";
     int n_pg = history_points(s.port, hist, &sum_pg, src, sizeof src);
     assert_string_equal(src, "postgres");
     assert_true(n_pg > 0);
-    const char *hist_h = "/api/v1/safety/history/2?days=2&aggregation=1hour";
+    const char *hist_h = "/api/v2/safety/history/2?days=2&aggregation=1hour";
     double hsum_pg;
     int nh_pg = history_points(s.port, hist_h, &hsum_pg, src, sizeof src);
     assert_true(nh_pg > 0);
@@ -147,7 +147,7 @@ static void test_fallback_and_back(void **state)
             break;
         usleep(100000);
     }
-    r = get(s.port, "/api/v1/safety/index/");
+    r = get(s.port, "/api/v2/safety/index/");
     assert_int_equal(r.status, 200);
     source_of(&r, src, sizeof src);
     assert_string_equal(src, "parquet");
@@ -167,7 +167,7 @@ static void test_fallback_and_back(void **state)
     int nh_pq = history_points(s.port, hist_h, &hsum_pq, src, sizeof src);
     assert_string_equal(src, "parquet");
     assert_true(nh_pq > 0 && nh_pq <= nh_pg);
-    r = get(s.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
+    r = get(s.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
     assert_int_equal(r.status, 503);
     jdoc j;
     jparse(&j, &r);
@@ -176,7 +176,9 @@ static void test_fallback_and_back(void **state)
     assert_string_equal(code, "spatial_unavailable");
     jfree(&j);
     resp_free(&r);
-    r = get(s.port, "/health");
+    /* readiness (v2) says degraded; liveness (/health, the original's) stays "ok" with the
+     * state beside it */
+    r = get(s.port, "/api/v2/health");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     char st[32], ds[32];
@@ -186,16 +188,28 @@ static void test_fallback_and_back(void **state)
     assert_string_equal(ds, "parquet");
     jfree(&j);
     resp_free(&r);
+    r = get(s.port, "/health");
+    assert_int_equal(r.status, 200);
+    jparse(&j, &r);
+    jstr(&j, 0, "status", st, sizeof st);
+    assert_string_equal(st, "ok");
+    jstr(&j, 0, "state", st, sizeof st);
+    assert_string_equal(st, "degraded");
+    jfree(&j);
+    resp_free(&r);
 
     /* --source postgres does not fall back */
     const char *pgargs[] = {"--threads", "2", "--source", "postgres", NULL};
     api_srv so;
     srv_start(&so, pgargs, env);
-    r = get(so.port, "/api/v1/safety/index/");
+    r = get(so.port, "/api/v2/safety/index/");
+    assert_int_equal(r.status, 503);
+    resp_free(&r);
+    r = get(so.port, "/api/v2/health");
     assert_int_equal(r.status, 503);
     resp_free(&r);
     r = get(so.port, "/health");
-    assert_int_equal(r.status, 503);
+    assert_int_equal(r.status, 200);
     resp_free(&r);
     assert_int_equal(srv_stop_clean(&so), 0);
 
@@ -203,7 +217,7 @@ static void test_fallback_and_back(void **state)
     th_private_cluster_start(&pc, 0);
     bool back = false;
     for (int i = 0; i < 100 && !back; i++) {
-        r = get(s.port, "/api/v1/safety/index/");
+        r = get(s.port, "/api/v2/safety/index/");
         source_of(&r, src, sizeof src);
         back = r.status == 200 && strcmp(src, "postgres") == 0;
         resp_free(&r);
@@ -214,7 +228,7 @@ static void test_fallback_and_back(void **state)
     n_pg = history_points(s.port, hist, &sum_pg, src, sizeof src);
     assert_string_equal(src, "postgres");
     assert_int_equal(n_pg, n_pq);
-    r = get(s.port, "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=50000");
+    r = get(s.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=50000");
     assert_int_equal(r.status, 200);
     resp_free(&r);
 

@@ -1,7 +1,7 @@
 /* Integration tests of the lane geometry (issue 16): MapData lanes through the collector's
  * pipeline and the ingest spool into intersections.metadata.lane_geometry (a metadata far
  * larger than the old fixed 1 KiB buffer), the lanes `tsi seed` writes, and
- * GET /api/v1/intersections/geometry of `tsi serve`: its shape against openapi.json,
+ * GET /api/v2/intersections/geometry of `tsi serve`: its shape against openapi.json,
  * coordinates and counts computed by the test (PostgreSQL/PostGIS arithmetic and the
  * MapData the test wrote), the bbox margin and limit, malformed stored geometry skipped,
  * and a 400 for every bad bbox or limit. */
@@ -200,7 +200,7 @@ static void test_collector_stores_lanes(void **state)
 
     /* the API gives them back as LineStrings in [lon, lat] order */
     char path[200];
-    snprintf(path, sizeof path, "/api/v1/intersections/geometry?bbox=%.4f,%.4f,%.4f,%.4f",
+    snprintf(path, sizeof path, "/api/v2/intersections/geometry?bbox=%.4f,%.4f,%.4f,%.4f",
              MD_LON - 0.001, MD_LAT - 0.001, MD_LON + 0.001, MD_LAT + 0.001);
     resp r;
     jdoc j;
@@ -372,7 +372,7 @@ static void test_seed_lanes(void **state)
     double lo0 = th_double(owner, "SELECT min(longitude) FROM intersections WHERE id <= 3");
     double lo1 = th_double(owner, "SELECT max(longitude) FROM intersections WHERE id <= 3");
     char path[240];
-    snprintf(path, sizeof path, "/api/v1/intersections/geometry?bbox=%.7f,%.7f,%.7f,%.7f",
+    snprintf(path, sizeof path, "/api/v2/intersections/geometry?bbox=%.7f,%.7f,%.7f,%.7f",
              lo0 - 1e-4, la0 - 1e-4, lo1 + 1e-4, la1 + 1e-4);
     resp r;
     jdoc j;
@@ -402,12 +402,12 @@ static int jbool(jdoc *j, int obj, const char *key) /* 1 true, 0 false, -1 neith
 
 static void validate(const resp *r, const char *what)
 {
-    resp doc = get(srv.port, "/api/v1/openapi.json");
+    resp doc = get(srv.port, "/api/v2/openapi.json");
     jdoc d, v;
     jparse(&d, &doc);
     jparse(&v, r);
     char err[600];
-    int s = oa_response_schema(&d.d, "/api/v1/intersections/geometry", "get", "200",
+    int s = oa_response_schema(&d.d, "/api/v2/intersections/geometry", "get", "200",
                                "application/geo+json", err, sizeof err);
     if (s < 0)
         fail_msg("%s", err);
@@ -424,7 +424,7 @@ static void test_geometry_endpoint(void **state)
     (void)state;
     /* bbox around OTHER only: OTHER (inside), BAD (0.004 deg east: in the margin), Text
      * (not an array: skipped); OUTSIDE (0.006 deg) is not */
-    resp r = get(srv.port, "/api/v1/intersections/geometry?bbox=19.999,9.999,20.0001,10.001");
+    resp r = get(srv.port, "/api/v2/intersections/geometry?bbox=19.999,9.999,20.0001,10.001");
     assert_int_equal(r.status, 200);
     char h[128];
     assert_true(resp_header(&r, "Content-Type", h, sizeof h));
@@ -479,7 +479,7 @@ static void test_geometry_endpoint(void **state)
     resp_free(&r);
 
     /* limit=1: the first intersection by id only, truncated */
-    r = get(srv.port, "/api/v1/intersections/geometry?bbox=19.999,9.999,20.0001,10.001&limit=1");
+    r = get(srv.port, "/api/v2/intersections/geometry?bbox=19.999,9.999,20.0001,10.001&limit=1");
     assert_int_equal(r.status, 200);
     validate(&r, "limit=1");
     jparse(&j, &r);
@@ -490,14 +490,14 @@ static void test_geometry_endpoint(void **state)
     resp_free(&r);
 
     /* wider: OUTSIDE comes in */
-    r = get(srv.port, "/api/v1/intersections/geometry?bbox=19.999,9.999,20.002,10.001");
+    r = get(srv.port, "/api/v2/intersections/geometry?bbox=19.999,9.999,20.002,10.001");
     jparse(&j, &r);
     assert_int_equal(jcount(&j, tsi_json_get(&j.d, 0, "features")), 4);
     jfree(&j);
     resp_free(&r);
 
     /* empty ocean: a valid empty collection */
-    r = get(srv.port, "/api/v1/intersections/geometry?bbox=-30.5,-40.5,-30,-40");
+    r = get(srv.port, "/api/v2/intersections/geometry?bbox=-30.5,-40.5,-30,-40");
     assert_int_equal(r.status, 200);
     validate(&r, "empty");
     jparse(&j, &r);
@@ -549,7 +549,7 @@ static void test_geometry_bad_input(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char path[300];
-        snprintf(path, sizeof path, "/api/v1/intersections/geometry%s", bad[i].q);
+        snprintf(path, sizeof path, "/api/v2/intersections/geometry%s", bad[i].q);
         resp r = get(srv.port, path);
         if (r.status != 400)
             fail_msg("%s: status %ld, want 400: %s", path, r.status, r.body);
@@ -567,7 +567,7 @@ static void test_geometry_bad_input(void **state)
     }
     /* a 10,000-character bbox */
     char *path = malloc(10100);
-    strcpy(path, "/api/v1/intersections/geometry?bbox=");
+    strcpy(path, "/api/v2/intersections/geometry?bbox=");
     size_t n = strlen(path);
     memset(path + n, '9', 10000);
     path[n + 10000] = '\0';

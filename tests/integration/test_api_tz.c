@@ -227,14 +227,16 @@ typedef struct {
     double si;
     long long vol;
     int hours;
+    double n; /* minutes: the weight of the day in a week or month (means over minutes) */
 } day_exp;
 
 static day_exp expect_day(long long x)
 {
-    day_exp e = {mid(x), NAN, 0, 0};
+    day_exp e = {mid(x), NAN, 0, 0, 0};
     if (x < D - 2) { /* before the hourly rows: the UTC daily row of the same date */
         e.si = daily_si(x);
         e.vol = daily_vol(x);
+        e.n = 1440; /* total_volume / avg_volume of the row */
         return e;
     }
     double sn = 0, ssi = 0;
@@ -246,6 +248,7 @@ static day_exp expect_day(long long x)
             e.hours++;
         }
     e.si = ssi / sn;
+    e.n = sn;
     return e;
 }
 
@@ -309,11 +312,12 @@ static void test_week_month(void **state)
     (void)state;
     const char *aggs[] = {"1week", "1month"};
     for (int a = 0; a < 2; a++) {
-        /* group the local days by their week (Monday) or month start, by hand */
+        /* group the local days by their week (Monday) or month start, by hand; a bin's
+         * mean is the mean of its minutes (each day weighted by its minutes) */
         long long lab[8];
-        double sum[8];
+        double sum[8], cnt[8];
         long long vol[8];
-        int cnt[8], nb = 0;
+        int nb = 0;
         for (long long x = D - 4; x <= D + 2; x++) {
             long long start;
             if (a == 0) {
@@ -332,9 +336,9 @@ static void test_week_month(void **state)
                 nb++;
             }
             day_exp ex = expect_day(x);
-            sum[nb - 1] += ex.si;
+            sum[nb - 1] += ex.si * ex.n;
             vol[nb - 1] += ex.vol;
-            cnt[nb - 1]++;
+            cnt[nb - 1] += ex.n;
         }
         resp r;
         jdoc j;
@@ -368,7 +372,7 @@ static void test_stats_compare_ranking(void **state)
     double avg = snm / n, sd = sqrt((sq - snm * snm / n) / (n - 1));
     char d[16], path[256];
     day_str(d, sizeof d, D);
-    snprintf(path, sizeof path, "/api/v1/safety/history/501/stats?start_date=%s&end_date=%s", d, d);
+    snprintf(path, sizeof path, "/api/v2/safety/history/501/stats?start_date=%s&end_date=%s", d, d);
     resp r;
     jdoc j;
     get_json(srv.port, path, &r, &j);
@@ -385,7 +389,7 @@ static void test_stats_compare_ranking(void **state)
     jfree(&j);
     resp_free(&r);
 
-    snprintf(path, sizeof path, "/api/v1/safety/compare?ids=501&start_date=%s&end_date=%s", d, d);
+    snprintf(path, sizeof path, "/api/v2/safety/compare?ids=501&start_date=%s&end_date=%s", d, d);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -396,7 +400,7 @@ static void test_stats_compare_ranking(void **state)
     resp_free(&r);
 
     snprintf(path, sizeof path,
-             "/api/v1/safety/ranking?metric=total_volume&start_date=%s&end_date=%s&limit=5", d, d);
+             "/api/v2/safety/ranking?metric=total_volume&start_date=%s&end_date=%s&limit=5", d, d);
     r = get(srv.port, path);
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
@@ -441,7 +445,7 @@ static void test_minutes_and_today(void **state)
     jfree(&j);
     resp_free(&r);
     /* no dates: the range ends on the local today */
-    r = get(srv.port, "/api/v1/safety/history/502/stats?days=1");
+    r = get(srv.port, "/api/v2/safety/history/502/stats?days=1");
     assert_int_equal(r.status, 200);
     jparse(&j, &r);
     char pe[16], t2[16], d[16];

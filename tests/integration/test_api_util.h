@@ -294,14 +294,14 @@ __attribute__((unused)) static void day_str(char *out, size_t len, long long day
     strftime(out, len, "%Y-%m-%d", &tm);
 }
 
-/* /api/v1/safety/history/{id} over the days d0..d1 at agg, into path */
+/* /api/v2/safety/history/{id} over the days d0..d1 at agg, into path */
 __attribute__((unused)) static void history_path(char *path, size_t len, long long id, long long d0,
                                                  long long d1, const char *agg)
 {
     char a[16], b[16];
     day_str(a, sizeof a, d0);
     day_str(b, sizeof b, d1);
-    snprintf(path, len, "/api/v1/safety/history/%lld?start_date=%s&end_date=%s&aggregation=%s", id,
+    snprintf(path, len, "/api/v2/safety/history/%lld?start_date=%s&end_date=%s&aggregation=%s", id,
              a, b, agg);
 }
 

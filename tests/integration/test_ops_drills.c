@@ -117,8 +117,8 @@ static void *client_run(void *arg)
     CURL *c = curl_easy_init();
     while (!go)
         usleep(1000);
-    const char *paths[] = {"/api/v1/safety/index/", "/health",
-                           "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=5000"};
+    const char *paths[] = {"/api/v2/safety/index/", "/health",
+                           "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000"};
     for (int i = 0; i < 3; i++) {
         resp r;
         CURLcode rc = http_req(c, api.port, "GET", paths[i], NULL, false, &r);
@@ -162,7 +162,7 @@ static void start_all(void)
     assert_true(before > 0);
     assert_true(wait_metric("tsi_db_up", 1, 30));
     char src[32];
-    source_of("/api/v1/safety/index/", src, sizeof src);
+    source_of("/api/v2/safety/index/", src, sizeof src);
     assert_string_equal(src, "postgres");
 }
 
@@ -171,7 +171,7 @@ static bool wait_source_postgres(void)
 {
     char src[32];
     for (int i = 0; i < 150; i++) {
-        source_of("/api/v1/safety/index/", src, sizeof src);
+        source_of("/api/v2/safety/index/", src, sizeof src);
         if (strcmp(src, "postgres") == 0)
             return true;
         usleep(200000);
@@ -186,7 +186,7 @@ static void drill_restart(int64_t *down, int64_t *up)
     *down = sim_now();
     assert_true(wait_metric("tsi_db_up", 0, 30));
     char src[32];
-    source_of("/api/v1/safety/index/", src, sizeof src);
+    source_of("/api/v2/safety/index/", src, sizeof src);
     assert_string_equal(src, "parquet");
     th_private_cluster_start(&pc, 0);
     *up = sim_now();
@@ -213,7 +213,7 @@ static void drill_pg_gone(int64_t *gone, int64_t *back)
     int polls = 0, from_parquet = 0;
     char src[32];
     while (sim_now() < *gone + 5 * 60000) {
-        source_of("/api/v1/safety/index/", src, sizeof src);
+        source_of("/api/v2/safety/index/", src, sizeof src);
         polls++;
         from_parquet += strcmp(src, "parquet") == 0;
         double d = metric("tsi_collector_spool_depth"), e = metric("tsi_collector_db_errors");

@@ -12,7 +12,7 @@ export class ApiError extends Error {
   }
 }
 
-const BASE = '/api/v1';
+const BASE = '/api/v2';
 
 function sourceOf(r: Response): DataSource {
   const s = (r.headers.get('X-Data-Source') ?? '').toLowerCase();
@@ -79,7 +79,7 @@ export const api = {
 };
 
 /** Optional server configuration (tile URL): the meta tag tsi-tile-url when a server
- *  filled it in, else GET /api/v1/config — asked only when the server's OpenAPI document
+ *  filled it in, else GET /api/v2/config — asked only when the server's OpenAPI document
  *  lists it, so a server without it costs no failed request (and no console error). */
 export async function loadConfig(): Promise<{ tile_url?: string; tile_attribution?: string }> {
   const meta = document.querySelector<HTMLMetaElement>('meta[name="tsi-tile-url"]');

@@ -19,7 +19,7 @@ export interface Lane {
 /** Zoom from which the map draws lane geometry (a 60 m lane is ~50 px at zoom 16). */
 export const LANE_MIN_ZOOM = 16;
 
-/** Lanes from GET /api/v1/intersections/geometry (GeoJSON LineStrings, [lon, lat]);
+/** Lanes from GET /api/v2/intersections/geometry (GeoJSON LineStrings, [lon, lat]);
  *  anything that is not a LineString of >= 2 finite in-range points is dropped. */
 export function lanesFromGeoJson(fc: unknown): Lane[] {
   const out: Lane[] = [];
