@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/tz.h"
 #include "base/dtoa.h"
 
 const tsi_dialect tsi_dialect_v1 = {

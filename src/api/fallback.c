@@ -1,15 +1,15 @@
 /* api/fallback.c — answers from the indices Parquet archive through DuckDB (FR-3's
- * graceful degradation, MR-1's --source parquet), and the server's cache of intersection
- * names and positions.
+ * graceful degradation, MR-1's --source parquet); see fallback.h.
  *
  * Files read: $archive/indices/YYYY/MM/DD/<file>.parquet of the days the request covers (the
- * realtime columns by name; other columns are ignored, so any writer's files work) and
- * $archive/intersections/<file>.parquet for names when PostgreSQL was never reached. Only
- * paths found by listing our own archive go into DuckDB's SQL text (quoted); request
- * values are bound as prepared-statement parameters. Each worker thread owns one DuckDB
- * connection to the server's in-memory database. Rows repeated across files (a minute
- * flushed twice) count once. */
-#include <dirent.h>
+ * realtime columns by name; other columns are ignored, so any writer's files work); names
+ * come from the server's cache of intersections (names.h). Only paths found by listing our
+ * own archive go into DuckDB's SQL text (quoted); request values are bound as
+ * prepared-statement parameters. Each worker thread owns one DuckDB connection to the
+ * server's in-memory database. Rows repeated across files (a minute flushed twice) count
+ * once. */
+#include "api/fallback.h"
+
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,71 +17,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include <duckdb.h>
+
+#include "api/names.h"
+#include "api/pool.h"
+#include "api/state.h"
+#include "api/tz.h"
+#include "archive/pqfile.h"
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "core/index.h"
-
-/* ---- intersections cache ------------------------------------------------------------ */
-typedef struct {
-    int64_t id;
-    char name[160];
-    double lat, lon;
-} int_info;
-
-static pthread_mutex_t int_mu = PTHREAD_MUTEX_INITIALIZER;
-static int_info *ints;
-static int nints;
-
-static int cmp_info(const void *a, const void *b)
-{
-    const int_info *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-void tsi_api_int_refresh(PGconn *c)
-{
-    PGresult *res =
-        PQexec(c, "SELECT id, name, latitude, longitude FROM intersections ORDER BY id");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return;
-    }
-    int n = PQntuples(res);
-    int_info *v = calloc((size_t)(n ? n : 1), sizeof *v);
-    if (!v) {
-        PQclear(res);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        v[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        snprintf(v[i].name, sizeof v[i].name, "%s", PQgetvalue(res, i, 1));
-        v[i].lat = strtod(PQgetvalue(res, i, 2), NULL);
-        v[i].lon = strtod(PQgetvalue(res, i, 3), NULL);
-    }
-    PQclear(res);
-    pthread_mutex_lock(&int_mu);
-    free(ints);
-    ints = v;
-    nints = n;
-    pthread_mutex_unlock(&int_mu);
-}
-
-bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon)
-{
-    bool found = false;
-    pthread_mutex_lock(&int_mu);
-    int_info key = {.id = id};
-    int_info *p = ints ? bsearch(&key, ints, (size_t)nints, sizeof *ints, cmp_info) : NULL;
-    if (p) {
-        snprintf(name, len, "%s", p->name);
-        *lat = p->lat;
-        *lon = p->lon;
-        found = true;
-    }
-    pthread_mutex_unlock(&int_mu);
-    return found;
-}
 
 static duckdb_connection *duck_conn(void)
 {
@@ -98,72 +43,6 @@ static duckdb_connection *duck_conn(void)
         w->dc_ok = true;
     }
     return &w->dc;
-}
-
-static void quote_into(tsi_buf *b, const char *s)
-{
-    tsi_buf_putc(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            tsi_buf_putc(b, '\'');
-        tsi_buf_putc(b, *s);
-    }
-    tsi_buf_putc(b, '\'');
-}
-
-void tsi_api_int_load_parquet(void)
-{
-    tsi_api *a = tsi_api_g;
-    if (!a->duck_ok)
-        return;
-    char pat[4200];
-    snprintf(pat, sizeof pat, "%s/intersections/*.parquet", a->archive_dir);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) != 0) {
-        return;
-    }
-    duckdb_connection con;
-    if (duckdb_connect(a->duck, &con) == DuckDBError) {
-        globfree(&g);
-        return;
-    }
-    tsi_buf sql = TSI_BUF_INIT;
-    tsi_buf_puts(&sql, "SELECT id, name, latitude, longitude FROM read_parquet([");
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        if (i)
-            tsi_buf_putc(&sql, ',');
-        quote_into(&sql, g.gl_pathv[i]);
-    }
-    tsi_buf_puts(&sql, "], union_by_name = true) ORDER BY id");
-    globfree(&g);
-    duckdb_result res;
-    if (duckdb_query(con, sql.data, &res) == DuckDBSuccess) {
-        idx_t n = duckdb_row_count(&res);
-        int_info *v = calloc((size_t)(n ? n : 1), sizeof *v);
-        if (v) {
-            for (idx_t i = 0; i < n; i++) {
-                v[i].id = duckdb_value_int64(&res, 0, i);
-                char *s = duckdb_value_varchar(&res, 1, i);
-                snprintf(v[i].name, sizeof v[i].name, "%s", s ? s : "");
-                duckdb_free(s);
-                v[i].lat = duckdb_value_double(&res, 2, i);
-                v[i].lon = duckdb_value_double(&res, 3, i);
-            }
-            pthread_mutex_lock(&int_mu);
-            if (!ints) { /* PostgreSQL's view wins when it exists */
-                ints = v;
-                nints = (int)n;
-                v = NULL;
-            }
-            pthread_mutex_unlock(&int_mu);
-            free(v);
-        }
-    } else {
-        tsi_warn("api", "cannot read intersections Parquet: %s", duckdb_result_error(&res));
-    }
-    duckdb_destroy_result(&res);
-    tsi_buf_free(&sql);
-    duckdb_disconnect(&con);
 }
 
 /* "read_parquet([...], union_by_name=true)" over the day directories of [t0, t1);
@@ -185,7 +64,7 @@ static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
             for (size_t i = 0; i < g.gl_pathc; i++) {
                 if (n++)
                     tsi_buf_putc(b, ',');
-                quote_into(b, g.gl_pathv[i]);
+                tsi_sql_quote(b, g.gl_pathv[i]);
             }
             globfree(&g);
         }
@@ -373,7 +252,7 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
     bool local = !tsi_api_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
     if (local) {
         tsi_buf q = TSI_BUF_INIT;
-        quote_into(&q, tsi_api_tz_name());
+        tsi_sql_quote(&q, tsi_api_tz_name());
         tsi_buf_printf(&sql,
                        "SELECT epoch(timezone(%s, date_trunc('%s', timezone(%s,"
                        " \"timestamp\"))))::BIGINT AS b,",

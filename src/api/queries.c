@@ -11,10 +11,9 @@
  * else from the 1-minute rows after the intersection's last rolled-up hour; a day comes
  * from safety_indices_daily when rolled up, else from those hours after its last
  * rolled-up day. The arithmetic is domain.md §5's (averages weighted by minutes, exact
- * pooled variance). Ownership: the statement names are the API's; see api.h. */
+ * pooled variance). Ownership: the statement names are the API's; see queries.h. */
 #include <stdio.h>
 
-#include "api/api.h"
 #include "api/queries.h"
 
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
@@ -41,7 +40,7 @@ static const char Q_NAMES[] = "SELECT id, name, latitude, longitude FROM interse
  * time order and each is read through its primary key, so the rows arrive sorted; the
  * server checks that and sorts only when they do not (a sort node here cost ~0.5 ms of
  * PostgreSQL's ~4 ms for 48 h of minutes). The series statements are run with binary
- * results (handlers.c): the timestamp goes out as it is stored (no date_part per row) and
+ * results (h_history.c): the timestamp goes out as it is stored (no date_part per row) and
  * the doubles without float8out. */
 static const char Q_SERIES_MIN[] =
     "SELECT intersection_id, \"timestamp\","
@@ -50,7 +49,7 @@ static const char Q_SERIES_MIN[] =
     " FROM safety_indices_realtime"
     " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
-/* one intersection's minutes (the streamed minute history, handlers.c): the id as a scalar
+/* one intersection's minutes (the streamed minute history, h_history.c): the id as a scalar
  * and no id column, one value less per row for PostgreSQL's binary output to send (its
  * send functions cost ~0.1 us a value: a third of the backend's time for 48 h of minutes) */
 static const char Q_SERIES_MIN_ONE[] =

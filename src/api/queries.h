@@ -1,9 +1,12 @@
 /* api/queries.h — the API's SQL, as named prepared statements (queries.c).
  *
- * Ownership: static text; tsi_api_prepare() (api.h) prepares every statement on a new
- * connection. Column order of each result is documented beside its SQL in queries.c. */
+ * Ownership: static text; tsi_api_prepare() prepares every statement on a new
+ * connection (the pool's, pool.c). Column order of each result is documented beside its
+ * SQL in queries.c. */
 #ifndef TSI_API_QUERIES_H
 #define TSI_API_QUERIES_H
+
+#include <libpq-fe.h>
 
 typedef struct tsi_api_stmt {
     const char *name;
@@ -11,5 +14,8 @@ typedef struct tsi_api_stmt {
 } tsi_api_stmt;
 
 extern const tsi_api_stmt tsi_api_stmts[]; /* terminated by name == NULL */
+
+/* Prepares every statement on a fresh connection (borrowed); returns 0 or -1. */
+int tsi_api_prepare(PGconn *c);
 
 #endif

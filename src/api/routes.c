@@ -1,11 +1,12 @@
-/* api/routes.c — every endpoint of `tsi serve`, one row each (api.h: tsi_route_def).
+/* api/routes.c — every endpoint of `tsi serve`, one row each (state.h: tsi_route_def).
  * The router (server.c) matches a path against these rows in order, so a literal segment
  * must come before a "{id}" at the same place (/intersections/nearby before
- * /intersections/{id}); /metrics reads the names. Rows without a pattern name the
- * pseudo-routes of the metrics (static files, CORS preflight, not found). */
+ * /intersections/{id}); /metrics reads the names (tsi_api_route_name). Rows without a pattern name
+ * the pseudo-routes of the metrics (static files, CORS preflight, not found). */
 #include <stddef.h>
 
-#include "api/api.h"
+#include "api/handlers.h"
+#include "api/routes.h"
 
 const tsi_route_def tsi_routes[] = {
     /* id            name            pattern                        versioned slash handler */
@@ -31,11 +32,3 @@ const tsi_route_def tsi_routes[] = {
     {R_NOTFOUND, "not_found", NULL, false, false, NULL},
     {0, NULL, NULL, false, false, NULL},
 };
-
-const char *tsi_route_name(int id)
-{
-    for (const tsi_route_def *d = tsi_routes; d->name; d++)
-        if (d->id == id)
-            return d->name;
-    return "not_found";
-}

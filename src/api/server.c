@@ -1,7 +1,8 @@
-/* api/server.c — `tsi serve`: libmicrohttpd thread pool, router, request lifecycle
- * (request id, access log, CORS, gzip, limits), static files of the dashboard, the
- * database monitor (LISTEN tsi_latest, reconnect, fallback switch) and graceful drain.
- * See server.h and docs/api.md. */
+/* api/server.c — `tsi serve`: libmicrohttpd thread pool, router over the route table
+ * (routes.c), request lifecycle (request id, access log, CORS, gzip, limits), static files
+ * of the dashboard and graceful drain. The connections and the database monitor are
+ * pool.c's, the request helpers and error answers req.c's, the endpoints the handlers'
+ * (handlers.h). See server.h and docs/api.md. */
 #include "api/server.h"
 
 #include <arpa/inet.h>
@@ -12,20 +13,21 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "api/api.h"
+#include "api/names.h"
+#include "api/pool.h"
 #include "api/queries.h"
-#include "base/jsonw.h"
+#include "api/req.h"
+#include "api/routes.h"
+#include "api/state.h"
+#include "api/tz.h"
 #include "base/log.h"
 #include "db/conn.h"
 
@@ -60,481 +62,6 @@ const tsi_option tsi_serve_options[] = {
      "print the SQL of one named statement (or 'list') and exit: for EXPLAIN and pgbench", NULL},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
-
-tsi_api *tsi_api_g;
-
-const double tsi_api_buckets[TSI_API_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     1e300};
-
-double tsi_api_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* ---- workers ------------------------------------------------------------------------ */
-static _Thread_local tsi_worker *tl_worker;
-static pthread_mutex_t workers_mu = PTHREAD_MUTEX_INITIALIZER;
-static tsi_worker *workers[1024];
-static int nworkers;
-
-tsi_worker *tsi_api_worker(void)
-{
-    if (!tl_worker) {
-        tl_worker = calloc(1, sizeof *tl_worker);
-        if (!tl_worker)
-            abort();
-        pthread_mutex_lock(&workers_mu);
-        if (nworkers < 1024)
-            workers[nworkers++] = tl_worker;
-        pthread_mutex_unlock(&workers_mu);
-    }
-    return tl_worker;
-}
-
-static double last_fail_at; /* do not hammer a dead server from every request */
-
-/* a new session as the API's statements want it, or NULL (logged); a helper's session
- * says so in pg_stat_activity (application_name "tsi serve helper") */
-static PGconn *session_open(tsi_req *r, bool helper, tsi_error *e)
-{
-    PGconn *c = tsi_db_connect(TSI_ROLE_READER, NULL, e);
-    if (!c)
-        return NULL;
-    /* generic plans: planning over the partitions costs more than running these
-     * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes. The
-     * session's zone is TSI_TIMEZONE: date_trunc and ::date of timestamptz are local. */
-    char *zq = PQescapeLiteral(c, tsi_api_tz_name(), strlen(tsi_api_tz_name()));
-    char set[384];
-    snprintf(set, sizeof set,
-             "SET TIME ZONE %s; SET statement_timeout = '30s';"
-             " SET plan_cache_mode = force_generic_plan%s",
-             zq ? zq : "'UTC'", helper ? "; SET application_name = 'tsi serve helper'" : "");
-    PQfreemem(zq);
-    PGresult *sr = PQexec(c, set);
-    if (PQresultStatus(sr) != PGRES_COMMAND_OK) {
-        tsi_err("api", "req=%s cannot set the session (time zone %s): %s", r ? r->id : "-",
-                tsi_api_tz_name(), PQerrorMessage(c));
-        PQclear(sr);
-        PQfinish(c);
-        return NULL;
-    }
-    PQclear(sr);
-    if (tsi_api_prepare(c) < 0) {
-        tsi_err("api", "req=%s cannot prepare statements: %s", r ? r->id : "-", PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    atomic_fetch_add(&tsi_api_g->m.pool_connected, 1);
-    atomic_fetch_add(&tsi_api_g->m.reconnects, 1);
-    return c;
-}
-
-PGconn *tsi_api_pg(tsi_req *r)
-{
-    tsi_api *a = tsi_api_g;
-    tsi_worker *w = tsi_api_worker();
-    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-        return w->pg;
-    if (w->pg) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-        atomic_fetch_sub(&a->m.pool_connected, 1);
-    }
-    if (!atomic_load(&a->db_up) && tsi_api_now() - last_fail_at < 1.0)
-        return NULL;
-    tsi_error e = {0};
-    PGconn *c = session_open(r, false, &e);
-    if (!c && e.message[0]) {
-        last_fail_at = tsi_api_now();
-        atomic_store(&a->db_up, 0);
-        tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message, e.detail);
-    }
-    w->pg = c;
-    return c;
-}
-
-/* ---- helper connections: a second backend for a request that splits its reading ------ */
-#define HELPERS_MAX 8
-static struct {
-    atomic_int busy;
-    PGconn *pg; /* owned by whoever holds busy */
-} helpers[HELPERS_MAX];
-static _Atomic double helper_fail_at;
-
-PGconn *tsi_api_pg_borrow(tsi_req *r, int *slot)
-{
-    tsi_api *a = tsi_api_g;
-    if (!atomic_load(&a->db_up) || tsi_api_now() - atomic_load(&helper_fail_at) < 1.0)
-        return NULL;
-    long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
-    n = n < 1 ? 1 : n > HELPERS_MAX ? HELPERS_MAX : n;
-    for (int i = 0; i < (int)n; i++) {
-        int free_ = 0;
-        if (!atomic_compare_exchange_strong(&helpers[i].busy, &free_, 1))
-            continue;
-        if (helpers[i].pg && PQstatus(helpers[i].pg) != CONNECTION_OK) {
-            PQfinish(helpers[i].pg);
-            helpers[i].pg = NULL;
-            atomic_fetch_sub(&a->m.pool_connected, 1);
-        }
-        if (!helpers[i].pg) {
-            tsi_error e = {0};
-            if (!(helpers[i].pg = session_open(r, true, &e))) {
-                atomic_store(&helper_fail_at, tsi_api_now());
-                atomic_store(&helpers[i].busy, 0);
-                return NULL;
-            }
-        }
-        *slot = i;
-        return helpers[i].pg;
-    }
-    return NULL;
-}
-
-void tsi_api_pg_return(int slot, bool broken)
-{
-    if (slot < 0 || slot >= HELPERS_MAX)
-        return;
-    if (broken && helpers[slot].pg) {
-        atomic_fetch_add(&tsi_api_g->m.db_errors, 1);
-        PQfinish(helpers[slot].pg);
-        helpers[slot].pg = NULL;
-        atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
-    }
-    atomic_store(&helpers[slot].busy, 0);
-}
-
-void tsi_api_pg_broken(tsi_req *r)
-{
-    tsi_worker *w = tsi_api_worker();
-    atomic_fetch_add(&tsi_api_g->m.db_errors, 1);
-    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-        atomic_fetch_sub(&tsi_api_g->m.pool_connected, 1);
-        /* db_up stays the monitor's call: a connection that died while the server
-         * restarted is replaced by the caller's retry */
-        tsi_warn("api", "req=%s database connection lost", r ? r->id : "-");
-    }
-}
-
-bool tsi_api_use_parquet(void)
-{
-    tsi_api *a = tsi_api_g;
-    if (a->source_mode == TSI_SRC_PARQUET)
-        return true;
-    if (a->source_mode == TSI_SRC_POSTGRES)
-        return false;
-    return !atomic_load(&a->db_up);
-}
-
-/* ---- the monitor: LISTEN, liveness, reconnect --------------------------------------- */
-static void *monitor(void *arg)
-{
-    tsi_api *a = arg;
-    PGconn *c = NULL;
-    double last_refresh = 0;
-    while (!atomic_load(&a->stop)) {
-        if (a->source_mode == TSI_SRC_PARQUET) {
-            sleep(1);
-            continue;
-        }
-        if (!c || PQstatus(c) != CONNECTION_OK) {
-            if (c) {
-                PQfinish(c);
-                c = NULL;
-            }
-            atomic_store(&a->listening, 0);
-            tsi_error e = {0};
-            c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
-            if (!c) {
-                if (atomic_exchange(&a->db_up, 0)) {
-                    atomic_fetch_add(&a->gen, 1);
-                    tsi_warn("api",
-                             "database unreachable, answering from Parquet where possible:"
-                             " %s",
-                             e.detail);
-                }
-                for (int i = 0; i < 10 && !atomic_load(&a->stop); i++)
-                    usleep(100000);
-                continue;
-            }
-            PQclear(PQexec(c, "SET TIME ZONE 'UTC'; SET application_name = 'tsi serve monitor'"));
-            PGresult *res = PQexec(c, "LISTEN tsi_latest");
-            int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-            PQclear(res);
-            res = PQexec(c, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname ="
-                            " 'postgis'), ''), current_setting('server_version')");
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-                pthread_mutex_lock(&a->info_mu);
-                snprintf(a->postgis, sizeof a->postgis, "%s", PQgetvalue(res, 0, 0));
-                snprintf(a->pgversion, sizeof a->pgversion, "%s", PQgetvalue(res, 0, 1));
-                pthread_mutex_unlock(&a->info_mu);
-            }
-            PQclear(res);
-            tsi_api_int_refresh(c);
-            last_refresh = tsi_api_now();
-            atomic_store(&a->listening, ok);
-            if (!atomic_exchange(&a->db_up, 1)) {
-                atomic_fetch_add(&a->gen, 1);
-                tsi_info("api", "database reachable, answering from PostgreSQL");
-            }
-        }
-        int fd = PQsocket(c);
-        fd_set rs;
-        FD_ZERO(&rs);
-        FD_SET(fd, &rs);
-        struct timeval tv = {0, 500000};
-        int n = select(fd + 1, &rs, NULL, NULL, &tv);
-        if (n < 0 && errno != EINTR)
-            continue;
-        if (n == 0) {
-            /* idle: probe liveness (also notices a server that went away quietly) */
-            PGresult *res = PQexec(c, "SELECT 1");
-            int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-            PQclear(res);
-            if (!ok) {
-                PQfinish(c);
-                c = NULL;
-                continue;
-            }
-            /* reachable: a worker that lost its connection may have said otherwise */
-            if (!atomic_exchange(&a->db_up, 1)) {
-                atomic_fetch_add(&a->gen, 1);
-                tsi_info("api", "database reachable again, answering from PostgreSQL");
-            }
-            if (tsi_api_now() - last_refresh > 30) {
-                tsi_api_int_refresh(c);
-                last_refresh = tsi_api_now();
-            }
-        }
-        if (!PQconsumeInput(c)) {
-            PQfinish(c);
-            c = NULL;
-            continue;
-        }
-        PGnotify *nt;
-        int got = 0;
-        while ((nt = PQnotifies(c)) != NULL) {
-            got = 1;
-            PQfreemem(nt);
-        }
-        if (got)
-            atomic_fetch_add(&a->gen, 1);
-    }
-    if (c)
-        PQfinish(c);
-    return NULL;
-}
-
-/* ---- helpers for handlers ------------------------------------------------------------ */
-const char *tsi_req_arg(tsi_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *tsi_req_header(tsi_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-/* the v2 body {"detail","code","field"} */
-static void error_v2(tsi_req *r, int status, const char *code, const char *field,
-                     const char *detail)
-{
-    tsi_buf_reset(&r->body);
-    tsi_jsonw w;
-    tsi_jsonw_init(&w, &r->body);
-    tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "detail", detail);
-    tsi_jsonw_kv_str(&w, "code", code);
-    if (field)
-        tsi_jsonw_kv_str(&w, "field", field);
-    else
-        tsi_jsonw_kv_null(&w, "field");
-    tsi_jsonw_end(&w);
-    r->status = status;
-}
-
-/* FastAPI's HTTPException body {"detail": text} */
-static void error_detail(tsi_req *r, int status, const char *detail)
-{
-    tsi_buf_reset(&r->body);
-    tsi_jsonw w;
-    tsi_jsonw_init(&w, &r->body);
-    tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "detail", detail);
-    tsi_jsonw_end(&w);
-    r->status = status;
-}
-
-/* FastAPI's RequestValidationError: 422 {"detail":[{type, loc, msg, input[, ctx]}]} */
-static void error_422(tsi_req *r, const char *field, const tsi_pyerr *pe)
-{
-    bool path = pe->loc && strcmp(pe->loc, "path") == 0;
-    const char *input = !strcmp(pe->type, "missing") ? NULL
-                        : path                       ? r->path_text
-                                                     : tsi_req_arg(r, field);
-    tsi_buf_reset(&r->body);
-    tsi_jsonw w;
-    tsi_jsonw_init(&w, &r->body);
-    tsi_jsonw_object(&w);
-    tsi_jsonw_key(&w, "detail");
-    tsi_jsonw_array(&w);
-    tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "type", pe->type);
-    tsi_jsonw_key(&w, "loc");
-    tsi_jsonw_array(&w);
-    tsi_jsonw_str(&w, path ? "path" : "query");
-    tsi_jsonw_str(&w, field);
-    tsi_jsonw_end(&w);
-    tsi_jsonw_kv_str(&w, "msg", pe->msg);
-    tsi_jsonw_kv_str(&w, "input", input); /* NULL -> null */
-    if (pe->ctx[0]) {
-        tsi_jsonw_key(&w, "ctx");
-        tsi_jsonw_raw(&w, pe->ctx, strlen(pe->ctx));
-    }
-    tsi_jsonw_end(&w);
-    tsi_jsonw_end(&w);
-    tsi_jsonw_end(&w);
-    r->status = 422;
-}
-
-static void error_done(tsi_req *r, const char *code, const char *field)
-{
-    r->content_type = "application/json";
-    r->err_code = code;
-    r->err_field = field;
-    if (r->raw_blob)
-        tsi_api_blob_unref((void *)r->raw);
-    r->raw_blob = false;
-    r->raw = NULL;
-}
-
-int tsi_api_error(tsi_req *r, int status, const char *code, const char *field, const char *fmt, ...)
-{
-    char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    if (r->dl && r->dl->fastapi_errors) {
-        if (status == 400 && field) { /* a parameter that failed validation */
-            tsi_pyerr pe = {.type =
-                                strcmp(code, "missing_parameter") == 0 ? "missing" : "value_error",
-                            .loc = "query"};
-            snprintf(pe.msg, sizeof pe.msg, "%s",
-                     strcmp(pe.type, "missing") == 0 ? "Field required" : "");
-            if (!pe.msg[0])
-                snprintf(pe.msg, sizeof pe.msg, "Value error, %.180s", detail);
-            error_422(r, field, &pe);
-        } else {
-            error_detail(r, status, detail);
-        }
-    } else {
-        error_v2(r, status, code, field, detail);
-    }
-    error_done(r, code, field);
-    return 0;
-}
-
-int tsi_api_invalid(tsi_req *r, const char *field, const tsi_pyerr *pe, const char *fmt, ...)
-{
-    const char *code = strcmp(pe->type, "missing") == 0 ? "missing_parameter" : "invalid_parameter";
-    if (r->dl && r->dl->fastapi_errors) {
-        error_422(r, field, pe);
-    } else {
-        char detail[600];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-        error_v2(r, 400, code, field, detail);
-    }
-    error_done(r, code, field);
-    return 0;
-}
-
-int tsi_api_detail(tsi_req *r, int status, const char *code, const char *field, const char *fmt,
-                   ...)
-{
-    char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    if (r->dl && r->dl->fastapi_errors)
-        error_detail(r, status, detail);
-    else
-        error_v2(r, status, code, field, detail);
-    error_done(r, code, field);
-    return 0;
-}
-
-typedef struct blob {
-    atomic_int refs;
-    size_t len;
-    char data[];
-} blob;
-
-static blob *blob_of(const void *data)
-{
-    return (blob *)(void *)((char *)(uintptr_t)data - offsetof(blob, data));
-}
-
-char *tsi_api_blob_new(const char *p, size_t n)
-{
-    blob *b = malloc(sizeof *b + n + 1);
-    if (!b)
-        return NULL;
-    atomic_init(&b->refs, 1);
-    b->len = n;
-    if (n)
-        memcpy(b->data, p, n);
-    b->data[n] = '\0';
-    return b->data;
-}
-
-void tsi_api_blob_ref(const char *data)
-{
-    atomic_fetch_add(&blob_of(data)->refs, 1);
-}
-
-void tsi_api_blob_unref(void *data)
-{
-    blob *b = blob_of(data);
-    if (atomic_fetch_sub(&b->refs, 1) == 1)
-        free(b);
-}
-
-int tsi_api_gzip(const char *in, size_t n, int level, char **out, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    size_t cap = deflateBound(&z, (uLong)n) + 32;
-    char *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)buf;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = z.total_out;
-    return 0;
-}
 
 /* ---- static files --------------------------------------------------------------------- */
 static const char *mime_of(const char *path)
@@ -1046,7 +573,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                                    : TSI_LOG_INFO;
         tsi_log(lv, "api", "req=%s %s %s status=%d bytes=%zu ms=%.2f route=%s%s%s%s%s%s%s%s", r->id,
                 r->method ? r->method : "-", r->path ? r->path : "-", r->status, cx->sent, dt * 1e3,
-                tsi_route_name(rt), r->data_source ? " source=" : "",
+                tsi_api_route_name(rt), r->data_source ? " source=" : "",
                 r->data_source ? r->data_source : "", r->err_code ? " code=" : "",
                 r->err_code ? r->err_code : "", r->err_field ? " field=" : "",
                 r->err_field ? r->err_field : "",
@@ -1120,6 +647,7 @@ int tsi_cmd_serve(int argc, char **argv)
     tsi_api *a = &api;
     memset(a, 0, sizeof *a);
     tsi_api_g = a;
+    a->routes = tsi_routes;
     a->port = (int)tsi_opts_int(&o, "port");
     a->threads = (int)tsi_opts_int(&o, "threads");
     const char *src = tsi_opts_str(&o, "source");
@@ -1189,7 +717,7 @@ int tsi_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     pthread_t mon;
-    pthread_create(&mon, NULL, monitor, a);
+    pthread_create(&mon, NULL, tsi_api_monitor, a);
 
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -1236,22 +764,7 @@ int tsi_cmd_serve(int argc, char **argv)
     MHD_stop_daemon(d);
     atomic_store(&a->stop, 1);
     pthread_join(mon, NULL);
-    pthread_mutex_lock(&workers_mu);
-    for (int i = 0; i < nworkers; i++) {
-        if (workers[i]->pg)
-            PQfinish(workers[i]->pg);
-        if (workers[i]->dc_ok)
-            duckdb_disconnect(&workers[i]->dc);
-        free(workers[i]);
-    }
-    nworkers = 0;
-    pthread_mutex_unlock(&workers_mu);
-    for (int i = 0; i < HELPERS_MAX; i++)
-        if (helpers[i].pg) {
-            PQfinish(helpers[i].pg);
-            helpers[i].pg = NULL;
-            atomic_fetch_sub(&a->m.pool_connected, 1);
-        }
+    tsi_api_pool_close();
     if (a->duck_ok)
         duckdb_close(&a->duck);
     for (int v = 0; v < 3; v++) {

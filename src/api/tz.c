@@ -4,7 +4,7 @@
  * At start the zone's UTC offsets are sampled with localtime_r every 6 hours from 1970
  * to 2200 and each change is located to the second by bisection: the result is a sorted
  * table of transitions, read by binary search (lock-free, shared by all workers).
- * Instants outside the table fall back to localtime_r. See api.h (tsi_api_tz_*) and
+ * Instants outside the table fall back to localtime_r. See tz.h (tsi_api_tz_*) and
  * docs/api.md "Time zone". Ownership: the table is static, built once before the
  * server accepts requests, never freed. */
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "api/tz.h"
 
 typedef struct {
     int64_t at;  /* first instant (epoch seconds) of this offset */

@@ -6,9 +6,21 @@
  * integral value), enum (strings, numbers, true/false/null), properties, required,
  * additionalProperties (false or a schema), items, minimum, maximum, exclusiveMinimum,
  * exclusiveMaximum, minItems, maxItems, allOf, anyOf, oneOf, $ref (local "#/..." pointers,
- * ~0/~1 unescaped). Annotations (description, format, default, title, examples,
- * deprecated) are ignored; any other keyword is reported as unsupported, so a schema
- * never passes because the validator skipped part of it.
+ * ~0/~1 unescaped), pattern (below). Annotations (description, format, default, title,
+ * examples, deprecated) are ignored; any other keyword is reported as unsupported, so a
+ * schema never passes because the validator skipped part of it.
+ *
+ * pattern: JSON Schema says ECMA-262; the text is handed as it is, untranslated, to POSIX
+ * regcomp (REG_EXTENDED | REG_NOSUB) and searched (not anchored: write ^ and $) in the
+ * decoded string, byte by byte. That is right for the subset where the two dialects agree,
+ * which is what the documents use: literal characters; bracket expressions with ranges and
+ * ^ negation ([0-9], [^>]); quantifiers * + ? {n} {n,m}; groups ( ) and |; ^ and $ (whole
+ * string: no multiline flag in either); an escaped punctuation character (\. \/ \( ...).
+ * Refused as unsupported (the schema fails, never silently passes): any escape of a letter or
+ * digit (\d \w \s \b \1 \u...), (? groups (lookaround, non-capturing, named), lazy
+ * quantifiers (*? +? ?? }?), a backslash inside brackets (literal in POSIX), [] and [^],
+ * POSIX classes ([:digit:] [.x.] [=x=]), and a string holding U+0000. One difference stays:
+ * an unescaped . matches a line break here and not in ECMA-262 (no document uses it).
  *
  * oa_validate_strict also refuses properties no schema of the object declares.
  * A mismatch fills `err` with "<JSON pointer of the offending value>: <reason>".
@@ -17,6 +29,7 @@
 #define TSI_TEST_OPENAPI_CHECK_H
 
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -238,6 +251,81 @@ static int oa_schema_num(oa_ctx *c, int s, const char *key, double *out, bool *h
     return 0;
 }
 
+/* whether ECMA-262 pattern p lies in the subset POSIX ERE reads alike (see the top);
+ * NULL when it does, else what is outside */
+static const char *oa_pattern_unsupported(const char *p)
+{
+    bool in_bracket = false;
+    for (size_t i = 0; p[i]; i++) {
+        char ch = p[i], nx = p[i + 1];
+        if (in_bracket) {
+            if (ch == '\\')
+                return "a backslash inside brackets";
+            if (ch == '[' && (nx == ':' || nx == '.' || nx == '='))
+                return "a POSIX class inside brackets";
+            if (ch == ']')
+                in_bracket = false;
+            continue;
+        }
+        if (ch == '\\') {
+            if (!nx || !strchr(".[](){}*+?|^$\\/-", nx))
+                return "an escape other than of a punctuation character";
+            i++;
+        } else if (ch == '[') {
+            in_bracket = true;
+            size_t k = i + 1;
+            if (p[k] == '^')
+                k++;
+            if (p[k] == ']')
+                return "[] or [^]";
+            i = k - 1;
+        } else if (ch == '(' && nx == '?')
+            return "a (? group";
+        else if ((ch == '*' || ch == '+' || ch == '?' || ch == '}') && nx == '?')
+            return "a lazy quantifier";
+    }
+    return in_bracket ? "an unclosed bracket" : NULL;
+}
+
+/* pattern keyword (token t of schema) against string value v */
+static int oa_pattern(oa_ctx *c, int t, int v)
+{
+    char pat[512];
+    if (tsi_json_str(c->sd, t, pat, sizeof pat) < 0)
+        return oa_fail(c, "schema keyword pattern is not a string");
+    const char *why = oa_pattern_unsupported(pat);
+    if (why)
+        return oa_fail(c, "pattern %s: %s is outside the supported subset", pat, why);
+    size_t rn;
+    tsi_json_raw(c->vd, v, &rn); /* the decoded string is no longer than its escaped form */
+    char *val = malloc(rn + 1);
+    if (!val)
+        return oa_fail(c, "out of memory");
+    int n = tsi_json_str(c->vd, v, val, rn + 1);
+    if (n < 0 || strlen(val) != (size_t)n) {
+        free(val);
+        return oa_fail(c, "string cannot be matched against pattern %s (bad escape or U+0000)",
+                       pat);
+    }
+    regex_t re;
+    int rc = regcomp(&re, pat, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, &re, msg, sizeof msg);
+        free(val);
+        return oa_fail(c, "pattern %s does not compile: %s", pat, msg);
+    }
+    rc = regexec(&re, val, 0, NULL, 0);
+    regfree(&re);
+    if (rc != 0) {
+        int r = oa_fail(c, "\"%.80s\" does not match the pattern %s", val, pat);
+        free(val);
+        return r;
+    }
+    free(val);
+    return 0;
+}
+
 static int oa_check(oa_ctx *c, int s, int v, int depth)
 {
     const tsi_json *sd = c->sd, *vd = c->vd;
@@ -273,6 +361,7 @@ static int oa_check(oa_ctx *c, int s, int v, int depth)
                                         "title",
                                         "examples",
                                         "deprecated",
+                                        "pattern",
                                         NULL};
     for (int k = tsi_json_first_key(sd, s); k >= 0; k = tsi_json_next_key(sd, s, k)) {
         bool ok = false;
@@ -330,6 +419,9 @@ static int oa_check(oa_ctx *c, int s, int v, int depth)
                            q);
         }
     }
+    if ((t = tsi_json_get(sd, s, "pattern")) >= 0 && tsi_json_is_string(vd, v) &&
+        oa_pattern(c, t, v) < 0)
+        return -1;
     if (tsi_json_is_number(vd, v)) {
         double x, lim;
         bool has;
@@ -484,11 +576,10 @@ static int oa_deref(const tsi_json *d, int t)
     return oa_resolve(d, ref);
 }
 
-/* The schema token the document gives for path template `path`, method (lower case),
- * status ("200") and content type (media type without parameters); -1 with err set
- * when the document does not declare it. */
-static int oa_response_schema(const tsi_json *d, const char *path, const char *method,
-                              const char *status, const char *ctype, char *err, size_t errcap)
+/* The response object (through one $ref) the document gives for path template `path`,
+ * method (lower case) and status ("200"); -1 with err set when it declares none. */
+static int oa_response(const tsi_json *d, const char *path, const char *method, const char *status,
+                       char *err, size_t errcap)
 {
     int paths = tsi_json_get(d, 0, "paths");
     int p = tsi_json_get(d, paths, path);
@@ -506,6 +597,18 @@ static int oa_response_schema(const tsi_json *d, const char *path, const char *m
         snprintf(err, errcap, "%s %s does not declare status %s", method, path, status);
         return -1;
     }
+    return r;
+}
+
+/* The schema token the document gives for path template `path`, method (lower case),
+ * status ("200") and content type (media type without parameters); -1 with err set
+ * when the document does not declare it. */
+static int oa_response_schema(const tsi_json *d, const char *path, const char *method,
+                              const char *status, const char *ctype, char *err, size_t errcap)
+{
+    int r = oa_response(d, path, method, status, err, errcap);
+    if (r < 0)
+        return -1;
     int ct = tsi_json_get(d, tsi_json_get(d, r, "content"), ctype);
     int sc = tsi_json_get(d, ct, "schema");
     if (sc < 0) {
@@ -514,6 +617,44 @@ static int oa_response_schema(const tsi_json *d, const char *path, const char *m
         return -1;
     }
     return sc;
+}
+
+/* Validates a text that is not JSON (a header value) as a JSON string against schema s of
+ * sd; 0 or -1 with err set. */
+__attribute__((unused)) static int oa_validate_text(const tsi_json *sd, int s, const char *text,
+                                                    char *err, size_t errcap)
+{
+    size_t n = strlen(text);
+    char *lit = malloc(6 * n + 3);
+    if (!lit) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    size_t k = 0;
+    lit[k++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch == '"' || ch == '\\') {
+            lit[k++] = '\\';
+            lit[k++] = (char)ch;
+        } else if (ch < 0x20)
+            k += (size_t)snprintf(lit + k, 7, "\\u%04x", ch);
+        else
+            lit[k++] = (char)ch;
+    }
+    lit[k++] = '"';
+    lit[k] = '\0';
+    tsi_json vd;
+    tsi_error e = {0};
+    if (tsi_json_parse_alloc(&vd, lit, k, 16, &e) < 0) {
+        snprintf(err, errcap, "header value is not text: %s", e.message);
+        free(lit);
+        return -1;
+    }
+    int rc = oa_validate(sd, s, &vd, 0, err, errcap);
+    tsi_json_free(&vd);
+    free(lit);
+    return rc;
 }
 
 #endif

@@ -1,0 +1,36 @@
+/* api/fallback.h — answers from the indices Parquet archive through DuckDB (FR-3's
+ * graceful degradation, MR-1's --source parquet): the current index, a series and the
+ * statistics of one intersection, as the PostgreSQL path gives them.
+ *
+ * Ownership: each worker thread's DuckDB connection (pool.h) is borrowed; points are
+ * allocated from the request's arena; errors are answered on the request (503
+ * archive_unavailable) before a negative return. */
+#ifndef TSI_API_FALLBACK_H
+#define TSI_API_FALLBACK_H
+
+#include <stdint.h>
+
+#include "api/req.h"
+
+typedef struct tsi_point {
+    int64_t iid;
+    int64_t ts;          /* epoch seconds: the bin's start */
+    int64_t first;       /* the bin's first instant with data (hour_of_day, day_of_week) */
+    double si, vru, veh; /* NaN: NULL (the columns' CHECKs keep NaN out) */
+    int64_t vol;
+} tsi_point;
+/* latest row per intersection (within the last 7 days of files) into r->body as the
+ * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
+int tsi_fb_index(tsi_req *r, int64_t one);
+/* series of one intersection in [t0, t1) at bucket "1min|1hour|1day|1week|1month" */
+int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg, tsi_point **out,
+                  int *n);
+/* stats over minutes: fills n, avg, min, max, std, vol, hr; returns 0 or <0 */
+typedef struct tsi_stats {
+    int64_t iid;
+    double n, avg, min, max, std, vol, hr;
+    double first, last; /* epoch seconds of the first and last minute with data (NaN: none) */
+} tsi_stats;
+int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
+
+#endif

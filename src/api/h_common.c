@@ -1,0 +1,659 @@
+/* api/h_common.c — what the handlers of several resource families share (h_common.h):
+ * strict parameter parsing with the dialect's error answers, running prepared statements
+ * on the worker's connection, reading PostgreSQL's values, and the JSON writers of an
+ * index object and a statistics object. */
+#include "api/h_common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/pool.h"
+#include "api/tz.h"
+#include "base/log.h"
+#include "core/index.h"
+
+/* ---- parameter parsing -------------------------------------------------------------
+ * Each failure is answered in the request's dialect: v2 400 {detail, code, field}; v1 422
+ * with pydantic 2's error type, message and context for the same value. */
+static int bad_py(tsi_req *r, const char *field, const char *fmt, const char *v,
+                  const tsi_pyerr *pe)
+{
+    char shown[64];
+    size_t n = strlen(v);
+    snprintf(shown, sizeof shown, "%.*s%s", (int)(n > 40 ? 40 : n), v, n > 40 ? "..." : "");
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, field);
+    tsi_api_invalid(r, field, pe, "%s (got '%s')", msg, shown);
+    return -1;
+}
+
+int tsi_hc_bad(tsi_req *r, const char *field, const char *fmt, const char *v)
+{
+    tsi_pyerr pe = {.type = "value_error", .loc = "query"};
+    char m[160];
+    snprintf(m, sizeof m, fmt, field);
+    snprintf(pe.msg, sizeof pe.msg, "Value error, %s", m);
+    return bad_py(r, field, fmt, v, &pe);
+}
+
+/* whether v is an integer as pydantic's lax int reads a string: optional sign, digits,
+ * surrounding whitespace, or a float text with no fraction ("7.0") */
+static bool py_int(const char *v, long long *out)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    const char *p = v + (*v == '-' || *v == '+');
+    size_t n = strspn(p, "0123456789");
+    if (n == 0 || n > 18)
+        return false;
+    const char *e = p + n;
+    if (*e == '.') {
+        e++;
+        e += strspn(e, "0");
+    }
+    while (*e == ' ' || *e == '\t')
+        e++;
+    if (*e)
+        return false;
+    *out = strtoll(v, NULL, 10);
+    return true;
+}
+
+int tsi_hc_arg_int(tsi_req *r, const char *name, long long lo, long long hi, long long def,
+                   long long *out)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    const char *p = v;
+    if (*p == '-' || *p == '+')
+        p++;
+    size_t n = strlen(p);
+    long long x;
+    bool strict = n > 0 && n <= 18 && strspn(p, "0123456789") == n;
+    tsi_pyerr pe = {.type = "int_parsing", .loc = "query"};
+    /* v2 reads digits only; v1 what pydantic's lax mode reads */
+    if (!(r->dl->fastapi_errors ? py_int(v, &x) : strict)) {
+        snprintf(pe.msg, sizeof pe.msg,
+                 "Input should be a valid integer, unable to parse string as an integer");
+        return bad_py(r, name, "%s must be an integer", v, &pe);
+    }
+    if (!r->dl->fastapi_errors)
+        x = strtoll(v, NULL, 10);
+    if (x < lo || x > hi) {
+        char fmt[128];
+        snprintf(fmt, sizeof fmt, "%%s must be between %lld and %lld", lo, hi);
+        pe.type = x < lo ? "greater_than_equal" : "less_than_equal";
+        snprintf(pe.msg, sizeof pe.msg, "Input should be %s than or equal to %lld",
+                 x < lo ? "greater" : "less", x < lo ? lo : hi);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"%s\":%lld}", x < lo ? "ge" : "le", x < lo ? lo : hi);
+        return bad_py(r, name, fmt, v, &pe);
+    }
+    *out = x;
+    return 0;
+}
+
+bool tsi_hc_parse_num(const char *v, double *out)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 40 || strspn(v, "0123456789+-.eE") != n)
+        return false;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (*end || errno == ERANGE || !isfinite(x))
+        return false;
+    *out = x;
+    return true;
+}
+
+int tsi_hc_arg_num(tsi_req *r, const char *name, double lo, bool lo_open, double hi, double def,
+                   double *out)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v) {
+        if (isnan(def)) {
+            tsi_pyerr pe = {.type = "missing", .loc = "query", .msg = "Field required"};
+            tsi_api_invalid(r, name, &pe, "%s is required", name);
+            return -1;
+        }
+        *out = def;
+        return 0;
+    }
+    double x;
+    tsi_pyerr pe = {.type = "float_parsing", .loc = "query"};
+    if (!tsi_hc_parse_num(v, &x)) {
+        snprintf(pe.msg, sizeof pe.msg,
+                 "Input should be a valid number, unable to parse string as a number");
+        return bad_py(r, name, "%s must be a number", v, &pe);
+    }
+    if (x < lo || x > hi || (lo_open && x == lo)) {
+        char fmt[160], lim[TSI_DIALECT_TIME_MAX];
+        snprintf(fmt, sizeof fmt, "%%s must be %s %g and <= %g", lo_open ? ">" : ">=", lo, hi);
+        bool low = x < lo || (lo_open && x == lo);
+        tsi_dialect_float(r->dl, lim, low ? lo : hi);
+        pe.type = low ? (lo_open ? "greater_than" : "greater_than_equal") : "less_than_equal";
+        snprintf(pe.msg, sizeof pe.msg, "Input should be %s %s",
+                 low ? (lo_open ? "greater than" : "greater than or equal to")
+                     : "less than or equal to",
+                 lim);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"%s\":%s}", low ? (lo_open ? "gt" : "ge") : "le", lim);
+        return bad_py(r, name, fmt, v, &pe);
+    }
+    *out = x;
+    return 0;
+}
+
+/* pydantic's reason for a string that is not a date (speedate's words), or NULL when v is
+ * one: YYYY-MM-DD, or a datetime of that day at exactly midnight */
+static const char *date_reason(const char *v, int *y, int *m, int *d)
+{
+    size_t n = strlen(v);
+    if (n < 10)
+        return "input is too short";
+    for (int i = 0; i < 4; i++)
+        if (!isdigit((unsigned char)v[i]))
+            return "invalid character in year";
+    if (v[4] != '-' || v[7] != '-')
+        return "invalid date separator, expected `-`";
+    if (!isdigit((unsigned char)v[5]) || !isdigit((unsigned char)v[6]))
+        return "invalid character in month";
+    if (!isdigit((unsigned char)v[8]) || !isdigit((unsigned char)v[9]))
+        return "invalid character in day";
+    *y = atoi(v);
+    *m = (v[5] - '0') * 10 + (v[6] - '0');
+    *d = (v[8] - '0') * 10 + (v[9] - '0');
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*m < 1 || *m > 12)
+        return "month value is outside expected range of 1-12";
+    if (*d < 1 || *d > mdays[*m - 1] + (*m == 2 && leap))
+        return "day value is outside expected range";
+    if (n == 10)
+        return NULL;
+    if ((v[10] == 'T' || v[10] == 't' || v[10] == ' ') &&
+        (strcmp(v + 11, "00:00:00") == 0 || strcmp(v + 11, "00:00") == 0 ||
+         strcmp(v + 11, "00:00:00Z") == 0))
+        return NULL;
+    return "unexpected extra characters at the end of the input";
+}
+
+/* YYYY-MM-DD → day number since 1970-01-01; 1 absent, 0 ok, -1 error set. v2 reads the
+ * form strictly, from 1970 on; v1 as pydantic's date does (any year 0001..9999; the
+ * range query starts at 1970, before which nothing exists). */
+static int arg_date(tsi_req *r, const char *name, int64_t *day)
+{
+    const char *v = tsi_req_arg(r, name);
+    if (!v)
+        return 1;
+    int y = 0, m = 0, d = 0;
+    const char *why = date_reason(v, &y, &m, &d);
+    if (r->dl->fastapi_errors) {
+        if (why || y < 1) {
+            tsi_pyerr pe = {.type = "date_from_datetime_parsing", .loc = "query"};
+            snprintf(pe.msg, sizeof pe.msg, "Input should be a valid date or datetime, %s",
+                     why ? why : "year 0 is out of range");
+            snprintf(pe.ctx, sizeof pe.ctx, "{\"error\":\"%s\"}",
+                     why ? why : "year 0 is out of range");
+            return bad_py(r, name, "%s must be a date YYYY-MM-DD", v, &pe);
+        }
+        *day = tsi_civil_days(y, m, d);
+        return 0;
+    }
+    if (strlen(v) != 10 || (why && strncmp(why, "invalid", 7) == 0) ||
+        (why && strcmp(why, "input is too short") == 0))
+        return tsi_hc_bad(r, name, "%s must be a date YYYY-MM-DD", v);
+    if (why || y < 1970 || y > 9999)
+        return tsi_hc_bad(r, name, "%s is not a valid calendar date (1970-01-01 to 9999-12-31)", v);
+    *day = tsi_civil_days(y, m, d);
+    return 0;
+}
+
+void tsi_hc_fmt_ts(char *buf, size_t len, int64_t t)
+{
+    (void)len;
+    tsi_dialect_time(&tsi_dialect_v2, buf, t);
+}
+
+int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
+{
+    const tsi_dialect *dl = r->dl;
+    long long days;
+    long long dmax = kind == TSI_HC_RANGE_ALL ? dl->all_days_param : 365;
+    if (tsi_hc_arg_int(r, "days", 1, dmax, 7, &days) < 0)
+        return -1;
+    int64_t s = 0, e = 0;
+    int hs = arg_date(r, "start_date", &s);
+    if (hs < 0)
+        return -1;
+    int he = arg_date(r, "end_date", &e);
+    if (he < 0)
+        return -1;
+    int64_t today = tsi_api_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
+    int64_t max_days = kind == TSI_HC_RANGE_ALL ? dl->all_max_days : dl->one_max_days;
+    memset(g, 0, sizeof *g);
+    if (dl->fastapi_errors) {
+        if (he)
+            e = today;
+        if (hs)
+            s = e - days + 1;
+        if (kind == TSI_HC_RANGE_ALL && e - s + 1 > max_days) {
+            tsi_api_detail(r, 400, "range_too_large", "end_date",
+                           "All-intersections query limited to 30 days. Use single-intersection "
+                           "endpoint for longer periods.");
+            return -1;
+        }
+        if (kind == TSI_HC_RANGE_ONE || kind == TSI_HC_RANGE_OTHER) {
+            if (s > e) {
+                tsi_api_detail(r, 400, "invalid_range", "start_date",
+                               "start_date must be before or equal to end_date");
+                return -1;
+            }
+            if (e - s + 1 > max_days) {
+                tsi_api_detail(r, 400, "range_too_large", "end_date",
+                               "Date range cannot exceed 365 days");
+                return -1;
+            }
+        }
+    } else {
+        if (hs && he) {
+            e = today;
+            s = e - days + 1;
+        } else if (hs) {
+            s = e - days + 1;
+        } else if (he) {
+            e = s + days - 1;
+        }
+        if (s > e) {
+            tsi_api_error(r, 400, "invalid_range", "start_date", "start_date is after end_date");
+            return -1;
+        }
+        if (e - s + 1 > max_days) {
+            tsi_api_error(r, 400, "range_too_large", "end_date",
+                          "the range covers %lld days; at most %lld are allowed",
+                          (long long)(e - s + 1), (long long)max_days);
+            return -1;
+        }
+    }
+    g->d0 = s;
+    g->d1 = e;
+    g->n = e - s + 1;
+    g->q0 = s < 0 ? 0 : s;
+    g->q1 = e;
+    g->empty = s > e || e < 0;
+    return 0;
+}
+
+void tsi_hc_range_instants(const tsi_hc_range *g, int64_t *t0, int64_t *t1)
+{
+    *t0 = tsi_api_tz_day_start(g->q0);
+    *t1 = g->empty ? *t0 : tsi_api_tz_day_start(g->q1 + 1);
+}
+
+#define AGG_PATTERN "^(1min|1hour|1day|1week|1month)$"
+
+int tsi_hc_arg_agg(tsi_req *r, tsi_hc_range *g, bool all)
+{
+    const char *v = tsi_req_arg(r, "aggregation");
+    bool any = r->dl->minutes_any;
+    if (!v) { /* history_service.py's smart default, by the inclusive number of days */
+        g->agg = g->n <= 1    ? "1min"
+                 : g->n <= 7  ? "1hour"
+                 : g->n <= 30 ? "1day"
+                 : g->n <= 90 ? "1week"
+                              : "1month";
+        if (all && !any && strcmp(g->agg, "1min") == 0)
+            g->agg = "1hour";
+        return 0;
+    }
+    static const char *const ok[] = {"1min", "1hour", "1day", "1week", "1month"};
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(v, ok[i]) == 0)
+            g->agg = ok[i];
+    if (!g->agg) {
+        tsi_pyerr pe = {.type = "string_pattern_mismatch", .loc = "query"};
+        snprintf(pe.msg, sizeof pe.msg, "String should match pattern '%s'", AGG_PATTERN);
+        snprintf(pe.ctx, sizeof pe.ctx, "{\"pattern\":\"%s\"}", AGG_PATTERN);
+        return bad_py(r, "aggregation", "%s must be one of 1min, 1hour, 1day, 1week, 1month", v,
+                      &pe);
+    }
+    if (!any && strcmp(g->agg, "1min") == 0 && (all || g->n > 7)) {
+        tsi_api_error(r, 400, "range_too_large", "aggregation",
+                      all ? "1min is not available for all intersections; use 1hour or coarser"
+                          : "1min covers at most 7 days; use 1hour or coarser");
+        return -1;
+    }
+    return 0;
+}
+
+int tsi_hc_arg_risk(tsi_req *r, const char **out)
+{
+    const char *v = tsi_req_arg(r, "risk_level");
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (strcasecmp(v, "low") == 0)
+        *out = "Low";
+    else if (strcasecmp(v, "medium") == 0)
+        *out = "Medium";
+    else if (strcasecmp(v, "high") == 0)
+        *out = "High";
+    else
+        return tsi_hc_bad(r, "risk_level", "%s must be one of low, medium, high", v);
+    return 0;
+}
+
+/* ---- PostgreSQL plumbing --------------------------------------------------------------- */
+PGconn *tsi_hc_need_pg(tsi_req *r)
+{
+    PGconn *c = tsi_api_pg(r);
+    if (!c)
+        tsi_api_error(r, 503, "database_unavailable", NULL,
+                      "the database is unreachable; this endpoint needs it");
+    return c;
+}
+
+PGresult *tsi_hc_run_fmt(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals,
+                         int binary)
+{
+    /* the worker's connection now: an earlier tsi_hc_run() of this request may have replaced c */
+    if (tsi_api_worker()->pg)
+        c = tsi_api_worker()->pg;
+    PGresult *res = PQexecPrepared(c, stmt, n, vals, NULL, NULL, binary);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    if (PQstatus(c) != CONNECTION_OK) {
+        /* a connection that died while idle (server restarted): one retry on a new one */
+        PQclear(res);
+        tsi_api_pg_broken(r);
+        c = tsi_api_pg(r);
+        if (!c) {
+            tsi_api_error(r, 503, "database_unavailable", NULL, "the database is unreachable");
+            return NULL;
+        }
+        res = PQexecPrepared(c, stmt, n, vals, NULL, NULL, binary);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            return res;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    tsi_err("api", "req=%s query %s failed state=%s: %s", r->id, stmt, state ? state : "-",
+            PQresultErrorMessage(res));
+    bool broken = PQstatus(c) != CONNECTION_OK;
+    PQclear(res);
+    if (broken) {
+        tsi_api_pg_broken(r);
+        tsi_api_error(r, 503, "database_unavailable", NULL, "the database connection was lost");
+    } else {
+        tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
+    }
+    return NULL;
+}
+
+PGresult *tsi_hc_run(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals)
+{
+    return tsi_hc_run_fmt(r, c, stmt, n, vals, 0);
+}
+
+double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull)
+{
+    if (PQgetisnull(res, row, col)) {
+        if (isnull)
+            *isnull = true;
+        return NAN;
+    }
+    if (isnull)
+        *isnull = false;
+    return strtod(PQgetvalue(res, row, col), NULL);
+}
+
+long long tsi_hc_ival(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    /* PostgreSQL's integer text: [-]digits; up to 18 digits summed directly (strtoll was
+     * 5 % of a large history answer), anything else through strtoll */
+    const char *v = PQgetvalue(res, row, col);
+    const char *d = v + (v[0] == '-');
+    long long x = 0;
+    int k = 0;
+    while (k < 18 && d[k] >= '0' && d[k] <= '9')
+        x = x * 10 + (d[k++] - '0');
+    if (k == 0 || d[k] != '\0')
+        return strtoll(v, NULL, 10);
+    return v[0] == '-' ? -x : x;
+}
+
+void tsi_hc_kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v)
+{
+    char b[TSI_DIALECT_TIME_MAX];
+    tsi_jsonw_key(w, k);
+    size_t n = tsi_dialect_float(dl, b, v);
+    tsi_jsonw_raw(w, b, n);
+}
+
+/* whether s[0..n) is a JSON number (RFC 8259 grammar); PostgreSQL's float8 and integer
+ * output is one except NaN and [-]Infinity */
+static bool json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || !isdigit((unsigned char)s[i]))
+        return false;
+    if (s[i] == '0')
+        i++;
+    else
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            return false;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            return false;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+/* a number PostgreSQL printed (NULL → null): its own shortest exact text when that is a
+ * JSON number, without the strtod/printf round trip (the hot part of large bodies);
+ * -0 → 0; NaN/Infinity → null through the double writer. A float column in a dialect
+ * with Python's floats gets its ".0" (PostgreSQL prints 44 where pydantic writes 44.0). */
+static void num_text_as(tsi_jsonw *w, const char *v, const tsi_dialect *fl)
+{
+    if (!v) {
+        tsi_jsonw_null(w);
+        return;
+    }
+    size_t n = strlen(v);
+    if (n == 2 && v[0] == '-' && v[1] == '0')
+        v = "0", n = 1;
+    if (json_number(v, n)) {
+        char b[48];
+        if (fl && fl->python_floats && !strpbrk(v, ".eE") && n + 3 <= sizeof b) {
+            /* one value: the writer separates each raw piece as a value of its own */
+            memcpy(b, v, n);
+            memcpy(b + n, ".0", 2);
+            v = b;
+            n += 2;
+        }
+        tsi_jsonw_raw(w, v, n);
+    } else {
+        tsi_jsonw_double(w, strtod(v, NULL));
+    }
+}
+
+static void num_text(tsi_jsonw *w, const char *v)
+{
+    num_text_as(w, v, NULL);
+}
+
+static const char *pgtext(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *res, int row,
+                  int col)
+{
+    tsi_jsonw_key(w, k);
+    num_text_as(w, pgtext(res, row, col), dl);
+}
+
+void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
+                            bool open)
+{
+    if (open)
+        tsi_jsonw_object(w);
+    tsi_jsonw_kv_int(w, "intersection_id", tsi_hc_ival(res, i, 0));
+    tsi_jsonw_kv_str(w, "intersection_name", PQgetvalue(res, i, 1));
+    bool has = !PQgetisnull(res, i, c0);
+    bool ebnull = PQgetisnull(res, i, c0 + 2);
+    int sicol = ebnull ? c0 + 1 : c0 + 2;
+    double si = has ? tsi_hc_dval(res, i, sicol, NULL) : NAN;
+    tsi_jsonw_key(w, "safety_index");
+    num_text_as(w, has ? pgtext(res, i, sicol) : NULL, dl);
+    tsi_jsonw_key(w, "traffic_volume");
+    num_text(w, has ? pgtext(res, i, c0 + 7) : NULL);
+    tsi_hc_kv_pg(w, dl, "latitude", res, i, 2);
+    tsi_hc_kv_pg(w, dl, "longitude", res, i, 3);
+    char ts[TSI_DIALECT_TIME_MAX];
+    if (has) {
+        tsi_dialect_time(dl, ts, (int64_t)tsi_hc_dval(res, i, c0, NULL));
+        tsi_jsonw_kv_str(w, "timestamp", ts);
+        tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(si));
+    } else {
+        tsi_jsonw_kv_null(w, "timestamp");
+        tsi_jsonw_kv_null(w, "risk_level");
+    }
+    tsi_hc_kv_pg(w, dl, "combined_index", res, i, c0 + 1);
+    tsi_hc_kv_pg(w, dl, "combined_index_eb", res, i, c0 + 2);
+    tsi_hc_kv_pg(w, dl, "vru_index", res, i, c0 + 3);
+    tsi_hc_kv_pg(w, dl, "vru_index_eb", res, i, c0 + 4);
+    tsi_hc_kv_pg(w, dl, "vehicle_index", res, i, c0 + 5);
+    tsi_hc_kv_pg(w, dl, "vehicle_index_eb", res, i, c0 + 6);
+    tsi_jsonw_key(w, "vru_count");
+    num_text(w, has ? pgtext(res, i, c0 + 8) : NULL);
+    if (open)
+        tsi_jsonw_end(w);
+}
+
+/* ---- ids and statistics ---------------------------------------------------------------- */
+bool tsi_hc_need_id(tsi_req *r)
+{
+    if (r->path_id >= 0)
+        return true;
+    tsi_pyerr pe = {.type = "int_parsing", .loc = "path"};
+    snprintf(pe.msg, sizeof pe.msg,
+             "Input should be a valid integer, unable to parse string as an integer");
+    tsi_api_invalid(r, "intersection_id", &pe, "intersection id must be a non-negative integer");
+    return false;
+}
+
+void tsi_hc_kv_id(tsi_jsonw *w, const tsi_dialect *dl, const char *text, int64_t id)
+{
+    if (dl->ids_as_text) {
+        char b[24];
+        if (!text) {
+            snprintf(b, sizeof b, "%lld", (long long)id);
+            text = b;
+        }
+        tsi_jsonw_kv_str(w, "intersection_id", text);
+    } else {
+        tsi_jsonw_kv_int(w, "intersection_id", id);
+    }
+}
+
+/* Python's round(x, 2): the correctly rounded decimal of the double (ties to even on
+ * the exact binary value), which is what printf's %.2f writes */
+static double round2(double x)
+{
+    char b[64];
+    snprintf(b, sizeof b, "%.2f", x);
+    return strtod(b, NULL);
+}
+
+void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_row *x,
+                        const char *sd, const char *ed, const char *text)
+{
+    tsi_hc_kv_id(w, dl, text, x->s.iid);
+    tsi_jsonw_kv_str(w, "intersection_name", x->name);
+    bool none = x->s.n <= 0;
+    if (dl->stats_period_data && !none && isfinite(x->s.first)) {
+        char f[TSI_DIALECT_TIME_MAX], l[TSI_DIALECT_TIME_MAX];
+        tsi_dialect_time(dl, f, (int64_t)x->s.first);
+        tsi_dialect_time(dl, l, (int64_t)x->s.last);
+        tsi_jsonw_kv_str(w, "period_start", f);
+        tsi_jsonw_kv_str(w, "period_end", l);
+    } else {
+        tsi_jsonw_kv_str(w, "period_start", sd);
+        tsi_jsonw_kv_str(w, "period_end", ed);
+    }
+    /* pandas' std of one value is NaN, which the original answered 0.0 */
+    double sd_ = x->s.n < 2 ? (dl->empty_is_404 ? 0.0 : NAN) : x->s.std;
+    double pct = none ? NAN : 100.0 * x->s.hr / x->s.n;
+    if (dl->empty_is_404 && !none)
+        pct = round2(pct);
+    tsi_hc_kv_float(w, dl, "avg_safety_index", none ? NAN : x->s.avg);
+    tsi_hc_kv_float(w, dl, "min_safety_index", none ? NAN : x->s.min);
+    tsi_hc_kv_float(w, dl, "max_safety_index", none ? NAN : x->s.max);
+    tsi_hc_kv_float(w, dl, "std_safety_index", none ? NAN : sd_);
+    tsi_jsonw_kv_int(w, "total_traffic_volume", (int64_t)llround(x->s.vol));
+    tsi_hc_kv_float(w, dl, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
+    tsi_jsonw_kv_int(w, "high_risk_intervals", (int64_t)llround(x->s.hr));
+    tsi_hc_kv_float(w, dl, "high_risk_percentage", pct);
+    tsi_jsonw_kv_int(w, "data_minutes", (int64_t)llround(x->s.n));
+    if (!none)
+        tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(x->s.avg));
+    else
+        tsi_jsonw_kv_null(w, "risk_level");
+}
+
+int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
+                    tsi_hc_stat_row **out, int *n)
+{
+    char a0[32], a1[32];
+    tsi_hc_fmt_ts(a0, sizeof a0, t0);
+    tsi_hc_fmt_ts(a1, sizeof a1, t1);
+    const char *v[3] = {ids, a0, a1};
+    PGresult *res = tsi_hc_run(r, c, "stats", 3, v);
+    if (!res)
+        return -1;
+    int k = PQntuples(res);
+    tsi_hc_stat_row *x = tsi_arena_calloc(r->arena, sizeof *x * (size_t)(k ? k : 1));
+    for (int i = 0; i < k; i++) {
+        x[i].s.iid = tsi_hc_ival(res, i, 0);
+        x[i].name = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
+        x[i].s.n = tsi_hc_dval(res, i, 2, NULL);
+        x[i].s.avg = tsi_hc_dval(res, i, 3, NULL);
+        x[i].s.min = tsi_hc_dval(res, i, 4, NULL);
+        x[i].s.max = tsi_hc_dval(res, i, 5, NULL);
+        x[i].s.std = tsi_hc_dval(res, i, 6, NULL);
+        x[i].s.vol = tsi_hc_dval(res, i, 7, NULL);
+        x[i].s.hr = tsi_hc_dval(res, i, 8, NULL);
+        x[i].lat = tsi_hc_dval(res, i, 9, NULL);
+        x[i].lon = tsi_hc_dval(res, i, 10, NULL);
+        x[i].s.first = tsi_hc_dval(res, i, 11, NULL);
+        x[i].s.last = tsi_hc_dval(res, i, 12, NULL);
+    }
+    PQclear(res);
+    *out = x;
+    *n = k;
+    return 0;
+}

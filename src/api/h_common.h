@@ -1,0 +1,121 @@
+/* api/h_common.h — what the handlers of several resource families share (internal to the
+ * h_*.c files): strict parameter parsing, the PostgreSQL plumbing of a request (the
+ * worker's connection, prepared statements, reading values) and the JSON writers of the
+ * objects more than one endpoint answers (an index object, a statistics object).
+ * Names are prefixed tsi_hc_ (handlers' common); what one family alone uses stays static
+ * in its file.
+ *
+ * Parsing: each failure is answered in the request's dialect — v2 400 {detail, code,
+ * field}; v1 422 with pydantic 2's error type, message and context for the same value —
+ * and the function returns -1 (or false), the handler then returns 0.
+ * Ownership: everything borrows the request; results from tsi_hc_run/tsi_hc_run_fmt are
+ * the caller's (PQclear on every path); rows of tsi_hc_pg_stats live in the request's
+ * arena. */
+#ifndef TSI_API_H_COMMON_H
+#define TSI_API_H_COMMON_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/dialect.h"
+#include "api/fallback.h"
+#include "api/req.h"
+#include "base/jsonw.h"
+
+/* ---- parameter parsing ------------------------------------------------------------------ */
+/* a value pydantic would refuse with a ValueError of its validator (fmt names the field
+ * with %s); returns -1 */
+int tsi_hc_bad(tsi_req *r, const char *field, const char *fmt, const char *v);
+/* optional integer in [lo, hi]; absent → def */
+int tsi_hc_arg_int(tsi_req *r, const char *name, long long lo, long long hi, long long def,
+                   long long *out);
+/* whether v is a finite number (at most 40 characters of digits, sign, '.', exponent) */
+bool tsi_hc_parse_num(const char *v, double *out);
+/* number in [lo, hi] (lo_open: lo excluded); required when def is NAN */
+int tsi_hc_arg_num(tsi_req *r, const char *name, double lo, bool lo_open, double hi, double def,
+                   double *out);
+/* a SQL timestamptz parameter: UTC with Z (>= TSI_DIALECT_TIME_MAX bytes) */
+void tsi_hc_fmt_ts(char *buf, size_t len, int64_t t);
+
+/* A requested window of whole local days. d0..d1 are the days asked for (echoed); the
+ * query reads [q0, q1] (the part from 1970 on); empty: nothing can be in it (v1 answers
+ * such a window as one without data, as the original did). */
+typedef struct {
+    int64_t d0, d1; /* inclusive day numbers */
+    int64_t q0, q1;
+    int64_t n;
+    const char *agg; /* 1min|1hour|1day|1week|1month */
+    bool empty;
+} tsi_hc_range;
+
+enum tsi_hc_range_kind {
+    TSI_HC_RANGE_ONE,
+    TSI_HC_RANGE_ALL,
+    TSI_HC_RANGE_STATS,
+    TSI_HC_RANGE_OTHER
+};
+
+/* start_date, end_date, days → range, by the dialect's rules:
+ * v1 (history.py): end defaults to today, start to end - (days - 1) (days is ignored, but
+ *   validated, when start is given); history: start > end → 400, (end - start).days > 365
+ *   → 400; all: days <= 30, (end - start).days > 30 → 400, start > end → no histories;
+ *   stats: neither check (an empty window is answered 404, a long one 200).
+ * v2: both absent → the last `days` days; one given → `days` days from it (forward from
+ *   start, back from end); start > end and more than one_max_days/all_max_days → 400. */
+int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind);
+/* the request's window as instants [t0, t1) */
+void tsi_hc_range_instants(const tsi_hc_range *g, int64_t *t0, int64_t *t1);
+/* aggregation → g->agg: the one asked for, or history_service.py's smart default by the
+ * range's days (all: the history of all intersections, no minutes unless the dialect
+ * allows them) */
+int tsi_hc_arg_agg(tsi_req *r, tsi_hc_range *g, bool all);
+/* risk_level filter: NULL absent, else "Low|Medium|High"; -1 on error */
+int tsi_hc_arg_risk(tsi_req *r, const char **out);
+/* a path id that must be an integer (v1: FastAPI's int path parameter); false: answered */
+bool tsi_hc_need_id(tsi_req *r);
+
+/* ---- PostgreSQL plumbing ---------------------------------------------------------------- */
+/* the worker's connection, or NULL with 503 database_unavailable answered */
+PGconn *tsi_hc_need_pg(tsi_req *r);
+/* runs a prepared statement; NULL with a 503/500 error set on failure (binary: results in
+ * binary format) */
+PGresult *tsi_hc_run_fmt(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals,
+                         int binary);
+PGresult *tsi_hc_run(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals);
+/* a text column as a double (NaN when NULL; *isnull, when given, says which) */
+double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull);
+/* a text integer column (0 when NULL) */
+long long tsi_hc_ival(PGresult *res, int row, int col);
+
+/* ---- writers ---------------------------------------------------------------------------- */
+/* a float field: the dialect's number (v1: Python's 44.0), null when NaN */
+void tsi_hc_kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v);
+/* a float column */
+void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *res, int row,
+                  int col);
+/* one /safety/index/ object from the LATEST_COLS layout starting at column c0
+ * (id, name, lat, lon at 0..3); open: the object's braces too (else only its members) */
+void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
+                            bool open);
+/* the intersection_id of a history or stats object: the path's text in v1 (a string),
+ * else the integer */
+void tsi_hc_kv_id(tsi_jsonw *w, const tsi_dialect *dl, const char *text, int64_t id);
+
+/* ---- statistics ------------------------------------------------------------------------- */
+typedef struct {
+    tsi_stats s;
+    const char *name;
+    double lat, lon;
+} tsi_hc_stat_row;
+
+/* one statistics object (history_service.get_aggregate_stats; v2: tsi's, with nulls for a
+ * window without data). sd/ed: the requested range's texts; text: the id as asked (v1) */
+void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_row *x,
+                        const char *sd, const char *ed, const char *text);
+/* stats of ids (text array or NULL = all) from PostgreSQL; rows in the arena */
+int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
+                    tsi_hc_stat_row **out, int *n);
+
+#endif
