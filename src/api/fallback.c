@@ -265,13 +265,13 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
                  " avg(coalesce(combined_index_eb, combined_index)),"
                  " avg(coalesce(vru_index_eb, vru_index)),"
                  " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT,"
-                 " epoch(min(\"timestamp\"))::BIGINT FROM ");
-    int files = minutes_sql(&sql, t0, t1, true);
+                 " epoch(min(\"timestamp\"))::BIGINT, intersection_id FROM ");
+    int files = minutes_sql(&sql, t0, t1, iid >= 0);
     if (!files) {
         tsi_buf_free(&sql);
         return 0; /* nothing archived: a gap */
     }
-    tsi_buf_puts(&sql, " GROUP BY 1 ORDER BY 1");
+    tsi_buf_puts(&sql, " GROUP BY intersection_id, 1 ORDER BY intersection_id, 1");
     duckdb_result res;
     if (!prep_run(r, *con, sql.data, t0, t1, iid, &res)) {
         tsi_buf_free(&sql);
@@ -281,7 +281,7 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
     idx_t k = duckdb_row_count(&res);
     tsi_point *p = tsi_arena_calloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
     for (idx_t i = 0; i < k; i++) {
-        p[i].iid = iid;
+        p[i].iid = duckdb_value_int64(&res, 6, i);
         p[i].ts = duckdb_value_int64(&res, 0, i);
         p[i].si = dv(&res, 1, i, NULL);
         p[i].vru = dv(&res, 2, i, NULL);

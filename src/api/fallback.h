@@ -22,7 +22,8 @@ typedef struct tsi_point {
 /* latest row per intersection (within the last 7 days of files) into r->body as the
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
 int tsi_fb_index(tsi_req *r, int64_t one);
-/* series of one intersection in [t0, t1) at bucket "1min|1hour|1day|1week|1month" */
+/* series of one intersection (iid >= 0) or of all (iid = -1) in [t0, t1) at bucket
+ * "1min|1hour|1day|1week|1month", in (intersection, time) order; points in the arena */
 int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg, tsi_point **out,
                   int *n);
 /* stats over minutes: fills n, avg, min, max, std, vol, hr; returns 0 or <0 */

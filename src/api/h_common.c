@@ -555,6 +555,25 @@ void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, 
 }
 
 /* ---- ids and statistics ---------------------------------------------------------------- */
+void tsi_hc_text_id(tsi_req *r)
+{
+    if (r->path_id >= 0 || !r->dl->ids_as_text)
+        return;
+    const char *t = r->path_text;
+    size_t n = strlen(t);
+    if (n == 0 || n > 40 || strspn(t, "0123456789+-.eE \t") != n)
+        return; /* no inf, nan, hex: none of them is an id */
+    char *end;
+    errno = 0;
+    double x = strtod(t, &end);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (end == t || *end || errno == ERANGE || !(x >= 0) || x >= 9007199254740992.0 ||
+        x != floor(x))
+        return;
+    r->path_id = (int64_t)x;
+}
+
 bool tsi_hc_need_id(tsi_req *r)
 {
     if (r->path_id >= 0)

@@ -75,6 +75,10 @@ int tsi_hc_arg_agg(tsi_req *r, tsi_hc_range *g, bool all);
 int tsi_hc_arg_risk(tsi_req *r, const char **out);
 /* a path id that must be an integer (v1: FastAPI's int path parameter); false: answered */
 bool tsi_hc_need_id(tsi_req *r);
+/* v1's history and stats read the id's text as the original did (its storage kept ids as
+ * floats: float(text)): "12", "12.0", " 12 " name intersection 12. Sets r->path_id when
+ * the text is such a number (integral, 0 <= id < 2^53); else leaves it -1. */
+void tsi_hc_text_id(tsi_req *r);
 
 /* ---- PostgreSQL plumbing ---------------------------------------------------------------- */
 /* the worker's connection, or NULL with 503 database_unavailable answered */

@@ -430,6 +430,8 @@ static int history_once(tsi_req *r, bool all)
     char sd[48], ed[48];
     tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
     tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
+    if (!all)
+        tsi_hc_text_id(r);
     if (!all && r->path_id < 0) /* v1: the original read any text; nothing has that id */
         return dl->ids_as_text ? no_data(r, &g, false) : (tsi_hc_need_id(r), 0);
     if (g.empty) {
@@ -455,6 +457,8 @@ static int history_once(tsi_req *r, bool all)
     if (parquet)
         atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
 
+    tsi_point *pts = NULL, *old = NULL;
+    int np = 0, nold = 0;
     /* which intersections, with names */
     int nint = 0;
     int64_t *iids = NULL;
@@ -484,10 +488,24 @@ static int history_once(tsi_req *r, bool all)
             names[i] = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
         }
         PQclear(res);
+    } else if (all) {
+        /* from the archive: the intersections that have rows in it, named from the cache
+         * (PostgreSQL's last view, or archive/intersections/) */
+        if (tsi_fb_series(r, -1, t0, t1, g.agg, &pts, &np) < 0)
+            return 0;
+        iids = tsi_arena_alloc(r->arena, sizeof *iids * (size_t)(np + 1));
+        names = tsi_arena_alloc(r->arena, sizeof *names * (size_t)(np + 1));
+        for (int i = 0; i < np; i++) {
+            if (nint > 0 && iids[nint - 1] == pts[i].iid)
+                continue;
+            char nm[256];
+            double la, lo;
+            if (!tsi_api_int_info(pts[i].iid, nm, sizeof nm, &la, &lo))
+                snprintf(nm, sizeof nm, "Intersection %lld", (long long)pts[i].iid);
+            iids[nint] = pts[i].iid;
+            names[nint++] = tsi_arena_strdup(r->arena, nm);
+        }
     } else {
-        if (all)
-            return tsi_api_error(r, 503, "database_unavailable", NULL,
-                                 "history of all intersections needs the database");
         char nm[256];
         double la, lo;
         iids = tsi_arena_alloc(r->arena, sizeof *iids);
@@ -503,13 +521,11 @@ static int history_once(tsi_req *r, bool all)
                                 : tsi_api_error(r, 404, "not_found", "intersection_id",
                                                 "Intersection not found");
 
-    tsi_point *pts = NULL, *old = NULL;
-    int np = 0, nold = 0;
     /* one intersection's minutes from PostgreSQL: encoded while they arrive (below) */
     bool stream = !parquet && !all && strcmp(g.agg, "1min") == 0;
     int64_t pg_from = t1;
     if (parquet) {
-        if (tsi_fb_series(r, r->path_id, t0, t1, g.agg, &pts, &np) < 0)
+        if (!all && tsi_fb_series(r, r->path_id, t0, t1, g.agg, &pts, &np) < 0)
             return 0;
     } else {
         char one[32];
@@ -620,6 +636,7 @@ static int stats_once(tsi_req *r)
     char sd[48], ed[48];
     tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
     tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
+    tsi_hc_text_id(r);
     if (r->path_id < 0) /* v1: the original read any text; nothing has that id */
         return dl->ids_as_text ? no_data(r, &g, true) : (tsi_hc_need_id(r), 0);
     if (g.empty)

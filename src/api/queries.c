@@ -59,19 +59,22 @@ static const char Q_SERIES_MIN_ONE[] =
     " FROM safety_indices_realtime"
     " WHERE intersection_id = $1::bigint AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
-/* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour */
+/* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour; f is an
+ * hour's first instant with data (its first minute where minutes were read, else the
+ * hour's start: the rollup keeps no first minute) */
 #define HOURS_CTE                                                                                  \
     "ids AS (SELECT unnest(" IDS ") AS i),"                                                        \
     " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts, avg_si AS si,"                    \
     "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol,"                    \
-    "   round(data_quality_score * 60)::float8 AS n"                                               \
+    "   round(data_quality_score * 60)::float8 AS n, hour_timestamp AS f, true AS rolled"          \
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"                           \
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"                                        \
     " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\", 'UTC') AS ts,"                \
     "   avg(coalesce(x.combined_index_eb, x.combined_index)) AS si,"                               \
     "   avg(coalesce(x.vru_index_eb, x.vru_index)) AS vru,"                                        \
     "   avg(coalesce(x.vehicle_index_eb, x.vehicle_index)) AS veh,"                                \
-    "   sum(x.traffic_volume)::bigint AS vol, count(*)::float8 AS n"                               \
+    "   sum(x.traffic_volume)::bigint AS vol, count(*)::float8 AS n, min(x.\"timestamp\") AS f,"   \
+    "   false AS rolled"                                                                           \
     "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"          \
     "     FROM safety_indices_hourly WHERE intersection_id = ids.i"                                \
     "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"                                   \
@@ -82,21 +85,26 @@ static const char Q_SERIES_MIN_ONE[] =
     " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r)"
 
 static const char Q_SERIES_HOUR[] =
-    "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n"
-    " FROM hf ORDER BY 1, 2";
+    "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n,"
+    " date_part('epoch', f)::bigint FROM hf ORDER BY 1, 2";
 
 /* the minutes of a daily row: total / average volume (the rollup keeps no count), a
  * whole day when it saw no traffic */
 #define DAY_MINUTES                                                                                \
     "   (CASE WHEN avg_volume > 0 THEN round(total_volume / avg_volume)"                           \
-    "    ELSE 1440 END)::float8 AS n"
+    "    ELSE 1440 END)::float8 AS n, date::timestamptz AS f, true AS rolled"
 
-/* hour-level rows of one day into a day row, means weighted by minutes */
+/* hour-level rows of one day into a day row, means weighted by minutes. The sub-indices
+ * only where every part of the bin was read from minutes (`rolled`: an hourly or daily
+ * row, which keeps only the combined index): a mean over part of a bin would pass for
+ * the bin's */
 #define HOURS_TO_DAY                                                                               \
     "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"                                           \
-    "   sum(hf.n * hf.vru) / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) AS vru,"       \
-    "   sum(hf.n * hf.veh) / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) AS veh,"       \
-    "   sum(hf.vol)::bigint AS vol, sum(hf.n) AS n"
+    "   CASE WHEN NOT bool_or(hf.rolled) THEN sum(hf.n * hf.vru)"                                  \
+    "     / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) END AS vru,"                    \
+    "   CASE WHEN NOT bool_or(hf.rolled) THEN sum(hf.n * hf.veh)"                                  \
+    "     / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) END AS veh,"                    \
+    "   sum(hf.vol)::bigint AS vol, sum(hf.n) AS n, min(hf.f) AS f, bool_or(hf.rolled) AS rolled"
 
 /* day rows into $4 bins (day, week from Monday, month): the bin's start, its means
  * weighted by minutes (the mean of its minutes, as pandas' resample computed it), the
@@ -105,9 +113,11 @@ static const char Q_SERIES_HOUR[] =
 #define DAYS_TO_BINS                                                                               \
     "iid, date_part('epoch', date_trunc($4, ts))::bigint,"                                         \
     " sum(n * si) / nullif(sum(n) FILTER (WHERE si IS NOT NULL), 0),"                              \
-    " sum(n * vru) / nullif(sum(n) FILTER (WHERE vru IS NOT NULL), 0),"                            \
-    " sum(n * veh) / nullif(sum(n) FILTER (WHERE veh IS NOT NULL), 0),"                            \
-    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(ts))::bigint"
+    " CASE WHEN NOT bool_or(rolled) THEN sum(n * vru)"                                             \
+    "   / nullif(sum(n) FILTER (WHERE vru IS NOT NULL), 0) END,"                                   \
+    " CASE WHEN NOT bool_or(rolled) THEN sum(n * veh)"                                             \
+    "   / nullif(sum(n) FILTER (WHERE veh IS NOT NULL), 0) END,"                                   \
+    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(f))::bigint"
 
 /* day-level: daily rows + days after the last rolled-up day from the hours; $4 groups
  * them into days, weeks (Monday) or months */
@@ -135,7 +145,7 @@ static const char Q_SERIES_DAY_LOCAL[] =
     " d AS (SELECT dd.intersection_id AS iid, dd.date::timestamptz AS ts, dd.avg_si AS si,"
     "   NULL::float8 AS vru, NULL::float8 AS veh, dd.total_volume::bigint AS vol,"
     "   (CASE WHEN dd.avg_volume > 0 THEN round(dd.total_volume / dd.avg_volume)"
-    "    ELSE 1440 END)::float8 AS n"
+    "    ELSE 1440 END)::float8 AS n, dd.date::timestamptz AS f, true AS rolled"
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
@@ -149,9 +159,10 @@ static const char Q_SERIES_DAY_LOCAL[] =
  * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
  * rolled-up hour, and daily rows only for days before any hour-level data (there the
  * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour).
- * The last two columns are the first and last minute with data: exact from 1-minute
- * rows; an hourly row counts from its hour's start for its minutes, a daily row covers
- * its day (the rollups keep no first and last minute). */
+ * The last two columns are the first and last minute with data: the 1-minute rows' own
+ * (min and max through the primary key) wherever they still hold them; before them (past
+ * the realtime retention) an hourly row counts from its hour's start for its minutes and
+ * a daily row covers its day (the rollups keep no first and last minute). */
 static const char Q_STATS[] =
     "WITH ids AS (SELECT unnest(" IDS ") AS i),"
     " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts,"
@@ -195,8 +206,14 @@ static const char Q_STATS[] =
     "   FROM a WHERE n > 0 GROUP BY iid)"
     " SELECT ids.i, it.name, coalesce(agg.n, 0), agg.avg, agg.mn, agg.mx, agg.sd,"
     " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude,"
-    " date_part('epoch', agg.f), date_part('epoch', agg.l)"
+    " date_part('epoch', CASE WHEN rt.f IS NULL OR agg.f < date_trunc('hour', rt.f, 'UTC')"
+    "   THEN agg.f ELSE rt.f END),"
+    " date_part('epoch', CASE WHEN rt.l IS NULL OR agg.l >= date_trunc('hour', rt.l, 'UTC')"
+    "   + interval '1 hour' THEN agg.l ELSE rt.l END)"
     " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
+    " CROSS JOIN LATERAL (SELECT min(\"timestamp\") AS f, max(\"timestamp\") AS l"
+    "   FROM safety_indices_realtime WHERE intersection_id = ids.i"
+    "   AND \"timestamp\" >= $2 AND \"timestamp\" < $3) rt"
     " ORDER BY ids.i";
 
 #define SPATIAL_COLS "SELECT i.id, i.name, i.latitude, i.longitude," LATEST_COLS ","

@@ -1106,8 +1106,9 @@ static void test_unavailable(void **state)
     }
     assert_int_equal(srv_stop_clean(&aux[0]), 0);
 
-    /* --source auto, database down: spatial 503 spatial_unavailable, the others the
-     * database; the current index from a corrupt archive: archive_unavailable */
+    /* --source auto, database down: spatial 503 spatial_unavailable, compare and ranking
+     * the database; the current index and the history of all intersections from a
+     * corrupt archive: archive_unavailable */
     srv_start(&aux[1], NULL, env);
     static const struct {
         const char *rest, *codes;
@@ -1115,7 +1116,7 @@ static void test_unavailable(void **state)
         {"/intersections/nearby", "spatial_unavailable"},
         {"/intersections/route", "spatial_unavailable"},
         {"/intersections/area", "spatial_unavailable"},
-        {"/safety/history/", "database_unavailable"},
+        {"/safety/history/", "archive_unavailable"},
         {"/safety/compare", "database_unavailable"},
         {"/safety/ranking", "database_unavailable"},
         {"/safety/index/", "archive_unavailable"},
