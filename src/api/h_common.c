@@ -288,13 +288,11 @@ int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
     g->q0 = s < 0 ? 0 : s;
     g->q1 = e;
     g->empty = s > e || e < 0;
+    g->t0 = tsi_api_tz_day_start(g->q0);
+    g->t1 = g->empty ? g->t0 : tsi_api_tz_day_start(g->q1 + 1);
+    tsi_dialect_range(dl, g->sd, sizeof g->sd, g->d0, false);
+    tsi_dialect_range(dl, g->ed, sizeof g->ed, g->d1, true);
     return 0;
-}
-
-void tsi_hc_range_instants(const tsi_hc_range *g, int64_t *t0, int64_t *t1)
-{
-    *t0 = tsi_api_tz_day_start(g->q0);
-    *t1 = g->empty ? *t0 : tsi_api_tz_day_start(g->q1 + 1);
 }
 
 #define AGG_PATTERN "^(1min|1hour|1day|1week|1month)$"
@@ -399,6 +397,14 @@ PGresult *tsi_hc_run_fmt(tsi_req *r, PGconn *c, const char *stmt, int n, const c
 PGresult *tsi_hc_run(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals)
 {
     return tsi_hc_run_fmt(r, c, stmt, n, vals, 0);
+}
+
+PGresult *tsi_hc_run_id(tsi_req *r, PGconn *c, const char *stmt)
+{
+    char idb[24];
+    snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
+    const char *v[1] = {idb};
+    return tsi_hc_run(r, c, stmt, 1, v);
 }
 
 double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull)

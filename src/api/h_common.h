@@ -48,6 +48,8 @@ typedef struct {
     int64_t n;
     const char *agg; /* 1min|1hour|1day|1week|1month */
     bool empty;
+    int64_t t0, t1;  /* the query's instants [t0, t1) */
+    char sd[48], ed[48]; /* the range's start and end as the dialect writes them */
 } tsi_hc_range;
 
 enum tsi_hc_range_kind {
@@ -65,8 +67,6 @@ enum tsi_hc_range_kind {
  * v2: both absent → the last `days` days; one given → `days` days from it (forward from
  *   start, back from end); start > end and more than one_max_days/all_max_days → 400. */
 int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind);
-/* the request's window as instants [t0, t1) */
-void tsi_hc_range_instants(const tsi_hc_range *g, int64_t *t0, int64_t *t1);
 /* aggregation → g->agg: the one asked for, or history_service.py's smart default by the
  * range's days (all: the history of all intersections, no minutes unless the dialect
  * allows them) */
@@ -88,6 +88,8 @@ PGconn *tsi_hc_need_pg(tsi_req *r);
 PGresult *tsi_hc_run_fmt(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals,
                          int binary);
 PGresult *tsi_hc_run(tsi_req *r, PGconn *c, const char *stmt, int n, const char *const *vals);
+/* a statement whose one parameter is the path's intersection id */
+PGresult *tsi_hc_run_id(tsi_req *r, PGconn *c, const char *stmt);
 /* a text column as a double (NaN when NULL; *isnull, when given, says which) */
 double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull);
 /* a text integer column (0 when NULL) */

@@ -425,11 +425,6 @@ static int history_once(tsi_req *r, bool all)
     if (tsi_hc_arg_range(r, &g, all ? TSI_HC_RANGE_ALL : TSI_HC_RANGE_ONE) < 0 ||
         tsi_hc_arg_agg(r, &g, all) < 0)
         return 0;
-    int64_t t0, t1;
-    tsi_hc_range_instants(&g, &t0, &t1);
-    char sd[48], ed[48];
-    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
-    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
     if (!all)
         tsi_hc_text_id(r);
     if (!all && r->path_id < 0) /* v1: the original read any text; nothing has that id */
@@ -491,7 +486,7 @@ static int history_once(tsi_req *r, bool all)
     } else if (all) {
         /* from the archive: the intersections that have rows in it, named from the cache
          * (PostgreSQL's last view, or archive/intersections/) */
-        if (tsi_fb_series(r, -1, t0, t1, g.agg, &pts, &np) < 0)
+        if (tsi_fb_series(r, -1, g.t0, g.t1, g.agg, &pts, &np) < 0)
             return 0;
         iids = tsi_arena_alloc(r->arena, sizeof *iids * (size_t)(np + 1));
         names = tsi_arena_alloc(r->arena, sizeof *names * (size_t)(np + 1));
@@ -523,21 +518,21 @@ static int history_once(tsi_req *r, bool all)
 
     /* one intersection's minutes from PostgreSQL: encoded while they arrive (below) */
     bool stream = !parquet && !all && strcmp(g.agg, "1min") == 0;
-    int64_t pg_from = t1;
+    int64_t pg_from = g.t1;
     if (parquet) {
-        if (!all && tsi_fb_series(r, r->path_id, t0, t1, g.agg, &pts, &np) < 0)
+        if (!all && tsi_fb_series(r, r->path_id, g.t0, g.t1, g.agg, &pts, &np) < 0)
             return 0;
     } else {
         char one[32];
         snprintf(one, sizeof one, "{%lld}", (long long)r->path_id);
-        int64_t pg0 = t0;
+        int64_t pg0 = g.t0;
         if (!all && strcmp(g.agg, "1min") == 0) {
             /* 1-minute rows older than 48 h come from the indices Parquet archive */
             int64_t cutoff = (int64_t)time(NULL) - 48 * 3600;
             cutoff -= cutoff % 60;
-            if (t0 < cutoff) {
-                int64_t e = t1 < cutoff ? t1 : cutoff;
-                if (tsi_fb_series(r, r->path_id, t0, e, g.agg, &old, &nold) < 0) {
+            if (g.t0 < cutoff) {
+                int64_t e = g.t1 < cutoff ? g.t1 : cutoff;
+                if (tsi_fb_series(r, r->path_id, g.t0, e, g.agg, &old, &nold) < 0) {
                     /* no archive: those minutes are a gap */
                     tsi_buf_reset(&r->body);
                     r->status = 200;
@@ -549,7 +544,7 @@ static int history_once(tsi_req *r, bool all)
             }
         }
         pg_from = pg0;
-        if (!stream && pg0 < t1 && pg_series(r, c, all ? NULL : one, pg0, t1, g.agg, &pts, &np) < 0)
+        if (!stream && pg0 < g.t1 && pg_series(r, c, all ? NULL : one, pg0, g.t1, g.agg, &pts, &np) < 0)
             return 0;
     }
     tsi_jsonw w;
@@ -564,15 +559,15 @@ static int history_once(tsi_req *r, bool all)
             write_point(&w, dl, g.agg, &old[i]);
         for (int i = 0; i < np; i++)
             write_point(&w, dl, g.agg, &pts[i]);
-        if (stream && pg_from < t1) {
-            if ((np = pg_minutes_streamed(r, c, r->path_id, pg_from, t1, &w)) < 0)
+        if (stream && pg_from < g.t1) {
+            if ((np = pg_minutes_streamed(r, c, r->path_id, pg_from, g.t1, &w)) < 0)
                 return 0;
         }
         if (nold + np == 0 && dl->empty_is_404)
             return no_data(r, &g, false);
         tsi_jsonw_end(&w);
-        tsi_jsonw_kv_str(&w, "start_date", sd);
-        tsi_jsonw_kv_str(&w, "end_date", ed);
+        tsi_jsonw_kv_str(&w, "start_date", g.sd);
+        tsi_jsonw_kv_str(&w, "end_date", g.ed);
         tsi_jsonw_kv_int(&w, "total_points", nold + np);
         tsi_jsonw_kv_str(&w, "aggregation", g.agg);
         tsi_jsonw_end(&w);
@@ -581,8 +576,8 @@ static int history_once(tsi_req *r, bool all)
     }
     if (!dl->all_as_list) {
         tsi_jsonw_object(&w);
-        tsi_jsonw_kv_str(&w, "start_date", sd);
-        tsi_jsonw_kv_str(&w, "end_date", ed);
+        tsi_jsonw_kv_str(&w, "start_date", g.sd);
+        tsi_jsonw_kv_str(&w, "end_date", g.ed);
         tsi_jsonw_kv_str(&w, "aggregation", g.agg);
         tsi_jsonw_key(&w, "intersections");
     }
@@ -607,8 +602,8 @@ static int history_once(tsi_req *r, bool all)
             write_point(&w, dl, g.agg, &pts[k]);
         tsi_jsonw_end(&w);
         if (dl->all_as_list) {
-            tsi_jsonw_kv_str(&w, "start_date", sd);
-            tsi_jsonw_kv_str(&w, "end_date", ed);
+            tsi_jsonw_kv_str(&w, "start_date", g.sd);
+            tsi_jsonw_kv_str(&w, "end_date", g.ed);
         }
         tsi_jsonw_kv_int(&w, "total_points", cnt);
         if (dl->all_as_list)
@@ -631,11 +626,6 @@ static int stats_once(tsi_req *r)
     tsi_hc_range g = {0};
     if (tsi_hc_arg_range(r, &g, TSI_HC_RANGE_STATS) < 0)
         return 0;
-    int64_t t0, t1;
-    tsi_hc_range_instants(&g, &t0, &t1);
-    char sd[48], ed[48];
-    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
-    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
     tsi_hc_text_id(r);
     if (r->path_id < 0) /* v1: the original read any text; nothing has that id */
         return dl->ids_as_text ? no_data(r, &g, true) : (tsi_hc_need_id(r), 0);
@@ -660,7 +650,7 @@ static int stats_once(tsi_req *r)
                                     : tsi_api_error(r, 404, "not_found", "intersection_id",
                                                     "Intersection not found");
         one.name = tsi_arena_strdup(r->arena, nm);
-        if (tsi_fb_stats(r, r->path_id, t0, t1, &one.s) < 0)
+        if (tsi_fb_stats(r, r->path_id, g.t0, g.t1, &one.s) < 0)
             return 0;
         rows = &one;
         n = 1;
@@ -668,7 +658,7 @@ static int stats_once(tsi_req *r)
         r->data_source = "postgres";
         char ids[32];
         snprintf(ids, sizeof ids, "{%lld}", (long long)r->path_id);
-        if (tsi_hc_pg_stats(r, c, ids, t0, t1, &rows, &n) < 0)
+        if (tsi_hc_pg_stats(r, c, ids, g.t0, g.t1, &rows, &n) < 0)
             return 0;
         if (n == 0)
             return dl->empty_is_404 ? no_data(r, &g, true)
@@ -680,7 +670,7 @@ static int stats_once(tsi_req *r)
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
-    tsi_hc_write_stats(&w, dl, &rows[0], sd, ed, r->path_text);
+    tsi_hc_write_stats(&w, dl, &rows[0], g.sd, g.ed, r->path_text);
     tsi_jsonw_end(&w);
     return 0;
 }

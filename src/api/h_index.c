@@ -133,10 +133,7 @@ int tsi_h_index_one(tsi_req *r)
     if (!c)
         return tsi_api_g->source_mode == TSI_SRC_AUTO ? index_parquet(r, true) : 0;
     r->data_source = "postgres";
-    char idb[24];
-    snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
-    const char *v[1] = {idb};
-    PGresult *res = tsi_hc_run(r, c, "index_one", 1, v);
+    PGresult *res = tsi_hc_run_id(r, c, "index_one");
     if (!res)
         return 0;
     if (PQntuples(res) == 0 || !index_complete(r->dl, res, 0, 4)) {

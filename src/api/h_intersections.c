@@ -151,10 +151,7 @@ int tsi_h_intersection(tsi_req *r)
         return 0;
     }
     r->data_source = "postgres";
-    char idb[24];
-    snprintf(idb, sizeof idb, "%lld", (long long)r->path_id);
-    const char *v[1] = {idb};
-    PGresult *res = tsi_hc_run(r, c, "intersection", 1, v);
+    PGresult *res = tsi_hc_run_id(r, c, "intersection");
     if (!res)
         return 0;
     if (PQntuples(res) == 0) {

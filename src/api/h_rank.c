@@ -48,8 +48,6 @@ int tsi_h_compare(tsi_req *r)
         tsi_buf_free(&arr);
         return 0;
     }
-    int64_t t0, t1;
-    tsi_hc_range_instants(&g, &t0, &t1);
     PGconn *c = tsi_hc_need_pg(r);
     if (!c) {
         tsi_buf_free(&arr);
@@ -58,14 +56,11 @@ int tsi_h_compare(tsi_req *r)
     r->data_source = "postgres";
     tsi_hc_stat_row *rows;
     int n;
-    int rc = tsi_hc_pg_stats(r, c, arr.data, t0, t1, &rows, &n);
+    int rc = tsi_hc_pg_stats(r, c, arr.data, g.t0, g.t1, &rows, &n);
     tsi_buf_free(&arr);
     if (rc < 0)
         return 0;
     const tsi_dialect *dl = r->dl;
-    char sd[48], ed[48];
-    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
-    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
     /* v1's stats objects have no nulls: an intersection without data in the window is
      * listed with the unknown ones */
     int k = 0;
@@ -76,13 +71,13 @@ int tsi_h_compare(tsi_req *r)
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "start_date", sd);
-    tsi_jsonw_kv_str(&w, "end_date", ed);
+    tsi_jsonw_kv_str(&w, "start_date", g.sd);
+    tsi_jsonw_kv_str(&w, "end_date", g.ed);
     tsi_jsonw_key(&w, "intersections");
     tsi_jsonw_array(&w);
     for (int i = 0; i < n; i++) {
         tsi_jsonw_object(&w);
-        tsi_hc_write_stats(&w, dl, &rows[i], sd, ed, NULL);
+        tsi_hc_write_stats(&w, dl, &rows[i], g.sd, g.ed, NULL);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);
@@ -176,8 +171,6 @@ int tsi_h_ranking(tsi_req *r)
         tsi_hc_arg_num(r, "min_index", 0, false, 100, 0, &min_index) < 0 ||
         tsi_hc_arg_risk(r, &rl) < 0 || tsi_hc_arg_range(r, &g, TSI_HC_RANGE_OTHER) < 0)
         return 0;
-    int64_t t0, t1;
-    tsi_hc_range_instants(&g, &t0, &t1);
     const tsi_dialect *dl = r->dl;
     PGconn *c = tsi_hc_need_pg(r);
     if (!c)
@@ -185,7 +178,7 @@ int tsi_h_ranking(tsi_req *r)
     r->data_source = "postgres";
     tsi_hc_stat_row *rows;
     int n;
-    if (tsi_hc_pg_stats(r, c, NULL, t0, t1, &rows, &n) < 0)
+    if (tsi_hc_pg_stats(r, c, NULL, g.t0, g.t1, &rows, &n) < 0)
         return 0;
     int k = 0;
     for (int i = 0; i < n; i++) {
@@ -200,16 +193,13 @@ int tsi_h_ranking(tsi_req *r)
     rank_desc = desc;
     qsort(rows, (size_t)k, sizeof *rows, cmp_rank);
     pthread_mutex_unlock(&rank_mu);
-    char sd[48], ed[48];
-    tsi_dialect_range(dl, sd, sizeof sd, g.d0, false);
-    tsi_dialect_range(dl, ed, sizeof ed, g.d1, true);
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
     tsi_jsonw_kv_str(&w, "metric", metrics_[m]);
     tsi_jsonw_kv_str(&w, "order", desc ? "desc" : "asc");
-    tsi_jsonw_kv_str(&w, "start_date", sd);
-    tsi_jsonw_kv_str(&w, "end_date", ed);
+    tsi_jsonw_kv_str(&w, "start_date", g.sd);
+    tsi_jsonw_kv_str(&w, "end_date", g.ed);
     tsi_jsonw_kv_int(&w, "total", k);
     tsi_jsonw_key(&w, "items");
     tsi_jsonw_array(&w);
@@ -220,7 +210,7 @@ int tsi_h_ranking(tsi_req *r)
             tsi_jsonw_kv_int(&w, "value", (int64_t)llround(metric_of(&rows[i], m)));
         else
             tsi_hc_kv_float(&w, dl, "value", metric_of(&rows[i], m));
-        tsi_hc_write_stats(&w, dl, &rows[i], sd, ed, NULL);
+        tsi_hc_write_stats(&w, dl, &rows[i], g.sd, g.ed, NULL);
         tsi_hc_kv_float(&w, dl, "latitude", rows[i].lat);
         tsi_hc_kv_float(&w, dl, "longitude", rows[i].lon);
         tsi_jsonw_end(&w);

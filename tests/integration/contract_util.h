@@ -179,19 +179,25 @@ __attribute__((unused)) static bool py39_fromisoformat(const char *s)
     return o[0] <= 23 && o[1] <= 59 && o[2] <= 59;
 }
 
-/* what pydantic 2.9 writes for a naive datetime (and Python 3.9 reads back) */
-__attribute__((unused)) static bool pyd_naive_dt(const char *s)
+/* whether s (at least 19 bytes) starts with a valid YYYY-MM-DDTHH:MM:SS; max_sec: 59, or
+ * 60 where a leap second may be written */
+static bool cu_date_time(const char *s, int max_sec)
 {
-    size_t n = strlen(s);
-    if (n != 19 && n != 26)
-        return false;
     char date[11];
     memcpy(date, s, 10);
     date[10] = '\0';
     int v;
-    if (!cu_parse_date(date, NULL) || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-        !cu_digits(s + 11, 2, &v) || v > 23 || !cu_digits(s + 14, 2, &v) || v > 59 ||
-        !cu_digits(s + 17, 2, &v) || v > 59)
+    return cu_parse_date(date, NULL) && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
+           cu_digits(s + 11, 2, &v) && v <= 23 && cu_digits(s + 14, 2, &v) && v <= 59 &&
+           cu_digits(s + 17, 2, &v) && v <= max_sec;
+}
+
+/* what pydantic 2.9 writes for a naive datetime (and Python 3.9 reads back) */
+__attribute__((unused)) static bool pyd_naive_dt(const char *s)
+{
+    size_t n = strlen(s);
+    int v;
+    if ((n != 19 && n != 26) || !cu_date_time(s, 59))
         return false;
     if (n == 26 && (s[19] != '.' || !cu_digits(s + 20, 6, &v) || v == 0))
         return false;
@@ -202,15 +208,7 @@ __attribute__((unused)) static bool pyd_naive_dt(const char *s)
 __attribute__((unused)) static bool v2_utc_dt(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 20 || s[n - 1] != 'Z')
-        return false;
-    char date[11];
-    memcpy(date, s, 10);
-    date[10] = '\0';
-    int v;
-    if (!cu_parse_date(date, NULL) || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-        !cu_digits(s + 11, 2, &v) || v > 23 || !cu_digits(s + 14, 2, &v) || v > 59 ||
-        !cu_digits(s + 17, 2, &v) || v > 60)
+    if (n < 20 || s[n - 1] != 'Z' || !cu_date_time(s, 60))
         return false;
     if (n == 20)
         return true;
