@@ -48,7 +48,7 @@ typedef struct {
     int64_t n;
     const char *agg; /* 1min|1hour|1day|1week|1month */
     bool empty;
-    int64_t t0, t1;  /* the query's instants [t0, t1) */
+    int64_t t0, t1;      /* the query's instants [t0, t1) */
     char sd[48], ed[48]; /* the range's start and end as the dialect writes them */
 } tsi_hc_range;
 

@@ -544,7 +544,8 @@ static int history_once(tsi_req *r, bool all)
             }
         }
         pg_from = pg0;
-        if (!stream && pg0 < g.t1 && pg_series(r, c, all ? NULL : one, pg0, g.t1, g.agg, &pts, &np) < 0)
+        if (!stream && pg0 < g.t1 &&
+            pg_series(r, c, all ? NULL : one, pg0, g.t1, g.agg, &pts, &np) < 0)
             return 0;
     }
     tsi_jsonw w;
