@@ -12,6 +12,7 @@
 
 #include "api/tz.h"
 #include "base/dtoa.h"
+#include "base/jsonw.h"
 
 const tsi_dialect tsi_dialect_v1 = {
     .version = 1,
@@ -42,6 +43,7 @@ const tsi_dialect tsi_dialect_v2 = {
     .one_max_days = 365,
     .all_max_days = 30,
     .all_days_param = 365,
+    .stale_markers = true,
 };
 
 /* ---- calendar: Howard Hinnant's days_from_civil / civil_from_days (no gmtime_r, which
@@ -146,6 +148,21 @@ size_t tsi_dialect_float(const tsi_dialect *d, char *o, double v)
         n += 2;
     }
     return n;
+}
+
+void tsi_dialect_age(const tsi_dialect *d, tsi_jsonw *w, bool has, int64_t t, int64_t now,
+                     int stale_seconds)
+{
+    if (!d->stale_markers)
+        return;
+    if (!has) {
+        tsi_jsonw_kv_null(w, "age_seconds");
+        tsi_jsonw_kv_null(w, "stale");
+        return;
+    }
+    int64_t age = now - t;
+    tsi_jsonw_kv_int(w, "age_seconds", age < 0 ? 0 : age);
+    tsi_jsonw_kv_bool(w, "stale", age > stale_seconds);
 }
 
 int64_t tsi_dialect_label(const tsi_dialect *d, int64_t start, const char *agg)

@@ -35,6 +35,7 @@ typedef struct tsi_dialect {
     bool python_floats;    /* a float field always has a '.' or exponent (pydantic writes 44.0) */
     bool stats_period_data; /* period_start/end: first and last minute with data (else request) */
     bool first_fields;      /* hour_of_day/day_of_week of a bin: its first data (else its start) */
+    bool stale_markers;     /* current answers carry age_seconds and stale (v2) */
     int one_max_days;       /* one intersection's history: most days in a range (inclusive) */
     int all_max_days;       /* the history of all intersections: most days in a range */
     int all_days_param;     /* the history of all intersections: largest `days` accepted */
@@ -66,6 +67,11 @@ void tsi_dialect_range(const tsi_dialect *d, char *buf, size_t len, int64_t day,
 /* A float field's JSON number into o (>= TSI_DIALECT_TIME_MAX); returns its length.
  * Non-finite: "null". */
 size_t tsi_dialect_float(const tsi_dialect *d, char *o, double v);
+/* A current answer's age: v2 writes "age_seconds" (now - t, >= 0) and "stale" (older
+ * than stale_seconds), both null when there is none (has false); v1 nothing. */
+struct tsi_jsonw;
+void tsi_dialect_age(const tsi_dialect *d, struct tsi_jsonw *w, bool has, int64_t t, int64_t now,
+                     int stale_seconds);
 /* The label of a bin that starts at the local midnight `start` (agg 1day, 1week or
  * 1month, buckets in the deployment's time zone): the start itself, or pandas' label. */
 int64_t tsi_dialect_label(const tsi_dialect *d, int64_t start, const char *agg);

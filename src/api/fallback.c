@@ -221,6 +221,8 @@ int tsi_fb_index(tsi_req *r, int64_t one)
         kv_float(&w, r->dl, "vehicle_index", dv(&res, 6, i, NULL));
         kv_float(&w, r->dl, "vehicle_index_eb", dv(&res, 7, i, NULL));
         tsi_jsonw_kv_int(&w, "vru_count", duckdb_value_int64(&res, 9, i));
+        tsi_dialect_age(r->dl, &w, true, (int64_t)dv(&res, 1, i, NULL), (int64_t)time(NULL),
+                        tsi_api_g->stale_seconds);
         tsi_jsonw_end(&w);
     }
     if (one < 0)

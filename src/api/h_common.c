@@ -3,6 +3,7 @@
  * on the worker's connection, reading PostgreSQL's values, and the JSON writers of an
  * index object and a statistics object. */
 #include "api/h_common.h"
+#include "api/state.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -522,6 +523,16 @@ void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *
     num_text_as(w, pgtext(res, row, col), dl);
 }
 
+bool tsi_hc_stale(double ts)
+{
+    return (double)time(NULL) - ts > tsi_api_g->stale_seconds;
+}
+
+void tsi_hc_kv_age(tsi_jsonw *w, const tsi_dialect *dl, bool has, double ts)
+{
+    tsi_dialect_age(dl, w, has, (int64_t)ts, (int64_t)time(NULL), tsi_api_g->stale_seconds);
+}
+
 void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
                             bool open)
 {
@@ -556,6 +567,7 @@ void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, 
     tsi_hc_kv_pg(w, dl, "vehicle_index_eb", res, i, c0 + 6);
     tsi_jsonw_key(w, "vru_count");
     num_text(w, has ? pgtext(res, i, c0 + 8) : NULL);
+    tsi_hc_kv_age(w, dl, has, has ? tsi_hc_dval(res, i, c0, NULL) : 0);
     if (open)
         tsi_jsonw_end(w);
 }

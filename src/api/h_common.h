@@ -103,6 +103,11 @@ void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *
                   int col);
 /* one /safety/index/ object from the LATEST_COLS layout starting at column c0
  * (id, name, lat, lon at 0..3); open: the object's braces too (else only its members) */
+/* whether a current row of instant ts is stale now (older than --stale-seconds) */
+bool tsi_hc_stale(double ts);
+/* v2's age_seconds and stale of a current row at instant ts (has: there is one; else
+ * both null); nothing in a dialect without stale markers */
+void tsi_hc_kv_age(tsi_jsonw *w, const tsi_dialect *dl, bool has, double ts);
 void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
                             bool open);
 /* the intersection_id of a history or stats object: the path's text in v1 (a string),

@@ -204,6 +204,21 @@ int tsi_h_metrics(tsi_req *r)
         else
             tsi_warn("api", "req=%s database facts missing from /metrics: %s", r->id, e.message);
         tsi_status_free(&s);
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", a->stale_seconds);
+        const char *v[1] = {secs};
+        PGresult *res = c ? PQexecPrepared(c, "current_age", 1, v, NULL, NULL, 0) : NULL;
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            tsi_buf_printf(b,
+                           "# HELP tsi_current_intersections Intersections with a current index.\n"
+                           "# TYPE tsi_current_intersections gauge\n"
+                           "tsi_current_intersections %s\n"
+                           "# HELP tsi_stale_intersections Intersections whose current index is"
+                           " older than --stale-seconds.\n"
+                           "# TYPE tsi_stale_intersections gauge\n"
+                           "tsi_stale_intersections %s\n",
+                           PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        PQclear(res);
     }
     metrics_collector(b);
     return 0;

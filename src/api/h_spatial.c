@@ -208,6 +208,9 @@ static int spatial(tsi_req *r, int kind)
         bool ebnull;
         double eb = tsi_hc_dval(res, i, 6, &ebnull);
         double si = has ? (ebnull ? tsi_hc_dval(res, i, 5, NULL) : eb) : NAN;
+        /* a stale current index is no risk now: the filters on it skip the intersection */
+        if (has && (min_index >= 0 || rl) && tsi_hc_stale(tsi_hc_dval(res, i, 4, NULL)))
+            continue;
         if (min_index >= 0 && (isnan(si) || si < min_index))
             continue;
         if (rl && (isnan(si) || strcmp(tsi_risk_level(si), rl) != 0))

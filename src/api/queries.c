@@ -282,6 +282,11 @@ static const char Q_GEOMETRY[] =
     " AND abs((q.n->>1)::numeric) <= 180 ELSE false END) c"
     " WHERE c.nn >= 2 ORDER BY x.id, l.o";
 
+/* intersections with a current index, and those of them older than $1 seconds (stale) */
+static const char Q_CURRENT_AGE[] =
+    "SELECT count(*), count(*) FILTER (WHERE \"timestamp\" < now() - make_interval(secs =>"
+    " $1::float8)) FROM safety_indices_latest";
+
 static const char Q_INTERSECTIONS_ALL[] =
     "SELECT id, name, latitude, longitude FROM intersections ORDER BY id";
 
@@ -301,6 +306,7 @@ const tsi_api_stmt tsi_api_stmts[] = {
     {"area", Q_AREA},
     {"intersection", Q_INTERSECTION},
     {"intersections_all", Q_INTERSECTIONS_ALL},
+    {"current_age", Q_CURRENT_AGE},
     {"geometry", Q_GEOMETRY},
     {NULL, NULL},
 };

@@ -93,7 +93,8 @@ typedef struct tsi_api {
     char tile_url[2048]; /* --tile-url / TSI_TILE_URL; "" = none (config answers null) */
     size_t max_query;    /* bytes of the query string */
     size_t max_body;
-    int gzip_min; /* bytes */
+    int gzip_min;      /* bytes */
+    int stale_seconds; /* --stale-seconds: a current answer older than this is stale */
     bool access_log;
     atomic_int db_up;     /* the monitor's view */
     atomic_ullong gen;    /* bumped on NOTIFY tsi_latest and on source switches */

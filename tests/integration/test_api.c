@@ -55,7 +55,7 @@ static const char SETUP_SQL[] =
     "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index,"
     " combined_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count,"
     " hour_of_day, day_of_week)"
-    " VALUES (201, date_trunc('minute', now()) - interval '5 minutes', 80, 80, 5, 0, 0, 0, 0, 0);"
+    " VALUES (201, date_trunc('minute', now()) - interval '1 minute', 80, 80, 5, 0, 0, 0, 0, 0);"
     /* what the minute rows were, before retention */
     "CREATE TABLE exp_minutes AS SELECT intersection_id, \"timestamp\","
     " combined_index_eb AS si, traffic_volume AS vol FROM safety_indices_realtime;"
@@ -806,8 +806,33 @@ static void test_spatial_nearby(void **state)
     assert_near(lat, 0.0005, 1e-12, "geojson lat second");
     int props = tsi_json_get(&j.d, f, "properties");
     assert_int_equal((long long)jnum(&j, props, "intersection_id"), 201);
+    assert_false(jbool(&j, props, "stale"));
     jfree(&j);
     resp_free(&r);
+
+    /* the same intersection silent for 10 minutes (> --stale-seconds 300): its current
+     * answer says so, and the risk filters skip it */
+    th_sqlf(owner, "UPDATE safety_indices_latest SET \"timestamp\" = now() - interval '10 minutes'"
+                   " WHERE intersection_id = 201");
+    r = get(srv.port, "/api/v2/intersections/nearby?lat=0&lon=180&radius=500&risk_level=high");
+    jparse(&j, &r);
+    assert_int_equal(jcount(&j, 0), 0);
+    jfree(&j);
+    resp_free(&r);
+    r = get(srv.port, "/api/v2/intersections/nearby?lat=0&lon=180&radius=500");
+    jparse(&j, &r);
+    ids_of(&j, 0, ids, &n);
+    assert_int_equal(n, 2); /* 201 and 202, across the antimeridian */
+    int it = jat(&j, 0, ids[0] == 201 ? 0 : 1);
+    assert_true(jbool(&j, it, "stale"));
+    assert_true(jnum(&j, it, "age_seconds") >= 600);
+    jfree(&j);
+    resp_free(&r);
+    r = get(srv.port, "/api/v1/intersections/nearby?lat=0&lon=180&radius=500");
+    assert_false(strstr(r.body, "\"stale\"") || strstr(r.body, "age_seconds")); /* v2 only */
+    resp_free(&r);
+    th_sqlf(owner, "UPDATE safety_indices_latest SET \"timestamp\" = date_trunc('minute', now())"
+                   " - interval '1 minute' WHERE intersection_id = 201");
 
     /* the Fairfax cluster against haversine, for a radius that splits it */
     r = get(srv.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=1500");

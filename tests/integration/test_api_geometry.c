@@ -390,16 +390,6 @@ static void test_seed_lanes(void **state)
 }
 
 /* ---- the endpoint: shape, margin, limit, malformed geometry -------------------------- */
-static int jbool(jdoc *j, int obj, const char *key) /* 1 true, 0 false, -1 neither */
-{
-    int t = tsi_json_get(&j->d, obj, key);
-    if (t < 0)
-        fail_msg("key %s missing", key);
-    const char *s = j->d.js + j->d.tok[t].start;
-    size_t n = (size_t)(j->d.tok[t].end - j->d.tok[t].start);
-    return n == 4 && memcmp(s, "true", 4) == 0 ? 1 : n == 5 && memcmp(s, "false", 5) == 0 ? 0 : -1;
-}
-
 static void validate(const resp *r, const char *what)
 {
     resp doc = get(srv.port, "/api/v2/openapi.json");
@@ -437,7 +427,7 @@ static void test_geometry_endpoint(void **state)
      * dropping the bad nodes: 2 nodes left */
     assert_int_equal(jcount(&j, feats), 3);
     assert_int_equal((long long)jnum(&j, 0, "intersections"), 2);
-    assert_int_equal(jbool(&j, 0, "truncated"), 0);
+    assert_false(jbool(&j, 0, "truncated"));
     int bb = tsi_json_get(&j.d, 0, "bbox");
     double x;
     tsi_json_num(&j.d, jat(&j, bb, 0), &x);
@@ -485,7 +475,7 @@ static void test_geometry_endpoint(void **state)
     jparse(&j, &r);
     assert_int_equal(jcount(&j, tsi_json_get(&j.d, 0, "features")), 2);
     assert_int_equal((long long)jnum(&j, 0, "intersections"), 1);
-    assert_int_equal(jbool(&j, 0, "truncated"), 1);
+    assert_true(jbool(&j, 0, "truncated"));
     jfree(&j);
     resp_free(&r);
 

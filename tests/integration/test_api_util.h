@@ -337,6 +337,14 @@ __attribute__((unused)) static double jnum(jdoc *j, int obj, const char *key)
     return v;
 }
 
+__attribute__((unused)) static bool jbool(jdoc *j, int obj, const char *key)
+{
+    bool v;
+    if (tsi_json_bool(&j->d, tsi_json_get(&j->d, obj, key), &v) < 0)
+        fail_msg("key %s missing or not a boolean", key);
+    return v;
+}
+
 __attribute__((unused)) static void jstr(jdoc *j, int obj, const char *key, char *out, size_t len)
 {
     int t = tsi_json_get(&j->d, obj, key);
