@@ -2,6 +2,8 @@
 // server. scripts/e2e starts `tsi serve` on seeded data (or, with --fixture, the fixture
 // server) and sets:
 //   TSI_E2E_URL          the server answering from PostgreSQL (required)
+//   TSI_E2E_STALE_URL    a server with --stale-seconds 1: every intersection is silent
+//                        (optional: the stale test is skipped without it)
 //   TSI_E2E_PARQUET_URL  a server answering from the Parquet fallback (optional; with the
 //                        fixture server, TSI_E2E_FIXTURE=1 switches its source instead)
 //   TSI_E2E_ARTIFACTS    where screenshots go (default build-e2e/artifacts)
@@ -15,6 +17,7 @@ import { launch } from './browser.mjs';
 
 const BASE = (process.env.TSI_E2E_URL ?? 'http://127.0.0.1:8099').replace(/\/$/, '');
 const PARQUET = process.env.TSI_E2E_PARQUET_URL?.replace(/\/$/, '');
+const STALE = process.env.TSI_E2E_STALE_URL?.replace(/\/$/, ''); // --stale-seconds 1
 const FIXTURE = process.env.TSI_E2E_FIXTURE === '1';
 const ART = path.resolve(process.env.TSI_E2E_ARTIFACTS ?? 'build-e2e/artifacts');
 fs.mkdirSync(ART, { recursive: true });
@@ -471,6 +474,19 @@ describe('dashboard', () => {
     for (const i of imgs) assert.ok(served.has(new URL(i.src).pathname), `${i.src} came from the tile server`);
     assert.equal(await page.locator('#map.with-tiles').count(), 1);
     await shot(page, '10-tiles');
+    await page.close();
+    noProblems();
+  });
+
+  test('a silent intersection is greyed: no data since its last minute', { skip: !STALE && 'no --stale-seconds server (fixture run)' }, async () => {
+    const { body } = await api('/api/v2/safety/index/', STALE);
+    const withData = body.filter((i) => typeof i.safety_index === 'number');
+    assert.ok(withData.length > 0 && withData.every((i) => i.stale === true && i.age_seconds >= 1), 'the server says every current answer is stale');
+    const page = await open(STALE + '/');
+    const grey = await page.evaluate((ids) => ids.map((id) => window.tsi.markerColour?.(id) ?? null), withData.map((i) => i.intersection_id));
+    assert.ok(grey.every((c) => c === '#95A5A6'), `every marker grey: ${grey.join(' ')}`);
+    const badges = await page.locator('#table tbody .risk').allTextContents();
+    assert.ok(badges.length > 0 && badges.every((t) => /^no data since \d\d:\d\d:\d\d$/.test(t)), `table badges: ${badges.slice(0, 3).join(' | ')}`);
     await page.close();
     noProblems();
   });

@@ -116,7 +116,7 @@ e2e_stack_start() { # N fixture
   if [ "$fixture" = 1 ]; then
     e2e_launch fixture "$NODE_PORT_RE" node "$root/tests/e2e/fixture-server.mjs" --port 0 \
       --intersections "$n" --dist "$root/web/dist"
-    export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_PARQUET_URL= E2E_KIND=fixture
+    export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_PARQUET_URL= E2E_STALE_URL= E2E_KIND=fixture
     e2e_wait_http "$E2E_URL/api/v2/safety/index/"
     if [ -n "$E2E_TILE_SERVER" ]; then
       e2e_launch fixture-tiles "$NODE_PORT_RE" env TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" \
@@ -148,6 +148,9 @@ e2e_stack_start() { # N fixture
   export E2E_URL=http://127.0.0.1:$E2E_PORT E2E_KIND=tsi
   e2e_launch serve-parquet "$TSI_PORT_RE" "$BIN" serve --port 0 --source parquet --log-level info
   export E2E_PARQUET_URL=http://127.0.0.1:$E2E_PORT
+  # a server for which every seeded intersection is silent (stale after 1 s)
+  e2e_launch serve-stale "$TSI_PORT_RE" "$BIN" serve --port 0 --stale-seconds 1 --log-level info
+  export E2E_STALE_URL=http://127.0.0.1:$E2E_PORT
   if [ -n "$E2E_TILE_SERVER" ]; then
     e2e_launch serve-tiles "$TSI_PORT_RE" env TSI_TILE_URL="$E2E_TILE_SERVER/{z}/{x}/{y}.png" \
       "$BIN" serve --port 0 --log-level info
@@ -155,5 +158,6 @@ e2e_stack_start() { # N fixture
   fi
   e2e_wait_http "$E2E_URL/api/v2/safety/index/"
   e2e_wait_http "$E2E_PARQUET_URL/api/v2/safety/index/"
+  e2e_wait_http "$E2E_STALE_URL/api/v2/safety/index/"
   [ -z "$E2E_TILES_URL" ] || e2e_wait_http "$E2E_TILES_URL/api/v2/safety/index/"
 }

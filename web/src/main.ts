@@ -8,7 +8,7 @@ import { applyFilters, NO_FILTERS, sortItems, type Filters, type SortKey } from 
 import { lanesFromGeoJson } from './lanes';
 import { TsiMap, type Mode } from './map';
 import { DAY_MS, historyQuery, isoDate, parseDate, PERIODS, type Period } from './period';
-import { HIGH_THRESHOLD, itemRisk, riskColour } from './risk';
+import { HIGH_THRESHOLD, itemRisk, noDataLabel, riskColour } from './risk';
 import { toColumns, type Columns } from './series';
 import type { DataSource, History, IndexItem, RiskLevel, StatRow, Stats } from './types';
 import { formatView, parseView, TABS, type Tab, type ViewState } from './url';
@@ -60,6 +60,7 @@ tsiMap.lanesLoader = async (bbox, signal) => lanesFromGeoJson((await api.geometr
 (window as unknown as { tsi: unknown }).tsi = {
   markerIds: () => tsiMap.markerIds(),
   markerPoint: (id: number) => tsiMap.markerPoint(id),
+  markerColour: (id: number) => tsiMap.markerColour(id),
   highlightedIds: () => tsiMap.highlightedIds(),
   lanes: () => tsiMap.lanesDrawn(),
   drawPoints: () => tsiMap.drawPoints.map((p) => ({ lat: p.lat, lon: p.lng })),
@@ -168,7 +169,7 @@ function renderTable(): void {
     html.push(
       `<tr tabindex="0" data-id="${it.intersection_id}"${it.intersection_id === sel ? ' class="selected"' : ''}>` +
         `<td>${it.intersection_id}</td><td>${esc(it.intersection_name)}</td><td class="num">${fmt(it.safety_index)}</td>` +
-        `<td><span class="risk" style="background:${riskColour(r)}">${r ?? 'no data'}</span></td>` +
+        `<td><span class="risk" style="background:${riskColour(r)}">${r ?? esc(noDataLabel(it, timeOf))}</span></td>` +
         `<td class="num">${fmtInt(it.traffic_volume)}</td><td class="num">${fmtInt(it.vru_count)}</td>` +
         `<td>${it.timestamp ? esc(timeOf(Date.parse(it.timestamp))) : '—'}</td>` +
         `<td><input type="checkbox" class="cmp" aria-label="compare" ${cmp.has(it.intersection_id) ? 'checked' : ''}></td></tr>`,
@@ -270,7 +271,7 @@ function renderDetailsHead(): void {
   $('d-name').textContent = it?.intersection_name ?? `Intersection ${id}`;
   const r = it ? itemRisk(it) : null;
   const badge = $('d-risk');
-  badge.textContent = r ?? 'no data';
+  badge.textContent = r ?? noDataLabel(it, timeOf);
   badge.style.background = riskColour(r);
   $('d-meta').textContent = it
     ? `#${id} · ${it.latitude.toFixed(5)}, ${it.longitude.toFixed(5)}${it.timestamp ? ' · as of ' + timeOf(Date.parse(it.timestamp)) : ''}`

@@ -4,7 +4,7 @@
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import type { IndexItem } from './types';
-import { itemRisk, markerRadius, riskColour } from './risk';
+import { itemRisk, markerRadius, noDataLabel, riskColour } from './risk';
 import { LANE_MIN_ZOOM, type Lane, laneBbox, medianSpacing, niceStep } from './lanes';
 
 export type Mode = 'none' | 'point' | 'route' | 'polygon';
@@ -165,7 +165,7 @@ export class TsiMap {
     const it = this.items.get(id);
     if (!it) return '';
     const si = it.safety_index;
-    const lvl = itemRisk(it) ?? 'no data';
+    const lvl = itemRisk(it) ?? noDataLabel(it, (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false }));
     const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
     return `<b>${esc(it.intersection_name ?? '#' + id)}</b><br>Index ${si === null || si === undefined ? '—' : si.toFixed(1)} · ${lvl}` +
       `<br>Volume ${it.traffic_volume ?? '—'}`;
@@ -173,6 +173,12 @@ export class TsiMap {
 
   markerIds(): number[] {
     return [...this.markers.keys()];
+  }
+
+  /** A marker's fill colour (for tests), null when there is no such marker. */
+  markerColour(id: number): string | null {
+    const m = this.markers.get(id);
+    return m ? ((m.options.fillColor as string | undefined) ?? null) : null;
   }
 
   /** Container pixel of a marker (for tests and the benchmark). */

@@ -17,8 +17,10 @@ export function riskLevel(index: number | null | undefined): RiskLevel | null {
   return 'Low';
 }
 
-/** The item's level: the server's risk_level when it is one of the three, else computed. */
+/** The item's level: the server's risk_level when it is one of the three, else computed;
+ *  none (grey, "no data") when the server says the current answer is stale. */
 export function itemRisk(it: IndexItem): RiskLevel | null {
+  if (it.stale === true) return null;
   const s = it.risk_level;
   if (s === 'Low' || s === 'Medium' || s === 'High') return s;
   if (typeof s === 'string') {
@@ -26,6 +28,16 @@ export function itemRisk(it: IndexItem): RiskLevel | null {
     if (c === 'Low' || c === 'Medium' || c === 'High') return c;
   }
   return riskLevel(it.safety_index);
+}
+
+/** What stands where a level would: "no data", or "no data since HH:MM" (in the browser's
+ *  zone, via time) for a stale answer with a timestamp. */
+export function noDataLabel(it: IndexItem | undefined, time: (ms: number) => string): string {
+  if (it && it.stale === true && it.timestamp) {
+    const t = Date.parse(it.timestamp);
+    if (Number.isFinite(t)) return `no data since ${time(t)}`;
+  }
+  return 'no data';
 }
 
 export function riskColour(level: RiskLevel | null): string {

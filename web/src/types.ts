@@ -20,6 +20,10 @@ export interface IndexItem {
   vehicle_index_eb?: number | null;
   vru_count?: number | null;
   distance_m?: number | null;
+  /** v2: seconds since the current row's minute, and whether that is beyond the server's
+   *  --stale-seconds (no fresh data: greyed, as no data) */
+  age_seconds?: number | null;
+  stale?: boolean | null;
 }
 
 export interface HistoryPoint {

@@ -5,7 +5,7 @@ import { csvField, toCsv } from '../src/csv';
 import { applyFilters, NO_FILTERS, sortItems } from '../src/filters';
 import { laneBbox, lanesFromGeoJson, medianSpacing, niceStep } from '../src/lanes';
 import { bucketSeconds, historyQuery, parseDate } from '../src/period';
-import { itemRisk, markerRadius, riskColour, riskLevel } from '../src/risk';
+import { itemRisk, markerRadius, noDataLabel, riskColour, riskLevel } from '../src/risk';
 import { toColumns } from '../src/series';
 import type { IndexItem } from '../src/types';
 import { formatView, parseView } from '../src/url';
@@ -40,6 +40,17 @@ describe('risk levels (domain.md §4)', () => {
     expect(itemRisk({ ...item(1, 80, 1), risk_level: 'Low' })).toBe('Low');
     expect(itemRisk({ ...item(1, 80, 1), risk_level: 'medium' })).toBe('Medium');
     expect(itemRisk({ ...item(1, 80, 1), risk_level: '<script>' })).toBe('High');
+  });
+  test('a stale current answer is no data (grey), labelled with when the data stopped', () => {
+    const stale = { ...item(1, 80, 1), risk_level: 'High', timestamp: '2026-12-07T10:05:00Z', stale: true, age_seconds: 900 };
+    expect(itemRisk(stale)).toBeNull();
+    expect(riskColour(itemRisk(stale))).toBe('#95A5A6');
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    expect(noDataLabel(stale, hhmm)).toBe('no data since 10:05');
+    expect(noDataLabel({ ...stale, timestamp: 'garbage' }, hhmm)).toBe('no data');
+    expect(noDataLabel(undefined, hhmm)).toBe('no data');
+    expect(itemRisk({ ...stale, stale: false })).toBe('High');
+    expect(noDataLabel({ ...stale, stale: false }, hhmm)).toBe('no data');
   });
   test('marker radius: 4 px empty, 14 px at the maximum, area proportional to volume', () => {
     expect(markerRadius(0, 100)).toBe(4);
