@@ -11,6 +11,7 @@
 #include "api/pool.h"
 #include "api/state.h"
 #include "base/jsonw.h"
+#include "core/geo.h"
 #include "core/index.h"
 #include "core/json.h"
 
@@ -18,7 +19,7 @@
  */
 /* [{"lat":..,"lon":..}, ...] → "{..}" arrays of lat and lon; count in *n */
 static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *lats, tsi_buf *lons,
-                      int *n, bool close_ring)
+                      double *plat, double *plon, int *n, bool close_ring)
 {
     const char *v = tsi_req_arg(r, name);
     if (!v) {
@@ -68,6 +69,8 @@ static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *l
         }
         llat = la;
         llon = lo;
+        plat[k - 1] = la;
+        plon[k - 1] = lo;
         if (k > 1) {
             tsi_buf_putc(lats, ',');
             tsi_buf_putc(lons, ',');
@@ -135,11 +138,29 @@ static int spatial(tsi_req *r, int kind)
         double buffer = 0;
         if (route && tsi_hc_arg_num(r, "buffer", 0, true, 200000, 100, &buffer) < 0)
             return 0;
-        if (arg_points(r, route ? "waypoints" : "polygon", route ? 2 : 3, 1000, &lats, &lons, &np,
-                       !route) < 0) {
+        double *plat = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
+        double *plon = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
+        if (arg_points(r, route ? "waypoints" : "polygon", route ? 2 : 3, 1000, &lats, &lons, plat,
+                       plon, &np, !route) < 0) {
             tsi_buf_free(&lats);
             tsi_buf_free(&lons);
             return 0;
+        }
+        int ea, eb;
+        /* a polygon's edges are geodesics (geography): a ring around a pole or across the
+         * antimeridian is simple when its arcs are; a planar check would refuse both */
+        if (!route && tsi_geo_ring_self_intersects(plat, plon, np, &ea, &eb)) {
+            tsi_buf_free(&lats);
+            tsi_buf_free(&lons);
+            if (ea == eb)
+                return tsi_api_error(r, 400, "invalid_polygon", "polygon",
+                                     "polygon is not a valid simple polygon: edge %d (from vertex"
+                                     " %d) has coincident or antipodal ends",
+                                     ea + 1, ea + 1);
+            return tsi_api_error(r, 400, "invalid_polygon", "polygon",
+                                 "polygon is not a valid simple polygon: edges %d and %d cross or"
+                                 " touch (edge k runs from vertex k to the next)",
+                                 ea + 1, eb + 1);
         }
         snprintf(p3, sizeof p3, "%.17g", buffer);
         v[0] = lats.data;
@@ -163,26 +184,6 @@ static int spatial(tsi_req *r, int kind)
                              " try again shortly");
     }
     r->data_source = "postgres";
-    if (kind == R_AREA) {
-        PGresult *chk = tsi_hc_run(r, c, "area_check", 2, v);
-        if (!chk) {
-            tsi_buf_free(&lats);
-            tsi_buf_free(&lons);
-            return 0;
-        }
-        bool ok = PQntuples(chk) == 1 && strcmp(PQgetvalue(chk, 0, 0), "t") == 0;
-        if (!ok) {
-            char reason[200];
-            snprintf(reason, sizeof reason, "%s",
-                     PQntuples(chk) == 1 ? PQgetvalue(chk, 0, 1) : "invalid");
-            PQclear(chk);
-            tsi_buf_free(&lats);
-            tsi_buf_free(&lons);
-            return tsi_api_error(r, 400, "invalid_polygon", "polygon",
-                                 "polygon is not a valid simple polygon: %s", reason);
-        }
-        PQclear(chk);
-    }
     PGresult *res = tsi_hc_run(r, c, stmt, kind == R_AREA ? 2 : 3, v);
     tsi_buf_free(&lats);
     tsi_buf_free(&lons);

@@ -240,8 +240,6 @@ static const char Q_ROUTE[] =
     "ST_MakePolygon(ST_AddPoint(ST_MakeLine(" POINTS                                               \
     "), ST_SetSRID(ST_MakePoint(($2::float8[])[1], ($1::float8[])[1]), 4326)))"
 
-static const char Q_AREA_CHECK[] = "SELECT ST_IsValid(" RING "), ST_IsValidReason(" RING ")";
-
 static const char Q_AREA[] =
     "WITH poly AS (SELECT " RING "::geography AS g) " SPATIAL_COLS
     " ST_Distance(i.geometry::geography, ST_Centroid(poly.g)) AS d"
@@ -302,7 +300,6 @@ const tsi_api_stmt tsi_api_stmts[] = {
     {"stats", Q_STATS},
     {"nearby", Q_NEARBY},
     {"route", Q_ROUTE},
-    {"area_check", Q_AREA_CHECK},
     {"area", Q_AREA},
     {"intersection", Q_INTERSECTION},
     {"intersections_all", Q_INTERSECTIONS_ALL},

@@ -2,6 +2,7 @@
 #include "core/geo.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 #define DEG2RAD (M_PI / 180.0)
 
@@ -77,6 +78,98 @@ void tsi_geo_velocity(double speed, double heading_deg, double *vx_east, double 
     double h = heading_deg * DEG2RAD;
     *vx_east = speed * sin(h);
     *vy_north = speed * cos(h);
+}
+
+/* ---- the sphere as unit vectors (geodesic rings) ---- */
+typedef struct {
+    double x, y, z;
+} vec3;
+
+static vec3 unit_of(double lat, double lon)
+{
+    double la = lat * M_PI / 180, lo = lon * M_PI / 180;
+    return (vec3){cos(la) * cos(lo), cos(la) * sin(lo), sin(la)};
+}
+
+static vec3 cross3(vec3 a, vec3 b)
+{
+    return (vec3){a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x};
+}
+
+static double dot3(vec3 a, vec3 b)
+{
+    return a.x * b.x + a.y * b.y + a.z * b.z;
+}
+
+static double norm3(vec3 a)
+{
+    return sqrt(dot3(a, a));
+}
+
+#define RING_EPS 1e-12 /* ~6 µm on the Earth: the tolerance of "on an arc" */
+
+/* whether unit vector p lies on the minor arc a→b whose pole (a × b) is n */
+static bool on_arc(vec3 p, vec3 a, vec3 b, vec3 n)
+{
+    return dot3(cross3(a, p), n) >= -RING_EPS && dot3(cross3(p, b), n) >= -RING_EPS &&
+           dot3(p, a) + dot3(p, b) > 0; /* not the antipode of the arc's points */
+}
+
+/* whether the arcs a1→a2 and b1→b2 (poles na, nb, both non-degenerate) share a point */
+static bool arcs_meet(vec3 a1, vec3 a2, vec3 na, vec3 b1, vec3 b2, vec3 nb)
+{
+    vec3 d = cross3(na, nb);
+    double l = norm3(d);
+    if (l < RING_EPS * norm3(na) * norm3(nb)) /* one great circle: do they overlap? */
+        return on_arc(b1, a1, a2, na) || on_arc(b2, a1, a2, na) || on_arc(a1, b1, b2, nb) ||
+               on_arc(a2, b1, b2, nb);
+    vec3 p = {d.x / l, d.y / l, d.z / l}, q = {-p.x, -p.y, -p.z};
+    return (on_arc(p, a1, a2, na) && on_arc(p, b1, b2, nb)) ||
+           (on_arc(q, a1, a2, na) && on_arc(q, b1, b2, nb));
+}
+
+int tsi_geo_ring_self_intersects(const double *lat, const double *lon, int n, int *ea, int *eb)
+{
+    *ea = *eb = 0;
+    if (n < 3)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        int i1 = (i + 1) % n, i2 = (i + 2) % n;
+        vec3 a = unit_of(lat[i], lon[i]), b = unit_of(lat[i1], lon[i1]);
+        vec3 na = cross3(a, b);
+        if (norm3(na) < 1e-9) { /* coincident or antipodal ends: no one geodesic */
+            *ea = *eb = i;
+            return 1;
+        }
+        /* the next edge doubling back along the same great circle */
+        vec3 c = unit_of(lat[i2], lon[i2]);
+        vec3 nb = cross3(b, c);
+        if (norm3(nb) >= 1e-9 && norm3(cross3(na, nb)) < 1e-9 * norm3(na) * norm3(nb) &&
+            dot3(na, nb) < 0) {
+            *ea = i;
+            *eb = i1;
+            if (*ea > *eb) {
+                *ea = i1;
+                *eb = i;
+            }
+            return 1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        vec3 a1 = unit_of(lat[i], lon[i]), a2 = unit_of(lat[(i + 1) % n], lon[(i + 1) % n]);
+        vec3 na = cross3(a1, a2);
+        for (int j = i + 2; j < n; j++) {
+            if (i == 0 && j == n - 1) /* adjacent through the closing vertex */
+                continue;
+            vec3 b1 = unit_of(lat[j], lon[j]), b2 = unit_of(lat[(j + 1) % n], lon[(j + 1) % n]);
+            if (arcs_meet(a1, a2, na, b1, b2, cross3(b1, b2))) {
+                *ea = i;
+                *eb = j;
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 double tsi_geo_point_segment_m(double x, double y, double ax, double ay, double bx, double by)

@@ -35,4 +35,13 @@ void tsi_geo_velocity(double speed, double heading_deg, double *vx_east, double 
 /* Distance in metres from point (x, y) to the segment (ax, ay)-(bx, by) in a plane. */
 double tsi_geo_point_segment_m(double x, double y, double ax, double ay, double bx, double by);
 
+/* Whether a ring of n >= 3 vertices (degrees; closed implicitly: the last vertex joins the
+ * first) is a simple polygon on the sphere, its edges geodesics (great-circle arcs, as
+ * PostGIS's geography reads them): no edge of coincident or antipodal ends, no edge
+ * doubling back over the one before it, no two other edges crossing or touching. A ring
+ * around a pole or across the antimeridian is simple when its arcs are (a planar check on
+ * lon/lat refuses both). Returns 0 when simple, else 1 with the 0-based edges at fault in
+ * *ea <= *eb (edge k runs from vertex k to vertex k+1 mod n). Pure; O(n²). */
+int tsi_geo_ring_self_intersects(const double *lat, const double *lon, int n, int *ea, int *eb);
+
 #endif

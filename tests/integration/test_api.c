@@ -905,6 +905,46 @@ static void test_spatial_route_area(void **state)
     assert_int_equal(ids[0], 301);
     jfree(&j);
     resp_free(&r);
+
+    /* a ring AROUND the North Pole (at 80°N, four vertices 90° apart): a planar check on
+     * lon/lat calls it self-intersecting; on the sphere it is a cap. Its edges are
+     * geodesics, which rise between the vertices: at lon 45 the edge from lon 0 to 90
+     * passes latitude atan(tan 80° / cos 45°) (computed here); a point just above it is
+     * inside, just below it outside. */
+    double edge = atan(tan(80 * M_PI / 180) / cos(45 * M_PI / 180)) * 180 / M_PI; /* 82.93 */
+    th_sqlf(owner,
+            "INSERT INTO intersections (id, name, latitude, longitude, geometry) VALUES"
+            " (311, 'above the arc', %.6f, 45, ST_SetSRID(ST_MakePoint(45, %.6f), 4326)),"
+            " (312, 'below the arc', %.6f, 45, ST_SetSRID(ST_MakePoint(45, %.6f), 4326)),"
+            " (313, 'far side', 85, -135, ST_SetSRID(ST_MakePoint(-135, 85), 4326)),"
+            " (314, 'south of the ring', 79, 0, ST_SetSRID(ST_MakePoint(0, 79), 4326))",
+            edge + 0.05, edge + 0.05, edge - 0.05, edge - 0.05);
+    urlenc(enc, sizeof enc,
+           "[{\"lat\":80,\"lon\":0},{\"lat\":80,\"lon\":90},{\"lat\":80,\"lon\":180},"
+           "{\"lat\":80,\"lon\":-90}]");
+    snprintf(path, sizeof path, "/api/v2/intersections/area?polygon=%s", enc);
+    r = get(srv.port, path);
+    if (r.status != 200)
+        fail_msg("pole ring: %ld %s", r.status, r.body);
+    jparse(&j, &r);
+    ids_of(&j, 0, ids, &n);
+    /* inside: the three near the pole (301-303), above the arc, the far side */
+    long long want[] = {301, 302, 303, 311, 313};
+    assert_int_equal(n, 5);
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(ids[k], want[k]);
+    jfree(&j);
+    resp_free(&r);
+    /* the same ring as a bow-tie across the pole is still refused, naming the edges */
+    urlenc(enc, sizeof enc,
+           "[{\"lat\":80,\"lon\":0},{\"lat\":80,\"lon\":180},{\"lat\":80,\"lon\":90},"
+           "{\"lat\":80,\"lon\":-90}]");
+    snprintf(path, sizeof path, "/api/v2/intersections/area?polygon=%s", enc);
+    r = get(srv.port, path);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "invalid_polygon"));
+    resp_free(&r);
+    th_sqlf(owner, "DELETE FROM intersections WHERE id BETWEEN 311 AND 314");
 }
 
 static void test_intersection_meta(void **state)
