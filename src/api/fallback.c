@@ -77,7 +77,7 @@ static int duck_fail(tsi_req *r, const char *what, const char *msg)
 {
     tsi_err("api", "req=%s parquet %s failed: %s", r->id, what, msg ? msg : "?");
     tsi_api_error(r, 503, "archive_unavailable", NULL,
-                  "the database is unreachable and the Parquet archive could not be read");
+                  "the Parquet archive could not be read (request %s)", r->id);
     return -1;
 }
 

@@ -532,14 +532,10 @@ static int history_once(tsi_req *r, bool all)
             cutoff -= cutoff % 60;
             if (g.t0 < cutoff) {
                 int64_t e = g.t1 < cutoff ? g.t1 : cutoff;
-                if (tsi_fb_series(r, r->path_id, g.t0, e, g.agg, &old, &nold) < 0) {
-                    /* no archive: those minutes are a gap */
-                    tsi_buf_reset(&r->body);
-                    r->status = 200;
-                    r->err_code = NULL;
-                    r->err_field = NULL;
-                    nold = 0;
-                }
+                /* days without files are a gap; an archive that cannot be read is an
+                 * error (503 archive_unavailable), never a 200 with the minutes missing */
+                if (tsi_fb_series(r, r->path_id, g.t0, e, g.agg, &old, &nold) < 0)
+                    return 0;
                 pg0 = e;
             }
         }

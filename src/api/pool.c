@@ -52,9 +52,10 @@ static PGconn *session_open(tsi_req *r, bool helper, tsi_error *e)
     char *zq = PQescapeLiteral(c, tsi_api_tz_name(), strlen(tsi_api_tz_name()));
     char set[384];
     snprintf(set, sizeof set,
-             "SET TIME ZONE %s; SET statement_timeout = '30s';"
+             "SET TIME ZONE %s; SET statement_timeout = %d;"
              " SET plan_cache_mode = force_generic_plan%s",
-             zq ? zq : "'UTC'", helper ? "; SET application_name = 'tsi serve helper'" : "");
+             zq ? zq : "'UTC'", tsi_api_g->statement_ms > 0 ? tsi_api_g->statement_ms : 30000,
+             helper ? "; SET application_name = 'tsi serve helper'" : "");
     PQfreemem(zq);
     PGresult *sr = PQexec(c, set);
     if (PQresultStatus(sr) != PGRES_COMMAND_OK) {

@@ -53,6 +53,10 @@ const tsi_option tsi_serve_options[] = {
     {"access-log", TSI_OPT_ENUM, "on", "TSI_ACCESS_LOG", "one log line per request", "on|off"},
     {"drain-seconds", TSI_OPT_INT, "10", "TSI_API_DRAIN",
      "on SIGTERM, how long in-flight requests may finish", "0..600"},
+    {"statement-timeout-ms", TSI_OPT_INT, "30000", "TSI_API_STATEMENT_TIMEOUT_MS",
+     "longest a query of the API may run before it is cancelled (then answered 503, or from "
+     "Parquet in auto mode)",
+     "100..3600000"},
     {"stale-seconds", TSI_OPT_INT, "300", "TSI_STALE_SECONDS",
      "age beyond which an intersection's current index is stale (v2: stale, age_seconds; the "
      "dashboard greys it; spatial risk filters skip it)",
@@ -662,6 +666,7 @@ int tsi_cmd_serve(int argc, char **argv)
     a->max_body = 1024;
     a->gzip_min = (int)tsi_opts_int(&o, "gzip-min");
     a->stale_seconds = (int)tsi_opts_int(&o, "stale-seconds");
+    a->statement_ms = (int)tsi_opts_int(&o, "statement-timeout-ms");
     a->access_log = strcmp(tsi_opts_str(&o, "access-log"), "on") == 0;
     int drain = (int)tsi_opts_int(&o, "drain-seconds");
     resolve_web_dir(a, tsi_opts_str(&o, "web-dir"));

@@ -95,6 +95,7 @@ typedef struct tsi_api {
     size_t max_body;
     int gzip_min;      /* bytes */
     int stale_seconds; /* --stale-seconds: a current answer older than this is stale */
+    int statement_ms;  /* --statement-timeout-ms of the API's sessions */
     bool access_log;
     atomic_int db_up;     /* the monitor's view */
     atomic_ullong gen;    /* bumped on NOTIFY tsi_latest and on source switches */

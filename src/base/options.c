@@ -18,8 +18,28 @@ const tsi_option tsi_global_options[] = {
      "debug|info|warn|error|off"},
     {"home", TSI_OPT_PATH, "./var", "TSI_HOME",
      "directory for everything tsi keeps on disk (pg/, archive/, spool/)", NULL},
+    {"db-connect-timeout", TSI_OPT_INT, "2", "TSI_DB_CONNECT_TIMEOUT",
+     "seconds a database connection may take to open (libpq connect_timeout; 2 is its least)",
+     "2..600"},
+    {"db-tcp-timeout-ms", TSI_OPT_INT, "2000", "TSI_DB_TCP_TIMEOUT_MS",
+     "a database connection whose sent data stays unacknowledged this long, or whose idle "
+     "keepalives go unanswered as long, is dead (tcp_user_timeout and keepalives; 0: the "
+     "kernel's)",
+     "0..600000"},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
+
+static int db_connect_timeout = 2, db_tcp_timeout_ms = 2000;
+
+int tsi_db_connect_timeout_s(void)
+{
+    return db_connect_timeout;
+}
+
+int tsi_db_tcp_timeout_ms(void)
+{
+    return db_tcp_timeout_ms;
+}
 
 static char home_abs[PATH_MAX];
 
@@ -330,6 +350,8 @@ static int parse_inner(tsi_opts *o, const char *command, const char *usage, cons
         tsi_log_set_level((enum tsi_log_level)lvl);
     if (strcmp(o->source[find(o, "home")], "default") != 0 || !getenv("TSI_HOME"))
         set_home(tsi_opts_str(o, "home"));
+    db_connect_timeout = (int)tsi_opts_int(o, "db-connect-timeout");
+    db_tcp_timeout_ms = (int)tsi_opts_int(o, "db-tcp-timeout-ms");
     return 0;
 }
 

@@ -77,5 +77,10 @@ int tsi_opts_check_value(const tsi_option *opt, const char *value, tsi_error *er
 
 /* The tsi home directory (--home / TSI_HOME, default ./var) as an absolute path. */
 const char *tsi_home(void);
+/* The global database timeouts (--db-connect-timeout, --db-tcp-timeout-ms), as the last
+ * parse set them (defaults 2 s and 2000 ms before any): db/conn.c applies them to every
+ * connection. */
+int tsi_db_connect_timeout_s(void);
+int tsi_db_tcp_timeout_ms(void);
 
 #endif

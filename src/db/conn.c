@@ -121,8 +121,23 @@ PGconn *tsi_db_connect(tsi_db_role role, const char *dbname, tsi_error *err)
     char ci[8192];
     if (tsi_db_conninfo(role, dbname, ci, sizeof ci, err) < 0)
         return NULL;
-    /* connect_timeout bounds a dead host; the value is ours, not from input */
-    PGconn *c = PQconnectdb(ci);
+    /* A dead network path (packets dropped, not refused) must fail fast, so that the API
+     * falls back to Parquet and the collector spools instead of waiting: connect_timeout
+     * bounds the whole opening (TCP, TLS, startup), tcp_user_timeout a query whose packets
+     * go unacknowledged, keepalives an idle connection whose peer vanished. They come
+     * before the conninfo (expanded as dbname), so a DATABASE_URL that names any of them
+     * wins. Values are ours (options), never request input. */
+    char cto[16], tcp[16], idle[16], intv[16];
+    int tms = tsi_db_tcp_timeout_ms();
+    snprintf(cto, sizeof cto, "%d", tsi_db_connect_timeout_s());
+    snprintf(tcp, sizeof tcp, "%d", tms);
+    snprintf(idle, sizeof idle, "%d", tms > 0 ? (tms + 1999) / 2000 : 60);
+    snprintf(intv, sizeof intv, "%d", tms > 0 ? (tms + 3999) / 4000 : 10);
+    const char *const keys[] = {
+        "connect_timeout",     "tcp_user_timeout", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "dbname",     NULL};
+    const char *const vals[] = {cto, tcp, "1", idle, intv, "2", ci, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL) {
         tsi_error_set(err, TSI_E_NOMEM, "cannot allocate a database connection", NULL);
         return NULL;

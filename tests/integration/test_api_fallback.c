@@ -239,10 +239,59 @@ static void test_fallback_and_back(void **state)
     unlink(so.log);
 }
 
+/* A database behind a dead network path: a TCP listener that completes handshakes (the
+ * kernel does, from the backlog) and never answers. DATABASE_URL points at it. The server
+ * must start and answer from the archive, not hang on the connection (connect_timeout,
+ * tcp_user_timeout, keepalives: --db-connect-timeout, --db-tcp-timeout-ms). curl's own
+ * limit (60 s) is the hang detector here, not a speed bound. */
+static void test_blackhole_database(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 64), 0); /* never accepted: every byte sent goes unanswered */
+    socklen_t sl = sizeof sa;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    static char url[160];
+    snprintf(url, sizeof url,
+             "DATABASE_URL=postgresql://tsi_reader@127.0.0.1:%d/tsi?sslmode=disable",
+             ntohs(sa.sin_port));
+    const char *bh_env[] = {url, e_arch, NULL};
+    const char *args[] = {"--threads", "2", NULL};
+    api_srv s;
+    srv_start(&s, args, bh_env); /* it listens although the database never answers */
+    for (int k = 0; k < 3; k++) {
+        resp r = get(s.port, "/api/v2/safety/index/");
+        if (r.status != 200)
+            fail_msg("index through a dead database path: %ld %s", r.status, r.body);
+        char src[32];
+        source_of(&r, src, sizeof src);
+        assert_string_equal(src, "parquet");
+        cur pq[16];
+        int n = read_index(&r, pq, 16);
+        assert_int_equal(n, 5);
+        resp_free(&r);
+    }
+    resp r = get(s.port, "/api/v1/safety/history/2?days=1");
+    if (r.status != 200)
+        fail_msg("v1 history through a dead database path: %ld %s", r.status, r.body);
+    assert_non_null(strstr(r.body, "\"intersection_name\""));
+    resp_free(&r);
+    r = get(s.port, "/api/v2/health");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"reachable\":false"));
+    resp_free(&r);
+    assert_int_equal(srv_stop_clean(&s), 0);
+    close(ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_and_back),
+        cmocka_unit_test(test_blackhole_database),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
