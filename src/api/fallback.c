@@ -297,25 +297,24 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
     return 0;
 }
 
-int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
+int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats **out, int *n)
 {
     duckdb_connection *con = duck_conn();
-    memset(s, 0, sizeof *s);
-    s->iid = iid;
-    s->first = s->last = NAN;
+    *out = NULL;
+    *n = 0;
     if (!con)
         return duck_fail(r, "open", "no DuckDB");
     tsi_buf sql = TSI_BUF_INIT;
-    tsi_buf_puts(&sql, "SELECT count(*)::DOUBLE, avg(si), min(si), max(si), stddev_samp(si),"
-                       " coalesce(sum(traffic_volume), 0)::DOUBLE,"
+    tsi_buf_puts(&sql, "SELECT intersection_id, count(*)::DOUBLE, avg(si), min(si), max(si),"
+                       " stddev_samp(si), coalesce(sum(traffic_volume), 0)::DOUBLE,"
                        " count(*) FILTER (WHERE si > 75)::DOUBLE, epoch(min(ts))::DOUBLE,"
-                       " epoch(max(ts))::DOUBLE FROM (SELECT \"timestamp\" AS ts,"
+                       " epoch(max(ts))::DOUBLE FROM (SELECT intersection_id, \"timestamp\" AS ts,"
                        " coalesce(combined_index_eb, combined_index) AS si, traffic_volume FROM ");
-    int files = minutes_sql(&sql, t0, t1, true);
-    tsi_buf_puts(&sql, ") q");
+    int files = minutes_sql(&sql, t0, t1, iid >= 0);
+    tsi_buf_puts(&sql, ") q GROUP BY intersection_id ORDER BY intersection_id");
     if (!files) {
         tsi_buf_free(&sql);
-        return 0;
+        return 0; /* nothing archived in the window: no data */
     }
     duckdb_result res;
     if (!prep_run(r, *con, sql.data, t0, t1, iid, &res)) {
@@ -323,17 +322,36 @@ int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
         return -1;
     }
     tsi_buf_free(&sql);
-    if (duckdb_row_count(&res) == 1) {
-        s->n = dv(&res, 0, 0, NULL);
-        s->avg = dv(&res, 1, 0, NULL);
-        s->min = dv(&res, 2, 0, NULL);
-        s->max = dv(&res, 3, 0, NULL);
-        s->std = dv(&res, 4, 0, NULL);
-        s->vol = dv(&res, 5, 0, NULL);
-        s->hr = dv(&res, 6, 0, NULL);
-        s->first = dv(&res, 7, 0, NULL);
-        s->last = dv(&res, 8, 0, NULL);
+    idx_t k = duckdb_row_count(&res);
+    tsi_stats *s = tsi_arena_calloc(r->arena, sizeof *s * (size_t)(k ? k : 1));
+    for (idx_t i = 0; i < k; i++) {
+        s[i].iid = duckdb_value_int64(&res, 0, i);
+        s[i].n = dv(&res, 1, i, NULL);
+        s[i].avg = dv(&res, 2, i, NULL);
+        s[i].min = dv(&res, 3, i, NULL);
+        s[i].max = dv(&res, 4, i, NULL);
+        s[i].std = dv(&res, 5, i, NULL);
+        s[i].vol = dv(&res, 6, i, NULL);
+        s[i].hr = dv(&res, 7, i, NULL);
+        s[i].first = dv(&res, 8, i, NULL);
+        s[i].last = dv(&res, 9, i, NULL);
     }
     duckdb_destroy_result(&res);
+    *out = s;
+    *n = (int)k;
+    return 0;
+}
+
+int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->iid = iid;
+    s->first = s->last = NAN;
+    tsi_stats *all;
+    int n;
+    if (tsi_fb_stats_many(r, iid, t0, t1, &all, &n) < 0)
+        return -1;
+    if (n == 1)
+        *s = all[0];
     return 0;
 }

@@ -33,5 +33,8 @@ typedef struct tsi_stats {
     double first, last; /* epoch seconds of the first and last minute with data (NaN: none) */
 } tsi_stats;
 int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
+/* the same for one intersection (iid >= 0) or every one with minutes in the window (-1),
+ * by id; rows in the arena; 0 rows when nothing is archived there */
+int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats **out, int *n);
 
 #endif

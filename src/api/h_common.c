@@ -3,7 +3,6 @@
  * on the worker's connection, reading PostgreSQL's values, and the JSON writers of an
  * index object and a statistics object. */
 #include "api/h_common.h"
-#include "api/state.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/names.h"
 #include "api/pool.h"
+#include "api/state.h"
 #include "api/tz.h"
 #include "base/log.h"
 #include "core/index.h"
@@ -693,4 +694,87 @@ int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
     *out = x;
     *n = k;
     return 0;
+}
+
+/* the archive's answer of tsi_hc_stats_rows */
+static int parquet_stats_rows(tsi_req *r, const char *ids, int64_t t0, int64_t t1,
+                              tsi_hc_stat_row **out, int *n)
+{
+    r->data_source = "parquet";
+    atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
+    tsi_stats *st;
+    int ns;
+    if (tsi_fb_stats_many(r, -1, t0, t1, &st, &ns) < 0)
+        return -1;
+    /* the ids asked for (in order), or those with minutes */
+    int cap = ns + 1;
+    for (const char *p = ids; p && *p; p++)
+        cap += *p == ',';
+    int64_t *want = tsi_arena_alloc(r->arena, sizeof *want * (size_t)cap);
+    int nw = 0;
+    if (ids) {
+        for (const char *p = ids + 1; *p && *p != '}';) {
+            want[nw++] = strtoll(p, NULL, 10);
+            p += strcspn(p, ",}");
+            if (*p == ',')
+                p++;
+        }
+    } else {
+        for (int i = 0; i < ns; i++)
+            want[nw++] = st[i].iid;
+    }
+    tsi_hc_stat_row *x = tsi_arena_calloc(r->arena, sizeof *x * (size_t)(nw ? nw : 1));
+    int k = 0;
+    for (int i = 0; i < nw; i++) {
+        tsi_stats *hit = NULL;
+        for (int lo = 0, hi = ns - 1; lo <= hi && !hit;) { /* st is by id */
+            int mid = (lo + hi) / 2;
+            if (st[mid].iid == want[i])
+                hit = &st[mid];
+            else if (st[mid].iid < want[i])
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+        char nm[256];
+        double la = NAN, lo = NAN;
+        bool known = tsi_api_int_info(want[i], nm, sizeof nm, &la, &lo);
+        if (!known && !hit)
+            continue;
+        if (!known)
+            snprintf(nm, sizeof nm, "Intersection %lld", (long long)want[i]);
+        x[k].s = hit ? *hit : (tsi_stats){.iid = want[i], .first = NAN, .last = NAN};
+        x[k].name = tsi_arena_strdup(r->arena, nm);
+        x[k].lat = la;
+        x[k].lon = lo;
+        k++;
+    }
+    *out = x;
+    *n = k;
+    return 0;
+}
+
+int tsi_hc_stats_rows(tsi_req *r, const char *ids, int64_t t0, int64_t t1, tsi_hc_stat_row **out,
+                      int *n)
+{
+    if (tsi_api_use_parquet())
+        return parquet_stats_rows(r, ids, t0, t1, out, n);
+    PGconn *c = tsi_api_pg(r);
+    if (!c) {
+        if (tsi_api_g->source_mode == TSI_SRC_AUTO)
+            return parquet_stats_rows(r, ids, t0, t1, out, n);
+        tsi_api_error(r, 503, "database_unavailable", NULL, "the database is unreachable");
+        return -1;
+    }
+    r->data_source = "postgres";
+    if (tsi_hc_pg_stats(r, c, ids, t0, t1, out, n) == 0)
+        return 0;
+    if (r->status != 503 || tsi_api_g->source_mode != TSI_SRC_AUTO || !tsi_api_use_parquet())
+        return -1;
+    tsi_buf_reset(&r->body); /* the database went away meanwhile: the archive answers */
+    r->status = 200;
+    r->err_code = NULL;
+    r->err_field = NULL;
+    r->content_type = "application/json";
+    return parquet_stats_rows(r, ids, t0, t1, out, n);
 }

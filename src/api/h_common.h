@@ -126,6 +126,13 @@ typedef struct {
 void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_row *x,
                         const char *sd, const char *ed, const char *text);
 /* stats of ids (text array or NULL = all) from PostgreSQL; rows in the arena */
+/* Stats rows of ids (a "{1,2}" array text, or NULL = all) from wherever reads go now:
+ * PostgreSQL, or — with --source parquet, or in auto mode while PostgreSQL is away — the
+ * indices Parquet through DuckDB, named and placed from the server's cache (an id the
+ * cache does not know and the archive has no minutes of is left out). Sets
+ * r->data_source; -1 with the error answered. */
+int tsi_hc_stats_rows(tsi_req *r, const char *ids, int64_t t0, int64_t t1, tsi_hc_stat_row **out,
+                      int *n);
 int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
                     tsi_hc_stat_row **out, int *n);
 

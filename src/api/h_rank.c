@@ -48,15 +48,9 @@ int tsi_h_compare(tsi_req *r)
         tsi_buf_free(&arr);
         return 0;
     }
-    PGconn *c = tsi_hc_need_pg(r);
-    if (!c) {
-        tsi_buf_free(&arr);
-        return 0;
-    }
-    r->data_source = "postgres";
     tsi_hc_stat_row *rows;
     int n;
-    int rc = tsi_hc_pg_stats(r, c, arr.data, g.t0, g.t1, &rows, &n);
+    int rc = tsi_hc_stats_rows(r, arr.data, g.t0, g.t1, &rows, &n);
     tsi_buf_free(&arr);
     if (rc < 0)
         return 0;
@@ -172,13 +166,9 @@ int tsi_h_ranking(tsi_req *r)
         tsi_hc_arg_risk(r, &rl) < 0 || tsi_hc_arg_range(r, &g, TSI_HC_RANGE_OTHER) < 0)
         return 0;
     const tsi_dialect *dl = r->dl;
-    PGconn *c = tsi_hc_need_pg(r);
-    if (!c)
-        return 0;
-    r->data_source = "postgres";
     tsi_hc_stat_row *rows;
     int n;
-    if (tsi_hc_pg_stats(r, c, NULL, g.t0, g.t1, &rows, &n) < 0)
+    if (tsi_hc_stats_rows(r, NULL, g.t0, g.t1, &rows, &n) < 0)
         return 0;
     int k = 0;
     for (int i = 0; i < n; i++) {

@@ -73,6 +73,40 @@ static int read_index(const resp *r, cur *out, int max)
     return n;
 }
 
+/* two compare/ranking answers list the same intersections, in order, with the same
+ * statistics (PostgreSQL's exact pooled values against the archive's minutes) */
+static void same_stats(const resp *a, const resp *b, const char *list)
+{
+    if (b->status != 200)
+        fail_msg("%s: %ld %s", list, b->status, b->body);
+    jdoc ja, jb;
+    jparse(&ja, a);
+    jparse(&jb, b);
+    int la = tsi_json_get(&ja.d, 0, list), lb = tsi_json_get(&jb.d, 0, list);
+    assert_int_equal(jcount(&ja, la), jcount(&jb, lb));
+    assert_true(jcount(&ja, la) >= 3);
+    static const char *const keys[] = {
+        "avg_safety_index",     "min_safety_index",    "max_safety_index", "std_safety_index",
+        "total_traffic_volume", "high_risk_intervals", "data_minutes"};
+    for (int i = 0; i < jcount(&ja, la); i++) {
+        int x = jat(&ja, la, i), y = jat(&jb, lb, i);
+        assert_int_equal((long long)jnum(&ja, x, "intersection_id"),
+                         (long long)jnum(&jb, y, "intersection_id"));
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            double u = jnum(&ja, x, keys[k]), v = jnum(&jb, y, keys[k]);
+            if (!(fabs(u - v) <= 1e-9 * (1 + fabs(u))))
+                fail_msg("%s[%d].%s: PostgreSQL %.17g, archive %.17g", list, i, keys[k], u, v);
+        }
+    }
+    if (strcmp(list, "intersections") == 0) { /* 999: unknown on both */
+        int na = tsi_json_get(&ja.d, 0, "not_found"), nb = tsi_json_get(&jb.d, 0, "not_found");
+        assert_int_equal(jcount(&ja, na), 1);
+        assert_int_equal(jcount(&jb, nb), 1);
+    }
+    jfree(&ja);
+    jfree(&jb);
+}
+
 static int history_points(int port, const char *path, double *sum, char *src, size_t len)
 {
     resp r = get(port, path);
@@ -136,6 +170,21 @@ static void test_fallback_and_back(void **state)
     int nh_pg = history_points(s.port, hist_h, &hsum_pg, src, sizeof src);
     assert_true(nh_pg > 0);
 
+    /* compare and ranking over today's minutes: PostgreSQL's (rollups and minutes) and the
+     * archive's (the minutes) must agree */
+    const char *cmp = "/api/v2/safety/compare?ids=1,2,3,999&days=1";
+    const char *rank = "/api/v2/safety/ranking?days=1&metric=avg_si&limit=5";
+    resp c_pg = get(s.port, cmp), k_pg = get(s.port, rank);
+    assert_int_equal(c_pg.status, 200);
+    assert_int_equal(k_pg.status, 200);
+    {
+        resp c_pq = get(sp.port, cmp), k_pq = get(sp.port, rank);
+        same_stats(&c_pg, &c_pq, "intersections");
+        same_stats(&k_pg, &k_pq, "items");
+        resp_free(&c_pq);
+        resp_free(&k_pq);
+    }
+
     /* PostgreSQL goes away mid-test */
     th_private_cluster_stop(&pc);
     /* the server notices within a second (its LISTEN connection is closed) */
@@ -167,6 +216,18 @@ static void test_fallback_and_back(void **state)
     int nh_pq = history_points(s.port, hist_h, &hsum_pq, src, sizeof src);
     assert_string_equal(src, "parquet");
     assert_true(nh_pq > 0 && nh_pq <= nh_pg);
+    /* compare and ranking from the archive while PostgreSQL is down */
+    {
+        resp c_pq = get(s.port, cmp), k_pq = get(s.port, rank);
+        source_of(&c_pq, src, sizeof src);
+        assert_string_equal(src, "parquet");
+        same_stats(&c_pg, &c_pq, "intersections");
+        same_stats(&k_pg, &k_pq, "items");
+        resp_free(&c_pq);
+        resp_free(&k_pq);
+    }
+    resp_free(&c_pg);
+    resp_free(&k_pg);
     r = get(s.port, "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000");
     assert_int_equal(r.status, 503);
     jdoc j;

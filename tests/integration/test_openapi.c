@@ -1068,9 +1068,9 @@ static void test_unavailable(void **state)
     }
     assert_int_equal(srv_stop_clean(&aux[0]), 0);
 
-    /* --source auto, database down: spatial 503 spatial_unavailable, compare and ranking
-     * the database; the current index and the history of all intersections from a
-     * corrupt archive: archive_unavailable */
+    /* --source auto, database down: spatial 503 spatial_unavailable; the current index,
+     * the history of all intersections, compare and ranking from a corrupt archive:
+     * archive_unavailable */
     srv_start(&aux[1], NULL, env);
     static const struct {
         const char *rest, *codes;
@@ -1079,8 +1079,8 @@ static void test_unavailable(void **state)
         {"/intersections/route", "spatial_unavailable"},
         {"/intersections/area", "spatial_unavailable"},
         {"/safety/history/", "archive_unavailable"},
-        {"/safety/compare", "database_unavailable"},
-        {"/safety/ranking", "database_unavailable"},
+        {"/safety/compare", "archive_unavailable"},
+        {"/safety/ranking", "archive_unavailable"},
         {"/safety/index/", "archive_unavailable"},
     };
     for (size_t i = 0; i < sizeof auto_cases / sizeof auto_cases[0]; i++) {
