@@ -43,6 +43,9 @@ int tsi_h_health(tsi_req *r)
     tsi_jsonw_kv_str(&w, "version", TSI_VERSION);
     tsi_jsonw_kv_double(&w, "uptime_seconds", tsi_api_now() - a->started);
     tsi_jsonw_kv_str(&w, "data_source", parquet ? "parquet" : "postgres");
+    char since[TSI_DIALECT_TIME_MAX];
+    tsi_dialect_time(r->dl, since, (int64_t)atomic_load(&a->source_since));
+    tsi_jsonw_kv_str(&w, "data_source_since", since);
     tsi_jsonw_kv_str(&w, "source_mode",
                      a->source_mode == TSI_SRC_AUTO       ? "auto"
                      : a->source_mode == TSI_SRC_POSTGRES ? "postgres"
@@ -193,6 +196,12 @@ int tsi_h_metrics(tsi_req *r)
         atomic_load(&a->db_up), !parquet, parquet, atomic_load(&a->m.cache_hits),
         atomic_load(&a->m.cache_misses), atomic_load(&a->m.parquet_answers),
         atomic_load(&a->m.db_errors), atomic_load(&a->m.reconnects));
+    tsi_buf_printf(b,
+                   "# HELP tsi_data_source_since_timestamp_seconds Since when reads come from"
+                   " the source tsi_data_source names (Unix time).\n"
+                   "# TYPE tsi_data_source_since_timestamp_seconds gauge\n"
+                   "tsi_data_source_since_timestamp_seconds %lld\n",
+                   (long long)atomic_load(&a->source_since));
     if (!parquet) {
         PGconn *c = tsi_api_pg(r);
         char spool[PATH_MAX];

@@ -93,7 +93,7 @@ PGconn *tsi_api_pg(tsi_req *r)
     PGconn *c = session_open(r, false, &e);
     if (!c && e.message[0]) {
         last_fail_at = tsi_api_now();
-        atomic_store(&a->db_up, 0);
+        tsi_api_db_state(false);
         tsi_warn("api", "req=%s database unreachable: %s %s", r ? r->id : "-", e.message, e.detail);
     }
     w->pg = c;
@@ -165,6 +165,16 @@ void tsi_api_pg_broken(tsi_req *r)
     }
 }
 
+bool tsi_api_db_state(bool up)
+{
+    tsi_api *a = tsi_api_g;
+    if (atomic_exchange(&a->db_up, up ? 1 : 0) == (up ? 1 : 0))
+        return false;
+    atomic_fetch_add(&a->gen, 1);
+    atomic_store(&a->source_since, (long long)time(NULL));
+    return true;
+}
+
 bool tsi_api_use_parquet(void)
 {
     tsi_api *a = tsi_api_g;
@@ -195,8 +205,7 @@ void *tsi_api_monitor(void *arg)
             tsi_error e = {0};
             c = tsi_db_connect(TSI_ROLE_READER, NULL, &e);
             if (!c) {
-                if (atomic_exchange(&a->db_up, 0)) {
-                    atomic_fetch_add(&a->gen, 1);
+                if (tsi_api_db_state(false)) {
                     tsi_warn("api",
                              "database unreachable, answering from Parquet where possible:"
                              " %s",
@@ -222,8 +231,7 @@ void *tsi_api_monitor(void *arg)
             tsi_api_int_refresh(c);
             last_refresh = tsi_api_now();
             atomic_store(&a->listening, ok);
-            if (!atomic_exchange(&a->db_up, 1)) {
-                atomic_fetch_add(&a->gen, 1);
+            if (tsi_api_db_state(true)) {
                 tsi_info("api", "database reachable, answering from PostgreSQL");
             }
         }
@@ -246,8 +254,7 @@ void *tsi_api_monitor(void *arg)
                 continue;
             }
             /* reachable: a worker that lost its connection may have said otherwise */
-            if (!atomic_exchange(&a->db_up, 1)) {
-                atomic_fetch_add(&a->gen, 1);
+            if (tsi_api_db_state(true)) {
                 tsi_info("api", "database reachable again, answering from PostgreSQL");
             }
             if (tsi_api_now() - last_refresh > 30) {

@@ -38,6 +38,9 @@ PGconn *tsi_api_pg_borrow(tsi_req *r, int *slot);
 void tsi_api_pg_return(int slot, bool broken);
 /* Whether reads go to Parquet now (mode parquet, or auto while the DB is down). */
 bool tsi_api_use_parquet(void);
+/* Records whether the database is reachable; on a change bumps the answers' generation
+ * and restarts the clock of X-Data-Source-Since. Returns whether it changed. */
+bool tsi_api_db_state(bool up);
 
 /* The monitor thread's body (pthread_create(..., tsi_api_monitor, a)): runs until a->stop,
  * keeping a->db_up, a->listening, a->gen, the server versions and the intersections cache

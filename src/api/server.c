@@ -405,11 +405,16 @@ static void add_common_headers(struct MHD_Response *resp, tsi_req *r)
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
     MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "X-Request-Id, X-Data-Source, Link, Location");
+                            "X-Request-Id, X-Data-Source, X-Data-Source-Since, Link, Location");
     if (r->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (r->data_source)
         MHD_add_response_header(resp, "X-Data-Source", r->data_source);
+    if (r->data_source) { /* since when this source answers (RFC 3339, UTC) */
+        char since[TSI_DIALECT_TIME_MAX];
+        tsi_dialect_time(&tsi_dialect_v2, since, (int64_t)atomic_load(&tsi_api_g->source_since));
+        MHD_add_response_header(resp, "X-Data-Source-Since", since);
+    }
     if (r->cache_control)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r->cache_control);
     else if (r->route != R_STATIC)
@@ -707,6 +712,7 @@ int tsi_cmd_serve(int argc, char **argv)
     }
     tsi_api_int_load_parquet();
 
+    atomic_store(&a->source_since, (long long)time(NULL));
     /* the first view of the database, before accepting requests */
     if (a->source_mode != TSI_SRC_PARQUET) {
         tsi_error e = {0};
@@ -714,7 +720,7 @@ int tsi_cmd_serve(int argc, char **argv)
         if (c) {
             tsi_api_int_refresh(c);
             PQfinish(c);
-            atomic_store(&a->db_up, 1);
+            tsi_api_db_state(true);
         } else {
             tsi_warn("api", "database unreachable at start: %s", e.detail);
         }

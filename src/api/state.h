@@ -97,9 +97,10 @@ typedef struct tsi_api {
     int stale_seconds; /* --stale-seconds: a current answer older than this is stale */
     int statement_ms;  /* --statement-timeout-ms of the API's sessions */
     bool access_log;
-    atomic_int db_up;     /* the monitor's view */
-    atomic_ullong gen;    /* bumped on NOTIFY tsi_latest and on source switches */
-    atomic_int listening; /* the monitor holds a LISTEN */
+    atomic_int db_up;          /* the monitor's view (changed through tsi_api_db_state, pool.h) */
+    atomic_llong source_since; /* epoch seconds since which reads come from where they do */
+    atomic_ullong gen;         /* bumped on NOTIFY tsi_latest and on source switches */
+    atomic_int listening;      /* the monitor holds a LISTEN */
     atomic_int draining;
     atomic_int inflight;
     atomic_int stop;

@@ -504,6 +504,8 @@ describe('dashboard', () => {
       const page = await open(base + '/');
       await page.waitForSelector('#fallback-banner:not([hidden])');
       assert.ok(await page.locator('#fallback-banner').isVisible());
+      if (!FIXTURE) // tsi says since when (X-Data-Source-Since); the banner shows it
+        assert.match(await page.locator('#fallback-since').textContent(), /^ Since \d\d:\d\d:\d\d\.$/);
       await shot(page, '05-fallback');
       await page.close();
     } finally {

@@ -37,7 +37,8 @@ export async function getJson<T>(path: string, params?: Record<string, string | 
     }
     throw new ApiError(r.status, msg, code, field);
   }
-  return { data: (await r.json()) as T, source: sourceOf(r) };
+  const since = Date.parse(r.headers.get('X-Data-Source-Since') ?? '');
+  return { data: (await r.json()) as T, source: sourceOf(r), since: Number.isFinite(since) ? since : undefined };
 }
 
 /** Accepts a bare array or an object wrapping one (items/results/intersections/data). */

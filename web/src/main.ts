@@ -79,7 +79,7 @@ async function loadIndex(): Promise<void> {
     if (!Array.isArray(f.data)) throw new Error('unexpected answer from /safety/index/');
     state.items = f.data;
     state.byId = new Map(f.data.map((it) => [it.intersection_id, it]));
-    setSource(f.source);
+    setSource(f.source, f.since);
     $('error-banner').hidden = true;
     performance.mark('tsi:index-loaded');
     tsiMap.setItems(state.items);
@@ -107,9 +107,10 @@ async function loadIndex(): Promise<void> {
   }
 }
 
-function setSource(s: DataSource): void {
+function setSource(s: DataSource, since?: number): void {
   state.source = s;
   $('fallback-banner').hidden = s !== 'parquet';
+  $('fallback-since').textContent = s === 'parquet' && since !== undefined ? ` Since ${timeOf(since)}.` : '';
   const badge = $('source-badge');
   badge.hidden = s === 'unknown';
   badge.textContent = s === 'parquet' ? 'source: Parquet' : 'source: PostgreSQL';

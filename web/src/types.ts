@@ -69,4 +69,6 @@ export type DataSource = 'postgres' | 'parquet' | 'unknown';
 export interface Fetched<T> {
   data: T;
   source: DataSource;
+  /** X-Data-Source-Since: since when the server answers from that source (ms), if said */
+  since?: number;
 }
