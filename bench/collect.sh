@@ -91,6 +91,7 @@ t0=$(date +%s.%N)
 tstop=$(( $(date +%s%3N) + secs * 1000 )) # when the collector begins its shutdown
 VCC_BASE_URL=http://127.0.0.1:$port VCC_CLIENT_ID=tsi-sim VCC_CLIENT_SECRET=tsi-sim-secret \
   "$BIN" collect --duration-seconds "$secs" --status-seconds 30 --grace-seconds "$grace" \
+  --max-skew-seconds 0 \
   --log-level warn \
   >"$tmp/collect.log" 2>&1 &
 cpid=$!

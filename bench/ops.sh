@@ -213,7 +213,7 @@ w0=$(date +%s)
 sim_start "$rport" "$RS" "$RN" "$start_ms" "$tmp/raw-sim.log"
 fl=$(( 60 / RS > 0 ? 60 / RS : 1 )) md=$(( 300 / RS > 0 ? 300 / RS : 1 ))
 env $(vcc_env "$rport") "$BIN" collect --no-db --archive-dir "$arch" --spool-dir "$tmp/raw-spool" \
-  --flush-seconds "$fl" --spat-seconds 1 --mapdata-seconds "$md" --status-seconds 5 >"$tmp/raw-collect.log" 2>&1 &
+  --flush-seconds "$fl" --spat-seconds 1 --mapdata-seconds "$md" --status-seconds 5 --max-skew-seconds 0 >"$tmp/raw-collect.log" 2>&1 &
 cpid=$!
 pids+=("$cpid")
 # past the last hour plus a minute, so that every message of it is flushed

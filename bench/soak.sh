@@ -93,7 +93,7 @@ s0=$(simnow)
 target=$(awk -v a="$s0" -v h="$hours" 'BEGIN { printf "%.0f", a + h * 3600000 }')
 # the raw archive flushes every 60 s of wall time (TSI_FLUSH_SECONDS), a status line every 60 s
 VCC_BASE_URL=http://127.0.0.1:$port VCC_CLIENT_ID=tsi-sim VCC_CLIENT_SECRET=tsi-sim-secret \
-  "$BIN" collect --grace-seconds "$grace" --status-seconds 60 --log-level info >"$tmp/collect.log" 2>&1 &
+  "$BIN" collect --grace-seconds "$grace" --max-skew-seconds 0 --status-seconds 60 --log-level info >"$tmp/collect.log" 2>&1 &
 cpid=$!
 w0=$(date +%s)
 hz=$(getconf CLK_TCK)

@@ -1,7 +1,9 @@
 /* base/buf.c — see buf.h */
 #include "base/buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +85,39 @@ char *tsi_buf_take(tsi_buf *b)
 const char *tsi_buf_cstr(tsi_buf *b)
 {
     return b->data ? b->data : "";
+}
+
+char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        tsi_error_set(err, TSI_E_IO, "cannot open file", "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    tsi_buf b = TSI_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > max) {
+            tsi_error_set(err, TSI_E_TOO_BIG, "file too large", "%s: more than %zu bytes", path,
+                          max);
+            tsi_buf_free(&b);
+            if (f != stdin)
+                fclose(f);
+            return NULL;
+        }
+        tsi_buf_append(&b, chunk, n);
+    }
+    bool bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        tsi_error_set(err, TSI_E_IO, "cannot read file", "%s", path);
+        tsi_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    if (b.data == NULL)
+        tsi_buf_puts(&b, "");
+    return tsi_buf_take(&b);
 }

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "base/error.h"
+
 typedef struct tsi_buf {
     char *data; /* NULL until the first append */
     size_t len;
@@ -38,5 +40,9 @@ void tsi_buf_reset(tsi_buf *b); /* len = 0, keeps memory */
 void tsi_buf_free(tsi_buf *b);
 char *tsi_buf_take(tsi_buf *b);       /* caller frees; b is reset to empty */
 const char *tsi_buf_cstr(tsi_buf *b); /* "" when empty */
+
+/* Reads a whole file ('-' = stdin) of at most max bytes, NUL-terminated; NULL with err
+ * set on failure. Caller frees. */
+char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err);
 
 #endif

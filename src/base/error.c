@@ -22,10 +22,10 @@ int tsi_error_set(tsi_error *err, int code, const char *message, const char *det
 }
 
 static const char *const names[] = {
-    "ok",           "invalid", "nomem",          "io",          "db",       "not_found", "exists",
-    "process",      "json",    "json_truncated", "not_object",  "missing",  "range",     "type",
-    "unknown_type", "too_big", "checksum",       "unavailable", "http",     "auth",      "timeout",
-    "duplicate",    "late",    "unmatched",      "parquet",     "internal",
+    "ok",           "invalid", "nomem",          "io",          "db",       "not_found",  "exists",
+    "process",      "json",    "json_truncated", "not_object",  "missing",  "range",      "type",
+    "unknown_type", "too_big", "checksum",       "unavailable", "http",     "auth",       "timeout",
+    "duplicate",    "late",    "unmatched",      "parquet",     "internal", "clock_skew",
 };
 
 const char *tsi_error_name(int code)

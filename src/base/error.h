@@ -36,7 +36,8 @@ enum {
     TSI_E_UNMATCHED = -23, /* message matches no intersection        */
     TSI_E_PARQUET = -24,   /* DuckDB / Parquet failure               */
     TSI_E_INTERNAL = -25,
-    TSI_E__LAST = -26
+    TSI_E_CLOCK_SKEW = -26, /* timestamp too far from the receiver's clock */
+    TSI_E__LAST = -27
 };
 
 typedef struct tsi_error {

@@ -38,6 +38,12 @@ const tsi_option tsi_collect_options[] = {
      "seconds a minute window waits for late messages", "0..600"},
     {"radius-m", TSI_OPT_DOUBLE, "150", "TSI_RADIUS_M",
      "assignment radius around an intersection's reference point", "1..5000"},
+    {"location-map", TSI_OPT_PATH, NULL, "TSI_LOCATION_MAP",
+     "JSON object mapping locationName to intersection id (wins over geometry)", NULL},
+    {"max-skew-seconds", TSI_OPT_INT, "120", "TSI_MAX_SKEW_SECONDS",
+     "a message dated this far ahead of this machine's clock is counted as clock_skew, not "
+     "indexed (0: off, e.g. for a simulator run faster than real time)",
+     "0..31536000"},
     {"poll-ms", TSI_OPT_INT, "1000", "TSI_POLL_MS",
      "REST polling interval of a stream that is down", "100..600000"},
     {"mapdata-seconds", TSI_OPT_INT, "300", "TSI_MAPDATA_SECONDS", "MapData refresh interval",
@@ -82,11 +88,11 @@ static const char USAGE[] = "usage: tsi collect [options]   (VCC_CLIENT_ID / VCC
 typedef struct settings {
     char vcc_url[512];
     bool poll_only;
-    int flush_s, grace_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms, timeout_ms, status_s,
-        duration_s, db_writers;
+    int flush_s, grace_s, max_skew_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms,
+        timeout_ms, status_s, duration_s, db_writers;
     double radius_m;
     bool tls_insecure, no_db;
-    char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX];
+    char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX], location_map[PATH_MAX];
 } settings;
 
 static int load_settings(settings *s, int argc, char **argv)
@@ -102,6 +108,9 @@ static int load_settings(settings *s, int argc, char **argv)
     s->flush_s = (int)tsi_opts_int(&o, "flush-seconds");
     s->grace_s = (int)tsi_opts_int(&o, "grace-seconds");
     s->radius_m = tsi_opts_double(&o, "radius-m");
+    s->max_skew_s = (int)tsi_opts_int(&o, "max-skew-seconds");
+    snprintf(s->location_map, sizeof s->location_map, "%s",
+             tsi_opts_str(&o, "location-map") ? tsi_opts_str(&o, "location-map") : "");
     s->poll_ms = (int)tsi_opts_int(&o, "poll-ms");
     s->mapdata_s = (int)tsi_opts_int(&o, "mapdata-seconds");
     s->spat_s = (int)tsi_opts_int(&o, "spat-seconds");
@@ -474,10 +483,11 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     if (log)
         tsi_info("collect",
                  "status intersections=%d messages=%lld accepted=%lld deduped=%lld "
-                 "unmatched=%lld late=%lld rejected=%lld rows=%lld rows_written=%lld "
-                 "spool=%lld db_errors=%lld reconnects=%lld streams=%s%s queue=%lld",
+                 "unmatched=%lld late=%lld clock_skew=%lld rejected=%lld rows=%lld "
+                 "rows_written=%lld spool=%lld db_errors=%lld reconnects=%lld streams=%s%s "
+                 "queue=%lld",
                  tsi_pipeline_intersections(p), c.messages_in, c.accepted, c.deduped, c.unmatched,
-                 c.late, c.rejected, c.rows_indexed, is.rows_written, is.spool_records,
+                 c.late, c.skewed, c.rejected, c.rows_indexed, is.rows_written, is.spool_records,
                  is.db_errors, (long long)atomic_load(&d->reconnects),
                  atomic_load(&d->stream_up[0]) ? "B" : "b",
                  atomic_load(&d->stream_up[1]) ? "P" : "p", qlen);
@@ -493,6 +503,7 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_int(&w, "deduped", c.deduped);
     tsi_jsonw_kv_int(&w, "unmatched", c.unmatched);
     tsi_jsonw_kv_int(&w, "late", c.late);
+    tsi_jsonw_kv_int(&w, "clock_skew", c.skewed);
     tsi_jsonw_kv_int(&w, "rejected", c.rejected);
     tsi_jsonw_kv_int(&w, "frames", c.frames);
     tsi_jsonw_kv_int(&w, "mapdata_in", c.mapdata_in);
@@ -595,10 +606,24 @@ int tsi_cmd_collect(int argc, char **argv)
     }
     tsi_pipeline_config pc = {.archive_root = d->s.archive,
                               .grace_ms = (int64_t)d->s.grace_s * 1000,
-                              .radius_m = d->s.radius_m};
+                              .radius_m = d->s.radius_m,
+                              .max_skew_ms =
+                                  d->s.max_skew_s > 0 ? (int64_t)d->s.max_skew_s * 1000 : -1};
     if (tsi_pipeline_new(&p, &pc, in, &e) < 0) {
         fprintf(stderr, "tsi collect: %s\n", tsi_error_str(&e, buf, sizeof buf));
         goto out;
+    }
+    if (d->s.location_map[0]) {
+        size_t len;
+        char *js = tsi_read_file(d->s.location_map, &len, 16u << 20, &e);
+        int n = js ? tsi_pipeline_map_locations(p, js, len, &e) : e.code;
+        free(js);
+        if (n < 0) {
+            fprintf(stderr, "tsi collect: --location-map %s: %s\n", d->s.location_map,
+                    tsi_error_str(&e, buf, sizeof buf));
+            goto out;
+        }
+        tsi_info("collect", "location map loaded names=%d file=%s", n, d->s.location_map);
     }
     if (in)
         load_constants(p);

@@ -21,12 +21,16 @@
 typedef struct dq_acc {
     int64_t minute_ms;
     int64_t intersection_id;
-    int issue; /* 0 rejected, 1 unmatched, 2 late */
+    int issue; /* 0 rejected, 1 unmatched, 2 late, 3 clock skew */
     long long count;
-    long long reasons[32]; /* rejected: per -code */
+    long long reasons[32];    /* rejected: per -code */
+    char rsu[64];             /* clock skew: the messages' rsuName (printable, no quotes) */
+    int64_t off_min, off_max; /* clock skew: timestamp − receipt, ms */
 } dq_acc;
 
-static const char *const ISSUE[3] = {"rejected_message", "unmatched_message", "late_message"};
+enum { DQ_REJECTED, DQ_UNMATCHED, DQ_LATE, DQ_SKEW };
+static const char *const ISSUE[4] = {"rejected_message", "unmatched_message", "late_message",
+                                     "clock_skew"};
 
 struct tsi_pipeline {
     tsi_pipeline_config cfg;
@@ -149,6 +153,8 @@ int tsi_pipeline_new(tsi_pipeline **out, const tsi_pipeline_config *cfg, tsi_ing
     tsi_feature_config_default(&fc);
     if (cfg->grace_ms > 0)
         fc.grace_ms = cfg->grace_ms;
+    if (cfg->max_skew_ms != 0)
+        fc.max_skew_ms = cfg->max_skew_ms;
     p->engine = tsi_engine_new(&fc, p->reg, on_window, p);
     if (!p->reg || !p->engine) {
         tsi_pipeline_free(p, false);
@@ -185,27 +191,47 @@ void tsi_pipeline_free(tsi_pipeline *p, bool final)
     free(p);
 }
 
-static void dq_count(tsi_pipeline *p, int issue, int64_t minute_ms, int64_t isect, int code)
+/* The accumulator of (issue, minute, intersection, rsu), made when missing. */
+static dq_acc *dq_get(tsi_pipeline *p, int issue, int64_t minute_ms, int64_t isect, const char *rsu)
 {
-    dq_acc *a = NULL;
     for (size_t i = p->ndq; i-- > 0;) {
         if (p->dq[i].issue == issue && p->dq[i].minute_ms == minute_ms &&
-            p->dq[i].intersection_id == isect) {
-            a = &p->dq[i];
-            break;
-        }
+            p->dq[i].intersection_id == isect && strcmp(p->dq[i].rsu, rsu) == 0)
+            return &p->dq[i];
     }
-    if (!a) {
-        p->dq = grow(p->dq, &p->capdq, p->ndq + 1, sizeof *p->dq);
-        a = &p->dq[p->ndq++];
-        memset(a, 0, sizeof *a);
-        a->issue = issue;
-        a->minute_ms = minute_ms;
-        a->intersection_id = isect;
-    }
+    p->dq = grow(p->dq, &p->capdq, p->ndq + 1, sizeof *p->dq);
+    dq_acc *a = &p->dq[p->ndq++];
+    memset(a, 0, sizeof *a);
+    a->issue = issue;
+    a->minute_ms = minute_ms;
+    a->intersection_id = isect;
+    snprintf(a->rsu, sizeof a->rsu, "%s", rsu);
+    return a;
+}
+
+static void dq_count(tsi_pipeline *p, int issue, int64_t minute_ms, int64_t isect, int code)
+{
+    dq_acc *a = dq_get(p, issue, minute_ms, isect, "");
     a->count++;
     if (code < 0 && -code < 32)
         a->reasons[-code]++;
+}
+
+/* One clock-skewed message: a row per minute of receipt, intersection and RSU. */
+static void dq_skew(tsi_pipeline *p, int64_t received_ms, int64_t isect, const char *rsu_name,
+                    int64_t off)
+{
+    char rsu[64];
+    size_t n = 0;
+    for (const char *c = rsu_name; *c && n < sizeof rsu - 1; c++) /* nothing to escape */
+        rsu[n++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? *c : '?';
+    rsu[n] = '\0';
+    dq_acc *a = dq_get(p, DQ_SKEW, tsi_minute_of(received_ms), isect, rsu);
+    if (a->count == 0 || off < a->off_min)
+        a->off_min = off;
+    if (a->count == 0 || off > a->off_max)
+        a->off_max = off;
+    a->count++;
 }
 
 static void archive_msg(tsi_pipeline *p, tsi_raw_kind kind, const tsi_msg *m, const char *reason,
@@ -239,13 +265,16 @@ static void element(tsi_pipeline *p, tsi_raw_kind kind, const tsi_json *d, int e
         archive_msg(p, kind, NULL, tsi_error_name(rc), txt, n, received_ms);
         return;
     }
-    tsi_push_info info = {-1, 0};
-    rc = tsi_engine_push(p->engine, &m, &info, &e);
+    tsi_push_info info = {-1, 0, 0};
+    rc = tsi_engine_push_ref(p->engine, &m, received_ms, &info, &e);
     if (rc == TSI_E_DUPLICATE) {
         p->c.deduped++;
         return;
     }
-    if (rc == TSI_E_UNMATCHED) {
+    if (rc == TSI_E_CLOCK_SKEW) {
+        p->c.skewed++;
+        dq_skew(p, received_ms, info.intersection_id, m.rsu_name, info.offset_ms);
+    } else if (rc == TSI_E_UNMATCHED) {
         p->c.unmatched++;
         dq_count(p, 1, tsi_minute_of(m.timestamp_ms), -1, 0);
     } else if (rc == TSI_E_LATE) {
@@ -508,9 +537,11 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
     r->minute_ms = a->minute_ms;
     r->intersection_id = a->intersection_id;
     snprintf(r->issue_type, sizeof r->issue_type, "%s", ISSUE[a->issue]);
-    snprintf(r->severity, sizeof r->severity, "%s", a->issue == 0 ? "warning" : "info");
-    static const char *const what[3] = {"rejected by the decoder", "matched no intersection",
-                                        "arrived after their window closed"};
+    snprintf(r->severity, sizeof r->severity, "%s",
+             a->issue == DQ_REJECTED || a->issue == DQ_SKEW ? "warning" : "info");
+    static const char *const what[4] = {
+        "rejected by the decoder", "matched no intersection", "arrived after their window closed",
+        "were dated too far from the receiver's clock (archived, not indexed)"};
     snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
              what[a->issue]);
     tsi_buf b = TSI_BUF_INIT;
@@ -518,6 +549,11 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
     tsi_jsonw_init(&w, &b);
     tsi_jsonw_object(&w);
     tsi_jsonw_kv_int(&w, "count", a->count);
+    if (a->issue == DQ_SKEW) {
+        tsi_jsonw_kv_str(&w, "rsu", a->rsu);
+        tsi_jsonw_kv_int(&w, "offset_ms_min", a->off_min);
+        tsi_jsonw_kv_int(&w, "offset_ms_max", a->off_max);
+    }
     if (a->issue == 0) {
         tsi_jsonw_key(&w, "reasons");
         tsi_jsonw_object(&w);
@@ -609,6 +645,11 @@ void tsi_pipeline_set_constants(tsi_pipeline *p, const tsi_constants *c, tsi_pri
 void tsi_pipeline_counters(const tsi_pipeline *p, tsi_collect_counters *out)
 {
     *out = p->c;
+}
+
+int tsi_pipeline_map_locations(tsi_pipeline *p, const char *js, size_t len, tsi_error *err)
+{
+    return tsi_registry_map_locations_json(p->reg, js, len, err);
 }
 
 int tsi_pipeline_intersections(const tsi_pipeline *p)

@@ -11,7 +11,14 @@
  *
  * Rejected messages (decoder reason codes), unmatched and late ones are archived raw and
  * counted per minute into data_quality_log rows (issue types rejected_message,
- * unmatched_message, late_message), never one row per message. Duplicates (the same
+ * unmatched_message, late_message), never one row per message.
+ *
+ * Clock sanity: each BSM/PSM is judged against received_ms, the receiver's clock (the
+ * collector: the wall clock when the body arrived; reprocessing: the archived
+ * received_at). One dated more than max_skew_ms ahead of it (or far behind it, see
+ * core/engine.h) is archived raw, never enters a window nor moves the stream clock, and
+ * is counted into one data_quality_log row `clock_skew` per (minute of receipt,
+ * intersection, rsuName) with its count and smallest/largest offset. Duplicates (the same
  * message delivered twice, by stream and poll or by the source) are counted and dropped
  * before the archive.
  *
@@ -34,12 +41,13 @@ typedef struct tsi_pipeline_config {
     const char *archive_root; /* required */
     int64_t grace_ms;         /* window grace; <= 0: 10000 */
     double radius_m;          /* assignment radius; <= 0: 150 */
+    int64_t max_skew_ms;      /* clock sanity: 0: 120000; < 0: off */
 } tsi_pipeline_config;
 
 typedef struct tsi_collect_counters {
     long long frames, frames_rejected; /* BSM/PSM bodies, and those unusable as a whole */
     long long messages_in;             /* BSM + PSM elements seen */
-    long long accepted, deduped, unmatched, late, rejected;
+    long long accepted, deduped, unmatched, late, rejected, skewed;
     long long mapdata_in, spat_in, intersections_new;
     long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
@@ -74,6 +82,11 @@ int64_t tsi_pipeline_clock(const tsi_pipeline *p);
 long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality);
 /* Writes the raw archive's pending rows. */
 int tsi_pipeline_flush_raw(tsi_pipeline *p, tsi_error *err);
+
+/* Adds a locationName → intersection id map (core/registry.h
+ * tsi_registry_map_locations_json): the JSON object text is borrowed. Returns the number
+ * of names mapped, or an error (a bad map changes nothing). */
+int tsi_pipeline_map_locations(tsi_pipeline *p, const char *js, size_t len, tsi_error *err);
 
 /* Replaces the normalisation constants and EB priors (priors: taken, may be NULL). */
 void tsi_pipeline_set_constants(tsi_pipeline *p, const tsi_constants *c, tsi_priors *priors);

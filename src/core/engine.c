@@ -22,6 +22,35 @@ void tsi_feature_config_default(tsi_feature_config *c)
     c->default_length_m = 4.8;
     c->vru_radius_m = 0.5;
     c->same_position_m = 0.1;
+    c->max_skew_ms = 120000;
+}
+
+int64_t tsi_median_ms(int64_t *ts, int n)
+{
+    /* quickselect of the lower middle element */
+    int k = (n - 1) / 2, lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t pivot = ts[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (ts[i] < pivot)
+                i++;
+            while (ts[j] > pivot)
+                j--;
+            if (i <= j) {
+                int64_t t = ts[i];
+                ts[i++] = ts[j];
+                ts[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return ts[k];
 }
 
 int64_t tsi_minute_of(int64_t ts)
@@ -643,6 +672,7 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
     if (info) {
         info->intersection_id = isect->id;
         info->minute_ms = minute;
+        info->offset_ms = 0;
     }
     if (e->clock_set && minute + MINUTE_MS + e->cfg.grace_ms < e->clock) {
         e->st.late++;
@@ -684,15 +714,54 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
     return 0;
 }
 
+/* TSI_E_CLOCK_SKEW when ts lies too far from the reference clock (see engine.h) */
+static int skew_check(tsi_engine *e, int64_t ts, int64_t ref, int64_t isect_id, tsi_push_info *info,
+                      tsi_error *err)
+{
+    if (ref == TSI_CLOCK_NONE || e->cfg.max_skew_ms <= 0)
+        return 0;
+    int64_t past = e->cfg.max_skew_ms > MINUTE_MS + e->cfg.grace_ms ? e->cfg.max_skew_ms
+                                                                    : MINUTE_MS + e->cfg.grace_ms;
+    /* |ts| and |ref| are bounded by the decoder (2000..2100) and the caller's clock, but a
+     * hostile ref must not overflow the subtraction */
+    if ((ref > 0 && ts < INT64_MIN + ref) || (ref < 0 && ts > INT64_MAX + ref))
+        return 0;
+    int64_t off = ts - ref;
+    if (off <= e->cfg.max_skew_ms && off >= -past)
+        return 0;
+    e->st.skewed++;
+    if (info) {
+        info->intersection_id = isect_id;
+        info->minute_ms = tsi_minute_of(ts);
+        info->offset_ms = off;
+    }
+    return tsi_error_set(err, TSI_E_CLOCK_SKEW, "message time far from the receiver's clock",
+                         "timestamp %lld is %lld ms %s the reference %lld (allowed %lld ahead, "
+                         "%lld behind)",
+                         (long long)ts, (long long)(off < 0 ? -off : off),
+                         off < 0 ? "behind" : "ahead of", (long long)ref,
+                         (long long)e->cfg.max_skew_ms, (long long)past);
+}
+
 int tsi_engine_push(tsi_engine *e, const tsi_msg *m, tsi_push_info *info, tsi_error *err)
+{
+    return tsi_engine_push_ref(e, m, TSI_CLOCK_NONE, info, err);
+}
+
+int tsi_engine_push_ref(tsi_engine *e, const tsi_msg *m, int64_t ref_ms, tsi_push_info *info,
+                        tsi_error *err)
 {
     const tsi_isect *isect;
     int rc = tsi_registry_assign(e->reg, m, &isect, err);
+    int sk = skew_check(e, m->timestamp_ms, ref_ms, rc < 0 ? -1 : isect->id, info, err);
+    if (sk < 0)
+        return sk;
     if (rc < 0) {
         e->st.unmatched++;
         if (info) {
             info->intersection_id = -1;
             info->minute_ms = tsi_minute_of(m->timestamp_ms);
+            info->offset_ms = 0;
         }
         return rc;
     }

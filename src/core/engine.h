@@ -3,9 +3,9 @@
  * compute the features of domain.md §3 (conflicts included) and hand them over.
  *
  *   tsi_engine *e = tsi_engine_new(&cfg, registry, on_window, ud);
- *   for each decoded message m:  rc = tsi_engine_push(e, &m, &info, &err);
- *        rc: 0 accepted, TSI_E_DUPLICATE, TSI_E_LATE, TSI_E_UNMATCHED (info says
- *        which intersection / minute, for data_quality_log)
+ *   for each decoded message m:  rc = tsi_engine_push_ref(e, &m, ref_ms, &info, &err);
+ *        rc: 0 accepted, TSI_E_DUPLICATE, TSI_E_LATE, TSI_E_UNMATCHED, TSI_E_CLOCK_SKEW
+ *        (info says which intersection / minute / clock offset, for data_quality_log)
  *   tsi_engine_advance(e, wall_clock_ms);   (optional: close windows while quiet)
  *   tsi_engine_flush(e);                    (end of input: every open window closes)
  *
@@ -14,6 +14,14 @@
  * minute [s, s+60 s) closes when the clock passes s + 60 s + grace; a message whose
  * minute has closed is late (TSI_E_LATE, counted, not featurised). Windows close in
  * minute order; the callback runs synchronously inside push/advance/flush.
+ *
+ * Clock sanity: the caller passes the receiver's clock (ref_ms: the wall clock when the
+ * message was received, live; offline, a robust estimate of the stream's clock such as
+ * tsi_median_ms of the timestamps around the message). The engine reads no clock itself.
+ * A message more than max_skew_ms ahead of ref_ms, or more than max(max_skew_ms, 60 s +
+ * grace) behind it, is TSI_E_CLOCK_SKEW: counted, never put into a window, and it never
+ * moves the stream clock (one message dated a day ahead would otherwise make every
+ * real message late). ref_ms = TSI_CLOCK_NONE (tsi_engine_push) skips the check.
  *
  * Dedupe: key (type, id, msgCnt, secMark, timestamp rounded to 100 ms) within the
  * window the message falls in; a repeat is TSI_E_DUPLICATE.
@@ -52,6 +60,7 @@ typedef struct tsi_feature_config {
     double default_length_m; /* vehicle length when size.length is unknown: 4.8 */
     double vru_radius_m;     /* added to half the vehicle length for a person: 0.5 */
     double same_position_m;  /* two vehicle ids closer than this are one vehicle: 0.1 */
+    int64_t max_skew_ms;     /* clock sanity (see above): default 120000; <= 0: off */
 } tsi_feature_config;
 
 void tsi_feature_config_default(tsi_feature_config *c);
@@ -80,10 +89,13 @@ typedef void (*tsi_window_cb)(void *ud, const tsi_window_result *r);
 typedef struct tsi_push_info {
     int64_t intersection_id; /* -1 when unmatched */
     int64_t minute_ms;
+    int64_t offset_ms; /* TSI_E_CLOCK_SKEW: timestamp − reference (negative: in the past) */
 } tsi_push_info;
 
+#define TSI_CLOCK_NONE INT64_MIN /* no reference clock: no clock sanity check */
+
 typedef struct tsi_engine_stats {
-    long long accepted, duplicates, late, unmatched;
+    long long accepted, duplicates, late, unmatched, skewed;
     long long windows_closed;
     long long open_windows;
     int64_t clock_ms;
@@ -95,8 +107,12 @@ tsi_engine *tsi_engine_new(const tsi_feature_config *cfg, tsi_registry *reg, tsi
                            void *ud);
 void tsi_engine_free(tsi_engine *e); /* NULL-safe; open windows are dropped, not reported */
 
-/* Pushes one decoded message. info may be NULL. */
+/* Pushes one decoded message. info may be NULL. Same as tsi_engine_push_ref with
+ * TSI_CLOCK_NONE. */
 int tsi_engine_push(tsi_engine *e, const tsi_msg *m, tsi_push_info *info, tsi_error *err);
+/* Pushes one decoded message judged against the receiver's clock ref_ms (see above). */
+int tsi_engine_push_ref(tsi_engine *e, const tsi_msg *m, int64_t ref_ms, tsi_push_info *info,
+                        tsi_error *err);
 /* Pushes a message already assigned to an intersection (reprocessing, simulator). */
 int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, tsi_push_info *info,
                        tsi_error *err);
@@ -105,6 +121,10 @@ void tsi_engine_advance(tsi_engine *e, int64_t clock_ms);
 /* Closes every open window, in minute order. */
 void tsi_engine_flush(tsi_engine *e);
 void tsi_engine_get_stats(const tsi_engine *e, tsi_engine_stats *out);
+
+/* The median of n > 0 timestamps (the lower of the two middle ones when n is even): a
+ * clock estimate that a minority of wrong timestamps cannot move. Reorders ts. */
+int64_t tsi_median_ms(int64_t *ts, int n);
 
 /* Minute start of an epoch-ms timestamp (floor, also for negative values). */
 int64_t tsi_minute_of(int64_t ts_ms);

@@ -1,6 +1,7 @@
 /* core/registry.c — see registry.h */
 #include "base/xalloc.h"
 #include "core/registry.h"
+#include "core/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -373,4 +374,39 @@ int tsi_registry_assign(tsi_registry *r, const tsi_msg *m, const tsi_isect **out
     }
     *out = &r->items[best];
     return 0;
+}
+
+int tsi_registry_map_locations_json(tsi_registry *r, const char *js, size_t len, tsi_error *err)
+{
+    tsi_json d;
+    int rc = tsi_json_parse_alloc(&d, js, len, 0, err);
+    if (rc >= 0 && !tsi_json_is_object(&d, 0))
+        rc = tsi_error_set(err, TSI_E_NOT_OBJECT, "location map must be a JSON object",
+                           "an object of locationName: intersection id");
+    int n = 0;
+    for (int pass = 0; pass < 2 && rc >= 0; pass++) { /* check every entry, then apply */
+        n = 0;
+        for (int k = tsi_json_first_key(&d, 0); k >= 0; k = tsi_json_next_key(&d, 0, k)) {
+            char name[128];
+            int64_t id;
+            if (tsi_json_str(&d, k, name, sizeof name) < 0) {
+                rc = tsi_error_set(err, TSI_E_INVALID, "bad location map entry",
+                                   "entry %d: the name is not a string of at most %zu bytes", n + 1,
+                                   sizeof name - 1);
+                break;
+            }
+            if (tsi_json_int64(&d, k + 1, &id) < 0 || id < 0) {
+                rc = tsi_error_set(err, TSI_E_INVALID, "bad location map entry",
+                                   "\"%s\": the value must be an intersection id (an integer "
+                                   ">= 0)",
+                                   name);
+                break;
+            }
+            if (pass == 1)
+                tsi_registry_map_location(r, name, id);
+            n++;
+        }
+    }
+    tsi_json_free(&d);
+    return rc < 0 ? rc : n;
 }

@@ -65,6 +65,12 @@ const tsi_isect *tsi_registry_find(const tsi_registry *r, int64_t id);
 /* Configured locationName → intersection id (copies the name; replaces an earlier
  * mapping of the same name). */
 void tsi_registry_map_location(tsi_registry *r, const char *location_name, int64_t id);
+/* A location map as JSON text, one object {"<locationName>": <intersection id>, ...}
+ * (`--location-map` of tsi features and tsi collect). Every entry is checked before any
+ * is applied: a bad map (not an object, a name over 127 bytes, an id that is not an
+ * integer >= 0) changes nothing and returns TSI_E_* with err naming the entry. Returns
+ * the number of names mapped. js is borrowed. */
+int tsi_registry_map_locations_json(tsi_registry *r, const char *js, size_t len, tsi_error *err);
 
 /* Assigns a message. Returns 0 with *out set, or TSI_E_UNMATCHED with err saying how far
  * the nearest intersection was. */

@@ -41,43 +41,12 @@ const tsi_option tsi_features_options[] = {
      "seconds a minute window waits for late messages", "0..3600"},
     {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
      "IANA time zone of hour_of_day and day_of_week", NULL},
+    {"max-skew-seconds", TSI_OPT_INT, "120", "TSI_MAX_SKEW_SECONDS",
+     "a message dated this far ahead of the receiver's clock is counted as clock_skew, not "
+     "indexed (0: off)",
+     "0..31536000"},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
-
-char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        tsi_error_set(err, TSI_E_IO, "cannot open file", "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    tsi_buf b = TSI_BUF_INIT;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > max) {
-            tsi_error_set(err, TSI_E_TOO_BIG, "file too large", "%s: more than %zu bytes", path,
-                          max);
-            tsi_buf_free(&b);
-            if (f != stdin)
-                fclose(f);
-            return NULL;
-        }
-        tsi_buf_append(&b, chunk, n);
-    }
-    bool bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        tsi_error_set(err, TSI_E_IO, "cannot read file", "%s", path);
-        tsi_buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    if (b.data == NULL)
-        tsi_buf_puts(&b, "");
-    return tsi_buf_take(&b);
-}
 
 /* ---- time zone: hour_of_day and day_of_week (0 = Monday) ---- */
 
@@ -128,7 +97,22 @@ typedef struct row {
     tsi_index x;
 } row;
 
+/* Clock sanity offline: each message is judged against the median timestamp of the
+ * messages around it, SKEW_HALF before and SKEW_HALF after (core/engine.h), so a message
+ * is pushed SKEW_HALF messages late. A wrong first message is caught too; a real jump of
+ * the stream (traffic after a quiet spell) is followed once SKEW_HALF messages agree. */
+enum { SKEW_HALF = 16, SKEW_WIN = 2 * SKEW_HALF + 1 };
+
+typedef struct pending {
+    tsi_msg m;
+    long long line;
+} pending;
+
 typedef struct run {
+    pending fifo[SKEW_WIN];
+    int head, nf, ndec; /* ring of the last messages; the oldest ndec are pushed */
+    int64_t skew_minute_shown;
+    long long skew_lines_hidden;
     row *rows;
     size_t n, cap;
     FILE *conflicts;
@@ -179,6 +163,48 @@ static void on_window(void *ud, const tsi_window_result *r)
     }
 }
 
+/* Pushes the oldest undecided message of the ring, judged against the ring's median. */
+static void decide_one(run *R)
+{
+    int64_t ts[SKEW_WIN];
+    for (int i = 0; i < R->nf; i++)
+        ts[i] = R->fifo[(R->head + i) % SKEW_WIN].m.timestamp_ms;
+    int64_t ref = tsi_median_ms(ts, R->nf);
+    pending *p = &R->fifo[(R->head + R->ndec) % SKEW_WIN];
+    R->ndec++;
+    tsi_error err = {0};
+    if (tsi_engine_push_ref(R->eng, &p->m, ref, NULL, &err) != TSI_E_CLOCK_SKEW)
+        return;
+    /* one line per minute of the stream's clock, the rest counted in the summary */
+    if (tsi_minute_of(ref) == R->skew_minute_shown) {
+        R->skew_lines_hidden++;
+        return;
+    }
+    R->skew_minute_shown = tsi_minute_of(ref);
+    fprintf(stderr, "line %lld: clock_skew: %s: %s\n", p->line, err.message, err.detail);
+}
+
+static void skew_add(run *R, const tsi_msg *m)
+{
+    if (R->nf == SKEW_WIN) { /* the oldest was pushed long ago */
+        R->head = (R->head + 1) % SKEW_WIN;
+        R->nf--;
+        R->ndec--;
+    }
+    pending *p = &R->fifo[(R->head + R->nf) % SKEW_WIN];
+    p->m = *m;
+    p->line = R->line;
+    R->nf++;
+    while (R->ndec < R->nf - SKEW_HALF)
+        decide_one(R);
+}
+
+static void skew_drain(run *R)
+{
+    while (R->ndec < R->nf)
+        decide_one(R);
+}
+
 static void on_msg(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
 {
     run *R = ud;
@@ -194,7 +220,7 @@ static void on_msg(void *ud, int index, const tsi_msg *m, int rc, const tsi_erro
         return;
     }
     R->decoded++;
-    tsi_engine_push(R->eng, m, NULL, NULL);
+    skew_add(R, m);
 }
 
 static int load_location_map(tsi_registry *reg, const char *path, tsi_error *err)
@@ -203,23 +229,12 @@ static int load_location_map(tsi_registry *reg, const char *path, tsi_error *err
     char *js = tsi_read_file(path, &len, 16u << 20, err);
     if (js == NULL)
         return err->code;
-    tsi_json d;
-    int rc = tsi_json_parse_alloc(&d, js, len, 0, err);
-    if (rc >= 0 && !tsi_json_is_object(&d, 0))
-        rc = tsi_error_set(err, TSI_E_NOT_OBJECT, "location map must be a JSON object", "%s", path);
-    for (int k = rc >= 0 ? tsi_json_first_key(&d, 0) : -1; k >= 0;
-         k = tsi_json_next_key(&d, 0, k)) {
-        char name[128];
-        int64_t id;
-        if (tsi_json_str(&d, k, name, sizeof name) < 0 || tsi_json_int64(&d, k + 1, &id) < 0 ||
-            id < 0) {
-            rc = tsi_error_set(err, TSI_E_INVALID, "bad location map entry",
-                               "%s: each value must be an intersection id", path);
-            break;
-        }
-        tsi_registry_map_location(reg, name, id);
+    int rc = tsi_registry_map_locations_json(reg, js, len, err);
+    if (rc < 0) {
+        char d[sizeof err->detail];
+        snprintf(d, sizeof d, "%s: %s", path, err->detail);
+        snprintf(err->detail, sizeof err->detail, "%s", d);
     }
-    tsi_json_free(&d);
     free(js);
     return rc < 0 ? rc : 0;
 }
@@ -348,6 +363,8 @@ int tsi_cmd_features(int argc, char **argv)
     tsi_feature_config fc;
     tsi_feature_config_default(&fc);
     fc.grace_ms = tsi_opts_int(&o, "grace-seconds") * 1000;
+    fc.max_skew_ms = tsi_opts_int(&o, "max-skew-seconds") * 1000;
+    R.skew_minute_shown = INT64_MIN;
     R.eng = tsi_engine_new(&fc, reg, on_window, &R);
 
     in = strcmp(messages, "-") == 0 ? stdin : fopen(messages, "rb");
@@ -381,6 +398,7 @@ int tsi_cmd_features(int argc, char **argv)
         fprintf(stderr, "tsi features: error reading %s\n", messages);
         goto done;
     }
+    skew_drain(&R);
     tsi_engine_flush(R.eng);
 
     /* raw indices with the constants; then EB with priors */
@@ -425,10 +443,10 @@ int tsi_cmd_features(int argc, char **argv)
     tsi_engine_get_stats(R.eng, &st);
     fprintf(stderr,
             "summary: lines=%lld messages=%lld decoded=%lld rejected=%lld accepted=%lld "
-            "duplicates=%lld late=%lld unmatched=%lld windows=%zu conflicts=%lld "
-            "intersections=%d constants=%s\n",
+            "duplicates=%lld late=%lld unmatched=%lld clock_skew=%lld windows=%zu "
+            "conflicts=%lld intersections=%d constants=%s\n",
             R.lines, R.messages, R.decoded, R.rejected, st.accepted, st.duplicates, st.late,
-            st.unmatched, R.n, R.conflicts_written, tsi_registry_count(reg), csource);
+            st.unmatched, st.skewed, R.n, R.conflicts_written, tsi_registry_count(reg), csource);
     status = 0;
 done:
     if (in && in != stdin)

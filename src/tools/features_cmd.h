@@ -26,7 +26,4 @@ extern const tsi_option tsi_explain_options[];
 int tsi_cmd_features(int argc, char **argv);
 int tsi_cmd_explain(int argc, char **argv);
 
-/* Reads a whole file (NUL-terminated); NULL with err set on failure. Caller frees. */
-char *tsi_read_file(const char *path, size_t *len, size_t max, tsi_error *err);
-
 #endif

@@ -192,8 +192,9 @@ static void test_capture_and_hostile_lines(void **state)
     msg_json(a, sizeof a, false, 9, T0 + 62000, 2000, 0, 10, 0, 1);
     o += (size_t)snprintf(text + o, sizeof text - o, "%s\n", a);
     line++;
-    /* the clock passes 10:31:10 + 1 s: minute 10:30 closes; then a late message for it */
-    msg_json(a, sizeof a, false, 3, T0 + 131000, 0, 0, 10, 0, 1);
+    /* the clock passes 10:31:10: minute 10:30 closes; then a late message for it (121 s,
+     * not more: 120 s past the median time of the messages around it would be clock_skew) */
+    msg_json(a, sizeof a, false, 3, T0 + 121000, 0, 0, 10, 0, 1);
     o += (size_t)snprintf(text + o, sizeof text - o, "%s\n", a);
     msg_json(a, sizeof a, false, 4, T0 + 30000, 0, 0, 10, 0, 2);
     o += (size_t)snprintf(text + o, sizeof text - o, "%s\n", a);
@@ -318,6 +319,93 @@ static void test_capture_and_hostile_lines(void **state)
     assert_non_null(strstr(out, "constants=computed from 3 minutes"));
 }
 
+/* Clock sanity offline: the real capture with one message dated a day ahead and one an
+ * hour behind inserted among its lines gives the same records as the capture alone, the
+ * two counted as clock_skew; with the check off (today's behaviour) the day-ahead message
+ * makes the real ones late. Then the location map (locationName wins over geometry). */
+static void test_clock_skew_and_location_map(void **state)
+{
+    (void)state;
+    char mp[512], mm[512], sk[512], op[512], lm[512];
+    const char *root = getenv("TSI_SOURCE_DIR");
+    snprintf(mp, sizeof mp, "%s/tests/fixtures/mapdata/corridor.json", root);
+    snprintf(mm, sizeof mm, "%s/tests/fixtures/messages/capture.jsonl", root);
+    path_of(sk, sizeof sk, "skewed.jsonl");
+    path_of(op, sizeof op, "out.jsonl");
+    path_of(lm, sizeof lm, "locations.json");
+    static char out[1 << 16];
+    const char *base[] = {"features", "--mapdata", mp,         "--messages", mm,
+                          "--priors", "none",      "--output", op,           NULL};
+    assert_int_equal(th_run_tsi(base, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "clock_skew=0 "));
+    assert_non_null(strstr(out, "late=0 "));
+    char *want = read_text("out.jsonl");
+    assert_non_null(want);
+    assert_non_null(strstr(want, "\"timestamp\":\"2025-11-25T10:31:00Z\""));
+
+    /* the capture with two lines inserted after line 10 and line 30: a copy of a real
+     * in-radius message (the capture's first) dated a day ahead, and one an hour behind */
+    FILE *f = fopen(mm, "r");
+    assert_non_null(f);
+    static char text[1 << 20], first[8192];
+    size_t o = 0;
+    char line[1 << 14];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        if (n == 1) { /* "[{...},": the first element of the first frame */
+            char *end = strstr(line, "},{\"timestamp\"");
+            assert_non_null(end);
+            snprintf(first, sizeof first, "%.*s}", (int)(end - line - 1), line + 1);
+        }
+        o += (size_t)snprintf(text + o, sizeof text - o, "%s", line);
+        if (n == 10 || n == 30) {
+            long long ts = 0;
+            char *p = strstr(first, "\"timestamp\":");
+            assert_non_null(p);
+            ts = atoll(p + 12);
+            long long moved = n == 10 ? ts + 86400000LL : ts - 3600000LL;
+            o += (size_t)snprintf(text + o, sizeof text - o, "{\"timestamp\":%lld,%s\n", moved,
+                                  strchr(first, ',') + 1);
+        }
+    }
+    fclose(f);
+    write_file("skewed.jsonl", text);
+    const char *args[] = {"features", "--mapdata", mp,         "--messages", sk,
+                          "--priors", "none",      "--output", op,           NULL};
+    assert_int_equal(th_run_tsi(args, NULL, out, sizeof out), 0);
+    if (!strstr(out, "clock_skew=2 ") || !strstr(out, "late=0 "))
+        fail_msg("summary:\n%s", out);
+    assert_non_null(strstr(out, ": clock_skew: "));
+    char *got = read_text("out.jsonl");
+    assert_string_equal(got, want);
+    free(got);
+
+    /* the check off: the message from tomorrow moves the clock, the real ones are late */
+    const char *off[] = {"features", "--mapdata", mp, "--messages",         sk,  "--priors",
+                         "none",     "--output",  op, "--max-skew-seconds", "0", NULL};
+    assert_int_equal(th_run_tsi(off, NULL, out, sizeof out), 0);
+    assert_non_null(strstr(out, "clock_skew=0 "));
+    assert_null(strstr(out, "late=0 "));
+    got = read_text("out.jsonl");
+    assert_true(strcmp(got, want) != 0);
+    free(got);
+
+    /* the location map: the capture's locationName sent to the other intersection (1/4102)
+     * although its messages lie at 1/4101 */
+    write_file("locations.json", "{\"US-29 & Nutley\": 69638}");
+    const char *lmap[] = {"features", "--mapdata", mp, "--messages",     mm, "--priors",
+                          "none",     "--output",  op, "--location-map", lm, NULL};
+    assert_int_equal(th_run_tsi(lmap, NULL, out, sizeof out), 0);
+    got = read_text("out.jsonl");
+    assert_non_null(strstr(got, "\"intersection_id\":69638"));
+    free(got);
+    write_file("locations.json", "{\"US-29 & Nutley\": -4}");
+    assert_int_equal(th_run_tsi(lmap, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "US-29 & Nutley"));
+    free(want);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -427,6 +515,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capture_and_hostile_lines),
+        cmocka_unit_test(test_clock_skew_and_location_map),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_explain),
     };

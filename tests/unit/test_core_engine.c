@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "core/engine.h"
 #include "core/registry.h"
+#include "vcc/decode.h"
 
 #define T0      1764066600000LL /* 2025-11-25 10:30:00 UTC, a minute start */
 #define REF_LAT 38.86
@@ -594,16 +596,258 @@ static void test_registry_assignment(void **state)
     tsi_registry_free(r);
 }
 
+/* ---- clock sanity in a real capture (tests/fixtures/messages/capture.jsonl) ---------- */
+
+typedef struct capture {
+    tsi_msg *m;
+    int n, cap;
+} capture;
+
+static void capture_msg(void *ud, int index, const tsi_msg *m, int rc, const tsi_error *err)
+{
+    (void)index;
+    (void)err;
+    capture *c = ud;
+    if (rc < 0)
+        return; /* the fixture's two hostile lines */
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 128;
+        c->m = realloc(c->m, (size_t)c->cap * sizeof *c->m);
+    }
+    c->m[c->n++] = *m;
+}
+
+static char *fixture_text(const char *rel, size_t *len)
+{
+    char path[1024];
+    const char *root = getenv("TSI_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : TSI_SOURCE_DIR, rel);
+    tsi_error e = {0};
+    char *t = tsi_read_file(path, len, 1u << 24, &e);
+    if (!t)
+        fail_msg("%s: %s", path, e.detail);
+    return t;
+}
+
+enum { REF_WALL, REF_MEDIAN };
+
+/* Pushes the messages with the reference clock of the mode: REF_WALL, each message's own
+ * real time + 300 ms (the receiver's wall clock; an inserted message has the real time of
+ * the message it copies); REF_MEDIAN, the median of the 16 messages before and after
+ * (what tsi features does). Returns the engine's stats. */
+static tsi_engine_stats run_capture(tsi_registry *reg, const tsi_msg *m, const int64_t *real, int n,
+                                    int mode, int64_t max_skew_ms, collected *got)
+{
+    tsi_feature_config fc;
+    tsi_feature_config_default(&fc);
+    fc.max_skew_ms = max_skew_ms;
+    memset(got, 0, sizeof *got);
+    tsi_engine *e = tsi_engine_new(&fc, reg, on_window, got);
+    for (int i = 0; i < n; i++) {
+        int64_t ref = real[i] + 300;
+        if (mode == REF_MEDIAN) {
+            int64_t ts[33];
+            int k = 0;
+            for (int j = i - 16; j <= i + 16; j++)
+                if (j >= 0 && j < n)
+                    ts[k++] = m[j].timestamp_ms;
+            ref = tsi_median_ms(ts, k);
+        }
+        tsi_error err;
+        (void)tsi_engine_push_ref(e, &m[i], ref, NULL, &err);
+    }
+    tsi_engine_flush(e);
+    tsi_engine_stats st;
+    tsi_engine_get_stats(e, &st);
+    tsi_engine_free(e);
+    return st;
+}
+
+static void test_clock_skew_in_capture(void **state)
+{
+    (void)state;
+    size_t len;
+    char *mapjs = fixture_text("mapdata/corridor.json", &len);
+    tsi_mapdata md;
+    tsi_error err = {0};
+    assert_int_equal(tsi_mapdata_decode(mapjs, len, &md, &err), 0);
+    tsi_registry *reg = tsi_registry_new(150);
+    assert_true(tsi_registry_upsert_all(reg, &md) > 0);
+    char *text = fixture_text("messages/capture.jsonl", &len);
+    capture c = {0};
+    tsi_decoder dec;
+    tsi_decoder_init(&dec);
+    for (char *a = text, *nl; a < text + len; a = nl + 1) {
+        nl = memchr(a, '\n', (size_t)(text + len - a));
+        if (!nl)
+            nl = text + len;
+        if (nl > a)
+            (void)tsi_frame_decode(&dec, a, (size_t)(nl - a), capture_msg, &c, &err);
+    }
+    tsi_decoder_free(&dec);
+    assert_true(c.n > 80);
+
+    /* the capture as it is: the windows every case must give again */
+    int64_t *real = malloc((size_t)(c.n + 8) * sizeof *real);
+    for (int i = 0; i < c.n; i++)
+        real[i] = c.m[i].timestamp_ms;
+    static collected base, got;
+    tsi_engine_stats st = run_capture(reg, c.m, real, c.n, REF_WALL, 120000, &base);
+    assert_int_equal(st.late, 0);
+    assert_int_equal(st.skewed, 0);
+    assert_true(base.n >= 2);
+
+    static const struct {
+        const char *name;
+        int at;         /* the copy goes before message `at` (a copy of it) */
+        int copies;     /* a burst: this many copies, other ids */
+        int64_t offset; /* added to the copy's timestamp */
+        int mode;
+        int64_t max_skew_ms;
+        long long skewed; /* expected; -1: the windows differ from the base (today) */
+    } cases[] = {
+        {"a day ahead, wall clock", 40, 1, 86400000, REF_WALL, 120000, 1},
+        {"a day ahead, median of the stream", 40, 1, 86400000, REF_MEDIAN, 120000, 1},
+        {"a burst of 5 a day ahead, median", 40, 5, 86400000, REF_MEDIAN, 120000, 5},
+        {"the first message a day ahead, median", 0, 1, 86400000, REF_MEDIAN, 120000, 1},
+        {"an hour behind, wall clock", 60, 1, -3600000, REF_WALL, 120000, 1},
+        {"an hour behind, median", 60, 1, -3600000, REF_MEDIAN, 120000, 1},
+        {"121 s ahead, wall clock", 40, 1, 121000, REF_WALL, 120000, 1},
+        {"a year ahead, the largest skew allowed", 40, 1, 366LL * 86400000, REF_WALL, 31536000000LL,
+         1},
+        {"a day ahead, check off: today's engine loses the stream", 40, 1, 86400000, REF_WALL, 0,
+         -1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int n = c.n + cases[k].copies;
+        tsi_msg *m = malloc((size_t)n * sizeof *m);
+        int64_t *r = malloc((size_t)n * sizeof *r);
+        int o = 0;
+        for (int i = 0; i < c.n; i++) {
+            if (i == cases[k].at)
+                for (int j = 0; j < cases[k].copies; j++) {
+                    m[o] = c.m[i];
+                    m[o].id = 900000 + j;
+                    m[o].timestamp_ms += cases[k].offset;
+                    r[o++] = c.m[i].timestamp_ms;
+                }
+            m[o] = c.m[i];
+            r[o++] = c.m[i].timestamp_ms;
+        }
+        st = run_capture(reg, m, r, n, cases[k].mode, cases[k].max_skew_ms, &got);
+        bool same = got.n == base.n;
+        for (int w = 0; same && w < base.n; w++)
+            same = got.f[w].intersection_id == base.f[w].intersection_id &&
+                   got.f[w].minute_ms == base.f[w].minute_ms &&
+                   got.f[w].traffic_volume == base.f[w].traffic_volume &&
+                   got.f[w].vru_count == base.f[w].vru_count &&
+                   got.f[w].bsm_messages == base.f[w].bsm_messages &&
+                   got.f[w].psm_messages == base.f[w].psm_messages;
+        if (cases[k].skewed >= 0) {
+            if (!same || st.skewed != cases[k].skewed || st.late != 0)
+                fail_msg("%s: windows %s, skewed %lld (want %lld), late %lld", cases[k].name,
+                         same ? "as without it" : "differ", st.skewed, cases[k].skewed, st.late);
+        } else if (same || st.late == 0) {
+            fail_msg("%s: expected the stream to be lost (late %lld)", cases[k].name, st.late);
+        }
+        free(m);
+        free(r);
+    }
+    free(real);
+    free(c.m);
+    free(text);
+    free(mapjs);
+    tsi_mapdata_free(&md);
+    tsi_registry_free(reg);
+}
+
+static void test_median(void **state)
+{
+    (void)state;
+    static const struct {
+        int n;
+        int64_t v[9], want;
+    } cases[] = {
+        {1, {5}, 5},
+        {2, {9, 3}, 3}, /* the lower middle */
+        {3, {3, 1, 2}, 2},
+        {5, {7, 7, 7, 1, 7}, 7},
+        {6, {6, 5, 4, 3, 2, 1}, 3},
+        {9, {INT64_MAX, INT64_MIN, 0, 0, 0, 1, -1, 2, -2}, 0},
+        {7, {4, 4, 4, 4, 4, 4, 4}, 4},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int64_t v[9];
+        memcpy(v, cases[k].v, sizeof v);
+        assert_int_equal(tsi_median_ms(v, cases[k].n), cases[k].want);
+    }
+}
+
+/* locationName map (tsi features / tsi collect --location-map): valid and hostile maps */
+static void test_location_map_json(void **state)
+{
+    (void)state;
+    fixture *fx = fx_new();
+    tsi_error err;
+    static const struct {
+        const char *js;
+        int want; /* names mapped, or the error */
+    } cases[] = {
+        {"{\"US-29 & Nutley\": 69637, \"Other\": 0}", 2},
+        {"{}", 0},
+        {"[]", TSI_E_NOT_OBJECT},
+        {"\"x\"", TSI_E_NOT_OBJECT},
+        {"{\"a\": -1}", TSI_E_INVALID},
+        {"{\"a\": 1.5}", TSI_E_INVALID},
+        {"{\"a\": \"69637\"}", TSI_E_INVALID},
+        {"{\"a\": 1, \"b\": null}", TSI_E_INVALID},
+        {"{\"a\": 99999999999999999999}", TSI_E_INVALID},
+        {"{\"a\": 1", TSI_E_JSON_TRUNCATED},
+        {"", TSI_E_JSON_TRUNCATED},
+        {"{\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\": 1}",
+         TSI_E_INVALID},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int rc = tsi_registry_map_locations_json(fx->reg, cases[k].js, strlen(cases[k].js), &err);
+        if (rc != cases[k].want &&
+            !(cases[k].want < 0 && rc < 0 && cases[k].want == TSI_E_JSON_TRUNCATED))
+            fail_msg("map %s: %d, want %d", cases[k].js, rc, cases[k].want);
+    }
+    /* a message 5 km away named by the map goes to its intersection; a bad map applied
+     * nothing (its first entry is not mapped) */
+    assert_int_equal(
+        tsi_registry_map_locations_json(fx->reg, "{\"Far\": 1, \"Bad\": -1}", 21, &err),
+        TSI_E_INVALID);
+    tsi_msg m = mk(fx, TSI_MSG_BSM, 1, T0, 5000, 0, 10, 0, 0);
+    const tsi_isect *is;
+    snprintf(m.location_name, sizeof m.location_name, "Far");
+    assert_int_equal(tsi_registry_assign(fx->reg, &m, &is, &err), TSI_E_UNMATCHED);
+    assert_int_equal(tsi_registry_map_locations_json(fx->reg, "{\"Far\": 69637}", 14, &err), 1);
+    assert_int_equal(tsi_registry_assign(fx->reg, &m, &is, &err), 0);
+    assert_int_equal(is->id, 69637);
+    fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ttc_function),        cmocka_unit_test(test_rear_end),
-        cmocka_unit_test(test_pedestrian_crossing), cmocka_unit_test(test_no_self_conflict),
-        cmocka_unit_test(test_pair_counted_once),   cmocka_unit_test(test_hard_braking),
-        cmocka_unit_test(test_speed_features),      cmocka_unit_test(test_dedupe),
-        cmocka_unit_test(test_dedupe_out_of_order), cmocka_unit_test(test_late_and_boundaries),
-        cmocka_unit_test(test_psm_only_minute),     cmocka_unit_test(test_windows_in_order),
+        cmocka_unit_test(test_ttc_function),
+        cmocka_unit_test(test_rear_end),
+        cmocka_unit_test(test_pedestrian_crossing),
+        cmocka_unit_test(test_no_self_conflict),
+        cmocka_unit_test(test_pair_counted_once),
+        cmocka_unit_test(test_hard_braking),
+        cmocka_unit_test(test_speed_features),
+        cmocka_unit_test(test_dedupe),
+        cmocka_unit_test(test_dedupe_out_of_order),
+        cmocka_unit_test(test_late_and_boundaries),
+        cmocka_unit_test(test_psm_only_minute),
+        cmocka_unit_test(test_windows_in_order),
         cmocka_unit_test(test_registry_assignment),
+        cmocka_unit_test(test_clock_skew_in_capture),
+        cmocka_unit_test(test_median),
+        cmocka_unit_test(test_location_map_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
