@@ -6,7 +6,8 @@
 #   D. retention of one day's partition          vs DELETE of the same rows from a copy
 #      (1,440,000 rows), with the latency of concurrent single-row inserts (pgbench,
 #      2 clients, as tsi_writer through the dirty-bucket trigger) during retention beside
-#      the latency of the same inserts before it.
+#      the latency of the same inserts before it, and the insert rate in both windows
+#      (issue 24: insert wait p99 during retention, goal <= 100 ms).
 # Data comes from generate_series in SQL. A private cluster in a temporary TSI_HOME on a
 # random port; build/tsi (BENCH_BUILD=dir for another build). Goals (issue 14): each job
 # under 1 s; retention never blocks inserts for more than 100 ms.
@@ -172,25 +173,29 @@ pgb_pid=
 grep -q "^retention *ok" "$tmp/job.out" || { cat "$tmp/job.out"; exit 1; }
 LEFT=$(q "SELECT count(*) FROM safety_indices_realtime WHERE \"timestamp\" < timestamptz '$D' + interval '1 day'")
 DROPPED=$(q "SELECT detail->>'realtime_partitions_dropped' FROM job_runs WHERE job = 'retention' ORDER BY id DESC LIMIT 1")
+DROP_LINE=$(grep '^drop ' "$tmp/job.out" || true)
 DROP_MS=$(q "SELECT (detail->>'drop_ms') || ' ms, attempts ' || (detail->>'drop_attempts') FROM job_runs WHERE job = 'retention' ORDER BY id DESC LIMIT 1")
 JOB_SQL_MS=$(q "SELECT round(extract(epoch FROM finished - started) * 1000, 1) FROM job_runs WHERE job = 'retention' ORDER BY id DESC LIMIT 1")
 # pgbench log: client tx latency(us) script_no epoch_s epoch_us  (latency measured at end)
 cat "$tmp"/ins.* | awk -v r0="$R0" -v r1="$R1" '
   { end = $5 + $6 / 1e6; start = end - $3 / 1e6; lat = $3 / 1000
+    if (t0 == "" || end < t0) t0 = end
     if (end >= r0 && start <= r1) { d[nd++] = lat; if (lat > dmax) dmax = lat }
     else if (end < r0) { b[nb++] = lat; if (lat > bmax) bmax = lat } }
   function p99(a, n,   i, j, t) { for (i = 1; i < n; i++) { t = a[i]; for (j = i - 1; j >= 0 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
                                   return n ? a[int(0.99 * (n - 1))] : 0 }
-  END { printf "%d %.1f %.1f %d %.1f %.1f\n", nb, bmax, p99(b, nb), nd, dmax, p99(d, nd) }' >"$tmp/lat"
-read -r NB BMAX BP99 ND DMAX DP99 <"$tmp/lat"
+  END { printf "%d %.1f %.1f %d %.1f %.1f %.1f %.1f\n", nb, bmax, p99(b, nb), nd, dmax, p99(d, nd),
+              (r0 > t0 ? nb / (r0 - t0) : 0), (r1 > r0 ? nd / (r1 - r0) : 0) }' >"$tmp/lat"
+read -r NB BMAX BP99 ND DMAX DP99 BRATE DRATE <"$tmp/lat"
 echo
 echo "D. retention: $ROWS_DAY rows of day $D in $DROPPED dropped partition(s); $LEFT left before the cut"
 printf "   tsi jobs run retention %8.1f ms  %9s rows/s  (job itself %s ms; then VACUUM ANALYZE as tsi_owner)\n" "$JOB_C" "$(rate "$ROWS_DAY" "$JOB_C")" "$JOB_SQL_MS"
 printf "   reference: DELETE      %8.1f ms  %9s rows/s  of the same rows from a plain copy (copy took %.0f ms)\n" "$REF_C" "$(rate "$ROWS_DAY" "$REF_C")" "$REF_C_COPY"
-printf "   the partition drop (lock wait + drop, inserts queue behind it): %s\n" "$DROP_MS"
-printf "   concurrent inserts during retention: %d, max %.1f ms, p99 %.1f ms\n" "$ND" "$DMAX" "$DP99"
-printf "   reference: the same inserts before:  %d, max %.1f ms, p99 %.1f ms\n" "$NB" "$BMAX" "$BP99"
+printf "   the partition drop (lock wait + DROP of the emptied partition; inserts queue behind it only here): %s\n" "$DROP_MS"
+printf "   %s\n" "$DROP_LINE"
+printf "   concurrent inserts during retention: %d at %.1f/s, max %.1f ms, p99 %.1f ms\n" "$ND" "$DRATE" "$DMAX" "$DP99"
+printf "   reference: the same inserts before:  %d at %.1f/s, max %.1f ms, p99 %.1f ms  (p99 ratio %s)\n" "$NB" "$BRATE" "$BMAX" "$BP99" "$(ratio "$DP99" "$BP99")"
 echo
-awk -v a="$JOB_A" -v b="$JOB_B" -v c="$JOB_C" -v m="$DMAX" 'BEGIN {
-  printf "goals: hourly < 1 s: %s; daily < 1 s: %s; retention < 1 s: %s; inserts blocked < 100 ms: %s\n",
-    (a < 1000 ? "yes" : "NO"), (b < 1000 ? "yes" : "NO"), (c < 1000 ? "yes" : "NO"), (m < 100 ? "yes" : "NO") }'
+awk -v a="$JOB_A" -v b="$JOB_B" -v c="$JOB_C" -v m="$DMAX" -v p="$DP99" 'BEGIN {
+  printf "goals: hourly < 1 s: %s; daily < 1 s: %s; retention < 1 s: %s; insert wait p99 during retention <= 100 ms: %s (max %s)\n",
+    (a < 1000 ? "yes" : "NO"), (b < 1000 ? "yes" : "NO"), (c < 1000 ? "yes" : "NO"), (p <= 100 ? "yes" : "NO"), (m <= 100 ? "<= 100 ms" : "> 100 ms") }'

@@ -187,8 +187,72 @@ static bool looks_secret(const char *key)
     return false;
 }
 
+static const tsi_option *const *known_tables;
+
+void tsi_opts_set_known_tables(const tsi_option *const *tables)
+{
+    known_tables = tables;
+}
+
+/* Optimal string alignment distance (insert, delete, substitute, swap of neighbours),
+ * bounded: keys longer than KEY_MAX compare as their first KEY_MAX bytes. */
+#define KEY_MAX 64
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, KEY_MAX), lb = strnlen(b, KEY_MAX);
+    size_t d[KEY_MAX + 1][KEY_MAX + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+static bool known_elsewhere(const char *key)
+{
+    for (size_t t = 0; known_tables && known_tables[t]; t++)
+        for (const tsi_option *p = known_tables[t]; p->name; p++)
+            if (strcmp(p->name, key) == 0)
+                return true;
+    return false;
+}
+
+const char *tsi_opts_nearest_key(const tsi_opts *o, const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < o->n; i++) { /* the command's own table, then the globals */
+        size_t d = edit_distance(key, o->spec[i]->name);
+        if (d < best_d)
+            best = o->spec[i]->name, best_d = d;
+    }
+    for (size_t t = 0; known_tables && known_tables[t]; t++) {
+        for (const tsi_option *p = known_tables[t]; p->name; p++) {
+            size_t d = edit_distance(key, p->name);
+            if (d < best_d)
+                best = p->name, best_d = d;
+        }
+    }
+    return best;
+}
+
 /* Reads a config file; keys of this command's table are applied unless already set by
- * a flag or the environment; keys known to no table of this command are refused. */
+ * a flag or the environment; keys of another command's table are skipped (the file is
+ * shared); keys known to no table are refused, with the nearest known key. */
 static int read_config(tsi_opts *o, const char *path, bool *from_flag, tsi_error *err)
 {
     FILE *f = fopen(path, "r");
@@ -224,8 +288,20 @@ static int read_config(tsi_opts *o, const char *path, bool *from_flag, tsi_error
             break;
         }
         int i = find(o, key);
-        if (i < 0)
+        if (i < 0 && known_elsewhere(key))
             continue; /* a key for another command: the file is shared by all of them */
+        if (i < 0) {
+            const char *near = tsi_opts_nearest_key(o, key);
+            char shown[81]; /* the key as written, control bytes shown as '?' */
+            size_t k = 0;
+            for (; key[k] && k < sizeof shown - 1; k++)
+                shown[k] = ((unsigned char)key[k] < 0x20 || key[k] == 0x7f) ? '?' : key[k];
+            shown[k] = '\0';
+            rc = tsi_error_set(err, TSI_E_INVALID, "unknown configuration key", "%s:%d '%s'%s%s%s",
+                               path, lineno, shown, near ? " (nearest known key: '" : "",
+                               near ? near : "", near ? "')" : "");
+            break;
+        }
         if (from_flag[i] || (o->spec[i]->env && getenv(o->spec[i]->env)))
             continue;
         if (assign(o, i, val, "config", err) < 0) {

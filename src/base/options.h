@@ -7,7 +7,9 @@
  * the default. Every command also accepts the global options of tsi_global_options.
  *
  * Secrets never come from flags or the config file: a config key that looks like a
- * secret (password, secret, token) is refused with a clear error.
+ * secret (password, secret, token) is refused with a clear error. The file is shared by
+ * every command, so a key of another command's table is skipped; a key known to no table
+ * (a typo) is refused with the file, the line and the nearest known key (exit 2).
  *
  * Ownership: tsi_opts owns copies of every value; free with tsi_opts_free(). Positional
  * arguments are borrowed from argv. */
@@ -68,6 +70,17 @@ long long tsi_opts_int(const tsi_opts *o, const char *name);   /* 0 when unset *
 double tsi_opts_double(const tsi_opts *o, const char *name);   /* 0 when unset */
 bool tsi_opts_bool(const tsi_opts *o, const char *name);
 bool tsi_opts_isset(const tsi_opts *o, const char *name);
+
+/* Registers every option table of the program (a NULL-terminated array of tables,
+ * borrowed: it must outlive every parse) for the configuration file check. main()
+ * registers the tables of commands.c; until something is registered, only the command's
+ * own table and the global options are known. NULL unregisters. */
+void tsi_opts_set_known_tables(const tsi_option *const *tables);
+
+/* The known option name nearest to key (edit distance, a swap of two neighbours counting
+ * one): the parsed command's own table first, then the global options, then the
+ * registered tables; NULL when nothing is known. Borrowed from the tables. */
+const char *tsi_opts_nearest_key(const tsi_opts *o, const char *key);
 
 /* Prints the --help text of a table. */
 void tsi_opts_print_help(FILE *out, const char *usage, const tsi_option *spec);

@@ -28,12 +28,15 @@ const tsi_option tsi_jobs_options[] = {
      "retention: days of hourly rollups kept (daily rollups are kept forever)", "1..36500"},
     {"job-runs-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_JOB_RUNS_DAYS",
      "retention: days of job_runs kept", "1..36500"},
+    {"data-quality-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_DATA_QUALITY_DAYS",
+     "retention: days of data_quality_log rows kept (pruned in batches)", "1..36500"},
     {"lock-timeout-ms", TSI_OPT_INT, "50", "TSI_RETENTION_LOCK_TIMEOUT_MS",
      "retention: longest wait per attempt for the lock that drops a realtime partition "
      "(inserts queue behind it)",
      "1..60000"},
     {"lock-attempts", TSI_OPT_INT, "20", "TSI_RETENTION_LOCK_ATTEMPTS",
-     "retention: attempts at that lock before deleting the rows instead", "1..1000"},
+     "retention: attempts at that lock (an empty partition not dropped is dropped next run)",
+     "1..1000"},
     {"no-vacuum", TSI_OPT_BOOL, NULL, NULL,
      "run: skip the VACUUM ANALYZE (as tsi_owner) after retention", NULL},
     {"schedule-hourly", TSI_OPT_STRING, "5 * * * *", "TSI_SCHEDULE_HOURLY",
@@ -42,6 +45,10 @@ const tsi_option tsi_jobs_options[] = {
      "install: cron schedule of the daily rollup", NULL},
     {"schedule-retention", TSI_OPT_STRING, "0 2 * * *", "TSI_SCHEDULE_RETENTION",
      "install: cron schedule of retention", NULL},
+    {"schedule-retention-drop", TSI_OPT_STRING, "15 2 * * *", "TSI_SCHEDULE_RETENTION_DROP",
+     "install: cron schedule of the realtime partition drop and data_quality_log pruning "
+     "(runs as tsi_owner)",
+     NULL},
     {"schedule-partitions", TSI_OPT_STRING, "35 * * * *", "TSI_SCHEDULE_PARTITIONS",
      "install: cron schedule of partition maintenance", NULL},
     {"schedule-constants", TSI_OPT_STRING, "30 0 * * *", "TSI_SCHEDULE_CONSTANTS",
@@ -192,25 +199,55 @@ int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err)
     return rc < 0 ? rc : done;
 }
 
+/* Run as tsi_owner in autocommit: the procedure commits after every step (docs/jobs.md). */
+static const char SQL_RETENTION_DROP[] =
+    "CALL public.tsi_retention_drop($1::timestamptz, $2::jsonb, $3::bigint)";
+
+int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, long long run_id,
+                            tsi_buf *result, tsi_error *err)
+{
+    char id[32] = "";
+    if (run_id > 0)
+        snprintf(id, sizeof id, "%lld", run_id);
+    const char *p[3] = {at, params ? params : "{}", run_id > 0 ? id : NULL};
+    PQsetNoticeProcessor(owner, notice_to_log, NULL);
+    PGresult *r = PQexecParams(owner, SQL_RETENTION_DROP, 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        int rc = tsi_db_result_error(r, "the realtime partition drop failed", err);
+        if (st && strncmp(st, "22", 2) == 0) {
+            rc = TSI_E_INVALID;
+            if (err)
+                err->code = rc;
+        }
+        PQclear(r);
+        return rc;
+    }
+    if (result)
+        tsi_buf_puts(result, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
 static const char SQL_PARAMS[] =
     "SELECT jsonb_build_object(\n"
     "  'window_days', $1::int, 'k', $2::float8, 'prior_min_minutes', $3::int,\n"
     "  'realtime_retention', ($4::int || ' hours'), 'hourly_retention', ($5::int || ' days'),\n"
     "  'job_runs_retention', ($6::int || ' days'), 'lock_timeout_ms', $7::int,\n"
-    "  'lock_attempts', $9::int)\n"
+    "  'lock_attempts', $9::int, 'data_quality_retention', ($10::int || ' days'))\n"
     "  || CASE WHEN $8::jsonb IS NULL THEN '{}'::jsonb\n"
     "          ELSE jsonb_build_object('defaults', $8::jsonb) END,\n"
     "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object'";
 
 int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
 {
-    const char *p[9] = {
+    const char *p[10] = {
         tsi_opts_str(o, "window-days"),           tsi_opts_str(o, "prior-k"),
         tsi_opts_str(o, "prior-min-minutes"),     tsi_opts_str(o, "realtime-retention-hours"),
         tsi_opts_str(o, "hourly-retention-days"), tsi_opts_str(o, "job-runs-retention-days"),
         tsi_opts_str(o, "lock-timeout-ms"),       tsi_opts_str(o, "constants-defaults"),
-        tsi_opts_str(o, "lock-attempts")};
-    PGresult *r = PQexecParams(c, SQL_PARAMS, 9, NULL, p, NULL, NULL, 0);
+        tsi_opts_str(o, "lock-attempts"),         tsi_opts_str(o, "data-quality-retention-days")};
+    PGresult *r = PQexecParams(c, SQL_PARAMS, 10, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         tsi_db_result_error(r, "bad job parameter", err);
         PQclear(r);
@@ -294,15 +331,30 @@ static int cmd_run(int argc, char **argv)
         } else {
             tsi_info("jobs", "job done job=%s run=%lld buckets=%d rows=%lld seconds=%.3f", name,
                      res.run_id, res.buckets, res.rows, res.seconds);
-            if (strcmp(name, "retention") == 0 && !tsi_opts_bool(&o, "no-vacuum")) {
+            if (strcmp(name, "retention") == 0) {
+                /* the steps that need the owner and their own transactions */
                 PGconn *owner = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e);
-                int n = owner ? tsi_jobs_vacuum(owner, res.run_id, &e) : TSI_E_UNAVAILABLE;
-                PQfinish(owner);
-                if (n < 0) {
-                    status = fail_msg("tsi jobs run: vacuum after retention", &e);
+                tsi_buf drop = TSI_BUF_INIT;
+                double t0 = mono_seconds();
+                if (!owner ||
+                    tsi_jobs_retention_drop(owner, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params),
+                                            res.run_id, &drop, &e) < 0) {
+                    status = fail_msg("tsi jobs run: retention drop", &e);
                 } else {
-                    printf("%-10s %-6s tables=%d\n", "vacuum", "ok", n);
+                    printf("%-10s %-6s seconds=%.3f %s\n", "drop", "ok", mono_seconds() - t0,
+                           tsi_buf_cstr(&drop));
+                    tsi_info("jobs", "retention drop done run=%lld result=%s", res.run_id,
+                             tsi_buf_cstr(&drop));
+                    if (!tsi_opts_bool(&o, "no-vacuum")) {
+                        int n = tsi_jobs_vacuum(owner, res.run_id, &e);
+                        if (n < 0)
+                            status = fail_msg("tsi jobs run: vacuum after retention", &e);
+                        else
+                            printf("%-10s %-6s tables=%d\n", "vacuum", "ok", n);
+                    }
                 }
+                tsi_buf_free(&drop);
+                PQfinish(owner);
             }
         }
         if (!all)
@@ -359,6 +411,9 @@ static int exec_params(PGconn *c, const char *sql, int n, const char *const *p, 
 
 static const char SQL_SCHEDULE[] = "SELECT cron.schedule($1, $2, format('CALL "
                                    "public.tsi_job_cron(%L, %L::jsonb)', $3::text, $4::text))";
+static const char SQL_SCHEDULE_DROP[] =
+    "SELECT cron.schedule('tsi-retention-drop', $1,\n"
+    "  format('CALL public.tsi_retention_drop(NULL, %L::jsonb, NULL)', $2::text))";
 static const char SQL_SCHEDULE_VACUUM[] =
     "SELECT cron.schedule('tsi-vacuum', $1,\n"
     "  'VACUUM (ANALYZE) public.safety_indices_realtime, public.safety_indices_hourly')";
@@ -376,8 +431,9 @@ static int cmd_install(int argc, char **argv)
                    0, argc, argv);
     if (rc >= 0)
         return rc;
-    const char *opts_sched[] = {"schedule-hourly",     "schedule-daily",     "schedule-retention",
-                                "schedule-partitions", "schedule-constants", "schedule-vacuum"};
+    const char *opts_sched[] = {
+        "schedule-hourly",    "schedule-daily",  "schedule-retention",     "schedule-partitions",
+        "schedule-constants", "schedule-vacuum", "schedule-retention-drop"};
     for (size_t i = 0; i < sizeof opts_sched / sizeof opts_sched[0]; i++) {
         if (!tsi_jobs_schedule_valid(tsi_opts_str(&o, opts_sched[i]))) {
             fprintf(stderr,
@@ -423,6 +479,13 @@ static int cmd_install(int argc, char **argv)
         }
         printf("%-16s %-14s as tsi_jobs\n", name, sched);
     }
+    const char *pd[2] = {tsi_opts_str(&o, "schedule-retention-drop"), tsi_buf_cstr(&params)};
+    if (exec_params(owner, SQL_SCHEDULE_DROP, 2, pd, "cannot schedule the retention drop", &e) <
+        0) {
+        status = fail_msg("tsi jobs install", &e);
+        goto done;
+    }
+    printf("%-16s %-14s as tsi_owner\n", "tsi-retention-drop", pd[0]);
     const char *pv[1] = {tsi_opts_str(&o, "schedule-vacuum")};
     if (exec_params(owner, SQL_SCHEDULE_VACUUM, 1, pv, "cannot schedule VACUUM", &e) < 0) {
         status = fail_msg("tsi jobs install", &e);

@@ -51,6 +51,15 @@ int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *par
  * or a negative TSI_E_*. */
 int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err);
 
+/* The second half of retention, on owner (connected as tsi_owner, autocommit): CALL
+ * tsi_retention_drop(at, params, run_id) — TRUNCATE, then DROP with a bounded lock wait, each
+ * realtime partition wholly before the cut and rolled up, then data_quality_log pruned in
+ * batches; each step commits. at NULL = now(); run_id <= 0 = the latest successful
+ * retention run, whose job_runs row receives the result. Appends the result (JSON) to
+ * result (may be NULL). TSI_E_INVALID for a bad parameter, TSI_E_DB otherwise. */
+int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, long long run_id,
+                            tsi_buf *result, tsi_error *err);
+
 /* The job parameters (a JSON object) from parsed tsi_jobs_options, validated and
  * assembled by PostgreSQL on c (so --constants-defaults must be a JSON object). Appends
  * to out. TSI_E_INVALID on a bad value. */

@@ -314,7 +314,7 @@ static void test_constants_without_rows_and_bad_input(void **state)
     /* a default that is not a positive number, for a feature with no data: job fails */
     jt_intersections(owner, 1);
     PGconn *w = th_connect("tsi_writer");
-    jt_row r = jt_make(1, (long long)time(NULL) - 3600, 0, 100, 0);
+    jt_row r = jt_make(1, jt_server_now(owner) - 3600, 0, 100, 0); /* the job's clock: now() */
     jt_insert(w, &r, 1);
     PGconn *c = th_connect("tsi_jobs");
     tsi_error e = {0};

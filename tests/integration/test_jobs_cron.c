@@ -36,6 +36,12 @@ static void test_pg_cron_runs_a_job(void **state)
                              "SELECT count(*) FROM cron.job WHERE jobname = 'tsi-vacuum' AND "
                              "username = 'tsi_owner'"),
                      1);
+    /* the partition drop runs as the owner too, outside a transaction block (issue 24) */
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM cron.job WHERE jobname = "
+                                    "'tsi-retention-drop' AND username = 'tsi_owner' AND command "
+                                    "LIKE 'CALL public.tsi_retention_drop(NULL, %%' AND schedule = "
+                                    "'15 2 * * *'"),
+                     1);
     /* idempotent: installing again leaves one of each */
     rc = th_run_tsi(install, NULL, out, sizeof out);
     assert_int_equal(rc, 0);

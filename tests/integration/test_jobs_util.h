@@ -132,6 +132,14 @@ static inline void jt_run_ok(const char *job, const char *at, const char *params
         *out = res;
 }
 
+/* The database's clock (epoch seconds): what a job run without --at uses as its clock.
+ * A test that lets the job take now() dates its rows by this clock, never by its own
+ * (the two differ under a faked or skewed client clock). */
+static inline long long jt_server_now(PGconn *c)
+{
+    return th_intf(c, "SELECT extract(epoch FROM now())::bigint");
+}
+
 /* "to_timestamp(ts)" text as PostgreSQL reads it (UTC) */
 static inline const char *jt_at(char *buf, size_t len, long long ts)
 {

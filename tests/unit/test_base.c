@@ -53,9 +53,18 @@ static void test_defaults_and_flags(void **state)
     tsi_opts_free(&o);
 }
 
+/* another command's table: its keys may stand in a shared configuration file */
+static const tsi_option sibling[] = {
+    {"other-command-key", TSI_OPT_INT, NULL, NULL, "a key of another command", NULL},
+    {"lock-timeout-ms", TSI_OPT_INT, "50", NULL, "a key of another command", NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL},
+};
+static const tsi_option *const known[] = {spec, sibling, NULL};
+
 static void test_precedence(void **state)
 {
     (void)state;
+    tsi_opts_set_known_tables(known);
     char path[] = "/tmp/tsi-opts-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -114,6 +123,73 @@ static void test_bad_flags(void **state)
     assert_int_equal(parse(&o, 1, a), TSI_E_INVALID);
     tsi_opts_free(&o);
     unsetenv("TSI_TEST_SOURCE");
+}
+
+/* A key known to no table is a typo: refused (exit 2 by the caller) with the nearest known
+ * key, from this command's table, the global options or another command's table. */
+static const struct {
+    const char *text;
+    int want;            /* parse status */
+    const char *key;     /* the unknown key as read, or NULL */
+    const char *nearest; /* tsi_opts_nearest_key of it */
+} config_keys[] = {
+    {"port = 1\n", 0, NULL, NULL},
+    {"other-command-key = 3\nport = 2\n", 0, NULL, NULL}, /* another command's key */
+    {"prot = 1\n", TSI_E_INVALID, "prot", "port"},        /* swapped letters */
+    {"# c\n\nsoruce = auto\n", TSI_E_INVALID, "soruce", "source"},
+    {"port = 1\nverbos = 1\n", TSI_E_INVALID, "verbos", "verbose"},
+    {"log_level = warn\n", TSI_E_INVALID, "log_level", "log-level"}, /* a global option */
+    {"lock-timout-ms = 5\n", TSI_E_INVALID, "lock-timout-ms", "lock-timeout-ms"}, /* sibling */
+    {"Port = 1\n", TSI_E_INVALID, "Port", "port"},
+    {"\x01\x02 = 1\n", TSI_E_INVALID, "\x01\x02", NULL},
+    {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxx = 1\n",
+     TSI_E_INVALID, NULL, NULL},
+};
+
+static void test_config_unknown_key(void **state)
+{
+    (void)state;
+    tsi_opts_set_known_tables(known);
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+        char path[] = "/tmp/tsi-opts-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        size_t len = strlen(config_keys[i].text);
+        assert_int_equal(write(fd, config_keys[i].text, len), (int)len);
+        close(fd);
+        tsi_opts o;
+        const char *a[] = {"test", "--config", path};
+        int rc = parse(&o, 3, a);
+        if (rc != config_keys[i].want)
+            fail_msg("case %zu: parse returned %d, expected %d", i, rc, config_keys[i].want);
+        tsi_opts_free(&o);
+        unlink(path);
+        if (config_keys[i].key && config_keys[i].nearest) {
+            /* nearest is computed over the same tables the parse sees */
+            tsi_opts p;
+            const char *none[] = {"test"};
+            unsetenv("TSI_TEST_PORT");
+            assert_int_equal(parse(&p, 1, none), 0);
+            const char *near = tsi_opts_nearest_key(&p, config_keys[i].key);
+            if (!near || strcmp(near, config_keys[i].nearest) != 0)
+                fail_msg("case %zu: nearest of '%s' is '%s', expected '%s'", i, config_keys[i].key,
+                         near ? near : "(null)", config_keys[i].nearest);
+            tsi_opts_free(&p);
+        }
+    }
+    /* nothing registered: only this command's table and the global options are known */
+    tsi_opts_set_known_tables(NULL);
+    char path[] = "/tmp/tsi-opts-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "other-command-key = 1\n";
+    assert_int_equal(write(fd, text, strlen(text)), (int)strlen(text));
+    close(fd);
+    tsi_opts o;
+    const char *a[] = {"test", "--config", path};
+    assert_int_equal(parse(&o, 3, a), TSI_E_INVALID);
+    tsi_opts_free(&o);
+    unlink(path);
 }
 
 static void test_config_secret_refused(void **state)
@@ -253,9 +329,13 @@ static void test_error_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_flags), cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_bad_flags),          cmocka_unit_test(test_config_secret_refused),
-        cmocka_unit_test(test_json_writer),        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_defaults_and_flags),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_config_secret_refused),
+        cmocka_unit_test(test_config_unknown_key),
+        cmocka_unit_test(test_json_writer),
+        cmocka_unit_test(test_arena),
         cmocka_unit_test(test_error_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,6 +87,63 @@ static void test_config_file_with_secret_refused(void **state)
     assert_non_null(strstr(out, "secrets are not read from configuration files"));
 }
 
+/* A misspelt key in a configuration file: exit 2, one line naming the file, the line and
+ * the nearest known key; a key of another command in the shared file is accepted. */
+static const struct {
+    const char *text;
+    const char *args[4]; /* the command; --config FILE is appended */
+    int want;
+    const char *line;    /* ":N '" in the message */
+    const char *nearest; /* the suggestion */
+} misspelt[] = {
+    {"log-level = warn\nlog-levle = warn\n", {"config", NULL}, 2, ":2 'log-levle'", "'log-level'"},
+    {"# jobs\nlock-timout-ms = 20\n",
+     {"jobs", "run", NULL},
+     2,
+     ":2 'lock-timout-ms'",
+     "'lock-timeout-ms'"},
+    {"data-quality-retention-day = 30\n",
+     {"jobs", "status", NULL},
+     2,
+     ":1 'data-quality-retention-day'",
+     "'data-quality-retention-days'"},
+    {"pg_port = 5432\n", {"db", "url", NULL}, 2, ":1 'pg_port'", "'pg-port'"},
+    {"pg-port = 5432\nlock-timeout-ms = 20\n", {"config", NULL}, 0, NULL, NULL},
+};
+
+static void test_config_file_misspelt_key(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof misspelt / sizeof misspelt[0]; i++) {
+        char path[] = "/tmp/tsi-cli-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        fputs(misspelt[i].text, f);
+        fclose(f);
+        const char *args[8] = {NULL};
+        size_t n = 0;
+        for (; misspelt[i].args[n]; n++)
+            args[n] = misspelt[i].args[n];
+        args[n++] = "--config";
+        args[n++] = path;
+        int rc = tsi(args);
+        unlink(path);
+        if (rc != misspelt[i].want)
+            fail_msg("case %zu: exit %d, expected %d: %s", i, rc, misspelt[i].want, out);
+        if (misspelt[i].want == 0)
+            continue;
+        char where[64];
+        snprintf(where, sizeof where, "%s%s", path, misspelt[i].line);
+        if (!strstr(out, "unknown configuration key") || !strstr(out, where) ||
+            !strstr(out, misspelt[i].nearest))
+            fail_msg("case %zu: message lacks the file:line, key or nearest key (%s, %s): %s", i,
+                     where, misspelt[i].nearest, out);
+        char *nl = strchr(out, '\n');
+        assert_true(nl == NULL || nl[1] == '\0');
+    }
+}
+
 static void test_readme_config_section(void **state)
 {
     (void)state;
@@ -116,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_bad_flags_exit_2),
         cmocka_unit_test(test_config_file_with_secret_refused),
+        cmocka_unit_test(test_config_file_misspelt_key),
         cmocka_unit_test(test_readme_config_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
