@@ -106,6 +106,12 @@ BEGIN
     SELECT coalesce(array_agg(child ORDER BY lo), '{}') INTO v_due
       FROM tsi_partition_bounds('public.safety_indices_realtime')
      WHERE lo > '-infinity' AND hi <= v_rt_cut;
+    -- 4. "current" is what still exists: a current answer whose minute left the realtime
+    --    table goes (the intersection stays in the rollups; one silent since the cut, or
+    --    removed from MapData, is no longer current). Between --stale-seconds and the cut
+    --    the API answers it as stale.
+    DELETE FROM safety_indices_latest WHERE "timestamp" < v_rt_cut;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
 
     buckets := v_drop_hr;
     n_rows := v_rt_del + v_hr_del;
@@ -113,6 +119,7 @@ BEGIN
         'realtime_cut', v_rt_cut, 'hourly_cut', v_hr_cut,
         'data_quality_cut', (p_at AT TIME ZONE 'UTC' - v_dq_keep) AT TIME ZONE 'UTC',
         'realtime_deleted', v_rt_del, 'hourly_deleted', v_hr_del, 'job_runs_deleted', v_jr_del,
+        'current_pruned', v_n,
         'realtime_partitions_due', to_jsonb(v_due), 'realtime_partitions_dropped', 0,
         'hourly_partitions_dropped', v_drop_hr, 'vacuum', to_jsonb(v_touched),
         'rollups', jsonb_build_object('daily', v_daily.buckets, 'detail', v_daily.detail));
@@ -271,3 +278,6 @@ BEGIN
 END $$;
 
 REVOKE ALL ON PROCEDURE tsi_retention_drop(timestamptz, jsonb, bigint, jsonb) FROM PUBLIC;
+
+-- the retention job prunes current answers that no longer exist (step 4 above)
+GRANT DELETE ON safety_indices_latest TO tsi_jobs;

@@ -382,6 +382,37 @@ static void test_retention_data_quality(void **state)
     th_db_drop(db);
 }
 
+/* "Current" is what still exists: intersection 1 is silent since three days, 2 sent a
+ * minute an hour ago; after retention 1 has no current answer (it stays in the rollups),
+ * 2 keeps its own. */
+static void test_retention_prunes_current(void **state)
+{
+    (void)state;
+    char db[64], at_s[64];
+    th_db_create(db);
+    PGconn *owner = th_connect("tsi_owner");
+    jt_intersections(owner, 2);
+    PGconn *w = th_connect("tsi_writer");
+    long long at = ((long long)time(NULL) / 3600) * 3600;
+    nrows = 0;
+    add(jt_make(1, at - 3 * 86400, 0, 100, 0));
+    add(jt_make(2, at - 3 * 86400, 0, 100, 0));
+    add(jt_make(2, at - 3600, 0, 100, 0));
+    jt_insert(w, rows, nrows);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_latest"), 2);
+    tsi_job_result res;
+    jt_run_ok("retention", jt_at(at_s, sizeof at_s, at), NULL, &res);
+    assert_int_equal(th_intf(owner, "SELECT count(*) FROM safety_indices_latest"), 1);
+    assert_int_equal(th_intf(owner, "SELECT intersection_id FROM safety_indices_latest"), 2);
+    assert_int_equal(th_intf(owner, "SELECT extract(epoch FROM \"timestamp\")::bigint"
+                                    " FROM safety_indices_latest"),
+                     at - 3600);
+    assert_int_equal(th_intf(owner, "SELECT (detail->>'current_pruned')::int FROM job_runs"), 1);
+    PQfinish(w);
+    PQfinish(owner);
+    th_db_drop(db);
+}
+
 static void test_retention_bad_options(void **state)
 {
     (void)state;
@@ -417,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_retention_lock_fallback),
         cmocka_unit_test(test_retention_beside_inserts),
         cmocka_unit_test(test_retention_data_quality),
+        cmocka_unit_test(test_retention_prunes_current),
         cmocka_unit_test(test_retention_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
