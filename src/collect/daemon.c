@@ -605,6 +605,7 @@ int tsi_cmd_collect(int argc, char **argv)
         }
     }
     tsi_pipeline_config pc = {.archive_root = d->s.archive,
+                              .write_intersections = true,
                               .grace_ms = (int64_t)d->s.grace_s * 1000,
                               .radius_m = d->s.radius_m,
                               .max_skew_ms =

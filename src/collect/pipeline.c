@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "archive/indices.h"
+#include "archive/intersections.h"
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
@@ -463,7 +464,42 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
     return stored;
 }
 
+static int mapdata_all(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
+
+/* archive/intersections/: every known intersection, so that a server started while
+ * PostgreSQL is away names and places them */
+static void write_intersections(tsi_pipeline *p)
+{
+    int n = tsi_registry_count(p->reg);
+    tsi_archive_isect *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
+    if (!rows) {
+        p->c.archive_errors++;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const tsi_isect *x = tsi_registry_at(p->reg, i);
+        rows[i] = (tsi_archive_isect){x->id, x->name, x->ref_lat, x->ref_lon, x->lane_count};
+    }
+    tsi_error e = {0};
+    if (tsi_archive_intersections_write(p->root, rows, n, &e) < 0) {
+        p->c.archive_errors++;
+        tsi_err("collect", "cannot write the intersections file err=%s detail=%s",
+                tsi_error_name(e.code), e.detail);
+    } else {
+        p->c.isect_files++;
+    }
+    free(rows);
+}
+
 int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
+{
+    int stored = mapdata_all(p, js, len, received_ms);
+    if (stored > 0 && p->cfg.write_intersections)
+        write_intersections(p);
+    return stored;
+}
+
+static int mapdata_all(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
 {
     tsi_json d;
     tsi_error e = {0};

@@ -42,6 +42,9 @@ typedef struct tsi_pipeline_config {
     int64_t grace_ms;         /* window grace; <= 0: 10000 */
     double radius_m;          /* assignment radius; <= 0: 150 */
     int64_t max_skew_ms;      /* clock sanity: 0: 120000; < 0: off */
+    /* keep archive_root/intersections/ current: rewritten whole after each MapData that
+     * adds or changes an intersection (the collector; not a scratch pipeline) */
+    bool write_intersections;
 } tsi_pipeline_config;
 
 typedef struct tsi_collect_counters {
@@ -52,6 +55,7 @@ typedef struct tsi_collect_counters {
     long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
     long long dq_rows;
+    long long isect_files; /* intersections files written */
 } tsi_collect_counters;
 
 typedef struct tsi_pipeline tsi_pipeline;

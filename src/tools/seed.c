@@ -46,6 +46,7 @@
 #include <duckdb.h>
 #include <libpq-fe.h>
 
+#include "archive/intersections.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -965,44 +966,18 @@ static int run_seed(const plan *p, tsi_error *err)
                 goto done;
             files++;
         }
-        /* intersections for the fallback */
-        snprintf(dir, sizeof dir, "%s/intersections", root);
-        if (mkdirs(dir) < 0) {
-            rc = tsi_error_set(err, TSI_E_IO, "cannot create the archive directory", "%s", dir);
+        /* intersections for the fallback (the collector keeps the same file current) */
+        tsi_archive_isect *ir = calloc((size_t)p->n, sizeof *ir);
+        if (!ir) {
+            rc = tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
             goto done;
         }
-        if ((rc = duck_exec(dk.con,
-                            "CREATE TABLE ints (id BIGINT, name VARCHAR, latitude DOUBLE,"
-                            " longitude DOUBLE, lane_count INTEGER)",
-                            err)) < 0)
+        for (int i = 0; i < p->n; i++)
+            ir[i] = (tsi_archive_isect){s[i].id, s[i].name, s[i].lat, s[i].lon, s[i].lanes};
+        rc = tsi_archive_intersections_write(root, ir, p->n, err);
+        free(ir);
+        if (rc < 0)
             goto done;
-        duckdb_appender ia;
-        if (duckdb_appender_create(dk.con, NULL, "ints", &ia) == DuckDBError) {
-            rc = tsi_error_set(err, TSI_E_PARQUET, "cannot create a DuckDB appender", NULL);
-            goto done;
-        }
-        for (int i = 0; i < p->n; i++) {
-            duckdb_append_int64(ia, s[i].id);
-            duckdb_append_varchar(ia, s[i].name);
-            duckdb_append_double(ia, round(s[i].lat * 1e7) / 1e7);
-            duckdb_append_double(ia, round(s[i].lon * 1e7) / 1e7);
-            duckdb_append_int32(ia, s[i].lanes);
-            duckdb_appender_end_row(ia);
-        }
-        duckdb_appender_destroy(&ia);
-        snprintf(file, sizeof file, "%s/intersections.parquet.tmp", dir);
-        sql_quote(q, sizeof q, file);
-        snprintf(sql, sizeof sql,
-                 "COPY (SELECT * FROM ints ORDER BY id) TO %s (FORMAT parquet, COMPRESSION zstd)",
-                 q);
-        if ((rc = duck_exec(dk.con, sql, err)) < 0)
-            goto done;
-        char final[4600];
-        snprintf(final, sizeof final, "%s/intersections.parquet", dir);
-        if (rename(file, final) < 0) {
-            rc = tsi_error_set(err, TSI_E_IO, "cannot rename", "%s: %s", file, strerror(errno));
-            goto done;
-        }
         tsi_info("seed", "indices Parquet written files=%d dir=%s/indices", files, root);
     }
     rc = 0;

@@ -19,6 +19,7 @@
  * passing close by chance, an extra pair found. We allow |detected - truth| <= 1 per
  * intersection-minute and a total within 20 % + 2 of the truth. */
 #include <setjmp.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,6 +85,44 @@ static void write_file(const char *path, const char *s, size_t n)
     assert_non_null(f);
     assert_int_equal(fwrite(s, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
+}
+
+/* archive/intersections/intersections.parquet, which the collector keeps current, names
+ * and places every intersection as PostgreSQL does (a server started without PostgreSQL
+ * reads it): same ids, names, and positions to 1e-7 degrees */
+static void check_intersections_file(PGconn *c)
+{
+    char path[PATH_MAX + 64], sql[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/archive/intersections/intersections.parquet", work);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("the collector wrote no intersections file: %s", path);
+    duckdb_database db;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    duckdb_result res;
+    snprintf(sql, sizeof sql,
+             "SELECT id, name, latitude, longitude FROM read_parquet('%s') ORDER BY id", path);
+    duck_query(con, sql, &res);
+    PGresult *pg = PQexec(c, "SELECT id, name, latitude, longitude FROM intersections ORDER BY id");
+    assert_int_equal(PQresultStatus(pg), PGRES_TUPLES_OK);
+    assert_int_equal((int)duckdb_row_count(&res), PQntuples(pg));
+    for (int i = 0; i < PQntuples(pg); i++) {
+        assert_int_equal(duckdb_value_int64(&res, 0, (idx_t)i),
+                         strtoll(PQgetvalue(pg, i, 0), NULL, 10));
+        char *nm = duckdb_value_varchar(&res, 1, (idx_t)i);
+        assert_string_equal(nm, PQgetvalue(pg, i, 1));
+        duckdb_free(nm);
+        assert_true(fabs(duckdb_value_double(&res, 2, (idx_t)i) -
+                         strtod(PQgetvalue(pg, i, 2), NULL)) <= 1e-7);
+        assert_true(fabs(duckdb_value_double(&res, 3, (idx_t)i) -
+                         strtod(PQgetvalue(pg, i, 3), NULL)) <= 1e-7);
+    }
+    PQclear(pg);
+    duckdb_destroy_result(&res);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
 }
 
 /* one index as PostgreSQL prints it ("null" for NULL) against the offline value */
@@ -342,6 +381,7 @@ static void test_clean_run(void **state)
     assert_true(llabs(pdet - ptruth) <= ptruth / 5 + 2);
     /* intersections came from MapData */
     assert_int_equal(th_int(c, "SELECT count(*) FROM intersections"), NISECT);
+    check_intersections_file(c);
     /* no fault, no quality entry */
     assert_int_equal(th_int(c, "SELECT count(*) FROM data_quality_log WHERE issue_type = "
                                "'rejected_message'"),
