@@ -565,6 +565,23 @@ static void test_dry_run(void **state)
         fail_msg("--dry-run: exit %d %s", rc, dump(out));
     assert_untouched(c, before, nsup);
     assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations"), gens);
+    /* only the legacy files (intersection 7, 10 minutes): the hour shrinks from 70 rows
+     * to 10 and intersection 5 from 60 to 0, more than the default half: refused; a
+     * --max-shrink of 1 accepts any shrink (the raw input is not empty) */
+    char legacy[700], cmd[2048];
+    snprintf(legacy, sizeof legacy, "%s/legacy/raw/bsm", dir);
+    mkdirs(legacy);
+    snprintf(cmd, sizeof cmd, "cp %s/raw/bsm/bsm_*.parquet '%s'/", dir, legacy);
+    assert_int_equal(system(cmd), 0);
+    snprintf(legacy, sizeof legacy, "%s/legacy", dir);
+    rc = rp(legacy, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", NULL, NULL);
+    if (rc != 3 || !strstr(out, "rows 70 -> 10 (-85.7%)") ||
+        !strstr(out, "refused: intersection 5 on") || strstr(out, "refused: intersection 7"))
+        fail_msg("a shrink of 6/7: exit %d %s", rc, dump(out));
+    rc = rp(legacy, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", "--max-shrink=1", NULL);
+    if (rc != 0 || !strstr(out, "verdict=ok"))
+        fail_msg("--max-shrink 1: exit %d %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
     /* and a refusal seen by a dry run is exit 3, still without a change */
     char empty[700];
     snprintf(empty, sizeof empty, "%s/empty", dir);
