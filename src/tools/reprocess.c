@@ -12,14 +12,22 @@
  *      with the constants and EB priors valid now, the intersections of PostgreSQL as its
  *      registry, and a scratch directory as its archive: the new indices Parquet land
  *      there (its raw copy is thrown away).
- *   3. Per UTC day of the range, atomically: the day's indices Parquet directory is
- *      replaced by a new generation (old rows outside the range + the new rows) with one
- *      renameat2(RENAME_EXCHANGE); then in one transaction the realtime rows of the range
+ *   3. Before anything is replaced, what was read is set against what would be replaced
+ *      (raw messages per hour, rows per hour and per intersection-day before and after,
+ *      raw files DuckDB cannot open): a day whose input is empty or unreadable, or that
+ *      shrinks by more than --max-shrink, refuses the whole run (exit 3, the table on
+ *      stdout, nothing changed) unless --force; --dry-run prints the table and stops.
+ *   4. Per UTC day of the range: the day's new indices Parquet generation is staged
+ *      (tools/reprocess_gen.h); then in one transaction the realtime rows of the range
  *      (inside the 48 h window) are deleted and the new ones COPYed, the hourly rollups of
  *      the range are deleted and rebuilt (older hours from the new rows, as backfill does;
- *      window hours by the jobs' rollup), and the jobs' daily rollup re-rolls the day.
- *   Low priority (nice 10), a statement timeout on every statement, one day per
- *   transaction. --since/--until must be whole hours and the range must be closed. */
+ *      window hours by the jobs' rollup), the jobs' daily rollup re-rolls the day, and the
+ *      generation's reprocess_generations row is inserted: that commit decides; then the
+ *      staged directory is swapped in. Every run first finishes or rolls back what a
+ *      crashed run left (--recover: only that).
+ *   Low priority (nice 10), statement and lock timeouts (a day's transaction that times out
+ *   is retried), one day per transaction, one run at a time (an advisory lock).
+ *   --since/--until must be whole hours and the range must be closed. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
--- 040_reprocess_generations: the record that decides which indices Parquet files of a day
+-- 050_reprocess_generations: the record that decides which indices Parquet files of a day
 -- are live after `tsi reprocess` (issue 24, "reprocess that cannot destroy").
 --
 -- A reprocess of one UTC day stages the day's new indices Parquet directory under
