@@ -8,7 +8,7 @@
  *            <kind>_<day>T000000Z-g<N>_<seq>.parquet (a name the collector never uses),
  *            and a `.tsi-generation` marker ("generation N"). Nothing live changes.
  *   commit   the caller inserts the reprocess_generations row N (tsi_rpgen_record_sql)
- *            in the same transaction that replaces the day's rows (migration 040).
+ *            in the same transaction that replaces the day's rows (migration 050).
  *   finish   the staging directory and indices/YYYY/MM/DD are exchanged with one
  *            renameat2(RENAME_EXCHANGE) (a reader sees the old set or the new one); the
  *            files the collector published in the old directory after the staging (any
