@@ -12,14 +12,22 @@
  *      with the constants and EB priors valid now, the intersections of PostgreSQL as its
  *      registry, and a scratch directory as its archive: the new indices Parquet land
  *      there (its raw copy is thrown away).
- *   3. Per UTC day of the range, atomically: the day's indices Parquet directory is
- *      replaced by a new generation (old rows outside the range + the new rows) with one
- *      renameat2(RENAME_EXCHANGE); then in one transaction the realtime rows of the range
+ *   3. Before anything is replaced, what was read is set against what would be replaced
+ *      (raw messages per hour, rows per hour and per intersection-day before and after,
+ *      raw files DuckDB cannot open): a day whose input is empty or unreadable, or that
+ *      shrinks by more than --max-shrink, refuses the whole run (exit 3, the table on
+ *      stdout, nothing changed) unless --force; --dry-run prints the table and stops.
+ *   4. Per UTC day of the range: the day's new indices Parquet generation is staged
+ *      (tools/reprocess_gen.h); then in one transaction the realtime rows of the range
  *      (inside the 48 h window) are deleted and the new ones COPYed, the hourly rollups of
  *      the range are deleted and rebuilt (older hours from the new rows, as backfill does;
- *      window hours by the jobs' rollup), and the jobs' daily rollup re-rolls the day.
- *   Low priority (nice 10), a statement timeout on every statement, one day per
- *   transaction. --since/--until must be whole hours and the range must be closed. */
+ *      window hours by the jobs' rollup), the jobs' daily rollup re-rolls the day, and the
+ *      generation's reprocess_generations row is inserted: that commit decides; then the
+ *      staged directory is swapped in. Every run first finishes or rolls back what a
+ *      crashed run left (--recover: only that).
+ *   Low priority (nice 10), statement and lock timeouts (a day's transaction that times out
+ *   is retried), one day per transaction, one run at a time (an advisory lock).
+ *   --since/--until must be whole hours and the range must be closed. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive/pqfile.h"
 #include "archive/raw.h"
 #include "base/buf.h"
 #include "base/jsonw.h"
@@ -47,6 +56,7 @@
 #include "db/constants.h"
 #include "tools/parquet_read.h"
 #include "tools/reprocess.h"
+#include "tools/reprocess_gen.h"
 #include "tools/validate.h"
 
 #define US_HOUR 3600000000LL
@@ -64,15 +74,28 @@ const tsi_option tsi_reprocess_options[] = {
     {"statement-timeout-ms", TSI_OPT_INT, "60000", NULL,
      "statement timeout of every database statement", "100..3600000"},
     {"nice", TSI_OPT_INT, "10", NULL, "scheduling priority (nice value) of the process", "0..19"},
+    {"dry-run", TSI_OPT_BOOL, NULL, NULL,
+     "read, recompute and print the before/after table; change nothing", NULL},
+    {"force", TSI_OPT_BOOL, NULL, NULL,
+     "replace even a day whose raw input is empty, unreadable or shrinks too much", NULL},
+    {"max-shrink", TSI_OPT_DOUBLE, "0.5", "TSI_REPROCESS_MAX_SHRINK",
+     "refuse when an hour or an intersection-day loses more than this share of its rows", "0..1"},
+    {"lock-timeout-ms", TSI_OPT_INT, "2000", NULL,
+     "lock timeout of the replacing transaction (retried with back-off)", "10..600000"},
+    {"lock-retries", TSI_OPT_INT, "5", NULL,
+     "attempts of a day's transaction after a lock or statement timeout", "0..100"},
+    {"recover", TSI_OPT_BOOL, NULL, NULL,
+     "only finish or roll back a swap an earlier run left unfinished, then exit", NULL},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
 
 /* ------------------------------------------------------------- raw messages -- */
 
-/* Lists raw files of one kind ("bsm"/"psm") of both layouts overlapping [lo, hi) into a
- * DuckDB list literal; returns the count. */
-static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi, tsi_buf *tsi_list,
-                     tsi_buf *legacy_list)
+/* Calls fn for every raw file of one kind ("bsm"/"psm") of both layouts overlapping
+ * [lo, hi), with the UTC day its path names; returns the count. */
+typedef void (*raw_fn)(void *ud, const char *path, bool legacy, int64_t day_us);
+
+static int raw_each(const char *raw, const char *kind, int64_t lo, int64_t hi, raw_fn fn, void *ud)
 {
     int n = 0;
     char dir[4096];
@@ -95,8 +118,7 @@ static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi, 
                 continue;
             char f[4500];
             snprintf(f, sizeof f, "%s/%s", hd, e->d_name);
-            tsi_buf_puts(tsi_list, tsi_list->len ? ", " : "");
-            tsi_pqr_quote(tsi_list, f);
+            fn(ud, f, false, h / US_DAY * US_DAY);
             n++;
         }
         closedir(d);
@@ -121,8 +143,7 @@ static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi, 
                 continue;
             char f[4500];
             snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
-            tsi_buf_puts(legacy_list, legacy_list->len ? ", " : "");
-            tsi_pqr_quote(legacy_list, f);
+            fn(ud, f, true, day);
             n++;
         }
         closedir(d);
@@ -130,9 +151,34 @@ static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi, 
     return n;
 }
 
+typedef struct raw_lists {
+    tsi_buf *tsi_list, *legacy_list;
+    const tsi_rpgen_names *skip; /* files found unreadable: never read */
+} raw_lists;
+
+static void raw_list_one(void *ud, const char *path, bool legacy, int64_t day_us)
+{
+    (void)day_us;
+    raw_lists *l = ud;
+    if (l->skip && tsi_rpgen_names_has(l->skip, path))
+        return;
+    tsi_buf *b = legacy ? l->legacy_list : l->tsi_list;
+    tsi_buf_puts(b, b->len ? ", " : "");
+    tsi_pqr_quote(b, path);
+}
+
+/* Lists raw files of one kind of both layouts overlapping [lo, hi), except those in
+ * skip, into DuckDB list literals; returns the count found. */
+static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi,
+                     const tsi_rpgen_names *skip, tsi_buf *tsi_list, tsi_buf *legacy_list)
+{
+    raw_lists l = {tsi_list, legacy_list, skip};
+    return raw_each(raw, kind, lo, hi, raw_list_one, &l);
+}
+
 /* Fills DuckDB table rp_msgs(kind, ts_ms, json) with the messages of [lo, hi). */
-static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi, int64_t *nmsg,
-                    tsi_error *err)
+static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi,
+                    const tsi_rpgen_names *skip, int64_t *nmsg, tsi_error *err)
 {
     int rc = tsi_pqr_exec(p,
                           "CREATE OR REPLACE TABLE rp_msgs (kind INTEGER, ts_ms BIGINT,"
@@ -141,7 +187,7 @@ static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi, int64_t
     const char *kinds[2] = {"bsm", "psm"};
     for (int k = 0; k < 2 && rc == 0; k++) {
         tsi_buf tl = TSI_BUF_INIT, ll = TSI_BUF_INIT, q = TSI_BUF_INIT;
-        raw_files(raw, kinds[k], lo, hi, &tl, &ll);
+        raw_files(raw, kinds[k], lo, hi, skip, &tl, &ll);
         if (tl.len) {
             tsi_buf_printf(&q,
                            "INSERT INTO rp_msgs SELECT %d, timestamp_ms, json FROM"
@@ -240,115 +286,6 @@ static int load_constants(PGconn *c, tsi_constants *k, tsi_priors **pri, tsi_err
     return rc < 0 ? rc : 0;
 }
 
-/* ---------------------------------------------------- the new Parquet generation -- */
-
-static int exchange(const char *a, const char *b)
-{
-    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
-}
-
-static void mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *q = tmp + 1; *q; q++)
-        if (*q == '/') {
-            *q = '\0';
-            mkdir(tmp, 0755);
-            *q = '/';
-        }
-    mkdir(tmp, 0755);
-}
-
-/* Replaces archive/indices/YYYY/MM/DD with: its rows outside [lo, hi) + the scratch
- * day's rows. The old generation moves to archive/indices/.superseded/. */
-static int new_generation(tsi_pqr *p, const char *archive, const char *scratch, int64_t day,
-                          int64_t lo, int64_t hi, tsi_error *err)
-{
-    time_t t = (time_t)(day / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char rel[32], live[4200], gen[4300], newd[4200], sup[4400];
-    snprintf(rel, sizeof rel, "%04d/%02d/%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    snprintf(live, sizeof live, "%s/indices/%s", archive, rel);
-    snprintf(newd, sizeof newd, "%s/indices/%s", scratch, rel);
-    long long stamp = (long long)time(NULL);
-    snprintf(gen, sizeof gen, "%s.gen-%lld", live, stamp);
-    mkdirs(gen);
-    int rc = 0;
-    const char *kinds[2] = {"indices", "conflicts"};
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        tsi_buf q = TSI_BUF_INIT, parts = TSI_BUF_INIT;
-        char glob_old[4400], glob_new[4400];
-        snprintf(glob_old, sizeof glob_old, "%s/%s_*.parquet", live, kinds[k]);
-        snprintf(glob_new, sizeof glob_new, "%s/%s_*.parquet", newd, kinds[k]);
-        int64_t nold = 0, nnew = 0;
-        tsi_buf_puts(&q, "SELECT count(*) FROM glob(");
-        tsi_pqr_quote(&q, glob_old);
-        tsi_buf_puts(&q, ")");
-        tsi_pqr_int(p, tsi_buf_cstr(&q), 0, &nold, NULL);
-        tsi_buf_reset(&q);
-        tsi_buf_puts(&q, "SELECT count(*) FROM glob(");
-        tsi_pqr_quote(&q, glob_new);
-        tsi_buf_puts(&q, ")");
-        tsi_pqr_int(p, tsi_buf_cstr(&q), 0, &nnew, NULL);
-        if (nold) {
-            tsi_buf_puts(&parts, "SELECT * FROM read_parquet(");
-            tsi_pqr_quote(&parts, glob_old);
-            tsi_buf_printf(&parts,
-                           ", union_by_name = true) WHERE epoch_us(\"timestamp\") < %" PRId64
-                           " OR epoch_us(\"timestamp\") >= %" PRId64,
-                           lo, hi);
-        }
-        if (nnew) {
-            tsi_buf_puts(&parts, nold ? " UNION ALL BY NAME " : "");
-            tsi_buf_puts(&parts, "SELECT * FROM read_parquet(");
-            tsi_pqr_quote(&parts, glob_new);
-            tsi_buf_puts(&parts, ", union_by_name = true)");
-        }
-        if (parts.len) {
-            char out[4500];
-            snprintf(out, sizeof out, "%s/%s_%lld_reprocess.parquet", gen, kinds[k], stamp);
-            tsi_buf_reset(&q);
-            tsi_buf_printf(&q, "COPY (SELECT * FROM (%s) ORDER BY \"timestamp\") TO ",
-                           tsi_buf_cstr(&parts));
-            tsi_pqr_quote(&q, out);
-            tsi_buf_puts(&q, " (FORMAT parquet, COMPRESSION zstd)");
-            rc = tsi_pqr_exec(p, tsi_buf_cstr(&q), err);
-        }
-        tsi_buf_free(&q);
-        tsi_buf_free(&parts);
-    }
-    if (rc < 0)
-        return rc;
-    struct stat st;
-    if (stat(live, &st) == 0) {
-        if (exchange(gen, live) < 0)
-            return tsi_error_set(err, TSI_E_IO, "cannot swap in the new indices generation",
-                                 "%s: %s", live, strerror(errno));
-        /* gen now holds the old generation */
-        snprintf(sup, sizeof sup, "%s/indices/.superseded/%04d-%02d-%02d.%lld", archive,
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, stamp);
-        char supdir[4400];
-        snprintf(supdir, sizeof supdir, "%s/indices/.superseded", archive);
-        mkdirs(supdir);
-        if (rename(gen, sup) < 0)
-            tsi_warn("reprocess", "old generation left in place dir=%s err=%s", gen,
-                     strerror(errno));
-        else
-            tsi_info("reprocess", "indices generation replaced day=%s old=%s", rel, sup);
-    } else {
-        char parent[4200];
-        snprintf(parent, sizeof parent, "%s", live);
-        *strrchr(parent, '/') = '\0';
-        mkdirs(parent);
-        if (rename(gen, live) < 0)
-            return tsi_error_set(err, TSI_E_IO, "cannot publish the indices generation", "%s: %s",
-                                 live, strerror(errno));
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------- the database -- */
 
 static const char SQL_RT_STAGE[] =
@@ -369,6 +306,20 @@ static const char SQL_RT_STAGE[] =
     "data_quality_score"
 #define TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 
+/* $1 = the day's first µs, $2 = the hourly retention's cut */
+static const char SQL_STALE_DAILY[] =
+    "DELETE FROM safety_indices_daily d"
+    " WHERE d.date = (" TS(
+        "$1::bigint") " AT TIME ZONE 'UTC')::date"
+                      "   AND (d.date::timestamp AT TIME ZONE 'UTC') >= " TS(
+                          "$2::bigint") "   AND NOT EXISTS (SELECT 1 FROM safety_indices_hourly h"
+                                        "                    WHERE h.intersection_id = "
+                                        "d.intersection_id"
+                                        "                      AND h.hour_timestamp >= "
+                                        "(d.date::timestamp AT TIME ZONE 'UTC')"
+                                        "                      AND h.hour_timestamp < ((d.date + "
+                                        "1)::timestamp AT TIME ZONE 'UTC'))";
+
 static int q1(PGconn *c, const char *sql, int n, const char *const *pv, tsi_error *err)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, pv, NULL, NULL, 0);
@@ -380,18 +331,26 @@ static int q1(PGconn *c, const char *sql, int n, const char *const *pv, tsi_erro
     return rc;
 }
 
+/* One day's replacement, one transaction: the realtime rows and hourly rollups of
+ * [lo, hi), the daily rollup of the day, and the generation record (record_sql) that makes
+ * the staged indices Parquet live. Every statement waits at most lock_ms for a lock. */
 static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt_cut,
-                       int timeout_ms, int64_t *rt_rows, int64_t *hr_rows, tsi_error *err)
+                       int64_t hr_cut, int timeout_ms, int lock_ms, const char *record_sql,
+                       int64_t *rt_rows, int64_t *hr_rows, tsi_error *err)
 {
-    char s_lo[32], s_hi[32], s_cut[32], q[1024];
+    char s_lo[32], s_hi[32], s_cut[32], s_hcut[32], q[1024];
     snprintf(s_lo, sizeof s_lo, "%" PRId64, lo);
     snprintf(s_hi, sizeof s_hi, "%" PRId64, hi);
     snprintf(s_cut, sizeof s_cut, "%" PRId64, rt_cut);
+    snprintf(s_hcut, sizeof s_hcut, "%" PRId64, hr_cut);
     const char *pv[3] = {s_lo, s_hi, s_cut};
     int rc;
     if ((rc = tsi_db_exec(c, "BEGIN", err)) < 0)
         return rc;
     snprintf(q, sizeof q, "SET LOCAL statement_timeout = %d", timeout_ms);
+    if ((rc = tsi_db_exec(c, q, err)) < 0)
+        goto fail;
+    snprintf(q, sizeof q, "SET LOCAL lock_timeout = %d", lock_ms);
     if ((rc = tsi_db_exec(c, q, err)) < 0 || (rc = tsi_db_exec(c, SQL_RT_STAGE, err)) < 0)
         goto fail;
     /* realtime: the range inside the window */
@@ -467,11 +426,316 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
         goto fail;
     }
     PQclear(r);
+    /* a daily row of an intersection left without any hourly row that day is stale (the
+     * rollup only rewrites days that still have hours); days past the hourly retention
+     * keep theirs */
+    const char *pd[2] = {s_lo, s_hcut};
+    if ((rc = q1(c, SQL_STALE_DAILY, 2, pd, err)) < 0)
+        goto fail;
+    if ((rc = tsi_db_exec(c, record_sql, err)) < 0)
+        goto fail;
     if ((rc = tsi_db_exec(c, "COMMIT", err)) < 0)
         goto fail;
     return 0;
 fail:
     tsi_db_exec(c, "ROLLBACK", NULL);
+    return rc;
+}
+
+/* --------------------------------------------- before and after: the refusal -- */
+
+/* Probes every raw file of the range before reading it: one DuckDB cannot open (or
+ * without the layout's columns) is skipped by read_raw, listed in rp_bad with the days
+ * it may hold, and refuses those days unless --force. */
+typedef struct probe_ud {
+    tsi_pqr *p;
+    tsi_rpgen_names *bad;
+} probe_ud;
+
+static void probe_one(void *ud, const char *path, bool legacy, int64_t day_us)
+{
+    probe_ud *u = ud;
+    tsi_buf q = TSI_BUF_INIT;
+    tsi_buf_puts(&q, legacy ? "SELECT \"timestamp\" FROM read_parquet("
+                            : "SELECT timestamp_ms, reject_reason, json FROM read_parquet(");
+    tsi_pqr_quote(&q, path);
+    tsi_buf_puts(&q, ") LIMIT 0");
+    tsi_error e = {0};
+    if (tsi_pqr_exec(u->p, tsi_buf_cstr(&q), &e) < 0) {
+        tsi_rpgen_names_add(u->bad, path);
+        /* a legacy file may hold messages of the day before and after its date */
+        int64_t dlo = legacy ? day_us - US_DAY : day_us;
+        int64_t dhi = legacy ? day_us + 2 * US_DAY : day_us + US_DAY;
+        tsi_buf_reset(&q);
+        tsi_buf_puts(&q, "INSERT INTO rp_bad VALUES (");
+        tsi_pqr_quote(&q, path);
+        tsi_buf_printf(&q, ", %" PRId64 ", %" PRId64 ", ", dlo, dhi);
+        tsi_pqr_quote(&q, e.detail);
+        tsi_buf_puts(&q, ")");
+        tsi_pqr_exec(u->p, tsi_buf_cstr(&q), NULL);
+        tsi_warn("reprocess", "raw file unreadable file=%s reason=\"%s\"", path, e.detail);
+    }
+    tsi_buf_free(&q);
+}
+
+static int probe_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi, tsi_rpgen_names *bad,
+                     tsi_error *err)
+{
+    int rc = tsi_pqr_exec(p,
+                          "CREATE OR REPLACE TABLE rp_bad (path VARCHAR, day_lo BIGINT,"
+                          " day_hi BIGINT, reason VARCHAR)",
+                          err);
+    probe_ud u = {p, bad};
+    const char *kinds[2] = {"bsm", "psm"};
+    for (int k = 0; k < 2 && rc == 0; k++)
+        raw_each(raw, kinds[k], lo, hi, probe_one, &u);
+    return rc;
+}
+
+typedef struct rp_day {
+    int64_t lo, hi;             /* the part of the range in this UTC day */
+    int64_t raw, before, after; /* raw messages read, rows before and after */
+    int64_t bad_files, reasons; /* unreadable raw files, reasons to refuse */
+} rp_day;
+
+/* rows per intersection-hour now: realtime rows inside the window, the minutes of the
+ * hourly rollups before it ($1 since, $2 until, $3 the realtime cut, epoch µs) */
+static const char SQL_BEFORE[] =
+    "SELECT intersection_id, (floor(extract(epoch FROM \"timestamp\") / 3600) * "
+    "3600000000)::bigint,"
+    "       count(*)"
+    "  FROM safety_indices_realtime"
+    " WHERE \"timestamp\" >= " TS("greatest($1::bigint, $3::bigint)") " AND \"timestamp\" < " TS(
+        "$2::bigint") " GROUP BY 1, 2"
+                      " UNION ALL "
+                      "SELECT intersection_id, (extract(epoch FROM hour_timestamp) * "
+                      "1000000)::bigint,"
+                      "       round(data_quality_score * 60)::bigint"
+                      "  FROM safety_indices_hourly"
+                      " WHERE hour_timestamp >= " TS("$1::bigint") " AND hour_timestamp < " TS(
+                          "least($2::bigint, $3::bigint)");
+
+static void pct(char *buf, size_t len, int64_t before, int64_t after)
+{
+    if (before == 0)
+        snprintf(buf, len, "%s", after ? "new" : "-");
+    else
+        snprintf(buf, len, "%+.1f%%", 100.0 * (double)(after - before) / (double)before);
+}
+
+/* Compares what was read and recomputed with what is being replaced, prints the table
+ * (stdout) and counts the reasons to refuse each day into days[]. */
+static int check_range(tsi_pqr *p, PGconn *c, int64_t since, int64_t until, int64_t rt_cut,
+                       double max_shrink, rp_day *days, int ndays, int64_t *reasons, tsi_error *err)
+{
+    char s_lo[32], s_hi[32], s_cut[32], a[32], b[32], ch[32];
+    snprintf(s_lo, sizeof s_lo, "%" PRId64, since);
+    snprintf(s_hi, sizeof s_hi, "%" PRId64, until);
+    snprintf(s_cut, sizeof s_cut, "%" PRId64, rt_cut);
+    const char *pv[3] = {s_lo, s_hi, s_cut};
+    *reasons = 0;
+    if (tsi_pqr_from_pg(p, c, SQL_BEFORE, 3, pv, "rp_before",
+                        "iid BIGINT, hour_us BIGINT, n BIGINT", err) < 0)
+        return err ? err->code : TSI_E_DB;
+    tsi_buf q = TSI_BUF_INIT;
+    tsi_buf_printf(
+        &q,
+        "CREATE OR REPLACE TABLE rp_after AS SELECT iid, ts_us // %lld * %lld AS hour_us,"
+        " count(*) AS n FROM pq_valid WHERE ts_us >= %" PRId64 " AND ts_us < %" PRId64
+        " GROUP BY ALL",
+        US_HOUR, US_HOUR, since, until);
+    int rc = tsi_pqr_exec(p, tsi_buf_cstr(&q), err);
+    duckdb_result res;
+    bool have = false;
+    if (rc == 0) {
+        tsi_buf_reset(&q);
+        tsi_buf_printf(
+            &q,
+            "WITH h AS (SELECT range AS hour_us FROM range(%" PRId64 ", %" PRId64 ", %lld)),"
+            " r AS (SELECT ts_ms // 3600000 * %lld AS hour_us,"
+            "   count(*) FILTER (WHERE kind = 0) AS bsm, count(*) FILTER (WHERE kind = 1) AS psm"
+            "   FROM rp_msgs GROUP BY 1),"
+            " b AS (SELECT hour_us, sum(n) AS n, count(DISTINCT iid) AS ni FROM rp_before GROUP BY "
+            "1),"
+            " a AS (SELECT hour_us, sum(n) AS n, count(DISTINCT iid) AS ni FROM rp_after GROUP BY "
+            "1)"
+            " SELECT h.hour_us, coalesce(r.bsm, 0), coalesce(r.psm, 0), CAST(coalesce(b.n, 0) AS"
+            " BIGINT), coalesce(b.ni, 0), CAST(coalesce(a.n, 0) AS BIGINT), coalesce(a.ni, 0)"
+            " FROM h LEFT JOIN r USING (hour_us) LEFT JOIN b USING (hour_us)"
+            " LEFT JOIN a USING (hour_us) ORDER BY 1",
+            since, until, US_HOUR, US_HOUR);
+        rc = tsi_pqr_query(p, tsi_buf_cstr(&q), &res, err);
+        have = true;
+    }
+    if (rc < 0)
+        goto done;
+    printf("reprocess check since=%s until=%s max_shrink=%.2f\n",
+           tsi_pqr_fmt_time(since, a, sizeof a), tsi_pqr_fmt_time(until, b, sizeof b), max_shrink);
+    printf("%-19s %9s %9s %12s %11s %13s %12s %8s\n", "hour (UTC)", "raw_bsm", "raw_psm",
+           "rows_before", "rows_after", "isect_before", "isect_after", "change");
+    tsi_buf why = TSI_BUF_INIT;
+    for (idx_t i = 0; i < duckdb_row_count(&res); i++) {
+        int64_t h = duckdb_value_int64(&res, 0, i), bsm = duckdb_value_int64(&res, 1, i),
+                psm = duckdb_value_int64(&res, 2, i), nb = duckdb_value_int64(&res, 3, i),
+                ib = duckdb_value_int64(&res, 4, i), na = duckdb_value_int64(&res, 5, i),
+                ia = duckdb_value_int64(&res, 6, i);
+        pct(ch, sizeof ch, nb, na);
+        printf("%-19s %9" PRId64 " %9" PRId64 " %12" PRId64 " %11" PRId64 " %13" PRId64
+               " %12" PRId64 " %8s\n",
+               tsi_pqr_fmt_time(h, a, sizeof a), bsm, psm, nb, na, ib, ia, ch);
+        int64_t di = (h / US_DAY * US_DAY - since / US_DAY * US_DAY) / US_DAY;
+        if (di < 0 || di >= ndays)
+            continue;
+        rp_day *d = &days[di];
+        d->raw += bsm + psm;
+        d->before += nb;
+        d->after += na;
+        if ((double)na < (1.0 - max_shrink) * (double)nb) {
+            tsi_buf_printf(&why, "  refused: hour %s rows %" PRId64 " -> %" PRId64 " (%s)\n", a, nb,
+                           na, ch);
+            d->reasons++;
+        }
+    }
+    /* intersections that lose too much of a day */
+    duckdb_result r2;
+    tsi_buf_reset(&q);
+    tsi_buf_printf(&q,
+                   "WITH b AS (SELECT iid, hour_us // %lld * %lld AS day_us, sum(n) AS n"
+                   "   FROM rp_before GROUP BY ALL),"
+                   " a AS (SELECT iid, hour_us // %lld * %lld AS day_us, sum(n) AS n"
+                   "   FROM rp_after GROUP BY ALL)"
+                   " SELECT b.day_us, b.iid, CAST(b.n AS BIGINT), CAST(coalesce(a.n, 0) AS BIGINT)"
+                   " FROM b LEFT JOIN a USING (iid, day_us)"
+                   " WHERE coalesce(a.n, 0) < (1 - %.17g) * b.n ORDER BY 1, 2",
+                   US_DAY, US_DAY, US_DAY, US_DAY, max_shrink);
+    if ((rc = tsi_pqr_query(p, tsi_buf_cstr(&q), &r2, err)) == 0) {
+        for (idx_t i = 0; i < duckdb_row_count(&r2); i++) {
+            int64_t dy = duckdb_value_int64(&r2, 0, i), iid = duckdb_value_int64(&r2, 1, i),
+                    nb = duckdb_value_int64(&r2, 2, i), na = duckdb_value_int64(&r2, 3, i);
+            int64_t k = (dy - since / US_DAY * US_DAY) / US_DAY;
+            if (k < 0 || k >= ndays)
+                continue;
+            pct(ch, sizeof ch, nb, na);
+            tsi_buf_printf(&why,
+                           "  refused: intersection %" PRId64 " on %.10s rows %" PRId64
+                           " -> %" PRId64 " (%s)\n",
+                           iid, tsi_pqr_fmt_time(dy, a, sizeof a), nb, na, ch);
+            days[k].reasons++;
+        }
+    }
+    duckdb_destroy_result(&r2);
+    /* unreadable raw files, per day they may hold */
+    duckdb_result r3;
+    if (rc == 0 &&
+        (rc = tsi_pqr_query(p, "SELECT path, day_lo, day_hi, reason FROM rp_bad ORDER BY path", &r3,
+                            err)) == 0) {
+        for (idx_t i = 0; i < duckdb_row_count(&r3); i++) {
+            char *path = duckdb_value_varchar(&r3, 0, i), *reason = duckdb_value_varchar(&r3, 3, i);
+            int64_t dlo = duckdb_value_int64(&r3, 1, i), dhi = duckdb_value_int64(&r3, 2, i);
+            for (int k = 0; k < ndays; k++)
+                if (days[k].lo < dhi && days[k].hi > dlo) {
+                    tsi_buf_printf(&why, "  refused: %.10s unreadable raw file %s (%s)\n",
+                                   tsi_pqr_fmt_time(days[k].lo, a, sizeof a), path ? path : "?",
+                                   reason ? reason : "?");
+                    days[k].bad_files++;
+                    days[k].reasons++;
+                }
+            duckdb_free(path);
+            duckdb_free(reason);
+        }
+    }
+    duckdb_destroy_result(&r3);
+    for (int k = 0; k < ndays; k++) {
+        rp_day *d = &days[k];
+        if (d->raw == 0) {
+            tsi_buf_printf(&why, "  refused: %.10s no raw message in the range's hours\n",
+                           tsi_pqr_fmt_time(d->lo, a, sizeof a));
+            d->reasons++;
+        }
+        pct(ch, sizeof ch, d->before, d->after);
+        printf("day %.10s raw=%" PRId64 " rows_before=%" PRId64 " rows_after=%" PRId64
+               " (%s) unreadable_files=%" PRId64 " verdict=%s\n",
+               tsi_pqr_fmt_time(d->lo, a, sizeof a), d->raw, d->before, d->after, ch, d->bad_files,
+               d->reasons ? "refuse" : "ok");
+        *reasons += d->reasons;
+    }
+    fputs(tsi_buf_cstr(&why), stdout);
+    fflush(stdout);
+    tsi_buf_free(&why);
+done:
+    if (have)
+        duckdb_destroy_result(&res);
+    tsi_buf_free(&q);
+    return rc;
+}
+
+/* For tests only: TSI_REPROCESS_CRASH_AT=staged (after a day's Parquet generation is
+ * staged, before its database transaction) or =committed (after the commit, before the
+ * swap) ends the process there as a crash would, to show that the next run heals. */
+static void crash_point(const char *where)
+{
+    const char *at = getenv("TSI_REPROCESS_CRASH_AT");
+    if (at && strcmp(at, where) == 0) {
+        fprintf(stderr, "tsi reprocess: TSI_REPROCESS_CRASH_AT=%s: exiting as a crash would\n",
+                where);
+        fflush(NULL);
+        _exit(70);
+    }
+}
+
+/* Stages day d as generation N, replaces its rows with the generation record in one
+ * transaction (retried after a lock or statement timeout), then swaps the Parquet in. */
+static int replace_one_day(tsi_pqr *p, PGconn *c, const char *archive, const char *scratch,
+                           const rp_day *d, int64_t rt_cut, int64_t hr_cut, int timeout_ms,
+                           int lock_ms, int retries, bool forced, tsi_error *err)
+{
+    int64_t gen = 0;
+    int rc = 0;
+    PGresult *r = PQexec(c, "SELECT nextval('reprocess_generation_seq')");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = tsi_db_result_error(r, "cannot number the generation (tsi migrate first?)", err);
+        PQclear(r);
+        return rc;
+    }
+    gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    tsi_rpgen g;
+    if ((rc = tsi_rpgen_stage(p, archive, scratch, gen, d->lo / US_DAY * US_DAY, d->lo, d->hi, &g,
+                              err)) < 0)
+        return rc;
+    crash_point("staged");
+    tsi_buf rec = TSI_BUF_INIT;
+    tsi_rpgen_record_sql(&rec, &g, d->lo, d->hi, d->raw, d->before, d->after, forced);
+    int64_t rt = 0, hr = 0;
+    for (int attempt = 0;; attempt++) {
+        rc = replace_day(p, c, d->lo, d->hi, rt_cut, hr_cut, timeout_ms, lock_ms,
+                         tsi_buf_cstr(&rec), &rt, &hr, err);
+        bool timeout = rc < 0 && err &&
+                       (strncmp(err->detail, "SQLSTATE 55P03", 14) == 0 ||
+                        strncmp(err->detail, "SQLSTATE 57014", 14) == 0);
+        if (rc == 0 || !timeout || attempt >= retries)
+            break;
+        unsigned wait_ms = 200u << (attempt < 6 ? attempt : 6);
+        tsi_warn("reprocess", "day transaction gave way attempt=%d wait_ms=%u reason=\"%s\"",
+                 attempt + 1, wait_ms, err->detail);
+        struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    tsi_buf_free(&rec);
+    if (rc < 0) {
+        tsi_rpgen_discard(&g); /* never committed: never live */
+        tsi_rpgen_free(&g);
+        return rc;
+    }
+    crash_point("committed");
+    char a[32], b[32];
+    tsi_info("reprocess",
+             "replaced from=%s until=%s generation=%" PRId64 " realtime_rows=%" PRId64
+             " hourly_rows_from_parquet=%" PRId64,
+             tsi_pqr_fmt_time(d->lo, a, sizeof a), tsi_pqr_fmt_time(d->hi, b, sizeof b), gen, rt,
+             hr);
+    rc = tsi_rpgen_finish(c, archive, gen, err);
+    tsi_rpgen_free(&g);
     return rc;
 }
 
@@ -488,20 +752,33 @@ int tsi_cmd_reprocess(int argc, char **argv)
     tsi_opts o;
     int rc = tsi_opts_parse(
         &o, "tsi reprocess",
-        "usage: tsi reprocess --since TIME --until TIME [--raw DIR]\n\n"
+        "usage: tsi reprocess --since TIME --until TIME [--raw DIR] [--dry-run] [--force]\n"
+        "       tsi reprocess --recover\n\n"
         "Recomputes features and indices of [since, until) from the raw archive with\n"
         "today's algorithm and constants, and replaces that range, one UTC day at a time:\n"
         "a new indices Parquet generation, the realtime rows inside the 48 h window, the\n"
-        "hourly and daily rollups. Times are whole UTC hours (YYYY-MM-DDTHH:00Z).",
+        "hourly and daily rollups. Times are whole UTC hours (YYYY-MM-DDTHH:00Z).\n"
+        "Before replacing anything it prints raw messages and rows per hour before and\n"
+        "after, and refuses (exit 3, nothing changed) when a day's raw input is empty or\n"
+        "unreadable or rows shrink by more than --max-shrink, unless --force. A swap an\n"
+        "earlier run left unfinished is finished or rolled back first (--recover: only that).",
         tsi_reprocess_options, 0, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     tsi_error e = {0};
-    int64_t since, until;
-    if (!tsi_opts_str(&o, "since") || !tsi_opts_str(&o, "until") ||
-        tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0 ||
-        tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0 || since % US_HOUR ||
-        until % US_HOUR || until <= since || until - since > 31 * US_DAY) {
+    int64_t since = 0, until = 0;
+    bool recover_only = tsi_opts_bool(&o, "recover"), dry = tsi_opts_bool(&o, "dry-run"),
+         force = tsi_opts_bool(&o, "force");
+    if (recover_only && (tsi_opts_str(&o, "since") || tsi_opts_str(&o, "until") || dry)) {
+        fprintf(stderr, "tsi reprocess: --recover takes no range and no --dry-run\n");
+        tsi_opts_free(&o);
+        return 2;
+    }
+    if (!recover_only &&
+        (!tsi_opts_str(&o, "since") || !tsi_opts_str(&o, "until") ||
+         tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0 ||
+         tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0 || since % US_HOUR ||
+         until % US_HOUR || until <= since || until - since > 31 * US_DAY)) {
         fprintf(stderr, "tsi reprocess: --since and --until must be whole UTC hours, since <"
                         " until, at most 31 days apart\n");
         tsi_opts_free(&o);
@@ -514,6 +791,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
     tsi_priors *pri = NULL;
     char archive[4096], raw[4096], scratch[4200] = "";
     tsi_buf md = TSI_BUF_INIT;
+    tsi_rpgen_names bad = {0};
+    rp_day *days = NULL;
     if (tsi_opts_str(&o, "archive"))
         snprintf(archive, sizeof archive, "%s", tsi_opts_str(&o, "archive"));
     else
@@ -529,6 +808,28 @@ int tsi_cmd_reprocess(int argc, char **argv)
     snprintf(tq, sizeof tq, "SET statement_timeout = %d", timeout_ms);
     if (tsi_db_exec(c, tq, &e) < 0)
         goto fail;
+    /* one reprocess at a time: a staging directory is then never one still being built */
+    PGresult *lr = PQexec(c, TSI_RPGEN_LOCK_SQL);
+    bool locked = PQresultStatus(lr) == PGRES_TUPLES_OK && strcmp(PQgetvalue(lr, 0, 0), "t") == 0;
+    if (PQresultStatus(lr) != PGRES_TUPLES_OK)
+        tsi_db_result_error(lr, "cannot take the reprocess lock", &e);
+    else if (!locked)
+        tsi_error_set(&e, TSI_E_EXISTS, "another tsi reprocess is running on this database",
+                      "advisory lock hashtext('tsi_reprocess') is held");
+    PQclear(lr);
+    if (!locked)
+        goto fail;
+    int finished = 0, rolled_back = 0;
+    if (tsi_rpgen_recover(c, archive, dry, &finished, &rolled_back, &e) < 0)
+        goto fail;
+    if (finished || rolled_back || recover_only)
+        tsi_info("reprocess", "recovery%s finished=%d rolled_back=%d", dry ? " (dry run)" : "",
+                 finished, rolled_back);
+    if (recover_only) {
+        printf("recovered: finished=%d rolled_back=%d\n", finished, rolled_back);
+        status = 0;
+        goto done;
+    }
     int64_t now_us, rt_cut, hr_cut;
     if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"), 90, &now_us, &rt_cut,
                            &hr_cut, &e) < 0)
@@ -540,7 +841,10 @@ int tsi_cmd_reprocess(int argc, char **argv)
     }
     /* scratch archive for the pipeline */
     snprintf(scratch, sizeof scratch, "%s/tmp", tsi_home());
-    mkdirs(scratch);
+    if (tsi_mkdirs(scratch, &e) < 0) {
+        scratch[0] = '\0';
+        goto fail;
+    }
     snprintf(scratch, sizeof scratch, "%s/tmp/reprocess.XXXXXX", tsi_home());
     if (!mkdtemp(scratch)) {
         tsi_error_set(&e, TSI_E_IO, "cannot create a scratch directory", "%s: %s", scratch,
@@ -564,7 +868,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
     if (tsi_pqr_open(&p, &e) < 0)
         goto fail;
     int64_t nmsg = 0;
-    if (read_raw(&p, raw, since, until, &nmsg, &e) < 0)
+    if (probe_raw(&p, raw, since, until, &bad, &e) < 0 ||
+        read_raw(&p, raw, since, until, &bad, &nmsg, &e) < 0)
         goto fail;
     tsi_info("reprocess", "raw messages=%" PRId64 " intersections=%d constants_k=%g", nmsg, nisect,
              k.k);
@@ -601,19 +906,45 @@ int tsi_cmd_reprocess(int argc, char **argv)
         goto fail;
     if (sum.rows_bad)
         tsi_warn("reprocess", "recomputed rows refused rows=%" PRId64, sum.rows_bad);
-    for (int64_t day = since / US_DAY * US_DAY; day < until; day += US_DAY) {
-        int64_t lo = since > day ? since : day, hi = until < day + US_DAY ? until : day + US_DAY;
-        if (new_generation(&p, archive, scratch, day, lo, hi, &e) < 0)
-            goto fail;
-        int64_t rt = 0, hr = 0;
-        if (replace_day(&p, c, lo, hi, rt_cut, timeout_ms, &rt, &hr, &e) < 0)
-            goto fail;
-        char a[32], b[32];
-        tsi_info("reprocess",
-                 "replaced from=%s until=%s realtime_rows=%" PRId64
-                 " hourly_rows_from_parquet=%" PRId64,
-                 tsi_pqr_fmt_time(lo, a, sizeof a), tsi_pqr_fmt_time(hi, b, sizeof b), rt, hr);
+
+    /* what was read against what is being replaced */
+    int ndays = (int)((until - 1) / US_DAY - since / US_DAY + 1);
+    days = calloc((size_t)ndays, sizeof *days);
+    if (!days) {
+        tsi_error_set(&e, TSI_E_NOMEM, "out of memory", NULL);
+        goto fail;
     }
+    for (int i = 0; i < ndays; i++) {
+        int64_t day = since / US_DAY * US_DAY + i * US_DAY;
+        days[i].lo = since > day ? since : day;
+        days[i].hi = until < day + US_DAY ? until : day + US_DAY;
+    }
+    int64_t reasons = 0;
+    if (check_range(&p, c, since, until, rt_cut, tsi_opts_double(&o, "max-shrink"), days, ndays,
+                    &reasons, &e) < 0)
+        goto fail;
+    if (dry) {
+        printf("dry run: nothing was changed (%s)\n",
+               reasons ? "a real run would refuse" : "a real run would replace the range");
+        status = reasons ? 3 : 0;
+        goto done;
+    }
+    if (reasons && !force) {
+        fprintf(stderr,
+                "tsi reprocess: refused: %" PRId64 " reason(s) above; nothing was changed"
+                " (fix --raw or the raw archive, or replace anyway with --force)\n",
+                reasons);
+        status = 3;
+        goto done;
+    }
+    if (reasons)
+        tsi_warn("reprocess", "replacing despite the refusal reasons=%" PRId64 " (--force)",
+                 reasons);
+    for (int i = 0; i < ndays; i++)
+        if (replace_one_day(&p, c, archive, scratch, &days[i], rt_cut, hr_cut, timeout_ms,
+                            (int)tsi_opts_int(&o, "lock-timeout-ms"),
+                            (int)tsi_opts_int(&o, "lock-retries"), reasons > 0, &e) < 0)
+            goto fail;
     status = 0;
     goto done;
 fail:
@@ -629,6 +960,8 @@ done:
     if (scratch[0])
         rm_rf(scratch);
     tsi_buf_free(&md);
+    tsi_rpgen_names_free(&bad);
+    free(days);
     tsi_opts_free(&o);
     return status;
 }

@@ -318,10 +318,414 @@ static void test_reprocess_hour(void **state)
     th_db_drop(db);
 }
 
+/* ------------------------------------------------ reprocess that cannot destroy -- */
+
+/* Runs reprocess of [from, to) with raw dir rawdir, up to two extra flags and one extra
+ * environment entry; returns the exit status (output in `out`). */
+static int rp(const char *rawdir, long long from, long long to, const char *x1, const char *x2,
+              const char *env1)
+{
+    char s[32], u[32];
+    time_t a = (time_t)(from / 1000000), b = (time_t)(to / 1000000);
+    struct tm ta, tb;
+    gmtime_r(&a, &ta);
+    gmtime_r(&b, &tb);
+    strftime(s, sizeof s, "%Y-%m-%dT%H:00Z", &ta);
+    strftime(u, sizeof u, "%Y-%m-%dT%H:00Z", &tb);
+    const char *args[12] = {"reprocess", "--since", s,           "--until", u,
+                            "--raw",     rawdir,    "--archive", arch};
+    int n = 9;
+    if (x1)
+        args[n++] = x1;
+    if (x2)
+        args[n++] = x2;
+    args[n] = NULL;
+    const char *env[2] = {env1, NULL};
+    return th_run_tsi(args, env1 ? env : NULL, out, sizeof out);
+}
+
+/* A database and archive as the first run of test_reprocess_hour leaves them: 130
+ * realtime rows computed with V_max 20, their indices Parquet; then constants B (V_max
+ * 10) from now on, so that a real replacement of the second hour is visible. */
+static PGconn *world(char *db)
+{
+    th_db_create(db);
+    PGconn *c = th_connect("tsi_owner");
+    th_sqlf(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
+               " (5, 'US-29 & Nutley', 38.87, -77.23), (7, 'Seventh', 38.88, -77.20)");
+    h0_us = th_intf(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint") -
+            3 * US_HOUR;
+    const char *tmp = getenv("TSI_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/reprocess.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp: %s", strerror(errno));
+    snprintf(arch, sizeof arch, "%s/archive", dir);
+    mkdirs(arch);
+    write_raw();
+    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
+               " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 20, \"sigma_max\": 20,"
+               " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now() - interval '1 day')");
+    run_reprocess(h0_us, h0_us + 2 * US_HOUR);
+    assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    th_sqlf(c, "UPDATE normalization_constants SET valid_until = now()");
+    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
+               " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 10, \"sigma_max\": 20,"
+               " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now())");
+    return c;
+}
+
+static void world_end(PGconn *c, const char *db)
+{
+    PQfinish(c);
+    th_db_drop(db);
+}
+
+/* every realtime row with its row version: equal before and after = nothing written */
+static char *rt_state(PGconn *c)
+{
+    return th_value(c, "SELECT md5(string_agg(r::text, '|' ORDER BY intersection_id,"
+                       " \"timestamp\")) FROM (SELECT *, xmin::text AS x FROM"
+                       " safety_indices_realtime) r");
+}
+
+/* the live indices Parquet: count of rows matching `where` (SQL over the indices view) */
+static long long pq_count(const char *where)
+{
+    duckdb_database ddb;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
+    duck(con, "SET TimeZone = 'UTC'");
+    char q[2048];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM read_parquet('%s/indices/[0-9]*/*/*/indices_*.parquet',"
+             " union_by_name = true) WHERE %s",
+             arch, where);
+    long long n = duck_int(con, q);
+    duckdb_disconnect(&con);
+    duckdb_close(&ddb);
+    return n;
+}
+
+/* rows of intersection 5 in hour h whose Parquet index follows V_max vmax */
+static long long pq_matching(int h, const char *vmax)
+{
+    char f[1024], w[2048];
+    snprintf(f, sizeof f, F_COMBINED("traffic_volume", "%s"), vmax, vmax);
+    snprintf(w, sizeof w,
+             "intersection_id = 5 AND epoch_us(\"timestamp\") >= %lld AND"
+             " epoch_us(\"timestamp\") < %lld AND abs(combined_index - %s) < 1e-9",
+             h0_us + h * US_HOUR, h0_us + (h + 1) * US_HOUR, f);
+    return pq_count(w);
+}
+
+/* the live day directory of the second hour */
+static void day_dir(char *buf, size_t len)
+{
+    time_t t = (time_t)((h0_us + US_HOUR) / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%s/indices/%04d/%02d/%02d", arch, tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday);
+}
+
+/* how many paths match a shell glob */
+static int globcount(const char *pattern)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ls -d %s 2>/dev/null | wc -l", pattern);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    if (!f || fscanf(f, "%d", &n) != 1)
+        fail_msg("cannot list %s", pattern);
+    pclose(f);
+    return n;
+}
+
+static int entries(const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' 2>/dev/null | wc -l", path);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    if (!f || fscanf(f, "%d", &n) != 1)
+        fail_msg("cannot list %s", path);
+    pclose(f);
+    return n;
+}
+
+/* The archive and the database as the first run left them: nothing replaced. */
+static void assert_untouched(PGconn *c, const char *rt_before, int superseded_before)
+{
+    char *now = rt_state(c);
+    assert_string_equal(rt_before, now);
+    free(now);
+    assert_int_equal(matching(c, 0, "20"), 60);
+    assert_int_equal(matching(c, 1, "20"), 60);
+    assert_int_equal(pq_count("true"), 130);
+    assert_int_equal(pq_matching(1, "20"), 60);
+    char sup[700];
+    snprintf(sup, sizeof sup, "%s/indices/.superseded", arch);
+    assert_int_equal(entries(sup), superseded_before);
+    snprintf(sup, sizeof sup, "%s/indices/.staging", arch);
+    assert_true(entries(sup) <= 0);
+}
+
+/* A raw directory that holds nothing, then one holding a single unreadable file: each is
+ * refused with exit 3 and the table, and nothing changes; --force then does replace. */
+static void test_refuse_empty_and_unreadable(void **state)
+{
+    (void)state;
+    char db[64];
+    PGconn *c = world(db);
+    char *before = rt_state(c);
+    char sup[700];
+    snprintf(sup, sizeof sup, "%s/indices/.superseded", arch);
+    int nsup = entries(sup);
+
+    char empty[700];
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    mkdirs(empty);
+    char rawd[720];
+    snprintf(rawd, sizeof rawd, "%s/raw", empty);
+    mkdirs(rawd);
+    int rc = rp(empty, h0_us, h0_us + 2 * US_HOUR, NULL, NULL, NULL);
+    if (rc != 3 || !strstr(out, "no raw message") || !strstr(out, "rows_before") ||
+        !strstr(out, "nothing was changed"))
+        fail_msg("an empty raw directory: exit %d, want 3 with the table %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+
+    /* one legacy file of the day that DuckDB cannot read */
+    char bad[800], bsmd[760];
+    snprintf(bsmd, sizeof bsmd, "%s/one/raw/bsm", dir);
+    mkdirs(bsmd);
+    time_t t = (time_t)((h0_us + US_HOUR) / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char date[16];
+    strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    snprintf(bad, sizeof bad, "%s/bsm_%s_0.parquet", bsmd, date);
+    FILE *f = fopen(bad, "w");
+    assert_non_null(f);
+    fputs("PAR1 this is not a parquet file\n", f);
+    fclose(f);
+    char one[720];
+    snprintf(one, sizeof one, "%s/one", dir);
+    rc = rp(one, h0_us + US_HOUR, h0_us + 2 * US_HOUR, NULL, NULL, NULL);
+    if (rc != 3 || !strstr(out, "unreadable raw file") || !strstr(out, bad))
+        fail_msg("an unreadable raw file: exit %d, want 3 naming it %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+    /* the unreadable file beside the good ones: still refused (it may hold rows) */
+    char good_bad[900];
+    snprintf(good_bad, sizeof good_bad, "%s/raw/bsm/bsm_%s_9.parquet", dir, date);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", bad, good_bad);
+    assert_int_equal(system(cmd), 0);
+    rc = rp(dir, h0_us + US_HOUR, h0_us + 2 * US_HOUR, NULL, NULL, NULL);
+    if (rc != 3 || !strstr(out, good_bad))
+        fail_msg("an unreadable file among readable ones: exit %d %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+    unlink(good_bad);
+
+    /* --force replaces the second hour with nothing: its rows go, the first hour stays */
+    rc = rp(empty, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--force", NULL, NULL);
+    if (rc != 0)
+        fail_msg("--force: exit %d %s", rc, dump(out));
+    assert_int_equal(matching(c, 0, "20"), 60);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE \"timestamp\" >="
+                             " timestamptz 'epoch' + %lld * interval '1 microsecond'",
+                             h0_us + US_HOUR),
+                     0);
+    assert_int_equal(pq_count("true"), 60);
+    assert_int_equal(pq_matching(0, "20"), 60);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations WHERE forced AND"
+                               " swapped_at IS NOT NULL AND raw_messages = 0 AND rows_after = 0"
+                               " AND rows_before = 70"),
+                     1);
+    free(before);
+    world_end(c, db);
+}
+
+/* --dry-run prints the table and changes nothing, even when a real run would replace. */
+static void test_dry_run(void **state)
+{
+    (void)state;
+    char db[64];
+    PGconn *c = world(db);
+    char *before = rt_state(c);
+    char sup[700];
+    snprintf(sup, sizeof sup, "%s/indices/.superseded", arch);
+    int nsup = entries(sup);
+    long long gens = th_int(c, "SELECT count(*) FROM reprocess_generations"); /* the first run's */
+    int rc = rp(dir, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", NULL, NULL);
+    /* the second hour: 60 rows of intersection 5 and 10 of 7, before and after alike */
+    if (rc != 0 || !strstr(out, "dry run: nothing was changed") || !strstr(out, "verdict=ok") ||
+        !strstr(out, "rows_before=70 rows_after=70"))
+        fail_msg("--dry-run: exit %d %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations"), gens);
+    /* only the legacy files (intersection 7, 10 minutes): the hour shrinks from 70 rows
+     * to 10 and intersection 5 from 60 to 0, more than the default half: refused; a
+     * --max-shrink of 1 accepts any shrink (the raw input is not empty) */
+    char legacy[700], cmd[2048];
+    snprintf(legacy, sizeof legacy, "%s/legacy/raw/bsm", dir);
+    mkdirs(legacy);
+    snprintf(cmd, sizeof cmd, "cp %s/raw/bsm/bsm_*.parquet '%s'/", dir, legacy);
+    assert_int_equal(system(cmd), 0);
+    snprintf(legacy, sizeof legacy, "%s/legacy", dir);
+    rc = rp(legacy, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", NULL, NULL);
+    if (rc != 3 || !strstr(out, "rows 70 -> 10 (-85.7%)") ||
+        !strstr(out, "refused: intersection 5 on") || strstr(out, "refused: intersection 7"))
+        fail_msg("a shrink of 6/7: exit %d %s", rc, dump(out));
+    rc = rp(legacy, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", "--max-shrink=1", NULL);
+    if (rc != 0 || !strstr(out, "verdict=ok"))
+        fail_msg("--max-shrink 1: exit %d %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+    /* and a refusal seen by a dry run is exit 3, still without a change */
+    char empty[700];
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    mkdirs(empty);
+    rc = rp(empty, h0_us + US_HOUR, h0_us + 2 * US_HOUR, "--dry-run", "--force", NULL);
+    if (rc != 3 || !strstr(out, "verdict=refuse"))
+        fail_msg("--dry-run of an empty input: exit %d %s", rc, dump(out));
+    assert_untouched(c, before, nsup);
+    free(before);
+    world_end(c, db);
+}
+
+/* A collector file published into the live day directory while a swap is pending */
+static void collector_file(char *path, size_t len)
+{
+    char dd[700];
+    day_dir(dd, sizeof dd);
+    snprintf(path, len, "%s/indices_29991231T000000Z_0.parquet", dd);
+    duckdb_database ddb;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
+    duck(con,
+         "COPY (SELECT * REPLACE (intersection_id + 1000 AS intersection_id,"
+         " \"timestamp\" + INTERVAL 90 MINUTE AS \"timestamp\") FROM"
+         " read_parquet('%s/indices_*.parquet') WHERE intersection_id = 5 AND"
+         " epoch_us(\"timestamp\") >= %lld ORDER BY \"timestamp\" LIMIT 1)"
+         " TO '%s' (FORMAT parquet)",
+         dd, h0_us + US_HOUR, path);
+    duckdb_disconnect(&con);
+    duckdb_close(&ddb);
+}
+
+static void assert_healed(PGconn *c, const char *collector)
+{
+    assert_int_equal(matching(c, 0, "20"), 60);
+    assert_int_equal(matching(c, 1, "10"), 60);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    assert_int_equal(pq_matching(0, "20"), 60);
+    assert_int_equal(pq_matching(1, "10"), 60);
+    assert_int_equal(pq_count("intersection_id < 1000"), 130);
+    assert_int_equal(
+        pq_count("intersection_id < 1000 GROUP BY ALL HAVING count(DISTINCT (intersection_id,"
+                 " \"timestamp\")) = 130"),
+        130);
+    struct stat st;
+    if (collector) {
+        if (stat(collector, &st) != 0)
+            fail_msg("the collector's file %s was superseded", collector);
+        assert_int_equal(pq_count("intersection_id > 1000"), 1);
+    }
+    char p[700];
+    snprintf(p, sizeof p, "%s/indices/.staging", arch);
+    assert_true(entries(p) <= 0);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations"
+                               " WHERE swapped_at IS NULL"),
+                     0);
+}
+
+/* A crash after the Parquet generation was staged, before the database transaction:
+ * nothing changed (the database decides, and it has not); the next run rolls the staging
+ * back and replaces the hour. */
+static void test_crash_before_commit(void **state)
+{
+    (void)state;
+    char db[64];
+    PGconn *c = world(db);
+    char *before = rt_state(c);
+    char sup[700];
+    snprintf(sup, sizeof sup, "%s/indices/.superseded", arch);
+    int nsup = entries(sup);
+    long long gens = th_int(c, "SELECT count(*) FROM reprocess_generations"); /* the first run's */
+    int rc =
+        rp(dir, h0_us + US_HOUR, h0_us + 2 * US_HOUR, NULL, NULL, "TSI_REPROCESS_CRASH_AT=staged");
+    if (rc != 70)
+        fail_msg("crash injection: exit %d %s", rc, dump(out));
+    char st[700];
+    snprintf(st, sizeof st, "%s/indices/.staging", arch);
+    assert_int_equal(entries(st), 1); /* the staged generation is left behind */
+    char *now = rt_state(c);
+    assert_string_equal(before, now);
+    free(now);
+    assert_int_equal(pq_count("true"), 130);
+    assert_int_equal(pq_matching(1, "20"), 60);
+    assert_int_equal(entries(sup), nsup);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations"), gens);
+    char coll[800];
+    collector_file(coll, sizeof coll);
+
+    rc = rp(dir, h0_us + US_HOUR, h0_us + 2 * US_HOUR, NULL, NULL, NULL);
+    if (rc != 0 || !strstr(out, "rolling back an uncommitted generation"))
+        fail_msg("the next run: exit %d %s", rc, dump(out));
+    assert_healed(c, coll);
+    free(before);
+    world_end(c, db);
+}
+
+/* A crash after the database commit, before the Parquet swap: the database already holds
+ * the new rows; `tsi reprocess --recover` finishes the swap, and a file the collector
+ * published meanwhile stays live. */
+static void test_crash_after_commit(void **state)
+{
+    (void)state;
+    char db[64];
+    PGconn *c = world(db);
+    int rc = rp(dir, h0_us + US_HOUR, h0_us + 2 * US_HOUR, NULL, NULL,
+                "TSI_REPROCESS_CRASH_AT=committed");
+    if (rc != 70)
+        fail_msg("crash injection: exit %d %s", rc, dump(out));
+    assert_int_equal(matching(c, 1, "10"), 60);
+    assert_int_equal(pq_matching(1, "20"), 60); /* the swap is still to do */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM reprocess_generations"
+                               " WHERE swapped_at IS NULL"),
+                     1);
+    char coll[800];
+    collector_file(coll, sizeof coll);
+    const char *args[] = {"reprocess", "--recover", "--archive", arch, NULL};
+    rc = th_run_tsi(args, NULL, out, sizeof out);
+    if (rc != 0 || !strstr(out, "finished=1"))
+        fail_msg("--recover: exit %d %s", rc, dump(out));
+    assert_healed(c, coll);
+    /* .superseded holds the replaced files only: no collector file, no kept file */
+    char sup[700];
+    snprintf(sup, sizeof sup, "%s/indices/.superseded/*.g*/indices_29991231T000000Z_0.parquet",
+             arch);
+    assert_int_equal(globcount(sup), 0);
+    snprintf(sup, sizeof sup, "%s/indices/.superseded/*.g*/indices_*.parquet", arch);
+    assert_true(globcount(sup) >= 1);
+    /* a second recovery has nothing to do */
+    rc = th_run_tsi(args, NULL, out, sizeof out);
+    if (rc != 0 || !strstr(out, "finished=0 rolled_back=0"))
+        fail_msg("second --recover: exit %d %s", rc, dump(out));
+    PQfinish(c);
+    th_db_drop(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reprocess_hour),
+        cmocka_unit_test(test_refuse_empty_and_unreadable),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_crash_before_commit),
+        cmocka_unit_test(test_crash_after_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
