@@ -138,13 +138,14 @@ static double dv(duckdb_result *res, idx_t c, idx_t i, bool *isnull)
     return nul ? NAN : duckdb_value_double(res, c, i);
 }
 
-int tsi_fb_index(tsi_req *r, int64_t one)
+int tsi_fb_latest(tsi_req *r, int64_t one, tsi_fb_cur **out, int *n)
 {
-    tsi_api *a = tsi_api_g;
     duckdb_connection *con = duck_conn();
+    *out = NULL;
+    *n = 0;
     r->data_source = "parquet";
     if (!con)
-        return duck_fail(r, "open", "no DuckDB"), 503;
+        return duck_fail(r, "open", "no DuckDB");
     /* the newest day with files, looking back a week */
     int64_t now = (int64_t)time(NULL);
     int64_t t1 = now - now % 86400 + 86400, t0 = t1 - 86400;
@@ -163,72 +164,108 @@ int tsi_fb_index(tsi_req *r, int64_t one)
     }
     if (!found) {
         tsi_buf_free(&sql);
-        if (one >= 0)
-            return 404;
-        tsi_buf_puts(&r->body, "[]");
-        r->status = 200;
-        return 200;
+        return 0;
     }
     tsi_buf_puts(&sql, " QUALIFY row_number() OVER (PARTITION BY intersection_id ORDER BY"
                        " \"timestamp\" DESC) = 1 ORDER BY intersection_id");
     duckdb_result res;
     if (!prep_run(r, *con, sql.data, t0 - 86400, t1, one, &res)) {
         tsi_buf_free(&sql);
-        return 503;
+        return -1;
     }
     tsi_buf_free(&sql);
-    idx_t n = duckdb_row_count(&res);
-    if (one >= 0 && n == 0) {
-        duckdb_destroy_result(&res);
-        return 404;
+    idx_t k = duckdb_row_count(&res);
+    tsi_fb_cur *c = tsi_arena_calloc(r->arena, sizeof *c * (size_t)(k ? k : 1));
+    for (idx_t i = 0; i < k; i++) {
+        c[i].iid = duckdb_value_int64(&res, 0, i);
+        c[i].ts = dv(&res, 1, i, NULL);
+        c[i].comb = dv(&res, 2, i, NULL);
+        c[i].eb = dv(&res, 3, i, NULL);
+        c[i].vru = dv(&res, 4, i, NULL);
+        c[i].vru_eb = dv(&res, 5, i, NULL);
+        c[i].veh = dv(&res, 6, i, NULL);
+        c[i].veh_eb = dv(&res, 7, i, NULL);
+        c[i].vol = duckdb_value_int64(&res, 8, i);
+        c[i].vru_count = duckdb_value_int64(&res, 9, i);
     }
+    duckdb_destroy_result(&res);
+    *out = c;
+    *n = (int)k;
+    return 0;
+}
+
+void tsi_fb_write_item(tsi_jsonw *w, const tsi_dialect *dl, int64_t iid, const tsi_fb_cur *c,
+                       const char *name, double lat, double lon)
+{
+    static const tsi_fb_cur none = {
+        .ts = NAN, .comb = NAN, .eb = NAN, .vru = NAN, .vru_eb = NAN, .veh = NAN, .veh_eb = NAN};
+    bool has = c != NULL;
+    if (!c)
+        c = &none;
+    double si = isnan(c->eb) ? c->comb : c->eb;
+    tsi_jsonw_kv_int(w, "intersection_id", iid);
+    tsi_jsonw_kv_str(w, "intersection_name", name);
+    kv_float(w, dl, "safety_index", si);
+    tsi_jsonw_key(w, "traffic_volume");
+    if (has)
+        tsi_jsonw_int(w, c->vol);
+    else
+        tsi_jsonw_null(w);
+    kv_float(w, dl, "latitude", lat);
+    kv_float(w, dl, "longitude", lon);
+    char ts[TSI_DIALECT_TIME_MAX];
+    if (has) {
+        tsi_dialect_time(dl, ts, (int64_t)c->ts);
+        tsi_jsonw_kv_str(w, "timestamp", ts);
+        tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(si));
+    } else {
+        tsi_jsonw_kv_null(w, "timestamp");
+        tsi_jsonw_kv_null(w, "risk_level");
+    }
+    kv_float(w, dl, "combined_index", c->comb);
+    kv_float(w, dl, "combined_index_eb", c->eb);
+    kv_float(w, dl, "vru_index", c->vru);
+    kv_float(w, dl, "vru_index_eb", c->vru_eb);
+    kv_float(w, dl, "vehicle_index", c->veh);
+    kv_float(w, dl, "vehicle_index_eb", c->veh_eb);
+    tsi_jsonw_key(w, "vru_count");
+    if (has)
+        tsi_jsonw_int(w, c->vru_count);
+    else
+        tsi_jsonw_null(w);
+    tsi_dialect_age(dl, w, has, has ? (int64_t)c->ts : 0, (int64_t)time(NULL),
+                    tsi_api_g->stale_seconds);
+}
+
+int tsi_fb_index(tsi_req *r, int64_t one)
+{
+    tsi_fb_cur *c;
+    int n;
+    if (tsi_fb_latest(r, one, &c, &n) < 0)
+        return 503;
+    if (one >= 0 && n == 0)
+        return 404;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     if (one < 0)
         tsi_jsonw_array(&w);
-    for (idx_t i = 0; i < n; i++) {
-        int64_t id = duckdb_value_int64(&res, 0, i);
+    for (int i = 0; i < n; i++) {
         char name[256];
         double lat = NAN, lon = NAN;
-        if (!tsi_api_int_info(id, name, sizeof name, &lat, &lon))
-            snprintf(name, sizeof name, "Intersection %lld", (long long)id);
-        double comb = dv(&res, 2, i, NULL);
-        bool ebn;
-        double eb = dv(&res, 3, i, &ebn);
-        double si = ebn ? comb : eb;
+        if (!tsi_api_int_info(c[i].iid, name, sizeof name, &lat, &lon))
+            snprintf(name, sizeof name, "Intersection %lld", (long long)c[i].iid);
+        double si = isnan(c[i].eb) ? c[i].comb : c[i].eb;
         if (r->dl->index_complete && (isnan(si) || isnan(lat) || isnan(lon))) {
-            if (one >= 0) { /* v1's item has no Optional field */
-                duckdb_destroy_result(&res);
+            if (one >= 0) /* v1's item has no Optional field */
                 return 404;
-            }
             continue;
         }
         tsi_jsonw_object(&w);
-        tsi_jsonw_kv_int(&w, "intersection_id", id);
-        tsi_jsonw_kv_str(&w, "intersection_name", name);
-        kv_float(&w, r->dl, "safety_index", si);
-        tsi_jsonw_kv_int(&w, "traffic_volume", duckdb_value_int64(&res, 8, i));
-        kv_float(&w, r->dl, "latitude", lat);
-        kv_float(&w, r->dl, "longitude", lon);
-        char ts[TSI_DIALECT_TIME_MAX];
-        tsi_dialect_time(r->dl, ts, (int64_t)dv(&res, 1, i, NULL));
-        tsi_jsonw_kv_str(&w, "timestamp", ts);
-        tsi_jsonw_kv_str(&w, "risk_level", tsi_risk_level(si));
-        kv_float(&w, r->dl, "combined_index", comb);
-        kv_float(&w, r->dl, "combined_index_eb", eb);
-        kv_float(&w, r->dl, "vru_index", dv(&res, 4, i, NULL));
-        kv_float(&w, r->dl, "vru_index_eb", dv(&res, 5, i, NULL));
-        kv_float(&w, r->dl, "vehicle_index", dv(&res, 6, i, NULL));
-        kv_float(&w, r->dl, "vehicle_index_eb", dv(&res, 7, i, NULL));
-        tsi_jsonw_kv_int(&w, "vru_count", duckdb_value_int64(&res, 9, i));
-        tsi_dialect_age(r->dl, &w, true, (int64_t)dv(&res, 1, i, NULL), (int64_t)time(NULL),
-                        tsi_api_g->stale_seconds);
+        tsi_fb_write_item(&w, r->dl, c[i].iid, &c[i], name, lat, lon);
         tsi_jsonw_end(&w);
     }
     if (one < 0)
         tsi_jsonw_end(&w);
-    duckdb_destroy_result(&res);
-    (void)a;
     r->status = 200;
     return 200;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "api/req.h"
+#include "base/jsonw.h"
 
 typedef struct tsi_point {
     int64_t iid;
@@ -22,6 +23,19 @@ typedef struct tsi_point {
 /* latest row per intersection (within the last 7 days of files) into r->body as the
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
 int tsi_fb_index(tsi_req *r, int64_t one);
+/* the archive's latest minute of each intersection (one >= 0: of that one), within the
+ * last week of files, by id; rows in the arena; 0 (n may be 0) or -1 (answered 503) */
+typedef struct tsi_fb_cur {
+    int64_t iid;
+    double ts;                                 /* epoch seconds */
+    double comb, eb, vru, vru_eb, veh, veh_eb; /* NaN: NULL */
+    int64_t vol, vru_count;
+} tsi_fb_cur;
+int tsi_fb_latest(tsi_req *r, int64_t one, tsi_fb_cur **out, int *n);
+/* the fields of one current-index object of intersection iid from such a row, or with
+ * nulls where c is NULL (no current row); the caller opens and closes the object */
+void tsi_fb_write_item(tsi_jsonw *w, const tsi_dialect *dl, int64_t iid, const tsi_fb_cur *c,
+                       const char *name, double lat, double lon);
 /* series of one intersection (iid >= 0) or of all (iid = -1) in [t0, t1) at bucket
  * "1min|1hour|1day|1week|1month", in (intersection, time) order; points in the arena */
 int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *agg, tsi_point **out,

@@ -3,11 +3,15 @@
  * /intersections/area (inside a polygon), each intersection with its current index, as
  * JSON or GeoJSON. PostgreSQL only (503 spatial_unavailable otherwise). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/h_common.h"
+#include "api/fallback.h"
 #include "api/handlers.h"
+#include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
 #include "base/jsonw.h"
@@ -100,48 +104,178 @@ static int arg_points(tsi_req *r, const char *name, int min, int max, tsi_buf *l
     return 0;
 }
 
+/* One hit of a spatial query, from either source: its row in the PostgreSQL result, or
+ * the cached intersection and its current row from the archive. */
+typedef struct {
+    int64_t id;
+    double d; /* metres (nearby, route) */
+    int row;  /* PostgreSQL: the result's row */
+    const tsi_api_int_rec *it;
+    const tsi_fb_cur *cur; /* archive: NULL when it has no current row */
+} hit;
+
+typedef struct {
+    int kind;
+    bool geo;
+    double min_index; /* < 0: none */
+    const char *rl;   /* risk level filter or NULL */
+    double lat, lon, dist;
+    double *plat, *plon;
+    int np;
+} spatial_q;
+
+static int hit_cmp(const void *a, const void *b)
+{
+    const hit *x = a, *y = b;
+    if (x->d != y->d)
+        return x->d < y->d ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* whether a hit's current index passes the filters: a stale one passes none */
+static bool passes(const spatial_q *q, bool has, double ts, double si)
+{
+    if (has && (q->min_index >= 0 || q->rl) && tsi_hc_stale(ts))
+        return false;
+    if (q->min_index >= 0 && (isnan(si) || si < q->min_index))
+        return false;
+    if (q->rl && (isnan(si) || strcmp(tsi_risk_level(si), q->rl) != 0))
+        return false;
+    return true;
+}
+
+/* the answer: a JSON array of index objects with distance_m, or a GeoJSON
+ * FeatureCollection of Points carrying them as properties */
+static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGresult *res)
+{
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &r->body);
+    if (q->geo) {
+        r->content_type = "application/geo+json";
+        tsi_jsonw_object(&w);
+        tsi_jsonw_kv_str(&w, "type", "FeatureCollection");
+        tsi_jsonw_key(&w, "features");
+    }
+    tsi_jsonw_array(&w);
+    for (int i = 0; i < n; i++) {
+        double lat = res ? tsi_hc_dval(res, h[i].row, 2, NULL) : h[i].it->lat;
+        double lon = res ? tsi_hc_dval(res, h[i].row, 3, NULL) : h[i].it->lon;
+        tsi_jsonw_object(&w);
+        if (q->geo) {
+            tsi_jsonw_kv_str(&w, "type", "Feature");
+            tsi_jsonw_key(&w, "geometry");
+            tsi_jsonw_object(&w);
+            tsi_jsonw_kv_str(&w, "type", "Point");
+            tsi_jsonw_key(&w, "coordinates");
+            tsi_jsonw_array(&w);
+            tsi_jsonw_double(&w, lon);
+            tsi_jsonw_double(&w, lat);
+            tsi_jsonw_end(&w);
+            tsi_jsonw_end(&w);
+            tsi_jsonw_kv_int(&w, "id", h[i].id);
+            tsi_jsonw_key(&w, "properties");
+            tsi_jsonw_object(&w);
+        }
+        if (res) {
+            tsi_hc_write_index_obj(&w, r->dl, res, h[i].row, 4, false);
+            if (q->kind != R_AREA)
+                tsi_hc_kv_pg(&w, r->dl, "distance_m", res, h[i].row, 13);
+        } else {
+            tsi_fb_write_item(&w, r->dl, h[i].id, h[i].cur, h[i].it->name, lat, lon);
+            if (q->kind != R_AREA)
+                tsi_hc_kv_float(&w, r->dl, "distance_m", h[i].d);
+        }
+        if (q->geo)
+            tsi_jsonw_end(&w);
+        tsi_jsonw_end(&w);
+    }
+    tsi_jsonw_end(&w);
+    if (q->geo)
+        tsi_jsonw_end(&w);
+}
+
+/* The same query over the server's cache of intersections and the archive's current
+ * rows, while PostgreSQL is away (or with --source parquet): geodesic distances on the
+ * sphere (PostGIS measures on the WGS84 spheroid: distances agree to 0.5 %, documented)
+ * and the polygon as PostGIS's geography reads it (core/geo). */
+static int spatial_parquet(tsi_req *r, const spatial_q *q)
+{
+    int ni = 0, nc = 0;
+    tsi_api_int_rec *ints = tsi_api_int_all(&ni);
+    if (ni == 0) {
+        free(ints);
+        return tsi_api_error(r, 503, "spatial_unavailable", NULL,
+                             "no intersection is known: PostgreSQL is unreachable and the archive"
+                             " has no intersections file");
+    }
+    tsi_fb_cur *cur;
+    if (tsi_fb_latest(r, -1, &cur, &nc) < 0) {
+        free(ints);
+        return 0;
+    }
+    atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
+    hit *h = tsi_arena_alloc(r->arena, sizeof *h * (size_t)ni);
+    int n = 0, j = 0;
+    for (int i = 0; i < ni; i++) { /* both by id */
+        const tsi_api_int_rec *it = &ints[i];
+        double d = 0;
+        if (q->kind == R_NEARBY)
+            d = tsi_geo_haversine_m(q->lat, q->lon, it->lat, it->lon);
+        else if (q->kind == R_ROUTE)
+            d = tsi_geo_point_polyline_m(it->lat, it->lon, q->plat, q->plon, q->np);
+        bool in = q->kind == R_AREA ? tsi_geo_ring_covers(q->plat, q->plon, q->np, it->lat, it->lon)
+                                    : d <= q->dist;
+        while (j < nc && cur[j].iid < it->id)
+            j++;
+        const tsi_fb_cur *c = j < nc && cur[j].iid == it->id ? &cur[j] : NULL;
+        double si = c ? (isnan(c->eb) ? c->comb : c->eb) : NAN;
+        if (!in || !passes(q, c != NULL, c ? c->ts : 0, si))
+            continue;
+        h[n++] = (hit){.id = it->id, .d = q->kind == R_AREA ? 0 : d, .it = it, .cur = c};
+    }
+    qsort(h, (size_t)n, sizeof *h, hit_cmp);
+    write_hits(r, q, h, n, NULL);
+    free(ints);
+    return 0;
+}
+
 static int spatial(tsi_req *r, int kind)
 {
-    double min_index;
-    const char *rl;
+    spatial_q q = {.kind = kind};
     const char *fmt = tsi_req_arg(r, "format");
-    bool geo = false;
     if (fmt) {
         if (strcmp(fmt, "geojson") == 0)
-            geo = true;
+            q.geo = true;
         else if (strcmp(fmt, "json") != 0)
             return tsi_hc_bad(r, "format", "%s must be json or geojson", fmt);
     }
-    if (tsi_hc_arg_num(r, "min_index", 0, false, 100, -1, &min_index) < 0 ||
-        tsi_hc_arg_risk(r, &rl) < 0)
+    if (tsi_hc_arg_num(r, "min_index", 0, false, 100, -1, &q.min_index) < 0 ||
+        tsi_hc_arg_risk(r, &q.rl) < 0)
         return 0;
     tsi_buf lats = TSI_BUF_INIT, lons = TSI_BUF_INIT;
     char p1[64], p2[64], p3[64];
     const char *v[3];
     const char *stmt;
-    int np = 0;
     if (kind == R_NEARBY) {
-        double lat, lon, radius;
-        if (tsi_hc_arg_num(r, "lat", -90, false, 90, NAN, &lat) < 0 ||
-            tsi_hc_arg_num(r, "lon", -180, false, 180, NAN, &lon) < 0 ||
-            tsi_hc_arg_num(r, "radius", 0, true, 200000, 1000, &radius) < 0)
+        if (tsi_hc_arg_num(r, "lat", -90, false, 90, NAN, &q.lat) < 0 ||
+            tsi_hc_arg_num(r, "lon", -180, false, 180, NAN, &q.lon) < 0 ||
+            tsi_hc_arg_num(r, "radius", 0, true, 200000, 1000, &q.dist) < 0)
             return 0;
-        snprintf(p1, sizeof p1, "%.17g", lat);
-        snprintf(p2, sizeof p2, "%.17g", lon);
-        snprintf(p3, sizeof p3, "%.17g", radius);
+        snprintf(p1, sizeof p1, "%.17g", q.lat);
+        snprintf(p2, sizeof p2, "%.17g", q.lon);
+        snprintf(p3, sizeof p3, "%.17g", q.dist);
         v[0] = p1;
         v[1] = p2;
         v[2] = p3;
         stmt = "nearby";
     } else {
         bool route = kind == R_ROUTE;
-        double buffer = 0;
-        if (route && tsi_hc_arg_num(r, "buffer", 0, true, 200000, 100, &buffer) < 0)
+        if (route && tsi_hc_arg_num(r, "buffer", 0, true, 200000, 100, &q.dist) < 0)
             return 0;
-        double *plat = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
-        double *plon = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
-        if (arg_points(r, route ? "waypoints" : "polygon", route ? 2 : 3, 1000, &lats, &lons, plat,
-                       plon, &np, !route) < 0) {
+        q.plat = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
+        q.plon = tsi_arena_alloc(r->arena, sizeof(double) * 1001);
+        if (arg_points(r, route ? "waypoints" : "polygon", route ? 2 : 3, 1000, &lats, &lons,
+                       q.plat, q.plon, &q.np, !route) < 0) {
             tsi_buf_free(&lats);
             tsi_buf_free(&lons);
             return 0;
@@ -149,7 +283,7 @@ static int spatial(tsi_req *r, int kind)
         int ea, eb;
         /* a polygon's edges are geodesics (geography): a ring around a pole or across the
          * antimeridian is simple when its arcs are; a planar check would refuse both */
-        if (!route && tsi_geo_ring_self_intersects(plat, plon, np, &ea, &eb)) {
+        if (!route && tsi_geo_ring_self_intersects(q.plat, q.plon, q.np, &ea, &eb)) {
             tsi_buf_free(&lats);
             tsi_buf_free(&lons);
             if (ea == eb)
@@ -162,89 +296,54 @@ static int spatial(tsi_req *r, int kind)
                                  " touch (edge k runs from vertex k to the next)",
                                  ea + 1, eb + 1);
         }
-        snprintf(p3, sizeof p3, "%.17g", buffer);
+        snprintf(p3, sizeof p3, "%.17g", q.dist);
         v[0] = lats.data;
         v[1] = lons.data;
         v[2] = p3;
         stmt = route ? "route" : "area";
     }
-    if (tsi_api_use_parquet()) {
-        tsi_buf_free(&lats);
-        tsi_buf_free(&lons);
-        return tsi_api_error(r, 503, "spatial_unavailable", NULL,
-                             "spatial queries need PostgreSQL/PostGIS; the server reads from the"
-                             " Parquet archive now");
-    }
-    PGconn *c = tsi_api_pg(r);
+    PGconn *c = tsi_api_use_parquet() ? NULL : tsi_api_pg(r);
     if (!c) {
         tsi_buf_free(&lats);
         tsi_buf_free(&lons);
-        return tsi_api_error(r, 503, "spatial_unavailable", NULL,
-                             "spatial queries need PostgreSQL/PostGIS, which is unreachable now;"
-                             " try again shortly");
+        if (tsi_api_g->source_mode == TSI_SRC_POSTGRES)
+            return tsi_api_error(r, 503, "spatial_unavailable", NULL,
+                                 "spatial queries need PostgreSQL/PostGIS, which is unreachable"
+                                 " now; try again shortly");
+        return spatial_parquet(r, &q);
     }
     r->data_source = "postgres";
     PGresult *res = tsi_hc_run(r, c, stmt, kind == R_AREA ? 2 : 3, v);
     tsi_buf_free(&lats);
     tsi_buf_free(&lons);
     if (!res) {
+        if (r->status == 503 && tsi_api_g->source_mode == TSI_SRC_AUTO &&
+            tsi_api_use_parquet()) { /* the database went away meanwhile: the archive answers */
+            tsi_buf_reset(&r->body);
+            r->status = 200;
+            r->err_code = NULL;
+            r->err_field = NULL;
+            r->content_type = "application/json";
+            return spatial_parquet(r, &q);
+        }
         if (r->status == 503)
             return tsi_api_error(r, 503, "spatial_unavailable", NULL,
                                  "spatial queries need PostgreSQL/PostGIS, which is unreachable"
                                  " now; try again shortly");
         return 0;
     }
-    tsi_jsonw w;
-    tsi_jsonw_init(&w, &r->body);
-    if (geo) {
-        r->content_type = "application/geo+json";
-        tsi_jsonw_object(&w);
-        tsi_jsonw_kv_str(&w, "type", "FeatureCollection");
-        tsi_jsonw_key(&w, "features");
-    }
-    tsi_jsonw_array(&w);
-    int count = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
+    int nr = PQntuples(res), n = 0;
+    hit *h = tsi_arena_alloc(r->arena, sizeof *h * (size_t)(nr ? nr : 1));
+    for (int i = 0; i < nr; i++) { /* in the statement's order */
         bool has = !PQgetisnull(res, i, 4);
         bool ebnull;
         double eb = tsi_hc_dval(res, i, 6, &ebnull);
         double si = has ? (ebnull ? tsi_hc_dval(res, i, 5, NULL) : eb) : NAN;
-        /* a stale current index is no risk now: the filters on it skip the intersection */
-        if (has && (min_index >= 0 || rl) && tsi_hc_stale(tsi_hc_dval(res, i, 4, NULL)))
+        if (!passes(&q, has, has ? tsi_hc_dval(res, i, 4, NULL) : 0, si))
             continue;
-        if (min_index >= 0 && (isnan(si) || si < min_index))
-            continue;
-        if (rl && (isnan(si) || strcmp(tsi_risk_level(si), rl) != 0))
-            continue;
-        count++;
-        tsi_jsonw_object(&w);
-        if (geo) {
-            tsi_jsonw_kv_str(&w, "type", "Feature");
-            tsi_jsonw_key(&w, "geometry");
-            tsi_jsonw_object(&w);
-            tsi_jsonw_kv_str(&w, "type", "Point");
-            tsi_jsonw_key(&w, "coordinates");
-            tsi_jsonw_array(&w);
-            tsi_jsonw_double(&w, tsi_hc_dval(res, i, 3, NULL));
-            tsi_jsonw_double(&w, tsi_hc_dval(res, i, 2, NULL));
-            tsi_jsonw_end(&w);
-            tsi_jsonw_end(&w);
-            tsi_jsonw_kv_int(&w, "id", tsi_hc_ival(res, i, 0));
-            tsi_jsonw_key(&w, "properties");
-            tsi_jsonw_object(&w);
-        }
-        tsi_hc_write_index_obj(&w, r->dl, res, i, 4, false);
-        if (kind != R_AREA)
-            tsi_hc_kv_pg(&w, r->dl, "distance_m", res, i, 13);
-        if (geo)
-            tsi_jsonw_end(&w);
-        tsi_jsonw_end(&w);
+        h[n++] = (hit){.id = tsi_hc_ival(res, i, 0), .row = i};
     }
-    tsi_jsonw_end(&w);
-    if (geo)
-        tsi_jsonw_end(&w);
-    (void)count;
-    (void)np;
+    write_hits(r, &q, h, n, res);
     PQclear(res);
     return 0;
 }

@@ -17,11 +17,7 @@
 #include "base/log.h"
 
 /* ---- intersections cache ------------------------------------------------------------ */
-typedef struct {
-    int64_t id;
-    char name[160];
-    double lat, lon;
-} int_info;
+typedef tsi_api_int_rec int_info;
 
 static pthread_mutex_t int_mu = PTHREAD_MUTEX_INITIALIZER;
 static int_info *ints;
@@ -59,6 +55,19 @@ void tsi_api_int_refresh(PGconn *c)
     ints = v;
     nints = n;
     pthread_mutex_unlock(&int_mu);
+}
+
+tsi_api_int_rec *tsi_api_int_all(int *n)
+{
+    tsi_api_int_rec *out = NULL;
+    pthread_mutex_lock(&int_mu);
+    *n = 0;
+    if (ints && nints > 0 && (out = malloc(sizeof *out * (size_t)nints)) != NULL) {
+        memcpy(out, ints, sizeof *out * (size_t)nints);
+        *n = nints;
+    }
+    pthread_mutex_unlock(&int_mu);
+    return out;
 }
 
 bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon)

@@ -16,6 +16,14 @@
 /* name/position of an intersection from the server's cache (PostgreSQL when it was
  * up, else archive/intersections/<file>.parquet); returns false when unknown. */
 bool tsi_api_int_info(int64_t id, char *name, size_t len, double *lat, double *lon);
+/* Every cached intersection, by id, copied into a malloc'd array the caller frees (NULL
+ * and *n = 0 when the cache is empty or out of memory). */
+typedef struct tsi_api_int_rec {
+    int64_t id;
+    char name[160];
+    double lat, lon;
+} tsi_api_int_rec;
+tsi_api_int_rec *tsi_api_int_all(int *n);
 /* Replaces the cache with PostgreSQL's intersections (kept as it is on failure). */
 void tsi_api_int_refresh(PGconn *c);
 /* Fills the cache from $archive/intersections/<file>.parquet through the server's DuckDB, unless

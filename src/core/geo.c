@@ -172,6 +172,113 @@ int tsi_geo_ring_self_intersects(const double *lat, const double *lon, int n, in
     return 0;
 }
 
+static double angle3(vec3 u, vec3 v)
+{
+    return atan2(norm3(cross3(u, v)), dot3(u, v));
+}
+
+static vec3 scale3(vec3 a, double k)
+{
+    return (vec3){a.x * k, a.y * k, a.z * k};
+}
+
+/* angle from p to the minor arc a→b (the nearest point of it) */
+static double angle_to_arc(vec3 p, vec3 a, vec3 b)
+{
+    vec3 n = cross3(a, b);
+    double ln = norm3(n);
+    double ends = fmin(angle3(p, a), angle3(p, b));
+    if (ln < 1e-15)
+        return ends;
+    n = scale3(n, 1 / ln);
+    double d = dot3(p, n);
+    vec3 c = {p.x - d * n.x, p.y - d * n.y, p.z - d * n.z}; /* p's foot on the great circle */
+    double lc = norm3(c);
+    if (lc < 1e-15) /* p is a pole of the circle: every point of the arc is 90° away */
+        return M_PI / 2;
+    c = scale3(c, 1 / lc);
+    if (on_arc(c, a, b, n))
+        return fabs(asin(fmax(-1, fmin(1, d))));
+    return ends;
+}
+
+double tsi_geo_point_polyline_m(double lat, double lon, const double *plat, const double *plon,
+                                int n)
+{
+    vec3 p = unit_of(lat, lon);
+    double best = INFINITY;
+    for (int i = 0; i < n; i++) {
+        vec3 a = unit_of(plat[i], plon[i]);
+        double d = i + 1 < n ? angle_to_arc(p, a, unit_of(plat[i + 1], plon[i + 1])) : angle3(p, a);
+        best = fmin(best, d);
+    }
+    return best * TSI_EARTH_RADIUS_M;
+}
+
+/* whether the minor arcs p→q and a→b cross (an end exactly on the other arc counts half:
+ * the parity stays right when the ray passes through a vertex, as it meets two edges) */
+static double arc_crossing(vec3 p, vec3 q, vec3 a, vec3 b)
+{
+    vec3 n1 = cross3(p, q), n2 = cross3(a, b);
+    vec3 d = cross3(n1, n2);
+    double l = norm3(d);
+    if (l < 1e-15)
+        return 0; /* one great circle: no proper crossing */
+    d = scale3(d, 1 / l);
+    for (int s = 0; s < 2; s++, d = scale3(d, -1))
+        if (on_arc(d, p, q, n1) && on_arc(d, a, b, n2)) {
+            bool at_end = angle3(d, a) < 1e-12 || angle3(d, b) < 1e-12;
+            return at_end ? 0.5 : 1;
+        }
+    return 0;
+}
+
+/* the crossings of the ring by the minor arc p→q */
+static double ring_crossings(const double *lat, const double *lon, int n, vec3 p, vec3 q)
+{
+    double c = 0;
+    for (int i = 0; i < n; i++)
+        c += arc_crossing(p, q, unit_of(lat[i], lon[i]),
+                          unit_of(lat[(i + 1) % n], lon[(i + 1) % n]));
+    return c;
+}
+
+bool tsi_geo_ring_covers(const double *lat, const double *lon, int n, double plat, double plon)
+{
+    if (n < 3)
+        return false;
+    vec3 p = unit_of(plat, plon);
+    /* the ring's centre (the mean of its edges, sampled): its antipode lies outside the
+     * polygon, which PostGIS takes as the side of the ring away from the outside */
+    vec3 g = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        vec3 a = unit_of(lat[i], lon[i]), b = unit_of(lat[(i + 1) % n], lon[(i + 1) % n]);
+        if (angle_to_arc(p, a, b) < 1e-12)
+            return true; /* on an edge */
+        for (int k = 0; k < 16; k++) {
+            double t = k / 16.0;
+            vec3 m = {a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, a.z + (b.z - a.z) * t};
+            double lm = norm3(m);
+            if (lm > 1e-12)
+                g = (vec3){g.x + m.x / lm, g.y + m.y / lm, g.z + m.z / lm};
+        }
+    }
+    double lg = norm3(g);
+    if (lg < 1e-9) /* a ring around a great circle: no side is smaller */
+        return false;
+    vec3 q = scale3(g, -1 / lg);
+    double c;
+    if (dot3(p, q) > -0.99) {
+        c = ring_crossings(lat, lon, n, p, q);
+    } else { /* p near the centre: the arc to q is nearly a half circle; go round by m */
+        vec3 axis = fabs(p.z) < 0.9 ? (vec3){0, 0, 1} : (vec3){1, 0, 0};
+        vec3 m = cross3(p, axis);
+        m = scale3(m, 1 / norm3(m));
+        c = ring_crossings(lat, lon, n, p, m) + ring_crossings(lat, lon, n, m, q);
+    }
+    return ((long)llround(c)) % 2 == 1;
+}
+
 double tsi_geo_point_segment_m(double x, double y, double ax, double ay, double bx, double by)
 {
     double dx = bx - ax, dy = by - ay;

@@ -6,6 +6,8 @@
 #ifndef TSI_CORE_GEO_H
 #define TSI_CORE_GEO_H
 
+#include <stdbool.h>
+
 #define TSI_EARTH_RADIUS_M 6371008.8
 
 typedef struct tsi_ltp {
@@ -43,5 +45,16 @@ double tsi_geo_point_segment_m(double x, double y, double ax, double ay, double 
  * lon/lat refuses both). Returns 0 when simple, else 1 with the 0-based edges at fault in
  * *ea <= *eb (edge k runs from vertex k to vertex k+1 mod n). Pure; O(n²). */
 int tsi_geo_ring_self_intersects(const double *lat, const double *lon, int n, int *ea, int *eb);
+
+/* Great-circle distance in metres from a point to a polyline of n >= 1 vertices whose
+ * edges are geodesics (the nearest point of any edge, its ends included). */
+double tsi_geo_point_polyline_m(double lat, double lon, const double *plat, const double *plon,
+                                int n);
+
+/* Whether a simple ring (as above; n >= 3) covers a point, its edges geodesics. Of the two
+ * regions a ring bounds on the sphere the polygon is the one PostGIS's geography takes:
+ * the side away from a point outside the ring's bounding box (the smaller, compact side;
+ * a cap around a pole, not the rest of the Earth). A point on an edge is covered. */
+bool tsi_geo_ring_covers(const double *lat, const double *lon, int n, double plat, double plon);
 
 #endif

@@ -1068,7 +1068,8 @@ static void test_unavailable(void **state)
     }
     assert_int_equal(srv_stop_clean(&aux[0]), 0);
 
-    /* --source auto, database down: spatial 503 spatial_unavailable; the current index,
+    /* --source auto, database down and no intersection known (no intersections file in the
+     * archive): spatial 503 spatial_unavailable; the current index,
      * the history of all intersections, compare and ranking from a corrupt archive:
      * archive_unavailable */
     srv_start(&aux[1], NULL, env);
@@ -1102,7 +1103,8 @@ static void test_unavailable(void **state)
     }
     assert_int_equal(srv_stop_clean(&aux[1]), 0);
 
-    /* --source parquet: spatial needs PostGIS even while it is up */
+    /* --source parquet with an archive that names no intersection: spatial has nothing to
+     * search (503 spatial_unavailable) */
     const char *a_pq[] = {"--source", "parquet", NULL};
     srv_start(&aux[2], a_pq, env + 1);
     char tmpl[128], path[2048];
