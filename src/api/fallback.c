@@ -10,7 +10,7 @@
  * once. */
 #include "api/fallback.h"
 
-#include <glob.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@
 #include "api/pool.h"
 #include "api/state.h"
 #include "api/tz.h"
+#include "archive/indices.h"
 #include "archive/pqfile.h"
 #include "base/jsonw.h"
 #include "base/log.h"
@@ -47,29 +48,51 @@ static duckdb_connection *duck_conn(void)
 
 /* "read_parquet([...], union_by_name=true)" over the day directories of [t0, t1);
  * returns the number of files (0: nothing to read) */
+static int cmp_name(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    return strcmp(x ? x : "", y ? y : "");
+}
+
 static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
 {
     tsi_api *a = tsi_api_g;
     int n = 0;
     tsi_buf_puts(b, "read_parquet([");
     for (int64_t day = t0 - t0 % 86400; day < t1; day += 86400) {
-        time_t tt = (time_t)day;
-        struct tm tm;
-        gmtime_r(&tt, &tm);
-        char pat[4300];
-        snprintf(pat, sizeof pat, "%s/indices/%04d/%02d/%02d/*.parquet", a->archive_dir,
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-        glob_t g;
-        if (glob(pat, 0, NULL, &g) == 0) {
-            for (size_t i = 0; i < g.gl_pathc; i++) {
+        char dir[4200];
+        tsi_indices_day_dir(dir, sizeof dir, a->archive_dir, day);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char **names = NULL;
+        size_t nn = 0, cap = 0;
+        while (d && (e = readdir(d)) != NULL) { /* the index rows files only, sorted */
+            if (!tsi_indices_rows_file(e->d_name))
+                continue;
+            if (nn == cap) {
+                char **g = realloc(names, sizeof *g * (cap = cap ? cap * 2 : 16));
+                if (!g)
+                    break;
+                names = g;
+            }
+            names[nn++] = strdup(e->d_name);
+        }
+        if (d)
+            closedir(d);
+        qsort(names, nn, sizeof *names, cmp_name);
+        for (size_t i = 0; i < nn; i++) {
+            if (names[i]) {
+                char path[4500];
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
                 if (n++)
                     tsi_buf_putc(b, ',');
-                tsi_sql_quote(b, g.gl_pathv[i]);
+                tsi_sql_quote(b, path);
             }
-            globfree(&g);
+            free(names[i]);
         }
+        free(names);
     }
-    tsi_buf_puts(b, "], union_by_name = true)");
+    tsi_buf_puts(b, "], union_by_name = true, filename = true)");
     return n;
 }
 
@@ -86,15 +109,21 @@ static int minutes_sql(tsi_buf *sql, int64_t t0, int64_t t1, bool one)
 {
     tsi_buf files = TSI_BUF_INIT;
     int n = files_expr(&files, t0, t1);
-    tsi_buf_puts(sql, "(SELECT DISTINCT ON (intersection_id, \"timestamp\") intersection_id,"
-                      " \"timestamp\", combined_index, combined_index_eb, vru_index, vru_index_eb,"
-                      " vehicle_index, vehicle_index_eb, traffic_volume, vru_count FROM ");
+    /* a minute in several files (flushed twice, reprocessed): the newest file's row wins —
+     * the one whose name carries the latest flush stamp (<kind>_<YYYYMMDDTHHMMSSZ>_<seq>,
+     * archive/pqfile.h), then the greatest name; a file without a stamp (tsi seed's) is
+     * the oldest */
+    tsi_buf_puts(sql, "(SELECT intersection_id, \"timestamp\", combined_index, combined_index_eb,"
+                      " vru_index, vru_index_eb, vehicle_index, vehicle_index_eb, traffic_volume,"
+                      " vru_count FROM ");
     tsi_buf_append(sql, files.data, files.len);
     tsi_buf_puts(sql,
                  " WHERE \"timestamp\" >= to_timestamp($1) AND \"timestamp\" < to_timestamp($2)");
     if (one)
         tsi_buf_puts(sql, " AND intersection_id = $3");
-    tsi_buf_puts(sql, ") m");
+    tsi_buf_puts(sql, " QUALIFY row_number() OVER (PARTITION BY intersection_id, \"timestamp\""
+                      " ORDER BY regexp_extract(filename, '_([0-9]{8}T[0-9]{6}Z)_', 1) DESC,"
+                      " filename DESC) = 1) m");
     tsi_buf_free(&files);
     return n;
 }

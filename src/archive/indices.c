@@ -127,11 +127,8 @@ static long long write_table(duckdb_connection con, const char *root, const char
         int64_t dk = duckdb_value_int64(&res, 0, i);
         int64_t tmin = duckdb_value_int64(&res, 1, i);
         time_t ds = (time_t)(dk * 86400);
-        struct tm tm;
-        gmtime_r(&ds, &tm);
         char dir[PATH_MAX], start[32];
-        snprintf(dir, sizeof dir, "%s/indices/%04d/%02d/%02d", root, tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday);
+        tsi_indices_day_dir(dir, sizeof dir, root, (int64_t)ds);
         tsi_pq_stamp(tmin, start, sizeof start);
         snprintf(sql, sizeof sql,
                  "SELECT * EXCLUDE (day_key) FROM %s WHERE day_key = %lld "
@@ -194,4 +191,20 @@ int tsi_indices_write(duckdb_connection con, const char *root, const tsi_rt_row 
         return (int)r2;
     }
     return 0;
+}
+
+void tsi_indices_day_dir(char *buf, size_t len, const char *root, int64_t day_start)
+{
+    time_t t = (time_t)day_start;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%s/indices/%04d/%02d/%02d", root, tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday);
+}
+
+bool tsi_indices_rows_file(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 8 && strcmp(name + n - 8, ".parquet") == 0 && name[0] != '.' &&
+           strncmp(name, "conflicts", 9) != 0;
 }

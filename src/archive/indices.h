@@ -15,7 +15,9 @@
 #define TSI_ARCHIVE_INDICES_H
 
 #include <duckdb.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "collect/rows.h"
@@ -29,6 +31,15 @@ typedef struct tsi_indices_stats {
 int tsi_indices_write(duckdb_connection con, const char *root, const tsi_rt_row *rows, size_t n,
                       const tsi_conflict_row *conf, size_t nconf, tsi_indices_stats *stats,
                       tsi_error *err);
+
+/* The layout, in one place (the collector, seed, reprocess, the API's fallback, backfill
+ * and validate use these): the directory of the UTC day that starts at day_start (epoch
+ * seconds), root/indices/YYYY/MM/DD, into buf; and whether a file name in it holds index
+ * rows — a published *.parquet that is not a conflicts_* audit file (the collector's
+ * indices_*, tsi seed's seed_*, reprocess's generations). Temporary files (pqfile.h) and
+ * reprocess's .staging/ and .superseded/ are never matched. */
+void tsi_indices_day_dir(char *buf, size_t len, const char *root, int64_t day_start);
+bool tsi_indices_rows_file(const char *name);
 
 /* The SELECT list that reads indices Parquet back with realtime column names, for
  * readers that compare with PostgreSQL: "intersection_id, timestamp, ...". */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "archive/indices.h"
 #include "base/log.h"
 #include "db/conn.h"
 
@@ -356,7 +357,7 @@ int tsi_pqr_find(const char *dir, int64_t since_us, int64_t until_us, tsi_pqr_fi
                 for (size_t q = 0; q < nf && rc == 0; q++) {
                     /* temporary names of files being written end otherwise; the
                      * conflict audit files (conflicts_*) are not index rows */
-                    if (!ends_with(fs[q], ".parquet") || strncmp(fs[q], "conflicts", 9) == 0)
+                    if (!tsi_indices_rows_file(fs[q]))
                         continue;
                     char pf[PATH_MAX];
                     snprintf(pf, sizeof pf, "%s/%s", pd, fs[q]);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive/indices.h"
 #include "archive/pqfile.h"
 #include "base/log.h"
 #include "base/proc.h"
@@ -98,8 +99,7 @@ static void day_paths(const char *archive, int64_t generation, int64_t day_us, t
     g->generation = generation;
     g->day_us = day_us;
     snprintf(g->day, sizeof g->day, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    snprintf(g->live, sizeof g->live, "%s/indices/%04d/%02d/%02d", archive, tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday);
+    tsi_indices_day_dir(g->live, sizeof g->live, archive, (int64_t)t);
     snprintf(g->staging, sizeof g->staging, "%s/indices/" TSI_RPGEN_STAGING "/g%" PRId64 ".%s",
              archive, generation, g->day);
 }

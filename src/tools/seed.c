@@ -46,6 +46,7 @@
 #include <duckdb.h>
 #include <libpq-fe.h>
 
+#include "archive/indices.h"
 #include "archive/intersections.h"
 #include "base/buf.h"
 #include "base/error.h"
@@ -946,8 +947,7 @@ static int run_seed(const plan *p, tsi_error *err)
             struct tm tm;
             time_t tt = (time_t)day;
             gmtime_r(&tt, &tm);
-            snprintf(dir, sizeof dir, "%s/indices/%04d/%02d/%02d", root, tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday);
+            tsi_indices_day_dir(dir, sizeof dir, root, day);
             if (mkdirs(dir) < 0) {
                 rc = tsi_error_set(err, TSI_E_IO, "cannot create the archive directory", "%s: %s",
                                    dir, strerror(errno));

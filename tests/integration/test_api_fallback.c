@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <duckdb.h>
 
 #include "cluster_helper.h"
 #include "test_api_util.h"
@@ -414,11 +415,113 @@ static void test_blackhole_database(void **state)
     close(ls);
 }
 
+/* DuckDB statement of the test; fails the test on an error */
+static void duck_ok(duckdb_connection con, const char *sql, duckdb_result *res)
+{
+    duckdb_result tmp;
+    if (duckdb_query(con, sql, res ? res : &tmp) == DuckDBError)
+        fail_msg("duckdb: %s\n%s", duckdb_result_error(res ? res : &tmp), sql);
+    if (!res)
+        duckdb_destroy_result(&tmp);
+}
+
+/* Today's day directory of the archive holds, besides tsi seed's file, a conflicts audit
+ * file with the key of one minute (no index columns) and a newer indices file with
+ * another value for that minute (a second generation). The archive path must read the
+ * index rows files only and let the newest win: the minute's value from the server equals
+ * an independent DuckDB query over the index rows files of the live generation (what the
+ * test wrote last), never the conflicts file's nulls. */
+static void test_archive_files_and_generations(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX + 64], sql[4 * PATH_MAX];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(dir, sizeof dir, "%s/archive/indices/%04d/%02d/%02d", pc.home, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday);
+    duckdb_database db;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    duckdb_result res;
+    snprintf(sql, sizeof sql,
+             "SELECT intersection_id, epoch(\"timestamp\")::BIGINT FROM "
+             "read_parquet('%s/seed_*.parquet')"
+             " WHERE intersection_id = 2 ORDER BY \"timestamp\" DESC LIMIT 1",
+             dir);
+    duck_ok(con, sql, &res);
+    assert_int_equal((int)duckdb_row_count(&res), 1);
+    long long ts = duckdb_value_int64(&res, 1, 0);
+    duckdb_destroy_result(&res);
+    snprintf(sql, sizeof sql,
+             "COPY (SELECT 2::BIGINT AS intersection_id, to_timestamp(%lld) AS \"timestamp\","
+             " 'leading' AS conflict_kind) TO '%s/conflicts_20990101T000000Z_0.parquet'"
+             " (FORMAT parquet)",
+             ts, dir);
+    duck_ok(con, sql, NULL);
+    snprintf(
+        sql, sizeof sql,
+        "COPY (SELECT * REPLACE (42.5 AS combined_index_eb) FROM read_parquet('%s/seed_*.parquet')"
+        " WHERE intersection_id = 2 AND epoch(\"timestamp\")::BIGINT = %lld)"
+        " TO '%s/indices_20990101T000000Z_0.parquet' (FORMAT parquet)",
+        dir, ts, dir);
+    duck_ok(con, sql, NULL);
+    /* the independent answer: the index rows files (not conflicts_*), the newest first */
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(combined_index_eb, combined_index) FROM read_parquet(["
+             "'%s/indices_20990101T000000Z_0.parquet'], union_by_name = true)"
+             " WHERE intersection_id = 2 AND epoch(\"timestamp\")::BIGINT = %lld",
+             dir, ts);
+    duck_ok(con, sql, &res);
+    double want = duckdb_value_double(&res, 0, 0);
+    duckdb_destroy_result(&res);
+    assert_true(want == 42.5);
+    const char *pargs[] = {"--threads", "2", "--source", "parquet", NULL};
+    api_srv sp;
+    srv_start(&sp, pargs, env);
+    char path[256];
+    snprintf(path, sizeof path, "/api/v2/safety/history/2?days=1&aggregation=1min");
+    resp r = get(sp.port, path);
+    assert_int_equal(r.status, 200);
+    jdoc j;
+    jparse(&j, &r);
+    int pts = tsi_json_get(&j.d, 0, "data_points");
+    char want_ts[32];
+    struct tm wt;
+    time_t tt = (time_t)ts;
+    gmtime_r(&tt, &wt);
+    strftime(want_ts, sizeof want_ts, "%Y-%m-%dT%H:%M:%SZ", &wt);
+    bool seen = false;
+    for (int p = tsi_json_first(&j.d, pts); p >= 0; p = tsi_json_next(&j.d, pts, p)) {
+        char t[32];
+        jstr(&j, p, "timestamp", t, sizeof t);
+        if (strcmp(t, want_ts) == 0) {
+            seen = true;
+            double got = jnum(&j, p, "safety_index");
+            if (got != want)
+                fail_msg("minute %s: %.17g from the server, %.17g from the live generation",
+                         want_ts, got, want);
+        }
+    }
+    assert_true(seen);
+    jfree(&j);
+    resp_free(&r);
+    assert_int_equal(srv_stop_clean(&sp), 0);
+    snprintf(sql, sizeof sql,
+             "rm -f %s/conflicts_20990101T000000Z_0.parquet %s/indices_20990101T000000Z_0.parquet",
+             dir, dir);
+    assert_int_equal(system(sql), 0);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_and_back),
         cmocka_unit_test(test_blackhole_database),
+        cmocka_unit_test(test_archive_files_and_generations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
