@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <duckdb.h>
 
 #include "cluster_helper.h"
+#include "duck_util.h"
 #include "test_api_util.h"
 
 static th_cluster pc; /* this test's own cluster */
@@ -415,16 +415,6 @@ static void test_blackhole_database(void **state)
     close(ls);
 }
 
-/* DuckDB statement of the test; fails the test on an error */
-static void duck_ok(duckdb_connection con, const char *sql, duckdb_result *res)
-{
-    duckdb_result tmp;
-    if (duckdb_query(con, sql, res ? res : &tmp) == DuckDBError)
-        fail_msg("duckdb: %s\n%s", duckdb_result_error(res ? res : &tmp), sql);
-    if (!res)
-        duckdb_destroy_result(&tmp);
-}
-
 /* Today's day directory of the archive holds, besides tsi seed's file, a conflicts audit
  * file with the key of one minute (no index columns) and a newer indices file with
  * another value for that minute (a second generation). The archive path must read the
@@ -450,7 +440,7 @@ static void test_archive_files_and_generations(void **state)
              "read_parquet('%s/seed_*.parquet')"
              " WHERE intersection_id = 2 ORDER BY \"timestamp\" DESC LIMIT 1",
              dir);
-    duck_ok(con, sql, &res);
+    duck_query(con, sql, &res);
     assert_int_equal((int)duckdb_row_count(&res), 1);
     long long ts = duckdb_value_int64(&res, 1, 0);
     duckdb_destroy_result(&res);
@@ -459,21 +449,21 @@ static void test_archive_files_and_generations(void **state)
              " 'leading' AS conflict_kind) TO '%s/conflicts_20990101T000000Z_0.parquet'"
              " (FORMAT parquet)",
              ts, dir);
-    duck_ok(con, sql, NULL);
+    duck_query(con, sql, NULL);
     snprintf(
         sql, sizeof sql,
         "COPY (SELECT * REPLACE (42.5 AS combined_index_eb) FROM read_parquet('%s/seed_*.parquet')"
         " WHERE intersection_id = 2 AND epoch(\"timestamp\")::BIGINT = %lld)"
         " TO '%s/indices_20990101T000000Z_0.parquet' (FORMAT parquet)",
         dir, ts, dir);
-    duck_ok(con, sql, NULL);
+    duck_query(con, sql, NULL);
     /* the independent answer: the index rows files (not conflicts_*), the newest first */
     snprintf(sql, sizeof sql,
              "SELECT coalesce(combined_index_eb, combined_index) FROM read_parquet(["
              "'%s/indices_20990101T000000Z_0.parquet'], union_by_name = true)"
              " WHERE intersection_id = 2 AND epoch(\"timestamp\")::BIGINT = %lld",
              dir, ts);
-    duck_ok(con, sql, &res);
+    duck_query(con, sql, &res);
     double want = duckdb_value_double(&res, 0, 0);
     duckdb_destroy_result(&res);
     assert_true(want == 42.5);

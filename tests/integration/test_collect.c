@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "archive/pqfile.h"
+#include "duck_util.h"
 #include "base/buf.h"
 #include "base/proc.h"
 #include "core/index.h"
@@ -71,13 +72,6 @@ static int teardown(void **state)
 }
 
 /* ---- the realtime rows against `tsi features` offline over the raw archive ---------------- */
-
-/* DuckDB over the run's archive; fails the test on an error */
-static void duck_query(duckdb_connection con, const char *sql, duckdb_result *res)
-{
-    if (duckdb_query(con, sql, res) == DuckDBError)
-        fail_msg("duckdb: %s\n%s", duckdb_result_error(res), sql);
-}
 
 static void write_file(const char *path, const char *s, size_t n)
 {

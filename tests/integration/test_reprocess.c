@@ -185,10 +185,10 @@ static void run_reprocess(long long from, long long to)
         fail_msg("reprocess exit %d %s", rc, dump(out));
 }
 
-static void test_reprocess_hour(void **state)
+/* A fresh database with intersections 5 and 7, the raw archive of three hours ago and
+ * constants A (V_max 20) valid since yesterday */
+static PGconn *world_base(char *db)
 {
-    (void)state;
-    char db[64];
     th_db_create(db);
     PGconn *c = th_connect("tsi_owner");
     th_sqlf(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
@@ -202,10 +202,17 @@ static void test_reprocess_hour(void **state)
     snprintf(arch, sizeof arch, "%s/archive", dir);
     mkdirs(arch);
     write_raw();
-    /* constants A: V_max 20 */
     th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
                " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 20, \"sigma_max\": 20,"
                " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now() - interval '1 day')");
+    return c;
+}
+
+static void test_reprocess_hour(void **state)
+{
+    (void)state;
+    char db[64];
+    PGconn *c = world_base(db); /* constants A: V_max 20 */
 
     run_reprocess(h0_us, h0_us + 2 * US_HOUR);
     if (!strstr(out, "deduped=4"))
@@ -349,22 +356,7 @@ static int rp(const char *rawdir, long long from, long long to, const char *x1, 
  * 10) from now on, so that a real replacement of the second hour is visible. */
 static PGconn *world(char *db)
 {
-    th_db_create(db);
-    PGconn *c = th_connect("tsi_owner");
-    th_sqlf(c, "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
-               " (5, 'US-29 & Nutley', 38.87, -77.23), (7, 'Seventh', 38.88, -77.20)");
-    h0_us = th_intf(c, "SELECT (extract(epoch FROM date_trunc('hour', now())) * 1000000)::bigint") -
-            3 * US_HOUR;
-    const char *tmp = getenv("TSI_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/reprocess.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir))
-        fail_msg("mkdtemp: %s", strerror(errno));
-    snprintf(arch, sizeof arch, "%s/archive", dir);
-    mkdirs(arch);
-    write_raw();
-    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) VALUES"
-               " ('{\"I_vru_max\": 8, \"I_veh_max\": 8, \"V_max\": 20, \"sigma_max\": 20,"
-               " \"S_ref\": 40, \"HB_max\": 15, \"k\": 50}', now() - interval '1 day')");
+    PGconn *c = world_base(db);
     run_reprocess(h0_us, h0_us + 2 * US_HOUR);
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
     th_sqlf(c, "UPDATE normalization_constants SET valid_until = now()");

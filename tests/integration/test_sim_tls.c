@@ -307,9 +307,14 @@ static void test_collect_over_tls(void **state)
         snprintf(spool, sizeof spool, "TSI_SPOOL_DIR=%s/spool%d", dir, k);
         char lsan[700];
         snprintf(lsan, sizeof lsan, "LSAN_OPTIONS=suppressions=%s", supp);
-        const char *env[] = {
-            url,  arch, spool, "VCC_CLIENT_ID=tsi-sim", "VCC_CLIENT_SECRET=tsi-sim-secret",
-            lsan, "TSI_MAX_SKEW_SECONDS=0", NULL};
+        const char *env[] = {url,
+                             arch,
+                             spool,
+                             "VCC_CLIENT_ID=tsi-sim",
+                             "VCC_CLIENT_SECRET=tsi-sim-secret",
+                             lsan,
+                             "TSI_MAX_SKEW_SECONDS=0",
+                             NULL};
         const char *args[] = {"collect",
                               "--no-db",
                               "--vcc-ca-file",
