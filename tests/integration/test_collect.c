@@ -19,6 +19,7 @@
  * passing close by chance, an extra pair found. We allow |detected - truth| <= 1 per
  * intersection-minute and a total within 20 % + 2 of the truth. */
 #include <setjmp.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -683,6 +684,79 @@ static void test_frame_tokens(void **state)
     tsi_pipeline_free(p, false);
 }
 
+/* The live path's clock sanity against PostgreSQL: among 20 messages of now, one RSU sends
+ * three dated a day ahead and one an hour behind (received now). The 20 are indexed; the
+ * four are archived, never indexed, and PostgreSQL's data_quality_log gets ONE clock_skew
+ * row for that RSU, intersection and minute of receipt, counting 4, its offsets from -1 h
+ * to +1 day (the receiver's wall clock against the message time). */
+static void test_clock_skew_rows(void **state)
+{
+    (void)state;
+    char arch[PATH_MAX + 32], spool[PATH_MAX + 32], mdpath[PATH_MAX];
+    snprintf(arch, sizeof arch, "%s/skew-archive", work);
+    snprintf(spool, sizeof spool, "%s/skew-spool", work);
+    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
+    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
+    tsi_ingest *in = NULL;
+    tsi_error e = {0};
+    if (tsi_ingest_open(&in, &icfg, &e) < 0)
+        fail_msg("ingest open: %s %s", e.message, e.detail);
+    tsi_pipeline_config pcfg = {.archive_root = arch}; /* the default skew: 120 s */
+    tsi_pipeline *p = NULL;
+    if (tsi_pipeline_new(&p, &pcfg, in, &e) < 0)
+        fail_msg("pipeline: %s %s", e.message, e.detail);
+    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    size_t mdlen;
+    char *md = tsi_read_file(mdpath, &mdlen, 1 << 24, &e);
+    assert_non_null(md);
+    long long now = (long long)time(NULL) * 1000;
+    assert_true(tsi_pipeline_mapdata(p, md, mdlen, now) >= 1);
+    free(md);
+    tsi_buf f = TSI_BUF_INIT;
+    tsi_buf_append(&f, "[", 1);
+    for (int i = 0; i < 24; i++) {
+        long long ts = i < 20 ? now - 5000 + i * 100 : i < 23 ? now + 86400000LL : now - 3600000LL;
+        if (i)
+            tsi_buf_append(&f, ",", 1);
+        append_bsm(&f, 9000 + i, ts);
+    }
+    tsi_buf_append(&f, "]", 1);
+    tsi_pipeline_frame(p, TSI_RAW_BSM, f.data, f.len, now);
+    tsi_buf_free(&f);
+    tsi_collect_counters c;
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.messages_in, 24);
+    assert_int_equal(c.skewed, 4);
+    assert_int_equal(c.accepted, 20);
+    assert_int_equal(c.late, 0);
+    tsi_pipeline_finish(p);
+    tsi_pipeline_free(p, true);
+    assert_int_equal(tsi_ingest_sync(in, 20000), 0);
+    tsi_ingest_close(in);
+    PGconn *db = th_connect("tsi_owner");
+    assert_int_equal(
+        th_int(db, "SELECT count(*) FROM data_quality_log WHERE issue_type = 'clock_skew'"), 1);
+    assert_int_equal(th_int(db, "SELECT (metadata->>'count')::int FROM data_quality_log"
+                                " WHERE issue_type = 'clock_skew'"),
+                     4);
+    /* the corridor's "US-29 & Nutley": region 1, id 4101 (domain.md §2: region * 65536 + id) */
+    assert_int_equal(th_int(db, "SELECT intersection_id FROM data_quality_log"
+                                " WHERE issue_type = 'clock_skew'"),
+                     1 * 65536 + 4101);
+    char *rsu = th_value(
+        db, "SELECT metadata->>'rsu' FROM data_quality_log WHERE issue_type = 'clock_skew'");
+    assert_string_equal(rsu, "rsu-us29-nutley");
+    free(rsu);
+    /* offsets are message time minus the receiver's clock */
+    assert_int_equal(th_int(db, "SELECT (metadata->>'offset_ms_min')::bigint FROM data_quality_log"
+                                " WHERE issue_type = 'clock_skew'"),
+                     -3600000);
+    assert_int_equal(th_int(db, "SELECT (metadata->>'offset_ms_max')::bigint FROM data_quality_log"
+                                " WHERE issue_type = 'clock_skew'"),
+                     86400000);
+    PQfinish(db);
+}
+
 int main(void)
 {
     th_require_cluster();
@@ -691,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
