@@ -216,14 +216,15 @@ __attribute__((unused)) static void srv_start(api_srv *s, const char *const *arg
     fail_msg("tsi serve could not bind a port in three attempts");
 }
 
-/* SIGTERM and wait; returns the exit status (-1 when killed or not exited in 20 s) */
+/* SIGTERM and wait; returns the exit status (-1 when killed or not exited in 60 s: a hang
+ * detector, generous for a machine loaded by parallel tests, not a speed bound) */
 __attribute__((unused)) static int srv_stop(api_srv *s)
 {
     if (s->pid <= 0)
         return -1;
     kill(s->pid, SIGTERM);
     int st = 0;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 600; i++) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
