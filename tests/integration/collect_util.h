@@ -88,8 +88,12 @@ static void start_collect(th_proc *p, const char *const *extra_env)
     snprintf(spool, sizeof spool, "TSI_SPOOL_DIR=%s/spool", work);
     /* the simulator runs faster than the wall clock: no clock sanity against it (a test
      * that wants it passes TSI_MAX_SKEW_SECONDS in extra_env, which comes later and wins) */
-    const char *env[16] = {url, arch, spool, "VCC_CLIENT_ID=tsi-sim",
-                           "VCC_CLIENT_SECRET=tsi-sim-secret", "TSI_MAX_SKEW_SECONDS=0"};
+    const char *env[16] = {url,
+                           arch,
+                           spool,
+                           "VCC_CLIENT_ID=tsi-sim",
+                           "VCC_CLIENT_SECRET=tsi-sim-secret",
+                           "TSI_MAX_SKEW_SECONDS=0"};
     int n = 6;
     for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
         env[n++] = extra_env[i];
