@@ -176,25 +176,41 @@ static int raw_files(const char *raw, const char *kind, int64_t lo, int64_t hi,
     return raw_each(raw, kind, lo, hi, raw_list_one, &l);
 }
 
-/* Fills DuckDB table rp_msgs(kind, ts_ms, json) with the messages of [lo, hi). */
+/* Fills DuckDB table rp_msgs(kind, ts_ms, json, ref_ms) with the messages of [lo, hi).
+ * ref_ms is the receiver's clock when the message arrived (the raw archive's received_at;
+ * a file without it, like the earlier system's, gives the message's own time): the
+ * pipeline's clock sanity compares the two, as the live collector does, so a message dated
+ * far from its receipt is clock_skew here too and never enters a window. */
 static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi,
                     const tsi_rpgen_names *skip, int64_t *nmsg, tsi_error *err)
 {
     int rc = tsi_pqr_exec(p,
                           "CREATE OR REPLACE TABLE rp_msgs (kind INTEGER, ts_ms BIGINT,"
-                          " json VARCHAR)",
+                          " json VARCHAR, ref_ms BIGINT)",
                           err);
     const char *kinds[2] = {"bsm", "psm"};
     for (int k = 0; k < 2 && rc == 0; k++) {
         tsi_buf tl = TSI_BUF_INIT, ll = TSI_BUF_INIT, q = TSI_BUF_INIT;
         raw_files(raw, kinds[k], lo, hi, skip, &tl, &ll);
         if (tl.len) {
-            tsi_buf_printf(&q,
-                           "INSERT INTO rp_msgs SELECT %d, timestamp_ms, json FROM"
-                           " read_parquet([%s], union_by_name = true)"
-                           " WHERE reject_reason IS NULL AND timestamp_ms >= %" PRId64
-                           " AND timestamp_ms < %" PRId64,
-                           k, tsi_buf_cstr(&tl), lo / 1000, hi / 1000);
+            /* received_at where the files have it (tsi's raw archive always writes it) */
+            tsi_buf probe = TSI_BUF_INIT;
+            int64_t has_recv = 0;
+            tsi_buf_printf(&probe,
+                           "SELECT count(*) FROM (DESCRIBE SELECT * FROM read_parquet([%s],"
+                           " union_by_name = true)) WHERE column_name = 'received_at'",
+                           tsi_buf_cstr(&tl));
+            if (tsi_pqr_int(p, tsi_buf_cstr(&probe), 0, &has_recv, err) < 0)
+                has_recv = 0;
+            tsi_buf_free(&probe);
+            tsi_buf_printf(
+                &q,
+                "INSERT INTO rp_msgs SELECT %d, timestamp_ms, json, %s FROM"
+                " read_parquet([%s], union_by_name = true)"
+                " WHERE reject_reason IS NULL AND timestamp_ms >= %" PRId64
+                " AND timestamp_ms < %" PRId64,
+                k, has_recv ? "coalesce(epoch_ms(received_at), timestamp_ms)" : "timestamp_ms",
+                tsi_buf_cstr(&tl), lo / 1000, hi / 1000);
             rc = tsi_pqr_exec(p, tsi_buf_cstr(&q), err);
         }
         if (rc == 0 && ll.len) {
@@ -216,7 +232,8 @@ static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi,
                 tsi_buf_reset(&q);
                 tsi_buf_printf(&q,
                                "INSERT INTO rp_msgs SELECT %d, CAST(t.\"timestamp\" AS BIGINT),"
-                               " CAST(to_json(t) AS VARCHAR) FROM read_parquet(%s) t"
+                               " CAST(to_json(t) AS VARCHAR), CAST(t.\"timestamp\" AS BIGINT)"
+                               " FROM read_parquet(%s) t"
                                " WHERE TRY_CAST(t.\"timestamp\" AS BIGINT) >= %" PRId64
                                " AND TRY_CAST(t.\"timestamp\" AS BIGINT) < %" PRId64,
                                k, tsi_buf_cstr(&one), lo / 1000, hi / 1000);
@@ -874,8 +891,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
     tsi_info("reprocess", "raw messages=%" PRId64 " intersections=%d constants_k=%g", nmsg, nisect,
              k.k);
     duckdb_result res;
-    if (tsi_pqr_query(&p, "SELECT kind, ts_ms, json FROM rp_msgs ORDER BY ts_ms, kind", &res, &e) <
-        0) {
+    if (tsi_pqr_query(&p, "SELECT kind, ts_ms, json, ref_ms FROM rp_msgs ORDER BY ts_ms, kind",
+                      &res, &e) < 0) {
         duckdb_destroy_result(&res);
         goto fail;
     }
@@ -885,9 +902,11 @@ int tsi_cmd_reprocess(int argc, char **argv)
         int32_t *kind = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0));
         int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 1));
         duckdb_string_t *js = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 2));
+        int64_t *ref = duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 3));
+        (void)ts; /* the order; the pipeline reads the message's own time from its JSON */
         for (idx_t i = 0; i < n; i++)
             tsi_pipeline_frame(pl, kind[i] == 0 ? TSI_RAW_BSM : TSI_RAW_PSM,
-                               duckdb_string_t_data(&js[i]), duckdb_string_t_length(js[i]), ts[i]);
+                               duckdb_string_t_data(&js[i]), duckdb_string_t_length(js[i]), ref[i]);
         duckdb_destroy_data_chunk(&ch);
     }
     duckdb_destroy_result(&res);
@@ -897,8 +916,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
     pl = NULL;
     tsi_info("reprocess",
              "recomputed accepted=%lld deduped=%lld unmatched=%lld rejected=%lld late=%lld "
-             "windows=%lld",
-             cc.accepted, cc.deduped, cc.unmatched, cc.rejected, cc.late, cc.windows);
+             "clock_skew=%lld windows=%lld",
+             cc.accepted, cc.deduped, cc.unmatched, cc.rejected, cc.late, cc.skewed, cc.windows);
 
     /* the new rows, classified like a backfill */
     tsi_pqr_summary sum;

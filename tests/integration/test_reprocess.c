@@ -213,8 +213,33 @@ static void test_reprocess_hour(void **state)
     (void)state;
     char db[64];
     PGconn *c = world_base(db); /* constants A: V_max 20 */
+    /* one more raw file in the first hour, as the collector writes them (with received_at):
+     * a message of minute 30 that arrived a day after its own time (an RSU whose clock is a
+     * day behind). Clock sanity as live: clock_skew, never in minute 30's window. */
+    {
+        duckdb_database ddb;
+        duckdb_connection con;
+        assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
+        assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
+        time_t t = (time_t)(h0_us / 1000000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char hd[700];
+        snprintf(hd, sizeof hd, "%s/raw/bsm/%04d/%02d/%02d/%02d", dir, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
+        duck(con,
+             "COPY (SELECT ts AS timestamp_ms, to_timestamp(ts / 1000 + 86400) AS received_at,"
+             " CAST(NULL AS VARCHAR) AS reject_reason, " BSM_JSON(
+                 "ts", "4242", "38.8702") " AS json FROM (SELECT %lld + 30 * %lld + 500 AS ts))"
+                                          " TO '%s/bsm_skewed_1.parquet' (FORMAT parquet)",
+             h0_us / 1000, US_MIN / 1000, hd);
+        duckdb_disconnect(&con);
+        duckdb_close(&ddb);
+    }
 
     run_reprocess(h0_us, h0_us + 2 * US_HOUR);
+    if (!strstr(out, "clock_skew=1"))
+        fail_msg("the message received a day after its time is not clock_skew %s", dump(out));
     if (!strstr(out, "deduped=4"))
         fail_msg("the repeated minute 7 (4 messages) is not deduplicated %s", dump(out));
     /* intersection 5: 120 minutes, every index as the formula with V_max 20 */
