@@ -79,7 +79,8 @@ static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
         }
         if (d)
             closedir(d);
-        qsort(names, nn, sizeof *names, cmp_name);
+        if (nn > 1)
+            qsort(names, nn, sizeof *names, cmp_name);
         for (size_t i = 0; i < nn; i++) {
             if (names[i]) {
                 char path[4500];
