@@ -36,6 +36,23 @@ static int setup(void **state)
     pc.env[3] = e_arch;
     th_private_cluster_start(&pc, 1);
     tsi_ok("seed", "--intersections", "5", "--days", "3");
+    /* two intersections 158 m apart across the antimeridian (no traffic): spatial answers
+     * from the cache must find both, as PostGIS does */
+    const char *ins[] = {"db",
+                         "psql",
+                         "--",
+                         "-X",
+                         "-q",
+                         "-v",
+                         "ON_ERROR_STOP=1",
+                         "-c",
+                         "INSERT INTO intersections (id, name, latitude, longitude) VALUES"
+                         " (9001, 'AM east', 0.0005, 179.9993), (9002, 'AM west', 0.0005,"
+                         " -179.9993)",
+                         NULL};
+    char out[4096];
+    if (th_run_tsi(ins, env, out, sizeof out) != 0)
+        fail_msg("insert: %s", out);
     return 0;
 }
 
@@ -76,8 +93,8 @@ static int read_index(const resp *r, cur *out, int max)
 
 /* Spatial queries over the seeded intersections (a cluster near 38.87, -77.27, the nearest
  * one 40 m from the point, none within 5 m of a limit): a radius, a route with a buffer, a
- * polygon, and GeoJSON */
-#define NSPATIAL 5
+ * polygon, GeoJSON, and a radius across the antimeridian */
+#define NSPATIAL 6
 static const char *const spatial_q[NSPATIAL] = {
     "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=1000",
     "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=5000&format=geojson",
@@ -87,6 +104,7 @@ static const char *const spatial_q[NSPATIAL] = {
     "%7B%22lat%22%3A38.865%2C%22lon%22%3A-77.26%7D%2C%7B%22lat%22%3A38.875%2C%22lon%22%3A-77.26%7D"
     "%2C%7B%22lat%22%3A38.875%2C%22lon%22%3A-77.28%7D%5D",
     "/api/v1/intersections/nearby?lat=38.87&lon=-77.27&radius=800&risk_level=low",
+    "/api/v2/intersections/nearby?lat=0&lon=179.9998&radius=300",
 };
 
 /* the hits of a spatial answer (a JSON array, or a GeoJSON FeatureCollection's features) */
@@ -122,7 +140,9 @@ static void same_spatial(const resp *a, const resp *b, const char *what)
         if (ia != (long long)jnum(&jb, y, "intersection_id"))
             fail_msg("%s: hit %d is %lld from PostGIS, %lld from the archive", what, i, ia,
                      (long long)jnum(&jb, y, "intersection_id"));
-        assert_near(jnum(&ja, x, "safety_index"), jnum(&jb, y, "safety_index"), 1e-12, what);
+        double sa = jnum(&ja, x, "safety_index"), sb = jnum(&jb, y, "safety_index");
+        if (isnan(sa) != isnan(sb) || (!isnan(sa) && fabs(sa - sb) > 1e-12))
+            fail_msg("%s: intersection %lld index %g (PostGIS) and %g (archive)", what, ia, sa, sb);
         if (tsi_json_get(&ja.d, x, "distance_m") >= 0) {
             double da = jnum(&ja, x, "distance_m"), db = jnum(&jb, y, "distance_m");
             if (!(fabs(da - db) <= 0.005 * da + 1))
@@ -222,6 +242,8 @@ static void test_fallback_and_back(void **state)
     for (int k = 0; k < NSPATIAL; k++) {
         sp_pg[k] = get(s.port, spatial_q[k]);
         assert_int_equal(sp_pg[k].status, 200);
+        if (k == NSPATIAL - 1) /* 9001/9002 are in PostgreSQL only (no collector wrote the */
+            continue;          /* archive's intersections file): the auto server knows them */
         resp q = get(sp.port, spatial_q[k]);
         same_spatial(&sp_pg[k], &q, spatial_q[k]);
         resp_free(&q);
