@@ -632,6 +632,15 @@ static void resolve_web_dir(tsi_api *a, const char *opt)
 
 int tsi_cmd_serve(int argc, char **argv)
 {
+    /* SIGTERM and SIGINT are taken by sigwait below. They are blocked before any thread
+     * exists (DuckDB's, libmicrohttpd's, the monitor), which inherit the mask: a signal
+     * delivered to a thread that did not block it would end the process at once, without
+     * the drain (a DuckDB thread made at open once did, now and then). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     tsi_opts o;
     int rc = tsi_opts_parse(&o, "tsi serve",
                             "usage: tsi serve [--port P] [--source auto|postgres|parquet]\n\n"
@@ -725,12 +734,6 @@ int tsi_cmd_serve(int argc, char **argv)
             tsi_warn("api", "database unreachable at start: %s", e.detail);
         }
     }
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     pthread_t mon;
     pthread_create(&mon, NULL, tsi_api_monitor, a);

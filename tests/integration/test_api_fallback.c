@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <cmocka.h>
 
 #include "cluster_helper.h"
@@ -528,12 +530,107 @@ static void test_archive_files_and_generations(void **state)
     duckdb_close(&db);
 }
 
+/* PostgreSQL killed under 50 clients: every answer before, during and after is a 200 (from
+ * PostgreSQL, then the archive, then PostgreSQL again): no 5xx, none lost; the last ones
+ * come from PostgreSQL. Each client makes at most 400 requests; the load stops when the
+ * drill does. */
+#define LOAD_CLIENTS 50
+typedef struct {
+    pthread_t t;
+    int port;
+    int ok, bad, from_pq, last_pg;
+    char why[200];
+} load_client;
+static atomic_int load_stop;
+
+static void *load_run(void *arg)
+{
+    load_client *cl = arg;
+    static const char *const paths[] = {
+        "/api/v2/safety/index/", "/api/v1/safety/history/2?days=1",
+        "/api/v2/safety/compare?ids=1,2&days=1",
+        "/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=1000"};
+    CURL *c = curl_easy_init();
+    for (int i = 0; i < 400 && !atomic_load(&load_stop); i++) {
+        resp r;
+        const char *p = paths[i % 4];
+        CURLcode rc = http_req(c, cl->port, "GET", p, NULL, false, &r);
+        char src[32] = "";
+        resp_header(&r, "X-Data-Source", src, sizeof src);
+        if (rc == CURLE_OK && r.status == 200) {
+            cl->ok++;
+            cl->from_pq += strcmp(src, "parquet") == 0;
+            cl->last_pg = strcmp(src, "postgres") == 0;
+        } else {
+            cl->bad++;
+            snprintf(cl->why, sizeof cl->why, "%s: curl %d status %ld %.80s", p, (int)rc, r.status,
+                     r.body ? r.body : "");
+        }
+        resp_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_kill_under_load(void **state)
+{
+    (void)state;
+    const char *args[] = {"--threads", "8", NULL};
+    api_srv s;
+    srv_start(&s, args, env);
+    static load_client cl[LOAD_CLIENTS];
+    atomic_store(&load_stop, 0);
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].port = s.port;
+        assert_int_equal(pthread_create(&cl[i].t, NULL, load_run, &cl[i]), 0);
+    }
+    usleep(500000);
+    th_private_cluster_stop(&pc); /* under load */
+    usleep(2000000);
+    th_private_cluster_start(&pc, 0);
+    /* back on PostgreSQL (the monitor probes every 0.5 s) */
+    bool back = false;
+    for (int i = 0; i < 100 && !back; i++) {
+        resp r = get(s.port, "/api/v2/safety/index/");
+        char src[32] = "";
+        resp_header(&r, "X-Data-Source", src, sizeof src);
+        back = r.status == 200 && strcmp(src, "postgres") == 0;
+        resp_free(&r);
+        if (!back)
+            usleep(100000);
+    }
+    assert_true(back);
+    usleep(1000000);
+    atomic_store(&load_stop, 1);
+    int ok = 0, bad = 0, pq = 0, last_pg = 0;
+    const char *why = NULL;
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        pthread_join(cl[i].t, NULL);
+        ok += cl[i].ok;
+        bad += cl[i].bad;
+        pq += cl[i].from_pq;
+        last_pg += cl[i].last_pg;
+        if (cl[i].bad && !why)
+            why = cl[i].why;
+    }
+    fprintf(stderr, "kill under load: %d clients, %d answers 200 (%d from the archive), %d not\n",
+            LOAD_CLIENTS, ok, pq, bad);
+    if (bad)
+        fail_msg("%d requests were not answered 200 while PostgreSQL died and came back: %s", bad,
+                 why);
+    assert_true(pq > 0);                      /* the outage was answered from the archive */
+    assert_true(last_pg >= LOAD_CLIENTS / 2); /* and most clients ended on PostgreSQL */
+    assert_int_equal(srv_stop_clean(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_and_back),
         cmocka_unit_test(test_blackhole_database),
         cmocka_unit_test(test_archive_files_and_generations),
+        cmocka_unit_test(test_kill_under_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
