@@ -10,10 +10,13 @@
 #            Parquet path (a second server with --source parquet)           goal >= 10x
 #   mixed    a mix of endpoints, 50 connections paced to >= 1,000 req/s     goal p99 <= 50 ms,
 #            zero errors
+#   fallback every read endpoint, one keep-alive client: the median latency from the
+#            PostgreSQL server beside the Parquet server's (--source parquet, what every
+#            request gets while PostgreSQL is away), same data, same run (issue 25)
 # Data: `tsi seed` (48 h realtime, 90 d hourly, 730 d daily) at each size of
 # BENCH_API_SIZES (default "100 1000"). A private cluster in a temporary TSI_HOME on a
 # random port. BENCH_BUILD=dir picks the build (default build); BENCH_SECONDS per run (8);
-# BENCH_API_SECTIONS a subset of "index db parquet mixed" (default all).
+# BENCH_API_SECTIONS a subset of "index db parquet mixed fallback" (default all).
 # Installs wrk and nginx-light from Debian when missing.
 # Noise: the machine is shared, so each tsi/reference pair runs BENCH_ROUNDS times
 # (default 2) interleaved (tsi, ref, tsi, ref, ...) and the row reports the best of each
@@ -31,7 +34,7 @@ SIZES=${BENCH_API_SIZES:-100 1000}
 SECS=${BENCH_SECONDS:-8}
 CONN=50
 ROUNDS=${BENCH_ROUNDS:-2}
-SECTIONS=${BENCH_API_SECTIONS:-index db parquet mixed} # a subset runs only those rows
+SECTIONS=${BENCH_API_SECTIONS:-index db parquet mixed fallback} # a subset runs only those rows
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 [ -x "$BIN" ] || { echo "bench/api: $BIN is missing: run make first" >&2; exit 1; }
 for tool in wrk nginx pgbench; do
@@ -253,6 +256,32 @@ EOF
   a=$(one "http://127.0.0.1:$P1/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
   b=$(one "http://127.0.0.1:$P2/api/v2/safety/history/5?start_date=$s2&end_date=$e&aggregation=1min")
   awk -v a="$a" -v b="$b" 'BEGIN { printf "%-28s pg %.1f ms, parquet %.1f ms (p50, one keep-alive client) | ratio %.2f (goal >= 10)\n", "history 48h 1min, 1 client", a * 1000, b * 1000, b / a }'
+  fi
+
+  if want fallback; then
+  one() { wrk -t1 -c1 -d1s "$1" >/dev/null 2>&1
+    wrk -t1 -c1 -d${SECS}s -s "$tmp/report.lua" "$1" 2>/dev/null | awk '/^RESULT/ {print $3 / 1000}'; }
+  s7=$(day 6) s30=$(day 29)
+  wp='%5B%7B%22lat%22%3A38.86%2C%22lon%22%3A-77.28%7D%2C%7B%22lat%22%3A38.89%2C%22lon%22%3A-77.25%7D%5D'
+  pg='%5B%7B%22lat%22%3A38.86%2C%22lon%22%3A-77.28%7D%2C%7B%22lat%22%3A38.86%2C%22lon%22%3A-77.24%7D%2C%7B%22lat%22%3A38.9%2C%22lon%22%3A-77.24%7D%2C%7B%22lat%22%3A38.9%2C%22lon%22%3A-77.28%7D%5D'
+  while IFS='|' read -r label path; do
+    a=$(one "http://127.0.0.1:$P1$path"); b=$(one "http://127.0.0.1:$P2$path")
+    awk -v l="$label" -v a="$a" -v b="$b" 'BEGIN { printf "fallback %-24s pg %8.2f ms | parquet %8.2f ms | parquet/pg %.1f\n", l, a * 1000, b * 1000, (a > 0 ? b / a : 0) }'
+  done <<ENDPOINTS
+index|/api/v2/safety/index/
+index one|/api/v2/safety/index/3
+history 1 d 1min|/api/v2/safety/history/3?start_date=$e&end_date=$e&aggregation=1min
+history 7 d 1hour|/api/v2/safety/history/3?start_date=$s7&end_date=$e&aggregation=1hour
+history 30 d 1day|/api/v2/safety/history/3?start_date=$s30&end_date=$e&aggregation=1day
+history 90 d 1week|/api/v1/safety/history/3?days=90&aggregation=1week
+stats 7 d|/api/v1/safety/history/3/stats?days=7
+history all 1 d 1hour|/api/v1/safety/history/?days=1&aggregation=1hour
+compare 3, 7 d|/api/v2/safety/compare?ids=1,2,3&days=7
+ranking 7 d|/api/v2/safety/ranking?days=7&limit=10
+nearby 2 km|/api/v2/intersections/nearby?lat=38.87&lon=-77.27&radius=2000
+route 500 m|/api/v2/intersections/route?waypoints=$wp&buffer=500
+area|/api/v2/intersections/area?polygon=$pg
+ENDPOINTS
   fi
 
   if want mixed; then
