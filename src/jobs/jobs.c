@@ -108,6 +108,20 @@ static double mono_seconds(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+/* A job statement that failed: its error, and TSI_E_INVALID for a class-22 SQLSTATE (data
+ * exception: a bad --at or parameter, the caller's mistake). Clears r. */
+static int job_failed(PGresult *r, const char *what, tsi_error *err)
+{
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int rc = tsi_db_result_error(r, what, err);
+    if (st && strncmp(st, "22", 2) == 0) {
+        rc = TSI_E_INVALID;
+        if (err)
+            err->code = rc;
+    }
+    PQclear(r);
+    return rc;
+}
 
 static const char SQL_RUN[] =
     "SELECT run_id, status, buckets, n_rows, coalesce(error, ''), "
@@ -128,18 +142,8 @@ int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *par
     double t0 = mono_seconds();
     r = PQexecParams(c, SQL_RUN, 3, NULL, p, NULL, NULL, 0);
     out->seconds = mono_seconds() - t0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        int rc = tsi_db_result_error(r, "the job could not run", err);
-        /* class 22 = data exception: a bad --at or parameter, the caller's mistake */
-        if (st && strncmp(st, "22", 2) == 0) {
-            rc = TSI_E_INVALID;
-            if (err)
-                err->code = rc;
-        }
-        PQclear(r);
-        return rc;
-    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return job_failed(r, "the job could not run", err);
     out->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 1));
     out->buckets = atoi(PQgetvalue(r, 0, 2));
@@ -212,17 +216,8 @@ int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, l
     const char *p[3] = {at, params ? params : "{}", run_id > 0 ? id : NULL};
     PQsetNoticeProcessor(owner, notice_to_log, NULL);
     PGresult *r = PQexecParams(owner, SQL_RETENTION_DROP, 3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        int rc = tsi_db_result_error(r, "the realtime partition drop failed", err);
-        if (st && strncmp(st, "22", 2) == 0) {
-            rc = TSI_E_INVALID;
-            if (err)
-                err->code = rc;
-        }
-        PQclear(r);
-        return rc;
-    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return job_failed(r, "the realtime partition drop failed", err);
     if (result)
         tsi_buf_puts(result, PQgetvalue(r, 0, 0));
     PQclear(r);

@@ -446,29 +446,31 @@ static void day_dir(char *buf, size_t len)
              tm.tm_mday);
 }
 
-/* how many paths match a shell glob */
-static int globcount(const char *pattern)
+/* the lines `ls <how> <what>` prints */
+static int ls_count(const char *how, const char *what)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "ls -d %s 2>/dev/null | wc -l", pattern);
+    snprintf(cmd, sizeof cmd, "ls %s %s 2>/dev/null | wc -l", how, what);
     FILE *f = popen(cmd, "r");
     int n = -1;
     if (!f || fscanf(f, "%d", &n) != 1)
-        fail_msg("cannot list %s", pattern);
+        fail_msg("cannot list %s", what);
     pclose(f);
     return n;
 }
 
+/* how many paths match a shell glob */
+static int globcount(const char *pattern)
+{
+    return ls_count("-d", pattern);
+}
+
+/* the entries of a directory */
 static int entries(const char *path)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' 2>/dev/null | wc -l", path);
-    FILE *f = popen(cmd, "r");
-    int n = -1;
-    if (!f || fscanf(f, "%d", &n) != 1)
-        fail_msg("cannot list %s", path);
-    pclose(f);
-    return n;
+    char q[1024];
+    snprintf(q, sizeof q, "'%s'", path);
+    return ls_count("-A", q);
 }
 
 /* The archive and the database as the first run left them: nothing replaced. */
