@@ -150,6 +150,13 @@ size_t tsi_dialect_float(const tsi_dialect *d, char *o, double v)
     return n;
 }
 
+void tsi_dialect_kv_float(const tsi_dialect *d, tsi_jsonw *w, const char *k, double v)
+{
+    char b[TSI_DIALECT_TIME_MAX];
+    tsi_jsonw_key(w, k);
+    tsi_jsonw_raw(w, b, tsi_dialect_float(d, b, v));
+}
+
 void tsi_dialect_age(const tsi_dialect *d, tsi_jsonw *w, bool has, int64_t t, int64_t now,
                      int stale_seconds)
 {

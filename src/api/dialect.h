@@ -67,9 +67,11 @@ void tsi_dialect_range(const tsi_dialect *d, char *buf, size_t len, int64_t day,
 /* A float field's JSON number into o (>= TSI_DIALECT_TIME_MAX); returns its length.
  * Non-finite: "null". */
 size_t tsi_dialect_float(const tsi_dialect *d, char *o, double v);
+/* A float field "k": v as tsi_dialect_float writes it (null when NaN). */
+struct tsi_jsonw;
+void tsi_dialect_kv_float(const tsi_dialect *d, struct tsi_jsonw *w, const char *k, double v);
 /* A current answer's age: v2 writes "age_seconds" (now - t, >= 0) and "stale" (older
  * than stale_seconds), both null when there is none (has false); v1 nothing. */
-struct tsi_jsonw;
 void tsi_dialect_age(const tsi_dialect *d, struct tsi_jsonw *w, bool has, int64_t t, int64_t now,
                      int stale_seconds);
 /* The label of a bin that starts at the local midnight `start` (agg 1day, 1week or

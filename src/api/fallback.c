@@ -152,14 +152,6 @@ static duckdb_result *prep_run(tsi_req *r, duckdb_connection con, const char *sq
     return res;
 }
 
-/* a float field in the request's dialect (null when NaN) */
-static void kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v)
-{
-    char b[TSI_DIALECT_TIME_MAX];
-    tsi_jsonw_key(w, k);
-    tsi_jsonw_raw(w, b, tsi_dialect_float(dl, b, v));
-}
-
 static double dv(duckdb_result *res, idx_t c, idx_t i, bool *isnull)
 {
     bool nul = duckdb_value_is_null(res, c, i);
@@ -235,14 +227,14 @@ void tsi_fb_write_item(tsi_jsonw *w, const tsi_dialect *dl, int64_t iid, const t
     double si = isnan(c->eb) ? c->comb : c->eb;
     tsi_jsonw_kv_int(w, "intersection_id", iid);
     tsi_jsonw_kv_str(w, "intersection_name", name);
-    kv_float(w, dl, "safety_index", si);
+    tsi_dialect_kv_float(dl, w, "safety_index", si);
     tsi_jsonw_key(w, "traffic_volume");
     if (has)
         tsi_jsonw_int(w, c->vol);
     else
         tsi_jsonw_null(w);
-    kv_float(w, dl, "latitude", lat);
-    kv_float(w, dl, "longitude", lon);
+    tsi_dialect_kv_float(dl, w, "latitude", lat);
+    tsi_dialect_kv_float(dl, w, "longitude", lon);
     char ts[TSI_DIALECT_TIME_MAX];
     if (has) {
         tsi_dialect_time(dl, ts, (int64_t)c->ts);
@@ -252,12 +244,12 @@ void tsi_fb_write_item(tsi_jsonw *w, const tsi_dialect *dl, int64_t iid, const t
         tsi_jsonw_kv_null(w, "timestamp");
         tsi_jsonw_kv_null(w, "risk_level");
     }
-    kv_float(w, dl, "combined_index", c->comb);
-    kv_float(w, dl, "combined_index_eb", c->eb);
-    kv_float(w, dl, "vru_index", c->vru);
-    kv_float(w, dl, "vru_index_eb", c->vru_eb);
-    kv_float(w, dl, "vehicle_index", c->veh);
-    kv_float(w, dl, "vehicle_index_eb", c->veh_eb);
+    tsi_dialect_kv_float(dl, w, "combined_index", c->comb);
+    tsi_dialect_kv_float(dl, w, "combined_index_eb", c->eb);
+    tsi_dialect_kv_float(dl, w, "vru_index", c->vru);
+    tsi_dialect_kv_float(dl, w, "vru_index_eb", c->vru_eb);
+    tsi_dialect_kv_float(dl, w, "vehicle_index", c->veh);
+    tsi_dialect_kv_float(dl, w, "vehicle_index_eb", c->veh_eb);
     tsi_jsonw_key(w, "vru_count");
     if (has)
         tsi_jsonw_int(w, c->vru_count);

@@ -438,14 +438,6 @@ long long tsi_hc_ival(PGresult *res, int row, int col)
     return v[0] == '-' ? -x : x;
 }
 
-void tsi_hc_kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v)
-{
-    char b[TSI_DIALECT_TIME_MAX];
-    tsi_jsonw_key(w, k);
-    size_t n = tsi_dialect_float(dl, b, v);
-    tsi_jsonw_raw(w, b, n);
-}
-
 /* whether s[0..n) is a JSON number (RFC 8259 grammar); PostgreSQL's float8 and integer
  * output is one except NaN and [-]Infinity */
 static bool json_number(const char *s, size_t n)
@@ -593,6 +585,23 @@ void tsi_hc_text_id(tsi_req *r)
     r->path_id = (int64_t)x;
 }
 
+void tsi_hc_answer_afresh(tsi_req *r)
+{
+    tsi_buf_reset(&r->body);
+    r->status = 200;
+    r->err_code = NULL;
+    r->err_field = NULL;
+    r->content_type = "application/json";
+}
+
+bool tsi_hc_retry_on_parquet(tsi_req *r)
+{
+    if (r->status != 503 || tsi_api_g->source_mode != TSI_SRC_AUTO || !tsi_api_use_parquet())
+        return false;
+    tsi_hc_answer_afresh(r);
+    return true;
+}
+
 bool tsi_hc_need_id(tsi_req *r)
 {
     if (r->path_id >= 0)
@@ -648,14 +657,14 @@ void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_r
     double pct = none ? NAN : 100.0 * x->s.hr / x->s.n;
     if (dl->empty_is_404 && !none)
         pct = round2(pct);
-    tsi_hc_kv_float(w, dl, "avg_safety_index", none ? NAN : x->s.avg);
-    tsi_hc_kv_float(w, dl, "min_safety_index", none ? NAN : x->s.min);
-    tsi_hc_kv_float(w, dl, "max_safety_index", none ? NAN : x->s.max);
-    tsi_hc_kv_float(w, dl, "std_safety_index", none ? NAN : sd_);
+    tsi_dialect_kv_float(dl, w, "avg_safety_index", none ? NAN : x->s.avg);
+    tsi_dialect_kv_float(dl, w, "min_safety_index", none ? NAN : x->s.min);
+    tsi_dialect_kv_float(dl, w, "max_safety_index", none ? NAN : x->s.max);
+    tsi_dialect_kv_float(dl, w, "std_safety_index", none ? NAN : sd_);
     tsi_jsonw_kv_int(w, "total_traffic_volume", (int64_t)llround(x->s.vol));
-    tsi_hc_kv_float(w, dl, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
+    tsi_dialect_kv_float(dl, w, "avg_traffic_volume", none ? NAN : x->s.vol / x->s.n);
     tsi_jsonw_kv_int(w, "high_risk_intervals", (int64_t)llround(x->s.hr));
-    tsi_hc_kv_float(w, dl, "high_risk_percentage", pct);
+    tsi_dialect_kv_float(dl, w, "high_risk_percentage", pct);
     tsi_jsonw_kv_int(w, "data_minutes", (int64_t)llround(x->s.n));
     if (!none)
         tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(x->s.avg));
@@ -769,12 +778,6 @@ int tsi_hc_stats_rows(tsi_req *r, const char *ids, int64_t t0, int64_t t1, tsi_h
     r->data_source = "postgres";
     if (tsi_hc_pg_stats(r, c, ids, t0, t1, out, n) == 0)
         return 0;
-    if (r->status != 503 || tsi_api_g->source_mode != TSI_SRC_AUTO || !tsi_api_use_parquet())
-        return -1;
-    tsi_buf_reset(&r->body); /* the database went away meanwhile: the archive answers */
-    r->status = 200;
-    r->err_code = NULL;
-    r->err_field = NULL;
-    r->content_type = "application/json";
-    return parquet_stats_rows(r, ids, t0, t1, out, n);
+    /* the database went away meanwhile: the archive answers */
+    return tsi_hc_retry_on_parquet(r) ? parquet_stats_rows(r, ids, t0, t1, out, n) : -1;
 }

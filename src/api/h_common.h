@@ -75,6 +75,12 @@ int tsi_hc_arg_agg(tsi_req *r, tsi_hc_range *g, bool all);
 int tsi_hc_arg_risk(tsi_req *r, const char **out);
 /* a path id that must be an integer (v1: FastAPI's int path parameter); false: answered */
 bool tsi_hc_need_id(tsi_req *r);
+/* Auto mode: a request whose query found the database gone (answered 503) is answered
+ * again from the archive. When that holds, forgets the error (body, status 200, codes,
+ * JSON) and returns true; else leaves the answer as it is. */
+bool tsi_hc_retry_on_parquet(tsi_req *r);
+/* Forgets an answer begun or failed: an empty JSON body, status 200, no error codes. */
+void tsi_hc_answer_afresh(tsi_req *r);
 /* v1's history and stats read the id's text as the original did (its storage kept ids as
  * floats: float(text)): "12", "12.0", " 12 " name intersection 12. Sets r->path_id when
  * the text is such a number (integral, 0 <= id < 2^53); else leaves it -1. */
@@ -96,8 +102,6 @@ double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull);
 long long tsi_hc_ival(PGresult *res, int row, int col);
 
 /* ---- writers ---------------------------------------------------------------------------- */
-/* a float field: the dialect's number (v1: Python's 44.0), null when NaN */
-void tsi_hc_kv_float(tsi_jsonw *w, const tsi_dialect *dl, const char *k, double v);
 /* a float column */
 void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *res, int row,
                   int col);

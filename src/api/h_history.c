@@ -672,23 +672,10 @@ static int stats_once(tsi_req *r)
     return 0;
 }
 
-/* auto mode: a query that found the database gone is answered again from Parquet */
-static bool retry_on_parquet(tsi_req *r)
-{
-    if (r->status != 503 || tsi_api_g->source_mode != TSI_SRC_AUTO || !tsi_api_use_parquet())
-        return false;
-    tsi_buf_reset(&r->body);
-    r->status = 200;
-    r->err_code = NULL;
-    r->err_field = NULL;
-    r->content_type = "application/json";
-    return true;
-}
-
 static int history(tsi_req *r, bool all)
 {
     history_once(r, all);
-    if (retry_on_parquet(r))
+    if (tsi_hc_retry_on_parquet(r))
         history_once(r, all);
     return 0;
 }
@@ -706,7 +693,7 @@ int tsi_h_history_all(tsi_req *r)
 int tsi_h_stats(tsi_req *r)
 {
     stats_once(r);
-    if (retry_on_parquet(r))
+    if (tsi_hc_retry_on_parquet(r))
         stats_once(r);
     return 0;
 }

@@ -45,11 +45,7 @@ static bool wants_gzip(tsi_req *r)
 /* the Parquet answer of the current index (auto mode: also when PostgreSQL just went away) */
 static int index_parquet(tsi_req *r, bool one)
 {
-    tsi_buf_reset(&r->body);
-    r->status = 200;
-    r->err_code = NULL;
-    r->err_field = NULL;
-    r->content_type = "application/json";
+    tsi_hc_answer_afresh(r);
     r->data_source = "parquet";
     atomic_fetch_add(&tsi_api_g->m.parquet_answers, 1);
     int st = tsi_fb_index(r, one ? r->path_id : -1);

@@ -145,8 +145,8 @@ int tsi_h_intersection(tsi_req *r)
         tsi_jsonw_kv_int(&w, "id", r->path_id);
         tsi_jsonw_kv_int(&w, "intersection_id", r->path_id);
         tsi_jsonw_kv_str(&w, "name", nm);
-        tsi_hc_kv_float(&w, r->dl, "latitude", la);
-        tsi_hc_kv_float(&w, r->dl, "longitude", lo);
+        tsi_dialect_kv_float(r->dl, &w, "latitude", la);
+        tsi_dialect_kv_float(r->dl, &w, "longitude", lo);
         tsi_jsonw_end(&w);
         return 0;
     }

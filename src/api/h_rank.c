@@ -199,10 +199,10 @@ int tsi_h_ranking(tsi_req *r)
         if (m == 4 || m == 6) /* counts: integers */
             tsi_jsonw_kv_int(&w, "value", (int64_t)llround(metric_of(&rows[i], m)));
         else
-            tsi_hc_kv_float(&w, dl, "value", metric_of(&rows[i], m));
+            tsi_dialect_kv_float(dl, &w, "value", metric_of(&rows[i], m));
         tsi_hc_write_stats(&w, dl, &rows[i], g.sd, g.ed, NULL);
-        tsi_hc_kv_float(&w, dl, "latitude", rows[i].lat);
-        tsi_hc_kv_float(&w, dl, "longitude", rows[i].lon);
+        tsi_dialect_kv_float(dl, &w, "latitude", rows[i].lat);
+        tsi_dialect_kv_float(dl, &w, "longitude", rows[i].lon);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);

@@ -183,7 +183,7 @@ static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGre
         } else {
             tsi_fb_write_item(&w, r->dl, h[i].id, h[i].cur, h[i].it->name, lat, lon);
             if (q->kind != R_AREA)
-                tsi_hc_kv_float(&w, r->dl, "distance_m", h[i].d);
+                tsi_dialect_kv_float(r->dl, &w, "distance_m", h[i].d);
         }
         if (q->geo)
             tsi_jsonw_end(&w);
@@ -317,15 +317,8 @@ static int spatial(tsi_req *r, int kind)
     tsi_buf_free(&lats);
     tsi_buf_free(&lons);
     if (!res) {
-        if (r->status == 503 && tsi_api_g->source_mode == TSI_SRC_AUTO &&
-            tsi_api_use_parquet()) { /* the database went away meanwhile: the archive answers */
-            tsi_buf_reset(&r->body);
-            r->status = 200;
-            r->err_code = NULL;
-            r->err_field = NULL;
-            r->content_type = "application/json";
+        if (tsi_hc_retry_on_parquet(r)) /* the database went away meanwhile */
             return spatial_parquet(r, &q);
-        }
         if (r->status == 503)
             return tsi_api_error(r, 503, "spatial_unavailable", NULL,
                                  "spatial queries need PostgreSQL/PostGIS, which is unreachable"
