@@ -1,7 +1,9 @@
-/* api/h_spatial.c — spatial queries through PostGIS: GET /intersections/nearby (a
- * radius around a point), /intersections/route (a buffer along waypoints) and
- * /intersections/area (inside a polygon), each intersection with its current index, as
- * JSON or GeoJSON. PostgreSQL only (503 spatial_unavailable otherwise). */
+/* api/h_spatial.c — spatial queries: GET /intersections/nearby (a radius around a
+ * point), /intersections/route (a buffer along waypoints) and /intersections/area (inside
+ * a polygon), each intersection with its current index, as JSON or GeoJSON. Through
+ * PostGIS; while PostgreSQL is away (or with --source parquet) over the server's cache of
+ * intersections and the archive's current rows (core/geo), 503 spatial_unavailable only
+ * when no intersection is known. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
