@@ -1,7 +1,8 @@
 /* api/h_rank.c — comparison and ranking: GET /safety/compare?ids= (the statistics of
  * listed intersections side by side, and the ids not found) and /safety/ranking (all
  * intersections ordered by one metric of their statistics, filtered by min_index and
- * risk_level). PostgreSQL only. */
+ * risk_level). Statistics from PostgreSQL, or from the archive while it is away
+ * (tsi_hc_stats_rows). */
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
