@@ -1,6 +1,7 @@
 /* db/cluster.c — see cluster.h */
 #include "db/cluster.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,6 +25,15 @@ const tsi_option tsi_db_options[] = {
      "directory of the PostgreSQL server programs", NULL},
     {"db-name", TSI_OPT_STRING, "tsi", "TSI_DB_NAME", "database name in the embedded cluster",
      NULL},
+    {"pg-listen", TSI_OPT_STRING, "127.0.0.1", "TSI_PG_LISTEN",
+     "addresses the embedded cluster listens on (listen_addresses; * in a container whose "
+     "clients connect by name: then the four tsi roles may log in with their certificate from "
+     "any address, the superuser still only on the socket)",
+     NULL},
+    {"pg-hostname", TSI_OPT_STRING, "", "TSI_PG_HOSTNAME",
+     "one more DNS name in the server certificate, the name clients connect to (e.g. db in "
+     "Compose); read when the certificates are made, at the first start",
+     NULL},
     {"role", TSI_OPT_ENUM, "tsi_owner", NULL, "role for `url` and `psql`",
      "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres"},
     {NULL, 0, NULL, NULL, NULL, NULL},
@@ -32,6 +42,8 @@ const tsi_option tsi_db_options[] = {
 static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader"};
 
 static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
+static char pg_listen[256] = "127.0.0.1";
+static char pg_hostname[256] = "";
 
 static bool am_root(void)
 {
@@ -253,10 +265,12 @@ static int make_certs(const char *dir, tsi_error *err)
         return rc;
     chmod(cakey, 0600);
     snprintf(ext, sizeof ext, "%s/server.ext", dir);
-    if ((rc = write_file(ext,
-                         "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
-                         "extendedKeyUsage=serverAuth\n",
-                         0644, err)) < 0)
+    char san[512];
+    snprintf(san, sizeof san,
+             "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1%s%s\n"
+             "extendedKeyUsage=serverAuth\n",
+             *pg_hostname ? ",DNS:" : "", pg_hostname);
+    if ((rc = write_file(ext, san, 0644, err)) < 0)
         return rc;
     if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
         (rc = openssl_sign(dir, "server", ext, err)) < 0)
@@ -333,6 +347,25 @@ static int copy_file(const char *from, const char *to, mode_t mode, tsi_error *e
     return write_file(to, buf, mode, err);
 }
 
+/* --pg-listen beyond loopback (a container whose clients connect by name): the four tsi
+ * roles, and only they, may log in over TLS with their certificate from any address */
+static int append_remote_hba(const char *path, tsi_error *err)
+{
+    if (strcmp(pg_listen, "127.0.0.1") == 0)
+        return 0;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return tsi_error_set(err, TSI_E_IO, "cannot write", "%s: %s", path, strerror(errno));
+    fprintf(f, "# --pg-listen %s: the tsi roles from other hosts (TLS, certificate)\n", pg_listen);
+    for (int v6 = 0; v6 < 2; v6++) {
+        fprintf(f, "hostssl all          ");
+        for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++)
+            fprintf(f, "%s%s", i ? "," : "", login_roles[i]);
+        fprintf(f, "   %s    cert\n", v6 ? "::/0" : "0.0.0.0/0");
+    }
+    return fclose(f) == 0 ? 0 : tsi_error_set(err, TSI_E_IO, "cannot write", "%s", path);
+}
+
 static int write_config(const char *dir, tsi_error *err)
 {
     char sock[PATH_MAX], path[PATH_MAX], conf[4096];
@@ -340,7 +373,7 @@ static int write_config(const char *dir, tsi_error *err)
         return TSI_E_UNAVAILABLE;
     snprintf(conf, sizeof conf,
              "# written by `tsi db start` at every start; edit postgresql.conf for your own\n"
-             "listen_addresses = '127.0.0.1'\n"
+             "listen_addresses = '%s'\n"
              "port = %d\n"
              "unix_socket_directories = '%s'\n"
              "unix_socket_permissions = 0700\n"
@@ -368,22 +401,25 @@ static int write_config(const char *dir, tsi_error *err)
              "max_wal_senders = 5\n"
              "# WAL archiving, written by `tsi backup setup` (absent until then)\n"
              "include_if_exists = 'backup.conf'\n",
-             tsi_db_port(), sock, tsi_db_name());
+             pg_listen, tsi_db_port(), sock, tsi_db_name());
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
     int rc = write_file(path, conf, 0600, err);
     if (rc < 0)
         return rc;
     snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
-    return write_file(path,
-                      "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
-                      "# the cluster's owner and root; TCP needs TLS and a client certificate\n"
-                      "# whose CN is the role; no passwords exist.\n"
-                      "local   all          all                   trust\n"
-                      "local   replication  all                   trust\n"
-                      "hostssl all          all   127.0.0.1/32    cert\n"
-                      "hostssl all          all   ::1/128         cert\n"
-                      "hostssl replication  all   127.0.0.1/32    cert\n",
-                      0600, err);
+    if ((rc =
+             write_file(path,
+                        "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
+                        "# the cluster's owner and root; TCP needs TLS and a client certificate\n"
+                        "# whose CN is the role; no passwords exist.\n"
+                        "local   all          all                   trust\n"
+                        "local   replication  all                   trust\n"
+                        "hostssl all          all   127.0.0.1/32    cert\n"
+                        "hostssl all          all   ::1/128         cert\n"
+                        "hostssl replication  all   127.0.0.1/32    cert\n",
+                        0600, err)) < 0)
+        return rc;
+    return append_remote_hba(path, err);
 }
 
 static int initdb(const char *dir, tsi_error *err)
@@ -555,6 +591,23 @@ static int role_of(const char *name)
     return TSI_ROLE_OWNER;
 }
 
+/* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */
+static bool listen_ok(const char *l)
+{
+    if (!l || !*l || strlen(l) >= sizeof pg_listen)
+        return false;
+    char copy[sizeof pg_listen], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", l);
+    if (l[strlen(l) - 1] == ',' || l[0] == ',' || strstr(l, ",,"))
+        return false;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (strcmp(t, "*") != 0 && inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1)
+            return false;
+    }
+    return true;
+}
+
 /* parses the options shared by every `tsi db` subcommand and exports them */
 static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
                    char **argv)
@@ -565,6 +618,25 @@ static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args
     setenv("TSI_PG_PORT", tsi_opts_str(o, "pg-port"), 1);
     setenv("TSI_DB_NAME", tsi_opts_str(o, "db-name"), 1);
     snprintf(pg_bin, sizeof pg_bin, "%s", tsi_opts_str(o, "pg-bin"));
+    /* both go into configuration files: a quote, comma or newline would add to them */
+    const char *l = tsi_opts_str(o, "pg-listen"), *h = tsi_opts_str(o, "pg-hostname");
+    if (!listen_ok(l)) {
+        fprintf(stderr, "%s: --pg-listen: IP addresses or *, separated by commas: '%s'\n", cmd,
+                l ? l : "");
+        tsi_opts_free(o);
+        return -1;
+    }
+    if (!h || strlen(h) >= sizeof pg_hostname ||
+        strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            strlen(h) ||
+        *h == '-' || *h == '.') {
+        fprintf(stderr, "%s: --pg-hostname: a DNS name (letters, digits, '-', '.'): '%s'\n", cmd,
+                h ? h : "");
+        tsi_opts_free(o);
+        return -1;
+    }
+    snprintf(pg_listen, sizeof pg_listen, "%s", l);
+    snprintf(pg_hostname, sizeof pg_hostname, "%s", h);
     return 0;
 }
 
