@@ -4,7 +4,8 @@
 #            the job schedule), hand each client service its own files (below), then stay
 #            in the foreground until SIGTERM, which stops PostgreSQL cleanly; when
 #            PostgreSQL stops on its own the container exits and Compose restarts it
-#   wait-db  wait until the database answers through DATABASE_URL, then exec the rest
+#   wait-db  wait for the certificate files and db's port (TSI_DB_ADDR, default db:55432),
+#            then exec the rest
 #   anything else: exec tsi with these arguments (serve, collect, sim ...)
 # Per-service files: the CA key and every role's key stay in the db container's own
 # volume ($TSI_HOME/certs). For each directory /export/<role> mounted into the db
@@ -43,14 +44,17 @@ db)
   exit 1
   ;;
 wait-db)
+  # collect and serve: their certificate files (written by db) and db's port answering;
+  # once running they ride out any later outage themselves (spool, Parquet fallback)
   shift
+  addr=${TSI_DB_ADDR:-db:55432}
   for _ in $(seq 1 180); do
-    if psql "${DATABASE_URL:?DATABASE_URL is not set}" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    if [ -f /run/tsi/ca.crt ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
       exec tsi "$@"
     fi
     sleep 1
   done
-  echo "entrypoint: the database did not answer in 180 s" >&2
+  echo "entrypoint: $addr did not answer in 180 s" >&2
   exit 1
   ;;
 *)

@@ -42,8 +42,22 @@ const tsi_option tsi_db_options[] = {
 static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader"};
 
 static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
-static char pg_listen[256] = "127.0.0.1";
-static char pg_hostname[256] = "";
+/* --pg-listen and --pg-hostname travel in the environment, as TSI_PG_PORT does: every
+ * command that (re)starts the cluster (db start, backup setup, restore) writes the same
+ * configuration. Each is checked where it is used: both go into configuration files. */
+#define PG_OPT_MAX 256
+static bool listen_ok(const char *l);
+static bool hostname_ok(const char *h);
+static const char *pg_listen(void)
+{
+    const char *l = getenv("TSI_PG_LISTEN");
+    return l && *l ? l : "127.0.0.1";
+}
+static const char *pg_hostname(void)
+{
+    const char *h = getenv("TSI_PG_HOSTNAME");
+    return h ? h : "";
+}
 
 static bool am_root(void)
 {
@@ -265,11 +279,14 @@ static int make_certs(const char *dir, tsi_error *err)
         return rc;
     chmod(cakey, 0600);
     snprintf(ext, sizeof ext, "%s/server.ext", dir);
+    if (!hostname_ok(pg_hostname()))
+        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_HOSTNAME is not a DNS name", "'%s'",
+                             pg_hostname());
     char san[512];
     snprintf(san, sizeof san,
              "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1%s%s\n"
              "extendedKeyUsage=serverAuth\n",
-             *pg_hostname ? ",DNS:" : "", pg_hostname);
+             *pg_hostname() ? ",DNS:" : "", pg_hostname());
     if ((rc = write_file(ext, san, 0644, err)) < 0)
         return rc;
     if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
@@ -351,12 +368,13 @@ static int copy_file(const char *from, const char *to, mode_t mode, tsi_error *e
  * roles, and only they, may log in over TLS with their certificate from any address */
 static int append_remote_hba(const char *path, tsi_error *err)
 {
-    if (strcmp(pg_listen, "127.0.0.1") == 0)
+    if (strcmp(pg_listen(), "127.0.0.1") == 0)
         return 0;
     FILE *f = fopen(path, "a");
     if (!f)
         return tsi_error_set(err, TSI_E_IO, "cannot write", "%s: %s", path, strerror(errno));
-    fprintf(f, "# --pg-listen %s: the tsi roles from other hosts (TLS, certificate)\n", pg_listen);
+    fprintf(f, "# --pg-listen %s: the tsi roles from other hosts (TLS, certificate)\n",
+            pg_listen());
     for (int v6 = 0; v6 < 2; v6++) {
         fprintf(f, "hostssl all          ");
         for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++)
@@ -368,6 +386,9 @@ static int append_remote_hba(const char *path, tsi_error *err)
 
 static int write_config(const char *dir, tsi_error *err)
 {
+    if (!listen_ok(pg_listen()))
+        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_LISTEN is not addresses or *", "'%s'",
+                             pg_listen());
     char sock[PATH_MAX], path[PATH_MAX], conf[4096];
     if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
         return TSI_E_UNAVAILABLE;
@@ -401,7 +422,7 @@ static int write_config(const char *dir, tsi_error *err)
              "max_wal_senders = 5\n"
              "# WAL archiving, written by `tsi backup setup` (absent until then)\n"
              "include_if_exists = 'backup.conf'\n",
-             pg_listen, tsi_db_port(), sock, tsi_db_name());
+             pg_listen(), tsi_db_port(), sock, tsi_db_name());
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
     int rc = write_file(path, conf, 0600, err);
     if (rc < 0)
@@ -594,9 +615,9 @@ static int role_of(const char *name)
 /* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */
 static bool listen_ok(const char *l)
 {
-    if (!l || !*l || strlen(l) >= sizeof pg_listen)
+    if (!l || !*l || strlen(l) >= PG_OPT_MAX)
         return false;
-    char copy[sizeof pg_listen], *save = NULL;
+    char copy[PG_OPT_MAX], *save = NULL;
     snprintf(copy, sizeof copy, "%s", l);
     if (l[strlen(l) - 1] == ',' || l[0] == ',' || strstr(l, ",,"))
         return false;
@@ -606,6 +627,15 @@ static bool listen_ok(const char *l)
             return false;
     }
     return true;
+}
+
+/* --pg-hostname: empty, or a DNS name */
+static bool hostname_ok(const char *h)
+{
+    return h && strlen(h) < PG_OPT_MAX &&
+           strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+               strlen(h) &&
+           *h != '-' && *h != '.';
 }
 
 /* parses the options shared by every `tsi db` subcommand and exports them */
@@ -626,17 +656,14 @@ static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args
         tsi_opts_free(o);
         return -1;
     }
-    if (!h || strlen(h) >= sizeof pg_hostname ||
-        strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-            strlen(h) ||
-        *h == '-' || *h == '.') {
+    if (!hostname_ok(h)) {
         fprintf(stderr, "%s: --pg-hostname: a DNS name (letters, digits, '-', '.'): '%s'\n", cmd,
                 h ? h : "");
         tsi_opts_free(o);
         return -1;
     }
-    snprintf(pg_listen, sizeof pg_listen, "%s", l);
-    snprintf(pg_hostname, sizeof pg_hostname, "%s", h);
+    setenv("TSI_PG_LISTEN", l, 1);
+    setenv("TSI_PG_HOSTNAME", h, 1);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* `tsi db --pg-listen / --pg-hostname` (issue 31, the Compose deployment: clients in other
  * containers connect to the db service by name with sslmode=verify-full). A private cluster
  * listening on 127.0.0.1 and 127.0.0.2 with the extra name tsi-db.test: a tsi role logs in
- * from 127.0.0.2 under that name; a name the certificate does not carry is refused by
+ * from 127.0.0.2 under that name, also after `tsi backup setup` restarted the cluster; a
+ * name the certificate does not carry is refused by
  * verify-full; the superuser has no TCP line beyond loopback in pg_hba.conf; hostile values
  * of both options exit 2 before anything is written. */
 #include <setjmp.h>
@@ -49,6 +50,17 @@ static void test_listen_by_name(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), "127.0.0.2/32");
     assert_string_equal(PQgetvalue(r, 0, 1), "tsi_reader");
     PQclear(r);
+    PQfinish(c);
+
+    /* another command that restarts the cluster (backup setup turns WAL archiving on)
+     * writes the same listen_addresses: the options travel in the environment */
+    char out[8192];
+    const char *setup[] = {"backup", "setup", NULL};
+    if (th_run_tsi(setup, pc.env, out, sizeof out) != 0)
+        fail_msg("tsi backup setup: %s", out);
+    c = connect_as("tsi-db.test", "127.0.0.2", "tsi_reader");
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("after tsi backup setup, via 127.0.0.2: %s", PQerrorMessage(c));
     PQfinish(c);
 
     /* a name the server certificate does not carry: verify-full refuses it */

@@ -6,9 +6,9 @@
  * key, every role's key), collect only the writer's certificate volume and the archive,
  * serve only the reader's (read-only) and the archive read-only, sim nothing; the entry
  * point copies into a role's volume only the CA certificate and that role's pair. A broken
- * copy is refused (the validator validates). The Dockerfile has a build and a runtime stage,
- * the runtime stage installs no compiler, -dev package or node. Building the image and
- * running the stack is scripts/compose-test (root, not in CI). */
+ * copy is refused (the validator validates). The Dockerfile has a build stage and two
+ * images (app, db) that install no compiler, -dev package or node; app no PostgreSQL. Building the
+ * image and running the stack is scripts/compose-test (root, not in CI). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,6 +139,13 @@ static void test_compose_valid(void **state)
     assert_non_null(strstr(db, "\n    healthcheck:\n"));
     assert_non_null(strstr(serve, "\n    healthcheck:\n"));
     assert_non_null(strstr(serve, "- 127.0.0.1:8080:8080/tcp\n"));
+    /* db runs the db image, the others the app image (no PostgreSQL server in it) */
+    assert_non_null(strstr(db, "image: tsi-db:dev\n"));
+    assert_non_null(strstr(db, "target: db\n"));
+    assert_non_null(strstr(serve, "target: app\n"));
+    assert_non_null(strstr(sim, "image: tsi:dev\n"));
+    assert_non_null(strstr(collect, "image: tsi:dev\n"));
+    assert_non_null(strstr(serve, "image: tsi:dev\n"));
     /* every service comes back by itself */
     const char *blocks[] = {db, sim, collect, serve};
     for (int i = 0; i < 4; i++)
@@ -228,23 +235,34 @@ static void test_dockerfile_and_entrypoint(void **state)
 {
     (void)state;
     read_text("deploy/Dockerfile", out, sizeof out);
-    /* two stages: the build one runs the same dependency scripts as CI */
+    /* three stages: build runs the same dependency scripts as CI; app (sim, collect,
+     * serve) and db (app + PostgreSQL) hold what runs */
     const char *build = strstr(out, "FROM debian:12 AS build\n");
-    const char *runtime = strstr(out, "FROM debian:12 AS runtime\n");
+    const char *app = strstr(out, "FROM debian:12 AS app\n");
+    const char *dbs = strstr(out, "FROM app AS db\n");
     assert_non_null(build);
-    assert_non_null(runtime);
-    assert_true(build < runtime);
+    assert_non_null(app);
+    assert_non_null(dbs);
+    assert_true(build < app && app < dbs);
     assert_non_null(strstr(build, "\n && scripts/deps \\\n"));
     assert_non_null(strstr(build, "\n && scripts/web \\\n"));
-    /* the runtime stage: what runs, nothing to build with, no apt lists left */
+    /* nothing to build with after the build stage, no apt lists left in either image */
     const char *forbidden[] = {"-dev",         "gcc",          "cmake",  "nodejs", " npm",
                                "scripts/deps", "node_modules", "ca.key", NULL};
     for (const char *const *f = forbidden; *f; f++)
-        if (strstr(runtime, *f))
-            fail_msg("the runtime stage mentions %s", *f);
-    assert_non_null(strstr(runtime, "rm -rf /var/lib/apt/lists/*"));
-    assert_non_null(strstr(runtime, "COPY --from=build /out/ /"));
-    assert_non_null(strstr(runtime, "ENTRYPOINT [\"/opt/tsi/entrypoint.sh\"]"));
+        if (strstr(app, *f))
+            fail_msg("the app or db stage mentions %s", *f);
+    /* the app stage installs no PostgreSQL server: it ends where db begins */
+    char app_only[8192];
+    size_t alen = (size_t)(dbs - app) < sizeof app_only ? (size_t)(dbs - app) : sizeof app_only - 1;
+    memcpy(app_only, app, alen);
+    app_only[alen] = '\0';
+    assert_null(strstr(app_only, "postgresql-15"));
+    assert_non_null(strstr(app_only, "rm -rf /var/lib/apt/lists/*"));
+    assert_non_null(strstr(app_only, "COPY --from=build /out/ /"));
+    assert_non_null(strstr(app_only, "ENTRYPOINT [\"/opt/tsi/entrypoint.sh\"]"));
+    assert_non_null(strstr(dbs, "postgresql-15-postgis-3"));
+    assert_non_null(strstr(dbs, "rm -rf /var/lib/apt/lists/*"));
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/deploy/entrypoint.sh", th_source_dir());
     assert_int_equal(access(path, X_OK), 0);
