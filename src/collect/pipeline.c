@@ -57,6 +57,11 @@ struct tsi_pipeline {
     int captoks;
     int small_run;      /* consecutive frames that used under a quarter of captoks */
     long long reparses; /* parses that ran out of tokens and were repeated */
+    /* ids decoded from the MapData answer being read (tsi_pipeline_mapdata_full) */
+    bool collect_ids;
+    int unreadable; /* MapData elements or intersections of it that did not decode */
+    int64_t *seen;
+    size_t nseen, capseen;
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -189,6 +194,7 @@ void tsi_pipeline_free(tsi_pipeline *p, bool final)
     free(p->conf);
     free(p->dq);
     free(p->toks);
+    free(p->seen);
     free(p);
 }
 
@@ -412,6 +418,7 @@ static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r, tsi_buf *
             tsi_jsonw_key(&w, "lane_geometry");
             tsi_lanes_json(&w, x->lanes, x->nlanes);
         }
+        tsi_jsonw_kv_null(&w, "retired_at"); /* in MapData again: current again */
         tsi_jsonw_end(&w);
         if (md->len <= TSI_ISECT_METADATA_MAX)
             break;
@@ -434,12 +441,17 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
         p->c.archive_errors++;
     if (rc < 0) {
         p->c.rejected++;
+        p->unreadable++;
         dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
         tsi_warn("collect", "MapData rejected err=%s detail=%s", tsi_error_name(rc), e.detail);
         tsi_mapdata_free(&md);
         return 0;
     }
     for (int i = 0; i < md.n; i++) {
+        if (p->collect_ids) {
+            p->seen = grow(p->seen, &p->capseen, p->nseen + 1, sizeof *p->seen);
+            p->seen[p->nseen++] = md.items[i].id;
+        }
         if (tsi_registry_upsert(p->reg, &md.items[i]) == 1) {
             stored++;
             p->c.intersections_new++;
@@ -457,6 +469,7 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
             }
         }
     }
+    p->unreadable += md.nrejected;
     if (md.nrejected > 0)
         tsi_warn("collect", "MapData intersections rejected count=%d first=%s", md.nrejected,
                  md.first_error.detail);
@@ -497,6 +510,72 @@ int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t re
     if (stored > 0 && p->cfg.write_intersections)
         write_intersections(p);
     return stored;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* the intersection that left MapData, upserted with retired_at (merged into its metadata) */
+static void spool_retired(tsi_pipeline *p, const tsi_isect *x, int64_t received_ms)
+{
+    if (!p->ingest)
+        return;
+    tsi_isect_row r;
+    memset(&r, 0, sizeof r);
+    r.id = x->id;
+    snprintf(r.name, sizeof r.name, "%s", x->name);
+    r.latitude = x->ref_lat;
+    r.longitude = x->ref_lon;
+    r.lane_count = x->lane_count;
+    r.revision = x->revision;
+    char at[32], md[160];
+    time_t t = (time_t)(received_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(md, sizeof md,
+             "{\"retired_at\":\"%s\",\"retired_reason\":\"absent from a full MapData answer\"}",
+             at);
+    r.metadata = md;
+    tsi_error ie = {0};
+    if (tsi_ingest_add_isects(p->ingest, &r, 1, &ie) < 0)
+        tsi_err("collect", "cannot spool a retired intersection id=%lld err=%s detail=%s",
+                (long long)x->id, tsi_error_name(ie.code), ie.detail);
+}
+
+int tsi_pipeline_mapdata_full(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
+{
+    p->nseen = 0;
+    p->unreadable = 0;
+    p->collect_ids = true;
+    int stored = mapdata_all(p, js, len, received_ms);
+    p->collect_ids = false;
+    int retired = 0;
+    if (p->unreadable > 0)
+        tsi_warn("collect", "full MapData answer with %d unreadable part(s): nothing retired",
+                 p->unreadable);
+    else if (p->nseen > 0) {
+        qsort(p->seen, p->nseen, sizeof *p->seen, cmp_id);
+        for (int i = tsi_registry_count(p->reg) - 1; i >= 0; i--) {
+            const tsi_isect *x = tsi_registry_at(p->reg, i);
+            if (bsearch(&x->id, p->seen, p->nseen, sizeof *p->seen, cmp_id))
+                continue;
+            tsi_info("collect",
+                     "intersection retired id=%lld name=%s reason=absent from a full MapData "
+                     "answer of %zu",
+                     (long long)x->id, x->name, p->nseen);
+            spool_retired(p, x, received_ms);
+            tsi_registry_remove(p->reg, x->id); /* x is invalid from here */
+            retired++;
+        }
+    }
+    p->c.intersections_retired += retired;
+    if ((stored > 0 || retired > 0) && p->cfg.write_intersections)
+        write_intersections(p);
+    return retired;
 }
 
 static int mapdata_all(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)

@@ -52,6 +52,7 @@ typedef struct tsi_collect_counters {
     long long messages_in;             /* BSM + PSM elements seen */
     long long accepted, deduped, unmatched, late, rejected, skewed;
     long long mapdata_in, spat_in, intersections_new;
+    long long intersections_retired; /* known, then absent from a full MapData answer */
     long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
     long long dq_rows;
@@ -73,6 +74,15 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
                         int64_t received_ms);
 /* /api/mapdata/decoded body (array or one object). Returns intersections stored. */
 int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
+/* A full /api/mapdata/decoded answer (no changedSince: every MapData received in the
+ * VCC's window, a day by default): as tsi_pipeline_mapdata, then every intersection known
+ * from MapData but absent from it is retired: forgotten by the registry (its messages are
+ * no longer assigned) and upserted with metadata.retired_at, which takes it out of
+ * "current" (safety_indices_latest; its history stays). An answer with no decodable
+ * intersection retires nothing (a VCC that lost its MapData is not a corridor that lost its
+ * RSUs). An intersection that comes back is stored again with retired_at null. Returns the
+ * number retired. */
+int tsi_pipeline_mapdata_full(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
 /* /api/spat body (array of JSON strings or objects, or one). */
 void tsi_pipeline_spat(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
 

@@ -192,6 +192,22 @@ int tsi_registry_upsert_all(tsi_registry *r, const tsi_mapdata *m)
     return n;
 }
 
+int tsi_registry_remove(tsi_registry *r, int64_t id)
+{
+    int at = id_lookup(r, id);
+    if (at < 0)
+        return 0;
+    free(r->items[at].seg);
+    r->items[at] = r->items[--r->n];
+    /* rare (an RSU out of service): the id table is rebuilt from the items */
+    for (size_t i = 0; i < r->id_cap; i++)
+        r->id_idx[i] = -1;
+    for (int k = 0; k < r->n; k++)
+        id_insert(r, r->items[k].id, k);
+    r->dirty = true;
+    return 1;
+}
+
 int tsi_registry_count(const tsi_registry *r)
 {
     return r->n;

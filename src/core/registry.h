@@ -58,6 +58,11 @@ int tsi_registry_upsert(tsi_registry *r, const tsi_map_intersection *x);
 /* Every intersection of a decoded MapData; returns how many were stored. */
 int tsi_registry_upsert_all(tsi_registry *r, const tsi_mapdata *m);
 
+/* Forgets an intersection (gone from MapData): messages are no longer assigned to it.
+ * Returns 1 when it was known, 0 otherwise. Pointers from tsi_registry_at/find are
+ * invalidated, as by an upsert. */
+int tsi_registry_remove(tsi_registry *r, int64_t id);
+
 int tsi_registry_count(const tsi_registry *r);
 const tsi_isect *tsi_registry_at(const tsi_registry *r, int i); /* 0 <= i < count */
 const tsi_isect *tsi_registry_find(const tsi_registry *r, int64_t id);

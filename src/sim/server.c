@@ -865,6 +865,8 @@ static void h_mapdata(server *S, struct lws *wsi, sess *s, int one)
     /* every RSU broadcasts its MapData each second: received up to now */
     if (received <= now) {
         for (int i = 0; i < tsi_sim_model_count(S->model); i++) {
+            if (i + 1 == S->faults.mapdata_withdrawn)
+                continue;
             int64_t ch = 0;
             tsi_sim_model_map_revision(S->model, i, now, &ch);
             if (changed >= 0 && ch <= changed)
@@ -985,6 +987,7 @@ static void faults_json(const tsi_sim_faults *f, tsi_buf *out)
     tsi_jsonw_kv_double(&w, "duplicate_rate", f->duplicate_rate);
     tsi_jsonw_kv_double(&w, "malformed_rate", f->malformed_rate);
     tsi_jsonw_kv_int(&w, "token_lifetime_s", f->token_lifetime_s);
+    tsi_jsonw_kv_int(&w, "mapdata_withdrawn", f->mapdata_withdrawn);
     tsi_jsonw_end(&w);
 }
 
@@ -1022,6 +1025,8 @@ int tsi_sim_faults_parse(const char *js, size_t len, tsi_sim_faults *f, tsi_erro
             idst = &nf.slow_ms, rate = false;
         else if (strcmp(name, "token_lifetime_s") == 0)
             idst = &nf.token_lifetime_s, rate = false;
+        else if (strcmp(name, "mapdata_withdrawn") == 0)
+            idst = &nf.mapdata_withdrawn, rate = false;
         else
             return tsi_error_set(err, TSI_E_INVALID, "unknown fault", "key %s", name);
         if (rate) {
@@ -1267,7 +1272,7 @@ static void handle(server *S, struct lws *wsi, sess *s)
             if (i < 0 && id < 65536)
                 i = tsi_sim_model_find(S->model, 65536 + id);
         }
-        if (i < 0)
+        if (i < 0 || i + 1 == S->faults.mapdata_withdrawn)
             reply_json_error(S, wsi, s, 404, "not_found", "MapData not found");
         else
             h_mapdata(S, wsi, s, i);

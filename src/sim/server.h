@@ -25,6 +25,9 @@ typedef struct tsi_sim_faults {
     double duplicate_rate;  /* 0..1 per message: sent twice in the same frame */
     double malformed_rate;  /* 0..1 per message: a malformed message added beside it */
     int token_lifetime_s;   /* > 0: access tokens issued now live this long */
+    int mapdata_withdrawn;  /* k > 0: the k-th intersection's MapData is no longer received
+                             * (left out of /api/mapdata/decoded, its own answer 404), as
+                             * when an RSU is taken out of service; its traffic goes on */
 } tsi_sim_faults;
 
 typedef struct tsi_sim_server_cfg {
