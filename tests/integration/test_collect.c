@@ -684,6 +684,29 @@ static void test_frame_tokens(void **state)
     tsi_pipeline_free(p, false);
 }
 
+/* A pipeline writing to the run's database through its own spool (under work/<name>-*),
+ * and the corridor fixture's MapData text (malloc'd, *mdlen bytes). */
+static void corridor_pipeline(const char *name, tsi_ingest **in, tsi_pipeline **p, char **md,
+                              size_t *mdlen)
+{
+    char arch[PATH_MAX + 64], spool[PATH_MAX + 64], mdpath[PATH_MAX];
+    snprintf(arch, sizeof arch, "%s/%s-archive", work, name);
+    snprintf(spool, sizeof spool, "%s/%s-spool", work, name);
+    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
+    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
+    tsi_error e = {0};
+    *in = NULL;
+    if (tsi_ingest_open(in, &icfg, &e) < 0)
+        fail_msg("ingest open: %s %s", e.message, e.detail);
+    tsi_pipeline_config pcfg = {.archive_root = arch}; /* the default skew: 120 s */
+    *p = NULL;
+    if (tsi_pipeline_new(p, &pcfg, *in, &e) < 0)
+        fail_msg("pipeline: %s %s", e.message, e.detail);
+    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    *md = tsi_read_file(mdpath, mdlen, 1 << 24, &e);
+    assert_non_null(*md);
+}
+
 /* The live path's clock sanity against PostgreSQL: among 20 messages of now, one RSU sends
  * three dated a day ahead and one an hour behind (received now). The 20 are indexed; the
  * four are archived, never indexed, and PostgreSQL's data_quality_log gets ONE clock_skew
@@ -692,23 +715,11 @@ static void test_frame_tokens(void **state)
 static void test_clock_skew_rows(void **state)
 {
     (void)state;
-    char arch[PATH_MAX + 32], spool[PATH_MAX + 32], mdpath[PATH_MAX];
-    snprintf(arch, sizeof arch, "%s/skew-archive", work);
-    snprintf(spool, sizeof spool, "%s/skew-spool", work);
-    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
-    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
-    tsi_ingest *in = NULL;
-    tsi_error e = {0};
-    if (tsi_ingest_open(&in, &icfg, &e) < 0)
-        fail_msg("ingest open: %s %s", e.message, e.detail);
-    tsi_pipeline_config pcfg = {.archive_root = arch}; /* the default skew: 120 s */
-    tsi_pipeline *p = NULL;
-    if (tsi_pipeline_new(&p, &pcfg, in, &e) < 0)
-        fail_msg("pipeline: %s %s", e.message, e.detail);
-    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    tsi_ingest *in;
+    tsi_pipeline *p;
+    char *md;
     size_t mdlen;
-    char *md = tsi_read_file(mdpath, &mdlen, 1 << 24, &e);
-    assert_non_null(md);
+    corridor_pipeline("skew", &in, &p, &md, &mdlen);
     long long now = (long long)time(NULL) * 1000;
     assert_true(tsi_pipeline_mapdata(p, md, mdlen, now) >= 1);
     free(md);
@@ -792,23 +803,11 @@ static void test_mapdata_retired(void **state)
 {
     (void)state;
     const long long nutley = 1 * 65536 + 4101, gallows = 1 * 65536 + 4102;
-    char arch[PATH_MAX + 32], spool[PATH_MAX + 32], mdpath[PATH_MAX];
-    snprintf(arch, sizeof arch, "%s/retire-archive", work);
-    snprintf(spool, sizeof spool, "%s/retire-spool", work);
-    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
-    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
-    tsi_ingest *in = NULL;
-    tsi_error e = {0};
-    if (tsi_ingest_open(&in, &icfg, &e) < 0)
-        fail_msg("ingest open: %s %s", e.message, e.detail);
-    tsi_pipeline_config pcfg = {.archive_root = arch};
-    tsi_pipeline *p = NULL;
-    if (tsi_pipeline_new(&p, &pcfg, in, &e) < 0)
-        fail_msg("pipeline: %s %s", e.message, e.detail);
-    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    tsi_ingest *in;
+    tsi_pipeline *p;
+    char *md;
     size_t mdlen;
-    char *md = tsi_read_file(mdpath, &mdlen, 1 << 24, &e);
-    assert_non_null(md);
+    corridor_pipeline("retire", &in, &p, &md, &mdlen);
     char *one = corridor_without_second(md, mdlen);
     long long now = (long long)time(NULL) * 1000;
     PGconn *db = th_connect("tsi_owner");
