@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -193,6 +194,100 @@ static void test_connection_refusals(void **state)
     assert_int_not_equal(rc, 0);
 }
 
+/* ---- forged certificates (issue 31) ------------------------------------------------
+ * Whoever holds the CA key can sign a certificate with any CN. pg_hba.conf must still
+ * refuse every TCP login that is not one of the four tsi roles (and replication only for
+ * the replication role): the superuser comes in through the local socket alone. */
+
+/* The CA key `tsi db` signs with: $TSI_HOME/ca/ca.key (outside certs/, which the other
+ * processes read). */
+static void ca_key_path(char *buf, size_t len)
+{
+    const char *home = getenv("TSI_HOME");
+    assert_non_null(home);
+    snprintf(buf, len, "%s/certs/ca.key", home);
+}
+
+/* Signs a fresh key's certificate for CN `cn` with the cluster's CA key into dir. */
+static void forge(const char *dir, const char *cn, char *crt, char *key, size_t len)
+{
+    const char *home = getenv("TSI_HOME");
+    char csr[PATH_MAX], cacrt[PATH_MAX], cakey[PATH_MAX], srl[PATH_MAX], subj[128];
+    snprintf(key, len, "%s/%s.key", dir, cn);
+    snprintf(crt, len, "%s/%s.crt", dir, cn);
+    snprintf(csr, sizeof csr, "%s/%s.csr", dir, cn);
+    snprintf(srl, sizeof srl, "%s/forged.srl", dir);
+    snprintf(cacrt, sizeof cacrt, "%s/certs/ca.crt", home);
+    ca_key_path(cakey, sizeof cakey);
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    char *req[] = {"openssl", "req", "-new",     "-nodes",
+                   "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-keyout", key,   "-out",     csr,
+                   "-subj",   subj,  NULL};
+    if (tsi_proc_run(req, NULL, out, sizeof out, NULL) != 0)
+        fail_msg("openssl req: %s", out);
+    char *sign[] = {"openssl", "x509",   "-req",    "-in",       csr, "-CA",
+                    cacrt,     "-CAkey", cakey,     "-CAserial", srl, "-CAcreateserial",
+                    "-days",   "1",      "-sha256", "-out",      crt, NULL};
+    if (tsi_proc_run(sign, NULL, out, sizeof out, NULL) != 0)
+        fail_msg("openssl x509 -req (signing with %s): %s", cakey, out);
+}
+
+/* psql over TCP with the reader's conninfo, as `user` with a forged certificate */
+static int psql_forged(const char *user, const char *crt, const char *key, const char *extra,
+                       const char *sql)
+{
+    int rc = th_run_tsi((const char *[]){"db", "url", "--role", "tsi_reader", NULL}, NULL, out,
+                        sizeof out);
+    assert_int_equal(rc, 0);
+    char ci[8192];
+    out[strcspn(out, "\n")] = '\0';
+    snprintf(ci, sizeof ci, "%s user=%s sslcert=%s sslkey=%s %s", out, user, crt, key, extra);
+    char *argv[] = {"psql", "-X", ci, "-c", (char *)sql, NULL};
+    return tsi_proc_run(argv, NULL, out, sizeof out, NULL);
+}
+
+static void test_forged_certificates(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tsi-forged-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char crt[PATH_MAX], key[PATH_MAX];
+
+    /* the forging works: a CA-signed certificate for a tsi role logs in as that role */
+    forge(dir, "tsi_reader", crt, key, sizeof crt);
+    int rc = psql_forged("tsi_reader", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc != 0 || !strstr(out, "whoami=tsi_reader"))
+        fail_msg("a CA-signed certificate for tsi_reader did not log in (rc=%d): %s", rc, out);
+
+    /* the superuser: refused over TCP, for queries and for replication */
+    forge(dir, "postgres", crt, key, sizeof crt);
+    rc = psql_forged("postgres", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for postgres was not refused over TCP (rc=%d): %s", rc,
+                 out);
+    rc = psql_forged("postgres", crt, key, "replication=true", "IDENTIFY_SYSTEM");
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for postgres got a replication connection (rc=%d): %s",
+                 rc, out);
+
+    /* any other superuser too (pg_hba names the roles it lets in) */
+    PGconn *a = th_connect("postgres");
+    th_exec(a, "DROP ROLE IF EXISTS tsi_forged_su", NULL);
+    assert_int_equal(th_exec(a, "CREATE ROLE tsi_forged_su LOGIN SUPERUSER", NULL),
+                     PGRES_COMMAND_OK);
+    forge(dir, "tsi_forged_su", crt, key, sizeof crt);
+    rc = psql_forged("tsi_forged_su", crt, key, "", "SELECT 'whoami=' || current_user");
+    th_exec(a, "DROP ROLE IF EXISTS tsi_forged_su", NULL);
+    PQfinish(a);
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for another superuser was not refused (rc=%d): %s", rc,
+                 out);
+
+    char *rm[] = {"rm", "-rf", dir, NULL};
+    tsi_proc_run(rm, NULL, NULL, 0, NULL);
+}
+
 static void test_config_secret_refused(void **state)
 {
     (void)state;
@@ -227,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_allowed),
         cmocka_unit_test(test_connection_refusals),
         cmocka_unit_test(test_config_secret_refused),
+        cmocka_unit_test(test_forged_certificates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
