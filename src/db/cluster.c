@@ -580,12 +580,7 @@ int tsi_cluster_start(tsi_error *err)
         return rc;
     if (tsi_cluster_running()) {
         /* a running cluster (an upgrade) takes the pg_hba.conf just written at once */
-        PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
-        if (!c)
-            return TSI_E_UNAVAILABLE;
-        rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
-        PQfinish(c);
-        if (rc < 0)
+        if ((rc = tsi_cluster_reload(err)) < 0)
             return rc;
     } else {
         if ((rc = write_config(dir, err)) < 0)
@@ -604,6 +599,16 @@ int tsi_cluster_start(tsi_error *err)
         }
     }
     return tsi_cluster_bootstrap(err);
+}
+
+int tsi_cluster_reload(tsi_error *err)
+{
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    int rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
+    PQfinish(c);
+    return rc;
 }
 
 int tsi_cluster_stop(tsi_error *err)

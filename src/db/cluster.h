@@ -38,7 +38,9 @@ const char *tsi_cluster_pg_bin(void);
 
 int tsi_cluster_start(tsi_error *err); /* idempotent */
 int tsi_cluster_stop(tsi_error *err);  /* idempotent */
-int tsi_cluster_running(void);         /* 1 running, 0 not */
+/* Makes the running cluster reread its configuration files (pg_reload_conf, as superuser). */
+int tsi_cluster_reload(tsi_error *err);
+int tsi_cluster_running(void); /* 1 running, 0 not */
 /* Runs the bootstrap SQL as the superuser (also for an external DATABASE_ADMIN_URL). */
 int tsi_cluster_bootstrap(tsi_error *err);
 

@@ -604,12 +604,7 @@ static int setup(int retention_days, const char *sched_full, const char *sched_d
                                  "does %s/tsi.conf include backup.conf?", dir);
     } else {
         /* archive_command may have changed: a reload is enough for it */
-        PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
-        if (!c)
-            return TSI_E_UNAVAILABLE;
-        rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
-        PQfinish(c);
-        if (rc < 0)
+        if ((rc = tsi_cluster_reload(err)) < 0)
             return rc;
     }
     if ((rc = pgbackrest("stanza-create", NULL, NULL, 0, err)) < 0)
