@@ -91,7 +91,7 @@ static const struct {
     {"tsi_jobs", "UPDATE intersections SET name = 'x'"},
     {"tsi_jobs", "DROP TABLE safety_indices_daily"},
     {"tsi_jobs", "CREATE TABLE evil (a int)"},
-    /* ... and as backfill/reprocess (migration 060) they replace index rows and record
+    /* ... and as backfill/reprocess (migration 055) they replace index rows and record
      * generations, nothing more: no other table, no other column, no sequence reset */
     {"tsi_jobs", "TRUNCATE safety_indices_realtime"},
     {"tsi_jobs", "DELETE FROM reprocess_generations"},

@@ -1,4 +1,4 @@
--- 060_batch_role: `tsi backfill` and `tsi reprocess` run as tsi_jobs, not as the schema
+-- 055_batch_role: `tsi backfill` and `tsi reprocess` run as tsi_jobs, not as the schema
 -- owner (issue 31, NFR-5). tsi_jobs already holds what the rollups and retention need
 -- (001, 010, 045): SELECT on intersections and normalization_constants; SELECT, DELETE on
 -- safety_indices_realtime; SELECT, INSERT, UPDATE, DELETE on safety_indices_hourly and
