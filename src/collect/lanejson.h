@@ -8,9 +8,9 @@
  *
  * type is vehicle, crosswalk, bike, sidewalk, median, striping, tracked_vehicle, parking
  * or other; ingress/egress (the approach ids) and the decoded bit fields (J2735 names,
- * vcc/decode.h tsi_bits_json) are left out when absent; nodes are absolute WGS-84 degrees (refPoint + the offsets, as
- * core/messages.h decodes them) rounded to 1e-7 deg. Lanes of fewer than two finite nodes
- * are skipped. Used by the collector (MapData → intersections row) and `tsi seed`. */
+ * vcc/decode.h tsi_bits_json) are left out when absent; nodes are absolute WGS-84 degrees (refPoint
+ * + the offsets, as core/messages.h decodes them) rounded to 1e-7 deg. Lanes of fewer than two
+ * finite nodes are skipped. Used by the collector (MapData → intersections row) and `tsi seed`. */
 #ifndef TSI_COLLECT_LANEJSON_H
 #define TSI_COLLECT_LANEJSON_H
 

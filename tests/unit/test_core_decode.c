@@ -16,32 +16,14 @@
 #include "base/buf.h"
 #include "core/json.h"
 #include "core/registry.h"
+#include "harness.h"
 #include "vcc/decode.h"
-
-static char *slurp(const char *rel, size_t *len)
-{
-    char path[1024];
-    const char *root = getenv("TSI_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : TSI_SOURCE_DIR, rel);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void test_bsm_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/bsm.json", &n);
+    char *js = th_fixture("messages/bsm.json", &n);
     tsi_msg m;
     tsi_error err = {0};
     assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
@@ -65,7 +47,7 @@ static void test_bsm_fixture(void **state)
     assert_non_null(strstr(err.message, "PSM rejected"));
     free(js);
 
-    js = slurp("messages/bsm_nulls.json", &n);
+    js = th_fixture("messages/bsm_nulls.json", &n);
     assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
     assert_int_equal(m.msg_cnt, -1);
     assert_int_equal(m.sec_mark, TSI_SECMARK_UNAVAILABLE);
@@ -79,7 +61,7 @@ static void test_psm_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/psm.json", &n);
+    char *js = th_fixture("messages/psm.json", &n);
     tsi_msg m;
     tsi_error err = {0};
     assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
@@ -98,7 +80,7 @@ static void test_mapdata_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("mapdata/corridor.json", &n);
+    char *js = th_fixture("mapdata/corridor.json", &n);
     tsi_mapdata md;
     tsi_error err = {0};
     assert_int_equal(tsi_mapdata_decode(js, n, &md, &err), 0);
@@ -171,7 +153,7 @@ static void test_spat_forms(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/spat_strings.json", &n);
+    char *js = th_fixture("messages/spat_strings.json", &n);
     tsi_spat sp;
     tsi_error err = {0};
     assert_int_equal(tsi_spat_decode(js, n, &sp, &err), 0);
@@ -399,7 +381,7 @@ static void test_hostile_documents(void **state)
     free(deep);
     /* a message whose input is a truncated prefix of a valid one, at every length */
     size_t n;
-    char *js = slurp("messages/bsm.json", &n);
+    char *js = th_fixture("messages/bsm.json", &n);
     while (n > 0 && (js[n - 1] == '\n' || js[n - 1] == ' '))
         n--;
     for (size_t k = 0; k < n; k++) {
@@ -436,8 +418,8 @@ static void test_frames(void **state)
 {
     (void)state;
     size_t nb, np;
-    char *b = slurp("messages/bsm.json", &nb);
-    char *p = slurp("messages/psm.json", &np);
+    char *b = th_fixture("messages/bsm.json", &nb);
+    char *p = th_fixture("messages/psm.json", &np);
     while (nb && b[nb - 1] == '\n')
         nb--;
     while (np && p[np - 1] == '\n')
@@ -840,7 +822,7 @@ static void test_bsm_document_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/bsm_document.json", &n);
+    char *js = th_fixture("messages/bsm_document.json", &n);
     tsi_msg m;
     tsi_error err = {0};
     assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
@@ -859,7 +841,7 @@ static void test_bsm_document_fixture(void **state)
     assert_int_equal(m.unreadable, 0);
     free(js);
     /* the older string fixture: the same typed values from names and a bit string */
-    js = slurp("messages/bsm.json", &n);
+    js = th_fixture("messages/bsm.json", &n);
     assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
     assert_int_equal(m.wheel_bits, 0);
     assert_int_equal(m.traction, 0);
@@ -952,7 +934,7 @@ static void test_mapdata_document_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("mapdata/document_152.json", &n);
+    char *js = th_fixture("mapdata/document_152.json", &n);
     tsi_mapdata md;
     tsi_error err = {0};
     assert_int_equal(tsi_mapdata_decode(js, n, &md, &err), 0);
