@@ -897,9 +897,13 @@ static void h_mapdata_summary(server *S, struct lws *wsi, sess *s, int one)
         tsi_sim_mapdata_summary(&out, S->model, one, now);
     } else {
         tsi_buf_putc(&out, '[');
+        bool first = true;
         for (int i = 0; i < tsi_sim_model_count(S->model); i++) {
-            if (i)
+            if (i + 1 == S->faults.mapdata_withdrawn)
+                continue; /* as /api/mapdata/decoded */
+            if (!first)
                 tsi_buf_putc(&out, ',');
+            first = false;
             tsi_sim_mapdata_summary(&out, S->model, i, now);
         }
         tsi_buf_putc(&out, ']');
