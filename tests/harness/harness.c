@@ -35,10 +35,8 @@ const char *th_source_dir(void)
     return (s && *s) ? s : TSI_SOURCE_DIR;
 }
 
-char *th_fixture(const char *rel, size_t *len)
+char *th_read_file(const char *path, size_t *len)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", th_source_dir(), rel);
     FILE *f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot open %s", path);
@@ -52,6 +50,13 @@ char *th_fixture(const char *rel, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return buf;
+}
+
+char *th_fixture(const char *rel, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", th_source_dir(), rel);
+    return th_read_file(path, len);
 }
 
 void th_require_cluster(void)

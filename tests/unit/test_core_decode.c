@@ -599,22 +599,6 @@ static int diff_one(const char *js, size_t len, const char *what)
     return want > 0;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(uint32_t n)
 {
@@ -763,7 +747,7 @@ static void test_json_fast_equals_jsmn(void **state)
     static const char alphabet[] = "{}[]\",:\\ \t\n0123456789-+.eEtrufalsn\x01\x80\xff\0";
     for (size_t f = 0; f < npaths; f++) {
         size_t len;
-        char *text = read_all(paths[f], &len);
+        char *text = th_read_file(paths[f], &len);
         char *m = malloc(len + 2);
         if (diff_one(text, len, paths[f]))
             valid++;
