@@ -492,17 +492,36 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     pthread_mutex_lock(&d->mu);
     long long qlen = d->qlen, qbytes = d->qbytes, qmax = d->qmax, qwaits = d->qwaits;
     pthread_mutex_unlock(&d->mu);
+    /* the encodings seen (domain.md §1): "bsm=integer:N,... map=lanetype_nulls:N,..." */
+    char forms[512];
+    size_t fo = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        const long long *fc = kind ? c.map_forms : c.bsm_forms;
+        fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "%s%s=", kind ? " " : "",
+                               kind ? "map" : "bsm");
+        bool any = false;
+        for (int k = 0; k < TSI_FORM__COUNT && fo < sizeof forms; k++)
+            if (fc[k]) {
+                fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "%s%s:%lld", any ? "," : "",
+                                       tsi_form_name(k), fc[k]);
+                any = true;
+            }
+        if (!any && fo < sizeof forms)
+            fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "-");
+        if (fo >= sizeof forms)
+            fo = sizeof forms - 1;
+    }
     if (log)
         tsi_info("collect",
                  "status intersections=%d messages=%lld accepted=%lld deduped=%lld "
                  "unmatched=%lld late=%lld clock_skew=%lld rejected=%lld rows=%lld "
                  "rows_written=%lld spool=%lld db_errors=%lld reconnects=%lld streams=%s%s "
-                 "queue=%lld",
+                 "queue=%lld unreadable=%lld encodings %s",
                  tsi_pipeline_intersections(p), c.messages_in, c.accepted, c.deduped, c.unmatched,
                  c.late, c.skewed, c.rejected, c.rows_indexed, is.rows_written, is.spool_records,
                  is.db_errors, (long long)atomic_load(&d->reconnects),
                  atomic_load(&d->stream_up[0]) ? "B" : "b",
-                 atomic_load(&d->stream_up[1]) ? "P" : "p", qlen);
+                 atomic_load(&d->stream_up[1]) ? "P" : "p", qlen, c.unreadable, forms);
     tsi_buf b = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &b);
@@ -528,6 +547,13 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_int(&w, "index_files", c.index_files);
     tsi_jsonw_kv_int(&w, "archive_errors", c.archive_errors);
     tsi_jsonw_kv_int(&w, "dq_rows", c.dq_rows);
+    tsi_jsonw_kv_int(&w, "unreadable_values", c.unreadable);
+    for (int kind = 0; kind < 2; kind++)
+        for (int k = 0; k < TSI_FORM__COUNT; k++) {
+            char key[48];
+            snprintf(key, sizeof key, "%s_form_%s", kind ? "mapdata" : "bsm", tsi_form_name(k));
+            tsi_jsonw_kv_int(&w, key, kind ? c.map_forms[k] : c.bsm_forms[k]);
+        }
     tsi_jsonw_kv_int(&w, "rows_written", is.rows_written);
     tsi_jsonw_kv_int(&w, "rows_rejected_by_db", is.rejected);
     tsi_jsonw_kv_int(&w, "spool_depth", is.spool_records);

@@ -22,16 +22,18 @@
 typedef struct dq_acc {
     int64_t minute_ms;
     int64_t intersection_id;
-    int issue; /* 0 rejected, 1 unmatched, 2 late, 3 clock skew */
+    int issue; /* 0 rejected, 1 unmatched, 2 late, 3 clock skew, 4 unreadable value */
     long long count;
-    long long reasons[32];    /* rejected: per -code */
+    long long reasons[32];    /* rejected: per -code; unreadable: per TSI_BAD_* bit, then
+                               * [TSI_BAD__COUNT] MapData */
+    char example[160];        /* unreadable: the first field and value */
     char rsu[64];             /* clock skew: the messages' rsuName (printable, no quotes) */
     int64_t off_min, off_max; /* clock skew: timestamp − receipt, ms */
 } dq_acc;
 
-enum { DQ_REJECTED, DQ_UNMATCHED, DQ_LATE, DQ_SKEW };
-static const char *const ISSUE[4] = {"rejected_message", "unmatched_message", "late_message",
-                                     "clock_skew"};
+enum { DQ_REJECTED, DQ_UNMATCHED, DQ_LATE, DQ_SKEW, DQ_UNREADABLE };
+static const char *const ISSUE[5] = {"rejected_message", "unmatched_message", "late_message",
+                                     "clock_skew", "unreadable_value"};
 
 struct tsi_pipeline {
     tsi_pipeline_config cfg;
@@ -241,6 +243,30 @@ static void dq_skew(tsi_pipeline *p, int64_t received_ms, int64_t isect, const c
     a->count++;
 }
 
+/* Values present but unreadable (the message or MapData is kept): one row per minute of
+ * receipt. field: a TSI_BAD_* bit, or TSI_BAD__COUNT for MapData. */
+static void dq_unreadable(tsi_pipeline *p, int64_t received_ms, int field, long long n,
+                          const char *example)
+{
+    dq_acc *a = dq_get(p, DQ_UNREADABLE, tsi_minute_of(received_ms), -1, "");
+    a->count += n;
+    a->reasons[field] += n;
+    if (!a->example[0]) {
+        size_t k = 0;
+        for (const char *c = example; *c && k < sizeof a->example - 1; c++)
+            a->example[k++] = (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+        a->example[k] = '\0';
+    }
+    p->c.unreadable += n;
+}
+
+static void count_forms(long long *counters, int forms)
+{
+    for (int k = 0; k < TSI_FORM__COUNT; k++)
+        if (forms & (1 << k))
+            counters[k]++;
+}
+
 static void archive_msg(tsi_pipeline *p, tsi_raw_kind kind, const tsi_msg *m, const char *reason,
                         const char *js, size_t len, int64_t received_ms)
 {
@@ -278,6 +304,20 @@ static void element(tsi_pipeline *p, tsi_raw_kind kind, const tsi_json *d, int e
         p->c.deduped++;
         return;
     }
+    /* counted once per message (a duplicate is not seen again) */
+    count_forms(p->c.bsm_forms, m.forms);
+    for (int k = 0; k < TSI_BAD__COUNT; k++)
+        if (m.unreadable & (1 << k)) {
+            const char *nm = tsi_bad_field_name(k), *dot = strchr(nm, '.');
+            int t = dot ? tsi_json_path(d, el, "bsmJson", "coreData", "brakes", dot + 1, NULL)
+                        : tsi_json_path(d, el, "bsmJson", "coreData", nm, NULL);
+            size_t vn = 0;
+            const char *raw = t >= 0 ? tsi_json_raw(d, t, &vn) : "";
+            char ex[160];
+            snprintf(ex, sizeof ex, "%s = %.*s (id %lld)", nm, (int)(vn > 60 ? 60 : vn), raw,
+                     (long long)m.id);
+            dq_unreadable(p, received_ms, k, 1, ex);
+        }
     if (rc == TSI_E_CLOCK_SKEW) {
         p->c.skewed++;
         dq_skew(p, received_ms, info.intersection_id, m.rsu_name, info.offset_ms);
@@ -446,6 +486,12 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
         tsi_warn("collect", "MapData rejected err=%s detail=%s", tsi_error_name(rc), e.detail);
         tsi_mapdata_free(&md);
         return 0;
+    }
+    count_forms(p->c.map_forms, md.forms);
+    if (md.unreadable > 0) {
+        dq_unreadable(p, received_ms, TSI_BAD__COUNT, md.unreadable, md.first_unreadable.detail);
+        tsi_warn("collect", "MapData values unreadable count=%d first=%s", md.unreadable,
+                 md.first_unreadable.detail);
     }
     for (int i = 0; i < md.n; i++) {
         if (p->collect_ids) {
@@ -653,12 +699,19 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
     r->intersection_id = a->intersection_id;
     snprintf(r->issue_type, sizeof r->issue_type, "%s", ISSUE[a->issue]);
     snprintf(r->severity, sizeof r->severity, "%s",
-             a->issue == DQ_REJECTED || a->issue == DQ_SKEW ? "warning" : "info");
+             a->issue == DQ_REJECTED || a->issue == DQ_SKEW || a->issue == DQ_UNREADABLE ? "warning"
+                                                                                         : "info");
     static const char *const what[4] = {
         "rejected by the decoder", "matched no intersection", "arrived after their window closed",
         "were dated too far from the receiver's clock (archived, not indexed)"};
-    snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
-             what[a->issue]);
+    if (a->issue == DQ_UNREADABLE)
+        snprintf(r->message, sizeof r->message,
+                 "%lld values received in this minute were present but unreadable (the "
+                 "messages were kept)",
+                 a->count);
+    else
+        snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
+                 what[a->issue]);
     tsi_buf b = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &b);
@@ -668,6 +721,16 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
         tsi_jsonw_kv_str(&w, "rsu", a->rsu);
         tsi_jsonw_kv_int(&w, "offset_ms_min", a->off_min);
         tsi_jsonw_kv_int(&w, "offset_ms_max", a->off_max);
+    }
+    if (a->issue == DQ_UNREADABLE) {
+        tsi_jsonw_key(&w, "fields");
+        tsi_jsonw_object(&w);
+        for (int i = 0; i <= TSI_BAD__COUNT; i++)
+            if (a->reasons[i])
+                tsi_jsonw_kv_int(&w, i < TSI_BAD__COUNT ? tsi_bad_field_name(i) : "mapdata",
+                                 a->reasons[i]);
+        tsi_jsonw_end(&w);
+        tsi_jsonw_kv_str(&w, "example", a->example);
     }
     if (a->issue == 0) {
         tsi_jsonw_key(&w, "reasons");
@@ -720,7 +783,8 @@ long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality)
         out = calloc(p->ndq, sizeof *out);
     for (size_t i = 0; i < p->ndq; i++) {
         bool done = all_quality || p->dq[i].minute_ms + 60000 + grace < clock ||
-                    p->dq[i].issue == 0; /* rejects are dated by receipt: write them now */
+                    p->dq[i].issue == DQ_REJECTED ||
+                    p->dq[i].issue == DQ_UNREADABLE; /* dated by receipt: write them now */
         if (done && out)
             dq_row(&p->dq[i], &out[nout++]);
         else

@@ -11,7 +11,11 @@
  *
  * Rejected messages (decoder reason codes), unmatched and late ones are archived raw and
  * counted per minute into data_quality_log rows (issue types rejected_message,
- * unmatched_message, late_message), never one row per message.
+ * unmatched_message, late_message), never one row per message. A BSM brake/transmission
+ * value or a MapData laneType/bit field that is present but unreadable (vcc/decode.h)
+ * keeps its message and is counted per minute of receipt into `unreadable_value` rows
+ * (metadata: count, the fields, one example). The encodings seen are counted
+ * (bsm_forms / map_forms, by TSI_FORM_* bit: core/messages.h).
  *
  * Clock sanity: each BSM/PSM is judged against received_ms, the receiver's clock (the
  * collector: the wall clock when the body arrived; reprocessing: the archived
@@ -56,7 +60,10 @@ typedef struct tsi_collect_counters {
     long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
     long long dq_rows;
-    long long isect_files; /* intersections files written */
+    long long unreadable;                 /* values present but unreadable */
+    long long bsm_forms[TSI_FORM__COUNT]; /* BSMs with a brakes field in form k */
+    long long map_forms[TSI_FORM__COUNT]; /* MapData bodies with a field in form k */
+    long long isect_files;                /* intersections files written */
 } tsi_collect_counters;
 
 typedef struct tsi_pipeline tsi_pipeline;

@@ -129,13 +129,18 @@ static void fill(tsi_isect *s, const tsi_map_intersection *x)
     s->lane_width_m = x->lane_width_m > 0 ? x->lane_width_m : TSI_DEFAULT_LANE_WIDTH_M;
     s->nlanes = x->nlanes;
     tsi_ltp_init(&s->ltp, x->ref_lat, x->ref_lon);
+    /* the footprint: vehicle lanes only (crosswalks and sidewalks are not where a message
+     * 300 m out should be claimed from) */
     int nseg = 0;
     for (int l = 0; l < x->nlanes; l++)
-        nseg += x->lanes[l].nnodes > 1 ? x->lanes[l].nnodes - 1 : x->lanes[l].nnodes;
+        if (x->lanes[l].type == TSI_LANE_VEHICLE)
+            nseg += x->lanes[l].nnodes > 1 ? x->lanes[l].nnodes - 1 : x->lanes[l].nnodes;
     s->seg = nseg ? tsi_xcalloc((size_t)nseg * 4, sizeof(double)) : NULL;
     double reach = 0;
     for (int l = 0; l < x->nlanes; l++) {
         const tsi_lane *ln = &x->lanes[l];
+        if (ln->type != TSI_LANE_VEHICLE)
+            continue;
         double px = 0, py = 0;
         for (int k = 0; k < ln->nnodes; k++) {
             double nx, ny;

@@ -8,7 +8,7 @@
  * Assignment of a message (first rule that matches):
  *   1. its locationName is mapped by configuration to an intersection id that the
  *      registry knows → that intersection;
- *   2. among intersections whose lane footprint (lane centre lines from MapData) is
+ *   2. among intersections whose lane footprint (the vehicle lanes' centre lines from MapData) is
  *      within half a lane width of the message (lane width from MapData, 3.6 m when
  *      absent), or whose refPoint is within the radius (default 150 m), the one whose
  *      footprint holds the message, nearest refPoint first; then the nearest refPoint;

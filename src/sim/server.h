@@ -1,9 +1,12 @@
 /* sim/server.h — `tsi sim`: a VCC Public API v3.1 look-alike (domain.md §1) on one port,
  * HTTP and WebSocket served by libwebsockets, driven by the traffic model (sim/model.h).
  *
- * REST: POST /api/auth/client; GET /api/{bsm,psm}/current, /api/{bsm,psm}/key,
- * /api/mapdata/decoded, /api/mapdata/{id}/decoded, /api/spat, /api/spat/{id|all};
- * POST /api/{bsm,psm}/json (accepted and counted). Streams: /ws/bsm, /ws/psm, /ws/spat.
+ * REST: POST /api/auth/client (400 on bad credentials); GET /api/{bsm,psm}/current,
+ * /api/{bsm,psm}/key, /api/mapdata/decoded, /api/mapdata/{id}/decoded, /api/mapdata,
+ * /api/mapdata/{id} (base64 summaries), /api/spat, /api/spat/{id|all} (format UPER by
+ * default, JSON, JSON_METADATA, JSON_COMPLETE); POST /api/{bsm,psm}/json (reply {msgCnt,
+ * id}). Messages in the document's encodings, or the former string forms with
+ * tsi_sim_cfg.legacy (sim/msg.h). Streams: /ws/bsm, /ws/psm, /ws/spat.
  * Control (no token): GET /sim/status, GET /sim/truth, GET|POST /sim/faults, GET /healthz.
  * docs/simulator.md describes every endpoint, the clock and the faults.
  *

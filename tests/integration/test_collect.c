@@ -1,7 +1,9 @@
 /* `tsi collect` end to end (issue 12): the real simulator over sockets (accelerated
  * clock), the collector as a process, the run's PostgreSQL.
  *
- *  - clean run at 10 intersections: for every complete minute of the run, one realtime
+ *  - clean run at 10 intersections, against the simulator in the VCC document's encoding
+ *    (the default) and again in `--encoding legacy` (the former string forms), both equal
+ *    to the truth: for every complete minute of the run, one realtime
  *    row per intersection-minute with traffic, with traffic_volume and vru_count equal to
  *    the simulator's ground truth (exact: both count distinct ids and the simulator only
  *    sends what it counts) and conflict counts within a tolerance (below); the database
@@ -312,10 +314,12 @@ static void check_rows_equal_offline(PGconn *c, int64_t first, int64_t last)
     duckdb_close(&db);
 }
 
-static void test_clean_run(void **state)
+/* The clean run against the simulator in one encoding (NULL: the document's, the
+ * default; or {"--encoding", "legacy"}): the same truth either way. forms: the encodings
+ * the collector must report in its status line. */
+static void clean_run(const char *const *sim_extra, const char *forms)
 {
-    (void)state;
-    start_sim(NULL);
+    start_sim(sim_extra);
     th_proc col;
     int64_t t0 = sim_now();
     start_collect(&col, NULL);
@@ -323,6 +327,11 @@ static void test_clean_run(void **state)
     int64_t first = (t0 / 60000 + 2) * 60000;
     int64_t last = first + (int64_t)minutes() * 60000; /* exclusive */
     wait_sim_until(last + 35000);                      /* past the grace of the last one */
+    /* the status line says which encodings it read, and nothing was unreadable */
+    char *log = th_proc_log(&col);
+    if (!log || !strstr(log, forms) || !strstr(log, " unreadable=0 "))
+        fail_msg("status line lacks '%s' or unreadable=0:\n%.3000s", forms, log ? log : "");
+    free(log);
     stop_collect(&col);
     static truth tr[NISECT * 200];
     size_t nt = get_truth(first, last, tr, sizeof tr / sizeof tr[0]);
@@ -378,9 +387,28 @@ static void test_clean_run(void **state)
     assert_int_equal(th_int(c, "SELECT count(*) FROM intersections"), NISECT);
     check_intersections_file(c);
     /* no fault, no quality entry */
-    assert_int_equal(th_int(c, "SELECT count(*) FROM data_quality_log WHERE issue_type = "
-                               "'rejected_message'"),
+    assert_int_equal(th_int(c, "SELECT count(*) FROM data_quality_log WHERE issue_type IN "
+                               "('rejected_message', 'unreadable_value')"),
                      0);
+    /* lane_count: the vehicle lanes only (8 of 12: the crosswalks are not counted), and
+     * the lanes' decoded bit fields kept beside their geometry */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections WHERE lane_count = 8"), NISECT);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l WHERE "
+                               "l->>'type' = 'vehicle' AND l->'directional_use' ?| "
+                               "array['ingressPath', 'egressPath']"),
+                     sim_extra ? 0 : NISECT * 8); /* legacy sends no directionalUse */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l WHERE "
+                               "l->'maneuvers' = '[\"maneuverStraightAllowed\", "
+                               "\"maneuverLeftAllowed\", \"maneuverRightAllowed\"]'::jsonb AND "
+                               "jsonb_array_length(l->'connects_to') = 3"),
+                     sim_extra ? 0 : NISECT * 4); /* legacy sends no lane maneuvers */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l, "
+                               "jsonb_array_elements(l->'connects_to') k WHERE "
+                               "k->'maneuver' = '[\"maneuverLeftAllowed\"]'::jsonb"),
+                     NISECT * 4);
     check_db_equals_parquet(c);
     check_rows_equal_offline(c, first, last);
     PQfinish(c);
@@ -439,6 +467,20 @@ static void test_clean_run(void **state)
     assert_true(duck_int("SELECT count(*) FROM read_parquet(%s || '/raw/spat/*/*/*/*/*.parquet')") >
                 0);
     th_proc_stop(&sim);
+}
+
+static void test_clean_run(void **state)
+{
+    (void)state;
+    clean_run(NULL, "encodings bsm=integer:");
+}
+
+/* the simulator's former string forms (issue 29): the same truth */
+static void test_clean_run_legacy(void **state)
+{
+    (void)state;
+    const char *extra[] = {"--encoding", "legacy", NULL};
+    clean_run(extra, "encodings bsm=bitstring:");
 }
 
 static void test_faults(void **state)
@@ -940,6 +982,7 @@ int main(void)
     th_require_cluster();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_clean_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_run_legacy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_tokens, setup, teardown),
