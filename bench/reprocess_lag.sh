@@ -10,9 +10,13 @@
 #   BSMs (bench/backfill_gen.c raw: BENCH_RP_RAW_INTERSECTIONS other intersections near
 #   38.8 N, -77.2 E, 5 vehicles each, one message per vehicle-second).
 # Rows seen before the first reprocess starts are the baseline, rows seen while one runs are
-# "during"; both from the same run. Goal (issue 24): p99 during <= 2 x baseline p99.
-# The simulator's grid starts at 38.86, -77.25 and grows 600 m east per column: keep
-# BENCH_RP_SIM_INTERSECTIONS <= 36 so that it stays > 1 km from the generated intersections.
+# "during"; both from the same run. Two lags per row: from the minute's close (end + grace; the
+# collector's own bound, p99 <= 2 s, bench/collect.sh) and from the minute's end (what a user
+# waits for a minute to appear: grace + processing). Goal (issue 24): the live collector's row
+# lag p99 during a reprocess <= 2 x its baseline p99, taken on the lag from the minute's end:
+# the lag after the close is at the poll's resolution (0.2 s) and near zero or negative (the
+# collector may close a minute a little before end + grace by the simulator's clock), so a
+# ratio of it says nothing; it is reported beside the 2 s bound.
 #   BENCH_BUILD=build BENCH_RP_SECONDS=420 BENCH_RP_BASELINE_SECONDS=180
 #   BENCH_RP_SIM_INTERSECTIONS=25 BENCH_RP_RAW_INTERSECTIONS=100 BENCH_RP_RAW_MINUTES=60
 set -euo pipefail
@@ -124,8 +128,11 @@ echo "collector: $nsim simulated intersections in real time for $secs s, grace $
 echo "reprocess: $runs run(s) of $since..$until ($rmsgs raw messages, $nraw intersections)," \
      "$refused not exit 0; wall time per run:" \
      "$(awk '{ s += $2 - $1 } END { if (NR) printf "%.1f s", s / NR / 1000 }' "$tmp/windows.txt")"
-echo "lag baseline (before any reprocess): p50 ${b50} s p99 ${b99} s max ${bmax} s ($bn rows)"
-echo "lag during reprocess:                p50 ${d50} s p99 ${d99} s max ${dmax} s ($dn rows)"
-awk -v b="$b99" -v d="$d99" 'BEGIN { if (b == "-" || d == "-") { print "goal p99 during <= 2 x baseline: not measured (no rows in a phase)"; exit }
-  printf "goal p99 during <= 2 x baseline (%.2f s): %s\n", 2 * b, (d <= 2 * b ? "met" : "NOT met") }'
+echo "lag after the close, baseline (before any reprocess): p50 ${b50} s p99 ${b99} s max ${bmax} s ($bn rows)"
+echo "lag after the close, during reprocess:                p50 ${d50} s p99 ${d99} s max ${dmax} s ($dn rows)"
+awk -v b="$b99" -v d="$d99" -v g="$grace" 'BEGIN {
+  if (b == "-" || d == "-") { print "goal p99 during <= 2 x baseline: not measured (no rows in a phase)"; exit }
+  printf "lag from the minute end (grace %d s + the above): p99 baseline %.2f s, during %.2f s (%.2fx)\n", g, b + g, d + g, (d + g) / (b + g);
+  printf "goal p99 during <= 2 x baseline, from the minute end (%.2f s): %s\n", 2 * (b + g), (d + g <= 2 * (b + g) ? "met" : "NOT met");
+  printf "bound p99 during <= 2 s after the close: %s; reprocess adds %.2f s at p99\n", (d <= 2 ? "met" : "NOT met"), d - b }'
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

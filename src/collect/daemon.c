@@ -48,6 +48,11 @@ const tsi_option tsi_collect_options[] = {
      "REST polling interval of a stream that is down", "100..600000"},
     {"mapdata-seconds", TSI_OPT_INT, "300", "TSI_MAPDATA_SECONDS", "MapData refresh interval",
      "5..86400"},
+    {"mapdata-full-seconds", TSI_OPT_INT, "3600", "TSI_MAPDATA_FULL_SECONDS",
+     "how often the MapData refresh asks for the full set (every MapData the VCC received in "
+     "its window, a day by default) instead of the changes: an intersection absent from it is "
+     "retired, leaving current but not history (0: never)",
+     "0..604800"},
     {"spat-seconds", TSI_OPT_INT, "10", "TSI_SPAT_SECONDS",
      "SPaT polling interval for the archive (0: off)", "0..86400"},
     {"constants-seconds", TSI_OPT_INT, "600", "TSI_CONSTANTS_SECONDS",
@@ -88,8 +93,8 @@ static const char USAGE[] = "usage: tsi collect [options]   (VCC_CLIENT_ID / VCC
 typedef struct settings {
     char vcc_url[512];
     bool poll_only;
-    int flush_s, grace_s, max_skew_s, poll_ms, mapdata_s, spat_s, constants_s, min_gap_ms,
-        timeout_ms, status_s, duration_s, db_writers;
+    int flush_s, grace_s, max_skew_s, poll_ms, mapdata_s, mapdata_full_s, spat_s, constants_s,
+        min_gap_ms, timeout_ms, status_s, duration_s, db_writers;
     double radius_m;
     bool tls_insecure, no_db;
     char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX], location_map[PATH_MAX];
@@ -113,6 +118,7 @@ static int load_settings(settings *s, int argc, char **argv)
              tsi_opts_str(&o, "location-map") ? tsi_opts_str(&o, "location-map") : "");
     s->poll_ms = (int)tsi_opts_int(&o, "poll-ms");
     s->mapdata_s = (int)tsi_opts_int(&o, "mapdata-seconds");
+    s->mapdata_full_s = (int)tsi_opts_int(&o, "mapdata-full-seconds");
     s->spat_s = (int)tsi_opts_int(&o, "spat-seconds");
     s->constants_s = (int)tsi_opts_int(&o, "constants-seconds");
     s->min_gap_ms = (int)tsi_opts_int(&o, "min-gap-ms");
@@ -139,7 +145,7 @@ static int load_settings(settings *s, int argc, char **argv)
 
 /* ---- the queue between the network threads and the pipeline ----------------------------- */
 
-enum { Q_BSM, Q_PSM, Q_MAPDATA, Q_SPAT };
+enum { Q_BSM, Q_PSM, Q_MAPDATA, Q_MAPDATA_FULL, Q_SPAT };
 
 typedef struct qitem {
     struct qitem *next;
@@ -381,7 +387,7 @@ static void *poll_main(void *arg)
     tsi_vcc *vcc = make_client(d, &e);
     if (!vcc)
         return NULL;
-    int64_t next_map = 0, next_spat = 0, next_poll = 0, changed_since = 0;
+    int64_t next_map = 0, next_spat = 0, next_poll = 0, changed_since = 0, last_full = 0;
     int map_backoff = 1000;
     tsi_buf b = TSI_BUF_INIT;
     while (!atomic_load(&d->stop)) {
@@ -391,8 +397,14 @@ static void *poll_main(void *arg)
         if (now >= next_map) {
             tsi_buf_reset(&b);
             int64_t asked = wall_ms();
-            if (tsi_vcc_mapdata(vcc, changed_since, &b, &e) == 0) {
-                enqueue(d, Q_MAPDATA, b.data ? b.data : "[]", b.len);
+            /* the first answer, and one every mapdata_full_s, is the full set */
+            bool full = changed_since == 0 || (d->s.mapdata_full_s > 0 &&
+                                               now - last_full >= d->s.mapdata_full_s * 1000LL);
+            if (tsi_vcc_mapdata(vcc, full ? 0 : changed_since, &b, &e) == 0) {
+                enqueue(d, full && d->s.mapdata_full_s > 0 ? Q_MAPDATA_FULL : Q_MAPDATA,
+                        b.data ? b.data : "[]", b.len);
+                if (full)
+                    last_full = now;
                 changed_since = asked - 60000; /* overlap: a change is never missed */
                 atomic_store(&d->have_mapdata, true);
                 next_map = now + (int64_t)d->s.mapdata_s * 1000;
@@ -480,17 +492,36 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     pthread_mutex_lock(&d->mu);
     long long qlen = d->qlen, qbytes = d->qbytes, qmax = d->qmax, qwaits = d->qwaits;
     pthread_mutex_unlock(&d->mu);
+    /* the encodings seen (domain.md §1): "bsm=integer:N,... map=lanetype_nulls:N,..." */
+    char forms[512];
+    size_t fo = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        const long long *fc = kind ? c.map_forms : c.bsm_forms;
+        fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "%s%s=", kind ? " " : "",
+                               kind ? "map" : "bsm");
+        bool any = false;
+        for (int k = 0; k < TSI_FORM__COUNT && fo < sizeof forms; k++)
+            if (fc[k]) {
+                fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "%s%s:%lld", any ? "," : "",
+                                       tsi_form_name(k), fc[k]);
+                any = true;
+            }
+        if (!any && fo < sizeof forms)
+            fo += (size_t)snprintf(forms + fo, sizeof forms - fo, "-");
+        if (fo >= sizeof forms)
+            fo = sizeof forms - 1;
+    }
     if (log)
         tsi_info("collect",
                  "status intersections=%d messages=%lld accepted=%lld deduped=%lld "
                  "unmatched=%lld late=%lld clock_skew=%lld rejected=%lld rows=%lld "
                  "rows_written=%lld spool=%lld db_errors=%lld reconnects=%lld streams=%s%s "
-                 "queue=%lld",
+                 "queue=%lld unreadable=%lld encodings %s",
                  tsi_pipeline_intersections(p), c.messages_in, c.accepted, c.deduped, c.unmatched,
                  c.late, c.skewed, c.rejected, c.rows_indexed, is.rows_written, is.spool_records,
                  is.db_errors, (long long)atomic_load(&d->reconnects),
                  atomic_load(&d->stream_up[0]) ? "B" : "b",
-                 atomic_load(&d->stream_up[1]) ? "P" : "p", qlen);
+                 atomic_load(&d->stream_up[1]) ? "P" : "p", qlen, c.unreadable, forms);
     tsi_buf b = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &b);
@@ -507,6 +538,7 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_int(&w, "rejected", c.rejected);
     tsi_jsonw_kv_int(&w, "frames", c.frames);
     tsi_jsonw_kv_int(&w, "mapdata_in", c.mapdata_in);
+    tsi_jsonw_kv_int(&w, "intersections_retired", c.intersections_retired);
     tsi_jsonw_kv_int(&w, "spat_in", c.spat_in);
     tsi_jsonw_kv_int(&w, "windows", c.windows);
     tsi_jsonw_kv_int(&w, "rows_indexed", c.rows_indexed);
@@ -515,6 +547,13 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_int(&w, "index_files", c.index_files);
     tsi_jsonw_kv_int(&w, "archive_errors", c.archive_errors);
     tsi_jsonw_kv_int(&w, "dq_rows", c.dq_rows);
+    tsi_jsonw_kv_int(&w, "unreadable_values", c.unreadable);
+    for (int kind = 0; kind < 2; kind++)
+        for (int k = 0; k < TSI_FORM__COUNT; k++) {
+            char key[48];
+            snprintf(key, sizeof key, "%s_form_%s", kind ? "mapdata" : "bsm", tsi_form_name(k));
+            tsi_jsonw_kv_int(&w, key, kind ? c.map_forms[k] : c.bsm_forms[k]);
+        }
     tsi_jsonw_kv_int(&w, "rows_written", is.rows_written);
     tsi_jsonw_kv_int(&w, "rows_rejected_by_db", is.rejected);
     tsi_jsonw_kv_int(&w, "spool_depth", is.spool_records);
@@ -665,6 +704,7 @@ int tsi_cmd_collect(int argc, char **argv)
                 d->s.flush_s = ns.flush_s;
                 d->s.poll_ms = ns.poll_ms;
                 d->s.mapdata_s = ns.mapdata_s;
+                d->s.mapdata_full_s = ns.mapdata_full_s;
                 d->s.spat_s = ns.spat_s;
                 d->s.constants_s = ns.constants_s;
                 d->s.status_s = ns.status_s;
@@ -689,6 +729,9 @@ int tsi_cmd_collect(int argc, char **argv)
                 break;
             case Q_MAPDATA:
                 tsi_pipeline_mapdata(p, it->data, it->len, it->received_ms);
+                break;
+            case Q_MAPDATA_FULL:
+                tsi_pipeline_mapdata_full(p, it->data, it->len, it->received_ms);
                 break;
             default:
                 tsi_pipeline_spat(p, it->data, it->len, it->received_ms);
@@ -779,6 +822,8 @@ out:
                                    it->len, it->received_ms);
             else if (it->what == Q_MAPDATA)
                 tsi_pipeline_mapdata(p, it->data, it->len, it->received_ms);
+            else if (it->what == Q_MAPDATA_FULL)
+                tsi_pipeline_mapdata_full(p, it->data, it->len, it->received_ms);
             else
                 tsi_pipeline_spat(p, it->data, it->len, it->received_ms);
             free(it);

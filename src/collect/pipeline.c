@@ -22,16 +22,18 @@
 typedef struct dq_acc {
     int64_t minute_ms;
     int64_t intersection_id;
-    int issue; /* 0 rejected, 1 unmatched, 2 late, 3 clock skew */
+    int issue; /* 0 rejected, 1 unmatched, 2 late, 3 clock skew, 4 unreadable value */
     long long count;
-    long long reasons[32];    /* rejected: per -code */
+    long long reasons[32];    /* rejected: per -code; unreadable: per TSI_BAD_* bit, then
+                               * [TSI_BAD__COUNT] MapData */
+    char example[160];        /* unreadable: the first field and value */
     char rsu[64];             /* clock skew: the messages' rsuName (printable, no quotes) */
     int64_t off_min, off_max; /* clock skew: timestamp − receipt, ms */
 } dq_acc;
 
-enum { DQ_REJECTED, DQ_UNMATCHED, DQ_LATE, DQ_SKEW };
-static const char *const ISSUE[4] = {"rejected_message", "unmatched_message", "late_message",
-                                     "clock_skew"};
+enum { DQ_REJECTED, DQ_UNMATCHED, DQ_LATE, DQ_SKEW, DQ_UNREADABLE };
+static const char *const ISSUE[5] = {"rejected_message", "unmatched_message", "late_message",
+                                     "clock_skew", "unreadable_value"};
 
 struct tsi_pipeline {
     tsi_pipeline_config cfg;
@@ -57,6 +59,11 @@ struct tsi_pipeline {
     int captoks;
     int small_run;      /* consecutive frames that used under a quarter of captoks */
     long long reparses; /* parses that ran out of tokens and were repeated */
+    /* ids decoded from the MapData answer being read (tsi_pipeline_mapdata_full) */
+    bool collect_ids;
+    int unreadable; /* MapData elements or intersections of it that did not decode */
+    int64_t *seen;
+    size_t nseen, capseen;
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -189,6 +196,7 @@ void tsi_pipeline_free(tsi_pipeline *p, bool final)
     free(p->conf);
     free(p->dq);
     free(p->toks);
+    free(p->seen);
     free(p);
 }
 
@@ -235,6 +243,30 @@ static void dq_skew(tsi_pipeline *p, int64_t received_ms, int64_t isect, const c
     a->count++;
 }
 
+/* Values present but unreadable (the message or MapData is kept): one row per minute of
+ * receipt. field: a TSI_BAD_* bit, or TSI_BAD__COUNT for MapData. */
+static void dq_unreadable(tsi_pipeline *p, int64_t received_ms, int field, long long n,
+                          const char *example)
+{
+    dq_acc *a = dq_get(p, DQ_UNREADABLE, tsi_minute_of(received_ms), -1, "");
+    a->count += n;
+    a->reasons[field] += n;
+    if (!a->example[0]) {
+        size_t k = 0;
+        for (const char *c = example; *c && k < sizeof a->example - 1; c++)
+            a->example[k++] = (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+        a->example[k] = '\0';
+    }
+    p->c.unreadable += n;
+}
+
+static void count_forms(long long *counters, int forms)
+{
+    for (int k = 0; k < TSI_FORM__COUNT; k++)
+        if (forms & (1 << k))
+            counters[k]++;
+}
+
 static void archive_msg(tsi_pipeline *p, tsi_raw_kind kind, const tsi_msg *m, const char *reason,
                         const char *js, size_t len, int64_t received_ms)
 {
@@ -272,6 +304,20 @@ static void element(tsi_pipeline *p, tsi_raw_kind kind, const tsi_json *d, int e
         p->c.deduped++;
         return;
     }
+    /* counted once per message (a duplicate is not seen again) */
+    count_forms(p->c.bsm_forms, m.forms);
+    for (int k = 0; k < TSI_BAD__COUNT; k++)
+        if (m.unreadable & (1 << k)) {
+            const char *nm = tsi_bad_field_name(k), *dot = strchr(nm, '.');
+            int t = dot ? tsi_json_path(d, el, "bsmJson", "coreData", "brakes", dot + 1, NULL)
+                        : tsi_json_path(d, el, "bsmJson", "coreData", nm, NULL);
+            size_t vn = 0;
+            const char *raw = t >= 0 ? tsi_json_raw(d, t, &vn) : "";
+            char ex[160];
+            snprintf(ex, sizeof ex, "%s = %.*s (id %lld)", nm, (int)(vn > 60 ? 60 : vn), raw,
+                     (long long)m.id);
+            dq_unreadable(p, received_ms, k, 1, ex);
+        }
     if (rc == TSI_E_CLOCK_SKEW) {
         p->c.skewed++;
         dq_skew(p, received_ms, info.intersection_id, m.rsu_name, info.offset_ms);
@@ -412,6 +458,7 @@ static void isect_row(const tsi_map_intersection *x, tsi_isect_row *r, tsi_buf *
             tsi_jsonw_key(&w, "lane_geometry");
             tsi_lanes_json(&w, x->lanes, x->nlanes);
         }
+        tsi_jsonw_kv_null(&w, "retired_at"); /* in MapData again: current again */
         tsi_jsonw_end(&w);
         if (md->len <= TSI_ISECT_METADATA_MAX)
             break;
@@ -434,12 +481,23 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
         p->c.archive_errors++;
     if (rc < 0) {
         p->c.rejected++;
+        p->unreadable++;
         dq_count(p, 0, tsi_minute_of(received_ms), -1, rc);
         tsi_warn("collect", "MapData rejected err=%s detail=%s", tsi_error_name(rc), e.detail);
         tsi_mapdata_free(&md);
         return 0;
     }
+    count_forms(p->c.map_forms, md.forms);
+    if (md.unreadable > 0) {
+        dq_unreadable(p, received_ms, TSI_BAD__COUNT, md.unreadable, md.first_unreadable.detail);
+        tsi_warn("collect", "MapData values unreadable count=%d first=%s", md.unreadable,
+                 md.first_unreadable.detail);
+    }
     for (int i = 0; i < md.n; i++) {
+        if (p->collect_ids) {
+            p->seen = grow(p->seen, &p->capseen, p->nseen + 1, sizeof *p->seen);
+            p->seen[p->nseen++] = md.items[i].id;
+        }
         if (tsi_registry_upsert(p->reg, &md.items[i]) == 1) {
             stored++;
             p->c.intersections_new++;
@@ -457,6 +515,7 @@ static int mapdata_element(tsi_pipeline *p, const char *txt, size_t n, int64_t r
             }
         }
     }
+    p->unreadable += md.nrejected;
     if (md.nrejected > 0)
         tsi_warn("collect", "MapData intersections rejected count=%d first=%s", md.nrejected,
                  md.first_error.detail);
@@ -497,6 +556,72 @@ int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t re
     if (stored > 0 && p->cfg.write_intersections)
         write_intersections(p);
     return stored;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* the intersection that left MapData, upserted with retired_at (merged into its metadata) */
+static void spool_retired(tsi_pipeline *p, const tsi_isect *x, int64_t received_ms)
+{
+    if (!p->ingest)
+        return;
+    tsi_isect_row r;
+    memset(&r, 0, sizeof r);
+    r.id = x->id;
+    snprintf(r.name, sizeof r.name, "%s", x->name);
+    r.latitude = x->ref_lat;
+    r.longitude = x->ref_lon;
+    r.lane_count = x->lane_count;
+    r.revision = x->revision;
+    char at[32], md[160];
+    time_t t = (time_t)(received_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(md, sizeof md,
+             "{\"retired_at\":\"%s\",\"retired_reason\":\"absent from a full MapData answer\"}",
+             at);
+    r.metadata = md;
+    tsi_error ie = {0};
+    if (tsi_ingest_add_isects(p->ingest, &r, 1, &ie) < 0)
+        tsi_err("collect", "cannot spool a retired intersection id=%lld err=%s detail=%s",
+                (long long)x->id, tsi_error_name(ie.code), ie.detail);
+}
+
+int tsi_pipeline_mapdata_full(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
+{
+    p->nseen = 0;
+    p->unreadable = 0;
+    p->collect_ids = true;
+    int stored = mapdata_all(p, js, len, received_ms);
+    p->collect_ids = false;
+    int retired = 0;
+    if (p->unreadable > 0)
+        tsi_warn("collect", "full MapData answer with %d unreadable part(s): nothing retired",
+                 p->unreadable);
+    else if (p->nseen > 0) {
+        qsort(p->seen, p->nseen, sizeof *p->seen, cmp_id);
+        for (int i = tsi_registry_count(p->reg) - 1; i >= 0; i--) {
+            const tsi_isect *x = tsi_registry_at(p->reg, i);
+            if (bsearch(&x->id, p->seen, p->nseen, sizeof *p->seen, cmp_id))
+                continue;
+            tsi_info("collect",
+                     "intersection retired id=%lld name=%s reason=absent from a full MapData "
+                     "answer of %zu",
+                     (long long)x->id, x->name, p->nseen);
+            spool_retired(p, x, received_ms);
+            tsi_registry_remove(p->reg, x->id); /* x is invalid from here */
+            retired++;
+        }
+    }
+    p->c.intersections_retired += retired;
+    if ((stored > 0 || retired > 0) && p->cfg.write_intersections)
+        write_intersections(p);
+    return retired;
 }
 
 static int mapdata_all(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms)
@@ -574,12 +699,19 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
     r->intersection_id = a->intersection_id;
     snprintf(r->issue_type, sizeof r->issue_type, "%s", ISSUE[a->issue]);
     snprintf(r->severity, sizeof r->severity, "%s",
-             a->issue == DQ_REJECTED || a->issue == DQ_SKEW ? "warning" : "info");
+             a->issue == DQ_REJECTED || a->issue == DQ_SKEW || a->issue == DQ_UNREADABLE ? "warning"
+                                                                                         : "info");
     static const char *const what[4] = {
         "rejected by the decoder", "matched no intersection", "arrived after their window closed",
         "were dated too far from the receiver's clock (archived, not indexed)"};
-    snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
-             what[a->issue]);
+    if (a->issue == DQ_UNREADABLE)
+        snprintf(r->message, sizeof r->message,
+                 "%lld values received in this minute were present but unreadable (the "
+                 "messages were kept)",
+                 a->count);
+    else
+        snprintf(r->message, sizeof r->message, "%lld messages of this minute %s", a->count,
+                 what[a->issue]);
     tsi_buf b = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &b);
@@ -589,6 +721,16 @@ static void dq_row(const dq_acc *a, tsi_dq_row *r)
         tsi_jsonw_kv_str(&w, "rsu", a->rsu);
         tsi_jsonw_kv_int(&w, "offset_ms_min", a->off_min);
         tsi_jsonw_kv_int(&w, "offset_ms_max", a->off_max);
+    }
+    if (a->issue == DQ_UNREADABLE) {
+        tsi_jsonw_key(&w, "fields");
+        tsi_jsonw_object(&w);
+        for (int i = 0; i <= TSI_BAD__COUNT; i++)
+            if (a->reasons[i])
+                tsi_jsonw_kv_int(&w, i < TSI_BAD__COUNT ? tsi_bad_field_name(i) : "mapdata",
+                                 a->reasons[i]);
+        tsi_jsonw_end(&w);
+        tsi_jsonw_kv_str(&w, "example", a->example);
     }
     if (a->issue == 0) {
         tsi_jsonw_key(&w, "reasons");
@@ -641,7 +783,8 @@ long long tsi_pipeline_flush_rows(tsi_pipeline *p, bool all_quality)
         out = calloc(p->ndq, sizeof *out);
     for (size_t i = 0; i < p->ndq; i++) {
         bool done = all_quality || p->dq[i].minute_ms + 60000 + grace < clock ||
-                    p->dq[i].issue == 0; /* rejects are dated by receipt: write them now */
+                    p->dq[i].issue == DQ_REJECTED ||
+                    p->dq[i].issue == DQ_UNREADABLE; /* dated by receipt: write them now */
         if (done && out)
             dq_row(&p->dq[i], &out[nout++]);
         else

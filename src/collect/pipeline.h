@@ -11,7 +11,11 @@
  *
  * Rejected messages (decoder reason codes), unmatched and late ones are archived raw and
  * counted per minute into data_quality_log rows (issue types rejected_message,
- * unmatched_message, late_message), never one row per message.
+ * unmatched_message, late_message), never one row per message. A BSM brake/transmission
+ * value or a MapData laneType/bit field that is present but unreadable (vcc/decode.h)
+ * keeps its message and is counted per minute of receipt into `unreadable_value` rows
+ * (metadata: count, the fields, one example). The encodings seen are counted
+ * (bsm_forms / map_forms, by TSI_FORM_* bit: core/messages.h).
  *
  * Clock sanity: each BSM/PSM is judged against received_ms, the receiver's clock (the
  * collector: the wall clock when the body arrived; reprocessing: the archived
@@ -52,10 +56,14 @@ typedef struct tsi_collect_counters {
     long long messages_in;             /* BSM + PSM elements seen */
     long long accepted, deduped, unmatched, late, rejected, skewed;
     long long mapdata_in, spat_in, intersections_new;
+    long long intersections_retired; /* known, then absent from a full MapData answer */
     long long windows, rows_indexed; /* closed windows, rows produced */
     long long raw_rows, raw_files, index_files, archive_errors;
     long long dq_rows;
-    long long isect_files; /* intersections files written */
+    long long unreadable;                 /* values present but unreadable */
+    long long bsm_forms[TSI_FORM__COUNT]; /* BSMs with a brakes field in form k */
+    long long map_forms[TSI_FORM__COUNT]; /* MapData bodies with a field in form k */
+    long long isect_files;                /* intersections files written */
 } tsi_collect_counters;
 
 typedef struct tsi_pipeline tsi_pipeline;
@@ -73,6 +81,15 @@ void tsi_pipeline_frame(tsi_pipeline *p, tsi_raw_kind kind, const char *js, size
                         int64_t received_ms);
 /* /api/mapdata/decoded body (array or one object). Returns intersections stored. */
 int tsi_pipeline_mapdata(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
+/* A full /api/mapdata/decoded answer (no changedSince: every MapData received in the
+ * VCC's window, a day by default): as tsi_pipeline_mapdata, then every intersection known
+ * from MapData but absent from it is retired: forgotten by the registry (its messages are
+ * no longer assigned) and upserted with metadata.retired_at, which takes it out of
+ * "current" (safety_indices_latest; its history stays). An answer with no decodable
+ * intersection retires nothing (a VCC that lost its MapData is not a corridor that lost its
+ * RSUs). An intersection that comes back is stored again with retired_at null. Returns the
+ * number retired. */
+int tsi_pipeline_mapdata_full(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
 /* /api/spat body (array of JSON strings or objects, or one). */
 void tsi_pipeline_spat(tsi_pipeline *p, const char *js, size_t len, int64_t received_ms);
 

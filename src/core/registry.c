@@ -129,13 +129,18 @@ static void fill(tsi_isect *s, const tsi_map_intersection *x)
     s->lane_width_m = x->lane_width_m > 0 ? x->lane_width_m : TSI_DEFAULT_LANE_WIDTH_M;
     s->nlanes = x->nlanes;
     tsi_ltp_init(&s->ltp, x->ref_lat, x->ref_lon);
+    /* the footprint: vehicle lanes only (crosswalks and sidewalks are not where a message
+     * 300 m out should be claimed from) */
     int nseg = 0;
     for (int l = 0; l < x->nlanes; l++)
-        nseg += x->lanes[l].nnodes > 1 ? x->lanes[l].nnodes - 1 : x->lanes[l].nnodes;
+        if (x->lanes[l].type == TSI_LANE_VEHICLE)
+            nseg += x->lanes[l].nnodes > 1 ? x->lanes[l].nnodes - 1 : x->lanes[l].nnodes;
     s->seg = nseg ? tsi_xcalloc((size_t)nseg * 4, sizeof(double)) : NULL;
     double reach = 0;
     for (int l = 0; l < x->nlanes; l++) {
         const tsi_lane *ln = &x->lanes[l];
+        if (ln->type != TSI_LANE_VEHICLE)
+            continue;
         double px = 0, py = 0;
         for (int k = 0; k < ln->nnodes; k++) {
             double nx, ny;
@@ -190,6 +195,22 @@ int tsi_registry_upsert_all(tsi_registry *r, const tsi_mapdata *m)
     for (int i = 0; i < m->n; i++)
         n += tsi_registry_upsert(r, &m->items[i]);
     return n;
+}
+
+int tsi_registry_remove(tsi_registry *r, int64_t id)
+{
+    int at = id_lookup(r, id);
+    if (at < 0)
+        return 0;
+    free(r->items[at].seg);
+    r->items[at] = r->items[--r->n];
+    /* rare (an RSU out of service): the id table is rebuilt from the items */
+    for (size_t i = 0; i < r->id_cap; i++)
+        r->id_idx[i] = -1;
+    for (int k = 0; k < r->n; k++)
+        id_insert(r, r->items[k].id, k);
+    r->dirty = true;
+    return 1;
 }
 
 int tsi_registry_count(const tsi_registry *r)

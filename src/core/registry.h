@@ -8,7 +8,7 @@
  * Assignment of a message (first rule that matches):
  *   1. its locationName is mapped by configuration to an intersection id that the
  *      registry knows → that intersection;
- *   2. among intersections whose lane footprint (lane centre lines from MapData) is
+ *   2. among intersections whose lane footprint (the vehicle lanes' centre lines from MapData) is
  *      within half a lane width of the message (lane width from MapData, 3.6 m when
  *      absent), or whose refPoint is within the radius (default 150 m), the one whose
  *      footprint holds the message, nearest refPoint first; then the nearest refPoint;
@@ -57,6 +57,11 @@ void tsi_registry_free(tsi_registry *r);         /* NULL-safe */
 int tsi_registry_upsert(tsi_registry *r, const tsi_map_intersection *x);
 /* Every intersection of a decoded MapData; returns how many were stored. */
 int tsi_registry_upsert_all(tsi_registry *r, const tsi_mapdata *m);
+
+/* Forgets an intersection (gone from MapData): messages are no longer assigned to it.
+ * Returns 1 when it was known, 0 otherwise. Pointers from tsi_registry_at/find are
+ * invalidated, as by an upsert. */
+int tsi_registry_remove(tsi_registry *r, int64_t id);
 
 int tsi_registry_count(const tsi_registry *r);
 const tsi_isect *tsi_registry_at(const tsi_registry *r, int i); /* 0 <= i < count */

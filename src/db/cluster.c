@@ -35,11 +35,15 @@ const tsi_option tsi_db_options[] = {
      "Compose); read when the certificates are made, at the first start",
      NULL},
     {"role", TSI_OPT_ENUM, "tsi_owner", NULL, "role for `url` and `psql`",
-     "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres"},
+     "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres|tsi_replication"},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
 
-static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader"};
+/* the roles that log in over TCP with a client certificate (pg_hba.conf names exactly these;
+ * tsi_replication only for replication connections) */
+static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader",
+                                          "tsi_replication"};
+#define HBA_ROLES "tsi_owner,tsi_writer,tsi_jobs,tsi_reader"
 
 static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
 /* --pg-listen and --pg-hostname travel in the environment, as TSI_PG_PORT does: every
@@ -207,14 +211,16 @@ static int openssl_key_csr(const char *dir, const char *name, const char *cn, ts
     return rc;
 }
 
-static int openssl_sign(const char *dir, const char *name, const char *extfile, tsi_error *err)
+/* signs dir/name.csr into dir/name.crt with the CA of cadir (ca.key, ca.srl) */
+static int openssl_sign(const char *dir, const char *cadir, const char *name, const char *extfile,
+                        tsi_error *err)
 {
     char csr[PATH_MAX], crt[PATH_MAX], ca[PATH_MAX], cakey[PATH_MAX], serial[PATH_MAX];
     snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
     snprintf(crt, sizeof crt, "%s/%s.crt", dir, name);
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
-    snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
-    snprintf(serial, sizeof serial, "%s/ca.srl", dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", cadir);
+    snprintf(serial, sizeof serial, "%s/ca.srl", cadir);
     char *argv[] = {"openssl",
                     "x509",
                     "-req",
@@ -240,62 +246,109 @@ static int openssl_sign(const char *dir, const char *name, const char *extfile, 
     return rc;
 }
 
+/* Before issue 31 the CA key and serial lay in certs/ beside the certificates every
+ * process reads: move them into the CA directory. */
+static int move_ca_key(const char *dir, const char *cadir, tsi_error *err)
+{
+    static const char *const files[] = {"ca.key", "ca.srl"};
+    for (int i = 0; i < 2; i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        snprintf(from, sizeof from, "%s/%s", dir, files[i]);
+        snprintf(to, sizeof to, "%s/%s", cadir, files[i]);
+        if (!exists(from))
+            continue;
+        if (exists(to)) {
+            unlink(from);
+            continue;
+        }
+        if (rename(from, to) < 0)
+            return tsi_error_set(err, TSI_E_IO, "cannot move the CA key out of the certificates",
+                                 "%s -> %s: %s", from, to, strerror(errno));
+        tsi_info("db", "moved %s to %s (only `tsi db` needs it)", from, to);
+    }
+    return 0;
+}
+
+/* The CA (key in cadir, certificate in dir), the server's certificate and one client
+ * certificate per login role in dir. Makes what is missing: a new CA only when there is
+ * no CA certificate yet; a missing role certificate with the existing CA key. */
 static int make_certs(const char *dir, tsi_error *err)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], cadir[PATH_MAX], cakey[PATH_MAX], ext[PATH_MAX];
+    int rc;
+    tsi_db_ca_dir(cadir, sizeof cadir);
+    if (mkdir_p(dir, 0700) < 0 || mkdir_p(cadir, 0700) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot create the certificate directories",
+                             "%s, %s: %s", dir, cadir, strerror(errno));
+    chmod(cadir, 0700);
+    if ((rc = move_ca_key(dir, cadir, err)) < 0)
+        return rc;
     snprintf(path, sizeof path, "%s/ca.crt", dir);
-    if (exists(path))
-        return 0;
-    if (mkdir_p(dir, 0700) < 0)
-        return tsi_error_set(err, TSI_E_IO, "cannot create the certificate directory", "%s: %s",
-                             dir, strerror(errno));
-    tsi_info("db", "creating a CA and certificates in %s", dir);
-    char cakey[PATH_MAX], ext[PATH_MAX];
-    snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
-    char *ca[] = {"openssl",
-                  "req",
-                  "-new",
-                  "-x509",
-                  "-nodes",
-                  "-days",
-                  "3650",
-                  "-newkey",
-                  "ec",
-                  "-pkeyopt",
-                  "ec_paramgen_curve:prime256v1",
-                  "-keyout",
-                  cakey,
-                  "-out",
-                  path,
-                  "-subj",
-                  "/CN=tsi embedded CA",
-                  "-addext",
-                  "basicConstraints=critical,CA:TRUE",
-                  "-addext",
-                  "keyUsage=critical,keyCertSign,cRLSign",
-                  NULL};
-    int rc = run(ca, false, err);
-    if (rc < 0)
-        return rc;
-    chmod(cakey, 0600);
-    snprintf(ext, sizeof ext, "%s/server.ext", dir);
-    if (!hostname_ok(pg_hostname()))
-        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_HOSTNAME is not a DNS name", "'%s'",
-                             pg_hostname());
-    char san[512];
-    snprintf(san, sizeof san,
-             "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1%s%s\n"
-             "extendedKeyUsage=serverAuth\n",
-             *pg_hostname() ? ",DNS:" : "", pg_hostname());
-    if ((rc = write_file(ext, san, 0644, err)) < 0)
-        return rc;
-    if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
-        (rc = openssl_sign(dir, "server", ext, err)) < 0)
-        return rc;
-    unlink(ext);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", cadir);
+    if (!exists(path)) {
+        tsi_info("db", "creating a CA in %s (key) and certificates in %s", cadir, dir);
+        char *ca[] = {"openssl",
+                      "req",
+                      "-new",
+                      "-x509",
+                      "-nodes",
+                      "-days",
+                      "3650",
+                      "-newkey",
+                      "ec",
+                      "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1",
+                      "-keyout",
+                      cakey,
+                      "-out",
+                      path,
+                      "-subj",
+                      "/CN=tsi embedded CA",
+                      "-addext",
+                      "basicConstraints=critical,CA:TRUE",
+                      "-addext",
+                      "keyUsage=critical,keyCertSign,cRLSign",
+                      NULL};
+        if ((rc = run(ca, false, err)) < 0)
+            return rc;
+        chmod(cakey, 0600);
+    }
+    bool need_key = false;
+    snprintf(path, sizeof path, "%s/server.crt", dir);
+    need_key |= !exists(path);
     for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.crt", dir, login_roles[i]);
+        need_key |= !exists(path);
+    }
+    if (need_key && !exists(cakey))
+        return tsi_error_set(err, TSI_E_NOTFOUND, "a certificate is missing and the CA key is gone",
+                             "%s: move %s aside and start again to make a new CA (see "
+                             "docs/operations.md, Rotate credentials)",
+                             cakey, dir);
+    snprintf(path, sizeof path, "%s/server.crt", dir);
+    if (!exists(path)) {
+        snprintf(ext, sizeof ext, "%s/server.ext", dir);
+        if (!hostname_ok(pg_hostname()))
+            return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_HOSTNAME is not a DNS name", "'%s'",
+                                 pg_hostname());
+        char san[512];
+        snprintf(san, sizeof san,
+                 "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1%s%s\n"
+                 "extendedKeyUsage=serverAuth\n",
+                 *pg_hostname() ? ",DNS:" : "", pg_hostname());
+        if ((rc = write_file(ext, san, 0644, err)) < 0)
+            return rc;
+        if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
+            (rc = openssl_sign(dir, cadir, "server", ext, err)) < 0)
+            return rc;
+        unlink(ext);
+    }
+    for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.crt", dir, login_roles[i]);
+        if (exists(path))
+            continue;
         if ((rc = openssl_key_csr(dir, login_roles[i], login_roles[i], err)) < 0 ||
-            (rc = openssl_sign(dir, login_roles[i], NULL, err)) < 0)
+            (rc = openssl_sign(dir, cadir, login_roles[i], NULL, err)) < 0)
             return rc;
     }
     return 0;
@@ -375,12 +428,8 @@ static int append_remote_hba(const char *path, tsi_error *err)
         return tsi_error_set(err, TSI_E_IO, "cannot write", "%s: %s", path, strerror(errno));
     fprintf(f, "# --pg-listen %s: the tsi roles from other hosts (TLS, certificate)\n",
             pg_listen());
-    for (int v6 = 0; v6 < 2; v6++) {
-        fprintf(f, "hostssl all          ");
-        for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++)
-            fprintf(f, "%s%s", i ? "," : "", login_roles[i]);
-        fprintf(f, "   %s    cert\n", v6 ? "::/0" : "0.0.0.0/0");
-    }
+    fprintf(f, "hostssl all          " HBA_ROLES "  0.0.0.0/0  cert\n"
+               "hostssl all          " HBA_ROLES "  ::/0  cert\n");
     return fclose(f) == 0 ? 0 : tsi_error_set(err, TSI_E_IO, "cannot write", "%s", path);
 }
 
@@ -424,21 +473,26 @@ static int write_config(const char *dir, tsi_error *err)
              "include_if_exists = 'backup.conf'\n",
              pg_listen(), tsi_db_port(), sock, tsi_db_name());
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
-    int rc = write_file(path, conf, 0600, err);
-    if (rc < 0)
-        return rc;
+    return write_file(path, conf, 0600, err);
+}
+
+static int write_hba(const char *dir, tsi_error *err)
+{
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
-    if ((rc =
-             write_file(path,
+    int rc = write_file(path,
                         "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
-                        "# the cluster's owner and root; TCP needs TLS and a client certificate\n"
-                        "# whose CN is the role; no passwords exist.\n"
-                        "local   all          all                   trust\n"
-                        "local   replication  all                   trust\n"
-                        "hostssl all          all   127.0.0.1/32    cert\n"
-                        "hostssl all          all   ::1/128         cert\n"
-                        "hostssl replication  all   127.0.0.1/32    cert\n",
-                        0600, err)) < 0)
+                        "# the cluster's owner and root, and is the superuser's only way in;\n"
+                        "# TCP needs TLS and a client certificate whose CN is the role, for the\n"
+                        "# four tsi roles (replication: tsi_replication); no passwords exist.\n"
+                        "local   all          all                          trust\n"
+                        "local   replication  all                          trust\n"
+                        "hostssl all          " HBA_ROLES "  127.0.0.1/32  cert\n"
+                        "hostssl all          " HBA_ROLES "  ::1/128       cert\n"
+                        "hostssl replication  tsi_replication  127.0.0.1/32  cert\n"
+                        "hostssl replication  tsi_replication  ::1/128       cert\n",
+                        0600, err);
+    if (rc < 0)
         return rc;
     return append_remote_hba(path, err);
 }
@@ -484,6 +538,9 @@ static const char SQL_ROLES[] =
     "      EXECUTE format('CREATE ROLE %I LOGIN', r);\n"
     "    END IF;\n"
     "  END LOOP;\n"
+    "  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tsi_replication') THEN\n"
+    "    CREATE ROLE tsi_replication LOGIN REPLICATION;\n"
+    "  END IF;\n"
     "END $$;\n"
     "GRANT pg_read_all_stats TO tsi_reader, tsi_jobs;\n";
 
@@ -572,7 +629,13 @@ int tsi_cluster_start(tsi_error *err)
         if ((rc = copy_file(src, path, 0600, err)) < 0)
             return rc;
     }
-    if (!tsi_cluster_running()) {
+    if ((rc = write_hba(dir, err)) < 0)
+        return rc;
+    if (tsi_cluster_running()) {
+        /* a running cluster (an upgrade) takes the pg_hba.conf just written at once */
+        if ((rc = tsi_cluster_reload(err)) < 0)
+            return rc;
+    } else {
         if ((rc = write_config(dir, err)) < 0)
             return rc;
         char exe[PATH_MAX], log[PATH_MAX];
@@ -589,6 +652,16 @@ int tsi_cluster_start(tsi_error *err)
         }
     }
     return tsi_cluster_bootstrap(err);
+}
+
+int tsi_cluster_reload(tsi_error *err)
+{
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    int rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
+    PQfinish(c);
+    return rc;
 }
 
 int tsi_cluster_stop(tsi_error *err)

@@ -1,8 +1,13 @@
 /* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (`tsi db`).
  *
- * start: initdb on first use (UTF-8, C locale, superuser `postgres`), a CA, a server
- * certificate (localhost, 127.0.0.1, ::1) and a client certificate per tsi role under
- * $TSI_HOME/certs; shared_preload_libraries pg_cron, pgaudit, pg_stat_statements;
+ * start: initdb on first use (UTF-8, C locale, superuser `postgres`), a CA (its key in
+ * $TSI_HOME/ca, read by `tsi db start` alone; its certificate in the certificates
+ * directory, tsi_db_certs_dir), a server certificate (localhost, 127.0.0.1, ::1) and a
+ * client certificate per login role (the four tsi roles and tsi_replication) in the
+ * certificates directory; missing ones are made with the existing CA key. pg_hba.conf
+ * (rewritten and reloaded at every start) admits over TCP only those roles by
+ * certificate; the superuser only through the socket. shared_preload_libraries pg_cron,
+ * pgaudit, pg_stat_statements;
  * listens on 127.0.0.1:TSI_PG_PORT (TLS + client certificates only) and on a Unix socket
  * in the data directory (mode 0700: only its owner and root). Then the bootstrap:
  * roles, the database, PostGIS, pg_partman, pg_cron, pg_stat_statements, pgaudit DDL
@@ -33,7 +38,9 @@ const char *tsi_cluster_pg_bin(void);
 
 int tsi_cluster_start(tsi_error *err); /* idempotent */
 int tsi_cluster_stop(tsi_error *err);  /* idempotent */
-int tsi_cluster_running(void);         /* 1 running, 0 not */
+/* Makes the running cluster reread its configuration files (pg_reload_conf, as superuser). */
+int tsi_cluster_reload(tsi_error *err);
+int tsi_cluster_running(void); /* 1 running, 0 not */
 /* Runs the bootstrap SQL as the superuser (also for an external DATABASE_ADMIN_URL). */
 int tsi_cluster_bootstrap(tsi_error *err);
 

@@ -8,8 +8,8 @@
 #include "base/options.h"
 #include "db/cluster.h"
 
-static const char *const role_names[TSI_ROLE__COUNT] = {"tsi_owner", "tsi_writer", "tsi_jobs",
-                                                        "tsi_reader", "postgres"};
+static const char *const role_names[TSI_ROLE__COUNT] = {
+    "tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader", "postgres", "tsi_replication"};
 
 const char *tsi_db_role_name(tsi_db_role role)
 {
@@ -47,7 +47,16 @@ const char *tsi_db_name(void)
 
 void tsi_db_certs_dir(char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/certs", tsi_home());
+    const char *d = env_nonempty("TSI_CERTS_DIR");
+    if (d)
+        snprintf(buf, len, "%s", d);
+    else
+        snprintf(buf, len, "%s/certs", tsi_home());
+}
+
+void tsi_db_ca_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/ca", tsi_home());
 }
 
 /* libpq conninfo values are quoted with '...' and backslash escapes */

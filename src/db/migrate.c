@@ -31,7 +31,10 @@ int tsi_migrate_apply_list(PGconn *c, const tsi_migration *list, int count, tsi_
 {
     int rc = 0, applied = 0;
     PGresult *r = NULL;
-    if ((rc = tsi_db_exec(c, "SET client_min_messages = warning", err)) < 0 ||
+    /* Migrations are evaluated in UTC whatever the client's PGTZ: the daily partitions
+     * pg_partman makes here are UTC days (their names say so, retention and the jobs, which
+     * run with TimeZone = 'UTC', assume it); in the session's zone they would be local days. */
+    if ((rc = tsi_db_exec(c, "SET client_min_messages = warning; SET TimeZone = 'UTC'", err)) < 0 ||
         (rc = tsi_db_exec(c, SQL_LOCK, err)) < 0)
         return rc;
     if ((rc = tsi_db_exec(c, SQL_TABLE, err)) < 0)

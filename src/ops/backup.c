@@ -33,11 +33,17 @@ const tsi_option tsi_backup_options[] = {
     {"pg-bin", TSI_OPT_PATH, "/usr/lib/postgresql/15/bin", "TSI_PG_BIN",
      "directory of the PostgreSQL server programs", NULL},
     {"retention-days", TSI_OPT_INT, "30", "TSI_BACKUP_RETENTION_DAYS",
-     "days full backups (and their differentials) are kept", "1..3650"},
+     "days full backups (and their differentials) are kept; point-in-time recovery reaches "
+     "back at least as far (7 or more)",
+     "7..3650"},
     {"schedule-full", TSI_OPT_STRING, "30 1 * * 0", "TSI_BACKUP_SCHEDULE_FULL",
      "setup: pg_cron schedule (UTC) of the weekly full backup", NULL},
     {"schedule-diff", TSI_OPT_STRING, "30 1 * * 1-6", "TSI_BACKUP_SCHEDULE_DIFF",
      "setup: pg_cron schedule (UTC) of the daily differential backup", NULL},
+    {"schedule-info", TSI_OPT_STRING, "*/5 * * * *", "TSI_BACKUP_SCHEDULE_INFO",
+     "setup: pg_cron schedule of the refresh of tsi_ops.backup_info (what /metrics and tsi "
+     "status show)",
+     NULL},
     {"type", TSI_OPT_ENUM, "auto", NULL,
      "run: backup type (auto = full when the last full is 6.5+ days old, else diff)",
      "auto|full|diff|incr"},
@@ -241,18 +247,33 @@ static void conf_path(char *buf, size_t len)
     snprintf(buf, len, "%s/pgbackrest.conf", repo);
 }
 
+/* "--config=<repo>/pgbackrest.conf --config-include-path=<repo>/conf.d --stanza=tsi": what
+ * every pgbackrest call of tsi starts with (also archive_command and the pg_cron jobs).
+ * tsi rewrites pgbackrest.conf at each setup; conf.d/ (*.conf) is the operator's: another
+ * repository (repo2-*: another host, S3, SFTP), TLS to a repository host, ... */
+static void conf_args(char *buf, size_t len)
+{
+    char repo[PATH_MAX];
+    tsi_backup_repo_dir(repo, sizeof repo);
+    snprintf(buf, len,
+             "--config=%s/pgbackrest.conf --config-include-path=%s/conf.d --stanza=" STANZA, repo,
+             repo);
+}
+
 /* Runs pgbackrest with --config and --stanza, as postgres when root. `out` gets the
  * output (stdout + stderr). Returns 0, or TSI_E_PROC with the tail of the output. */
 static int pgbackrest(const char *cmd, char *const extra[], char *out, size_t outlen,
                       tsi_error *err)
 {
-    char conf[PATH_MAX + 16], cpath[PATH_MAX];
-    conf_path(cpath, sizeof cpath);
-    snprintf(conf, sizeof conf, "--config=%s", cpath);
+    char conf[PATH_MAX + 16], incl[PATH_MAX + 32], repo[PATH_MAX];
+    tsi_backup_repo_dir(repo, sizeof repo);
+    snprintf(conf, sizeof conf, "--config=%s/pgbackrest.conf", repo);
+    snprintf(incl, sizeof incl, "--config-include-path=%s/conf.d", repo);
     char *argv[32];
     int n = 0;
     argv[n++] = "pgbackrest";
     argv[n++] = conf;
+    argv[n++] = incl;
     argv[n++] = "--stanza=" STANZA;
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
@@ -313,6 +334,131 @@ static int archive_mode_on(tsi_error *err)
     return on;
 }
 
+/* ---- backup info: what the repository holds, cached in the database -------------------
+ *
+ * `tsi status` and the API's /metrics must not wait on pgBackRest (nor need its
+ * repository: the API holds only the reader's key), so they read one row,
+ * tsi_ops.backup_info, which the superuser refreshes: the pg_cron job `tsi-backup-info`
+ * (--schedule-info, every 5 minutes), and `tsi backup run|setup` after their work. The
+ * refresh runs `pgbackrest info --output=json` through COPY FROM PROGRAM, bounded by
+ * `timeout 120`; a failure keeps the last good facts and records the error.
+ *
+ * Everything here belongs to the superuser (schema tsi_ops, created by setup, not by a
+ * migration): a job that runs as the superuser must never call a function or fill a table
+ * that tsi_owner could redefine or put a trigger on. */
+static const char SQL_INFO_SCHEMA[] =
+    "SET client_min_messages = warning;\n"
+    "SET pgaudit.log = 'none';\n"
+    "CREATE SCHEMA IF NOT EXISTS tsi_ops AUTHORIZATION CURRENT_USER;\n"
+    "REVOKE ALL ON SCHEMA tsi_ops FROM PUBLIC;\n"
+    "GRANT USAGE ON SCHEMA tsi_ops TO tsi_owner, tsi_jobs, tsi_reader;\n"
+    "CREATE TABLE IF NOT EXISTS tsi_ops.backup_info (\n"
+    "  id boolean PRIMARY KEY DEFAULT true CHECK (id),\n"
+    "  checked_at timestamptz NOT NULL,    -- the last refresh attempt\n"
+    "  refreshed_at timestamptz,           -- the last one that read the repository\n"
+    "  last_full timestamptz,              -- stop time of the newest full backup\n"
+    "  last_diff timestamptz,              -- of the newest differential\n"
+    "  last_incr timestamptz,              -- of the newest incremental\n"
+    "  oldest_recoverable timestamptz,     -- stop time of the oldest backup WAL reaches\n"
+    "  backups integer,\n"
+    "  stanza_status text,\n"
+    "  error text);                        -- why the last attempt failed; NULL: it worked\n"
+    "CREATE TABLE IF NOT EXISTS tsi_ops.backup_info_out (n bigserial PRIMARY KEY, line text);\n"
+    "REVOKE ALL ON ALL TABLES IN SCHEMA tsi_ops FROM PUBLIC;\n"
+    "GRANT SELECT ON tsi_ops.backup_info TO tsi_owner, tsi_jobs, tsi_reader;\n"
+    "CREATE OR REPLACE FUNCTION tsi_ops.backup_info_refresh(p_command text) RETURNS text\n"
+    "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$\n"
+    "DECLARE doc text; st jsonb; amin text;\n"
+    "BEGIN\n"
+    "  DELETE FROM tsi_ops.backup_info_out;\n"
+    "  BEGIN\n"
+    "    EXECUTE format('COPY tsi_ops.backup_info_out (line) FROM PROGRAM %L'\n"
+    "                   ' WITH (FORMAT csv, DELIMITER E''\\x02'', QUOTE E''\\x01'')', p_command);\n"
+    "    SELECT string_agg(line, E'\\n' ORDER BY n) INTO doc FROM tsi_ops.backup_info_out;\n"
+    "    st := doc::jsonb -> 0;\n"
+    "    IF st IS NULL OR st->>'name' IS NULL THEN\n"
+    "      RAISE EXCEPTION 'pgbackrest info printed no stanza: %', left(doc, 200);\n"
+    "    END IF;\n"
+    "    SELECT min(a->>'min') INTO amin FROM jsonb_array_elements(\n"
+    "      COALESCE(st->'archive', '[]')) a;\n"
+    "    INSERT INTO tsi_ops.backup_info AS i (id, checked_at, refreshed_at, last_full,\n"
+    "        last_diff, last_incr, oldest_recoverable, backups, stanza_status, error)\n"
+    "    SELECT true, now(), now(),\n"
+    "           to_timestamp(max(stop) FILTER (WHERE type = 'full')),\n"
+    "           to_timestamp(max(stop) FILTER (WHERE type = 'diff')),\n"
+    "           to_timestamp(max(stop) FILTER (WHERE type = 'incr')),\n"
+    "           to_timestamp(min(stop) FILTER (WHERE amin IS NOT NULL AND wal >= amin)),\n"
+    "           count(*), st->'status'->>'message', NULL\n"
+    "      FROM (SELECT b->>'type' AS type, (b->'timestamp'->>'stop')::bigint AS stop,\n"
+    "                   b->'archive'->>'start' AS wal\n"
+    "              FROM jsonb_array_elements(COALESCE(st->'backup', '[]')) b) x\n"
+    "    ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at,\n"
+    "        refreshed_at = EXCLUDED.refreshed_at, last_full = EXCLUDED.last_full,\n"
+    "        last_diff = EXCLUDED.last_diff, last_incr = EXCLUDED.last_incr,\n"
+    "        oldest_recoverable = EXCLUDED.oldest_recoverable, backups = EXCLUDED.backups,\n"
+    "        stanza_status = EXCLUDED.stanza_status, error = NULL;\n"
+    "    DELETE FROM tsi_ops.backup_info_out;\n"
+    "    RETURN NULL;\n"
+    "  EXCEPTION WHEN OTHERS THEN\n"
+    "    INSERT INTO tsi_ops.backup_info (id, checked_at, error) VALUES (true, now(), SQLERRM)\n"
+    "    ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at,\n"
+    "        error = EXCLUDED.error;\n"
+    "    RETURN SQLERRM;\n"
+    "  END;\n"
+    "END $f$;\n"
+    "REVOKE ALL ON FUNCTION tsi_ops.backup_info_refresh(text) FROM PUBLIC;\n";
+
+/* The command the refresh runs (as the server's user): pgbackrest info, bounded. */
+static void info_command(char *buf, size_t len)
+{
+    char args[3 * PATH_MAX];
+    conf_args(args, sizeof args);
+    snprintf(buf, len, "timeout 120 pgbackrest %s --log-level-console=error info --output=json",
+             args);
+}
+
+/* Refreshes tsi_ops.backup_info now (as the superuser); a failure is only a warning: the
+ * row records it, and /metrics shows how old the facts are. */
+static void info_refresh(void)
+{
+    tsi_error e = {0};
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, NULL, &e);
+    if (!c) {
+        tsi_warn("backup", "cannot refresh the backup info: %s %s", e.message, e.detail);
+        return;
+    }
+    char cmd[3 * PATH_MAX + 160];
+    info_command(cmd, sizeof cmd);
+    const char *p[1] = {cmd};
+    PGresult *r = PQexecParams(c,
+                               "SELECT to_regprocedure('tsi_ops.backup_info_refresh(text)') "
+                               "IS NOT NULL",
+                               0, NULL, NULL, NULL, NULL, 0);
+    bool have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!have) {
+        PQfinish(c);
+        return; /* setup not run yet in this database */
+    }
+    r = PQexecParams(c, "SELECT tsi_ops.backup_info_refresh($1)", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        tsi_warn("backup", "backup info refresh failed: %s", PQresultErrorMessage(r));
+    else if (!PQgetisnull(r, 0, 0))
+        tsi_warn("backup", "backup info refresh failed: %s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int info_schema(tsi_error *err)
+{
+    PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, NULL, err);
+    if (!c)
+        return TSI_E_UNAVAILABLE;
+    int rc = tsi_db_exec(c, SQL_INFO_SCHEMA, err);
+    PQfinish(c);
+    return rc;
+}
+
 /* The daily backup runs from the jobs schedule (pg_cron, in the database named by
  * cron.database_name): a job owned by the superuser whose command hands pgbackrest to the
  * server through COPY ... TO PROGRAM, so it runs as the server's own user. A failed
@@ -320,8 +466,10 @@ static int archive_mode_on(tsi_error *err)
 static const char SQL_SCHEDULE_BACKUP[] =
     "SELECT cron.schedule($1, $2, format('COPY (SELECT 1) TO PROGRAM %L', $3::text))";
 
-static int schedule(const char *full, const char *diff, const char *cpath, tsi_error *err)
+static int schedule(const char *full, const char *diff, const char *sinfo, tsi_error *err)
 {
+    char args[3 * PATH_MAX];
+    conf_args(args, sizeof args);
     PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, NULL, err);
     if (!c)
         return TSI_E_UNAVAILABLE;
@@ -341,25 +489,37 @@ static int schedule(const char *full, const char *diff, const char *cpath, tsi_e
     }
     const char *jobs[2][2] = {{"tsi-backup-full", full}, {"tsi-backup-diff", diff}};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        char cmd[PATH_MAX + 160];
-        snprintf(cmd, sizeof cmd,
-                 "pgbackrest --config=%s --stanza=" STANZA
-                 " --log-level-console=error backup --type=%s",
-                 cpath, i == 0 ? "full" : "diff");
+        char cmd[3 * PATH_MAX + 160];
+        snprintf(cmd, sizeof cmd, "pgbackrest %s --log-level-console=error backup --type=%s", args,
+                 i == 0 ? "full" : "diff");
         const char *p[3] = {jobs[i][0], jobs[i][1], cmd};
         r = PQexecParams(c, SQL_SCHEDULE_BACKUP, 3, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             rc = tsi_db_result_error(r, "cannot schedule the backups", err);
         PQclear(r);
     }
+    if (rc == 0) {
+        char cmd[3 * PATH_MAX + 160];
+        info_command(cmd, sizeof cmd);
+        const char *p[2] = {sinfo, cmd};
+        r = PQexecParams(c,
+                         "SELECT cron.schedule('tsi-backup-info', $1, "
+                         "format('SELECT tsi_ops.backup_info_refresh(%L)', $2::text))",
+                         2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = tsi_db_result_error(r, "cannot schedule the backup info refresh", err);
+        PQclear(r);
+    }
     PQfinish(c);
     if (rc == 0)
-        tsi_info("backup", "scheduled with pg_cron: full '%s', differential '%s' (UTC)", full,
-                 diff);
+        tsi_info("backup",
+                 "scheduled with pg_cron: full '%s', differential '%s' (UTC), info refresh '%s'",
+                 full, diff, sinfo);
     return rc;
 }
 
-static int setup(int retention_days, const char *sched_full, const char *sched_diff, tsi_error *err)
+static int setup(int retention_days, const char *sched_full, const char *sched_diff,
+                 const char *sched_info, tsi_error *err)
 {
     char repo[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 32], sock[PATH_MAX], cpath[PATH_MAX];
     char text[8192];
@@ -381,23 +541,27 @@ static int setup(int retention_days, const char *sched_full, const char *sched_d
                              "'%s'", dir);
     if ((rc = tsi_cluster_socket_dir(sock, sizeof sock, err)) < 0)
         return rc;
-    static const char *const subs[] = {"log", "lock"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const subs[] = {"log", "lock", "conf.d"};
+    for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", repo, subs[i]);
         if ((rc = mkdir_owned(path, 0750, err)) < 0)
             return rc;
     }
     conf_path(cpath, sizeof cpath);
+    char args[3 * PATH_MAX];
+    conf_args(args, sizeof args);
     snprintf(text, sizeof text,
-             "# written by `tsi backup setup`; tsi passes --config to every pgbackrest call\n"
+             "# written by `tsi backup setup` (rewritten each time); tsi passes --config and\n"
+             "# --config-include-path=<this directory>/conf.d to every pgbackrest call: put\n"
+             "# your own settings (another repository, repo2-*) into conf.d/*.conf\n"
              "[global]\n"
              "repo1-path=%s\n"
+             "# full backups (and the differentials on them) are kept until a newer full is\n"
+             "# %d days old; WAL is kept from the oldest backup kept (no\n"
+             "# repo1-retention-archive), so point-in-time recovery reaches back %d days or\n"
+             "# more however many full backups were taken\n"
              "repo1-retention-full-type=time\n"
              "repo1-retention-full=%d\n"
-             "# WAL for point-in-time recovery is kept for the last 2 full backups (weekly\n"
-             "# fulls: at least 7 days); older backups stay restorable to their end\n"
-             "repo1-retention-archive-type=full\n"
-             "repo1-retention-archive=2\n"
              "compress-type=zst\n"
              "compress-level=3\n"
              "start-fast=y\n"
@@ -411,16 +575,17 @@ static int setup(int retention_days, const char *sched_full, const char *sched_d
              "pg1-port=%d\n"
              "pg1-socket-path=%s\n"
              "pg1-user=postgres\n",
-             repo, retention_days, repo, repo, dir, tsi_db_port(), sock);
+             repo, retention_days, retention_days, retention_days, repo, repo, dir, tsi_db_port(),
+             sock);
     if ((rc = write_owned(cpath, text, 0640, err)) < 0)
         return rc;
 
     snprintf(text, sizeof text,
              "# written by `tsi backup setup`: WAL archiving into the pgBackRest repository\n"
              "archive_mode = on\n"
-             "archive_command = 'pgbackrest --config=%s --stanza=" STANZA " archive-push %%p'\n"
+             "archive_command = 'pgbackrest %s archive-push %%p'\n"
              "archive_timeout = 60\n",
-             cpath);
+             args);
     snprintf(path, sizeof path, "%s/backup.conf", dir);
     if ((rc = write_owned(path, text, 0600, err)) < 0)
         return rc;
@@ -439,20 +604,16 @@ static int setup(int retention_days, const char *sched_full, const char *sched_d
                                  "does %s/tsi.conf include backup.conf?", dir);
     } else {
         /* archive_command may have changed: a reload is enough for it */
-        PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
-        if (!c)
-            return TSI_E_UNAVAILABLE;
-        rc = tsi_db_exec(c, "SELECT pg_reload_conf()", err);
-        PQfinish(c);
-        if (rc < 0)
+        if ((rc = tsi_cluster_reload(err)) < 0)
             return rc;
     }
     if ((rc = pgbackrest("stanza-create", NULL, NULL, 0, err)) < 0)
         return rc;
     if ((rc = pgbackrest("check", NULL, NULL, 0, err)) < 0)
         return rc;
-    if ((rc = schedule(sched_full, sched_diff, cpath, err)) < 0)
+    if ((rc = info_schema(err)) < 0 || (rc = schedule(sched_full, sched_diff, sched_info, err)) < 0)
         return rc;
+    info_refresh();
     tsi_info("backup", "WAL archiving on: repository=%s stanza=" STANZA " retention_days=%d", repo,
              retention_days);
     return 0;
@@ -640,7 +801,9 @@ static int run_backup(const char *type, tsi_error *err)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     tsi_info("backup", "starting a %s backup", chosen);
-    if ((rc = pgbackrest("backup", extra, NULL, 0, err)) < 0)
+    rc = pgbackrest("backup", extra, NULL, 0, err);
+    info_refresh(); /* a failed backup is seen too: the facts stay those of the last good one */
+    if (rc < 0)
         return rc;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     tsi_info("backup", "backup done type=%s seconds=%.1f", chosen,
@@ -835,16 +998,20 @@ static int cmd_setup(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     const char *full = tsi_opts_str(&o, "schedule-full"), *diff = tsi_opts_str(&o, "schedule-diff");
-    if (!tsi_jobs_schedule_valid(full) || !tsi_jobs_schedule_valid(diff)) {
+    const char *sinfo = tsi_opts_str(&o, "schedule-info");
+    if (!tsi_jobs_schedule_valid(full) || !tsi_jobs_schedule_valid(diff) ||
+        !tsi_jobs_schedule_valid(sinfo)) {
         fprintf(stderr,
                 "tsi backup setup: '%s' is not a 5-field cron schedule (minute hour day "
                 "month weekday)\n",
-                tsi_jobs_schedule_valid(full) ? diff : full);
+                !tsi_jobs_schedule_valid(full)   ? full
+                : !tsi_jobs_schedule_valid(diff) ? diff
+                                                 : sinfo);
         tsi_opts_free(&o);
         return 2;
     }
     tsi_error e = {0};
-    rc = setup((int)tsi_opts_int(&o, "retention-days"), full, diff, &e);
+    rc = setup((int)tsi_opts_int(&o, "retention-days"), full, diff, sinfo, &e);
     tsi_opts_free(&o);
     if (rc < 0)
         return tsi_error_report("tsi backup setup", &e);

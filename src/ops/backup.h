@@ -11,10 +11,17 @@
  * restarts the cluster when archiving was off, creates the stanza and checks that a WAL
  * segment reaches the repository. Idempotent.
  * run: a backup of --type full|diff|incr, or auto (the default): full when the newest
- * full backup is older than 6.5 days (or none exists), differential otherwise. Retention:
- * full backups kept 30 days (time based, with the differentials that depend on them);
- * WAL kept for the last 2 full backups, so point-in-time recovery reaches back at least 7
- * days with weekly fulls.
+ * full backup is older than 6.5 days (or none exists), differential otherwise. Retention
+ * (pgBackRest's time-based full retention, --retention-days, 30 by default, at least 7):
+ * a full backup goes once a newer full is that old, with the differentials that depend
+ * on it; WAL is kept from the oldest backup kept, so point-in-time recovery reaches back
+ * at least --retention-days whatever the number of full backups.
+ * Every pgbackrest call passes --config=<repo>/pgbackrest.conf (rewritten by setup) and
+ * --config-include-path=<repo>/conf.d (the operator's own settings: another repository).
+ * Backup info: setup creates tsi_ops.backup_info (owned by the superuser, readable by the
+ * tsi roles) and the pg_cron job tsi-backup-info that refreshes it from `pgbackrest info`
+ * (every 5 minutes; run and setup refresh it too): tsi status and /metrics read that row
+ * and never wait on pgBackRest.
  * restore: --to TIME (ISO 8601; UTC when no offset is given) into a fresh data
  * directory (--target-dir, default $TSI_HOME/pg-restored-<stamp>) with archiving off,
  * or --in-place: stops the cluster, restores over its data directory (delta) and starts

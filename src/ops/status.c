@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "db/conn.h"
 
@@ -133,6 +134,20 @@ static const char SQL_HAS_JOB_RUNS[] =
     "   AND has_table_privilege(to_regclass('job_runs'), 'SELECT')\n"
     "   AND (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('job_runs')\n"
     "         AND NOT attisdropped AND attname IN ('job', 'finished', 'status')) = 3";
+
+static const char SQL_HAS_BACKUP_INFO[] =
+    "SELECT to_regclass('tsi_ops.backup_info') IS NOT NULL\n"
+    "   AND has_table_privilege(to_regclass('tsi_ops.backup_info'), 'SELECT')";
+
+/* whole seconds: the exposition prints non-integers with 6 significant digits */
+static const char SQL_BACKUP_INFO[] =
+    "SELECT COALESCE(floor(extract(epoch FROM last_full)), -1),\n"
+    "       COALESCE(floor(extract(epoch FROM last_diff)), -1),\n"
+    "       COALESCE(floor(extract(epoch FROM now() - oldest_recoverable)), -1),\n"
+    "       COALESCE(extract(epoch FROM now() - refreshed_at), -1),\n"
+    "       COALESCE(floor(extract(epoch FROM refreshed_at)), -1),\n"
+    "       COALESCE(backups, 0), COALESCE(error, '')\n"
+    "  FROM tsi_ops.backup_info";
 
 static const char SQL_JOB_RUNS[] =
     "SELECT job::text,\n"
@@ -327,6 +342,21 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
     PQclear(cr);
     PQclear(jr);
 
+    if (ask(c, SQL_HAS_BACKUP_INFO) && (r = query(c, SQL_BACKUP_INFO, NULL, false, NULL))) {
+        if (PQntuples(r) == 1) {
+            tsi_status_backup *b = &s->backup;
+            b->present = true;
+            b->last_full = dbl(r, 0, 0);
+            b->last_diff = dbl(r, 0, 1);
+            b->recovery_window_s = dbl(r, 0, 2);
+            b->refreshed_age_s = dbl(r, 0, 3);
+            b->refreshed_at = dbl(r, 0, 4);
+            b->backups = ll(r, 0, 5);
+            cpy(b->error, sizeof b->error, PQgetvalue(r, 0, 6));
+        }
+        PQclear(r);
+    }
+
     if (spool_dir) {
         struct stat st;
         if (stat(spool_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -398,6 +428,33 @@ static void sample(tsi_buf *b, const char *name, double value, ...)
         tsi_buf_printf(b, " %lld\n", (long long)value);
     else
         tsi_buf_printf(b, " %.6g\n", value);
+}
+
+/* Absent until `tsi backup setup` made tsi_ops.backup_info: an alert on absent() sees it. */
+static void backup_prometheus(const tsi_status_backup *k, tsi_buf *b)
+{
+    if (!k->present)
+        return;
+    family(b, "tsi_backup_last_success_timestamp_seconds", "gauge",
+           "End of the newest backup of each type in the pgBackRest repository (Unix time).");
+    if (k->last_full >= 0)
+        sample(b, "tsi_backup_last_success_timestamp_seconds", k->last_full, "type", "full", NULL);
+    if (k->last_diff >= 0)
+        sample(b, "tsi_backup_last_success_timestamp_seconds", k->last_diff, "type", "diff", NULL);
+    family(b, "tsi_backup_recovery_window_seconds", "gauge",
+           "How far back point-in-time recovery reaches: now minus the oldest recoverable "
+           "point (0 when there is no backup).");
+    sample(b, "tsi_backup_recovery_window_seconds",
+           k->recovery_window_s >= 0 ? k->recovery_window_s : 0, NULL);
+    family(b, "tsi_backup_sets", "gauge", "Backups in the pgBackRest repository.");
+    sample(b, "tsi_backup_sets", (double)k->backups, NULL);
+    family(b, "tsi_backup_info_refreshed_timestamp_seconds", "gauge",
+           "When the backup facts were last read from pgBackRest (Unix time; 0: never).");
+    sample(b, "tsi_backup_info_refreshed_timestamp_seconds",
+           k->refreshed_at >= 0 ? k->refreshed_at : 0, NULL);
+    family(b, "tsi_backup_info_refresh_failed", "gauge",
+           "1 when the last refresh of the backup facts failed (see tsi status).");
+    sample(b, "tsi_backup_info_refresh_failed", k->error[0] ? 1 : 0, NULL);
 }
 
 void tsi_status_prometheus(const tsi_status *s, tsi_buf *b)
@@ -486,6 +543,7 @@ void tsi_status_prometheus(const tsi_status *s, tsi_buf *b)
                "Seconds since the last WAL segment was archived.");
         sample(b, "tsi_wal_last_archived_age_seconds", s->wal_last_archived_age_s, NULL);
     }
+    backup_prometheus(&s->backup, b);
 
     family(b, "tsi_job_succeeded", "gauge", "1 when the job has succeeded at least once.");
     for (size_t i = 0; i < s->njobs; i++)
@@ -518,6 +576,19 @@ static const char *human(long long b, char *buf, size_t len)
         i++;
     }
     snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+    return buf;
+}
+
+static const char *epoch_text(double t, char *buf, size_t len)
+{
+    if (t < 0) {
+        snprintf(buf, len, "none");
+        return buf;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
     return buf;
 }
 
@@ -591,6 +662,19 @@ void tsi_status_print(FILE *out, const tsi_status *s)
     fprintf(out, "\nWAL archiving: %s; %lld archived, %lld failed, last %s ago\n",
             s->archiving ? "on" : "off (run `tsi backup setup`)", s->wal_archived,
             s->wal_archive_failed, age(s->wal_last_archived_age_s, a, sizeof a));
+
+    const tsi_status_backup *k = &s->backup;
+    if (!k->present) {
+        fprintf(out, "\nbackups: unknown (run `tsi backup setup`)\n");
+    } else {
+        char t[32], w[32], f[32];
+        fprintf(out, "\nbackups: %lld in the repository; point-in-time window %s\n", k->backups,
+                age(k->recovery_window_s, w, sizeof w));
+        fprintf(out, "  newest full %s, newest differential %s (UTC)\n",
+                epoch_text(k->last_full, t, sizeof t), epoch_text(k->last_diff, f, sizeof f));
+        fprintf(out, "  read from pgBackRest %s ago%s%s\n", age(k->refreshed_age_s, a, sizeof a),
+                k->error[0] ? "; last refresh FAILED: " : "", k->error);
+    }
 
     fprintf(out, "\njobs\n");
     if (s->njobs == 0)

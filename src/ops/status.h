@@ -17,6 +17,10 @@
  *   - job last-success age: the newest successful run per job from the `job_runs`
  *     table of migration 010 (job, finished, status = 'ok') when it exists, and from
  *     pg_cron's cron.job_run_details when the role may read it (tsi_jobs, tsi_owner);
+ *   - backups: the row tsi_ops.backup_info that `tsi backup` keeps from pgBackRest's
+ *     `info` (ops/backup.h): the stop time of the newest full and differential backup,
+ *     the point-in-time window (now - the oldest recoverable point), how old those facts
+ *     are and whether the last refresh failed; absent until `tsi backup setup` ran;
  *   - spool depth: files and bytes under spool_dir when that directory exists.
  * Every query is read-only and fixed text (no input goes into SQL).
  *
@@ -83,6 +87,16 @@ typedef struct tsi_status_job {
     char source[16];           /* "pg_cron" or "job_runs" */
 } tsi_status_job;
 
+typedef struct tsi_status_backup {
+    bool present;                /* tsi_ops.backup_info exists and has its row */
+    double last_full, last_diff; /* epoch seconds of the newest stop; -1: none */
+    double recovery_window_s;    /* now - oldest recoverable point; -1: none */
+    double refreshed_age_s;      /* since the facts were read; -1: never */
+    double refreshed_at;         /* epoch seconds; -1: never */
+    long long backups;           /* backup sets in the repository */
+    char error[256];             /* why the last refresh failed, or "" */
+} tsi_status_backup;
+
 typedef struct tsi_status {
     char collected_at[40]; /* server time of the collection */
     char database[64];
@@ -106,6 +120,7 @@ typedef struct tsi_status {
     size_t nreplicas;
     tsi_status_job *jobs;
     size_t njobs;
+    tsi_status_backup backup;
 } tsi_status;
 
 extern const tsi_option tsi_status_options[];
@@ -117,7 +132,7 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
 void tsi_status_free(tsi_status *s);
 
 /* Appends the Prometheus text exposition of s to out (metrics prefixed tsi_db_, tsi_job_,
- * tsi_spool_, tsi_wal_). */
+ * tsi_spool_, tsi_wal_, tsi_backup_). */
 void tsi_status_prometheus(const tsi_status *s, tsi_buf *out);
 /* Prints s for a person. */
 void tsi_status_print(FILE *out, const tsi_status *s);

@@ -40,7 +40,13 @@ const tsi_option tsi_sim_options[] = {
     {"ped-rate", TSI_OPT_DOUBLE, "40", "TSI_SIM_PED_RATE",
      "pedestrians and cyclists per crosswalk-hour at the daily peak", "0..3600"},
     {"vcc-quirks", TSI_OPT_BOOL, "false", "TSI_SIM_VCC_QUIRKS",
-     "traffic identified only by locationName, positions 300 m off the refPoint", NULL},
+     "traffic identified only by locationName (rsuName From_WebSocket), positions 300 m off the "
+     "refPoint",
+     NULL},
+    {"encoding", TSI_OPT_ENUM, "document", "TSI_SIM_ENCODING",
+     "document: the VCC v3.1 document's encodings (integer enums and bit fields, eight-key "
+     "laneType objects, nulls present); legacy: the former string forms",
+     "document|legacy"},
     {"tz-offset", TSI_OPT_INT, "-300", "TSI_SIM_TZ_OFFSET",
      "minutes east of UTC of the daily profile's local time", "-840..840"},
     {"auth-lifetime", TSI_OPT_INT, "3600", "TSI_SIM_AUTH_LIFETIME",
@@ -127,6 +133,7 @@ int tsi_cmd_sim(int argc, char **argv)
     c.model.hard_brake_rate = tsi_opts_double(&o, "hard-brake-rate");
     c.model.ped_rate = tsi_opts_double(&o, "ped-rate");
     c.model.quirks = tsi_opts_bool(&o, "vcc-quirks");
+    c.model.legacy = strcmp(tsi_opts_str(&o, "encoding"), "legacy") == 0;
     c.model.tz_offset_min = (int)tsi_opts_int(&o, "tz-offset");
     c.model.truth_minutes = (int)tsi_opts_int(&o, "truth-minutes");
     c.model.warmup_s = (int)tsi_opts_int(&o, "warmup");

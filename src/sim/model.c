@@ -470,7 +470,7 @@ static void build_isects(tsi_sim_model *m)
             snprintf(s->location, sizeof s->location, "Sim Ave %d & Grid St %d",
                      (i - ncor) / cols + 1, (i - ncor) % cols + 1);
         if (m->cfg.quirks)
-            snprintf(s->rsu, sizeof s->rsu, "vcc-corridor");
+            snprintf(s->rsu, sizeof s->rsu, "From_WebSocket"); /* the real streams' rsuName */
         istate *st = &m->st[i];
         st->rng = mix(m->cfg.seed ^ 0x5157ull, (uint64_t)i);
         st->map_phase = h % (6ull * 3600 * 1000);

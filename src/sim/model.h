@@ -54,7 +54,11 @@ typedef struct tsi_sim_cfg {
     double vru_rate;        /* injected vehicle-VRU conflicts per intersection-hour */
     double hard_brake_rate; /* spontaneous hard brakes per intersection-hour */
     double ped_rate;        /* pedestrians+cyclists per crosswalk-hour at profile 1 */
-    bool quirks;            /* --vcc-quirks: locationName only, positions off the refPoint */
+    bool quirks;            /* --vcc-quirks: locationName only, positions off the refPoint,
+                             * rsuName "From_WebSocket" */
+    bool legacy;            /* --encoding legacy: brakes, transmission, laneType, maneuvers
+                             * and speedLimits.type as strings, optional fields omitted,
+                             * clientId "vcc-public" (tsi's own forms before issue 29) */
     int tz_offset_min;      /* time zone of the daily profile, minutes east of UTC */
     int truth_minutes;      /* minutes of truth kept per intersection */
     int warmup_s;           /* simulated seconds run before start_ms (not emitted) */

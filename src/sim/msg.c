@@ -126,7 +126,10 @@ static void metadata(tsi_jsonw *w, const tsi_sim_model *m, const tsi_sim_sample 
     tsi_jsonw_kv_str(w, "format", "JSON");
     if (is->location[0])
         tsi_jsonw_kv_str(w, "locationName", is->location);
-    tsi_jsonw_kv_str(w, "clientId", "vcc-public");
+    if (tsi_sim_model_cfg(m)->legacy)
+        tsi_jsonw_kv_str(w, "clientId", "vcc-public");
+    else
+        tsi_jsonw_kv_null(w, "clientId"); /* RSU-relayed messages: null (domain.md §1) */
     tsi_jsonw_kv_str(w, "sourceType", "RSU");
     tsi_jsonw_kv_str(w, "vendorName", tsi_sim_vendors[s->vendor].name);
 }
@@ -142,7 +145,7 @@ static void accel_set(tsi_jsonw *w, const tsi_sim_sample *s)
     tsi_jsonw_end(w);
 }
 
-static void body(tsi_jsonw *w, const tsi_sim_sample *s, int defect)
+static void body(tsi_jsonw *w, const tsi_sim_sample *s, int defect, bool legacy)
 {
     if (s->kind == TSI_SIM_BSM) {
         tsi_jsonw_key(w, "bsmJson");
@@ -161,7 +164,10 @@ static void body(tsi_jsonw *w, const tsi_sim_sample *s, int defect)
         knum(w, "elev", s->elev, 1);
         tsi_jsonw_key(w, "accuracy");
         RAWLIT(w, "{\"semiMajor\":1.5,\"semiMinor\":1.0,\"orientation\":0.0}");
-        tsi_jsonw_kv_str(w, "transmission", "forwardGears");
+        if (legacy)
+            tsi_jsonw_kv_str(w, "transmission", "forwardGears");
+        else
+            tsi_jsonw_kv_int(w, "transmission", 2); /* forwardGears */
         if (defect == 2)
             tsi_jsonw_kv_str(w, "speed", "fast");
         else
@@ -171,12 +177,21 @@ static void body(tsi_jsonw *w, const tsi_sim_sample *s, int defect)
         accel_set(w, s);
         tsi_jsonw_key(w, "brakes");
         tsi_jsonw_object(w);
-        tsi_jsonw_kv_str(w, "wheelBrakes", s->brakes ? "01111" : "00000");
-        tsi_jsonw_kv_str(w, "traction", "unavailable");
-        tsi_jsonw_kv_str(w, "abs", "off");
-        tsi_jsonw_kv_str(w, "scs", "unavailable");
-        tsi_jsonw_kv_str(w, "brakeBoost", "unavailable");
-        tsi_jsonw_kv_str(w, "auxBrakes", "unavailable");
+        if (legacy) {
+            tsi_jsonw_kv_str(w, "wheelBrakes", s->brakes ? "01111" : "00000");
+            tsi_jsonw_kv_str(w, "traction", "unavailable");
+            tsi_jsonw_kv_str(w, "abs", "off");
+            tsi_jsonw_kv_str(w, "scs", "unavailable");
+            tsi_jsonw_kv_str(w, "brakeBoost", "unavailable");
+            tsi_jsonw_kv_str(w, "auxBrakes", "unavailable");
+        } else { /* the document: the bit string as a number, integer enums */
+            tsi_jsonw_kv_int(w, "wheelBrakes", s->brakes ? 0x0F : 0);
+            tsi_jsonw_kv_int(w, "traction", 0);
+            tsi_jsonw_kv_int(w, "abs", 1);
+            tsi_jsonw_kv_int(w, "scs", 0);
+            tsi_jsonw_kv_int(w, "brakeBoost", 0);
+            tsi_jsonw_kv_int(w, "auxBrakes", 0);
+        }
         tsi_jsonw_end(w);
         tsi_jsonw_key(w, "size");
         tsi_jsonw_object(w);
@@ -221,7 +236,7 @@ void tsi_sim_msg_write(tsi_buf *b, const tsi_sim_model *m, const tsi_sim_sample 
     tsi_jsonw_object(&w);
     metadata(&w, m, s, true);
     j2735(&w, s);
-    body(&w, s, -1);
+    body(&w, s, -1, tsi_sim_model_cfg(m)->legacy);
     tsi_jsonw_end(&w);
 }
 
@@ -233,13 +248,13 @@ void tsi_sim_msg_malformed(tsi_buf *b, const tsi_sim_model *m, const tsi_sim_sam
     tsi_jsonw_init(&w, b);
     tsi_jsonw_object(&w);
     metadata(&w, m, s, defect != 3);
-    body(&w, s, defect == 3 ? -1 : defect);
+    body(&w, s, defect == 3 ? -1 : defect, tsi_sim_model_cfg(m)->legacy);
     tsi_jsonw_end(&w);
 }
 
 /* ---- MapData ---- */
 
-static void node(tsi_jsonw *w, const tsi_sim_isect *is, double x, double y)
+static void node(tsi_jsonw *w, const tsi_sim_isect *is, double x, double y, bool legacy)
 {
     double lat, lon;
     tsi_ltp_to_ll(&is->ltp, x, y, &lat, &lon);
@@ -249,6 +264,8 @@ static void node(tsi_jsonw *w, const tsi_sim_isect *is, double x, double y)
     knum(w, "lat", lat, 7);
     knum(w, "lon", lon, 7);
     tsi_jsonw_end(w);
+    if (!legacy)
+        tsi_jsonw_kv_null(w, "attributes");
     tsi_jsonw_end(w);
 }
 
@@ -267,6 +284,68 @@ static int64_t minute_of_year(int64_t t_ms)
     return (int64_t)tm.tm_yday * 1440 + tm.tm_hour * 60 + tm.tm_min;
 }
 
+/* An optional field: the value, or (document) null / (legacy) left out. */
+static void opt_kint(tsi_jsonw *w, const char *k, bool present, int64_t v, bool legacy)
+{
+    if (present)
+        tsi_jsonw_kv_int(w, k, v);
+    else if (!legacy)
+        tsi_jsonw_kv_null(w, k);
+}
+
+/* laneAttributes: legacy {"laneType":"vehicle"}; the document {directionalUse (2-bit
+ * field), sharedWith (10-bit field), laneType: the eight keys, one not null} */
+static void lane_attributes(tsi_jsonw *w, int type_index, int dir_bits, int shared_bits,
+                            bool legacy)
+{
+    static const char *const keys[8] = {"vehicle", "crosswalk", "bikeLane",       "sidewalk",
+                                        "median",  "striping",  "trackedVehicle", "parking"};
+    tsi_jsonw_key(w, "laneAttributes");
+    tsi_jsonw_object(w);
+    if (legacy) {
+        tsi_jsonw_kv_str(w, "laneType", keys[type_index]);
+    } else {
+        tsi_jsonw_kv_int(w, "directionalUse", dir_bits);
+        tsi_jsonw_kv_int(w, "sharedWith", shared_bits);
+        tsi_jsonw_key(w, "laneType");
+        tsi_jsonw_object(w);
+        for (int k = 0; k < 8; k++) {
+            if (k == type_index)
+                tsi_jsonw_kv_int(w, keys[k], 0); /* LaneAttributes-Vehicle/-Crosswalk: none */
+            else
+                tsi_jsonw_kv_null(w, keys[k]);
+        }
+        tsi_jsonw_end(w);
+    }
+    tsi_jsonw_end(w);
+}
+
+static void nodes_begin(tsi_jsonw *w)
+{
+    tsi_jsonw_key(w, "nodesList");
+    tsi_jsonw_object(w);
+    tsi_jsonw_key(w, "nodes");
+    tsi_jsonw_array(w);
+}
+
+static void nodes_end(tsi_jsonw *w, bool legacy)
+{
+    tsi_jsonw_end(w);
+    if (!legacy)
+        tsi_jsonw_kv_null(w, "computed");
+    tsi_jsonw_end(w);
+}
+
+/* LaneDirection, LaneSharing and AllowedManeuvers bits (J2735 bit k of n = 1 << (n-1-k)) */
+enum {
+    DIR_INGRESS = 0x2,
+    DIR_EGRESS = 0x1,
+    SHARE_PEDESTRIANS = 1 << (9 - 6), /* pedestriansTraffic */
+    MAN_STRAIGHT = 0x800,
+    MAN_LEFT = 0x400,
+    MAN_RIGHT = 0x200,
+};
+
 void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_ms)
 {
     static const char *in_names[4] = {"SB in", "WB in", "NB in", "EB in"};
@@ -275,6 +354,7 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
                                        "west crosswalk"};
     static const int sg[4] = {6, 8, 2, 4};
     const tsi_sim_isect *is = tsi_sim_model_isect(m, i);
+    const bool legacy = tsi_sim_model_cfg(m)->legacy;
     int64_t changed = 0;
     int rev = tsi_sim_model_map_revision(m, i, t_ms, &changed);
     tsi_jsonw w;
@@ -302,7 +382,10 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
     tsi_jsonw_key(&w, "speedLimits");
     tsi_jsonw_array(&w);
     tsi_jsonw_object(&w);
-    tsi_jsonw_kv_str(&w, "type", "vehicleMaxSpeed");
+    if (legacy)
+        tsi_jsonw_kv_str(&w, "type", "vehicleMaxSpeed");
+    else
+        tsi_jsonw_kv_int(&w, "type", 5); /* SpeedLimitType vehicleMaxSpeed */
     knum(&w, "speed", is->speed_limit, 4);
     tsi_jsonw_end(&w);
     tsi_jsonw_end(&w);
@@ -318,30 +401,31 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
         tsi_jsonw_kv_int(&w, "laneID", 1 + 2 * a);
         tsi_jsonw_kv_str(&w, "name", in_names[a]);
         tsi_jsonw_kv_int(&w, "ingressApproach", a + 1);
-        tsi_jsonw_key(&w, "laneAttributes");
-        RAWLIT(&w, "{\"laneType\":\"vehicle\"}");
-        tsi_jsonw_key(&w, "nodesList");
-        tsi_jsonw_object(&w);
-        tsi_jsonw_key(&w, "nodes");
-        tsi_jsonw_array(&w);
+        opt_kint(&w, "egressApproach", false, 0, legacy);
+        lane_attributes(&w, 0, DIR_INGRESS, 0, legacy);
+        opt_kint(&w, "maneuvers", !legacy, MAN_STRAIGHT | MAN_LEFT | MAN_RIGHT, legacy);
+        nodes_begin(&w);
         static const double along[3] = {TSI_SIM_STOP_LINE, 70.0, TSI_SIM_APPROACH_LEN};
         for (int k = 0; k < 3; k++)
             node(&w, is, along[k] * ux + TSI_SIM_LANE_OFFSET * rx,
-                 along[k] * uy + TSI_SIM_LANE_OFFSET * ry);
-        tsi_jsonw_end(&w);
-        tsi_jsonw_end(&w);
+                 along[k] * uy + TSI_SIM_LANE_OFFSET * ry, legacy);
+        nodes_end(&w, legacy);
         /* the movements of this lane, all on the approach's own (split-phase) group:
          * through to the opposite leg, left to leg a+1, right to leg a+3 */
         tsi_jsonw_key(&w, "connectsTo");
         tsi_jsonw_array(&w);
         static const int turn_to[3] = {2, 1, 3};
         static const char *maneuver[3] = {"straight", "left", "right"};
+        static const int maneuver_bits[3] = {MAN_STRAIGHT, MAN_LEFT, MAN_RIGHT};
         for (int k = 0; k < 3; k++) {
             tsi_jsonw_object(&w);
             tsi_jsonw_key(&w, "connectingLane");
             tsi_jsonw_object(&w);
             tsi_jsonw_kv_int(&w, "lane", 2 + 2 * ((a + turn_to[k]) % 4));
-            tsi_jsonw_kv_str(&w, "maneuver", maneuver[k]);
+            if (legacy)
+                tsi_jsonw_kv_str(&w, "maneuver", maneuver[k]);
+            else
+                tsi_jsonw_kv_int(&w, "maneuver", maneuver_bits[k]);
             tsi_jsonw_end(&w);
             tsi_jsonw_kv_int(&w, "signalGroup", sg[a]);
             tsi_jsonw_end(&w);
@@ -352,41 +436,40 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "laneID", 2 + 2 * a);
         tsi_jsonw_kv_str(&w, "name", out_names[a]);
+        opt_kint(&w, "ingressApproach", false, 0, legacy);
         tsi_jsonw_kv_int(&w, "egressApproach", a + 1);
-        tsi_jsonw_key(&w, "laneAttributes");
-        RAWLIT(&w, "{\"laneType\":\"vehicle\"}");
-        tsi_jsonw_key(&w, "nodesList");
-        tsi_jsonw_object(&w);
-        tsi_jsonw_key(&w, "nodes");
-        tsi_jsonw_array(&w);
+        lane_attributes(&w, 0, DIR_EGRESS, 0, legacy);
+        opt_kint(&w, "maneuvers", false, 0, legacy);
+        nodes_begin(&w);
         for (int k = 0; k < 3; k++)
             node(&w, is, along[k] * ux + TSI_SIM_LANE_OFFSET * px,
-                 along[k] * uy + TSI_SIM_LANE_OFFSET * py);
-        tsi_jsonw_end(&w);
-        tsi_jsonw_end(&w);
+                 along[k] * uy + TSI_SIM_LANE_OFFSET * py, legacy);
+        nodes_end(&w, legacy);
+        if (!legacy)
+            tsi_jsonw_kv_null(&w, "connectsTo");
         tsi_jsonw_end(&w);
         /* crosswalk */
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "laneID", 20 + a);
         tsi_jsonw_kv_str(&w, "name", leg_names[a]);
-        tsi_jsonw_key(&w, "laneAttributes");
-        RAWLIT(&w, "{\"laneType\":\"crosswalk\"}");
-        tsi_jsonw_key(&w, "nodesList");
-        tsi_jsonw_object(&w);
-        tsi_jsonw_key(&w, "nodes");
-        tsi_jsonw_array(&w);
+        opt_kint(&w, "ingressApproach", false, 0, legacy);
+        opt_kint(&w, "egressApproach", false, 0, legacy);
+        lane_attributes(&w, 1, DIR_INGRESS | DIR_EGRESS, SHARE_PEDESTRIANS, legacy);
+        opt_kint(&w, "maneuvers", false, 0, legacy);
+        nodes_begin(&w);
         node(&w, is, TSI_SIM_CROSSWALK * ux + TSI_SIM_CW_HALF * px,
-             TSI_SIM_CROSSWALK * uy + TSI_SIM_CW_HALF * py);
+             TSI_SIM_CROSSWALK * uy + TSI_SIM_CW_HALF * py, legacy);
         node(&w, is, TSI_SIM_CROSSWALK * ux - TSI_SIM_CW_HALF * px,
-             TSI_SIM_CROSSWALK * uy - TSI_SIM_CW_HALF * py);
-        tsi_jsonw_end(&w);
-        tsi_jsonw_end(&w);
+             TSI_SIM_CROSSWALK * uy - TSI_SIM_CW_HALF * py, legacy);
+        nodes_end(&w, legacy);
         tsi_jsonw_key(&w, "connectsTo");
         tsi_jsonw_array(&w);
         tsi_jsonw_object(&w);
         tsi_jsonw_key(&w, "connectingLane");
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "lane", 20 + a);
+        if (!legacy)
+            tsi_jsonw_kv_null(&w, "maneuver");
         tsi_jsonw_end(&w);
         tsi_jsonw_kv_int(&w, "signalGroup", 10 + 2 * a);
         tsi_jsonw_end(&w);
@@ -396,6 +479,39 @@ void tsi_sim_mapdata_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_
     tsi_jsonw_end(&w); /* laneSet */
     tsi_jsonw_end(&w); /* intersection */
     tsi_jsonw_end(&w); /* intersections */
+    tsi_jsonw_end(&w);
+}
+
+/* The J2735 MapData of intersection i, base64 (a packed MessageFrame-like record: id 18,
+ * length, msgIssueRevision, region, id, revision, refPoint ×1e7, lane width, lane
+ * count; plausible, not UPER), for GET /api/mapdata[/{id}]. */
+void tsi_sim_mapdata_summary(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_ms)
+{
+    const tsi_sim_isect *is = tsi_sim_model_isect(m, i);
+    int rev = tsi_sim_model_map_revision(m, i, t_ms, NULL);
+    unsigned char p[32];
+    int n = 0;
+    p[n++] = 0x00;
+    p[n++] = 0x12; /* MapData 18 */
+    p[n++] = 0;
+    p[n++] = (unsigned char)rev;
+    put16(p, &n, (unsigned)is->region);
+    put16(p, &n, (unsigned)is->local_id);
+    p[n++] = (unsigned char)rev;
+    put32(p, &n, (uint32_t)(int32_t)lround(is->lat * 1e7));
+    put32(p, &n, (uint32_t)(int32_t)lround(is->lon * 1e7));
+    put16(p, &n, (unsigned)lround(TSI_SIM_LANE_WIDTH * 100));
+    p[n++] = 12; /* lanes */
+    p[2] = (unsigned char)(n - 3);
+    char tmp[64];
+    int k = base64(tmp, p, n);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, b);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_int(&w, "id", tsi_sim_isect_id(is));
+    tsi_jsonw_kv_int(&w, "revision", rev);
+    tsi_jsonw_key(&w, "msg");
+    tsi_jsonw_strn(&w, tmp, (size_t)k);
     tsi_jsonw_end(&w);
 }
 
@@ -445,5 +561,79 @@ void tsi_sim_spat_write(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_ms)
     tsi_jsonw_end(&w);
     tsi_jsonw_end(&w);
     tsi_jsonw_end(&w);
+    tsi_jsonw_end(&w);
+}
+
+int tsi_sim_spat_format_parse(const char *s)
+{
+    static const char *const names[TSI_SIM_SPAT__COUNT] = {"UPER", "JSON", "JSON_METADATA",
+                                                           "JSON_COMPLETE"};
+    if (s == NULL)
+        return TSI_SIM_SPAT_UPER; /* the document's default */
+    for (int k = 0; k < TSI_SIM_SPAT__COUNT; k++)
+        if (strcmp(s, names[k]) == 0)
+            return k;
+    return -1;
+}
+
+/* UPER: base64 of a packed SPaT-like record (MessageFrame id 19, length, region, id,
+ * revision, status, minute of the year, ms in the minute, then per signal group its id,
+ * eventState and likely end in tenths of a second of the hour; plausible, not UPER). */
+static void spat_uper(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_ms)
+{
+    static const int groups[8] = {2, 4, 6, 8, 10, 12, 14, 16};
+    const tsi_sim_isect *is = tsi_sim_model_isect(m, i);
+    unsigned char p[96];
+    int n = 0;
+    p[n++] = 0x00;
+    p[n++] = 0x13; /* SPaT 19 */
+    p[n++] = 0;
+    put16(p, &n, (unsigned)is->region);
+    put16(p, &n, (unsigned)is->local_id);
+    p[n++] = (unsigned char)tsi_sim_model_map_revision(m, i, t_ms, NULL);
+    put16(p, &n, 0);
+    put32(p, &n, (uint32_t)minute_of_year(t_ms));
+    put16(p, &n, (unsigned)(t_ms % 60000));
+    p[n++] = 8;
+    for (int k = 0; k < 8; k++) {
+        int64_t end = 0;
+        int st = tsi_sim_signal(m, i, groups[k], t_ms, &end);
+        p[n++] = (unsigned char)groups[k];
+        p[n++] = (unsigned char)st;
+        put16(p, &n, (unsigned)((end % 3600000) / 100));
+    }
+    p[2] = (unsigned char)(n - 3);
+    char tmp[160];
+    int k = base64(tmp, p, n);
+    tsi_buf_append(b, tmp, (size_t)k);
+}
+
+void tsi_sim_spat_write_format(tsi_buf *b, const tsi_sim_model *m, int i, int64_t t_ms, int format)
+{
+    if (format == TSI_SIM_SPAT_UPER) {
+        spat_uper(b, m, i, t_ms);
+        return;
+    }
+    if (format != TSI_SIM_SPAT_JSON_METADATA) {
+        tsi_sim_spat_write(b, m, i, t_ms);
+        return;
+    }
+    const tsi_sim_isect *is = tsi_sim_model_isect(m, i);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, b);
+    tsi_jsonw_object(&w);
+    tsi_jsonw_kv_int(&w, "timestamp", t_ms);
+    tsi_jsonw_kv_str(&w, "rsuName", is->rsu);
+    tsi_jsonw_kv_str(&w, "format", "JSON");
+    tsi_jsonw_key(&w, "spatJ2735");
+    tsi_buf u = TSI_BUF_INIT;
+    spat_uper(&u, m, i, t_ms);
+    tsi_jsonw_strn(&w, u.data, u.len);
+    tsi_buf_free(&u);
+    tsi_jsonw_key(&w, "spatJson");
+    tsi_buf j = TSI_BUF_INIT;
+    tsi_sim_spat_write(&j, m, i, t_ms);
+    tsi_jsonw_raw(&w, j.data, j.len);
+    tsi_buf_free(&j);
     tsi_jsonw_end(&w);
 }

@@ -64,6 +64,7 @@ typedef struct sess {
     struct sess *next, *prev;
     bool *match; /* per intersection, NULL = everything */
     int spat_isect;
+    int spat_fmt; /* TSI_SIM_SPAT_* of a /ws/spat stream */
     frame **q;
     size_t qcap, qhead, qn, qbytes;
     int64_t bp_since; /* mono us since the backlog is over BP_FRAMES, 0: not */
@@ -82,6 +83,7 @@ typedef struct key {
     char key[40];
     int kind; /* K_BSM | K_PSM | K_SPAT */
     int spat_isect;
+    int spat_fmt;
     int64_t exp_ms;
     bool used;
     struct lws *claimed_by;
@@ -503,7 +505,7 @@ static bool authorized(server *S, const sess *s)
     return *a && find_token(S, a, 'a') != NULL;
 }
 
-static const char *new_key(server *S, int kind, int spat_isect)
+static const char *new_key(server *S, int kind, int spat_isect, int spat_fmt)
 {
     prune_tokens(S);
     if (S->nkeys == S->capkeys) {
@@ -517,6 +519,7 @@ static const char *new_key(server *S, int kind, int spat_isect)
     random_hex(k->key, 16);
     k->kind = kind;
     k->spat_isect = spat_isect;
+    k->spat_fmt = spat_fmt;
     k->exp_ms = mono_ms() + (int64_t)S->cfg->key_lifetime_s * 1000;
     return k->key;
 }
@@ -681,27 +684,28 @@ static void fan_out(server *S)
                 enqueue(c, shared[k]);
             }
         } else if (c->kind == K_SPAT) {
-            if (!spat) {
-                spat = calloc((size_t)n, sizeof *spat);
+            if (!spat) { /* [format][intersection], made on first use */
+                spat = calloc((size_t)n * TSI_SIM_SPAT__COUNT, sizeof *spat);
                 if (!spat)
                     abort();
             }
             for (int i = 0; i < n; i++) {
                 if (c->spat_isect >= 0 && c->spat_isect != i)
                     continue;
-                if (!spat[i]) {
+                frame **f = &spat[(size_t)c->spat_fmt * (size_t)n + (size_t)i];
+                if (!*f) {
                     tsi_buf_reset(&tmp);
-                    tsi_sim_spat_write(&tmp, S->model, i, now);
-                    spat[i] = frame_new(tmp.data, tmp.len);
+                    tsi_sim_spat_write_format(&tmp, S->model, i, now, c->spat_fmt);
+                    *f = frame_new(tmp.data, tmp.len);
                 }
-                enqueue(c, spat[i]);
+                enqueue(c, *f);
             }
         }
     }
     frame_unref(shared[0]);
     frame_unref(shared[1]);
     if (spat) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n * TSI_SIM_SPAT__COUNT; i++)
             frame_unref(spat[i]);
         free(spat);
     }
@@ -794,7 +798,8 @@ static void h_auth(server *S, struct lws *wsi, sess *s)
     }
     if (!ok) {
         tsi_info("sim", "auth refused client_id_given=%d", ri == 1);
-        reply_json_error(S, wsi, s, 401, "invalid_client", "Invalid client credentials");
+        /* the document: bad client credentials are a 400 */
+        reply_json_error(S, wsi, s, 400, "invalid_client", "Invalid client credentials");
         return;
     }
     int life =
@@ -816,6 +821,7 @@ static void h_auth(server *S, struct lws *wsi, sess *s)
     tsi_jsonw_kv_str(&w, "refresh_token", rtok.data);
     tsi_jsonw_kv_int(&w, "refresh_expires_in", S->cfg->refresh_lifetime_s);
     tsi_jsonw_kv_str(&w, "token_type", "bearer");
+    tsi_jsonw_kv_int(&w, "not-before-policy", 0);
     tsi_jsonw_kv_str(&w, "scope", "bsm psm mapdata spat");
     tsi_jsonw_end(&w);
     tsi_buf_free(&at);
@@ -866,6 +872,8 @@ static void h_mapdata(server *S, struct lws *wsi, sess *s, int one)
     /* every RSU broadcasts its MapData each second: received up to now */
     if (received <= now) {
         for (int i = 0; i < tsi_sim_model_count(S->model); i++) {
+            if (i + 1 == S->faults.mapdata_withdrawn)
+                continue;
             int64_t ch = 0;
             tsi_sim_model_map_revision(S->model, i, now, &ch);
             if (changed >= 0 && ch <= changed)
@@ -880,18 +888,45 @@ static void h_mapdata(server *S, struct lws *wsi, sess *s, int one)
     reply(S, wsi, s, 200, "application/json", &out);
 }
 
-static bool format_ok(const sess *s)
+/* GET /api/mapdata (one = -1: every intersection) and /api/mapdata/{id}: {id, revision,
+ * msg} with msg the base64 J2735 MapData */
+static void h_mapdata_summary(server *S, struct lws *wsi, sess *s, int one)
 {
-    const char *f = arg_get(s, "format");
-    return !f || strcmp(f, "JSON_COMPLETE") == 0;
+    int64_t now = tsi_sim_model_now(S->model);
+    tsi_buf out = TSI_BUF_INIT;
+    if (one >= 0) {
+        tsi_sim_mapdata_summary(&out, S->model, one, now);
+    } else {
+        tsi_buf_putc(&out, '[');
+        bool first = true;
+        for (int i = 0; i < tsi_sim_model_count(S->model); i++) {
+            if (i + 1 == S->faults.mapdata_withdrawn)
+                continue; /* as /api/mapdata/decoded */
+            if (!first)
+                tsi_buf_putc(&out, ',');
+            first = false;
+            tsi_sim_mapdata_summary(&out, S->model, i, now);
+        }
+        tsi_buf_putc(&out, ']');
+    }
+    reply(S, wsi, s, 200, "application/json", &out);
+}
+
+/* The SPaT format asked for (UPER when absent), or -1 after a 400. */
+static int spat_format(server *S, struct lws *wsi, sess *s)
+{
+    int f = tsi_sim_spat_format_parse(arg_get(s, "format"));
+    if (f < 0)
+        reply_json_error(S, wsi, s, 400, "bad_format",
+                         "format must be UPER, JSON, JSON_METADATA or JSON_COMPLETE");
+    return f;
 }
 
 static void h_spat_list(server *S, struct lws *wsi, sess *s)
 {
-    if (!format_ok(s)) {
-        reply_json_error(S, wsi, s, 400, "bad_format", "format must be JSON_COMPLETE");
+    int fmt = spat_format(S, wsi, s);
+    if (fmt < 0)
         return;
-    }
     int64_t now = tsi_sim_model_now(S->model);
     tsi_buf out = TSI_BUF_INIT, one = TSI_BUF_INIT;
     tsi_jsonw w;
@@ -899,8 +934,11 @@ static void h_spat_list(server *S, struct lws *wsi, sess *s)
     tsi_jsonw_array(&w);
     for (int i = 0; i < tsi_sim_model_count(S->model); i++) {
         tsi_buf_reset(&one);
-        tsi_sim_spat_write(&one, S->model, i, now);
-        tsi_jsonw_strn(&w, one.data, one.len);
+        tsi_sim_spat_write_format(&one, S->model, i, now, fmt);
+        if (fmt == TSI_SIM_SPAT_JSON_METADATA)
+            tsi_jsonw_raw(&w, one.data, one.len); /* objects */
+        else
+            tsi_jsonw_strn(&w, one.data, one.len); /* strings: base64, or JSON text */
     }
     tsi_jsonw_end(&w);
     tsi_buf_free(&one);
@@ -909,10 +947,9 @@ static void h_spat_list(server *S, struct lws *wsi, sess *s)
 
 static void h_spat_url(server *S, struct lws *wsi, sess *s, const char *which)
 {
-    if (!format_ok(s)) {
-        reply_json_error(S, wsi, s, 400, "bad_format", "format must be JSON_COMPLETE");
+    int fmt = spat_format(S, wsi, s);
+    if (fmt < 0)
         return;
-    }
     int isect = -1;
     if (strcmp(which, "all") != 0) {
         char *e = NULL;
@@ -929,7 +966,7 @@ static void h_spat_url(server *S, struct lws *wsi, sess *s, const char *which)
             }
         }
     }
-    const char *k = new_key(S, K_SPAT, isect);
+    const char *k = new_key(S, K_SPAT, isect, fmt);
     tsi_buf out = TSI_BUF_INIT;
     tsi_jsonw w;
     tsi_jsonw_init(&w, &out);
@@ -944,7 +981,7 @@ static void h_spat_url(server *S, struct lws *wsi, sess *s, const char *which)
 static void h_key(server *S, struct lws *wsi, sess *s, int kind)
 {
     tsi_buf out = TSI_BUF_INIT;
-    tsi_buf_puts(&out, new_key(S, kind, -1));
+    tsi_buf_puts(&out, new_key(S, kind, -1, 0));
     reply(S, wsi, s, 200, "text/plain", &out);
 }
 
@@ -956,21 +993,40 @@ static void h_upload(server *S, struct lws *wsi, sess *s)
         reply_json_error(S, wsi, s, 400, "bad_json", "the body is not JSON");
         return;
     }
-    int count = -1;
-    if (tsi_json_is_array(&d, 0)) {
-        count = 0;
-        for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i))
-            count++;
-    } else if (tsi_json_is_object(&d, 0)) {
-        count = 1;
-    }
-    tsi_json_free(&d);
-    if (count < 0) {
+    if (!tsi_json_is_array(&d, 0) && !tsi_json_is_object(&d, 0)) {
+        tsi_json_free(&d);
         reply_json_error(S, wsi, s, 400, "bad_json", "expected a message or an array of them");
         return;
     }
+    /* the document's reply: {msgCnt, id} of the message (an array of them for an array) */
     tsi_buf out = TSI_BUF_INIT;
-    tsi_buf_printf(&out, "{\"accepted\":%d}", count);
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &out);
+    bool arr = tsi_json_is_array(&d, 0);
+    if (arr)
+        tsi_jsonw_array(&w);
+    for (int i = arr ? tsi_json_first(&d, 0) : 0; i >= 0; i = arr ? tsi_json_next(&d, 0, i) : -1) {
+        int core = tsi_json_path(&d, i, "bsmJson", "coreData", NULL);
+        if (core < 0)
+            core = tsi_json_get(&d, i, "psmJson");
+        if (core < 0)
+            core = tsi_json_get(&d, i, "coreData");
+        if (core < 0)
+            core = i; /* a bare coreData / psmJson */
+        tsi_jsonw_object(&w);
+        static const char *const keys[2] = {"msgCnt", "id"};
+        for (int k = 0; k < 2; k++) {
+            int64_t v;
+            if (tsi_json_int64(&d, tsi_json_get(&d, core, keys[k]), &v) == 0)
+                tsi_jsonw_kv_int(&w, keys[k], v);
+            else
+                tsi_jsonw_kv_null(&w, keys[k]);
+        }
+        tsi_jsonw_end(&w);
+    }
+    if (arr)
+        tsi_jsonw_end(&w);
+    tsi_json_free(&d);
     reply(S, wsi, s, 200, "application/json", &out);
 }
 
@@ -986,6 +1042,7 @@ static void faults_json(const tsi_sim_faults *f, tsi_buf *out)
     tsi_jsonw_kv_double(&w, "duplicate_rate", f->duplicate_rate);
     tsi_jsonw_kv_double(&w, "malformed_rate", f->malformed_rate);
     tsi_jsonw_kv_int(&w, "token_lifetime_s", f->token_lifetime_s);
+    tsi_jsonw_kv_int(&w, "mapdata_withdrawn", f->mapdata_withdrawn);
     tsi_jsonw_end(&w);
 }
 
@@ -1023,6 +1080,8 @@ int tsi_sim_faults_parse(const char *js, size_t len, tsi_sim_faults *f, tsi_erro
             idst = &nf.slow_ms, rate = false;
         else if (strcmp(name, "token_lifetime_s") == 0)
             idst = &nf.token_lifetime_s, rate = false;
+        else if (strcmp(name, "mapdata_withdrawn") == 0)
+            idst = &nf.mapdata_withdrawn, rate = false;
         else
             return tsi_error_set(err, TSI_E_INVALID, "unknown fault", "key %s", name);
         if (rate) {
@@ -1255,6 +1314,8 @@ static void handle(server *S, struct lws *wsi, sess *s)
         h_key(S, wsi, s, K_PSM);
     else if (strcmp(p, "/api/mapdata/decoded") == 0)
         h_mapdata(S, wsi, s, -1);
+    else if (strcmp(p, "/api/mapdata") == 0)
+        h_mapdata_summary(S, wsi, s, -1);
     else if (strcmp(p, "/api/spat") == 0)
         h_spat_list(S, wsi, s);
     else if (strncmp(p, "/api/mapdata/", 13) == 0) {
@@ -1263,15 +1324,18 @@ static void handle(server *S, struct lws *wsi, sess *s)
         errno = 0;
         long long id = strtoll(idp, &e, 10);
         int i = -1;
-        if (isdigit((unsigned char)*idp) && e && strcmp(e, "/decoded") == 0 && !errno) {
+        bool decoded = e && strcmp(e, "/decoded") == 0;
+        if (isdigit((unsigned char)*idp) && e && (decoded || *e == '\0') && !errno) {
             i = tsi_sim_model_find(S->model, id);
             if (i < 0 && id < 65536)
                 i = tsi_sim_model_find(S->model, 65536 + id);
         }
-        if (i < 0)
+        if (i < 0 || i + 1 == S->faults.mapdata_withdrawn)
             reply_json_error(S, wsi, s, 404, "not_found", "MapData not found");
-        else
+        else if (decoded)
             h_mapdata(S, wsi, s, i);
+        else
+            h_mapdata_summary(S, wsi, s, i);
     } else if (strncmp(p, "/api/spat/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         h_spat_url(S, wsi, s, p + 10);
     } else
@@ -1382,6 +1446,7 @@ static int ws_established(server *S, struct lws *wsi, sess *s)
         return -1;
     s->kind = kk->kind;
     s->spat_isect = kk->spat_isect;
+    s->spat_fmt = kk->spat_fmt;
     /* frames go out in large pieces back to back: no Nagle delay on their tails */
     int one = 1, fd = (int)lws_get_socket_fd(wsi);
     int sndbuf = 8 << 20; /* a frame of 1,000 busy intersections is ~10 MB */

@@ -1,9 +1,12 @@
 /* sim/server.h — `tsi sim`: a VCC Public API v3.1 look-alike (domain.md §1) on one port,
  * HTTP and WebSocket served by libwebsockets, driven by the traffic model (sim/model.h).
  *
- * REST: POST /api/auth/client; GET /api/{bsm,psm}/current, /api/{bsm,psm}/key,
- * /api/mapdata/decoded, /api/mapdata/{id}/decoded, /api/spat, /api/spat/{id|all};
- * POST /api/{bsm,psm}/json (accepted and counted). Streams: /ws/bsm, /ws/psm, /ws/spat.
+ * REST: POST /api/auth/client (400 on bad credentials); GET /api/{bsm,psm}/current,
+ * /api/{bsm,psm}/key, /api/mapdata/decoded, /api/mapdata/{id}/decoded, /api/mapdata,
+ * /api/mapdata/{id} (base64 summaries), /api/spat, /api/spat/{id|all} (format UPER by
+ * default, JSON, JSON_METADATA, JSON_COMPLETE); POST /api/{bsm,psm}/json (reply {msgCnt,
+ * id}). Messages in the document's encodings, or the former string forms with
+ * tsi_sim_cfg.legacy (sim/msg.h). Streams: /ws/bsm, /ws/psm, /ws/spat.
  * Control (no token): GET /sim/status, GET /sim/truth, GET|POST /sim/faults, GET /healthz.
  * docs/simulator.md describes every endpoint, the clock and the faults.
  *
@@ -25,6 +28,9 @@ typedef struct tsi_sim_faults {
     double duplicate_rate;  /* 0..1 per message: sent twice in the same frame */
     double malformed_rate;  /* 0..1 per message: a malformed message added beside it */
     int token_lifetime_s;   /* > 0: access tokens issued now live this long */
+    int mapdata_withdrawn;  /* k > 0: the k-th intersection's MapData is no longer received
+                             * (left out of /api/mapdata/decoded, its own answer 404), as
+                             * when an RSU is taken out of service; its traffic goes on */
 } tsi_sim_faults;
 
 typedef struct tsi_sim_server_cfg {

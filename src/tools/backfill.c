@@ -477,7 +477,7 @@ int tsi_cmd_backfill(int argc, char **argv)
     tsi_pqr_summary sum;
     tsi_buf cats = TSI_BUF_INIT;
 
-    if (!(c = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e)))
+    if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
         goto fail;
     if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"),
                            (int)tsi_opts_int(&o, "hourly-days"), &now_us, &rt_cut, &hr_cut, &e) < 0)

@@ -819,7 +819,7 @@ int tsi_cmd_reprocess(int argc, char **argv)
     if (setpriority(PRIO_PROCESS, 0, (int)tsi_opts_int(&o, "nice")) < 0)
         tsi_warn("reprocess", "cannot lower the priority err=%s", strerror(errno));
 
-    if (!(c = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e)))
+    if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
         goto fail;
     char tq[64];
     snprintf(tq, sizeof tq, "SET statement_timeout = %d", timeout_ms);

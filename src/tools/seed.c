@@ -580,6 +580,7 @@ static void seed_lanes(double lat, double lon, int vehicle_lanes, double turn_de
         vehicle_lanes = 12;
     for (int k = 0; k < vehicle_lanes + 4; k++, n++) {
         tsi_lane *l = &lanes[n];
+        *l = (tsi_lane){.directional_use = -1, .shared_with = -1, .maneuvers = -1};
         bool walk = k >= vehicle_lanes;
         int a = walk ? k - vehicle_lanes : k % 4, slot = k / 4;
         double out = turn_deg + 90.0 * a; /* bearing from the centre along the approach */

@@ -255,6 +255,8 @@ static int token_request(tsi_vcc *c, bool use_refresh, tsi_error *err)
         goto done;
     if (code < 200 || code >= 300) {
         rc = http_error(c, "/api/auth/client", code, &body, 0, err);
+        if (code == 400) /* the document's answer to bad client credentials */
+            rc = err ? (err->code = TSI_E_AUTH) : TSI_E_AUTH;
         goto done;
     }
     tsi_json d;

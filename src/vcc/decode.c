@@ -2,9 +2,11 @@
 #include "vcc/decode.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/arena.h"
 
@@ -110,6 +112,251 @@ static int opt_object(const tsi_json *d, int i, const char *what, tsi_error *err
 
 #define KEY_IS(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), (lit), sizeof(lit) - 1) == 0)
 
+/* ---- enumerations and bit strings, in every producer's form (domain.md §1) ---- */
+
+typedef struct bitfield {
+    int nbits;
+    const char *const *names; /* J2735 names of bits 0..nbits-1 (or enum values) */
+    const char *const *alias; /* shorter names other producers write, or NULL */
+} bitfield;
+
+static const char *const WHEEL_NAMES[] = {"unavailable", "leftFront", "leftRear", "rightFront",
+                                          "rightRear"};
+static const char *const DIR_NAMES[] = {"ingressPath", "egressPath"};
+static const char *const SHARING_NAMES[] = {"overlappingLaneDescriptionProvided",
+                                            "multipleLanesTreatedAsOneLane",
+                                            "otherNonMotorizedTrafficTypes",
+                                            "individualMotorizedVehicleTraffic",
+                                            "busVehicleTraffic",
+                                            "taxiVehicleTraffic",
+                                            "pedestriansTraffic",
+                                            "cyclistVehicleTraffic",
+                                            "trackedVehicleTraffic",
+                                            "pedestrianTraffic"};
+static const char *const MANEUVER_NAMES[] = {"maneuverStraightAllowed",
+                                             "maneuverLeftAllowed",
+                                             "maneuverRightAllowed",
+                                             "maneuverUTurnAllowed",
+                                             "maneuverLeftTurnOnRedAllowed",
+                                             "maneuverRightTurnOnRedAllowed",
+                                             "maneuverLaneChangeAllowed",
+                                             "maneuverNoStoppingAllowed",
+                                             "yieldAllwaysRequired",
+                                             "goWithHalt",
+                                             "caution",
+                                             "reserved1"};
+static const char *const MANEUVER_ALIAS[] = {
+    "straight",   "left",       "right", "uTurn", "leftTurnOnRed", "rightTurnOnRed",
+    "laneChange", "noStopping", "yield", "halt",  "caution",       "reserved1"};
+
+static const bitfield BITS[] = {
+    [TSI_BITS_WHEEL] = {5, WHEEL_NAMES, NULL},
+    [TSI_BITS_DIRECTION] = {2, DIR_NAMES, NULL},
+    [TSI_BITS_SHARING] = {10, SHARING_NAMES, NULL},
+    [TSI_BITS_MANEUVERS] = {12, MANEUVER_NAMES, MANEUVER_ALIAS},
+};
+
+static const char *const TRACTION_NAMES[] = {"unavailable", "off", "on", "engaged"};
+static const char *const BOOST_NAMES[] = {"unavailable", "off", "on"};
+static const char *const AUX_NAMES[] = {"unavailable", "off", "on", "reserved"};
+static const char *const TRANSMISSION_NAMES[] = {"neutral",      "park",       "forwardGears",
+                                                 "reverseGears", "reserved1",  "reserved2",
+                                                 "reserved3",    "unavailable"};
+static const char *const SPEED_LIMIT_NAMES[] = {"unknown",
+                                                "maxSpeedInSchoolZone",
+                                                "maxSpeedInSchoolZoneWhenChildrenArePresent",
+                                                "maxSpeedInConstructionZone",
+                                                "vehicleMinSpeed",
+                                                "vehicleMaxSpeed",
+                                                "vehicleNightMaxSpeed",
+                                                "truckMinSpeed",
+                                                "truckMaxSpeed",
+                                                "truckNightMaxSpeed",
+                                                "vehiclesWithTrailersMinSpeed",
+                                                "vehiclesWithTrailersMaxSpeed",
+                                                "vehiclesWithTrailersNightMaxSpeed"};
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static bool same_ci(const char *s, size_t n, const char *name)
+{
+    return name && strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
+/* Index of the name s[0..n) (case-insensitive: ODE writes "FORWARDGEARS"), or -1. */
+static int name_index(const char *s, size_t n, const char *const *names, const char *const *alias,
+                      int count)
+{
+    for (int k = 0; k < count; k++)
+        if (same_ci(s, n, names[k]) || (alias && same_ci(s, n, alias[k])))
+            return k;
+    return -1;
+}
+
+/* An n-bit BIT STRING as an integer (bit k = 1 << (n-1-k)), a bit string "01000", an
+ * object of booleans keyed by bit name, one bit name, or an array of them. Returns 1 (read,
+ * *out set, its form added to *forms), 0 (absent or null: *out = -1) or -1 (unreadable:
+ * *out = -1). */
+static int read_bits(const tsi_json *d, int i, tsi_bitfield which, int *out, int *forms)
+{
+    const bitfield *f = &BITS[which];
+    *out = -1;
+    if (i < 0 || tsi_json_is_null(d, i))
+        return 0;
+    size_t n;
+    const char *s = tsi_json_raw(d, i, &n);
+    int v = 0;
+    if (tsi_json_is_number(d, i)) {
+        int64_t x;
+        if (tsi_json_int64(d, i, &x) < 0 || x < 0 || x >= (1 << f->nbits))
+            return -1;
+        *out = (int)x;
+        *forms |= TSI_FORM_INTEGER;
+        return 1;
+    }
+    if (tsi_json_is_string(d, i)) {
+        bool digits = n == (size_t)f->nbits;
+        for (size_t k = 0; digits && k < n; k++)
+            digits = s[k] == '0' || s[k] == '1';
+        if (digits) {
+            for (size_t k = 0; k < n; k++)
+                if (s[k] == '1')
+                    v |= 1 << (f->nbits - 1 - (int)k);
+            *out = v;
+            *forms |= TSI_FORM_BITSTRING;
+            return 1;
+        }
+        int k = name_index(s, n, f->names, f->alias, f->nbits);
+        if (k < 0)
+            return -1;
+        *out = 1 << (f->nbits - 1 - k);
+        *forms |= TSI_FORM_NAME;
+        return 1;
+    }
+    if (tsi_json_is_object(d, i)) {
+        for (int key = tsi_json_first_key(d, i); key >= 0; key = tsi_json_next_key(d, i, key)) {
+            const char *ks = tsi_json_raw(d, key, &n);
+            int k = name_index(ks, n, f->names, f->alias, f->nbits);
+            bool b;
+            if (k < 0 || tsi_json_bool(d, key + 1, &b) < 0)
+                return -1;
+            if (b)
+                v |= 1 << (f->nbits - 1 - k);
+        }
+        *out = v;
+        *forms |= TSI_FORM_BOOLOBJ;
+        return 1;
+    }
+    if (tsi_json_is_array(d, i)) {
+        for (int e = tsi_json_first(d, i); e >= 0; e = tsi_json_next(d, i, e)) {
+            const char *es = tsi_json_raw(d, e, &n);
+            int k = tsi_json_is_string(d, e) ? name_index(es, n, f->names, f->alias, f->nbits) : -1;
+            if (k < 0)
+                return -1;
+            v |= 1 << (f->nbits - 1 - k);
+        }
+        *out = v;
+        *forms |= TSI_FORM_NAME;
+        return 1;
+    }
+    return -1;
+}
+
+/* An ENUMERATED 0..count-1 as an integer or by name; returns as read_bits. */
+static int read_enum(const tsi_json *d, int i, const char *const *names, int count, int *out,
+                     int *forms)
+{
+    *out = -1;
+    if (i < 0 || tsi_json_is_null(d, i))
+        return 0;
+    if (tsi_json_is_number(d, i)) {
+        int64_t x;
+        if (tsi_json_int64(d, i, &x) < 0 || x < 0 || x >= count)
+            return -1;
+        *out = (int)x;
+        *forms |= TSI_FORM_INTEGER;
+        return 1;
+    }
+    if (!tsi_json_is_string(d, i))
+        return -1;
+    size_t n;
+    const char *s = tsi_json_raw(d, i, &n);
+    int k = name_index(s, n, names, NULL, count);
+    if (k < 0)
+        return -1;
+    *out = k;
+    *forms |= TSI_FORM_NAME;
+    return 1;
+}
+
+int tsi_bits_nbits(tsi_bitfield f)
+{
+    return BITS[f].nbits;
+}
+
+void tsi_bits_json(tsi_jsonw *w, tsi_bitfield f, int value)
+{
+    const bitfield *b = &BITS[f];
+    tsi_jsonw_array(w);
+    for (int k = 0; k < b->nbits; k++)
+        if (value >= 0 && (value & (1 << (b->nbits - 1 - k))))
+            tsi_jsonw_str(w, b->names[k]);
+    tsi_jsonw_end(w);
+}
+
+/* The BSM's brakes object and transmission: every form to the same typed values; a value
+ * present but unreadable leaves its field -1 and sets its TSI_BAD_* bit. */
+static void decode_brakes(const tsi_json *d, int brakes, int trans, tsi_msg *m)
+{
+    int forms = 0, v;
+    int wb = -1, tr = -1, ab = -1, sc = -1, bb = -1, ax = -1;
+    if (brakes >= 0 && tsi_json_is_object(d, brakes)) {
+        for (int k = tsi_json_first_key(d, brakes); k >= 0; k = tsi_json_next_key(d, brakes, k)) {
+            size_t n;
+            const char *s = tsi_json_raw(d, k, &n);
+            if (KEY_IS(s, n, "wheelBrakes"))
+                wb = k + 1;
+            else if (KEY_IS(s, n, "traction"))
+                tr = k + 1;
+            else if (KEY_IS(s, n, "abs"))
+                ab = k + 1;
+            else if (KEY_IS(s, n, "scs"))
+                sc = k + 1;
+            else if (KEY_IS(s, n, "brakeBoost"))
+                bb = k + 1;
+            else if (KEY_IS(s, n, "auxBrakes"))
+                ax = k + 1;
+        }
+    }
+    if (read_bits(d, wb, TSI_BITS_WHEEL, &v, &forms) < 0)
+        m->unreadable |= TSI_BAD_WHEEL_BRAKES;
+    m->wheel_bits = (int8_t)v;
+    if (v >= 0) {
+        for (int k = 0; k < 5; k++)
+            m->wheel_brakes[k] = (v & (0x10 >> k)) ? '1' : '0';
+        m->wheel_brakes[5] = '\0';
+    }
+    static const struct {
+        size_t off;
+        const char *const *names;
+        int count, bad;
+    } en[] = {
+        {offsetof(tsi_msg, traction), TRACTION_NAMES, NELEM(TRACTION_NAMES), TSI_BAD_TRACTION},
+        {offsetof(tsi_msg, abs), TRACTION_NAMES, NELEM(TRACTION_NAMES), TSI_BAD_ABS},
+        {offsetof(tsi_msg, scs), TRACTION_NAMES, NELEM(TRACTION_NAMES), TSI_BAD_SCS},
+        {offsetof(tsi_msg, brake_boost), BOOST_NAMES, NELEM(BOOST_NAMES), TSI_BAD_BRAKE_BOOST},
+        {offsetof(tsi_msg, aux_brakes), AUX_NAMES, NELEM(AUX_NAMES), TSI_BAD_AUX_BRAKES},
+        {offsetof(tsi_msg, transmission), TRANSMISSION_NAMES, NELEM(TRANSMISSION_NAMES),
+         TSI_BAD_TRANSMISSION},
+    };
+    const int tok[] = {tr, ab, sc, bb, ax, trans};
+    for (int e = 0; e < NELEM(en); e++) {
+        if (read_enum(d, tok[e], en[e].names, en[e].count, &v, &forms) < 0)
+            m->unreadable |= (uint8_t)en[e].bad;
+        *(int8_t *)((char *)m + en[e].off) = (int8_t)v;
+    }
+    m->forms = (uint8_t)forms;
+}
+
 static int decode_accel(const tsi_json *d, int acc, tsi_msg *m, bool psm, tsi_error *err)
 {
     int rc = opt_object(d, acc, psm ? "psmJson.accelSet" : "coreData.accelSet", err);
@@ -148,6 +395,8 @@ static void msg_init(tsi_msg *m, int type)
     m->accel_lon = m->accel_lat = m->accel_vert = m->accel_yaw = NAN;
     m->width_m = m->length_m = NAN;
     m->basic_type = -1;
+    m->wheel_bits = m->traction = m->abs = m->scs = m->brake_boost = m->aux_brakes =
+        m->transmission = -1;
 }
 
 /* BSM coreData or PSM psmJson, in one pass over its keys (field names in messages are
@@ -155,7 +404,7 @@ static void msg_init(tsi_msg *m, int type)
 static int decode_core(const tsi_json *d, int o, bool psm, tsi_msg *m, tsi_error *err)
 {
     int id = -1, cnt = -1, sec = -1, lat = -1, lon = -1, elev = -1, speed = -1, heading = -1;
-    int accel = -1, size = -1, brakes = -1, pos = -1, basic = -1;
+    int accel = -1, size = -1, brakes = -1, pos = -1, basic = -1, trans = -1;
     for (int k = tsi_json_first_key(d, o); k >= 0; k = tsi_json_next_key(d, o, k)) {
         size_t n;
         const char *s = tsi_json_raw(d, k, &n);
@@ -202,6 +451,10 @@ static int decode_core(const tsi_json *d, int o, bool psm, tsi_msg *m, tsi_error
         case 9:
             if (KEY_IS(s, n, "basicType"))
                 basic = v;
+            break;
+        case 12:
+            if (KEY_IS(s, n, "transmission"))
+                trans = v;
             break;
         }
     }
@@ -270,10 +523,7 @@ static int decode_core(const tsi_json *d, int o, bool psm, tsi_msg *m, tsi_error
     }
     if ((rc = opt_object(d, brakes, "coreData.brakes", err)) < 0)
         return rc;
-    int wb = tsi_json_get(d, brakes, "wheelBrakes");
-    if (tsi_json_is_string(d, wb) &&
-        tsi_json_str(d, wb, m->wheel_brakes, sizeof m->wheel_brakes) < 0)
-        m->wheel_brakes[0] = '\0';
+    decode_brakes(d, brakes, trans, m);
     return 0;
 }
 
@@ -443,34 +693,141 @@ int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb 
 
 /* ---- MapData ---- */
 
-static tsi_lane_type lane_type(const tsi_json *d, int attrs)
+/* What one intersection's decoding saw beyond its accepted values: merged into the
+ * tsi_mapdata when the intersection is kept. */
+typedef struct mapctx {
+    int forms, unreadable;
+    tsi_error first;
+} mapctx;
+
+static void unreadable(mapctx *c, const tsi_json *d, int i, const char *fmt, int a, int b)
 {
-    int lt = tsi_json_get(d, attrs, "laneType");
+    if (c->unreadable++ > 0)
+        return;
+    char path[96];
+    snprintf(path, sizeof path, fmt, a, b);
+    size_t n = 0;
+    const char *raw = i >= 0 ? tsi_json_raw(d, i, &n) : "";
+    if (n > 60)
+        n = 60;
+    tsi_error_set(&c->first, TSI_E_TYPE, "value present but unreadable", "%s = %.*s", path, (int)n,
+                  i >= 0 ? raw : "(absent)");
+}
+
+static const char *const LANE_NAMES[] = {"vehicle", "crosswalk", "bikeLane",       "sidewalk",
+                                         "median",  "striping",  "trackedVehicle", "parking"};
+static const tsi_lane_type LANE_TYPES[] = {TSI_LANE_VEHICLE,  TSI_LANE_CROSSWALK, TSI_LANE_BIKE,
+                                           TSI_LANE_SIDEWALK, TSI_LANE_MEDIAN,    TSI_LANE_STRIPING,
+                                           TSI_LANE_TRACKED,  TSI_LANE_PARKING};
+
+/* laneAttributes.laneType: the CHOICE written as an object of the eight keys with exactly
+ * one not null (the document), an object of one key, or the name as a string. The type is
+ * the key whose value is not null, never simply the first key. Returns the type, or -1
+ * when the value is missing or unreadable. */
+static int lane_type(const tsi_json *d, int lt, int *forms)
+{
     int name = -1;
-    if (tsi_json_is_string(d, lt))
+    int form = 0;
+    if (tsi_json_is_string(d, lt)) {
         name = lt;
-    else if (tsi_json_is_object(d, lt))
-        name = tsi_json_first_key(d, lt); /* {"vehicle": {...}} form */
+        form = TSI_FORM_LANETYPE_STRING;
+    } else if (tsi_json_is_object(d, lt)) {
+        int nkeys = 0, nonnull = 0;
+        for (int k = tsi_json_first_key(d, lt); k >= 0; k = tsi_json_next_key(d, lt, k)) {
+            nkeys++;
+            if (!tsi_json_is_null(d, k + 1)) {
+                nonnull++;
+                name = k;
+            }
+        }
+        if (nkeys == 1) {
+            name = tsi_json_first_key(d, lt);
+            form = TSI_FORM_LANETYPE_ONEKEY;
+        } else if (nonnull == 1) {
+            form = TSI_FORM_LANETYPE_NULLS;
+        } else {
+            return -1;
+        }
+    }
     if (name < 0)
-        return TSI_LANE_OTHER;
-    if (tsi_json_key_is(d, name, "vehicle"))
-        return TSI_LANE_VEHICLE;
-    if (tsi_json_key_is(d, name, "crosswalk"))
-        return TSI_LANE_CROSSWALK;
-    if (tsi_json_key_is(d, name, "bikeLane"))
-        return TSI_LANE_BIKE;
-    if (tsi_json_key_is(d, name, "sidewalk"))
-        return TSI_LANE_SIDEWALK;
-    return TSI_LANE_OTHER;
+        return -1;
+    size_t n;
+    const char *s = tsi_json_raw(d, name, &n);
+    int k = name_index(s, n, LANE_NAMES, NULL, NELEM(LANE_NAMES));
+    if (k < 0)
+        return -1;
+    *forms |= form;
+    return (int)LANE_TYPES[k];
+}
+
+/* speedLimits: the vehicleMaxSpeed (5) entry, else the first */
+static int speed_limits(const tsi_json *d, int sl, tsi_map_intersection *x, mapctx *c,
+                        tsi_error *err)
+{
+    if (sl >= 0 && !tsi_json_is_null(d, sl) && !tsi_json_is_array(d, sl))
+        return tsi_error_set(err, TSI_E_TYPE, "field is not an array", "speedLimits");
+    int pick = -1, pick_type = -1, idx = 0;
+    for (int e = tsi_json_first(d, sl); e >= 0; e = tsi_json_next(d, sl, e), idx++) {
+        int t;
+        if (read_enum(d, tsi_json_get(d, e, "type"), SPEED_LIMIT_NAMES, NELEM(SPEED_LIMIT_NAMES),
+                      &t, &c->forms) < 0)
+            unreadable(c, d, tsi_json_get(d, e, "type"), "speedLimits[%d].type", idx, 0);
+        if (pick < 0 || (t == 5 && pick_type != 5)) {
+            pick = e;
+            pick_type = t;
+        }
+    }
+    x->speed_limit_type = pick_type;
+    if (pick >= 0)
+        return opt_num(d, tsi_json_get(d, pick, "speed"), 0, 163.82, &x->speed_limit,
+                       "speedLimits[].speed", err);
+    return 0;
+}
+
+static int decode_connects(const tsi_json *d, int ct, int l, tsi_arena *a, tsi_lane *ln, mapctx *c,
+                           tsi_error *err)
+{
+    int rc;
+    int64_t v;
+    if (ct < 0 || tsi_json_is_null(d, ct))
+        return 0;
+    if (!tsi_json_is_array(d, ct))
+        return tsi_error_set(err, TSI_E_TYPE, "field is not an array", "laneSet[%d].connectsTo", l);
+    int n = d->tok[ct].size;
+    ln->connects = n ? tsi_arena_calloc(a, (size_t)n * sizeof *ln->connects) : NULL;
+    for (int e = tsi_json_first(d, ct); e >= 0; e = tsi_json_next(d, ct, e)) {
+        tsi_connection *cn = &ln->connects[ln->nconnects];
+        if (!tsi_json_is_object(d, e))
+            return tsi_error_set(err, TSI_E_NOT_OBJECT, "connection is not an object",
+                                 "laneSet[%d].connectsTo[%d]", l, ln->nconnects);
+        int cl = tsi_json_get(d, e, "connectingLane");
+        if ((rc = opt_object(d, cl, "connectsTo[].connectingLane", err)) < 0)
+            return rc;
+        if ((rc = opt_int(d, tsi_json_get(d, cl, "lane"), 0, 255, -1, &v,
+                          "connectsTo[].connectingLane.lane", err)) < 0)
+            return rc;
+        cn->lane = (int)v;
+        int mv = tsi_json_get(d, cl, "maneuver");
+        if (read_bits(d, mv, TSI_BITS_MANEUVERS, &cn->maneuver, &c->forms) < 0)
+            unreadable(c, d, mv, "laneSet[%d].connectsTo[%d].connectingLane.maneuver", l,
+                       ln->nconnects);
+        if ((rc = opt_int(d, tsi_json_get(d, e, "signalGroup"), 0, 255, -1, &v,
+                          "connectsTo[].signalGroup", err)) < 0)
+            return rc;
+        cn->signal_group = (int)v;
+        ln->nconnects++;
+    }
+    return 0;
 }
 
 static int decode_intersection(const tsi_json *d, int g, tsi_arena *a, tsi_map_intersection *x,
-                               tsi_error *err)
+                               mapctx *c, tsi_error *err)
 {
     int rc;
     int64_t v;
     memset(x, 0, sizeof *x);
     x->ref_elev = x->lane_width_m = x->speed_limit = NAN;
+    x->speed_limit_type = -1;
     if (!tsi_json_is_object(d, g))
         return tsi_error_set(err, TSI_E_NOT_OBJECT, "intersection is not an object", NULL);
     int id = tsi_json_get(d, g, "id");
@@ -510,10 +867,7 @@ static int decode_intersection(const tsi_json *d, int g, tsi_arena *a, tsi_map_i
         return rc;
     if (x->lane_width_m == 0)
         x->lane_width_m = NAN;
-    int sl = tsi_json_get(d, g, "speedLimits");
-    int s0 = tsi_json_first(d, sl);
-    if (s0 >= 0 && (rc = opt_num(d, tsi_json_get(d, s0, "speed"), 0, 163.82, &x->speed_limit,
-                                 "speedLimits[0].speed", err)) < 0)
+    if ((rc = speed_limits(d, tsi_json_get(d, g, "speedLimits"), x, c, err)) < 0)
         return rc;
 
     int ls = tsi_json_get(d, g, "laneSet");
@@ -537,9 +891,28 @@ static int decode_intersection(const tsi_json *d, int g, tsi_arena *a, tsi_map_i
                           err)) < 0)
             return rc;
         ln->egress_approach = (int)v;
-        ln->type = lane_type(d, tsi_json_get(d, l, "laneAttributes"));
+        int li = x->nlanes;
+        int attrs = tsi_json_get(d, l, "laneAttributes");
+        if ((rc = opt_object(d, attrs, "laneSet[].laneAttributes", err)) < 0)
+            return rc;
+        int lt = tsi_json_get(d, attrs, "laneType");
+        int type = lane_type(d, lt, &c->forms);
+        if (type < 0)
+            unreadable(c, d, lt, "laneSet[%d].laneAttributes.laneType", li, 0);
+        ln->type = type < 0 ? TSI_LANE_OTHER : (tsi_lane_type)type;
         if (ln->type == TSI_LANE_VEHICLE)
             x->vehicle_lanes++;
+        int du = tsi_json_get(d, attrs, "directionalUse");
+        if (read_bits(d, du, TSI_BITS_DIRECTION, &ln->directional_use, &c->forms) < 0)
+            unreadable(c, d, du, "laneSet[%d].laneAttributes.directionalUse", li, 0);
+        int sw = tsi_json_get(d, attrs, "sharedWith");
+        if (read_bits(d, sw, TSI_BITS_SHARING, &ln->shared_with, &c->forms) < 0)
+            unreadable(c, d, sw, "laneSet[%d].laneAttributes.sharedWith", li, 0);
+        int mn = tsi_json_get(d, l, "maneuvers");
+        if (read_bits(d, mn, TSI_BITS_MANEUVERS, &ln->maneuvers, &c->forms) < 0)
+            unreadable(c, d, mn, "laneSet[%d].maneuvers", li, 0);
+        if ((rc = decode_connects(d, tsi_json_get(d, l, "connectsTo"), li, a, ln, c, err)) < 0)
+            return rc;
         int nodes = tsi_json_path(d, l, "nodesList", "nodes", NULL);
         if (nodes >= 0 && !tsi_json_is_null(d, nodes) && !tsi_json_is_array(d, nodes))
             return tsi_error_set(err, TSI_E_TYPE, "field is not an array",
@@ -582,11 +955,16 @@ static int mapdata_one(const tsi_json *d, int md, tsi_mapdata *out, int cap, tsi
         if (out->n >= cap)
             break;
         tsi_map_intersection *x = &out->items[out->n];
-        if (decode_intersection(d, g, out->arena, x, &e) < 0) {
+        mapctx c = {0};
+        if (decode_intersection(d, g, out->arena, x, &c, &e) < 0) {
             if (out->nrejected++ == 0)
                 out->first_error = e;
             continue;
         }
+        out->forms |= c.forms;
+        if (c.unreadable > 0 && out->unreadable == 0)
+            out->first_unreadable = c.first;
+        out->unreadable += c.unreadable;
         out->n++;
     }
     return 0;

@@ -12,6 +12,18 @@
  * kind), TSI_E_RANGE (lat 91, negative speed, a timestamp outside 2000..2100 in ms, …),
  * TSI_E_TOO_BIG (too many tokens or an over-long name).
  *
+ * Encodings (domain.md §1): BSM brakes.wheelBrakes and the BSM enums (traction, abs, scs,
+ * brakeBoost, auxBrakes, transmission) are read as the document's integers, as bit
+ * strings ("01000"), as objects of booleans (USDOT ODE) and as names ("forwardGears",
+ * case-insensitive), all to the same typed values (core/messages.h); the forms seen are
+ * in tsi_msg.forms. A brake or transmission value that is present but unreadable does not
+ * reject the message: its field is -1 and its bit is in tsi_msg.unreadable. MapData
+ * laneType is read by its non-null key (the eight-key object with nulls), from a one-key
+ * object or a string; directionalUse, sharedWith, maneuvers and connectingLane.maneuver
+ * in the same forms as wheelBrakes (plus short maneuver names: "straight", "left", …);
+ * speedLimits[].type as an integer or a name. Unreadable MapData values are counted in
+ * tsi_mapdata.unreadable (the first one described in first_unreadable).
+ *
  * Ownership: tsi_decoder owns a growable token buffer reused across calls (one per
  * thread); the text passed in is borrowed for the call only. tsi_msg outputs are values.
  * tsi_mapdata / tsi_spat outputs own an arena: free with tsi_mapdata_free/tsi_spat_free
@@ -22,6 +34,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "base/jsonw.h"
 #include "core/json.h"
 #include "core/messages.h"
 
@@ -64,5 +77,17 @@ int tsi_mapdata_decode(const char *js, size_t len, tsi_mapdata *out, tsi_error *
 /* SPaT JSON_COMPLETE: an object {intersections:[…]}, a JSON string holding one (the
  * list-of-strings form is parsed twice), or an array of either. */
 int tsi_spat_decode(const char *js, size_t len, tsi_spat *out, tsi_error *err);
+
+/* The J2735 bit strings the decoder reads (bit k of an n-bit field = 1 << (n-1-k)). */
+typedef enum {
+    TSI_BITS_WHEEL,     /* BrakeAppliedStatus, 5 bits */
+    TSI_BITS_DIRECTION, /* LaneDirection, 2 bits */
+    TSI_BITS_SHARING,   /* LaneSharing, 10 bits */
+    TSI_BITS_MANEUVERS, /* AllowedManeuvers, 12 bits */
+} tsi_bitfield;
+
+int tsi_bits_nbits(tsi_bitfield f);
+/* Writes the J2735 names of the bits set in value as a JSON array (value < 0: []). */
+void tsi_bits_json(tsi_jsonw *w, tsi_bitfield f, int value);
 
 #endif

@@ -35,6 +35,30 @@ const char *th_source_dir(void)
     return (s && *s) ? s : TSI_SOURCE_DIR;
 }
 
+char *th_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        fail_msg("cannot read %s", path);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+char *th_fixture(const char *rel, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", th_source_dir(), rel);
+    return th_read_file(path, len);
+}
+
 void th_require_cluster(void)
 {
     if (!getenv("TSI_TEST_TEMPLATE"))

@@ -47,6 +47,10 @@ int th_run_tsi(const char *const *args, const char *const *env, char *out, size_
 const char *th_tsi_bin(void);
 /* The source tree (TSI_SOURCE_DIR). */
 const char *th_source_dir(void);
+/* The whole of a file (malloc'd, NUL-terminated; its length in *len); fails the test
+ * when it cannot be read. th_fixture: of tests/fixtures/<rel>. */
+char *th_read_file(const char *path, size_t *len);
+char *th_fixture(const char *rel, size_t *len);
 
 /* Asserts that the harness environment exists (scripts/test sets it). */
 void th_require_cluster(void);

@@ -1,7 +1,9 @@
 /* `tsi collect` end to end (issue 12): the real simulator over sockets (accelerated
  * clock), the collector as a process, the run's PostgreSQL.
  *
- *  - clean run at 10 intersections: for every complete minute of the run, one realtime
+ *  - clean run at 10 intersections, against the simulator in the VCC document's encoding
+ *    (the default) and again in `--encoding legacy` (the former string forms), both equal
+ *    to the truth: for every complete minute of the run, one realtime
  *    row per intersection-minute with traffic, with traffic_volume and vru_count equal to
  *    the simulator's ground truth (exact: both count distinct ids and the simulator only
  *    sends what it counts) and conflict counts within a tolerance (below); the database
@@ -312,10 +314,12 @@ static void check_rows_equal_offline(PGconn *c, int64_t first, int64_t last)
     duckdb_close(&db);
 }
 
-static void test_clean_run(void **state)
+/* The clean run against the simulator in one encoding (NULL: the document's, the
+ * default; or {"--encoding", "legacy"}): the same truth either way. forms: the encodings
+ * the collector must report in its status line. */
+static void clean_run(const char *const *sim_extra, const char *forms)
 {
-    (void)state;
-    start_sim(NULL);
+    start_sim(sim_extra);
     th_proc col;
     int64_t t0 = sim_now();
     start_collect(&col, NULL);
@@ -323,6 +327,11 @@ static void test_clean_run(void **state)
     int64_t first = (t0 / 60000 + 2) * 60000;
     int64_t last = first + (int64_t)minutes() * 60000; /* exclusive */
     wait_sim_until(last + 35000);                      /* past the grace of the last one */
+    /* the status line says which encodings it read, and nothing was unreadable */
+    char *log = th_proc_log(&col);
+    if (!log || !strstr(log, forms) || !strstr(log, " unreadable=0 "))
+        fail_msg("status line lacks '%s' or unreadable=0:\n%.3000s", forms, log ? log : "");
+    free(log);
     stop_collect(&col);
     static truth tr[NISECT * 200];
     size_t nt = get_truth(first, last, tr, sizeof tr / sizeof tr[0]);
@@ -378,9 +387,28 @@ static void test_clean_run(void **state)
     assert_int_equal(th_int(c, "SELECT count(*) FROM intersections"), NISECT);
     check_intersections_file(c);
     /* no fault, no quality entry */
-    assert_int_equal(th_int(c, "SELECT count(*) FROM data_quality_log WHERE issue_type = "
-                               "'rejected_message'"),
+    assert_int_equal(th_int(c, "SELECT count(*) FROM data_quality_log WHERE issue_type IN "
+                               "('rejected_message', 'unreadable_value')"),
                      0);
+    /* lane_count: the vehicle lanes only (8 of 12: the crosswalks are not counted), and
+     * the lanes' decoded bit fields kept beside their geometry */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections WHERE lane_count = 8"), NISECT);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l WHERE "
+                               "l->>'type' = 'vehicle' AND l->'directional_use' ?| "
+                               "array['ingressPath', 'egressPath']"),
+                     sim_extra ? 0 : NISECT * 8); /* legacy sends no directionalUse */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l WHERE "
+                               "l->'maneuvers' = '[\"maneuverStraightAllowed\", "
+                               "\"maneuverLeftAllowed\", \"maneuverRightAllowed\"]'::jsonb AND "
+                               "jsonb_array_length(l->'connects_to') = 3"),
+                     sim_extra ? 0 : NISECT * 4); /* legacy sends no lane maneuvers */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM intersections, "
+                               "jsonb_array_elements(metadata->'lane_geometry') l, "
+                               "jsonb_array_elements(l->'connects_to') k WHERE "
+                               "k->'maneuver' = '[\"maneuverLeftAllowed\"]'::jsonb"),
+                     NISECT * 4);
     check_db_equals_parquet(c);
     check_rows_equal_offline(c, first, last);
     PQfinish(c);
@@ -439,6 +467,20 @@ static void test_clean_run(void **state)
     assert_true(duck_int("SELECT count(*) FROM read_parquet(%s || '/raw/spat/*/*/*/*/*.parquet')") >
                 0);
     th_proc_stop(&sim);
+}
+
+static void test_clean_run(void **state)
+{
+    (void)state;
+    clean_run(NULL, "encodings bsm=integer:");
+}
+
+/* the simulator's former string forms (issue 29): the same truth */
+static void test_clean_run_legacy(void **state)
+{
+    (void)state;
+    const char *extra[] = {"--encoding", "legacy", NULL};
+    clean_run(extra, "encodings bsm=bitstring:");
 }
 
 static void test_faults(void **state)
@@ -684,6 +726,29 @@ static void test_frame_tokens(void **state)
     tsi_pipeline_free(p, false);
 }
 
+/* A pipeline writing to the run's database through its own spool (under work/<name>-*),
+ * and the corridor fixture's MapData text (malloc'd, *mdlen bytes). */
+static void corridor_pipeline(const char *name, tsi_ingest **in, tsi_pipeline **p, char **md,
+                              size_t *mdlen)
+{
+    char arch[PATH_MAX + 64], spool[PATH_MAX + 64], mdpath[PATH_MAX];
+    snprintf(arch, sizeof arch, "%s/%s-archive", work, name);
+    snprintf(spool, sizeof spool, "%s/%s-spool", work, name);
+    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
+    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
+    tsi_error e = {0};
+    *in = NULL;
+    if (tsi_ingest_open(in, &icfg, &e) < 0)
+        fail_msg("ingest open: %s %s", e.message, e.detail);
+    tsi_pipeline_config pcfg = {.archive_root = arch}; /* the default skew: 120 s */
+    *p = NULL;
+    if (tsi_pipeline_new(p, &pcfg, *in, &e) < 0)
+        fail_msg("pipeline: %s %s", e.message, e.detail);
+    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    *md = tsi_read_file(mdpath, mdlen, 1 << 24, &e);
+    assert_non_null(*md);
+}
+
 /* The live path's clock sanity against PostgreSQL: among 20 messages of now, one RSU sends
  * three dated a day ahead and one an hour behind (received now). The 20 are indexed; the
  * four are archived, never indexed, and PostgreSQL's data_quality_log gets ONE clock_skew
@@ -692,23 +757,11 @@ static void test_frame_tokens(void **state)
 static void test_clock_skew_rows(void **state)
 {
     (void)state;
-    char arch[PATH_MAX + 32], spool[PATH_MAX + 32], mdpath[PATH_MAX];
-    snprintf(arch, sizeof arch, "%s/skew-archive", work);
-    snprintf(spool, sizeof spool, "%s/skew-spool", work);
-    assert_int_equal(tsi_mkdirs(arch, NULL), 0);
-    tsi_ingest_config icfg = {.spool_dir = spool, .retry_min_ms = 50, .retry_max_ms = 500};
-    tsi_ingest *in = NULL;
-    tsi_error e = {0};
-    if (tsi_ingest_open(&in, &icfg, &e) < 0)
-        fail_msg("ingest open: %s %s", e.message, e.detail);
-    tsi_pipeline_config pcfg = {.archive_root = arch}; /* the default skew: 120 s */
-    tsi_pipeline *p = NULL;
-    if (tsi_pipeline_new(&p, &pcfg, in, &e) < 0)
-        fail_msg("pipeline: %s %s", e.message, e.detail);
-    snprintf(mdpath, sizeof mdpath, "%s/tests/fixtures/mapdata/corridor.json", th_source_dir());
+    tsi_ingest *in;
+    tsi_pipeline *p;
+    char *md;
     size_t mdlen;
-    char *md = tsi_read_file(mdpath, &mdlen, 1 << 24, &e);
-    assert_non_null(md);
+    corridor_pipeline("skew", &in, &p, &md, &mdlen);
     long long now = (long long)time(NULL) * 1000;
     assert_true(tsi_pipeline_mapdata(p, md, mdlen, now) >= 1);
     free(md);
@@ -757,15 +810,185 @@ static void test_clock_skew_rows(void **state)
     PQfinish(db);
 }
 
+/* ---- an intersection removed from MapData leaves "current", keeps its history ----------- */
+
+/* the corridor fixture's MapData text without its second intersection (US-29 & Gallows) */
+static char *corridor_without_second(const char *md, size_t len)
+{
+    tsi_json d;
+    tsi_error e = {0};
+    assert_true(tsi_json_parse_alloc(&d, md, len, 1 << 20, &e) > 0);
+    int el = tsi_json_first(&d, 0);
+    int arr = tsi_json_get(&d, el, "intersections");
+    int a = tsi_json_first(&d, arr), b = tsi_json_next(&d, arr, a);
+    assert_true(a >= 0 && b >= 0);
+    tsi_buf out = TSI_BUF_INIT;
+    tsi_buf_append(&out, md, (size_t)d.tok[a].end);
+    tsi_buf_append(&out, md + d.tok[b].end, len - (size_t)d.tok[b].end);
+    tsi_json_free(&d);
+    char *r = strdup(tsi_buf_cstr(&out)); /* owned by the caller */
+    tsi_buf_free(&out);
+    return r;
+}
+
+static void retire_rows(PGconn *db, long long id, const char *ago)
+{
+    th_sqlf(db,
+            "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", combined_index,"
+            " combined_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count,"
+            " hour_of_day, day_of_week) VALUES (%lld, date_trunc('minute', now()) - interval '%s',"
+            " 40, 41, 3, 0, 0, 0, 0, 0)",
+            id, ago);
+}
+
+static void test_mapdata_retired(void **state)
+{
+    (void)state;
+    const long long nutley = 1 * 65536 + 4101, gallows = 1 * 65536 + 4102;
+    tsi_ingest *in;
+    tsi_pipeline *p;
+    char *md;
+    size_t mdlen;
+    corridor_pipeline("retire", &in, &p, &md, &mdlen);
+    char *one = corridor_without_second(md, mdlen);
+    long long now = (long long)time(NULL) * 1000;
+    PGconn *db = th_connect("tsi_owner");
+
+    assert_int_equal(tsi_pipeline_mapdata_full(p, md, mdlen, now), 0);
+    assert_int_equal(tsi_pipeline_intersections(p), 2);
+    assert_int_equal(tsi_ingest_sync(in, 20000), 0);
+    retire_rows(db, nutley, "2 minutes");
+    retire_rows(db, gallows, "2 minutes");
+    assert_int_equal(th_int(db, "SELECT count(*) FROM safety_indices_latest"), 2);
+
+    /* answers that must retire nothing: empty, and one with an unreadable part */
+    assert_int_equal(tsi_pipeline_mapdata_full(p, "[]", 2, now), 0);
+    tsi_buf bad = TSI_BUF_INIT;
+    tsi_buf_append(&bad, one, strlen(one) - 1); /* without the closing ']' */
+    tsi_buf_puts(&bad, ",{\"msgIssueRevision\":\"x\",\"intersections\":7}]");
+    assert_int_equal(tsi_pipeline_mapdata_full(p, bad.data, bad.len, now), 0);
+    tsi_buf_free(&bad);
+    assert_int_equal(tsi_pipeline_intersections(p), 2);
+
+    /* Gallows is absent from a full answer: retired */
+    assert_int_equal(tsi_pipeline_mapdata_full(p, one, strlen(one), now + 1000), 1);
+    assert_int_equal(tsi_pipeline_intersections(p), 1);
+    tsi_collect_counters c;
+    tsi_pipeline_counters(p, &c);
+    assert_int_equal(c.intersections_retired, 1);
+    assert_int_equal(tsi_ingest_sync(in, 20000), 0);
+    assert_int_equal(th_int(db, "SELECT count(*) FROM intersections"
+                                " WHERE jsonb_typeof(metadata->'retired_at') = 'string'"),
+                     1);
+    assert_int_equal(th_int(db, "SELECT id FROM intersections"
+                                " WHERE jsonb_typeof(metadata->'retired_at') = 'string'"),
+                     gallows);
+    /* its lane geometry and history stay; it left current */
+    assert_int_equal(th_int(db, "SELECT count(*) FROM intersections WHERE id = 65536 + 4102"
+                                " AND metadata ? 'lane_geometry'"),
+                     1);
+    assert_int_equal(th_int(db, "SELECT intersection_id FROM safety_indices_latest"), nutley);
+    assert_int_equal(th_int(db, "SELECT count(*) FROM safety_indices_realtime"
+                                " WHERE intersection_id = 65536 + 4102"),
+                     1);
+    /* rows written for it later (a reprocess of its past) do not bring it back */
+    retire_rows(db, gallows, "1 minute");
+    assert_int_equal(th_int(db, "SELECT count(*) FROM safety_indices_latest"), 1);
+
+    /* its MapData comes back: stored again, current again with its next minute */
+    assert_int_equal(tsi_pipeline_mapdata_full(p, md, mdlen, now + 2000), 0);
+    assert_int_equal(tsi_pipeline_intersections(p), 2);
+    assert_int_equal(tsi_ingest_sync(in, 20000), 0);
+    assert_int_equal(th_int(db, "SELECT count(*) FROM intersections"
+                                " WHERE metadata->>'retired_at' IS NOT NULL"),
+                     0);
+    retire_rows(db, gallows, "0 minutes");
+    assert_int_equal(th_int(db, "SELECT count(*) FROM safety_indices_latest"), 2);
+
+    PQfinish(db);
+    free(one);
+    free(md);
+    tsi_pipeline_finish(p);
+    tsi_pipeline_free(p, true);
+    tsi_ingest_close(in);
+}
+
+/* The collector as a process: the simulator stops answering one intersection's MapData
+ * (an RSU out of service); the next full MapData answer retires it; when it answers again,
+ * the intersection is current again. */
+static void test_mapdata_retired_live(void **state)
+{
+    (void)state;
+    start_sim(NULL);
+    th_proc col;
+    const char *env[] = {"TSI_MAPDATA_SECONDS=5", "TSI_MAPDATA_FULL_SECONDS=5", NULL};
+    start_collect(&col, env);
+    PGconn *db = th_connect("tsi_reader");
+    const char *n_known = "SELECT count(*) FROM intersections";
+    const char *n_retired =
+        "SELECT count(*) FROM intersections WHERE jsonb_typeof(metadata->'retired_at') = 'string'";
+    for (int i = 0; i < 300 && th_int(db, n_known) < NISECT; i++)
+        usleep(100000);
+    assert_int_equal(th_int(db, n_known), NISECT);
+    char url[160], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/faults", sim_port);
+    assert_int_equal(th_http("POST", url, NULL, "{\"mapdata_withdrawn\":3}", &body, NULL), 200);
+    free(body);
+    for (int i = 0; i < 300 && th_int(db, n_retired) < 1; i++)
+        usleep(100000);
+    assert_int_equal(th_int(db, n_retired), 1);
+    long long id = th_int(db, "SELECT id FROM intersections"
+                              " WHERE jsonb_typeof(metadata->'retired_at') = 'string'");
+    /* the one retired is the one whose MapData the simulator no longer answers */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/auth/client", sim_port);
+    body = NULL;
+    assert_int_equal(
+        th_http("POST", url, NULL, "client_id=tsi-sim&client_secret=tsi-sim-secret", &body, NULL),
+        200);
+    tsi_json d;
+    tsi_error e = {0};
+    assert_true(tsi_json_parse_alloc(&d, body, strlen(body), 64, &e) > 0);
+    char tok[1024], auth[1100];
+    assert_true(tsi_json_str(&d, tsi_json_get(&d, 0, "access_token"), tok, sizeof tok) > 0);
+    tsi_json_free(&d);
+    free(body);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+    const char *hdr[] = {auth, NULL};
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/mapdata/%lld/decoded", sim_port, id);
+    body = NULL;
+    assert_int_equal(th_http("GET", url, hdr, NULL, &body, NULL), 404);
+    free(body);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM safety_indices_latest WHERE intersection_id = %lld", id);
+    assert_int_equal(th_int(db, sql), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/faults", sim_port);
+    body = NULL;
+    assert_int_equal(th_http("POST", url, NULL, "{\"mapdata_withdrawn\":0}", &body, NULL), 200);
+    free(body);
+    for (int i = 0; i < 300 && th_int(db, n_retired) > 0; i++)
+        usleep(100000);
+    assert_int_equal(th_int(db, n_retired), 0);
+    char *log = th_proc_log(&col);
+    stop_collect(&col);
+    assert_non_null(strstr(log, "intersection retired"));
+    free(log);
+    PQfinish(db);
+    th_proc_stop(&sim);
+}
+
 int main(void)
 {
     th_require_cluster();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_clean_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_run_legacy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_skew_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapdata_retired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapdata_retired_live, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,7 +77,8 @@ static void test_listen_by_name(void **state)
     size_t n = fread(hba, 1, sizeof hba - 1, f);
     hba[n] = '\0';
     fclose(f);
-    assert_non_null(strstr(hba, "tsi_owner,tsi_writer,tsi_jobs,tsi_reader   0.0.0.0/0    cert"));
+    assert_non_null(strstr(
+        hba, "hostssl all          tsi_owner,tsi_writer,tsi_jobs,tsi_reader  0.0.0.0/0  cert"));
     assert_null(strstr(hba, "all   0.0.0.0/0"));
     th_private_cluster_stop(&pc);
     th_private_cluster_remove(&pc);

@@ -13,6 +13,9 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,6 +91,26 @@ static const struct {
     {"tsi_jobs", "UPDATE intersections SET name = 'x'"},
     {"tsi_jobs", "DROP TABLE safety_indices_daily"},
     {"tsi_jobs", "CREATE TABLE evil (a int)"},
+    /* ... and as backfill/reprocess (migration 055) they replace index rows and record
+     * generations, nothing more: no other table, no other column, no sequence reset */
+    {"tsi_jobs", "TRUNCATE safety_indices_realtime"},
+    {"tsi_jobs", "DELETE FROM reprocess_generations"},
+    {"tsi_jobs", "UPDATE reprocess_generations SET forced = true"},
+    {"tsi_jobs", "SELECT setval('reprocess_generation_seq', 1)"},
+    {"tsi_jobs", "ALTER TABLE reprocess_generations ADD COLUMN evil int"},
+    {"tsi_jobs", "DELETE FROM data_quality_log"},
+    {"tsi_jobs", "DELETE FROM job_runs"},
+    {"tsi_jobs", "DELETE FROM intersections"},
+    /* the collector and the API have no part in reprocessing */
+    {"tsi_writer", "SELECT nextval('reprocess_generation_seq')"},
+    {"tsi_writer", "INSERT INTO reprocess_generations (generation, day, range_from, range_until, "
+                   "raw_messages, rows_before, rows_after) VALUES (1, current_date, now(), now() + "
+                   "interval '1 day', 0, 0, 0)"},
+    {"tsi_writer", "INSERT INTO rollup_dirty (kind, bucket) VALUES ('hourly', now())"},
+    {"tsi_writer", "DELETE FROM safety_indices_hourly"},
+    {"tsi_reader", "SELECT nextval('reprocess_generation_seq')"},
+    {"tsi_reader", "INSERT INTO rollup_dirty (kind, bucket) VALUES ('hourly', now())"},
+    {"tsi_reader", "UPDATE reprocess_generations SET swapped_at = now()"},
     /* the schema owner is no superuser */
     {"tsi_owner", "CREATE ROLE evil SUPERUSER"},
     {"tsi_owner", "ALTER SYSTEM SET archive_mode = off"},
@@ -131,6 +154,21 @@ static void test_allowed(void **state)
                        "combined_index = EXCLUDED.combined_index"},
         {"tsi_jobs", "DELETE FROM safety_indices_realtime WHERE \"timestamp\" < now() - interval "
                      "'30 days'"},
+        /* backfill and reprocess, as tsi_jobs: upsert and replace realtime rows, mark
+         * buckets dirty, record a generation and its swap */
+        {"tsi_jobs", "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
+                     "combined_index, traffic_volume, vru_count, vehicle_event_count, "
+                     "vru_event_count, hour_of_day, day_of_week) VALUES (1, "
+                     "date_trunc('minute', now()) - interval '2 minutes', 40, 9, 0, 0, 0, 0, "
+                     "0) ON CONFLICT (intersection_id, \"timestamp\") DO UPDATE SET "
+                     "combined_index = EXCLUDED.combined_index"},
+        {"tsi_jobs", "INSERT INTO rollup_dirty (kind, bucket) VALUES ('hourly', "
+                     "date_trunc('hour', now()))"},
+        {"tsi_jobs", "INSERT INTO reprocess_generations (generation, day, range_from, "
+                     "range_until, raw_messages, rows_before, rows_after) SELECT "
+                     "nextval('reprocess_generation_seq'), current_date, now(), now() + "
+                     "interval '1 day', 0, 0, 0; UPDATE reprocess_generations SET swapped_at = "
+                     "now()"},
         {"tsi_owner", "CREATE TABLE owner_may (a int); DROP TABLE owner_may"},
     };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
@@ -193,6 +231,167 @@ static void test_connection_refusals(void **state)
     assert_int_not_equal(rc, 0);
 }
 
+/* ---- forged certificates (issue 31) ------------------------------------------------
+ * Whoever holds the CA key can sign a certificate with any CN. pg_hba.conf must still
+ * refuse every TCP login that is not one of the four tsi roles (and replication only for
+ * the replication role): the superuser comes in through the local socket alone. */
+
+/* The CA key `tsi db` signs with: $TSI_HOME/ca/ca.key (outside certs/, which the other
+ * processes read). */
+static void ca_key_path(char *buf, size_t len)
+{
+    const char *home = getenv("TSI_HOME");
+    assert_non_null(home);
+    snprintf(buf, len, "%s/ca/ca.key", home);
+}
+
+/* Signs a fresh key's certificate for CN `cn` with the cluster's CA key into dir. */
+static void forge(const char *dir, const char *cn, char *crt, char *key, size_t len)
+{
+    const char *home = getenv("TSI_HOME");
+    char csr[PATH_MAX], cacrt[PATH_MAX], cakey[PATH_MAX], srl[PATH_MAX], subj[128];
+    snprintf(key, len, "%s/%s.key", dir, cn);
+    snprintf(crt, len, "%s/%s.crt", dir, cn);
+    snprintf(csr, sizeof csr, "%s/%s.csr", dir, cn);
+    snprintf(srl, sizeof srl, "%s/forged.srl", dir);
+    snprintf(cacrt, sizeof cacrt, "%s/certs/ca.crt", home);
+    ca_key_path(cakey, sizeof cakey);
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    char *req[] = {"openssl", "req", "-new",     "-nodes",
+                   "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-keyout", key,   "-out",     csr,
+                   "-subj",   subj,  NULL};
+    if (tsi_proc_run(req, NULL, out, sizeof out, NULL) != 0)
+        fail_msg("openssl req: %s", out);
+    char *sign[] = {"openssl", "x509",   "-req",    "-in",       csr, "-CA",
+                    cacrt,     "-CAkey", cakey,     "-CAserial", srl, "-CAcreateserial",
+                    "-days",   "1",      "-sha256", "-out",      crt, NULL};
+    if (tsi_proc_run(sign, NULL, out, sizeof out, NULL) != 0)
+        fail_msg("openssl x509 -req (signing with %s): %s", cakey, out);
+}
+
+/* psql over TCP with the reader's conninfo, as `user` with a forged certificate */
+static int psql_forged(const char *user, const char *crt, const char *key, const char *extra,
+                       const char *sql)
+{
+    int rc = th_run_tsi((const char *[]){"db", "url", "--role", "tsi_reader", NULL}, NULL, out,
+                        sizeof out);
+    assert_int_equal(rc, 0);
+    char ci[8192];
+    out[strcspn(out, "\n")] = '\0';
+    snprintf(ci, sizeof ci, "%s user=%s sslcert=%s sslkey=%s %s", out, user, crt, key, extra);
+    char *argv[] = {"psql", "-X", ci, "-c", (char *)sql, NULL};
+    return tsi_proc_run(argv, NULL, out, sizeof out, NULL);
+}
+
+static void test_forged_certificates(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tsi-forged-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char crt[PATH_MAX], key[PATH_MAX];
+
+    /* the forging works: a CA-signed certificate for a tsi role logs in as that role */
+    forge(dir, "tsi_reader", crt, key, sizeof crt);
+    int rc = psql_forged("tsi_reader", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc != 0 || !strstr(out, "whoami=tsi_reader"))
+        fail_msg("a CA-signed certificate for tsi_reader did not log in (rc=%d): %s", rc, out);
+
+    /* the superuser: refused over TCP, for queries and for replication */
+    forge(dir, "postgres", crt, key, sizeof crt);
+    rc = psql_forged("postgres", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for postgres was not refused over TCP (rc=%d): %s", rc,
+                 out);
+    rc = psql_forged("postgres", crt, key, "replication=true", "IDENTIFY_SYSTEM");
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for postgres got a replication connection (rc=%d): %s",
+                 rc, out);
+
+    /* any other superuser too (pg_hba names the roles it lets in) */
+    PGconn *a = th_connect("postgres");
+    th_exec(a, "DROP ROLE IF EXISTS tsi_forged_su", NULL);
+    assert_int_equal(th_exec(a, "CREATE ROLE tsi_forged_su LOGIN SUPERUSER", NULL),
+                     PGRES_COMMAND_OK);
+    forge(dir, "tsi_forged_su", crt, key, sizeof crt);
+    rc = psql_forged("tsi_forged_su", crt, key, "", "SELECT 'whoami=' || current_user");
+    th_exec(a, "DROP ROLE IF EXISTS tsi_forged_su", NULL);
+    PQfinish(a);
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("a CA-signed certificate for another superuser was not refused (rc=%d): %s", rc,
+                 out);
+
+    char *rm[] = {"rm", "-rf", dir, NULL};
+    tsi_proc_run(rm, NULL, NULL, 0, NULL);
+}
+
+/* The replication role streams over TCP with its own certificate, and does nothing else. */
+static void test_replication_role(void **state)
+{
+    (void)state;
+    int rc = th_run_tsi((const char *[]){"db", "url", "--role", "tsi_replication", NULL}, NULL, out,
+                        sizeof out);
+    assert_int_equal(rc, 0);
+    char repl[4096], ci[8192];
+    snprintf(repl, sizeof repl, "%s", out);
+    repl[strcspn(repl, "\n")] = '\0';
+    assert_non_null(strstr(repl, "tsi_replication.key"));
+
+    snprintf(ci, sizeof ci, "%s replication=true", repl);
+    char *ident[] = {"psql", "-X", ci, "-c", "IDENTIFY_SYSTEM", NULL};
+    rc = tsi_proc_run(ident, NULL, out, sizeof out, NULL);
+    if (rc != 0 || !strstr(out, "systemid"))
+        fail_msg("tsi_replication could not open a replication connection (rc=%d): %s", rc, out);
+
+    /* a plain database session: no pg_hba line lets the replication role in */
+    char *sql[] = {"psql", "-X", repl, "-c", "SELECT 1", NULL};
+    rc = tsi_proc_run(sql, NULL, out, sizeof out, NULL);
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("tsi_replication opened a database session (rc=%d): %s", rc, out);
+}
+
+/* The certificates every process reads hold no CA key: it is in $TSI_HOME/ca (0700), which
+ * only `tsi db start` reads. */
+static void test_ca_key_apart(void **state)
+{
+    (void)state;
+    const char *home = getenv("TSI_HOME");
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/certs/ca.key", home);
+    assert_int_not_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/certs/ca.srl", home);
+    assert_int_not_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/ca", home);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/ca/ca.key", home);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* the keys in certs/: the server's and one per login role, nothing else */
+    static const char *const keys[] = {"server.key",   "tsi_owner.key",  "tsi_writer.key",
+                                       "tsi_jobs.key", "tsi_reader.key", "tsi_replication.key"};
+    char certs[PATH_MAX];
+    snprintf(certs, sizeof certs, "%s/certs", home);
+    DIR *d = opendir(certs);
+    assert_non_null(d);
+    struct dirent *e;
+    int nkeys = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".key") != 0)
+            continue;
+        int known = 0;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            known |= strcmp(e->d_name, keys[i]) == 0;
+        if (!known)
+            fail_msg("unexpected key %s/%s", certs, e->d_name);
+        nkeys++;
+    }
+    closedir(d);
+    assert_int_equal(nkeys, (int)(sizeof keys / sizeof keys[0]));
+}
+
 static void test_config_secret_refused(void **state)
 {
     (void)state;
@@ -227,6 +426,9 @@ int main(void)
         cmocka_unit_test(test_allowed),
         cmocka_unit_test(test_connection_refusals),
         cmocka_unit_test(test_config_secret_refused),
+        cmocka_unit_test(test_forged_certificates),
+        cmocka_unit_test(test_replication_role),
+        cmocka_unit_test(test_ca_key_apart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

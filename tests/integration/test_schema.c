@@ -46,7 +46,9 @@ static void test_migrations_from_empty_twice(void **state)
     int rc = th_run_tsi((const char *[]){"db", "bootstrap", NULL}, env, out, sizeof out);
     if (rc != 0)
         fail_msg("bootstrap: %s", out);
-    rc = th_run_tsi((const char *[]){"migrate", NULL}, env, out, sizeof out);
+    /* a client in another zone (here one with DST) still gets UTC-day partitions */
+    const char *env_tz[] = {"TSI_DB_NAME=t_empty_migrate", "PGTZ=America/New_York", NULL};
+    rc = th_run_tsi((const char *[]){"migrate", NULL}, env_tz, out, sizeof out);
     if (rc != 0)
         fail_msg("migrate: %s", out);
     char want[64];
@@ -63,6 +65,17 @@ static void test_migrations_from_empty_twice(void **state)
     setenv("TSI_DB_NAME", "t_empty_migrate", 1);
     PGconn *c = th_connect("tsi_owner");
     assert_int_equal(th_int(c, "SELECT count(*) FROM schema_migrations"), tsi_migrations_count);
+    th_sqlf(c, "SET TimeZone = 'UTC'");
+    assert_true(th_int(c, "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid ="
+                          " i.inhparent WHERE p.relname = 'safety_indices_realtime'") >= 3);
+    assert_int_equal(th_int(c,
+                            "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid ="
+                            " i.inhparent JOIN pg_class k ON k.oid = i.inhrelid WHERE p.relname ="
+                            " 'safety_indices_realtime' AND pg_get_expr(k.relpartbound, k.oid)"
+                            " !~ '^FOR VALUES FROM \\(''[0-9-]+ 00:00:00\\+00''\\) TO"
+                            " \\(''[0-9-]+ 00:00:00\\+00''\\)$'"
+                            " AND pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT'"),
+                     0);
     assert_int_equal(th_int(c, "SELECT count(DISTINCT checksum) FROM schema_migrations WHERE "
                                "length(checksum) = 64"),
                      tsi_migrations_count);

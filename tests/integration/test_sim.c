@@ -55,10 +55,11 @@ static void test_auth(void **state)
     char url[128], *body = NULL;
     snprintf(url, sizeof url, "%s/api/auth/client", g.base);
     /* wrong secret, missing fields, a malformed form, the wrong method */
+    /* (bad client credentials: 400, as the VCC document says) */
     assert_int_equal(th_http("POST", url, NULL, "client_id=tsi-sim&client_secret=nope", NULL, NULL),
-                     401);
-    assert_int_equal(th_http("POST", url, NULL, "client_id=tsi-sim", NULL, NULL), 401);
-    assert_int_equal(th_http("POST", url, NULL, "", NULL, NULL), 401);
+                     400);
+    assert_int_equal(th_http("POST", url, NULL, "client_id=tsi-sim", NULL, NULL), 400);
+    assert_int_equal(th_http("POST", url, NULL, "", NULL, NULL), 400);
     assert_int_equal(th_http("POST", url, NULL, "client_id=%ZZ&client_secret=x", NULL, NULL), 400);
     assert_int_equal(th_http("GET", url, NULL, NULL, NULL, NULL), 405);
     /* the token */
@@ -122,7 +123,7 @@ static void test_auth(void **state)
     snprintf(h, sizeof h, "Authorization: Bearer %s", tok2);
     assert_int_equal(th_http("GET", api, good, NULL, NULL, NULL), 200);
     assert_int_equal(
-        th_http("POST", url, NULL, "grant_type=refresh_token&refresh_token=xyz", NULL, NULL), 401);
+        th_http("POST", url, NULL, "grant_type=refresh_token&refresh_token=xyz", NULL, NULL), 400);
 }
 
 /* ---- REST shapes ---- */
@@ -348,14 +349,14 @@ static void test_rest_shapes(void **state)
     assert_int_equal(sim_get(&g, "/api/bsm/key", tok, &body), 200);
     assert_int_equal(strlen(body), 32);
     free(body);
-    /* uploads are accepted and counted */
+    /* uploads are accepted: {msgCnt, id} of each message (test_sim_document.c) */
     char url[128];
     snprintf(url, sizeof url, "%s/api/bsm/json", g.base);
     char h[1100];
     snprintf(h, sizeof h, "Authorization: Bearer %s", tok);
     const char *hdr[] = {h, "Content-Type: application/json", NULL};
     assert_int_equal(th_http("POST", url, hdr, "[{\"a\":1},{\"b\":2}]", &body, NULL), 200);
-    assert_string_equal(body, "{\"accepted\":2}");
+    assert_string_equal(body, "[{\"msgCnt\":null,\"id\":null},{\"msgCnt\":null,\"id\":null}]");
     free(body);
     assert_int_equal(th_http("POST", url, hdr, "[1,", NULL, NULL), 400);
     tsi_mapdata_free(&map);
@@ -523,8 +524,9 @@ static void test_spat_stream(void **state)
         tsi_spat_free(&sp);
     }
     capture_free(&c);
-    /* all intersections: six SPaT frames per tick */
-    assert_int_equal(sim_get(&g, "/api/spat/all", tok, &body), 200);
+    /* all intersections: six SPaT frames per tick (JSON_COMPLETE: without a format the
+     * stream is UPER, as documented — test_sim_document.c) */
+    assert_int_equal(sim_get(&g, "/api/spat/all?format=JSON_COMPLETE", tok, &body), 200);
     k = strstr(body, "/ws/spat?key=");
     end = strchr(k, '"');
     *end = '\0';
@@ -741,6 +743,7 @@ static void test_quirks(void **state)
     assert_int_equal(c.located, n); /* every message names its location */
     assert_int_equal(c.far, n);     /* and none lies near a refPoint */
     assert_null(strstr(body, "rsu-us29"));
+    assert_non_null(strstr(body, "\"rsuName\":\"From_WebSocket\"")); /* the real streams' */
     free(body);
     tsi_mapdata_free(&map);
     free(tok);

@@ -13,33 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "core/json.h"
+#include "core/registry.h"
+#include "harness.h"
 #include "vcc/decode.h"
-
-static char *slurp(const char *rel, size_t *len)
-{
-    char path[1024];
-    const char *root = getenv("TSI_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : TSI_SOURCE_DIR, rel);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void test_bsm_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/bsm.json", &n);
+    char *js = th_fixture("messages/bsm.json", &n);
     tsi_msg m;
     tsi_error err = {0};
     assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
@@ -63,7 +47,7 @@ static void test_bsm_fixture(void **state)
     assert_non_null(strstr(err.message, "PSM rejected"));
     free(js);
 
-    js = slurp("messages/bsm_nulls.json", &n);
+    js = th_fixture("messages/bsm_nulls.json", &n);
     assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
     assert_int_equal(m.msg_cnt, -1);
     assert_int_equal(m.sec_mark, TSI_SECMARK_UNAVAILABLE);
@@ -77,7 +61,7 @@ static void test_psm_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/psm.json", &n);
+    char *js = th_fixture("messages/psm.json", &n);
     tsi_msg m;
     tsi_error err = {0};
     assert_int_equal(tsi_msg_decode(js, n, &m, &err), 0);
@@ -96,7 +80,7 @@ static void test_mapdata_fixture(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("mapdata/corridor.json", &n);
+    char *js = th_fixture("mapdata/corridor.json", &n);
     tsi_mapdata md;
     tsi_error err = {0};
     assert_int_equal(tsi_mapdata_decode(js, n, &md, &err), 0);
@@ -169,7 +153,7 @@ static void test_spat_forms(void **state)
 {
     (void)state;
     size_t n;
-    char *js = slurp("messages/spat_strings.json", &n);
+    char *js = th_fixture("messages/spat_strings.json", &n);
     tsi_spat sp;
     tsi_error err = {0};
     assert_int_equal(tsi_spat_decode(js, n, &sp, &err), 0);
@@ -397,7 +381,7 @@ static void test_hostile_documents(void **state)
     free(deep);
     /* a message whose input is a truncated prefix of a valid one, at every length */
     size_t n;
-    char *js = slurp("messages/bsm.json", &n);
+    char *js = th_fixture("messages/bsm.json", &n);
     while (n > 0 && (js[n - 1] == '\n' || js[n - 1] == ' '))
         n--;
     for (size_t k = 0; k < n; k++) {
@@ -434,8 +418,8 @@ static void test_frames(void **state)
 {
     (void)state;
     size_t nb, np;
-    char *b = slurp("messages/bsm.json", &nb);
-    char *p = slurp("messages/psm.json", &np);
+    char *b = th_fixture("messages/bsm.json", &nb);
+    char *p = th_fixture("messages/psm.json", &np);
     while (nb && b[nb - 1] == '\n')
         nb--;
     while (np && p[np - 1] == '\n')
@@ -615,22 +599,6 @@ static int diff_one(const char *js, size_t len, const char *what)
     return want > 0;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(uint32_t n)
 {
@@ -779,7 +747,7 @@ static void test_json_fast_equals_jsmn(void **state)
     static const char alphabet[] = "{}[]\",:\\ \t\n0123456789-+.eEtrufalsn\x01\x80\xff\0";
     for (size_t f = 0; f < npaths; f++) {
         size_t len;
-        char *text = read_all(paths[f], &len);
+        char *text = th_read_file(paths[f], &len);
         char *m = malloc(len + 2);
         if (diff_one(text, len, paths[f]))
             valid++;
@@ -831,12 +799,348 @@ static void test_json_fast_equals_jsmn(void **state)
     assert_true(invalid > 1000);
 }
 
+/* ---- the encodings of domain.md §1 (issue 29) ---- */
+
+/* The document's BSM: brakes and transmission as integers, clientId null. */
+static void test_bsm_document_fixture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = th_fixture("messages/bsm_document.json", &n);
+    tsi_msg m;
+    tsi_error err = {0};
+    assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
+    assert_int_equal(m.id, 305419896);
+    assert_true(m.accel_lon == -3.58 && m.speed == 13.42);
+    assert_int_equal(m.wheel_bits, TSI_WHEEL_LEFT_FRONT | TSI_WHEEL_LEFT_REAR |
+                                       TSI_WHEEL_RIGHT_FRONT | TSI_WHEEL_RIGHT_REAR);
+    assert_string_equal(m.wheel_brakes, "01111");
+    assert_int_equal(m.traction, 1);
+    assert_int_equal(m.abs, 3);
+    assert_int_equal(m.scs, 1);
+    assert_int_equal(m.brake_boost, 2);
+    assert_int_equal(m.aux_brakes, 0);
+    assert_int_equal(m.transmission, 2);
+    assert_int_equal(m.forms, TSI_FORM_INTEGER);
+    assert_int_equal(m.unreadable, 0);
+    free(js);
+    /* the older string fixture: the same typed values from names and a bit string */
+    js = th_fixture("messages/bsm.json", &n);
+    assert_int_equal(tsi_bsm_decode(js, n, &m, &err), 0);
+    assert_int_equal(m.wheel_bits, 0);
+    assert_int_equal(m.traction, 0);
+    assert_int_equal(m.abs, 1);
+    assert_int_equal(m.transmission, 2);
+    assert_int_equal(m.forms, TSI_FORM_BITSTRING | TSI_FORM_NAME);
+    free(js);
+}
+
+/* One BSM per brake encoding: every form gives the same typed values; an unreadable
+ * value keeps the message, leaves the field -1 and says which field. */
+static void test_brake_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *brakes, *transmission;
+        int wheel, traction, abs, scs, boost, aux, trans, forms, bad;
+        const char *bits;
+    } cases[] = {
+        /* the document: integers */
+        {"{\"wheelBrakes\":8,\"traction\":2,\"abs\":1,\"scs\":0,\"brakeBoost\":1,"
+         "\"auxBrakes\":3}",
+         "2", 8, 2, 1, 0, 1, 3, 2, TSI_FORM_INTEGER, 0, "01000"},
+        /* older VCC JSON: a bit string and enum names */
+        {"{\"wheelBrakes\":\"01000\",\"traction\":\"on\",\"abs\":\"off\",\"scs\":"
+         "\"unavailable\",\"brakeBoost\":\"off\",\"auxBrakes\":\"reserved\"}",
+         "\"forwardGears\"", 8, 2, 1, 0, 1, 3, 2, TSI_FORM_BITSTRING | TSI_FORM_NAME, 0, "01000"},
+        /* USDOT ODE: an object of booleans, upper-case enum names */
+        {"{\"wheelBrakes\":{\"unavailable\":false,\"leftFront\":true,\"leftRear\":false,"
+         "\"rightFront\":false,\"rightRear\":false},\"traction\":\"ON\",\"abs\":\"OFF\","
+         "\"scs\":\"UNAVAILABLE\",\"brakeBoost\":\"OFF\",\"auxBrakes\":\"RESERVED\"}",
+         "\"FORWARDGEARS\"", 8, 2, 1, 0, 1, 3, 2, TSI_FORM_BOOLOBJ | TSI_FORM_NAME, 0, "01000"},
+        /* a bit name alone, an array of names */
+        {"{\"wheelBrakes\":\"leftFront\"}", NULL, 8, -1, -1, -1, -1, -1, -1, TSI_FORM_NAME, 0,
+         "01000"},
+        {"{\"wheelBrakes\":[\"leftFront\",\"rightRear\"]}", NULL, 9, -1, -1, -1, -1, -1, -1,
+         TSI_FORM_NAME, 0, "01001"},
+        /* unavailable: bit 0 = 0x10 */
+        {"{\"wheelBrakes\":16}", "7", 16, -1, -1, -1, -1, -1, 7, TSI_FORM_INTEGER, 0, "10000"},
+        /* nulls and absent fields: -1, nothing unreadable */
+        {"{\"wheelBrakes\":null,\"traction\":null}", "null", -1, -1, -1, -1, -1, -1, -1, 0, 0, ""},
+        {NULL, NULL, -1, -1, -1, -1, -1, -1, -1, 0, 0, ""},
+        /* unreadable values: the message is kept, the field says so */
+        {"{\"wheelBrakes\":32}", NULL, -1, -1, -1, -1, -1, -1, -1, 0, TSI_BAD_WHEEL_BRAKES, ""},
+        {"{\"wheelBrakes\":\"0100\"}", NULL, -1, -1, -1, -1, -1, -1, -1, 0, TSI_BAD_WHEEL_BRAKES,
+         ""},
+        {"{\"wheelBrakes\":\"banana\"}", NULL, -1, -1, -1, -1, -1, -1, -1, 0, TSI_BAD_WHEEL_BRAKES,
+         ""},
+        {"{\"wheelBrakes\":{\"leftFront\":1}}", NULL, -1, -1, -1, -1, -1, -1, -1, 0,
+         TSI_BAD_WHEEL_BRAKES, ""},
+        {"{\"wheelBrakes\":{\"nose\":true}}", NULL, -1, -1, -1, -1, -1, -1, -1, 0,
+         TSI_BAD_WHEEL_BRAKES, ""},
+        {"{\"wheelBrakes\":-1,\"traction\":4,\"abs\":1.5,\"scs\":true,\"brakeBoost\":3,"
+         "\"auxBrakes\":\"maybe\"}",
+         "8", -1, -1, -1, -1, -1, -1, -1, 0, 0x7f, ""},
+        {"{\"abs\":2}", "\"drive\"", -1, -1, 2, -1, -1, -1, -1, TSI_FORM_INTEGER,
+         TSI_BAD_TRANSMISSION, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char js[1024];
+        snprintf(js, sizeof js,
+                 "{\"timestamp\":1764066601250,\"bsmJson\":{\"coreData\":{\"id\":5,\"lat\":38.86,"
+                 "\"lon\":-77.26%s%s%s%s}}}",
+                 cases[i].brakes ? ",\"brakes\":" : "", cases[i].brakes ? cases[i].brakes : "",
+                 cases[i].transmission ? ",\"transmission\":" : "",
+                 cases[i].transmission ? cases[i].transmission : "");
+        tsi_msg m;
+        tsi_error err = {0};
+        int rc = tsi_bsm_decode(js, strlen(js), &m, &err);
+        if (rc != 0)
+            fail_msg("case %zu: rejected %s (%s)", i, tsi_error_name(rc), err.detail);
+        int got[] = {m.wheel_bits, m.traction,     m.abs,   m.scs,       m.brake_boost,
+                     m.aux_brakes, m.transmission, m.forms, m.unreadable};
+        int want[] = {cases[i].wheel, cases[i].traction, cases[i].abs,
+                      cases[i].scs,   cases[i].boost,    cases[i].aux,
+                      cases[i].trans, cases[i].forms,    cases[i].bad};
+        for (size_t k = 0; k < sizeof got / sizeof got[0]; k++)
+            if (got[k] != want[k])
+                fail_msg("case %zu field %zu: got %d want %d", i, k, got[k], want[k]);
+        assert_string_equal(m.wheel_brakes, cases[i].bits);
+    }
+    assert_string_equal(tsi_bad_field_name(0), "brakes.wheelBrakes");
+    assert_string_equal(tsi_bad_field_name(6), "transmission");
+    assert_string_equal(tsi_form_name(0), "integer");
+}
+
+/* The document's MapData of intersection 152: eight-key laneType objects with nulls, the
+ * bit fields as integers, optional fields null. */
+static void test_mapdata_document_fixture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *js = th_fixture("mapdata/document_152.json", &n);
+    tsi_mapdata md;
+    tsi_error err = {0};
+    assert_int_equal(tsi_mapdata_decode(js, n, &md, &err), 0);
+    assert_int_equal(md.n, 1);
+    assert_int_equal(md.nrejected, 0);
+    assert_int_equal(md.unreadable, 0);
+    assert_int_equal(md.forms, TSI_FORM_LANETYPE_NULLS | TSI_FORM_INTEGER);
+    const tsi_map_intersection *x = &md.items[0];
+    assert_int_equal(x->id, 152);
+    assert_int_equal(x->region, 0);
+    assert_string_equal(x->name, "Intersection 152");
+    assert_true(isnan(x->ref_elev));
+    assert_int_equal(x->speed_limit_type, 5); /* vehicleMaxSpeed, not the first entry */
+    assert_true(x->speed_limit == 15.6464);
+    assert_int_equal(x->nlanes, 5);
+    assert_int_equal(x->vehicle_lanes, 2); /* not 5: the first key is not the type */
+    static const tsi_lane_type types[5] = {TSI_LANE_VEHICLE, TSI_LANE_VEHICLE, TSI_LANE_CROSSWALK,
+                                           TSI_LANE_CROSSWALK, TSI_LANE_SIDEWALK};
+    static const int dir[5] = {TSI_DIR_INGRESS, TSI_DIR_EGRESS, 3, 3, 3};
+    static const int shared[5] = {0, 0, 8, 8, 8};
+    for (int l = 0; l < 5; l++) {
+        assert_int_equal(x->lanes[l].type, types[l]);
+        assert_int_equal(x->lanes[l].directional_use, dir[l]);
+        assert_int_equal(x->lanes[l].shared_with, shared[l]);
+    }
+    const tsi_lane *in = &x->lanes[0];
+    assert_int_equal(in->maneuvers, TSI_MANEUVER_STRAIGHT | TSI_MANEUVER_LEFT | TSI_MANEUVER_RIGHT);
+    assert_int_equal(in->ingress_approach, 1);
+    assert_int_equal(in->egress_approach, -1);
+    assert_int_equal(in->nconnects, 2);
+    assert_int_equal(in->connects[0].lane, 2);
+    assert_int_equal(in->connects[0].maneuver, TSI_MANEUVER_STRAIGHT);
+    assert_int_equal(in->connects[0].signal_group, 2);
+    assert_int_equal(in->connects[1].maneuver, TSI_MANEUVER_LEFT);
+    assert_int_equal(in->connects[1].signal_group, -1);
+    assert_int_equal(x->lanes[1].maneuvers, -1);
+    assert_int_equal(x->lanes[1].nconnects, 0);
+    assert_int_equal(x->lanes[2].nconnects, 1);
+    assert_int_equal(x->lanes[2].connects[0].maneuver, -1);
+    assert_int_equal(x->lanes[2].connects[0].signal_group, 10);
+    assert_int_equal(x->lanes[4].nnodes, 2);
+    /* the bit fields by their J2735 names */
+    tsi_buf b = TSI_BUF_INIT;
+    tsi_jsonw w;
+    tsi_jsonw_init(&w, &b);
+    tsi_bits_json(&w, TSI_BITS_MANEUVERS, in->maneuvers);
+    assert_string_equal(tsi_buf_cstr(&b), "[\"maneuverStraightAllowed\",\"maneuverLeftAllowed\","
+                                          "\"maneuverRightAllowed\"]");
+    tsi_buf_free(&b);
+
+    /* lane_count and the assignment footprint: vehicle lanes only. The sidewalk runs
+     * 400 m south, the ingress lane 400 m north. */
+    tsi_registry *r = tsi_registry_new(0);
+    assert_int_equal(tsi_registry_upsert_all(r, &md), 1);
+    const tsi_isect *is = tsi_registry_find(r, 152);
+    assert_non_null(is);
+    assert_int_equal(is->lane_count, 2);
+    tsi_msg m;
+    memset(&m, 0, sizeof m);
+    const tsi_isect *got = NULL;
+    m.lat = 38.8628; /* on the ingress lane, 300 m north of the refPoint */
+    m.lon = -77.25975;
+    assert_int_equal(tsi_registry_assign(r, &m, &got, &err), 0);
+    assert_int_equal(got->id, 152);
+    m.lat = 38.8574; /* on the sidewalk, 300 m south: not a vehicle footprint */
+    m.lon = -77.26000;
+    assert_int_equal(tsi_registry_assign(r, &m, &got, &err), TSI_E_UNMATCHED);
+    m.lat = 38.8596; /* on the sidewalk 55 m out: within the radius */
+    assert_int_equal(tsi_registry_assign(r, &m, &got, &err), 0);
+    tsi_registry_free(r);
+    tsi_mapdata_free(&md);
+    free(js);
+}
+
+/* One lane of each of the eight types; laneType in each form; unreadable ones counted. */
+static void test_lane_type_forms(void **state)
+{
+    (void)state;
+    static const char *const keys[8] = {"vehicle", "crosswalk", "bikeLane",       "sidewalk",
+                                        "median",  "striping",  "trackedVehicle", "parking"};
+    static const tsi_lane_type want8[8] = {TSI_LANE_VEHICLE,  TSI_LANE_CROSSWALK, TSI_LANE_BIKE,
+                                           TSI_LANE_SIDEWALK, TSI_LANE_MEDIAN,    TSI_LANE_STRIPING,
+                                           TSI_LANE_TRACKED,  TSI_LANE_PARKING};
+    tsi_buf js = TSI_BUF_INIT;
+    tsi_buf_puts(&js, "{\"intersections\":[{\"id\":{\"id\":9},\"refPoint\":{\"lat\":1,\"lon\":2},"
+                      "\"laneSet\":[");
+    for (int l = 0; l < 8; l++) {
+        tsi_buf_printf(&js, "%s{\"laneID\":%d,\"laneAttributes\":{\"laneType\":{", l ? "," : "",
+                       l + 1);
+        for (int k = 0; k < 8; k++)
+            tsi_buf_printf(&js, "%s\"%s\":%s", k ? "," : "", keys[k], k == l ? "0" : "null");
+        tsi_buf_puts(&js, "}}}");
+    }
+    tsi_buf_puts(&js, "]}]}");
+    tsi_mapdata md;
+    tsi_error err = {0};
+    assert_int_equal(tsi_mapdata_decode(js.data, js.len, &md, &err), 0);
+    assert_int_equal(md.items[0].nlanes, 8);
+    for (int l = 0; l < 8; l++)
+        assert_int_equal(md.items[0].lanes[l].type, want8[l]);
+    assert_int_equal(md.items[0].vehicle_lanes, 1);
+    assert_int_equal(md.unreadable, 0);
+    tsi_mapdata_free(&md);
+    tsi_buf_free(&js);
+
+    static const struct {
+        const char *lane_type; /* raw JSON, NULL = absent */
+        int want;              /* tsi_lane_type, or -1 = unreadable (TSI_LANE_OTHER) */
+        int form;
+    } cases[] = {
+        {"{\"vehicle\":null,\"crosswalk\":0,\"bikeLane\":null}", TSI_LANE_CROSSWALK,
+         TSI_FORM_LANETYPE_NULLS},
+        {"{\"crosswalk\":{}}", TSI_LANE_CROSSWALK, TSI_FORM_LANETYPE_ONEKEY},
+        {"{\"sidewalk\":null}", TSI_LANE_SIDEWALK, TSI_FORM_LANETYPE_ONEKEY},
+        {"\"bikeLane\"", TSI_LANE_BIKE, TSI_FORM_LANETYPE_STRING},
+        {"\"vehicle\"", TSI_LANE_VEHICLE, TSI_FORM_LANETYPE_STRING},
+        {"{\"vehicle\":null,\"crosswalk\":null}", -1, 0}, /* none chosen */
+        {"{\"vehicle\":0,\"crosswalk\":0}", -1, 0},       /* two chosen */
+        {"{\"hovercraft\":0,\"crosswalk\":null}", -1, 0}, /* unknown key */
+        {"\"tram\"", -1, 0},                              /* unknown name */
+        {"7", -1, 0},
+        {"[]", -1, 0},
+        {NULL, -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"intersections\":[{\"id\":{\"id\":9},\"refPoint\":{\"lat\":1,\"lon\":2},"
+                 "\"laneSet\":[{\"laneID\":1,\"laneAttributes\":{%s%s}}]}]}",
+                 cases[i].lane_type ? "\"laneType\":" : "",
+                 cases[i].lane_type ? cases[i].lane_type : "");
+        assert_int_equal(tsi_mapdata_decode(doc, strlen(doc), &md, &err), 0);
+        assert_int_equal(md.n, 1);
+        int got = (int)md.items[0].lanes[0].type;
+        if (cases[i].want >= 0) {
+            if (got != cases[i].want || md.unreadable != 0 || md.forms != cases[i].form)
+                fail_msg("case %zu: type %d forms %d unreadable %d", i, got, md.forms,
+                         md.unreadable);
+        } else {
+            if (got != TSI_LANE_OTHER || md.unreadable != 1)
+                fail_msg("case %zu: type %d unreadable %d", i, got, md.unreadable);
+            assert_non_null(
+                strstr(md.first_unreadable.detail, "laneSet[0].laneAttributes.laneType"));
+        }
+        tsi_mapdata_free(&md);
+    }
+
+    /* the bit fields and speedLimits.type in the other forms; unreadable ones counted */
+    const char *legacy =
+        "{\"intersections\":[{\"id\":{\"id\":9},\"refPoint\":{\"lat\":1,\"lon\":2},"
+        "\"speedLimits\":[{\"type\":\"vehicleMaxSpeed\",\"speed\":11.2}],"
+        "\"laneSet\":[{\"laneID\":1,\"laneAttributes\":{\"laneType\":\"vehicle\","
+        "\"directionalUse\":\"10\",\"sharedWith\":{\"busVehicleTraffic\":true}},"
+        "\"maneuvers\":[\"straight\",\"maneuverRightAllowed\"],\"connectsTo\":[{"
+        "\"connectingLane\":{\"lane\":2,\"maneuver\":\"left\"}},{"
+        "\"connectingLane\":{\"lane\":3,\"maneuver\":\"sideways\"}}]}]}]}";
+    assert_int_equal(tsi_mapdata_decode(legacy, strlen(legacy), &md, &err), 0);
+    const tsi_lane *l = &md.items[0].lanes[0];
+    assert_int_equal(md.items[0].speed_limit_type, 5);
+    assert_true(md.items[0].speed_limit == 11.2);
+    assert_int_equal(l->directional_use, TSI_DIR_INGRESS);
+    assert_int_equal(l->shared_with, 1 << (9 - 4));
+    assert_int_equal(l->maneuvers, TSI_MANEUVER_STRAIGHT | TSI_MANEUVER_RIGHT);
+    assert_int_equal(l->connects[0].maneuver, TSI_MANEUVER_LEFT);
+    assert_int_equal(l->connects[1].maneuver, -1);
+    assert_int_equal(md.unreadable, 1);
+    assert_non_null(strstr(md.first_unreadable.detail,
+                           "laneSet[0].connectsTo[1].connectingLane.maneuver = sideways"));
+    assert_int_equal(md.forms, TSI_FORM_LANETYPE_STRING | TSI_FORM_BITSTRING | TSI_FORM_BOOLOBJ |
+                                   TSI_FORM_NAME);
+    tsi_mapdata_free(&md);
+    /* hostile: bit fields out of range, speedLimits not an array, connectsTo of numbers */
+    static const struct {
+        const char *doc;
+        int rc, unreadable;
+    } bad[] = {
+        {"\"maneuvers\":4096", 0, 1},
+        {"\"maneuvers\":-1", 0, 1},
+        {"\"maneuvers\":\"111111111111\"", 0, 0},
+        {"\"maneuvers\":\"1111111111111\"", 0, 1},
+        {"\"connectsTo\":[1]", TSI_E_NOT_OBJECT, 0},
+        {"\"connectsTo\":{}", TSI_E_TYPE, 0},
+        {"\"connectsTo\":[{\"connectingLane\":{\"lane\":300}}]", TSI_E_RANGE, 0},
+        {"\"laneAttributes\":7", TSI_E_TYPE, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"intersections\":[{\"id\":{\"id\":9},\"refPoint\":{\"lat\":1,\"lon\":2},"
+                 "\"laneSet\":[{\"laneID\":1,%s%s}]}]}",
+                 strstr(bad[i].doc, "laneAttributes")
+                     ? ""
+                     : "\"laneAttributes\":{\"laneType\":\"vehicle\"},",
+                 bad[i].doc);
+        assert_int_equal(tsi_mapdata_decode(doc, strlen(doc), &md, &err), 0);
+        if (bad[i].rc < 0) {
+            if (md.n != 0 || md.nrejected != 1 || md.first_error.code != bad[i].rc)
+                fail_msg("bad %zu: n %d rejected %d code %s", i, md.n, md.nrejected,
+                         tsi_error_name(md.first_error.code));
+        } else if (md.n != 1 || md.unreadable != bad[i].unreadable) {
+            fail_msg("bad %zu: n %d unreadable %d", i, md.n, md.unreadable);
+        }
+        tsi_mapdata_free(&md);
+    }
+    const char *sl = "{\"intersections\":[{\"id\":{\"id\":9},\"refPoint\":{\"lat\":1,\"lon\":2},"
+                     "\"speedLimits\":{\"type\":5}}]}";
+    assert_int_equal(tsi_mapdata_decode(sl, strlen(sl), &md, &err), 0);
+    assert_int_equal(md.nrejected, 1);
+    assert_int_equal(md.first_error.code, TSI_E_TYPE);
+    tsi_mapdata_free(&md);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bsm_fixture),
         cmocka_unit_test(test_psm_fixture),
         cmocka_unit_test(test_mapdata_fixture),
+        cmocka_unit_test(test_bsm_document_fixture),
+        cmocka_unit_test(test_brake_forms),
+        cmocka_unit_test(test_mapdata_document_fixture),
+        cmocka_unit_test(test_lane_type_forms),
         cmocka_unit_test(test_spat_forms),
         cmocka_unit_test(test_hostile_bsm_fields),
         cmocka_unit_test(test_hostile_documents),

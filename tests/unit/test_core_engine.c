@@ -591,6 +591,23 @@ static void test_registry_assignment(void **state)
     }
     AT(250, 250); /* between four intersections, 354 m from each */
     assert_int_equal(tsi_registry_assign(big, &m, &got, &err), TSI_E_UNMATCHED);
+    /* removed (gone from MapData): its messages are no longer its, the others' still are */
+    AT(14 * 500.0 + 40, 7 * 500.0 - 30); /* next to intersection 224 */
+    assert_int_equal(tsi_registry_assign(big, &m, &got, &err), 0);
+    assert_int_equal(got->id, 224);
+    assert_int_equal(tsi_registry_remove(big, 224), 1);
+    assert_int_equal(tsi_registry_remove(big, 224), 0);
+    assert_int_equal(tsi_registry_count(big), 999);
+    assert_null(tsi_registry_find(big, 224));
+    assert_int_equal(tsi_registry_assign(big, &m, &got, &err), TSI_E_UNMATCHED);
+    for (int i = 0; i < 1000; i += 7) {
+        if (i == 224)
+            continue;
+        AT((i % 30) * 500.0 + 40, (i / 30) * 500.0 - 30);
+        assert_int_equal(tsi_registry_assign(big, &m, &got, &err), 0);
+        assert_int_equal(got->id, i);
+        assert_int_equal(tsi_registry_find(big, i)->id, i);
+    }
 #undef AT
     tsi_registry_free(big);
     tsi_registry_free(r);
