@@ -1,4 +1,5 @@
-/* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (`tsi db`).
+/* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (its command line,
+ * `tsi db`, is cli/cmd_db.c).
  *
  * start: initdb on first use (UTF-8, C locale, superuser `postgres`), a CA (its key in
  * $TSI_HOME/ca, read by `tsi db start` alone; its certificate in the certificates
@@ -22,9 +23,6 @@
 #include <stddef.h>
 
 #include "base/error.h"
-#include "base/options.h"
-
-extern const tsi_option tsi_db_options[];
 
 /* Directory of the server's Unix socket (the data directory, or /tmp when that path is
  * too long for a socket). Fails when the cluster was never initialised. */

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "archive/pqfile.h"
+#include "base/fs.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/options.h"

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 
 const tsi_option tsi_jobs_options[] = {

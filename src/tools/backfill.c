@@ -26,7 +26,7 @@
 
 #include "base/log.h"
 #include "base/options.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 #include "tools/parquet_read.h"
 #include "tools/validate.h"

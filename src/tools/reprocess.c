@@ -50,7 +50,7 @@
 #include "base/options.h"
 #include "base/proc.h"
 #include "collect/pipeline.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "core/index.h"
 #include "db/conn.h"
 #include "db/constants.h"

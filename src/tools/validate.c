@@ -11,7 +11,7 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 
 #define US_HOUR 3600000000LL

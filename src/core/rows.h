@@ -1,11 +1,12 @@
-/* collect/rows.h — what the collector produces per (intersection, minute): the realtime
- * index row with its features, the conflict audit rows, and quality counts. Shared by the
+/* core/rows.h — what the collector (and reprocess) produce per (intersection, minute):
+ * the realtime index row with its features, the conflict audit rows, and quality counts
+ * (domain types, so in core/ where every writer can reach them). Shared by the
  * indices Parquet writer (archive/indices.h), the database writer (db/ingest.h) and the
  * pipeline (collect/pipeline.h).
  *
  * All plain values (no pointers): copy freely. NAN in a double means SQL NULL. */
-#ifndef TSI_COLLECT_ROWS_H
-#define TSI_COLLECT_ROWS_H
+#ifndef TSI_CORE_ROWS_H
+#define TSI_CORE_ROWS_H
 
 #include <stdint.h>
 
