@@ -22,7 +22,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "archive/indices.h"
 #include "archive/pqfile.h"
 #include "base/jsonw.h"
@@ -310,10 +310,10 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
      * (as on the PostgreSQL path); days, weeks and months are TSI_TIMEZONE's: truncated
      * in local wall time, then turned back into the instant of that local midnight. The
      * zone name is the validated configuration value, quoted. */
-    bool local = !tsi_api_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
+    bool local = !tsi_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
     if (local) {
         tsi_buf q = TSI_BUF_INIT;
-        tsi_sql_quote(&q, tsi_api_tz_name());
+        tsi_sql_quote(&q, tsi_tz_name());
         tsi_buf_printf(&sql,
                        "SELECT epoch(timezone(%s, date_trunc('%s', timezone(%s,"
                        " \"timestamp\"))))::BIGINT AS b,",

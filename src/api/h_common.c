@@ -15,7 +15,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/log.h"
 #include "core/index.h"
 
@@ -238,7 +238,7 @@ int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
     int he = arg_date(r, "end_date", &e);
     if (he < 0)
         return -1;
-    int64_t today = tsi_api_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
+    int64_t today = tsi_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
     int64_t max_days = kind == TSI_HC_RANGE_ALL ? dl->all_max_days : dl->one_max_days;
     memset(g, 0, sizeof *g);
     if (dl->fastapi_errors) {
@@ -290,8 +290,8 @@ int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
     g->q0 = s < 0 ? 0 : s;
     g->q1 = e;
     g->empty = s > e || e < 0;
-    g->t0 = tsi_api_tz_day_start(g->q0);
-    g->t1 = g->empty ? g->t0 : tsi_api_tz_day_start(g->q1 + 1);
+    g->t0 = tsi_tz_day_start(g->q0);
+    g->t1 = g->empty ? g->t0 : tsi_tz_day_start(g->q1 + 1);
     tsi_dialect_range(dl, g->sd, sizeof g->sd, g->d0, false);
     tsi_dialect_range(dl, g->ed, sizeof g->ed, g->d1, true);
     return 0;

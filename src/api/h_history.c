@@ -19,7 +19,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/jsonw.h"
 #include "base/log.h"
 
@@ -91,7 +91,7 @@ static void write_point(tsi_jsonw *w, const tsi_dialect *dl, const char *agg, co
         o += tsi_dialect_time(dl, o, ts);
     }
     int64_t f = dl->first_fields ? p->first : p->ts;
-    int64_t local = f + tsi_api_tz_offset(f), lday = tsi_civil_day_of(local); /* hour, weekday */
+    int64_t local = f + tsi_tz_offset(f), lday = tsi_civil_day_of(local); /* hour, weekday */
     PUT_LIT(o, "\",\"safety_index\":");
     o = put_num(o, dl, p->si);
     PUT_LIT(o, ",\"vru_index\":");
@@ -227,7 +227,7 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     const char *v[4] = {ids, a0, a1, trunc_unit(agg)};
     const char *stmt = strcmp(agg, "1min") == 0    ? "series_min"
                        : strcmp(agg, "1hour") == 0 ? "series_hour"
-                       : tsi_api_tz_utc()          ? "series_day"
+                       : tsi_tz_utc()              ? "series_day"
                                                    : "series_day_local";
     PGresult *res = tsi_hc_run_fmt(r, c, stmt, strncmp(stmt, "series_day", 10) == 0 ? 4 : 3, v, 1);
     if (!res)
