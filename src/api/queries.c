@@ -255,7 +255,7 @@ static const char Q_INTERSECTION[] =
     " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " WHERE i.id = $1";
 
-/* lane polylines (metadata.lane_geometry, collect/lanejson.h) of the intersections whose
+/* lane polylines (metadata.lane_geometry, vcc/lanejson.h) of the intersections whose
  * point lies in the bbox $1..$4 (min lon, min lat, max lon, max lat) grown by 0.005 deg,
  * the first $5 + 1 of them by id: (id, GeoJSON Feature text), one row per lane of >= 2
  * well-formed nodes, by id then lane order. Nodes are [lat, lon]; GeoJSON is [lon, lat]. */

@@ -33,8 +33,10 @@ extern const tsi_option tsi_archive_compact_options[]; /* cli/cmd_archive.c */
 int tsi_cmd_collect(int argc, char **argv);            /* collect/daemon.c */
 int tsi_cmd_backup(int argc, char **argv);             /* cli/cmd_backup.c */
 extern const tsi_option tsi_backup_options[];          /* cli/cmd_backup.c */
-int tsi_cmd_audit(int argc, char **argv);              /* ops/audit.c */
-int tsi_cmd_status(int argc, char **argv);             /* ops/status.c */
+int tsi_cmd_audit(int argc, char **argv);              /* cli/cmd_audit.c */
+extern const tsi_option tsi_audit_options[];           /* cli/cmd_audit.c */
+int tsi_cmd_status(int argc, char **argv);             /* cli/cmd_status.c */
+extern const tsi_option tsi_status_options[];          /* cli/cmd_status.c */
 int tsi_cmd_seed(int argc, char **argv);               /* tools/seed.c */
 int tsi_cmd_serve(int argc, char **argv);              /* api/server.c */
 int tsi_cmd_jobs(int argc, char **argv);               /* jobs/jobs.c */

@@ -2,7 +2,7 @@
  * the realtime index row with its features, the conflict audit rows, and quality counts
  * (domain types, so in core/ where every writer can reach them). Shared by the
  * indices Parquet writer (archive/indices.h), the database writer (db/ingest.h) and the
- * pipeline (collect/pipeline.h).
+ * pipeline (pipeline/pipeline.h).
  *
  * All plain values (no pointers): copy freely. NAN in a double means SQL NULL. */
 #ifndef TSI_CORE_ROWS_H

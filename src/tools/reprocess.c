@@ -7,7 +7,7 @@
  *      message with bsmJson/psmJson as nested structs: each row is turned back into the
  *      message's JSON by DuckDB's to_json, so a schema that differs from file to file does
  *      not matter), in time order.
- *   2. They go through the collector's own processing (collect/pipeline.h: decode, assign,
+ *   2. They go through the collector's own processing (pipeline/pipeline.h: decode, assign,
  *      dedupe — repeated polling delivers duplicates —, 1-minute windows, features, index)
  *      with the constants and EB priors valid now, the intersections of PostgreSQL as its
  *      registry, and a scratch directory as its archive: the new indices Parquet land
@@ -49,7 +49,7 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "base/proc.h"
-#include "collect/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "cli/commands.h"
 #include "core/index.h"
 #include "db/conn.h"

@@ -7,7 +7,7 @@
  * role may do), for intersection ids 1..N placed around the Nutley St corridor in
  * Fairfax VA (US-29 / US-50, lat 38.87, lon -77.27):
  *   - intersections (upsert; metadata {"source":"seed","seed":S,"lane_geometry":[...]}):
- *     lane polylines in the collector's format (collect/lanejson.h) for a four-leg
+ *     lane polylines in the collector's format (vcc/lanejson.h) for a four-leg
  *     junction turned by 0-30 deg: lane_count vehicle lanes (approach k % 4; slot k / 4:
  *     ingress 1.75 m right of the centre line, egress 1.75 m left, a second ingress
  *     5.25 m right), each 3 nodes from 8 m to 60 m out, and one crosswalk per approach
@@ -53,7 +53,7 @@
 #include "base/log.h"
 #include "base/jsonw.h"
 #include "base/options.h"
-#include "collect/lanejson.h"
+#include "vcc/lanejson.h"
 #include "core/geo.h"
 #include "db/conn.h"
 #include "tools/seed.h"

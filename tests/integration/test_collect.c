@@ -47,7 +47,7 @@
 #include "harness.h"
 #include "proc_helper.h"
 
-#include "collect/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "vcc/decode.h"
 #include "collect_util.h"
 
