@@ -99,6 +99,14 @@ void tsi_index_compute(const tsi_features *f, const tsi_constants *c, tsi_index 
 void tsi_index_eb(tsi_index *x, const tsi_features *f, double k, const double prior[3],
                   int prior_source);
 
+/* The risk thresholds (domain.md): "High" above TSI_RISK_HIGH, "Medium" from
+ * TSI_RISK_MEDIUM to TSI_RISK_HIGH inclusive, "Low" below. High-risk minutes and hours
+ * (history, stats, rollups) are those above TSI_RISK_HIGH; SQL text that counts them
+ * writes TSI_RISK_HIGH_SQL, the same number as a literal. */
+#define TSI_RISK_HIGH     75
+#define TSI_RISK_HIGH_SQL "75"
+#define TSI_RISK_MEDIUM   60
+
 /* "Low" (< 60), "Medium" (60..75 inclusive), "High" (> 75), and their colours. */
 const char *tsi_risk_level(double index);
 const char *tsi_risk_colour(double index);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -196,6 +197,7 @@ static void test_quantile_and_constants_from_features(void **state)
 static void test_risk_levels(void **state)
 {
     (void)state;
+    assert_int_equal(atoi(TSI_RISK_HIGH_SQL), TSI_RISK_HIGH); /* the SQL spelling agrees */
     assert_string_equal(tsi_risk_level(59.999), "Low");
     assert_string_equal(tsi_risk_level(60), "Medium");
     assert_string_equal(tsi_risk_level(75), "Medium");
