@@ -9,7 +9,9 @@
 -- 2. Sub-indices through the rollups: hourly and daily rows gain, for VRU and vehicle, the
 --    mean of the raw index, the mean of the EB index, and the mean/min/max of the index
 --    the API reports (EB, else raw: "si"), each with its minute count so that a day (and
---    every coarser bin) is the exact minute-weighted mean of its hours.
+--    every coarser bin) is the exact minute-weighted mean of its hours. Rows rolled before
+--    this migration keep NULL counts (not known): a bin with such a part has no sub-index,
+--    never a mean over part of it that would pass for the bin's.
 -- 3. Constants and priors over their true window: safety_features_hourly keeps, per
 --    intersection, UTC hour and hour_of_day, exactly what the formulas of domain.md §4
 --    need (minutes, the five maxima, the hour's avg_speed values > 0 sorted, sums and
@@ -30,43 +32,58 @@ COMMENT ON COLUMN safety_indices_realtime.constants_id IS
 COMMENT ON COLUMN safety_indices_realtime.algorithm_version IS
     'TSI_ALGORITHM_VERSION of the feature and index code; NULL = before provenance was recorded';
 
+-- the minute history reads them with the indices, index-only (as 021 did for the indices)
+ALTER TABLE safety_indices_realtime DROP CONSTRAINT safety_indices_realtime_pkey;
+ALTER TABLE safety_indices_realtime
+    ADD CONSTRAINT safety_indices_realtime_pkey PRIMARY KEY (intersection_id, "timestamp")
+    INCLUDE (combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index,
+             vehicle_index_eb, traffic_volume, constants_id, algorithm_version);
+
+-- the union of arrays, sorted and distinct (the provenance of a bin from its parts)
+CREATE FUNCTION tsi_sorted_distinct(anycompatiblearray) RETURNS anycompatiblearray
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(SELECT DISTINCT x FROM unnest($1) x WHERE x IS NOT NULL ORDER BY x)
+$$;
+CREATE AGGREGATE tsi_union(anycompatiblearray) (
+    SFUNC = array_cat, STYPE = anycompatiblearray, FINALFUNC = tsi_sorted_distinct);
+
 -- 2. sub-indices and provenance of the rollups ----------------------------------------------
 ALTER TABLE safety_indices_hourly
     ADD COLUMN IF NOT EXISTS avg_vru_index double precision CHECK (avg_vru_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index integer NOT NULL DEFAULT 0 CHECK (n_vru_index >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_index integer CHECK (n_vru_index >= 0),
     ADD COLUMN IF NOT EXISTS avg_vru_index_eb double precision CHECK (avg_vru_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer NOT NULL DEFAULT 0 CHECK (n_vru_index_eb >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer CHECK (n_vru_index_eb >= 0),
     ADD COLUMN IF NOT EXISTS avg_vru_si double precision CHECK (avg_vru_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS min_vru_si double precision CHECK (min_vru_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS max_vru_si double precision CHECK (max_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_si integer NOT NULL DEFAULT 0 CHECK (n_vru_si >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_si integer CHECK (n_vru_si >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_index double precision CHECK (avg_vehicle_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index integer NOT NULL DEFAULT 0 CHECK (n_vehicle_index >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_index integer CHECK (n_vehicle_index >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_index_eb double precision CHECK (avg_vehicle_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer NOT NULL DEFAULT 0 CHECK (n_vehicle_index_eb >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer CHECK (n_vehicle_index_eb >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_si double precision CHECK (avg_vehicle_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS min_vehicle_si double precision CHECK (min_vehicle_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS max_vehicle_si double precision CHECK (max_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_si integer NOT NULL DEFAULT 0 CHECK (n_vehicle_si >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_si integer CHECK (n_vehicle_si >= 0),
     ADD COLUMN IF NOT EXISTS constants_ids bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS algorithm_versions smallint[] NOT NULL DEFAULT '{}';
 ALTER TABLE safety_indices_daily
     ADD COLUMN IF NOT EXISTS avg_vru_index double precision CHECK (avg_vru_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index integer NOT NULL DEFAULT 0 CHECK (n_vru_index >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_index integer CHECK (n_vru_index >= 0),
     ADD COLUMN IF NOT EXISTS avg_vru_index_eb double precision CHECK (avg_vru_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer NOT NULL DEFAULT 0 CHECK (n_vru_index_eb >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer CHECK (n_vru_index_eb >= 0),
     ADD COLUMN IF NOT EXISTS avg_vru_si double precision CHECK (avg_vru_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS min_vru_si double precision CHECK (min_vru_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS max_vru_si double precision CHECK (max_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_si integer NOT NULL DEFAULT 0 CHECK (n_vru_si >= 0),
+    ADD COLUMN IF NOT EXISTS n_vru_si integer CHECK (n_vru_si >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_index double precision CHECK (avg_vehicle_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index integer NOT NULL DEFAULT 0 CHECK (n_vehicle_index >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_index integer CHECK (n_vehicle_index >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_index_eb double precision CHECK (avg_vehicle_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer NOT NULL DEFAULT 0 CHECK (n_vehicle_index_eb >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer CHECK (n_vehicle_index_eb >= 0),
     ADD COLUMN IF NOT EXISTS avg_vehicle_si double precision CHECK (avg_vehicle_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS min_vehicle_si double precision CHECK (min_vehicle_si BETWEEN 0 AND 100),
     ADD COLUMN IF NOT EXISTS max_vehicle_si double precision CHECK (max_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_si integer NOT NULL DEFAULT 0 CHECK (n_vehicle_si >= 0),
+    ADD COLUMN IF NOT EXISTS n_vehicle_si integer CHECK (n_vehicle_si >= 0),
     ADD COLUMN IF NOT EXISTS constants_ids bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS algorithm_versions smallint[] NOT NULL DEFAULT '{}';
 
@@ -250,13 +267,9 @@ BEGIN
     w AS (
         SELECT h.*, g.m FROM h JOIN g USING (intersection_id, date)),
     prov AS (
-        SELECT intersection_id, date, array_agg(DISTINCT c ORDER BY c) AS constants_ids
-          FROM (SELECT intersection_id, date, unnest(constants_ids) AS c FROM h) x
-         GROUP BY intersection_id, date),
-    provv AS (
-        SELECT intersection_id, date, array_agg(DISTINCT v ORDER BY v) AS algorithm_versions
-          FROM (SELECT intersection_id, date, unnest(algorithm_versions) AS v FROM h) x
-         GROUP BY intersection_id, date),
+        SELECT intersection_id, date, tsi_union(constants_ids) AS constants_ids,
+               tsi_union(algorithm_versions) AS algorithm_versions
+          FROM h GROUP BY intersection_id, date),
     agg AS (
         SELECT intersection_id, date,
                min(m) AS avg_si, min(min_si) AS min_si, max(max_si) AS max_si,
@@ -284,6 +297,8 @@ BEGIN
                sum(n_vehicle_si * avg_vehicle_si ORDER BY hr) / nullif(sum(n_vehicle_si), 0) AS avg_vehicle_si,
                min(min_vehicle_si) AS min_vehicle_si, max(max_vehicle_si) AS max_vehicle_si,
                sum(n_vehicle_si)::integer AS n_vehicle_si,
+               -- the hours' sub-indices are known (n_* not NULL: rolled since 060) in all
+               bool_and(n_vru_si IS NOT NULL AND n_vehicle_si IS NOT NULL) AS known,
                count(*) AS hours
           FROM w GROUP BY intersection_id, date),
     up AS (
@@ -297,14 +312,26 @@ BEGIN
         SELECT a.intersection_id, a.date, avg_si, min_si, max_si, std_si, total_volume,
                avg_volume, high_risk_hours, CASE WHEN peak_si IS NULL THEN NULL ELSE peak_hour END,
                peak_si,
-               avg_vru_index, n_vru_index, avg_vru_index_eb, n_vru_index_eb, avg_vru_si,
-               min_vru_si, max_vru_si, n_vru_si, avg_vehicle_index, n_vehicle_index,
-               avg_vehicle_index_eb, n_vehicle_index_eb, avg_vehicle_si, min_vehicle_si,
-               max_vehicle_si, n_vehicle_si, coalesce(p.constants_ids, '{}'),
-               coalesce(v.algorithm_versions, '{}')
+               CASE WHEN known THEN avg_vru_index END,
+               CASE WHEN known THEN n_vru_index END,
+               CASE WHEN known THEN avg_vru_index_eb END,
+               CASE WHEN known THEN n_vru_index_eb END,
+               CASE WHEN known THEN avg_vru_si END,
+               CASE WHEN known THEN min_vru_si END,
+               CASE WHEN known THEN max_vru_si END,
+               CASE WHEN known THEN n_vru_si END,
+               CASE WHEN known THEN avg_vehicle_index END,
+               CASE WHEN known THEN n_vehicle_index END,
+               CASE WHEN known THEN avg_vehicle_index_eb END,
+               CASE WHEN known THEN n_vehicle_index_eb END,
+               CASE WHEN known THEN avg_vehicle_si END,
+               CASE WHEN known THEN min_vehicle_si END,
+               CASE WHEN known THEN max_vehicle_si END,
+               CASE WHEN known THEN n_vehicle_si END,
+               coalesce(p.constants_ids, '{}'),
+               coalesce(p.algorithm_versions, '{}')
           FROM agg a
           LEFT JOIN prov p USING (intersection_id, date)
-          LEFT JOIN provv v USING (intersection_id, date)
         ON CONFLICT (intersection_id, date) DO UPDATE
            SET avg_si = EXCLUDED.avg_si, min_si = EXCLUDED.min_si, max_si = EXCLUDED.max_si,
                std_si = EXCLUDED.std_si, total_volume = EXCLUDED.total_volume,
@@ -628,7 +655,7 @@ REVOKE ALL ON FUNCTION tsi_rollup_days(timestamptz[]) FROM PUBLIC;
 
 -- existing rows: hourly rows whose realtime rows still exist are rolled again (sub-indices,
 -- provenance, features), then their days; older hourly and daily rows keep NULL sub-indices
--- (n_* = 0) and empty provenance. Hours not rolled up yet are left to the hourly job.
+-- and counts (n_* NULL = not known) and empty provenance. Hours not rolled up yet are left to the hourly job.
 SELECT tsi_rollup_hours(coalesce((SELECT array_agg(h.hour_timestamp) FROM safety_indices_hourly h
                                    WHERE EXISTS (SELECT 1 FROM safety_indices_realtime r
                                                   WHERE r.intersection_id = h.intersection_id
@@ -636,6 +663,5 @@ SELECT tsi_rollup_hours(coalesce((SELECT array_agg(h.hour_timestamp) FROM safety
                                                     AND r."timestamp" < h.hour_timestamp + interval '1 hour')),
                                  '{}'));
 SELECT tsi_rollup_days(coalesce((SELECT array_agg(DISTINCT date_trunc('day', h.hour_timestamp, 'UTC'))
-                                   FROM safety_indices_hourly h WHERE h.n_vru_si > 0 OR h.n_vehicle_si > 0
-                                     OR cardinality(h.algorithm_versions) > 0),
+                                   FROM safety_indices_hourly h WHERE h.n_vru_si IS NOT NULL),
                                 '{}'));
