@@ -199,44 +199,8 @@ static void test_constants_over_the_whole_window(void **state)
 
 /* ---- sub-indices and provenance through the rollups ------------------------------------- */
 
-typedef struct mrow {
-    long long iid, ts, cid;
-    double raw, eb, vru, vru_eb, veh, veh_eb;
-    int vol, ver;
-} mrow;
-
-static mrow mrows[4000];
+static jt_mrow mrows[6000];
 static size_t nm;
-
-static void insert_m(PGconn *c)
-{
-    for (size_t start = 0; start < nm; start += 400) {
-        tsi_buf b = TSI_BUF_INIT;
-        tsi_buf_puts(&b, "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
-                         "combined_index, combined_index_eb, vru_index, vru_index_eb, "
-                         "vehicle_index, vehicle_index_eb, traffic_volume, vru_count, "
-                         "vehicle_event_count, vru_event_count, hour_of_day, day_of_week, "
-                         "constants_id, algorithm_version) VALUES ");
-        for (size_t i = start; i < nm && i < start + 400; i++) {
-            const mrow *r = &mrows[i];
-            tsi_buf_printf(&b, "%s(%lld, to_timestamp(%lld)", i > start ? "," : "", r->iid, r->ts);
-            const double v[7] = {r->raw, r->eb, r->vru, r->vru_eb, r->veh, r->veh_eb};
-            for (int k = 0; k < 6; k++) {
-                tsi_buf_puts(&b, ", ");
-                jt_num(&b, v[k]);
-            }
-            tsi_buf_printf(&b, ", %d, 0, 0, 0, %lld, %lld, %lld, %d)", r->vol, (r->ts / 3600) % 24,
-                           ((r->ts / 86400) + 3) % 7, r->cid, r->ver);
-        }
-        th_sqlf(c, "%s", tsi_buf_cstr(&b));
-        tsi_buf_free(&b);
-    }
-}
-
-static double nan_or(double p_null, double hi)
-{
-    return jt_rand() < p_null ? NAN : jt_rand() * hi;
-}
 
 typedef struct sub {
     jt_stats vru_si, veh_si, vru, vru_eb, veh, veh_eb;
@@ -252,7 +216,7 @@ static sub sub_of(long long iid, long long lo, long long hi)
     sub s;
     memset(&s, 0, sizeof s);
     for (size_t i = 0; i < nm; i++) {
-        const mrow *r = &mrows[i];
+        const jt_mrow *r = &mrows[i];
         if (r->iid != iid || r->ts < lo || r->ts >= hi)
             continue;
         double x[6] = {isnan(r->vru_eb) ? r->vru : r->vru_eb,
@@ -339,23 +303,8 @@ static void test_subindices_and_provenance(void **state)
     nm = 0;
     jt_seed = 2626;
     /* two days; constants set 7 until 30 hours in, then set 9: day 2 is mixed */
-    for (long long iid = 1; iid <= 2; iid++)
-        for (long long ts = day; ts < day + 2 * 86400;
-             ts += 60 * (1 + (long long)(jt_rand() * 3))) {
-            mrow *r = &mrows[nm++];
-            r->iid = iid;
-            r->ts = ts;
-            r->raw = jt_rand() * 100;
-            r->eb = nan_or(0.05, 100);
-            r->vru = nan_or(0.1, 100);
-            r->vru_eb = isnan(r->vru) ? NAN : nan_or(0.2, 100);
-            r->veh = jt_rand() * 100;
-            r->veh_eb = nan_or(0.2, 100);
-            r->vol = (int)(jt_rand() * 80);
-            r->cid = ts < day + 30 * 3600 ? 7 : 9;
-            r->ver = 1;
-        }
-    insert_m(w);
+    nm = jt_two_days(mrows, sizeof mrows / sizeof mrows[0], day);
+    jt_insert_m(w, mrows, nm);
     jt_run_ok("daily", jt_at(at_s, sizeof at_s, day + 2 * 86400), NULL, NULL);
     char key[128];
     for (long long iid = 1; iid <= 2; iid++) {

@@ -257,6 +257,14 @@ static void test_reprocess_hour(void **state)
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
     /* hourly rollups by the jobs from the realtime rows */
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_hourly"), 3);
+    /* model provenance (issue 26): every row says it was computed with set A and this
+     * algorithm version */
+    long long set_a = th_intf(c, "SELECT id FROM normalization_constants");
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND algorithm_version = 1",
+                             set_a),
+                     130);
 
     /* constants B from now on: V_max 10 */
     th_sqlf(c, "UPDATE normalization_constants SET valid_until = now()");
@@ -291,6 +299,30 @@ static void test_reprocess_hour(void **state)
     assert_int_equal(matching(c, 0, "20"), 60);
     assert_int_equal(matching(c, 1, "10"), 60);
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    /* the reprocessed hour carries set B's id, the first keeps A's; the hourly rollups say
+     * which set made each hour */
+    long long set_b = th_intf(c, "SELECT max(id) FROM normalization_constants");
+    assert_true(set_b != set_a);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND \"timestamp\" >= timestamptz 'epoch' + %lld * interval"
+                             " '1 microsecond'",
+                             set_b, h0_us + US_HOUR),
+                     70);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND \"timestamp\" < timestamptz 'epoch' + %lld * interval"
+                             " '1 microsecond'",
+                             set_a, h0_us + US_HOUR),
+                     60);
+    assert_int_equal(
+        th_intf(c,
+                "SELECT count(*) FROM safety_indices_hourly WHERE intersection_id = 5"
+                " AND constants_ids = ARRAY[CASE WHEN hour_timestamp < timestamptz"
+                " 'epoch' + %lld * interval '1 microsecond' THEN %lld ELSE %lld END]::bigint[]"
+                " AND algorithm_versions = '{1}'",
+                h0_us + US_HOUR, set_a, set_b),
+        2);
     /* the second hour's rollup is the mean of the new values */
     char f[1024], sql[2048];
     snprintf(f, sizeof f, F_COMBINED("1 + (m %% 4)", "10"));
@@ -315,6 +347,11 @@ static void test_reprocess_hour(void **state)
         arch);
     duck(con, "%s", q);
     assert_int_equal(duck_int(con, "SELECT count(*) FROM ix"), 130);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM ix WHERE constants_id = %lld AND"
+             " algorithm_version = 1 AND epoch_us(\"timestamp\") >= %lld",
+             set_b, h0_us + US_HOUR);
+    assert_int_equal(duck_int(con, q), 70);
     assert_int_equal(
         duck_int(con, "SELECT count(DISTINCT (intersection_id, \"timestamp\")) FROM ix"), 130);
     snprintf(f, sizeof f, F_COMBINED("traffic_volume", "10"));
