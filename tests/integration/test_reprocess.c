@@ -208,6 +208,70 @@ static PGconn *world_base(char *db)
     return c;
 }
 
+/* `tsi explain --intersection iid --at minute` (issue 26): the stored minute recomputed with
+ * constants set `set` matches; the JSON form says so too */
+static void fmt_minute(char *buf, size_t len, long long us)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void explain_ok(long long iid, long long minute_us, long long set)
+{
+    char at[32], id[24], want[64];
+    fmt_minute(at, sizeof at, minute_us);
+    snprintf(id, sizeof id, "%lld", iid);
+    const char *args[] = {"explain", "--intersection", id, "--at", at, "--archive", arch, NULL};
+    int rc = th_run_tsi(args, NULL, out, sizeof out);
+    if (rc != 0 || !strstr(out, "\nmatch (tolerance 1e-9)"))
+        fail_msg("explain %s %s: exit %d %s", id, at, rc, dump(out));
+    snprintf(want, sizeof want, "constants set %lld:", set);
+    if (!strstr(out, want) || !strstr(out, "stored (database)"))
+        fail_msg("explain %s %s: no %s or no database row %s", id, at, want, dump(out));
+    const char *jargs[] = {"explain", "--intersection", id,     "--at", at, "--archive",
+                           arch,      "--format",       "json", NULL};
+    rc = th_run_tsi(jargs, NULL, out, sizeof out);
+    snprintf(want, sizeof want, "\"constants_id\":%lld,", set);
+    if (rc != 0 || !strstr(out, "\"match\":true") || !strstr(out, want))
+        fail_msg("explain --format json %s %s: exit %d %s", id, at, rc, dump(out));
+}
+
+/* bad flags exit 2; a minute not stored exits 1; a database row changed behind the archive's
+ * back is a mismatch (exit 1) */
+static void explain_hostile(PGconn *c)
+{
+    char at[32];
+    fmt_minute(at, sizeof at, h0_us + 10 * US_MIN);
+    const char *a1[] = {"explain", "--intersection", "5", "--at", "yesterday", NULL};
+    assert_int_equal(th_run_tsi(a1, NULL, out, sizeof out), 2);
+    const char *a2[] = {"explain", "--intersection", "5", NULL};
+    assert_int_equal(th_run_tsi(a2, NULL, out, sizeof out), 2);
+    const char *a3[] = {"explain", "--at", at, "--features", "/dev/null", NULL};
+    assert_int_equal(th_run_tsi(a3, NULL, out, sizeof out), 2);
+    const char *a4[] = {"explain", "--intersection", "-4", "--at", at, NULL};
+    assert_int_equal(th_run_tsi(a4, NULL, out, sizeof out), 2);
+    const char *a5[] = {"explain", "--intersection", "99", "--at", at, "--archive", arch, NULL};
+    assert_int_equal(th_run_tsi(a5, NULL, out, sizeof out), 1);
+    if (!strstr(out, "no stored minute"))
+        fail_msg("explain of a minute not stored %s", dump(out));
+    th_sqlf(c,
+            "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb / 2 WHERE"
+            " intersection_id = 5 AND \"timestamp\" = timestamptz 'epoch' + %lld *"
+            " interval '1 microsecond'",
+            h0_us + 10 * US_MIN);
+    const char *a6[] = {"explain", "--intersection", "5", "--at", at, "--archive", arch, NULL};
+    assert_int_equal(th_run_tsi(a6, NULL, out, sizeof out), 1);
+    if (!strstr(out, "MISMATCH") || !strstr(out, "DIFFERS"))
+        fail_msg("explain of a changed row %s", dump(out));
+    th_sqlf(c,
+            "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb * 2 WHERE"
+            " intersection_id = 5 AND \"timestamp\" = timestamptz 'epoch' + %lld *"
+            " interval '1 microsecond'",
+            h0_us + 10 * US_MIN);
+}
+
 static void test_reprocess_hour(void **state)
 {
     (void)state;
@@ -303,6 +367,12 @@ static void test_reprocess_hour(void **state)
      * which set made each hour */
     long long set_b = th_intf(c, "SELECT max(id) FROM normalization_constants");
     assert_true(set_b != set_a);
+    /* tsi explain recomputes stored minutes with the set each records: both hours match */
+    explain_ok(5, h0_us + 5 * US_MIN, set_a);
+    explain_ok(5, h0_us + 65 * US_MIN, set_b);
+    explain_ok(7, h0_us + 61 * US_MIN, set_b);
+    explain_ok(5, h0_us + 119 * US_MIN, set_b);
+    explain_hostile(c);
     assert_int_equal(th_intf(c,
                              "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
                              " %lld AND \"timestamp\" >= timestamptz 'epoch' + %lld * interval"
