@@ -48,44 +48,33 @@ CREATE AGGREGATE tsi_union(anycompatiblearray) (
     SFUNC = array_cat, STYPE = anycompatiblearray, FINALFUNC = tsi_sorted_distinct);
 
 -- 2. sub-indices and provenance of the rollups ----------------------------------------------
-ALTER TABLE safety_indices_hourly
-    ADD COLUMN IF NOT EXISTS avg_vru_index double precision CHECK (avg_vru_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index integer CHECK (n_vru_index >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vru_index_eb double precision CHECK (avg_vru_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer CHECK (n_vru_index_eb >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vru_si double precision CHECK (avg_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS min_vru_si double precision CHECK (min_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS max_vru_si double precision CHECK (max_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_si integer CHECK (n_vru_si >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_index double precision CHECK (avg_vehicle_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index integer CHECK (n_vehicle_index >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_index_eb double precision CHECK (avg_vehicle_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer CHECK (n_vehicle_index_eb >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_si double precision CHECK (avg_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS min_vehicle_si double precision CHECK (min_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS max_vehicle_si double precision CHECK (max_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_si integer CHECK (n_vehicle_si >= 0),
-    ADD COLUMN IF NOT EXISTS constants_ids bigint[] NOT NULL DEFAULT '{}',
-    ADD COLUMN IF NOT EXISTS algorithm_versions smallint[] NOT NULL DEFAULT '{}';
-ALTER TABLE safety_indices_daily
-    ADD COLUMN IF NOT EXISTS avg_vru_index double precision CHECK (avg_vru_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index integer CHECK (n_vru_index >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vru_index_eb double precision CHECK (avg_vru_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_index_eb integer CHECK (n_vru_index_eb >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vru_si double precision CHECK (avg_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS min_vru_si double precision CHECK (min_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS max_vru_si double precision CHECK (max_vru_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vru_si integer CHECK (n_vru_si >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_index double precision CHECK (avg_vehicle_index BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index integer CHECK (n_vehicle_index >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_index_eb double precision CHECK (avg_vehicle_index_eb BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer CHECK (n_vehicle_index_eb >= 0),
-    ADD COLUMN IF NOT EXISTS avg_vehicle_si double precision CHECK (avg_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS min_vehicle_si double precision CHECK (min_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS max_vehicle_si double precision CHECK (max_vehicle_si BETWEEN 0 AND 100),
-    ADD COLUMN IF NOT EXISTS n_vehicle_si integer CHECK (n_vehicle_si >= 0),
-    ADD COLUMN IF NOT EXISTS constants_ids bigint[] NOT NULL DEFAULT '{}',
-    ADD COLUMN IF NOT EXISTS algorithm_versions smallint[] NOT NULL DEFAULT '{}';
+-- the same columns on both rollup tables
+DO $$
+DECLARE
+    v_table text;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['safety_indices_hourly', 'safety_indices_daily'] LOOP
+        EXECUTE format('ALTER TABLE %I
+            ADD COLUMN IF NOT EXISTS avg_vru_index double precision CHECK (avg_vru_index BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vru_index integer CHECK (n_vru_index >= 0),
+            ADD COLUMN IF NOT EXISTS avg_vru_index_eb double precision CHECK (avg_vru_index_eb BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vru_index_eb integer CHECK (n_vru_index_eb >= 0),
+            ADD COLUMN IF NOT EXISTS avg_vru_si double precision CHECK (avg_vru_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS min_vru_si double precision CHECK (min_vru_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS max_vru_si double precision CHECK (max_vru_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vru_si integer CHECK (n_vru_si >= 0),
+            ADD COLUMN IF NOT EXISTS avg_vehicle_index double precision CHECK (avg_vehicle_index BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vehicle_index integer CHECK (n_vehicle_index >= 0),
+            ADD COLUMN IF NOT EXISTS avg_vehicle_index_eb double precision CHECK (avg_vehicle_index_eb BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vehicle_index_eb integer CHECK (n_vehicle_index_eb >= 0),
+            ADD COLUMN IF NOT EXISTS avg_vehicle_si double precision CHECK (avg_vehicle_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS min_vehicle_si double precision CHECK (min_vehicle_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS max_vehicle_si double precision CHECK (max_vehicle_si BETWEEN 0 AND 100),
+            ADD COLUMN IF NOT EXISTS n_vehicle_si integer CHECK (n_vehicle_si >= 0),
+            ADD COLUMN IF NOT EXISTS constants_ids bigint[] NOT NULL DEFAULT ''{}'',
+            ADD COLUMN IF NOT EXISTS algorithm_versions smallint[] NOT NULL DEFAULT ''{}''', v_table);
+    END LOOP;
+END $$;
 
 -- 3. the features store of the constants --------------------------------------------------------
 CREATE TABLE safety_features_hourly (

@@ -199,6 +199,46 @@ static inline jt_stats jt_stats_of(const double *v, size_t n)
             fail_msg("%s = %.17g, expected %s = %.17g (line %d)", #a, a_, #b, b_, __LINE__);       \
     } while (0)
 
+/* mean of one index (0 raw combined, 1 vru, 2 vehicle) over the rows of iid (0 = all) at an
+ * hour of day (the UTC hour: jt_insert writes it so) in [lo, hi); *cnt gets the count of
+ * non-NULL values */
+static inline double jt_mean_at(const jt_row *rows, size_t n, int which, long long iid, int hour,
+                                long long lo, long long hi, long *cnt)
+{
+    double sum = 0;
+    *cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const jt_row *r = &rows[i];
+        if (r->ts < lo || r->ts >= hi || (iid && r->iid != iid) || (r->ts / 3600) % 24 != hour)
+            continue;
+        double v = which == 0 ? r->raw : which == 1 ? r->vru_index : r->veh_index;
+        if (isnan(v))
+            continue;
+        sum += v;
+        (*cnt)++;
+    }
+    return *cnt ? sum / (double)*cnt : NAN;
+}
+
+static inline int jt_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* the 85th percentile of v[0..n) (sorted here), linear interpolation between closest ranks
+ * (rank 0.85·(n−1), PostgreSQL's percentile_cont); NAN when n == 0 */
+static inline double jt_p85(double *v, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    qsort(v, n, sizeof v[0], jt_cmp_double);
+    double rank = 0.85 * (double)(n - 1);
+    size_t k = (size_t)floor(rank);
+    double frac = rank - (double)k;
+    return k + 1 < n ? v[k] + frac * (v[k + 1] - v[k]) : v[k];
+}
+
 /* A 1-minute row with every index column and the model provenance (issue 26). */
 typedef struct jt_mrow {
     long long iid, ts, cid;                   /* cid: constants_id */

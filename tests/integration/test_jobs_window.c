@@ -21,12 +21,6 @@ static void add(jt_row r)
     rows[nrows++] = r;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* a minute: big values before `quiet` (the first 26 days), small ones after (the last 48 h) */
 static jt_row minute(long long iid, long long ts, long long quiet)
 {
@@ -73,35 +67,13 @@ static expect expected(long long lo, long long hi)
         if (r->speed > 0)
             speeds[ns++] = r->speed;
     }
-    qsort(speeds, ns, sizeof speeds[0], cmp_double);
-    double rank = 0.85 * (double)(ns - 1);
-    size_t k = (size_t)floor(rank);
-    double frac = rank - (double)k;
-    e.s_ref = k + 1 < ns ? speeds[k] + frac * (speeds[k + 1] - speeds[k]) : speeds[k];
+    e.s_ref = jt_p85(speeds, ns);
     e.vru_max = fix0(e.vru_max);
     e.veh_max = fix0(e.veh_max);
     e.v_max = fix0(e.v_max);
     e.sd_max = fix0(e.sd_max);
     e.hb_max = fix0(e.hb_max);
     return e;
-}
-
-/* mean of one raw index (0 combined, 1 vru, 2 vehicle) of iid (0 = all) at an hour of day */
-static double mean_at(long long iid, int hour, int which, long long lo, long long hi, long *n)
-{
-    double sum = 0;
-    *n = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        const jt_row *r = &rows[i];
-        if (r->ts < lo || r->ts >= hi || (iid && r->iid != iid) || (r->ts / 3600) % 24 != hour)
-            continue;
-        double v = which == 0 ? r->raw : which == 1 ? r->vru_index : r->veh_index;
-        if (isnan(v))
-            continue;
-        sum += v;
-        (*n)++;
-    }
-    return *n ? sum / (double)*n : NAN;
 }
 
 static double set_num(PGconn *c, long long set_valid_from, const char *path)
@@ -179,11 +151,11 @@ static void test_constants_over_the_whole_window(void **state)
         for (int which = 0; which < 3; which++) {
             long n;
             char path[96];
-            double net = mean_at(0, h, which, lo, at, &n);
+            double net = jt_mean_at(rows, nrows, which, 0, h, lo, at, &n);
             snprintf(path, sizeof path, "{priors,network,%d,%s}", h, names[which]);
             jt_close(set_num(owner, at, path), net);
             for (long long iid = 1; iid <= 2; iid++) {
-                double own = mean_at(iid, h, which, lo, at, &n);
+                double own = jt_mean_at(rows, nrows, which, iid, h, lo, at, &n);
                 snprintf(path, sizeof path, "{priors,intersections,%lld,%d,%s}", iid, h,
                          names[which]);
                 jt_close(set_num(owner, at, path), own);
