@@ -137,31 +137,36 @@ BEGIN
        AND r."timestamp" < (SELECT max(b) FROM unnest(p_buckets) b) + interval '1 hour'
        AND date_trunc('hour', r."timestamp") = ANY (p_buckets);
 
+    -- The aggregates read the rows in (intersection, time) order: the same rows always sum
+    -- in the same order, so a re-roll reproduces identical bits and an unchanged hour is
+    -- not rewritten. One sort for all of them (a subquery's order feeds the aggregates, as
+    -- the documentation of array_agg describes; the source is a temporary table, never
+    -- scanned in parallel), where ORDER BY inside each of the ~15 aggregates sorted every
+    -- group once per aggregate (PostgreSQL 15).
     WITH agg AS (
         SELECT intersection_id, hour_timestamp,
-               -- ordered: the same rows always sum in the same order, so a re-roll
-               -- reproduces identical bits and an unchanged hour is not rewritten
-               avg(si ORDER BY ts) AS avg_si, min(si) AS min_si, max(si) AS max_si,
-               stddev_samp(si ORDER BY ts) AS std_si,
+               avg(si) AS avg_si, min(si) AS min_si, max(si) AS max_si,
+               stddev_samp(si) AS std_si,
                sum(traffic_volume)::bigint AS total_volume,
                avg(traffic_volume)::double precision AS avg_volume,
                least(count(*) FILTER (WHERE si > 75), 60)::integer AS high_risk_minutes,
                least(count(*), 60)::double precision / 60 AS data_quality_score,
-               avg(vru ORDER BY ts) AS avg_vru_index, count(vru)::integer AS n_vru_index,
-               avg(vru_eb ORDER BY ts) AS avg_vru_index_eb, count(vru_eb)::integer AS n_vru_index_eb,
-               avg(vru_si ORDER BY ts) AS avg_vru_si, min(vru_si) AS min_vru_si,
+               avg(vru) AS avg_vru_index, count(vru)::integer AS n_vru_index,
+               avg(vru_eb) AS avg_vru_index_eb, count(vru_eb)::integer AS n_vru_index_eb,
+               avg(vru_si) AS avg_vru_si, min(vru_si) AS min_vru_si,
                max(vru_si) AS max_vru_si, count(vru_si)::integer AS n_vru_si,
-               avg(veh ORDER BY ts) AS avg_vehicle_index, count(veh)::integer AS n_vehicle_index,
-               avg(veh_eb ORDER BY ts) AS avg_vehicle_index_eb,
+               avg(veh) AS avg_vehicle_index, count(veh)::integer AS n_vehicle_index,
+               avg(veh_eb) AS avg_vehicle_index_eb,
                count(veh_eb)::integer AS n_vehicle_index_eb,
-               avg(veh_si ORDER BY ts) AS avg_vehicle_si, min(veh_si) AS min_vehicle_si,
+               avg(veh_si) AS avg_vehicle_si, min(veh_si) AS min_vehicle_si,
                max(veh_si) AS max_vehicle_si, count(veh_si)::integer AS n_vehicle_si,
                coalesce(array_agg(DISTINCT constants_id ORDER BY constants_id)
                         FILTER (WHERE constants_id IS NOT NULL), '{}') AS constants_ids,
                coalesce(array_agg(DISTINCT algorithm_version ORDER BY algorithm_version)
                         FILTER (WHERE algorithm_version IS NOT NULL), '{}') AS algorithm_versions,
                count(*) AS n
-          FROM tsi_rollup_src GROUP BY intersection_id, hour_timestamp),
+          FROM (SELECT * FROM tsi_rollup_src ORDER BY intersection_id, hour_timestamp, ts) o
+         GROUP BY intersection_id, hour_timestamp),
     up AS (
         INSERT INTO safety_indices_hourly AS h
                (intersection_id, hour_timestamp, avg_si, min_si, max_si, std_si, total_volume,
@@ -224,9 +229,11 @@ BEGIN
            max(vru_event_count), max(vehicle_event_count), max(traffic_volume),
            max(speed_stddev), max(hard_braking_count),
            coalesce(array_agg(avg_speed ORDER BY avg_speed) FILTER (WHERE avg_speed > 0), '{}'),
-           count(vru)::integer, sum(vru ORDER BY ts), count(veh)::integer, sum(veh ORDER BY ts),
-           count(combined)::integer, sum(combined ORDER BY ts)
-      FROM tsi_rollup_src GROUP BY intersection_id, hour_timestamp, hour_of_day;
+           count(vru)::integer, sum(vru), count(veh)::integer, sum(veh),
+           count(combined)::integer, sum(combined)
+      FROM (SELECT * FROM tsi_rollup_src
+             ORDER BY intersection_id, hour_timestamp, hour_of_day, ts) o
+     GROUP BY intersection_id, hour_timestamp, hour_of_day;
     TRUNCATE tsi_rollup_src;
 END $$;
 
@@ -255,10 +262,6 @@ BEGIN
           FROM h GROUP BY intersection_id, date),
     w AS (
         SELECT h.*, g.m FROM h JOIN g USING (intersection_id, date)),
-    prov AS (
-        SELECT intersection_id, date, tsi_union(constants_ids) AS constants_ids,
-               tsi_union(algorithm_versions) AS algorithm_versions
-          FROM h GROUP BY intersection_id, date),
     agg AS (
         SELECT intersection_id, date,
                min(m) AS avg_si, min(min_si) AS min_si, max(max_si) AS max_si,
@@ -288,6 +291,10 @@ BEGIN
                sum(n_vehicle_si)::integer AS n_vehicle_si,
                -- the hours' sub-indices are known (n_* not NULL: rolled since 060) in all
                bool_and(n_vru_si IS NOT NULL AND n_vehicle_si IS NOT NULL) AS known,
+               -- the hours' provenance lists merged (in this aggregate: a separate one
+               -- joined back was planned as a nested loop re-aggregating per row)
+               tsi_union(constants_ids) AS constants_ids,
+               tsi_union(algorithm_versions) AS algorithm_versions,
                count(*) AS hours
           FROM w GROUP BY intersection_id, date),
     up AS (
@@ -317,10 +324,8 @@ BEGIN
                CASE WHEN known THEN min_vehicle_si END,
                CASE WHEN known THEN max_vehicle_si END,
                CASE WHEN known THEN n_vehicle_si END,
-               coalesce(p.constants_ids, '{}'),
-               coalesce(p.algorithm_versions, '{}')
+               coalesce(a.constants_ids, '{}'), coalesce(a.algorithm_versions, '{}')
           FROM agg a
-          LEFT JOIN prov p USING (intersection_id, date)
         ON CONFLICT (intersection_id, date) DO UPDATE
            SET avg_si = EXCLUDED.avg_si, min_si = EXCLUDED.min_si, max_si = EXCLUDED.max_si,
                std_si = EXCLUDED.std_si, total_volume = EXCLUDED.total_volume,
