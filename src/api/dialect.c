@@ -44,6 +44,7 @@ const tsi_dialect tsi_dialect_v2 = {
     .all_max_days = 30,
     .all_days_param = 365,
     .stale_markers = true,
+    .model_fields = true,
 };
 
 /* ---- calendar: Howard Hinnant's days_from_civil / civil_from_days (no gmtime_r, which

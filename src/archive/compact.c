@@ -70,7 +70,9 @@ static void list_members(const char *dir, const char *prefix, names *out)
         qsort(out->v, out->n, sizeof *out->v, cmp_str);
 }
 
-/* read_parquet([...]) over dir/names */
+/* read_parquet([...]) over dir/names; by column name, so a day that holds files written
+ * before and after a column was added (constants_id, algorithm_version: migration 060)
+ * reads as one table, the older files' missing columns NULL */
 static void sql_file_list(tsi_buf *b, const char *dir, char **v, size_t n)
 {
     tsi_buf_puts(b, "read_parquet([");
@@ -81,7 +83,7 @@ static void sql_file_list(tsi_buf *b, const char *dir, char **v, size_t n)
             tsi_buf_putc(b, ',');
         tsi_sql_quote(b, path);
     }
-    tsi_buf_puts(b, "])");
+    tsi_buf_puts(b, "], union_by_name = true)");
 }
 
 /* count and checksum of the rows of a file list */

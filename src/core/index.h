@@ -34,8 +34,16 @@ typedef struct tsi_features {
  * HB_max, k. */
 typedef struct tsi_constants {
     double I_vru_max, I_veh_max, V_max, sigma_max, S_ref, HB_max;
-    double k; /* Empirical Bayes strength */
+    double k;       /* Empirical Bayes strength */
+    int64_t set_id; /* normalization_constants.id the values came from; 0 = none (defaults,
+                       a file): recorded with every index row (model provenance) */
 } tsi_constants;
+
+/* The version of the feature and index code: bumped whenever a change makes the same
+ * messages give a different feature or index value (a threshold, a formula, a rule of
+ * dedupe or windows). Every 1-minute row records the version that computed it
+ * (safety_indices_realtime.algorithm_version, docs/domain-core.md § Model provenance). */
+#define TSI_ALGORITHM_VERSION 1
 
 /* The configured defaults used until data exists (the worked vector's constants). */
 extern const tsi_constants tsi_constants_default;

@@ -114,6 +114,8 @@ static void on_window(void *ud, const tsi_window_result *r)
     row->speed_stddev = f->speed_stddev;
     row->hard_braking_count = f->hard_braking_count;
     row->message_count = f->bsm_messages + f->psm_messages;
+    row->constants_id = p->constants.set_id;
+    row->algorithm_version = TSI_ALGORITHM_VERSION;
     for (int i = 0; i < r->nconflicts; i++) {
         const tsi_conflict *k = &r->conflicts[i];
         p->conf = grow(p->conf, &p->capconf, p->nconf + 1, sizeof *p->conf);

@@ -23,6 +23,10 @@
  *   - safety_indices_daily for every complete day back to D days, aggregated from the
  *     (stored or modelled) hourly rows by the §5 arithmetic: average weighted by
  *     minutes, exact pooled sample standard deviation, totals, high-risk hours, peak hour;
+ *   - the hours of the 1-minute window and the days wholly in it rolled once more by the
+ *     jobs' own functions (tsi_rollup_hours/_days, migration 060): VRU and vehicle
+ *     sub-indices, model provenance, and the constants' features store
+ *     (safety_features_hourly) from the minutes; modelled hours and days have none;
  *   - the indices Parquet of the 1-minute rows, one zstd file per UTC day under
  *     $TSI_HOME/archive/indices/YYYY/MM/DD/seed_<day>.parquet (TSI_ARCHIVE_DIR moves the
  *     archive), every realtime column plus the features avg_speed, speed_stddev and
@@ -709,12 +713,13 @@ static int run_seed(const plan *p, tsi_error *err)
                  "DELETE FROM safety_indices_realtime WHERE intersection_id BETWEEN 1 AND %d;"
                  "DELETE FROM safety_indices_hourly WHERE intersection_id BETWEEN 1 AND %d;"
                  "DELETE FROM safety_indices_daily WHERE intersection_id BETWEEN 1 AND %d;"
+                 "DELETE FROM safety_features_hourly WHERE intersection_id BETWEEN 1 AND %d;"
                  "INSERT INTO normalization_constants (constants, valid_from)"
                  " SELECT jsonb_build_object('I_vru_max', %g, 'I_veh_max', %g, 'V_max', %g,"
                  " 'S_ref', %g, 'sigma_max', %g, 'HB_max', %g, 'eb_k', %g, 'source', 'seed'),"
                  " to_timestamp(%lld) WHERE NOT EXISTS (SELECT 1 FROM normalization_constants)",
-                 p->n, p->n, p->n, k.vru_max, k.veh_max, k.v_max, k.s_ref, k.sd_max, k.hb_max, k.k,
-                 (long long)p->daily_start);
+                 p->n, p->n, p->n, p->n, k.vru_max, k.veh_max, k.v_max, k.s_ref, k.sd_max, k.hb_max,
+                 k.k, (long long)p->daily_start);
         if ((rc = tsi_db_exec(c, sql, err)) < 0)
             goto done;
     }
@@ -929,6 +934,21 @@ static int run_seed(const plan *p, tsi_error *err)
     }
     dy.b = days_text;
     if ((rc = copy_end(&dy, "COPY safety_indices_daily", err)) < 0)
+        goto done;
+    /* the hours of the 1-minute window and the days wholly in it once more through the
+     * jobs' own rollup (migration 060): their sub-indices, model provenance and the
+     * constants' features store come from the minutes just loaded; modelled hours keep
+     * none (NULL: not known), and so do the days that contain one */
+    char roll[640];
+    snprintf(roll, sizeof roll,
+             "SELECT tsi_rollup_hours(ARRAY(SELECT g FROM generate_series(to_timestamp(%lld),"
+             " to_timestamp(%lld) - interval '1 hour', interval '1 hour') g));"
+             " SELECT tsi_rollup_days(ARRAY(SELECT DISTINCT date_trunc('day', hour_timestamp,"
+             " 'UTC') FROM safety_indices_hourly WHERE hour_timestamp >= to_timestamp(%lld)"
+             " AND hour_timestamp < to_timestamp(%lld)))",
+             (long long)p->rt_start, (long long)p->cur_hour, (long long)p->rt_start,
+             (long long)p->today);
+    if ((rc = tsi_db_exec(c, roll, err)) < 0)
         goto done;
     if ((rc = tsi_db_exec(c,
                           "COMMIT; ANALYZE intersections; ANALYZE safety_indices_realtime;"

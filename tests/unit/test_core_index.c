@@ -147,7 +147,7 @@ static void test_constants_json(void **state)
     assert_int_equal(tsi_constants_from_json("[1]", 3, &c, &err), TSI_E_NOT_OBJECT);
 
     /* round trip through the JSON the database stores */
-    tsi_constants in = {1.5, 2.25, 180, 9.75, 13.4, 7, 25}, out;
+    tsi_constants in = {1.5, 2.25, 180, 9.75, 13.4, 7, 25, 0}, out;
     tsi_buf b = TSI_BUF_INIT;
     tsi_constants_to_json(&in, &b);
     assert_int_equal(tsi_constants_from_json(b.data, b.len, &out, &err), 0);
