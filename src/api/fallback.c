@@ -366,7 +366,8 @@ int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats
     tsi_buf sql = TSI_BUF_INIT;
     tsi_buf_puts(&sql, "SELECT intersection_id, count(*)::DOUBLE, avg(si), min(si), max(si),"
                        " stddev_samp(si), coalesce(sum(traffic_volume), 0)::DOUBLE,"
-                       " count(*) FILTER (WHERE si > 75)::DOUBLE, epoch(min(ts))::DOUBLE,"
+                       " count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL
+                       ")::DOUBLE, epoch(min(ts))::DOUBLE,"
                        " epoch(max(ts))::DOUBLE, avg(vru), min(vru), max(vru), avg(veh),"
                        " min(veh), max(veh) FROM (SELECT intersection_id, \"timestamp\" AS ts,"
                        " coalesce(combined_index_eb, combined_index) AS si, traffic_volume,"

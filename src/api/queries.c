@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "api/queries.h"
+#include "core/index.h"
 
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
 
@@ -202,7 +203,8 @@ static const char Q_STATS[] =
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"
     " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts, 'UTC') AS ts, count(*)::float8 AS n,"
     "   avg(x.si) AS m, coalesce(var_samp(x.si), 0) AS v, min(x.si) AS mn, max(x.si) AS mx,"
-    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr,"
+    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > " TSI_RISK_HIGH_SQL
+    "))::float8 AS hr,"
     "   min(x.ts) AS f, max(x.ts) AS l,"
     "   count(x.vru)::float8, avg(x.vru), min(x.vru), max(x.vru),"
     "   count(x.veh)::float8, avg(x.veh), min(x.veh), max(x.veh),"

@@ -1,5 +1,6 @@
 /* tools/parquet_read.c — see parquet_read.h */
 #include "tools/parquet_read.h"
+#include "core/index.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -955,7 +956,8 @@ static const char SQL_VIEWS[] =
     "       stddev_samp(si) AS std_si,\n"
     "       CAST(sum(traffic_volume) AS BIGINT) AS total_volume,\n"
     "       CAST(sum(traffic_volume) AS DOUBLE) / sum(bin_minutes) AS avg_volume,\n"
-    "       CAST(least(sum(CASE WHEN si > 75 THEN bin_minutes ELSE 0 END), 60) AS INTEGER)\n"
+    "       CAST(least(sum(CASE WHEN si > " TSI_RISK_HIGH_SQL
+    " THEN bin_minutes ELSE 0 END), 60) AS INTEGER)\n"
     "           AS high_risk_minutes,\n"
     "       least(sum(bin_minutes), 60) / 60.0 AS data_quality_score,\n"
     "       CAST(sum(bin_minutes) AS BIGINT) AS minutes, count(*) AS nrows,\n"

@@ -51,6 +51,7 @@
 #include <libpq-fe.h>
 
 #include "archive/indices.h"
+#include "core/index.h"
 #include "archive/intersections.h"
 #include "base/buf.h"
 #include "base/error.h"
@@ -238,7 +239,7 @@ static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int
         mn = si[i] < mn ? si[i] : mn;
         mx = si[i] > mx ? si[i] : mx;
         tv += vol[i];
-        hr += si[i] > 75.0;
+        hr += si[i] > TSI_RISK_HIGH;
     }
     double avg = sum / n, ss = 0;
     for (int i = 0; i < n; i++)
@@ -273,9 +274,9 @@ static void hour_from_model(rng *r, const site *st, const constants *c, int64_t 
     h->min = mn < 0 ? 0 : (mn > avg ? avg : mn);
     h->max = mx > 100 ? 100 : (mx < avg ? avg : mx);
     h->sd = sd;
-    double tail = 0.5 * erfc((75.0 - avg) / (sd * M_SQRT2));
+    double tail = 0.5 * erfc((TSI_RISK_HIGH - avg) / (sd * M_SQRT2));
     int hr = (int)lround(n * tail);
-    if (h->max <= 75.0)
+    if (h->max <= TSI_RISK_HIGH)
         hr = 0;
     h->high_risk_minutes = hr > n ? n : hr;
     double tv = n * f.vol * (1.0 + 0.05 * gauss(r));
@@ -306,7 +307,7 @@ static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
         double s = isnan(h->sd) ? 0 : h->sd;
         q += (h->n - 1) * s * s + h->n * h->avg * h->avg;
         tv += h->total_vol;
-        hrh += h->avg > 75.0;
+        hrh += h->avg > TSI_RISK_HIGH;
         if (h->avg > peak) {
             peak = h->avg;
             peak_h = (int)((h->hour % 86400) / 3600);

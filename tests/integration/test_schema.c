@@ -13,6 +13,7 @@
 
 #include "db/conn.h"
 #include "db/migrate.h"
+#include "core/index.h"
 #include "harness.h"
 
 static char dbname[64];
@@ -274,6 +275,15 @@ static void test_tables_columns_indexes(void **state)
                                "(('public.safety_indices_realtime', '1 day'), "
                                "('public.safety_indices_hourly', '1 mon'))"),
                      2);
+    /* the rollups count high-risk minutes and hours with core/index.h's threshold */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'tsi_rollup_hours'"
+                               " AND prosrc LIKE '%count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL
+                               ")%'"),
+                     1);
+    assert_int_equal(
+        th_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'tsi_rollup_days'"
+                  " AND prosrc LIKE '%count(*) FILTER (WHERE avg_si > " TSI_RISK_HIGH_SQL ")%'"),
+        1);
     PQfinish(c);
 }
 
