@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/dtoa.h"
 #include "base/jsonw.h"
 
@@ -44,6 +44,7 @@ const tsi_dialect tsi_dialect_v2 = {
     .all_max_days = 30,
     .all_days_param = 365,
     .stale_markers = true,
+    .model_fields = true,
 };
 
 /* ---- calendar: Howard Hinnant's days_from_civil / civil_from_days (no gmtime_r, which
@@ -176,13 +177,13 @@ int64_t tsi_dialect_label(const tsi_dialect *d, int64_t start, const char *agg)
 {
     if (!d->pandas_labels)
         return start;
-    int64_t day = tsi_api_tz_local_day(start);
+    int64_t day = tsi_tz_local_day(start);
     if (strcmp(agg, "1week") == 0) /* 'W' = 'W-SUN': Monday..Sunday, labelled Sunday */
-        return tsi_api_tz_day_start(day + 6);
+        return tsi_tz_day_start(day + 6);
     if (strcmp(agg, "1month") == 0) { /* 'ME': labelled with the month's last day */
         tsi_civil c = tsi_civil_of(day * 86400);
         int y = c.m == 12 ? c.y + 1 : c.y, m = c.m == 12 ? 1 : c.m + 1;
-        return tsi_api_tz_day_start(tsi_civil_days(y, m, 1) - 1);
+        return tsi_tz_day_start(tsi_civil_days(y, m, 1) - 1);
     }
     return start;
 }

@@ -36,6 +36,8 @@ typedef struct tsi_dialect {
     bool stats_period_data; /* period_start/end: first and last minute with data (else request) */
     bool first_fields;      /* hour_of_day/day_of_week of a bin: its first data (else its start) */
     bool stale_markers;     /* current answers carry age_seconds and stale (v2) */
+    bool model_fields;      /* history points and stats carry the model provenance and stats
+                               the sub-indices' mean/min/max (v2, issue 26) */
     int one_max_days;       /* one intersection's history: most days in a range (inclusive) */
     int all_max_days;       /* the history of all intersections: most days in a range */
     int all_days_param;     /* the history of all intersections: largest `days` accepted */

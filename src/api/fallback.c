@@ -22,7 +22,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "archive/indices.h"
 #include "archive/pqfile.h"
 #include "base/jsonw.h"
@@ -310,10 +310,10 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
      * (as on the PostgreSQL path); days, weeks and months are TSI_TIMEZONE's: truncated
      * in local wall time, then turned back into the instant of that local midnight. The
      * zone name is the validated configuration value, quoted. */
-    bool local = !tsi_api_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
+    bool local = !tsi_tz_utc() && unit[0] != 'm' && unit[0] != 'h';
     if (local) {
         tsi_buf q = TSI_BUF_INIT;
-        tsi_sql_quote(&q, tsi_api_tz_name());
+        tsi_sql_quote(&q, tsi_tz_name());
         tsi_buf_printf(&sql,
                        "SELECT epoch(timezone(%s, date_trunc('%s', timezone(%s,"
                        " \"timestamp\"))))::BIGINT AS b,",
@@ -366,9 +366,13 @@ int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats
     tsi_buf sql = TSI_BUF_INIT;
     tsi_buf_puts(&sql, "SELECT intersection_id, count(*)::DOUBLE, avg(si), min(si), max(si),"
                        " stddev_samp(si), coalesce(sum(traffic_volume), 0)::DOUBLE,"
-                       " count(*) FILTER (WHERE si > 75)::DOUBLE, epoch(min(ts))::DOUBLE,"
-                       " epoch(max(ts))::DOUBLE FROM (SELECT intersection_id, \"timestamp\" AS ts,"
-                       " coalesce(combined_index_eb, combined_index) AS si, traffic_volume FROM ");
+                       " count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL
+                       ")::DOUBLE, epoch(min(ts))::DOUBLE,"
+                       " epoch(max(ts))::DOUBLE, avg(vru), min(vru), max(vru), avg(veh),"
+                       " min(veh), max(veh) FROM (SELECT intersection_id, \"timestamp\" AS ts,"
+                       " coalesce(combined_index_eb, combined_index) AS si, traffic_volume,"
+                       " coalesce(vru_index_eb, vru_index) AS vru,"
+                       " coalesce(vehicle_index_eb, vehicle_index) AS veh FROM ");
     int files = minutes_sql(&sql, t0, t1, iid >= 0);
     tsi_buf_puts(&sql, ") q GROUP BY intersection_id ORDER BY intersection_id");
     if (!files) {
@@ -394,6 +398,13 @@ int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats
         s[i].hr = dv(&res, 7, i, NULL);
         s[i].first = dv(&res, 8, i, NULL);
         s[i].last = dv(&res, 9, i, NULL);
+        /* the sub-indices from the minutes; the provenance stays unknown (older files
+         * have no column for it) */
+        s[i].has_sub = true;
+        double *sub[6] = {&s[i].vru_avg, &s[i].vru_min, &s[i].vru_max,
+                          &s[i].veh_avg, &s[i].veh_min, &s[i].veh_max};
+        for (int j = 0; j < 6; j++)
+            *sub[j] = dv(&res, 10 + (idx_t)j, i, NULL);
     }
     duckdb_destroy_result(&res);
     *out = s;

@@ -19,6 +19,9 @@ typedef struct tsi_point {
     int64_t first;       /* the bin's first instant with data (hour_of_day, day_of_week) */
     double si, vru, veh; /* NaN: NULL (the columns' CHECKs keep NaN out) */
     int64_t vol;
+    /* model provenance of the bin's minutes: comma-separated constants set ids and
+     * algorithm versions ("" = none recorded), NULL = not known (the archive's answers) */
+    const char *cids, *avers;
 } tsi_point;
 /* latest row per intersection (within the last 7 days of files) into r->body as the
  * /safety/index/ array; one == -1 for all. Returns HTTP status (200/404/503). */
@@ -45,6 +48,11 @@ typedef struct tsi_stats {
     int64_t iid;
     double n, avg, min, max, std, vol, hr;
     double first, last; /* epoch seconds of the first and last minute with data (NaN: none) */
+    /* the VRU and vehicle index (EB, else raw) over the minutes that have them, and the
+     * model provenance as in tsi_point; has_sub false = not known (the archive's answers) */
+    bool has_sub;
+    double vru_avg, vru_min, vru_max, veh_avg, veh_min, veh_max;
+    const char *cids, *avers;
 } tsi_stats;
 int tsi_fb_stats(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats *s);
 /* the same for one intersection (iid >= 0) or every one with minutes in the window (-1),

@@ -15,7 +15,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/log.h"
 #include "core/index.h"
 
@@ -238,7 +238,7 @@ int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
     int he = arg_date(r, "end_date", &e);
     if (he < 0)
         return -1;
-    int64_t today = tsi_api_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
+    int64_t today = tsi_tz_local_day((int64_t)time(NULL)); /* in TSI_TIMEZONE */
     int64_t max_days = kind == TSI_HC_RANGE_ALL ? dl->all_max_days : dl->one_max_days;
     memset(g, 0, sizeof *g);
     if (dl->fastapi_errors) {
@@ -290,8 +290,8 @@ int tsi_hc_arg_range(tsi_req *r, tsi_hc_range *g, enum tsi_hc_range_kind kind)
     g->q0 = s < 0 ? 0 : s;
     g->q1 = e;
     g->empty = s > e || e < 0;
-    g->t0 = tsi_api_tz_day_start(g->q0);
-    g->t1 = g->empty ? g->t0 : tsi_api_tz_day_start(g->q1 + 1);
+    g->t0 = tsi_tz_day_start(g->q0);
+    g->t1 = g->empty ? g->t0 : tsi_tz_day_start(g->q1 + 1);
     tsi_dialect_range(dl, g->sd, sizeof g->sd, g->d0, false);
     tsi_dialect_range(dl, g->ed, sizeof g->ed, g->d1, true);
     return 0;
@@ -670,6 +670,35 @@ void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_r
         tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(x->s.avg));
     else
         tsi_jsonw_kv_null(w, "risk_level");
+    if (dl->model_fields) {
+        bool sub = x->s.has_sub && !none;
+        tsi_dialect_kv_float(dl, w, "avg_vru_index", sub ? x->s.vru_avg : NAN);
+        tsi_dialect_kv_float(dl, w, "min_vru_index", sub ? x->s.vru_min : NAN);
+        tsi_dialect_kv_float(dl, w, "max_vru_index", sub ? x->s.vru_max : NAN);
+        tsi_dialect_kv_float(dl, w, "avg_vehicle_index", sub ? x->s.veh_avg : NAN);
+        tsi_dialect_kv_float(dl, w, "min_vehicle_index", sub ? x->s.veh_min : NAN);
+        tsi_dialect_kv_float(dl, w, "max_vehicle_index", sub ? x->s.veh_max : NAN);
+        tsi_hc_kv_list(w, "constants_set_ids", sub ? x->s.cids : NULL);
+        tsi_hc_kv_list(w, "algorithm_versions", sub ? x->s.avers : NULL);
+    }
+}
+
+void tsi_hc_kv_list(tsi_jsonw *w, const char *k, const char *list)
+{
+    if (!list) {
+        tsi_jsonw_kv_null(w, k);
+        return;
+    }
+    tsi_jsonw_key(w, k);
+    tsi_jsonw_array(w);
+    for (const char *p = list; *p;) {
+        size_t l = strspn(p, "0123456789");
+        if (l > 0 && l < 20)
+            tsi_jsonw_raw(w, p, l);
+        p += l;
+        p += strcspn(p, "0123456789");
+    }
+    tsi_jsonw_end(w);
 }
 
 int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t t1,
@@ -698,6 +727,15 @@ int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
         x[i].lon = tsi_hc_dval(res, i, 10, NULL);
         x[i].s.first = tsi_hc_dval(res, i, 11, NULL);
         x[i].s.last = tsi_hc_dval(res, i, 12, NULL);
+        x[i].s.has_sub = PQnfields(res) >= 21;
+        if (x[i].s.has_sub) {
+            double *sub[6] = {&x[i].s.vru_avg, &x[i].s.vru_min, &x[i].s.vru_max,
+                              &x[i].s.veh_avg, &x[i].s.veh_min, &x[i].s.veh_max};
+            for (int j = 0; j < 6; j++)
+                *sub[j] = tsi_hc_dval(res, i, 13 + j, NULL);
+            x[i].s.cids = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 19));
+            x[i].s.avers = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 20));
+        }
     }
     PQclear(res);
     *out = x;

@@ -125,6 +125,9 @@ typedef struct {
     double lat, lon;
 } tsi_hc_stat_row;
 
+/* k: a JSON array of the integers of a comma-separated list ("" → []), null when list is
+ * NULL (model provenance: constants set ids, algorithm versions) */
+void tsi_hc_kv_list(tsi_jsonw *w, const char *k, const char *list);
 /* one statistics object (history_service.get_aggregate_stats; v2: tsi's, with nulls for a
  * window without data). sd/ed: the requested range's texts; text: the id as asked (v1) */
 void tsi_hc_write_stats(tsi_jsonw *w, const tsi_dialect *dl, const tsi_hc_stat_row *x,

@@ -19,7 +19,7 @@
 #include "api/names.h"
 #include "api/pool.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/jsonw.h"
 #include "base/log.h"
 
@@ -56,6 +56,30 @@ static char *put_int(char *o, int64_t v)
     return o;
 }
 
+/* a comma-separated list of integers as a JSON array ("" → [], NULL → null), within end */
+static char *put_list(char *o, const char *end, const char *list)
+{
+    if (!list) {
+        PUT_LIT(o, "null");
+        return o;
+    }
+    *o++ = '[';
+    bool any = false;
+    for (const char *p = list; *p;) {
+        size_t l = strspn(p, "0123456789");
+        if (l > 0 && l < 20 && o + l + 2 < end) {
+            if (any)
+                *o++ = ',';
+            o = put_lit(o, p, l);
+            any = true;
+        }
+        p += l;
+        p += strcspn(p, "0123456789");
+    }
+    *o++ = ']';
+    return o;
+}
+
 /* one point of a series at aggregation agg: labelled as the dialect labels its bin,
  * hour_of_day and day_of_week of the bin's first instant with data (history_service.py:
  * 'first' of the minutes' columns) in the deployment's zone */
@@ -65,7 +89,7 @@ static void write_point(tsi_jsonw *w, const tsi_dialect *dl, const char *agg, co
      * and only the time of day is written per point */
     static _Thread_local int64_t date_day = INT64_MIN;
     static _Thread_local char date[TSI_DIALECT_TIME_MAX];
-    char b[512], *o = b;
+    char b[1536], *o = b;
     bool by_start = strcmp(agg, "1min") == 0 || strcmp(agg, "1hour") == 0;
     int64_t ts = by_start ? p->ts : tsi_dialect_label(dl, p->ts, agg);
     int64_t day = tsi_civil_day_of(ts), sod = ts - day * 86400;
@@ -91,7 +115,7 @@ static void write_point(tsi_jsonw *w, const tsi_dialect *dl, const char *agg, co
         o += tsi_dialect_time(dl, o, ts);
     }
     int64_t f = dl->first_fields ? p->first : p->ts;
-    int64_t local = f + tsi_api_tz_offset(f), lday = tsi_civil_day_of(local); /* hour, weekday */
+    int64_t local = f + tsi_tz_offset(f), lday = tsi_civil_day_of(local); /* hour, weekday */
     PUT_LIT(o, "\",\"safety_index\":");
     o = put_num(o, dl, p->si);
     PUT_LIT(o, ",\"vru_index\":");
@@ -104,6 +128,12 @@ static void write_point(tsi_jsonw *w, const tsi_dialect *dl, const char *agg, co
     o = put_int(o, (local - lday * 86400) / 3600);
     PUT_LIT(o, ",\"day_of_week\":");
     o = put_int(o, tsi_civil_dow(lday));
+    if (dl->model_fields) { /* the lists share what is left of b (~1,200 bytes) */
+        PUT_LIT(o, ",\"constants_set_ids\":");
+        o = put_list(o, o + 600, p->cids);
+        PUT_LIT(o, ",\"algorithm_versions\":");
+        o = put_list(o, o + 600, p->avers);
+    }
     *o++ = '}';
     tsi_jsonw_raw(w, b, (size_t)(o - b));
 }
@@ -125,7 +155,7 @@ static int point_cmp(const void *a, const void *b)
 /* PostgreSQL series for ids (text array) in [t0, t1) → points (arena) */
 /* binary result columns of the series statements (their text would cost PostgreSQL a
  * float8out per value and the server a parse, ~1 ms of a 48-hour minute answer) */
-enum { OID_INT8 = 20, OID_INT4 = 23, OID_FLOAT8 = 701, OID_TIMESTAMPTZ = 1184 };
+enum { OID_INT8 = 20, OID_INT4 = 23, OID_TEXT = 25, OID_FLOAT8 = 701, OID_TIMESTAMPTZ = 1184 };
 
 static uint64_t be64(const char *b)
 {
@@ -183,6 +213,29 @@ static bool series_layout(PGresult *res, int skip)
     return true;
 }
 
+/* a provenance column as a comma-separated list: text as it is, an integer as its
+ * digits, NULL or 0 as "" (arena) */
+static const char *prov_text(tsi_req *r, PGresult *res, int row, int col, Oid t)
+{
+    if (PQgetisnull(res, row, col))
+        return "";
+    if (t == OID_TEXT) {
+        int n = PQgetlength(res, row, col);
+        char *s = tsi_arena_alloc(r->arena, (size_t)n + 1);
+        memcpy(s, PQgetvalue(res, row, col), (size_t)n);
+        s[n] = '\0';
+        return s;
+    }
+    if (t != OID_INT8 && t != OID_INT4)
+        return NULL;
+    int64_t v = bin_int(res, row, col, t);
+    if (v <= 0)
+        return "";
+    char *s = tsi_arena_alloc(r->arena, 24);
+    snprintf(s, 24, "%lld", (long long)v);
+    return s;
+}
+
 /* a series result's rows as points, in (intersection, time) order: series_min leaves the
  * order to the scan (see queries.c), so they are sorted here only when they are not.
  * iid >= 0: the result is series_min_one's, without the intersection column. */
@@ -199,6 +252,10 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t ii
     int first_col = PQnfields(res) >= 8 - k0 && PQftype(res, 7 - k0) == OID_INT8 ? 7 - k0 : -1;
     int k = PQntuples(res);
     tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
+    /* model provenance (v2): text lists (hour- and day-level), or one int8/int4 (minutes) */
+    int cc = r->dl->model_fields ? PQfnumber(res, "cids") : -1;
+    int ac = r->dl->model_fields ? PQfnumber(res, "avers") : -1;
+    Oid ct = cc >= 0 ? PQftype(res, cc) : 0, at = ac >= 0 ? PQftype(res, ac) : 0;
     for (int i = 0; i < k; i++) {
         p[i].iid = k0 ? iid : bin_int(res, i, 0, OID_INT8);
         p[i].ts = bin_int(res, i, 1 - k0, tt);
@@ -207,6 +264,8 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t ii
         p[i].veh = bin_double(res, i, 4 - k0);
         p[i].vol = bin_int(res, i, 5 - k0, vt);
         p[i].first = first_col >= 0 ? bin_int(res, i, first_col, OID_INT8) : p[i].ts;
+        p[i].cids = cc >= 0 ? prov_text(r, res, i, cc, ct) : NULL;
+        p[i].avers = ac >= 0 ? prov_text(r, res, i, ac, at) : NULL;
     }
     bool sorted = true;
     for (int i = 1; i < k && sorted; i++)
@@ -227,7 +286,7 @@ static int pg_series(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t
     const char *v[4] = {ids, a0, a1, trunc_unit(agg)};
     const char *stmt = strcmp(agg, "1min") == 0    ? "series_min"
                        : strcmp(agg, "1hour") == 0 ? "series_hour"
-                       : tsi_api_tz_utc()          ? "series_day"
+                       : tsi_tz_utc()              ? "series_day"
                                                    : "series_day_local";
     PGresult *res = tsi_hc_run_fmt(r, c, stmt, strncmp(stmt, "series_day", 10) == 0 ? 4 : 3, v, 1);
     if (!res)

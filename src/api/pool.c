@@ -13,7 +13,7 @@
 #include "api/names.h"
 #include "api/queries.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/log.h"
 #include "db/conn.h"
 
@@ -49,7 +49,7 @@ static PGconn *session_open(tsi_req *r, bool helper, tsi_error *e)
     /* generic plans: planning over the partitions costs more than running these
      * index lookups (14 ms vs 0.7 ms measured); runtime pruning still prunes. The
      * session's zone is TSI_TIMEZONE: date_trunc and ::date of timestamptz are local. */
-    char *zq = PQescapeLiteral(c, tsi_api_tz_name(), strlen(tsi_api_tz_name()));
+    char *zq = PQescapeLiteral(c, tsi_tz_name(), strlen(tsi_tz_name()));
     char set[384];
     snprintf(set, sizeof set,
              "SET TIME ZONE %s; SET statement_timeout = %d;"
@@ -60,7 +60,7 @@ static PGconn *session_open(tsi_req *r, bool helper, tsi_error *e)
     PGresult *sr = PQexec(c, set);
     if (PQresultStatus(sr) != PGRES_COMMAND_OK) {
         tsi_err("api", "req=%s cannot set the session (time zone %s): %s", r ? r->id : "-",
-                tsi_api_tz_name(), PQerrorMessage(c));
+                tsi_tz_name(), PQerrorMessage(c));
         PQclear(sr);
         PQfinish(c);
         return NULL;

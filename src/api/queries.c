@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "api/queries.h"
+#include "core/index.h"
 
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
 
@@ -45,7 +46,8 @@ static const char Q_NAMES[] = "SELECT id, name, latitude, longitude FROM interse
 static const char Q_SERIES_MIN[] =
     "SELECT intersection_id, \"timestamp\","
     " coalesce(combined_index_eb, combined_index), coalesce(vru_index_eb, vru_index),"
-    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint"
+    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint,"
+    " constants_id AS cids, algorithm_version::int4 AS avers"
     " FROM safety_indices_realtime"
     " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
@@ -55,18 +57,23 @@ static const char Q_SERIES_MIN[] =
 static const char Q_SERIES_MIN_ONE[] =
     "SELECT \"timestamp\", coalesce(combined_index_eb, combined_index),"
     " coalesce(vru_index_eb, vru_index), coalesce(vehicle_index_eb, vehicle_index),"
-    " traffic_volume::bigint"
+    " traffic_volume::bigint, constants_id AS cids, algorithm_version::int4 AS avers"
     " FROM safety_indices_realtime"
     " WHERE intersection_id = $1::bigint AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
 /* hour-level series: hourly rows + 1-minute rows after the last rolled-up hour; f is an
  * hour's first instant with data (its first minute where minutes were read, else the
- * hour's start: the rollup keeps no first minute) */
+ * hour's start: the rollup keeps no first minute). vru/veh are the means of the EB (else
+ * raw) sub-indices over the nv/nh minutes that have them (migration 060; rollup rows from
+ * before it have none: nv = nh = 0); cids/avers the constants sets and algorithm
+ * versions of the bin's minutes (model provenance) */
 #define HOURS_CTE                                                                                  \
     "ids AS (SELECT unnest(" IDS ") AS i),"                                                        \
     " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts, avg_si AS si,"                    \
-    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol,"                    \
-    "   round(data_quality_score * 60)::float8 AS n, hour_timestamp AS f, true AS rolled"          \
+    "   avg_vru_si AS vru, avg_vehicle_si AS veh, total_volume::bigint AS vol,"                    \
+    "   round(data_quality_score * 60)::float8 AS n, hour_timestamp AS f, true AS rolled,"         \
+    "   n_vru_si::float8 AS nv, n_vehicle_si::float8 AS nh, constants_ids AS cids,"                \
+    "   algorithm_versions AS avers"                                                               \
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"                           \
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"                                        \
     " r AS (SELECT ids.i AS iid, date_trunc('hour', x.\"timestamp\", 'UTC') AS ts,"                \
@@ -74,7 +81,11 @@ static const char Q_SERIES_MIN_ONE[] =
     "   avg(coalesce(x.vru_index_eb, x.vru_index)) AS vru,"                                        \
     "   avg(coalesce(x.vehicle_index_eb, x.vehicle_index)) AS veh,"                                \
     "   sum(x.traffic_volume)::bigint AS vol, count(*)::float8 AS n, min(x.\"timestamp\") AS f,"   \
-    "   false AS rolled"                                                                           \
+    "   false AS rolled, count(coalesce(x.vru_index_eb, x.vru_index))::float8 AS nv,"              \
+    "   count(coalesce(x.vehicle_index_eb, x.vehicle_index))::float8 AS nh,"                       \
+    "   coalesce(array_agg(DISTINCT x.constants_id) FILTER (WHERE x.constants_id IS NOT NULL),"    \
+    "   '{}') AS cids, coalesce(array_agg(DISTINCT x.algorithm_version) FILTER (WHERE"             \
+    "   x.algorithm_version IS NOT NULL), '{}') AS avers"                                          \
     "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"          \
     "     FROM safety_indices_hourly WHERE intersection_id = ids.i"                                \
     "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"                                   \
@@ -86,45 +97,53 @@ static const char Q_SERIES_MIN_ONE[] =
 
 static const char Q_SERIES_HOUR[] =
     "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n,"
-    " date_part('epoch', f)::bigint FROM hf ORDER BY 1, 2";
+    " date_part('epoch', f)::bigint, array_to_string(cids, ',') AS cids,"
+    " array_to_string(avers, ',') AS avers FROM hf ORDER BY 1, 2";
 
 /* the minutes of a daily row: total / average volume (the rollup keeps no count), a
  * whole day when it saw no traffic */
 #define DAY_MINUTES                                                                                \
     "   (CASE WHEN avg_volume > 0 THEN round(total_volume / avg_volume)"                           \
-    "    ELSE 1440 END)::float8 AS n, date::timestamptz AS f, true AS rolled"
+    "    ELSE 1440 END)::float8 AS n, date::timestamptz AS f, true AS rolled,"                     \
+    "   n_vru_si::float8 AS nv, n_vehicle_si::float8 AS nh, constants_ids AS cids,"                \
+    "   algorithm_versions AS avers"
 
-/* hour-level rows of one day into a day row, means weighted by minutes. The sub-indices
- * only where every part of the bin was read from minutes (`rolled`: an hourly or daily
- * row, which keeps only the combined index): a mean over part of a bin would pass for
- * the bin's */
+/* hour-level rows of one day into a day row, means weighted by minutes; each sub-index
+ * by the minutes that have it (nv, nh: the rollups keep them since migration 060; NULL in
+ * a row rolled before: then the bin has none, never a mean over part of it that would
+ * pass for the bin's) */
 #define HOURS_TO_DAY                                                                               \
     "   sum(hf.n * hf.si) / nullif(sum(hf.n), 0) AS si,"                                           \
-    "   CASE WHEN NOT bool_or(hf.rolled) THEN sum(hf.n * hf.vru)"                                  \
-    "     / nullif(sum(hf.n) FILTER (WHERE hf.vru IS NOT NULL), 0) END AS vru,"                    \
-    "   CASE WHEN NOT bool_or(hf.rolled) THEN sum(hf.n * hf.veh)"                                  \
-    "     / nullif(sum(hf.n) FILTER (WHERE hf.veh IS NOT NULL), 0) END AS veh,"                    \
-    "   sum(hf.vol)::bigint AS vol, sum(hf.n) AS n, min(hf.f) AS f, bool_or(hf.rolled) AS rolled"
+    "   CASE WHEN bool_and(hf.nv IS NOT NULL) THEN sum(hf.nv * hf.vru)"                            \
+    "     FILTER (WHERE hf.nv > 0) / nullif(sum(hf.nv), 0) END AS vru,"                            \
+    "   CASE WHEN bool_and(hf.nh IS NOT NULL) THEN sum(hf.nh * hf.veh)"                            \
+    "     FILTER (WHERE hf.nh > 0) / nullif(sum(hf.nh), 0) END AS veh,"                            \
+    "   sum(hf.vol)::bigint AS vol, sum(hf.n) AS n, min(hf.f) AS f, bool_or(hf.rolled) AS rolled," \
+    "   CASE WHEN bool_and(hf.nv IS NOT NULL) THEN sum(hf.nv) END AS nv,"                          \
+    "   CASE WHEN bool_and(hf.nh IS NOT NULL) THEN sum(hf.nh) END AS nh,"                          \
+    "   tsi_union(hf.cids) AS cids, tsi_union(hf.avers) AS avers"
 
 /* day rows into $4 bins (day, week from Monday, month): the bin's start, its means
  * weighted by minutes (the mean of its minutes, as pandas' resample computed it), the
  * volume, the number of days and the first day with data (hour_of_day/day_of_week of
- * the bin are that day's) */
+ * the bin are that day's), the provenance of its minutes */
 #define DAYS_TO_BINS                                                                               \
     "iid, date_part('epoch', date_trunc($4, ts))::bigint,"                                         \
     " sum(n * si) / nullif(sum(n) FILTER (WHERE si IS NOT NULL), 0),"                              \
-    " CASE WHEN NOT bool_or(rolled) THEN sum(n * vru)"                                             \
-    "   / nullif(sum(n) FILTER (WHERE vru IS NOT NULL), 0) END,"                                   \
-    " CASE WHEN NOT bool_or(rolled) THEN sum(n * veh)"                                             \
-    "   / nullif(sum(n) FILTER (WHERE veh IS NOT NULL), 0) END,"                                   \
-    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(f))::bigint"
+    " CASE WHEN bool_and(nv IS NOT NULL) THEN sum(nv * vru) FILTER (WHERE nv > 0)"                 \
+    "   / nullif(sum(nv), 0) END,"                                                                 \
+    " CASE WHEN bool_and(nh IS NOT NULL) THEN sum(nh * veh) FILTER (WHERE nh > 0)"                 \
+    "   / nullif(sum(nh), 0) END,"                                                                 \
+    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(f))::bigint,"                     \
+    " array_to_string(tsi_union(cids), ',') AS cids,"                                              \
+    " array_to_string(tsi_union(avers), ',') AS avers"
 
 /* day-level: daily rows + days after the last rolled-up day from the hours; $4 groups
  * them into days, weeks (Monday) or months */
 static const char Q_SERIES_DAY[] =
     "WITH " HOURS_CTE ","
     " d AS (SELECT intersection_id AS iid, date::timestamptz AS ts, avg_si AS si,"
-    "   NULL::float8 AS vru, NULL::float8 AS veh, total_volume::bigint AS vol," DAY_MINUTES
+    "   avg_vru_si AS vru, avg_vehicle_si AS veh, total_volume::bigint AS vol," DAY_MINUTES
     "   FROM safety_indices_daily WHERE intersection_id = ANY(" IDS ")"
     "   AND date >= ($2::timestamptz)::date AND date < ($3::timestamptz)::date),"
     " dcut AS (SELECT iid, max(ts) + interval '1 day' AS c FROM d GROUP BY iid),"
@@ -143,9 +162,11 @@ static const char Q_SERIES_DAY_LOCAL[] =
     "WITH " HOURS_CTE ","
     " hmin AS (SELECT iid, min(ts) AS first FROM hf GROUP BY iid),"
     " d AS (SELECT dd.intersection_id AS iid, dd.date::timestamptz AS ts, dd.avg_si AS si,"
-    "   NULL::float8 AS vru, NULL::float8 AS veh, dd.total_volume::bigint AS vol,"
+    "   dd.avg_vru_si AS vru, dd.avg_vehicle_si AS veh, dd.total_volume::bigint AS vol,"
     "   (CASE WHEN dd.avg_volume > 0 THEN round(dd.total_volume / dd.avg_volume)"
-    "    ELSE 1440 END)::float8 AS n, dd.date::timestamptz AS f, true AS rolled"
+    "    ELSE 1440 END)::float8 AS n, dd.date::timestamptz AS f, true AS rolled,"
+    "   dd.n_vru_si::float8 AS nv, dd.n_vehicle_si::float8 AS nh, dd.constants_ids AS cids,"
+    "   dd.algorithm_versions AS avers"
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
@@ -163,6 +184,13 @@ static const char Q_SERIES_DAY_LOCAL[] =
  * (min and max through the primary key) wherever they still hold them; before them (past
  * the realtime retention) an hourly row counts from its hour's start for its minutes and
  * a daily row covers its day (the rollups keep no first and last minute). */
+/* the sub-index columns of a rollup row in the stats' layout: minutes, mean, min, max of
+ * the VRU and vehicle index (EB, else raw), then the provenance arrays */
+#define SUB_HOURLY                                                                                 \
+    " n_vru_si::float8 AS nv, avg_vru_si AS vm, min_vru_si AS vmn, max_vru_si AS vmx,"             \
+    " n_vehicle_si::float8 AS nh, avg_vehicle_si AS hm, min_vehicle_si AS hmn,"                    \
+    " max_vehicle_si AS hmx, constants_ids AS cids, algorithm_versions AS avers"
+
 static const char Q_STATS[] =
     "WITH ids AS (SELECT unnest(" IDS ") AS i),"
     " h AS (SELECT intersection_id AS iid, hour_timestamp AS ts,"
@@ -170,18 +198,25 @@ static const char Q_STATS[] =
     "   coalesce(std_si * std_si, 0) AS v, min_si AS mn, max_si AS mx,"
     "   total_volume::float8 AS vol, high_risk_minutes::float8 AS hr,"
     "   hour_timestamp AS f, hour_timestamp + (greatest(round(data_quality_score * 60), 1) - 1)"
-    "   * interval '1 minute' AS l"
+    "   * interval '1 minute' AS l," SUB_HOURLY
     "   FROM safety_indices_hourly WHERE intersection_id = ANY(" IDS ")"
     "   AND hour_timestamp >= $2 AND hour_timestamp < $3),"
     " r AS (SELECT ids.i AS iid, date_trunc('hour', x.ts, 'UTC') AS ts, count(*)::float8 AS n,"
     "   avg(x.si) AS m, coalesce(var_samp(x.si), 0) AS v, min(x.si) AS mn, max(x.si) AS mx,"
-    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > 75))::float8 AS hr,"
-    "   min(x.ts) AS f, max(x.ts) AS l"
+    "   sum(x.vol)::float8 AS vol, (count(*) FILTER (WHERE x.si > " TSI_RISK_HIGH_SQL
+    "))::float8 AS hr,"
+    "   min(x.ts) AS f, max(x.ts) AS l,"
+    "   count(x.vru)::float8, avg(x.vru), min(x.vru), max(x.vru),"
+    "   count(x.veh)::float8, avg(x.veh), min(x.veh), max(x.veh),"
+    "   coalesce(array_agg(DISTINCT x.cid) FILTER (WHERE x.cid IS NOT NULL), '{}'),"
+    "   coalesce(array_agg(DISTINCT x.ver) FILTER (WHERE x.ver IS NOT NULL), '{}')"
     "   FROM ids CROSS JOIN LATERAL (SELECT max(hour_timestamp) + interval '1 hour' AS c"
     "     FROM safety_indices_hourly WHERE intersection_id = ids.i"
     "     AND hour_timestamp >= $2 AND hour_timestamp < $3) cut"
     "   CROSS JOIN LATERAL (SELECT \"timestamp\" AS ts,"
-    "     coalesce(combined_index_eb, combined_index) AS si, traffic_volume AS vol"
+    "     coalesce(combined_index_eb, combined_index) AS si, traffic_volume AS vol,"
+    "     coalesce(vru_index_eb, vru_index) AS vru, coalesce(vehicle_index_eb, vehicle_index)"
+    "     AS veh, constants_id AS cid, algorithm_version AS ver"
     "     FROM safety_indices_realtime WHERE intersection_id = ids.i"
     "     AND \"timestamp\" >= greatest($2::timestamptz, coalesce(cut.c, $2::timestamptz))"
     "     AND \"timestamp\" < $3) x"
@@ -193,7 +228,10 @@ static const char Q_STATS[] =
     "    ELSE 1440 END)::float8 AS n, dd.avg_si AS m, coalesce(dd.std_si * dd.std_si, 0) AS v,"
     "   dd.min_si AS mn, dd.max_si AS mx, dd.total_volume::float8 AS vol,"
     "   dd.high_risk_hours * 60.0 AS hr, dd.date::timestamptz AS f,"
-    "   dd.date::timestamptz + interval '1 day' - interval '1 minute' AS l"
+    "   dd.date::timestamptz + interval '1 day' - interval '1 minute' AS l,"
+    "   dd.n_vru_si::float8, dd.avg_vru_si, dd.min_vru_si, dd.max_vru_si,"
+    "   dd.n_vehicle_si::float8, dd.avg_vehicle_si, dd.min_vehicle_si, dd.max_vehicle_si,"
+    "   dd.constants_ids, dd.algorithm_versions"
     "   FROM safety_indices_daily dd LEFT JOIN hmin ON hmin.iid = dd.intersection_id"
     "   WHERE dd.intersection_id = ANY(" IDS ")"
     "   AND dd.date >= ($2::timestamptz)::date AND dd.date < ($3::timestamptz)::date"
@@ -202,14 +240,25 @@ static const char Q_STATS[] =
     " agg AS (SELECT iid, sum(n) AS n, sum(n * m) / sum(n) AS avg, min(mn) AS mn, max(mx) AS mx,"
     "   sqrt(greatest(0, (sum((n - 1) * v + n * m * m) - sum(n * m) ^ 2 / sum(n))"
     "     / nullif(sum(n) - 1, 0))) AS sd, sum(vol) AS vol, sum(hr) AS hr,"
-    "   min(f) AS f, max(l) AS l"
+    "   min(f) AS f, max(l) AS l,"
+    "   CASE WHEN bool_and(nv IS NOT NULL) THEN sum(nv * vm) FILTER (WHERE nv > 0)"
+    "     / nullif(sum(nv), 0) END AS vm,"
+    "   CASE WHEN bool_and(nv IS NOT NULL) THEN min(vmn) END AS vmn,"
+    "   CASE WHEN bool_and(nv IS NOT NULL) THEN max(vmx) END AS vmx,"
+    "   CASE WHEN bool_and(nh IS NOT NULL) THEN sum(nh * hm) FILTER (WHERE nh > 0)"
+    "     / nullif(sum(nh), 0) END AS hm,"
+    "   CASE WHEN bool_and(nh IS NOT NULL) THEN min(hmn) END AS hmn,"
+    "   CASE WHEN bool_and(nh IS NOT NULL) THEN max(hmx) END AS hmx,"
+    "   tsi_union(cids) AS cids, tsi_union(avers) AS avers"
     "   FROM a WHERE n > 0 GROUP BY iid)"
     " SELECT ids.i, it.name, coalesce(agg.n, 0), agg.avg, agg.mn, agg.mx, agg.sd,"
     " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude,"
     " date_part('epoch', CASE WHEN rt.f IS NULL OR agg.f < date_trunc('hour', rt.f, 'UTC')"
     "   THEN agg.f ELSE rt.f END),"
     " date_part('epoch', CASE WHEN rt.l IS NULL OR agg.l >= date_trunc('hour', rt.l, 'UTC')"
-    "   + interval '1 hour' THEN agg.l ELSE rt.l END)"
+    "   + interval '1 hour' THEN agg.l ELSE rt.l END),"
+    " agg.vm, agg.vmn, agg.vmx, agg.hm, agg.hmn, agg.hmx, array_to_string(agg.cids, ','),"
+    " array_to_string(agg.avers, ',')"
     " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
     " CROSS JOIN LATERAL (SELECT min(\"timestamp\") AS f, max(\"timestamp\") AS l"
     "   FROM safety_indices_realtime WHERE intersection_id = ids.i"
@@ -255,7 +304,7 @@ static const char Q_INTERSECTION[] =
     " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " WHERE i.id = $1";
 
-/* lane polylines (metadata.lane_geometry, collect/lanejson.h) of the intersections whose
+/* lane polylines (metadata.lane_geometry, vcc/lanejson.h) of the intersections whose
  * point lies in the bbox $1..$4 (min lon, min lat, max lon, max lat) grown by 0.005 deg,
  * the first $5 + 1 of them by id: (id, GeoJSON Feature text), one row per lane of >= 2
  * well-formed nodes, by id then lane order. Nodes are [lat, lon]; GeoJSON is [lon, lat]. */

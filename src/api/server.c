@@ -27,7 +27,7 @@
 #include "api/req.h"
 #include "api/routes.h"
 #include "api/state.h"
-#include "api/tz.h"
+#include "base/tz.h"
 #include "base/log.h"
 #include "db/conn.h"
 
@@ -692,7 +692,7 @@ int tsi_cmd_serve(int argc, char **argv)
     }
     snprintf(a->tile_url, sizeof a->tile_url, "%s", tile ? tile : "");
     tsi_error tze = {0};
-    if (tsi_api_tz_init(tsi_opts_str(&o, "timezone"), &tze) < 0) {
+    if (tsi_tz_init(tsi_opts_str(&o, "timezone"), &tze) < 0) {
         fprintf(stderr, "tsi serve: --timezone: %s: %s\n", tze.message, tze.detail);
         tsi_opts_free(&o);
         return 2;
@@ -766,7 +766,7 @@ int tsi_cmd_serve(int argc, char **argv)
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : a->port;
     tsi_info("api", "listening port=%d threads=%d source=%s timezone=%s web_dir=%s archive=%s",
-             port, a->threads, src, tsi_api_tz_name(), a->web_dir[0] ? a->web_dir : "(none)",
+             port, a->threads, src, tsi_tz_name(), a->web_dir[0] ? a->web_dir : "(none)",
              a->archive_dir);
 
     int sig = 0;

@@ -1,5 +1,6 @@
-/* archive/compact.h — `tsi archive compact`: merge the small files of a closed hour (raw)
- * or day (indices) into one, without losing or duplicating a row.
+/* archive/compact.h — merge the small files of a closed hour (raw) or day (indices) into
+ * one, without losing or duplicating a row (its command line, `tsi archive compact`, is
+ * cli/cmd_archive.c).
  *
  * Per directory and file prefix: the inputs' row count and an order-independent checksum
  * (sum of DuckDB's hash of each whole row) are computed; the merged file is written to a
@@ -18,7 +19,6 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "base/options.h"
 
 typedef struct tsi_compact_stats {
     long long dirs;      /* directories merged */
@@ -34,7 +34,5 @@ typedef struct tsi_compact_stats {
  * indices) ended at least min_age_hours before now_ms. */
 int tsi_archive_compact(const char *root, const char *kind, int min_age_hours, int64_t now_ms,
                         tsi_compact_stats *stats, tsi_error *err);
-
-extern const tsi_option tsi_archive_compact_options[];
 
 #endif

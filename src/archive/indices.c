@@ -23,7 +23,7 @@ static const char DDL_ROWS[] =
     "vehicle_event_count INTEGER NOT NULL, vru_event_count INTEGER NOT NULL, "
     "hour_of_day SMALLINT NOT NULL, day_of_week SMALLINT NOT NULL, avg_speed DOUBLE, "
     "speed_stddev DOUBLE, hard_braking_count INTEGER, message_count INTEGER, "
-    "day_key BIGINT NOT NULL)";
+    "constants_id BIGINT, algorithm_version SMALLINT, day_key BIGINT NOT NULL)";
 
 static const char DDL_CONF[] =
     "CREATE TABLE IF NOT EXISTS tsi_conf_buf (intersection_id BIGINT NOT NULL, "
@@ -72,6 +72,14 @@ static int append_rows(duckdb_connection con, const tsi_rt_row *rows, size_t n,
             dbl(ap, r->speed_stddev);
             duckdb_append_int32(ap, r->hard_braking_count);
             duckdb_append_int32(ap, r->message_count);
+            if (r->constants_id > 0)
+                duckdb_append_int64(ap, r->constants_id);
+            else
+                duckdb_append_null(ap);
+            if (r->algorithm_version > 0 && r->algorithm_version <= INT16_MAX)
+                duckdb_append_int16(ap, (int16_t)r->algorithm_version);
+            else
+                duckdb_append_null(ap);
             duckdb_append_int64(ap, day_of(r->minute_ms));
             if (duckdb_appender_end_row(ap) == DuckDBError)
                 goto fail;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "collect/rows.h"
+#include "core/rows.h"
 
 typedef struct tsi_indices_stats {
     long long files, rows, conflicts;

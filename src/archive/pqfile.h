@@ -15,16 +15,11 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fs.h" /* tsi_mkdirs, tsi_fsync_dir: most writers of files use both */
 
 /* Temporary files start with this prefix (and end in ".tmp"); readers never match them
  * with *.parquet and `tsi archive compact` removes stale ones. */
 #define TSI_PQ_TMP_PREFIX ".tsi-tmp-"
-
-/* mkdir -p (mode 0755). */
-int tsi_mkdirs(const char *path, tsi_error *err);
-
-/* fsync of a directory (so a rename in it is durable). */
-int tsi_fsync_dir(const char *dir, tsi_error *err);
 
 /* Appends s as a SQL string literal ('…', quotes doubled) to b. */
 void tsi_sql_quote(tsi_buf *b, const char *s);

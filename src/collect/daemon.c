@@ -19,7 +19,8 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
-#include "collect/pipeline.h"
+#include "base/tz.h"
+#include "pipeline/pipeline.h"
 #include "core/index.h"
 #include "db/conn.h"
 #include "db/constants.h"
@@ -617,8 +618,11 @@ int tsi_cmd_collect(int argc, char **argv)
         free(d);
         return 2;
     }
-    setenv("TZ", d->s.tz, 1);
-    tzset();
+    if (tsi_tz_init(d->s.tz, &e) < 0) {
+        fprintf(stderr, "tsi collect: --timezone: %s\n", tsi_error_str(&e, buf, sizeof buf));
+        free(d);
+        return 2;
+    }
     /* frames reach megabytes: served from the heap and kept there, not mmap'd and
      * page-faulted in afresh for each frame (a tenth of the collector's CPU otherwise) */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);

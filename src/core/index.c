@@ -209,12 +209,12 @@ void tsi_index_eb(tsi_index *x, const tsi_features *f, double k, const double pr
 
 const char *tsi_risk_level(double v)
 {
-    return v > 75 ? "High" : v >= 60 ? "Medium" : "Low";
+    return v > TSI_RISK_HIGH ? "High" : v >= TSI_RISK_MEDIUM ? "Medium" : "Low";
 }
 
 const char *tsi_risk_colour(double v)
 {
-    return v > 75 ? "#E74C3C" : v >= 60 ? "#F39C12" : "#2ECC71";
+    return v > TSI_RISK_HIGH ? "#E74C3C" : v >= TSI_RISK_MEDIUM ? "#F39C12" : "#2ECC71";
 }
 
 /* ---- priors: open addressing on (intersection, hour) ---- */

@@ -34,8 +34,16 @@ typedef struct tsi_features {
  * HB_max, k. */
 typedef struct tsi_constants {
     double I_vru_max, I_veh_max, V_max, sigma_max, S_ref, HB_max;
-    double k; /* Empirical Bayes strength */
+    double k;       /* Empirical Bayes strength */
+    int64_t set_id; /* normalization_constants.id the values came from; 0 = none (defaults,
+                       a file): recorded with every index row (model provenance) */
 } tsi_constants;
+
+/* The version of the feature and index code: bumped whenever a change makes the same
+ * messages give a different feature or index value (a threshold, a formula, a rule of
+ * dedupe or windows). Every 1-minute row records the version that computed it
+ * (safety_indices_realtime.algorithm_version, docs/domain-core.md § Model provenance). */
+#define TSI_ALGORITHM_VERSION 1
 
 /* The configured defaults used until data exists (the worked vector's constants). */
 extern const tsi_constants tsi_constants_default;
@@ -98,6 +106,14 @@ void tsi_index_compute(const tsi_features *f, const tsi_constants *c, tsi_index 
  * k <= 0 gives λ = 1; N = 0 with k > 0 gives λ = 0 (the prior alone). */
 void tsi_index_eb(tsi_index *x, const tsi_features *f, double k, const double prior[3],
                   int prior_source);
+
+/* The risk thresholds (domain.md): "High" above TSI_RISK_HIGH, "Medium" from
+ * TSI_RISK_MEDIUM to TSI_RISK_HIGH inclusive, "Low" below. High-risk minutes and hours
+ * (history, stats, rollups) are those above TSI_RISK_HIGH; SQL text that counts them
+ * writes TSI_RISK_HIGH_SQL, the same number as a literal. */
+#define TSI_RISK_HIGH     75
+#define TSI_RISK_HIGH_SQL "75"
+#define TSI_RISK_MEDIUM   60
 
 /* "Low" (< 60), "Medium" (60..75 inclusive), "High" (> 75), and their colours. */
 const char *tsi_risk_level(double index);

@@ -14,30 +14,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/options.h"
 #include "base/proc.h"
-#include "commands.h"
 #include "db/conn.h"
-
-const tsi_option tsi_db_options[] = {
-    {"pg-port", TSI_OPT_INT, "55432", "TSI_PG_PORT", "TCP port of the embedded cluster (127.0.0.1)",
-     "1..65535"},
-    {"pg-bin", TSI_OPT_PATH, "/usr/lib/postgresql/15/bin", "TSI_PG_BIN",
-     "directory of the PostgreSQL server programs", NULL},
-    {"db-name", TSI_OPT_STRING, "tsi", "TSI_DB_NAME", "database name in the embedded cluster",
-     NULL},
-    {"pg-listen", TSI_OPT_STRING, "127.0.0.1", "TSI_PG_LISTEN",
-     "addresses the embedded cluster listens on (listen_addresses; * in a container whose "
-     "clients connect by name: then the four tsi roles may log in with their certificate from "
-     "any address, the superuser still only on the socket)",
-     NULL},
-    {"pg-hostname", TSI_OPT_STRING, "", "TSI_PG_HOSTNAME",
-     "one more DNS name in the server certificate, the name clients connect to (e.g. db in "
-     "Compose); read when the certificates are made, at the first start",
-     NULL},
-    {"role", TSI_OPT_ENUM, "tsi_owner", NULL, "role for `url` and `psql`",
-     "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres|tsi_replication"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* the roles that log in over TCP with a client certificate (pg_hba.conf names exactly these;
  * tsi_replication only for replication connections) */
@@ -50,8 +29,6 @@ static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
  * command that (re)starts the cluster (db start, backup setup, restore) writes the same
  * configuration. Each is checked where it is used: both go into configuration files. */
 #define PG_OPT_MAX 256
-static bool listen_ok(const char *l);
-static bool hostname_ok(const char *h);
 static const char *pg_listen(void)
 {
     const char *l = getenv("TSI_PG_LISTEN");
@@ -328,7 +305,7 @@ static int make_certs(const char *dir, tsi_error *err)
     snprintf(path, sizeof path, "%s/server.crt", dir);
     if (!exists(path)) {
         snprintf(ext, sizeof ext, "%s/server.ext", dir);
-        if (!hostname_ok(pg_hostname()))
+        if (!tsi_cluster_hostname_ok(pg_hostname()))
             return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_HOSTNAME is not a DNS name", "'%s'",
                                  pg_hostname());
         char san[512];
@@ -435,7 +412,7 @@ static int append_remote_hba(const char *path, tsi_error *err)
 
 static int write_config(const char *dir, tsi_error *err)
 {
-    if (!listen_ok(pg_listen()))
+    if (!tsi_cluster_listen_ok(pg_listen()))
         return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_LISTEN is not addresses or *", "'%s'",
                              pg_listen());
     char sock[PATH_MAX], path[PATH_MAX], conf[4096];
@@ -675,18 +652,8 @@ int tsi_cluster_stop(tsi_error *err)
     return run(argv, true, err);
 }
 
-/* ---- the `tsi db` command ------------------------------------------------------------ */
-
-static int role_of(const char *name)
-{
-    for (int i = 0; i < TSI_ROLE__COUNT; i++)
-        if (strcmp(tsi_db_role_name((tsi_db_role)i), name) == 0)
-            return i;
-    return TSI_ROLE_OWNER;
-}
-
 /* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */
-static bool listen_ok(const char *l)
+bool tsi_cluster_listen_ok(const char *l)
 {
     if (!l || !*l || strlen(l) >= PG_OPT_MAX)
         return false;
@@ -703,169 +670,10 @@ static bool listen_ok(const char *l)
 }
 
 /* --pg-hostname: empty, or a DNS name */
-static bool hostname_ok(const char *h)
+bool tsi_cluster_hostname_ok(const char *h)
 {
     return h && strlen(h) < PG_OPT_MAX &&
            strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
                strlen(h) &&
            *h != '-' && *h != '.';
-}
-
-/* parses the options shared by every `tsi db` subcommand and exports them */
-static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
-                   char **argv)
-{
-    int rc = tsi_opts_parse(o, cmd, usage, tsi_db_options, max_args, argc, argv);
-    if (rc != 0)
-        return rc;
-    setenv("TSI_PG_PORT", tsi_opts_str(o, "pg-port"), 1);
-    setenv("TSI_DB_NAME", tsi_opts_str(o, "db-name"), 1);
-    snprintf(pg_bin, sizeof pg_bin, "%s", tsi_opts_str(o, "pg-bin"));
-    /* both go into configuration files: a quote, comma or newline would add to them */
-    const char *l = tsi_opts_str(o, "pg-listen"), *h = tsi_opts_str(o, "pg-hostname");
-    if (!listen_ok(l)) {
-        fprintf(stderr, "%s: --pg-listen: IP addresses or *, separated by commas: '%s'\n", cmd,
-                l ? l : "");
-        tsi_opts_free(o);
-        return -1;
-    }
-    if (!hostname_ok(h)) {
-        fprintf(stderr, "%s: --pg-hostname: a DNS name (letters, digits, '-', '.'): '%s'\n", cmd,
-                h ? h : "");
-        tsi_opts_free(o);
-        return -1;
-    }
-    setenv("TSI_PG_LISTEN", l, 1);
-    setenv("TSI_PG_HOSTNAME", h, 1);
-    return 0;
-}
-
-static void print_url(tsi_db_role role)
-{
-    char ci[8192];
-    tsi_error e = {0};
-    if (tsi_db_conninfo(role, NULL, ci, sizeof ci, &e) == 0)
-        printf("%s\n", ci);
-}
-
-static int cmd_start(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db start",
-                     "usage: tsi db start [options]\n\nInitialise (first time) "
-                     "and start the embedded cluster; prints how to connect.",
-                     0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    tsi_error e = {0};
-    if (tsi_db_external()) {
-        fprintf(stderr, "tsi db start: DATABASE_URL or PG* is set: tsi uses that database\n");
-        tsi_opts_free(&o);
-        return 0;
-    }
-    rc = tsi_cluster_start(&e);
-    tsi_opts_free(&o);
-    if (rc < 0)
-        return tsi_error_report("tsi db start", &e);
-    print_url(TSI_ROLE_OWNER);
-    return 0;
-}
-
-static int cmd_stop(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db stop", "usage: tsi db stop [options]", 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    tsi_error e = {0};
-    rc = tsi_cluster_stop(&e);
-    tsi_opts_free(&o);
-    return rc < 0 ? tsi_error_report("tsi db stop", &e) : 0;
-}
-
-static int cmd_status(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db status",
-                     "usage: tsi db status [options]\n\nExit 0 when the "
-                     "embedded cluster runs, 3 when it does not.",
-                     0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    char dir[PATH_MAX];
-    data_dir(dir, sizeof dir);
-    int up = tsi_cluster_running();
-    printf("embedded cluster: %s\ndata directory: %s\nport: %d\ndatabase: %s\n",
-           up ? "running" : "stopped", dir, tsi_db_port(), tsi_db_name());
-    tsi_opts_free(&o);
-    return up ? 0 : 3;
-}
-
-static int cmd_url(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db url",
-                     "usage: tsi db url [--role ROLE]\n\nPrints the libpq "
-                     "connection string of a role.",
-                     0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    print_url((tsi_db_role)role_of(tsi_opts_str(&o, "role")));
-    tsi_opts_free(&o);
-    return 0;
-}
-
-static int cmd_psql(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db psql", "usage: tsi db psql [--role ROLE] [-- psql arguments]",
-                     TSI_ARGS_MAX, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    char ci[8192];
-    tsi_error e = {0};
-    if (tsi_db_conninfo((tsi_db_role)role_of(tsi_opts_str(&o, "role")), NULL, ci, sizeof ci, &e) <
-        0)
-        return tsi_error_report("tsi db psql", &e);
-    char *args[TSI_ARGS_MAX + 4];
-    int n = 0;
-    args[n++] = "psql";
-    args[n++] = ci;
-    for (int i = 0; i < o.nargs; i++)
-        args[n++] = o.args[i];
-    args[n] = NULL;
-    execvp("psql", args);
-    fprintf(stderr, "tsi db psql: cannot run psql: %s\n", strerror(errno));
-    return 1;
-}
-
-static int cmd_bootstrap(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = db_opts(&o, "tsi db bootstrap",
-                     "usage: tsi db bootstrap\n\nCreates the roles, the database and the "
-                     "extensions as the superuser (DATABASE_ADMIN_URL for an external server).",
-                     0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    tsi_error e = {0};
-    rc = tsi_cluster_bootstrap(&e);
-    tsi_opts_free(&o);
-    return rc < 0 ? tsi_error_report("tsi db bootstrap", &e) : 0;
-}
-
-static const tsi_command db_commands[] = {
-    {"start", "initialise (first time) and start the embedded cluster", cmd_start},
-    {"stop", "stop the embedded cluster", cmd_stop},
-    {"status", "say whether the embedded cluster runs (exit 3 when not)", cmd_status},
-    {"url", "print the connection string of a role", cmd_url},
-    {"psql", "open psql as a role", cmd_psql},
-    {"bootstrap", "create roles, database and extensions (superuser)", cmd_bootstrap},
-    {NULL, NULL, NULL},
-};
-
-int tsi_cmd_db(int argc, char **argv)
-{
-    return tsi_cli_dispatch("tsi db", "The embedded PostgreSQL cluster under $TSI_HOME/pg.",
-                            db_commands, argc, argv);
 }

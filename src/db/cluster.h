@@ -1,4 +1,5 @@
-/* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (`tsi db`).
+/* db/cluster.h — the embedded PostgreSQL cluster under $TSI_HOME/pg (its command line,
+ * `tsi db`, is cli/cmd_db.c).
  *
  * start: initdb on first use (UTF-8, C locale, superuser `postgres`), a CA (its key in
  * $TSI_HOME/ca, read by `tsi db start` alone; its certificate in the certificates
@@ -19,12 +20,10 @@
 #ifndef TSI_DB_CLUSTER_H
 #define TSI_DB_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/error.h"
-#include "base/options.h"
-
-extern const tsi_option tsi_db_options[];
 
 /* Directory of the server's Unix socket (the data directory, or /tmp when that path is
  * too long for a socket). Fails when the cluster was never initialised. */
@@ -34,6 +33,11 @@ int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
 void tsi_cluster_data_dir(char *buf, size_t len);
 /* Directory of the PostgreSQL server programs (default /usr/lib/postgresql/15/bin). */
 void tsi_cluster_set_pg_bin(const char *dir);
+/* --pg-listen / TSI_PG_LISTEN: "*" or numeric IPv4/IPv6 addresses, separated by commas;
+ * --pg-hostname / TSI_PG_HOSTNAME: empty or a DNS name. Both go into configuration files,
+ * so `tsi db` refuses anything else (exit 2) and the cluster code checks them again. */
+bool tsi_cluster_listen_ok(const char *listen);
+bool tsi_cluster_hostname_ok(const char *hostname);
 const char *tsi_cluster_pg_bin(void);
 
 int tsi_cluster_start(tsi_error *err); /* idempotent */

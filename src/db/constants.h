@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "core/index.h"
@@ -17,5 +18,11 @@
  * then tsi_constants_default and *priors NULL), or a negative TSI_E_* when the query
  * failed (TSI_E_DB) or the stored set is unusable (k is left at the defaults). */
 int tsi_db_constants_now(PGconn *c, tsi_constants *k, tsi_priors **priors, tsi_error *err);
+
+/* Loads the set with normalization_constants.id = id (what an index row records in
+ * constants_id), with its priors: `tsi explain`. Same returns (0 = no such set). k->set_id
+ * is the set's id whenever one was loaded. */
+int tsi_db_constants_by_id(PGconn *c, int64_t id, tsi_constants *k, tsi_priors **priors,
+                           tsi_error *err);
 
 #endif

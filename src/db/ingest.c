@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "archive/pqfile.h"
+#include "base/fs.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/options.h"
@@ -32,6 +33,9 @@
 #define READ_CHUNK    (4u << 20)
 
 enum { REC_ROW = 1, REC_ISECT = 2, REC_DQ = 3 };
+
+/* optional columns of safety_indices_realtime, written where the table has them */
+#define NFEAT 5
 
 static size_t payload_size(int type)
 {
@@ -54,8 +58,14 @@ typedef struct isect_wire {
     int32_t lane_count, revision;
 } isect_wire;
 
+/* a realtime row record written before the provenance fields existed (migration 060):
+ * the struct's prefix */
+#define ROW_V1_SIZE offsetof(tsi_rt_row, constants_id)
+
 static bool payload_ok(int type, uint32_t len)
 {
+    if (type == REC_ROW && len == ROW_V1_SIZE)
+        return true;
     if (type == REC_ISECT)
         return len >= sizeof(isect_wire) && len <= sizeof(isect_wire) + TSI_ISECT_METADATA_MAX;
     return len <= MAX_PAYLOAD && payload_size(type) == len;
@@ -116,9 +126,9 @@ static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
 /* one writer connection and what was learned of the schema on it */
 typedef struct wconn {
     PGconn *conn;
-    bool has_feat[3]; /* avg_speed, speed_stddev, hard_braking_count */
-    int staged_next;  /* parts of realtime rows to write staged before trying COPY straight
-                         into the table again (after an attempt the table refused) */
+    bool has_feat[NFEAT]; /* FEAT_COLS the table has (older schemas lack some) */
+    int staged_next;      /* parts of realtime rows to write staged before trying COPY straight
+                             into the table again (after an attempt the table refused) */
 } wconn;
 
 struct tsi_ingest {
@@ -140,7 +150,8 @@ struct tsi_ingest {
     unsigned rnd;
 };
 
-static const char *const FEAT_COLS[3] = {"avg_speed", "speed_stddev", "hard_braking_count"};
+static const char *const FEAT_COLS[NFEAT] = {"avg_speed", "speed_stddev", "hard_braking_count",
+                                             "constants_id", "algorithm_version"};
 
 void tsi_ingest_spool_path(const char *spool_dir, char *buf, size_t len)
 {
@@ -394,6 +405,8 @@ int tsi_ingest_add_rows(tsi_ingest *in, const tsi_rt_row *rows, size_t n, tsi_er
         c[i].speed_stddev = rows[i].speed_stddev;
         c[i].hard_braking_count = rows[i].hard_braking_count;
         c[i].message_count = rows[i].message_count;
+        c[i].constants_id = rows[i].constants_id;
+        c[i].algorithm_version = rows[i].algorithm_version;
     }
     int rc = append(in, REC_ROW, c, n, sizeof *c, err);
     free(c);
@@ -583,7 +596,8 @@ static const char SQL_STAGE[] =
     "\"timestamp\" timestamptz, combined_index float8, combined_index_eb float8, vru_index float8, "
     "vru_index_eb float8, vehicle_index float8, vehicle_index_eb float8, traffic_volume int, "
     "vru_count int, vehicle_event_count int, vru_event_count int, hour_of_day smallint, "
-    "day_of_week smallint, avg_speed float8, speed_stddev float8, hard_braking_count int) "
+    "day_of_week smallint, avg_speed float8, speed_stddev float8, hard_braking_count int, "
+    "constants_id bigint, algorithm_version smallint) "
     "ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_dq (seq bigint NOT NULL, \"timestamp\" "
     "timestamptz, intersection_id bigint, issue_type text, severity text, message text, "
@@ -666,7 +680,7 @@ static int copy_in(tsi_ingest *in, wconn *w, const char *sql, tsi_buf *data, con
 static void bin_row(tsi_buf *d, const tsi_rt_row *r, int64_t seq, const bool *feat)
 {
     int nf = 14 + (seq >= 0);
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < NFEAT; f++)
         nf += !feat || feat[f];
     be16(d, (uint16_t)nf);
     if (seq >= 0)
@@ -689,6 +703,18 @@ static void bin_row(tsi_buf *d, const tsi_rt_row *r, int64_t seq, const bool *fe
         bin_f8(d, r->speed_stddev);
     if (!feat || feat[2])
         bin_i4(d, r->hard_braking_count);
+    if (!feat || feat[3]) {
+        if (r->constants_id > 0)
+            bin_i8(d, r->constants_id);
+        else
+            be32(d, UINT32_MAX); /* NULL */
+    }
+    if (!feat || feat[4]) {
+        if (r->algorithm_version > 0 && r->algorithm_version <= INT16_MAX)
+            bin_i2(d, (int16_t)r->algorithm_version);
+        else
+            be32(d, UINT32_MAX);
+    }
 }
 
 static const char *const ROW_BASE_COLS =
@@ -789,7 +815,7 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, rec *const *v, size_t n, 
     }
     be16(&d, UINT16_MAX);
     tsi_buf_printf(&sql, "COPY safety_indices_realtime (%s", ROW_BASE_COLS);
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < NFEAT; f++)
         if (w->has_feat[f])
             tsi_buf_printf(&sql, ", %s", FEAT_COLS[f]);
     tsi_buf_puts(&sql, ") FROM STDIN (FORMAT binary)");
@@ -857,7 +883,7 @@ static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long lo
         return k;
     tsi_buf cols = TSI_BUF_INIT, set = TSI_BUF_INIT;
     tsi_buf_puts(&cols, ROW_BASE_COLS);
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < NFEAT; f++)
         if (w->has_feat[f])
             tsi_buf_printf(&cols, ", %s", FEAT_COLS[f]);
     const char *names[] = {"combined_index",  "combined_index_eb", "vru_index",
@@ -866,7 +892,7 @@ static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long lo
                            "vru_event_count", "hour_of_day",       "day_of_week"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         tsi_buf_printf(&set, "%s%s = EXCLUDED.%s", i ? ", " : "", names[i], names[i]);
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < NFEAT; f++)
         if (w->has_feat[f])
             tsi_buf_printf(&set, ", %s = EXCLUDED.%s", FEAT_COLS[f], FEAT_COLS[f]);
     tsi_buf_printf(&sql,
@@ -1132,7 +1158,7 @@ static int connect_one(tsi_ingest *in, wconn *w)
         check(in, w, r, PGRES_TUPLES_OK, "schema");
         goto fail;
     }
-    for (int f = 0; f < 3; f++) {
+    for (int f = 0; f < NFEAT; f++) {
         w->has_feat[f] = false;
         for (int i = 0; i < PQntuples(r); i++)
             if (strcmp(PQgetvalue(r, i, 0), FEAT_COLS[f]) == 0)
@@ -1140,7 +1166,8 @@ static int connect_one(tsi_ingest *in, wconn *w)
     }
     PQclear(r);
     tsi_info("ingest", "connected to the database conn=%d of=%d features=%d", (int)(w - in->wc),
-             in->nconn, w->has_feat[0] + w->has_feat[1] + w->has_feat[2]);
+             in->nconn,
+             w->has_feat[0] + w->has_feat[1] + w->has_feat[2] + w->has_feat[3] + w->has_feat[4]);
     return 0;
 fail:
     PQfinish(w->conn);
@@ -1237,8 +1264,10 @@ static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t ma
             v[n].off = off + (off_t)i;
             if (type == REC_ISECT)
                 isect_read(&v[n].u.isect, buf + i + HDR_SIZE, fl - HDR_SIZE);
-            else
+            else {
+                memset(&v[n].u, 0, sizeof v[n].u); /* an older, shorter row: provenance 0 */
                 memcpy(&v[n].u, buf + i + HDR_SIZE, fl - HDR_SIZE);
+            }
             n++;
             i += fl;
         }

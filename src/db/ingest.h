@@ -48,7 +48,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "collect/rows.h"
+#include "core/rows.h"
 
 typedef struct tsi_ingest tsi_ingest;
 

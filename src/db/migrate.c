@@ -6,13 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "commands.h"
 #include "db/conn.h"
-
-const tsi_option tsi_migrate_options[] = {
-    {"status", TSI_OPT_BOOL, NULL, NULL, "list migrations and whether each is applied", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 static const char SQL_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
                                 "  version    integer PRIMARY KEY,\n"
@@ -99,7 +93,7 @@ int tsi_migrate_apply(PGconn *c, tsi_error *err)
     return tsi_migrate_apply_list(c, tsi_migrations, tsi_migrations_count, err);
 }
 
-static int print_status(PGconn *c)
+int tsi_migrate_print_status(PGconn *c)
 {
     PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
     int have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -125,35 +119,4 @@ static int print_status(PGconn *c)
         printf("%03d  %-32s %-8s %s\n", m->version, m->name, state, when);
     }
     return 0;
-}
-
-int tsi_cmd_migrate(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi migrate",
-                            "usage: tsi migrate [--status]\n\nApplies the embedded SQL "
-                            "migrations as tsi_owner.",
-                            tsi_migrate_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    tsi_error e = {0};
-    char buf[900];
-    PGconn *c = tsi_db_connect(TSI_ROLE_OWNER, NULL, &e);
-    if (!c) {
-        fprintf(stderr, "tsi migrate: %s\n", tsi_error_str(&e, buf, sizeof buf));
-        tsi_opts_free(&o);
-        return 1;
-    }
-    if (tsi_opts_bool(&o, "status")) {
-        rc = print_status(c);
-    } else {
-        rc = tsi_migrate_apply(c, &e);
-        if (rc >= 0)
-            tsi_info("migrate", "schema up to date applied=%d total=%d", rc, tsi_migrations_count);
-        else
-            fprintf(stderr, "tsi migrate: %s\n", tsi_error_str(&e, buf, sizeof buf));
-    }
-    PQfinish(c);
-    tsi_opts_free(&o);
-    return rc < 0 ? 1 : 0;
 }

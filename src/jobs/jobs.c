@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 
 const tsi_option tsi_jobs_options[] = {
@@ -20,6 +20,16 @@ const tsi_option tsi_jobs_options[] = {
      "constants: Empirical Bayes strength k stored with the set", "0.000001..1000000"},
     {"prior-min-minutes", TSI_OPT_INT, "60", "TSI_PRIOR_MIN_MINUTES",
      "constants: minutes of history an intersection-hour needs for its own prior", "1..100000"},
+    {"constants-min-minutes", TSI_OPT_INT, "60", "TSI_CONSTANTS_MIN_MINUTES",
+     "constants: a set whose window holds fewer 1-minute rows is refused (previous set stays)",
+     "1..100000000"},
+    {"constants-max-jump", TSI_OPT_DOUBLE, "10", "TSI_CONSTANTS_MAX_JUMP",
+     "constants: a set is refused when a maximum moves by more than this factor from the "
+     "previous set",
+     "1.000001..1000000"},
+    {"features-retention-days", TSI_OPT_INT, "35", "TSI_FEATURES_RETENTION_DAYS",
+     "constants: days of hourly features (safety_features_hourly) kept; at least --window-days",
+     "1..3660"},
     {"constants-defaults", TSI_OPT_STRING, NULL, "TSI_CONSTANTS_DEFAULTS",
      "constants: JSON object of defaults for features with no data (e.g. {\"S_ref\":40})", NULL},
     {"realtime-retention-hours", TSI_OPT_INT, "48", "TSI_RETENTION_REALTIME_HOURS",
@@ -229,20 +239,28 @@ static const char SQL_PARAMS[] =
     "  'window_days', $1::int, 'k', $2::float8, 'prior_min_minutes', $3::int,\n"
     "  'realtime_retention', ($4::int || ' hours'), 'hourly_retention', ($5::int || ' days'),\n"
     "  'job_runs_retention', ($6::int || ' days'), 'lock_timeout_ms', $7::int,\n"
-    "  'lock_attempts', $9::int, 'data_quality_retention', ($10::int || ' days'))\n"
+    "  'lock_attempts', $9::int, 'data_quality_retention', ($10::int || ' days'),\n"
+    "  'min_minutes', $11::int, 'max_jump', $12::float8, 'features_retention_days', $13::int)\n"
     "  || CASE WHEN $8::jsonb IS NULL THEN '{}'::jsonb\n"
     "          ELSE jsonb_build_object('defaults', $8::jsonb) END,\n"
-    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object'";
+    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object', $13::int >= $1::int";
 
 int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
 {
-    const char *p[10] = {
-        tsi_opts_str(o, "window-days"),           tsi_opts_str(o, "prior-k"),
-        tsi_opts_str(o, "prior-min-minutes"),     tsi_opts_str(o, "realtime-retention-hours"),
-        tsi_opts_str(o, "hourly-retention-days"), tsi_opts_str(o, "job-runs-retention-days"),
-        tsi_opts_str(o, "lock-timeout-ms"),       tsi_opts_str(o, "constants-defaults"),
-        tsi_opts_str(o, "lock-attempts"),         tsi_opts_str(o, "data-quality-retention-days")};
-    PGresult *r = PQexecParams(c, SQL_PARAMS, 10, NULL, p, NULL, NULL, 0);
+    const char *p[13] = {tsi_opts_str(o, "window-days"),
+                         tsi_opts_str(o, "prior-k"),
+                         tsi_opts_str(o, "prior-min-minutes"),
+                         tsi_opts_str(o, "realtime-retention-hours"),
+                         tsi_opts_str(o, "hourly-retention-days"),
+                         tsi_opts_str(o, "job-runs-retention-days"),
+                         tsi_opts_str(o, "lock-timeout-ms"),
+                         tsi_opts_str(o, "constants-defaults"),
+                         tsi_opts_str(o, "lock-attempts"),
+                         tsi_opts_str(o, "data-quality-retention-days"),
+                         tsi_opts_str(o, "constants-min-minutes"),
+                         tsi_opts_str(o, "constants-max-jump"),
+                         tsi_opts_str(o, "features-retention-days")};
+    PGresult *r = PQexecParams(c, SQL_PARAMS, 13, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         tsi_db_result_error(r, "bad job parameter", err);
         PQclear(r);
@@ -254,6 +272,12 @@ int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
         PQclear(r);
         return tsi_error_set(err, TSI_E_INVALID, "--constants-defaults must be a JSON object", "%s",
                              p[7]);
+    }
+    if (strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+        PQclear(r);
+        return tsi_error_set(err, TSI_E_INVALID,
+                             "--features-retention-days must be at least --window-days",
+                             "features-retention-days=%s window-days=%s", p[12], p[0]);
     }
     tsi_buf_puts(out, PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -519,6 +543,45 @@ static const char SQL_CRON_STATUS[] =
     "                      ORDER BY x.runid DESC LIMIT 1) d ON true\n"
     " WHERE j.jobname LIKE 'tsi-%' ORDER BY j.jobname";
 
+/* the constants set in force now, its window and inputs; the last refusal */
+static const char SQL_ACTIVE_SET[] =
+    "SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS'),\n"
+    "       coalesce(to_char(valid_until, 'YYYY-MM-DD HH24:MI:SS'), 'open'),\n"
+    "       coalesce(constants->>'window_days', '-'), coalesce(constants->>'window_start', '-'),\n"
+    "       coalesce(constants->>'window_end', '-'), coalesce(constants->>'minutes', '-'),\n"
+    "       coalesce(constants->>'source', 'safety_indices_realtime'),\n"
+    "       concat_ws(' ', 'I_vru_max=' || (constants->>'I_vru_max'),\n"
+    "                 'I_veh_max=' || (constants->>'I_veh_max'), 'V_max=' || "
+    "(constants->>'V_max'),\n"
+    "                 'sigma_max=' || (constants->>'sigma_max'), 'S_ref=' || "
+    "(constants->>'S_ref'),\n"
+    "                 'HB_max=' || (constants->>'HB_max'), 'k=' || (constants->>'k'),\n"
+    "                 'defaulted=' || coalesce(constants->'defaulted', '[]')::text)\n"
+    "  FROM normalization_constants\n"
+    " WHERE valid_from <= now() AND (valid_until IS NULL OR valid_until > now())\n"
+    " ORDER BY valid_from DESC LIMIT 1";
+static const char SQL_LAST_REFUSAL[] =
+    "SELECT to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), message FROM data_quality_log\n"
+    " WHERE issue_type = 'constants_refused' ORDER BY \"timestamp\" DESC, id DESC LIMIT 1";
+
+static void print_constants(PGconn *c)
+{
+    PGresult *r = PQexec(c, SQL_ACTIVE_SET);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        printf("active constants set: id=%s valid=[%s, %s) window_days=%s window=[%s, %s) "
+               "minutes=%s source=%s\n  %s\n",
+               PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
+               PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7),
+               PQgetvalue(r, 0, 8));
+    else if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        printf("active constants set: none (the built-in defaults apply)\n");
+    PQclear(r);
+    r = PQexec(c, SQL_LAST_REFUSAL);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        printf("last refused constants set: %s %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    PQclear(r);
+}
+
 static void print_cron(PGconn *c)
 {
     PGresult *r = PQexec(c, SQL_CRON_STATUS);
@@ -568,6 +631,7 @@ static int cmd_status(int argc, char **argv)
             status = 1;
     }
     PQclear(r);
+    print_constants(c);
     const char *lim[1] = {tsi_opts_str(&o, "limit")};
     r = PQexecParams(c, SQL_FAILURES, 1, NULL, lim, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {

@@ -11,19 +11,6 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "base/jsonw.h"
-#include "db/cluster.h"
-#include "db/conn.h"
-
-const tsi_option tsi_audit_options[] = {
-    {"since", TSI_OPT_STRING, "7d", NULL, "how far back: N followed by m, h or d", NULL},
-    {"limit", TSI_OPT_INT, "50", NULL, "at most this many changes (the newest)", "1..100000"},
-    {"db", TSI_OPT_STRING, NULL, NULL, "only changes in this database", NULL},
-    {"log-dir", TSI_OPT_PATH, NULL, "TSI_AUDIT_LOG_DIR",
-     "the server's log directory (default: the embedded cluster's <data>/log)", NULL},
-    {"json", TSI_OPT_BOOL, NULL, NULL, "one JSON object per line instead of a table", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* copies [s, s+n) into buf (truncating), NUL-terminated */
 static void copy_n(char *buf, size_t len, const char *s, size_t n)
@@ -236,7 +223,7 @@ static int by_time(const void *a, const void *b)
     return strcmp(x->time, y->time);
 }
 
-static long parse_since(const char *s)
+long tsi_audit_parse_since(const char *s)
 {
     char *end;
     errno = 0;
@@ -254,100 +241,29 @@ static long parse_since(const char *s)
     return -1;
 }
 
-static void one_line(char *s)
+int tsi_audit_read(const char *dir, time_t since, const char *db, tsi_audit_list *out,
+                   tsi_error *err)
 {
-    for (; *s; s++)
-        if (*s == '\n' || *s == '\r' || *s == '\t')
-            *s = ' ';
-}
-
-int tsi_cmd_audit(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi audit",
-                            "usage: tsi audit [--since 7d] [--limit 50] [--db NAME] [--json]\n\n"
-                            "Recent schema changes (DDL) from pgaudit's log: time, role, "
-                            "database, command, object, statement.",
-                            tsi_audit_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    long window = parse_since(tsi_opts_str(&o, "since"));
-    if (window < 0) {
-        fprintf(stderr, "tsi audit: --since '%s': expected N followed by m, h or d (e.g. 7d)\n",
-                tsi_opts_str(&o, "since"));
-        tsi_opts_free(&o);
-        return 2;
-    }
-    char dir[PATH_MAX];
-    if (tsi_opts_str(&o, "log-dir")) {
-        snprintf(dir, sizeof dir, "%s", tsi_opts_str(&o, "log-dir"));
-    } else if (tsi_db_external()) {
-        fprintf(stderr, "tsi audit: with an external database (DATABASE_URL/PG*), pgaudit "
-                        "writes to that server's log: give its directory with --log-dir\n");
-        tsi_opts_free(&o);
-        return 1;
-    } else {
-        char data[PATH_MAX];
-        tsi_cluster_data_dir(data, sizeof data);
-        snprintf(dir, sizeof dir, "%s/log", data);
-    }
+    memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "tsi audit: cannot read the server's log directory %s: %s\n", dir,
-                strerror(errno));
-        tsi_opts_free(&o);
-        return 1;
-    }
+    if (!d)
+        return tsi_error_set(err, TSI_E_IO, "cannot read the server's log directory", "%s: %s", dir,
+                             strerror(errno));
     entries es = {0};
-    time_t since = time(NULL) - window;
     struct dirent *de;
-    int files = 0;
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
         if (l < 5 || strcmp(de->d_name + l - 4, ".log") != 0)
             continue;
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (read_log(path, &es, since, tsi_opts_str(&o, "db")) == 0)
-            files++;
+        if (read_log(path, &es, since, db) == 0)
+            out->files++;
     }
     closedir(d);
     if (es.n > 1)
         qsort(es.v, es.n, sizeof *es.v, by_time);
-    size_t limit = (size_t)tsi_opts_int(&o, "limit");
-    size_t first = es.n > limit ? es.n - limit : 0;
-    bool json = tsi_opts_bool(&o, "json");
-    if (!json)
-        printf("%-27s %-12s %-14s %-24s %-32s %s\n", "time", "role", "database", "command",
-               "object", "statement");
-    for (size_t i = first; i < es.n; i++) {
-        tsi_audit_entry *e = &es.v[i];
-        if (json) {
-            tsi_buf b = TSI_BUF_INIT;
-            tsi_jsonw w;
-            tsi_jsonw_init(&w, &b);
-            tsi_jsonw_object(&w);
-            tsi_jsonw_kv_str(&w, "time", e->time);
-            tsi_jsonw_kv_str(&w, "role", e->role);
-            tsi_jsonw_kv_str(&w, "database", e->database);
-            tsi_jsonw_kv_str(&w, "class", e->audit_class);
-            tsi_jsonw_kv_str(&w, "command", e->command);
-            tsi_jsonw_kv_str(&w, "object_type", e->object_type);
-            tsi_jsonw_kv_str(&w, "object", e->object);
-            tsi_jsonw_kv_str(&w, "statement", e->statement);
-            tsi_jsonw_end(&w);
-            printf("%s\n", tsi_buf_cstr(&b));
-            tsi_buf_free(&b);
-        } else {
-            one_line(e->statement);
-            printf("%-27s %-12s %-14s %-24s %-32s %.100s\n", e->time, e->role, e->database,
-                   e->command, e->object[0] ? e->object : "-", e->statement);
-        }
-    }
-    if (!json)
-        fprintf(stderr, "tsi audit: %zu schema change(s) in %d log file(s) of %s\n", es.n - first,
-                files, dir);
-    free(es.v);
-    tsi_opts_free(&o);
+    out->v = es.v;
+    out->n = es.n;
     return 0;
 }

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "base/options.h"
+#include "base/error.h"
 
 typedef struct tsi_audit_entry {
     char time[40];        /* as logged: "2026-11-25 10:31:07.412 UTC" */
@@ -29,9 +29,19 @@ typedef struct tsi_audit_entry {
     char statement[1024]; /* the statement text, truncated */
 } tsi_audit_entry;
 
-extern const tsi_option tsi_audit_options[];
+/* The pgaudit entries of every *.log file in dir, since the given time, of database db
+ * (NULL: all), oldest first. out->v is malloc'd (free it); out->files says how many log
+ * files were read. Returns 0, or TSI_E_IO when dir cannot be read. */
+typedef struct tsi_audit_list {
+    tsi_audit_entry *v;
+    size_t n;
+    int files;
+} tsi_audit_list;
+int tsi_audit_read(const char *dir, time_t since, const char *db, tsi_audit_list *out,
+                   tsi_error *err);
 
-int tsi_cmd_audit(int argc, char **argv);
+/* "N" followed by m, h or d (N <= 100000) as seconds; -1 when malformed. */
+long tsi_audit_parse_since(const char *s);
 
 /* Parses one log record (its first line and any continuation lines joined by '\n').
  * Returns 1 and fills e when it is a pgaudit record of the session log, 0 when it is

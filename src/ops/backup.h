@@ -1,4 +1,5 @@
-/* ops/backup.h — `tsi backup setup|run|list|restore`: pgBackRest for the embedded cluster.
+/* ops/backup.h — pgBackRest for the embedded cluster (its command line, `tsi backup
+ * setup|run|list|restore`, is cli/cmd_backup.c).
  *
  * Layout: the repository is TSI_BACKUP_DIR (default $TSI_HOME/backup, see
  * tsi_backup_repo_dir); tsi writes the
@@ -32,11 +33,28 @@
 #include <stddef.h>
 
 #include "base/error.h"
-#include "base/options.h"
 
-extern const tsi_option tsi_backup_options[];
+#include <stdbool.h>
 
-int tsi_cmd_backup(int argc, char **argv);
+#define TSI_BACKUP_STANZA "tsi"
+
+/* Turns WAL archiving on into the repository, creates the stanza and schedules full,
+ * differential and info-refresh backups with pg_cron (5-field cron expressions, UTC);
+ * restarts the cluster once. */
+int tsi_backup_setup(int retention_days, const char *sched_full, const char *sched_diff,
+                     const char *sched_info, tsi_error *err);
+/* Takes a backup: type auto (weekly full, else differential), full, diff or incr; expires
+ * those past retention. */
+int tsi_backup_run(const char *type, tsi_error *err);
+/* Prints the backups and the point-in-time window; returns the exit status, or a negative
+ * TSI_E_* with err set when there is no embedded cluster. */
+int tsi_backup_list(tsi_error *err);
+/* Point-in-time restore (to: NULL = latest) into target_dir (NULL: a fresh directory) or,
+ * in_place, over the stopped cluster (then started); the directory into restored. */
+int tsi_backup_restore(const char *to, const char *target_dir, bool in_place, char *restored,
+                       size_t rlen, tsi_error *err);
+/* The repository for this process (`--backup-dir`); NULL or "" = the default. */
+void tsi_backup_set_repo_dir(const char *dir);
 
 /* Parses a recovery target time and writes it normalised as
  * "YYYY-MM-DD HH:MM:SS[.ffffff]+HH:MM" into out (>= 40 bytes). Accepts a space or 'T'

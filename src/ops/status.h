@@ -44,7 +44,6 @@
 
 #include "base/buf.h"
 #include "base/error.h"
-#include "base/options.h"
 
 typedef struct tsi_status_table {
     char name[128];   /* schema-qualified when not in public */
@@ -123,8 +122,6 @@ typedef struct tsi_status {
     tsi_status_backup backup;
 } tsi_status;
 
-extern const tsi_option tsi_status_options[];
-
 /* Fills s (zeroed first). spool_dir may be NULL (no spool facts). Returns 0, or
  * TSI_E_DB with err set when a required query fails (optional sources — pg_stat_statements,
  * pg_cron, job_runs — are skipped silently when absent or not readable). */
@@ -139,7 +136,5 @@ void tsi_status_print(FILE *out, const tsi_status *s);
 
 /* Appends a Prometheus label value, escaped (\\, \", \n), without the quotes. */
 void tsi_status_label_escape(tsi_buf *out, const char *value);
-
-int tsi_cmd_status(int argc, char **argv);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include "base/log.h"
 #include "base/options.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "sim/server.h"
 
 const tsi_option tsi_sim_options[] = {

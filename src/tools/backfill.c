@@ -10,7 +10,10 @@
  *      realtime table, exactly as it does for live rows.
  *   3. Older hours cannot come from the realtime table (it keeps 48 h): their hourly
  *      rollups are computed in DuckDB from the Parquet rows with the arithmetic of
- *      domain.md §5 (pq_hourly), COPYed and upserted into safety_indices_hourly.
+ *      domain.md §5 (pq_hourly, with the VRU and vehicle sub-indices and the model
+ *      provenance of migration 060), COPYed and upserted into safety_indices_hourly; the
+ *      constants' features store (safety_features_hourly) of those hours too, from the
+ *      1-minute rows (tsi_pqr_features_to_pg).
  *   4. The daily rollups come from the jobs' daily rollup (tsi_job_run('daily')),
  *      which re-rolls every day whose hourly rows changed (rollup_dirty marks).
  *   All of it in one transaction; every upsert changes a row only when a value differs,
@@ -26,7 +29,7 @@
 
 #include "base/log.h"
 #include "base/options.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 #include "tools/parquet_read.h"
 #include "tools/validate.h"
@@ -233,13 +236,14 @@ static const char SQL_RT_STAGE[] =
     " vehicle_index double precision, vehicle_index_eb double precision,"
     " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
     " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer)"
-    " ON COMMIT DROP";
+    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
+    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
 
 #define RT_COLS                                                                                    \
     "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
     "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count"
+    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
+    "algorithm_version"
 
 static const char SQL_RT_UPSERT[] =
     "WITH up AS (\n"
@@ -256,18 +260,20 @@ static const char SQL_RT_UPSERT[] =
     "    vehicle_event_count = EXCLUDED.vehicle_event_count,\n"
     "    vru_event_count = EXCLUDED.vru_event_count, hour_of_day = EXCLUDED.hour_of_day,\n"
     "    day_of_week = EXCLUDED.day_of_week, avg_speed = EXCLUDED.avg_speed,\n"
-    "    speed_stddev = EXCLUDED.speed_stddev, hard_braking_count = EXCLUDED.hard_braking_count\n"
+    "    speed_stddev = EXCLUDED.speed_stddev, hard_braking_count = EXCLUDED.hard_braking_count,\n"
+    "    constants_id = EXCLUDED.constants_id, algorithm_version = EXCLUDED.algorithm_version\n"
     "  WHERE (r.combined_index, r.combined_index_eb, r.vru_index, r.vru_index_eb, "
     "r.vehicle_index,\n"
     "         r.vehicle_index_eb, r.traffic_volume, r.vru_count, r.vehicle_event_count,\n"
     "         r.vru_event_count, r.hour_of_day, r.day_of_week, r.avg_speed, r.speed_stddev,\n"
-    "         r.hard_braking_count)\n"
+    "         r.hard_braking_count, r.constants_id, r.algorithm_version)\n"
     "        IS DISTINCT FROM\n"
     "        (EXCLUDED.combined_index, EXCLUDED.combined_index_eb, EXCLUDED.vru_index,\n"
     "         EXCLUDED.vru_index_eb, EXCLUDED.vehicle_index, EXCLUDED.vehicle_index_eb,\n"
     "         EXCLUDED.traffic_volume, EXCLUDED.vru_count, EXCLUDED.vehicle_event_count,\n"
     "         EXCLUDED.vru_event_count, EXCLUDED.hour_of_day, EXCLUDED.day_of_week,\n"
-    "         EXCLUDED.avg_speed, EXCLUDED.speed_stddev, EXCLUDED.hard_braking_count)\n"
+    "         EXCLUDED.avg_speed, EXCLUDED.speed_stddev, EXCLUDED.hard_braking_count,\n"
+    "         EXCLUDED.constants_id, EXCLUDED.algorithm_version)\n"
     "  RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM tsi_bf_rt s WHERE NOT EXISTS (SELECT 1 FROM\n"
     "          safety_indices_realtime r WHERE r.intersection_id = s.intersection_id AND\n"
@@ -278,11 +284,12 @@ static const char SQL_HR_STAGE[] =
     "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint,"
     " avg_si double precision, min_si double precision, max_si double precision,"
     " std_si double precision, total_volume bigint, avg_volume double precision,"
-    " high_risk_minutes integer, data_quality_score double precision) ON COMMIT DROP";
+    " high_risk_minutes integer, data_quality_score double precision" TSI_PQR_SUB_DDL
+    ") ON COMMIT DROP";
 
 #define HR_COLS                                                                                    \
     "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score"
+    "data_quality_score, " TSI_PQR_SUB_COLS
 
 #define DIFFERS(col)                                                                               \
     "     OR (h." col " IS NULL) <> (EXCLUDED." col " IS NULL)\n"                                  \
@@ -298,20 +305,21 @@ static const char SQL_HR_UPSERT[] =
     "    avg_si = EXCLUDED.avg_si, min_si = EXCLUDED.min_si, max_si = EXCLUDED.max_si,\n"
     "    std_si = EXCLUDED.std_si, total_volume = EXCLUDED.total_volume,\n"
     "    avg_volume = EXCLUDED.avg_volume, high_risk_minutes = EXCLUDED.high_risk_minutes,\n"
-    "    data_quality_score = EXCLUDED.data_quality_score\n"
+    "    data_quality_score = EXCLUDED.data_quality_score" TSI_PQR_SUB_SET "\n"
     /* DuckDB's parallel sums may differ in the last bit between runs: a value counts
      * as changed beyond 1e-12 (relative), so a re-run rewrites nothing */
     "  WHERE h.total_volume <> EXCLUDED.total_volume\n"
     "     OR h.high_risk_minutes <> EXCLUDED.high_risk_minutes\n" DIFFERS("avg_si")
         DIFFERS("min_si") DIFFERS("max_si") DIFFERS("std_si") DIFFERS("avg_volume")
-            DIFFERS("data_quality_score") "  RETURNING 1)\n"
-                                          "SELECT (SELECT count(*) FROM tsi_bf_hr s WHERE NOT "
-                                          "EXISTS (SELECT 1 FROM\n"
-                                          "          safety_indices_hourly h WHERE "
-                                          "h.intersection_id = s.intersection_id AND\n"
-                                          "          h.hour_timestamp = timestamptz 'epoch' + "
-                                          "s.hour_us * interval '1 microsecond')),\n"
-                                          "       (SELECT count(*) FROM up)";
+            DIFFERS("data_quality_score") TSI_PQR_SUB_CHANGED
+    "\n  RETURNING 1)\n"
+    "SELECT (SELECT count(*) FROM tsi_bf_hr s WHERE NOT "
+    "EXISTS (SELECT 1 FROM\n"
+    "          safety_indices_hourly h WHERE "
+    "h.intersection_id = s.intersection_id AND\n"
+    "          h.hour_timestamp = timestamptz 'epoch' + "
+    "s.hour_us * interval '1 microsecond')),\n"
+    "       (SELECT count(*) FROM up)";
 
 /* sql gives (rows not there before, rows written); a CTE's snapshot is the one before
  * the statement, so the first count sees the table as it was. Returns inserted (a) and
@@ -392,6 +400,13 @@ static int load(tsi_pqr *p, PGconn *c, int64_t rt_cut, progress *pg, load_stats 
     if ((rc = two_counts(c, SQL_HR_UPSERT, &st->hr_inserted, &st->hr_updated, err)) < 0)
         goto fail;
     mark("hourly_upsert", &t);
+    /* the constants' features store of the hours before the window (window hours: the
+     * jobs' rollup below, from the realtime rows) */
+    if ((n = tsi_pqr_features_to_pg(p, c, INT64_MIN, rt_cut, err)) < 0) {
+        rc = (int)n;
+        goto fail;
+    }
+    mark("features", &t);
     /* hourly of the realtime rows, then daily of every day whose hours changed */
     r = PQexec(c, "SELECT status, coalesce(error, ''), buckets, n_rows FROM "
                   "tsi_job_run('daily', NULL, '{\"source\": \"backfill\"}')");

@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/jsonw.h"
+#include "base/tz.h"
 #include "core/engine.h"
 #include "core/index.h"
 #include "core/json.h"
@@ -47,39 +48,6 @@ const tsi_option tsi_features_options[] = {
      "0..31536000"},
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
-
-/* ---- time zone: hour_of_day and day_of_week (0 = Monday) ---- */
-
-static bool tz_utc;
-
-static int tz_setup(const char *tz, tsi_error *err)
-{
-    if (tz == NULL || *tz == '\0' || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) {
-        tz_utc = true;
-        return 0;
-    }
-    char path[512];
-    struct stat st;
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-    if (strstr(tz, "..") || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return tsi_error_set(err, TSI_E_INVALID, "unknown time zone", "%s (no %s)", tz, path);
-    setenv("TZ", tz, 1);
-    tzset();
-    tz_utc = false;
-    return 0;
-}
-
-static void local_hour_dow(int64_t ms, int *hour, int *dow)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (tz_utc)
-        gmtime_r(&t, &tm);
-    else
-        localtime_r(&t, &tm);
-    *hour = tm.tm_hour;
-    *dow = (tm.tm_wday + 6) % 7;
-}
 
 static void iso_utc(int64_t ms, char *buf, size_t n)
 {
@@ -135,7 +103,7 @@ static void on_window(void *ud, const tsi_window_result *r)
     row *w = &R->rows[R->n++];
     memset(w, 0, sizeof *w);
     w->f = r->features;
-    local_hour_dow(w->f.minute_ms, &w->hour, &w->dow);
+    tsi_tz_hour_dow(w->f.minute_ms / 1000, &w->hour, &w->dow);
     if (R->conflicts) {
         char ts[32];
         tsi_buf b = TSI_BUF_INIT;
@@ -305,7 +273,7 @@ int tsi_cmd_features(int argc, char **argv)
         status = 2;
         goto done;
     }
-    if (tz_setup(tsi_opts_str(&o, "timezone"), &err) < 0) {
+    if (tsi_tz_init(tsi_opts_str(&o, "timezone"), &err) < 0) {
         fprintf(stderr, "tsi features: %s: %s\n", err.message, err.detail);
         status = 2;
         goto done;

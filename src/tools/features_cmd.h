@@ -14,7 +14,15 @@
  *   the input's own history (--priors input, the hierarchy of §4) or none.
  *
  * tsi explain --features FILE.json [--constants FILE.json] [--format text|json]
- *   The index of one minute's features and each term's contribution. */
+ *   The index of one minute's features and each term's contribution.
+ *
+ * tsi explain --intersection ID --at TIME [--archive DIR] [--format text|json]
+ *   A stored minute recomputed (issue 26): its features from the indices Parquet of its day,
+ *   the constants set the row records (constants_id; with its EB priors, loaded as the
+ *   collector loads them; none recorded: the built-in defaults, no prior), the index
+ *   computed by this build, side by side with the stored values (Parquet, and the
+ *   database's row while realtime keeps it). Exit 0 when every value matches to 1e-9, 1
+ *   when one differs or the minute, the set or the archive cannot be read, 2 on bad flags. */
 #ifndef TSI_TOOLS_FEATURES_CMD_H
 #define TSI_TOOLS_FEATURES_CMD_H
 

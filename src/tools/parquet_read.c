@@ -1,5 +1,6 @@
 /* tools/parquet_read.c — see parquet_read.h */
 #include "tools/parquet_read.h"
+#include "core/index.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -576,6 +577,9 @@ static const colmap COLS[] = {
     {"avg_speed", NULL, "avg_speed", false, false, "DOUBLE"},
     {"speed_stddev", NULL, "speed_stddev", false, false, "DOUBLE"},
     {"hard_braking_count", NULL, "hard_braking_count", false, false, "DOUBLE"},
+    /* model provenance (tsi layout only; migration 060) */
+    {"constants_id", NULL, "constants_id", false, false, "DOUBLE"},
+    {"algorithm_version", NULL, "algorithm_version", false, false, "DOUBLE"},
 };
 #define NCOLS (sizeof COLS / sizeof COLS[0])
 
@@ -587,7 +591,8 @@ static const char PQ_ROWS_DDL[] =
     " vru_index_eb DOUBLE, vehicle_index DOUBLE, vehicle_index_eb DOUBLE,"
     " traffic_volume DOUBLE, vru_count DOUBLE, vehicle_event_count DOUBLE,"
     " vru_event_count DOUBLE, hour_of_day DOUBLE, day_of_week DOUBLE, avg_speed DOUBLE,"
-    " speed_stddev DOUBLE, hard_braking_count DOUBLE)";
+    " speed_stddev DOUBLE, hard_braking_count DOUBLE, constants_id DOUBLE,"
+    " algorithm_version DOUBLE)";
 
 /* The column names (lower case) of a Parquet source expression; n = count. */
 static int describe(tsi_pqr *p, const char *src, char ***names, size_t *n, tsi_error *err)
@@ -929,11 +934,21 @@ static const char SQL_VIEWS[] =
     "       CAST(hour_of_day AS SMALLINT) AS hour_of_day,\n"
     "       CAST(day_of_week AS SMALLINT) AS day_of_week,\n"
     "       avg_speed, speed_stddev, CAST(hard_braking_count AS INTEGER) AS hard_braking_count,\n"
-    "       bin_minutes, coalesce(combined_index_eb, combined_index) AS si, file_id, row_no\n"
+    /* provenance that is not a positive integer in range is not known (NULL), never a reason
+     * to refuse the row */
+    "       CASE WHEN constants_id >= 1 AND constants_id < 9.0e15\n"
+    "             AND constants_id = floor(constants_id)\n"
+    "            THEN CAST(constants_id AS BIGINT) END AS constants_id,\n"
+    "       CASE WHEN algorithm_version BETWEEN 1 AND 32767\n"
+    "             AND algorithm_version = floor(algorithm_version)\n"
+    "            THEN CAST(algorithm_version AS SMALLINT) END AS algorithm_version,\n"
+    "       bin_minutes, coalesce(combined_index_eb, combined_index) AS si,\n"
+    "       coalesce(vru_index_eb, vru_index) AS vru_si,\n"
+    "       coalesce(vehicle_index_eb, vehicle_index) AS vehicle_si, file_id, row_no\n"
     "  FROM pq_class WHERE reason IS NULL;\n"
-    /* domain.md §5 per hour; a row stands for bin_minutes minutes (1 for tsi's rows).
-     * DuckDB aggregates in parallel: the last bit of a sum may differ between runs, so
-     * writers compare with a relative tolerance of 1e-12 (backfill.c). */
+    /* domain.md §5 per hour; a row stands for bin_minutes minutes (1 for tsi's rows). DuckDB
+     * aggregates in parallel: the last bit of a sum may differ between runs, so writers
+     * compare with a relative tolerance of 1e-12 (backfill.c). */
     "CREATE OR REPLACE TABLE pq_hourly AS\n"
     "SELECT iid, epoch_us(date_trunc('hour', ts)) AS hour_us,\n"
     "       sum(si * bin_minutes) / sum(bin_minutes) AS avg_si,\n"
@@ -941,11 +956,103 @@ static const char SQL_VIEWS[] =
     "       stddev_samp(si) AS std_si,\n"
     "       CAST(sum(traffic_volume) AS BIGINT) AS total_volume,\n"
     "       CAST(sum(traffic_volume) AS DOUBLE) / sum(bin_minutes) AS avg_volume,\n"
-    "       CAST(least(sum(CASE WHEN si > 75 THEN bin_minutes ELSE 0 END), 60) AS INTEGER)\n"
+    "       CAST(least(sum(CASE WHEN si > " TSI_RISK_HIGH_SQL
+    " THEN bin_minutes ELSE 0 END), 60) AS INTEGER)\n"
     "           AS high_risk_minutes,\n"
     "       least(sum(bin_minutes), 60) / 60.0 AS data_quality_score,\n"
-    "       CAST(sum(bin_minutes) AS BIGINT) AS minutes, count(*) AS nrows\n"
-    "  FROM pq_valid GROUP BY iid, date_trunc('hour', ts)";
+    "       CAST(sum(bin_minutes) AS BIGINT) AS minutes, count(*) AS nrows,\n"
+    /* the sub-indices (migration 060): each mean over the minutes that have it */
+    "       sum(vru_index * bin_minutes) / sum(bin_minutes) FILTER (WHERE vru_index IS NOT NULL)\n"
+    "           AS avg_vru_index,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vru_index IS NOT NULL), 0) AS INTEGER)\n"
+    "           AS n_vru_index,\n"
+    "       sum(vru_index_eb * bin_minutes) / sum(bin_minutes) FILTER (WHERE vru_index_eb IS NOT "
+    "NULL)\n"
+    "           AS avg_vru_index_eb,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vru_index_eb IS NOT NULL), 0) AS "
+    "INTEGER)\n"
+    "           AS n_vru_index_eb,\n"
+    "       sum(vru_si * bin_minutes) / sum(bin_minutes) FILTER (WHERE vru_si IS NOT NULL)\n"
+    "           AS avg_vru_si,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vru_si IS NOT NULL), 0) AS INTEGER)\n"
+    "           AS n_vru_si,\n"
+    "       min(vru_si) AS min_vru_si, max(vru_si) AS max_vru_si,\n"
+    "       sum(vehicle_index * bin_minutes) / sum(bin_minutes) FILTER (WHERE vehicle_index IS NOT "
+    "NULL)\n"
+    "           AS avg_vehicle_index,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vehicle_index IS NOT NULL), 0) AS "
+    "INTEGER)\n"
+    "           AS n_vehicle_index,\n"
+    "       sum(vehicle_index_eb * bin_minutes) / sum(bin_minutes) FILTER (WHERE vehicle_index_eb "
+    "IS NOT NULL)\n"
+    "           AS avg_vehicle_index_eb,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vehicle_index_eb IS NOT NULL), 0) AS "
+    "INTEGER)\n"
+    "           AS n_vehicle_index_eb,\n"
+    "       sum(vehicle_si * bin_minutes) / sum(bin_minutes) FILTER (WHERE vehicle_si IS NOT "
+    "NULL)\n"
+    "           AS avg_vehicle_si,\n"
+    "       CAST(coalesce(sum(bin_minutes) FILTER (WHERE vehicle_si IS NOT NULL), 0) AS INTEGER)\n"
+    "           AS n_vehicle_si,\n"
+    "       min(vehicle_si) AS min_vehicle_si, max(vehicle_si) AS max_vehicle_si,\n"
+    /* the model provenance as PostgreSQL array text */
+    "       '{' || coalesce(array_to_string(list_sort(list_distinct(list(constants_id))), ','),\n"
+    "           '') || '}' AS constants_ids,\n"
+    "       '{' || coalesce(array_to_string(list_sort(list_distinct(list(algorithm_version))),\n"
+    "           ','), '') || '}' AS algorithm_versions\n"
+    "  FROM pq_valid GROUP BY iid, date_trunc('hour', ts);\n"
+    /* the constants' features store of the 1-minute rows (safety_features_hourly) */
+    "CREATE OR REPLACE TABLE pq_features AS\n"
+    "SELECT iid, epoch_us(date_trunc('hour', ts)) AS hour_us, hour_of_day,\n"
+    "       CAST(count(*) AS INTEGER) AS minutes, max(vru_event_count) AS max_vru_events,\n"
+    "       max(vehicle_event_count) AS max_vehicle_events, max(traffic_volume) AS max_volume,\n"
+    "       max(speed_stddev) AS max_speed_stddev, max(hard_braking_count) AS max_hard_braking,\n"
+    "       '{' || coalesce(array_to_string(list_transform(list_sort(list(avg_speed)\n"
+    "           FILTER (WHERE avg_speed > 0)), x -> printf('%.17g', x)), ','), '') || '}'\n"
+    "           AS speeds,\n"
+    "       CAST(count(vru_index) AS INTEGER) AS n_vru, sum(vru_index) AS sum_vru,\n"
+    "       CAST(count(vehicle_index) AS INTEGER) AS n_vehicle, sum(vehicle_index) AS "
+    "sum_vehicle,\n"
+    "       CAST(count(combined_index) AS INTEGER) AS n_combined,\n"
+    "       sum(combined_index) AS sum_combined\n"
+    "  FROM pq_valid WHERE bin_minutes = 1\n"
+    " GROUP BY iid, date_trunc('hour', ts), hour_of_day";
+
+int64_t tsi_pqr_features_to_pg(tsi_pqr *p, PGconn *c, int64_t lo_us, int64_t hi_us, tsi_error *err)
+{
+    int rc;
+    if ((rc = tsi_db_exec(c,
+                          "CREATE TEMP TABLE IF NOT EXISTS tsi_pq_feat (intersection_id bigint,"
+                          " hour_us bigint, hour_of_day smallint, minutes integer,"
+                          " max_vru_events integer, max_vehicle_events integer,"
+                          " max_volume integer, max_speed_stddev float8, max_hard_braking integer,"
+                          " speeds float8[], n_vru integer, sum_vru float8, n_vehicle integer,"
+                          " sum_vehicle float8, n_combined integer, sum_combined float8)"
+                          " ON COMMIT DROP; TRUNCATE tsi_pq_feat",
+                          err)) < 0)
+        return rc;
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT * FROM pq_features WHERE hour_us >= %" PRId64 " AND hour_us < %" PRId64
+             " ORDER BY iid, hour_us, hour_of_day",
+             lo_us, hi_us);
+    int64_t n = tsi_pqr_copy_to_pg(p, q, c, "COPY tsi_pq_feat FROM STDIN", NULL, NULL, err);
+    if (n < 0)
+        return n;
+    if ((rc = tsi_db_exec(
+             c,
+             "DELETE FROM safety_features_hourly f USING (SELECT DISTINCT intersection_id,"
+             " timestamptz 'epoch' + hour_us * interval '1 microsecond' AS h FROM tsi_pq_feat) s"
+             " WHERE f.intersection_id = s.intersection_id AND f.hour_timestamp = s.h;"
+             " INSERT INTO safety_features_hourly SELECT intersection_id,"
+             " timestamptz 'epoch' + hour_us * interval '1 microsecond', hour_of_day, minutes,"
+             " max_vru_events, max_vehicle_events, max_volume, max_speed_stddev,"
+             " max_hard_braking, coalesce(speeds, '{}'), n_vru, sum_vru, n_vehicle, sum_vehicle,"
+             " n_combined, sum_combined FROM tsi_pq_feat",
+             err)) < 0)
+        return rc;
+    return n;
+}
 
 static void step(const char *what, struct timespec *t)
 {

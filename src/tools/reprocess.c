@@ -7,7 +7,7 @@
  *      message with bsmJson/psmJson as nested structs: each row is turned back into the
  *      message's JSON by DuckDB's to_json, so a schema that differs from file to file does
  *      not matter), in time order.
- *   2. They go through the collector's own processing (collect/pipeline.h: decode, assign,
+ *   2. They go through the collector's own processing (pipeline/pipeline.h: decode, assign,
  *      dedupe — repeated polling delivers duplicates —, 1-minute windows, features, index)
  *      with the constants and EB priors valid now, the intersections of PostgreSQL as its
  *      registry, and a scratch directory as its archive: the new indices Parquet land
@@ -49,8 +49,8 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "base/proc.h"
-#include "collect/pipeline.h"
-#include "commands.h"
+#include "pipeline/pipeline.h"
+#include "cli/commands.h"
 #include "core/index.h"
 #include "db/conn.h"
 #include "db/constants.h"
@@ -312,15 +312,16 @@ static const char SQL_RT_STAGE[] =
     " vehicle_index double precision, vehicle_index_eb double precision,"
     " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
     " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer)"
-    " ON COMMIT DROP";
+    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
+    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
 #define RT_COLS                                                                                    \
     "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
     "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count"
+    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
+    "algorithm_version"
 #define HR_COLS                                                                                    \
     "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score"
+    "data_quality_score, " TSI_PQR_SUB_COLS
 #define TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 
 /* $1 = the day's first µs, $2 = the hourly retention's cut */
@@ -413,7 +414,7 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
                           "CREATE TEMP TABLE tsi_rp_hr (intersection_id bigint, hour_us bigint,"
                           " avg_si float8, min_si float8, max_si float8, std_si float8,"
                           " total_volume bigint, avg_volume float8, high_risk_minutes integer,"
-                          " data_quality_score float8) ON COMMIT DROP",
+                          " data_quality_score float8" TSI_PQR_SUB_DDL ") ON COMMIT DROP",
                           err)) < 0)
         goto fail;
     snprintf(q, sizeof q,
@@ -426,6 +427,11 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
         goto fail;
     }
     *hr_rows = n;
+    /* the constants' features store of those hours (window hours: the jobs' rollup) */
+    if ((n = tsi_pqr_features_to_pg(p, c, lo, hi < rt_cut ? hi : rt_cut, err)) < 0) {
+        rc = (int)n;
+        goto fail;
+    }
     if ((rc = tsi_db_exec(
              c,
              "INSERT INTO safety_indices_hourly (intersection_id, hour_timestamp, " HR_COLS

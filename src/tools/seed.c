@@ -7,7 +7,7 @@
  * role may do), for intersection ids 1..N placed around the Nutley St corridor in
  * Fairfax VA (US-29 / US-50, lat 38.87, lon -77.27):
  *   - intersections (upsert; metadata {"source":"seed","seed":S,"lane_geometry":[...]}):
- *     lane polylines in the collector's format (collect/lanejson.h) for a four-leg
+ *     lane polylines in the collector's format (vcc/lanejson.h) for a four-leg
  *     junction turned by 0-30 deg: lane_count vehicle lanes (approach k % 4; slot k / 4:
  *     ingress 1.75 m right of the centre line, egress 1.75 m left, a second ingress
  *     5.25 m right), each 3 nodes from 8 m to 60 m out, and one crosswalk per approach
@@ -23,6 +23,10 @@
  *   - safety_indices_daily for every complete day back to D days, aggregated from the
  *     (stored or modelled) hourly rows by the §5 arithmetic: average weighted by
  *     minutes, exact pooled sample standard deviation, totals, high-risk hours, peak hour;
+ *   - the hours of the 1-minute window and the days wholly in it rolled once more by the
+ *     jobs' own functions (tsi_rollup_hours/_days, migration 060): VRU and vehicle
+ *     sub-indices, model provenance, and the constants' features store
+ *     (safety_features_hourly) from the minutes; modelled hours and days have none;
  *   - the indices Parquet of the 1-minute rows, one zstd file per UTC day under
  *     $TSI_HOME/archive/indices/YYYY/MM/DD/seed_<day>.parquet (TSI_ARCHIVE_DIR moves the
  *     archive), every realtime column plus the features avg_speed, speed_stddev and
@@ -47,13 +51,14 @@
 #include <libpq-fe.h>
 
 #include "archive/indices.h"
+#include "core/index.h"
 #include "archive/intersections.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/jsonw.h"
 #include "base/options.h"
-#include "collect/lanejson.h"
+#include "vcc/lanejson.h"
 #include "core/geo.h"
 #include "db/conn.h"
 #include "tools/seed.h"
@@ -234,7 +239,7 @@ static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int
         mn = si[i] < mn ? si[i] : mn;
         mx = si[i] > mx ? si[i] : mx;
         tv += vol[i];
-        hr += si[i] > 75.0;
+        hr += si[i] > TSI_RISK_HIGH;
     }
     double avg = sum / n, ss = 0;
     for (int i = 0; i < n; i++)
@@ -269,9 +274,9 @@ static void hour_from_model(rng *r, const site *st, const constants *c, int64_t 
     h->min = mn < 0 ? 0 : (mn > avg ? avg : mn);
     h->max = mx > 100 ? 100 : (mx < avg ? avg : mx);
     h->sd = sd;
-    double tail = 0.5 * erfc((75.0 - avg) / (sd * M_SQRT2));
+    double tail = 0.5 * erfc((TSI_RISK_HIGH - avg) / (sd * M_SQRT2));
     int hr = (int)lround(n * tail);
-    if (h->max <= 75.0)
+    if (h->max <= TSI_RISK_HIGH)
         hr = 0;
     h->high_risk_minutes = hr > n ? n : hr;
     double tv = n * f.vol * (1.0 + 0.05 * gauss(r));
@@ -302,7 +307,7 @@ static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
         double s = isnan(h->sd) ? 0 : h->sd;
         q += (h->n - 1) * s * s + h->n * h->avg * h->avg;
         tv += h->total_vol;
-        hrh += h->avg > 75.0;
+        hrh += h->avg > TSI_RISK_HIGH;
         if (h->avg > peak) {
             peak = h->avg;
             peak_h = (int)((h->hour % 86400) / 3600);
@@ -709,12 +714,13 @@ static int run_seed(const plan *p, tsi_error *err)
                  "DELETE FROM safety_indices_realtime WHERE intersection_id BETWEEN 1 AND %d;"
                  "DELETE FROM safety_indices_hourly WHERE intersection_id BETWEEN 1 AND %d;"
                  "DELETE FROM safety_indices_daily WHERE intersection_id BETWEEN 1 AND %d;"
+                 "DELETE FROM safety_features_hourly WHERE intersection_id BETWEEN 1 AND %d;"
                  "INSERT INTO normalization_constants (constants, valid_from)"
                  " SELECT jsonb_build_object('I_vru_max', %g, 'I_veh_max', %g, 'V_max', %g,"
                  " 'S_ref', %g, 'sigma_max', %g, 'HB_max', %g, 'eb_k', %g, 'source', 'seed'),"
                  " to_timestamp(%lld) WHERE NOT EXISTS (SELECT 1 FROM normalization_constants)",
-                 p->n, p->n, p->n, k.vru_max, k.veh_max, k.v_max, k.s_ref, k.sd_max, k.hb_max, k.k,
-                 (long long)p->daily_start);
+                 p->n, p->n, p->n, p->n, k.vru_max, k.veh_max, k.v_max, k.s_ref, k.sd_max, k.hb_max,
+                 k.k, (long long)p->daily_start);
         if ((rc = tsi_db_exec(c, sql, err)) < 0)
             goto done;
     }
@@ -929,6 +935,21 @@ static int run_seed(const plan *p, tsi_error *err)
     }
     dy.b = days_text;
     if ((rc = copy_end(&dy, "COPY safety_indices_daily", err)) < 0)
+        goto done;
+    /* the hours of the 1-minute window and the days wholly in it once more through the
+     * jobs' own rollup (migration 060): their sub-indices, model provenance and the
+     * constants' features store come from the minutes just loaded; modelled hours keep
+     * none (NULL: not known), and so do the days that contain one */
+    char roll[640];
+    snprintf(roll, sizeof roll,
+             "SELECT tsi_rollup_hours(ARRAY(SELECT g FROM generate_series(to_timestamp(%lld),"
+             " to_timestamp(%lld) - interval '1 hour', interval '1 hour') g));"
+             " SELECT tsi_rollup_days(ARRAY(SELECT DISTINCT date_trunc('day', hour_timestamp,"
+             " 'UTC') FROM safety_indices_hourly WHERE hour_timestamp >= to_timestamp(%lld)"
+             " AND hour_timestamp < to_timestamp(%lld)))",
+             (long long)p->rt_start, (long long)p->cur_hour, (long long)p->rt_start,
+             (long long)p->today);
+    if ((rc = tsi_db_exec(c, roll, err)) < 0)
         goto done;
     if ((rc = tsi_db_exec(c,
                           "COMMIT; ANALYZE intersections; ANALYZE safety_indices_realtime;"

@@ -1,5 +1,6 @@
 /* tools/validate.c — see validate.h; `tsi validate`. */
 #include "tools/validate.h"
+#include "core/index.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -11,7 +12,7 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
-#include "commands.h"
+#include "cli/commands.h"
 #include "db/conn.h"
 
 #define US_HOUR 3600000000LL
@@ -639,7 +640,8 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
              " min(min_si) AS min_si, max(max_si) AS max_si,"
              " CAST(sum(total_volume) AS BIGINT) AS total_volume,"
              " sum(total_volume) / sum(least(minutes, 60)) AS avg_volume,"
-             " CAST(count(*) FILTER (WHERE avg_si > 75) AS INTEGER) AS high_risk_hours,"
+             " CAST(count(*) FILTER (WHERE avg_si > " TSI_RISK_HIGH_SQL
+             ") AS INTEGER) AS high_risk_hours,"
              " CAST(first(hour(make_timestamp(hour_us)) ORDER BY avg_si DESC,"
              " hour(make_timestamp(hour_us))) AS INTEGER) AS peak_hour, max(avg_si) AS peak_si"
              " FROM pq_hourly WHERE hour_us >= %" PRId64 " AND hour_us < %" PRId64 " GROUP BY ALL",

@@ -15,7 +15,7 @@
 #include <zlib.h>
 
 #include "base/buf.h"
-#include "collect/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "db/ingest.h"
 #include "openapi_check.h"
 #include "test_api_util.h"

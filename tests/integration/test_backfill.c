@@ -237,26 +237,32 @@ static void expected_rows(PGconn *c)
             "CREATE TABLE exp AS\n"
             "SELECT iid::bigint AS iid, timestamptz 'epoch' + (%lld + (600 + m) * %lld) * interval "
             "'1 microsecond' AS ts,\n"
-            "       coalesce(" F_EB ", " F_CI ")::float8 AS si, " F_VOL " AS vol, 1 AS bin\n"
+            "       coalesce(" F_EB ", " F_CI ")::float8 AS si, " F_VOL " AS vol, 1 AS bin,\n"
+            "       " F_VRU "::float8 AS vru, " F_VEH "::float8 AS veh\n"
             "  FROM generate_series(0::bigint, 89) m, (VALUES (0), (5)) v(iid)\n"
             "UNION ALL\n"
             "SELECT iid, timestamptz 'epoch' + (%lld + (480 + 15 * m) * %lld) * interval "
             "'1 microsecond',\n"
-            "       " F_CI15 "::float8, " F_VOL15 ", 15\n"
+            "       " F_CI15 "::float8, " F_VOL15 ", 15, " F_VRU "::float8, " F_VEH "::float8\n"
             "  FROM generate_series(0::bigint, 7) m, (VALUES (5), (7)) v(iid)\n"
             "UNION ALL\n"
             "SELECT iid, timestamptz 'epoch' + (%lld + m * %lld) * interval '1 microsecond',\n"
-            "       coalesce(" F_EB ", " F_CI ")::float8, " F_VOL ", 1\n"
+            "       coalesce(" F_EB ", " F_CI ")::float8, " F_VOL ", 1, " F_VRU "::float8,\n"
+            "       " F_VEH "::float8\n"
             "  FROM generate_series(0::bigint, 119) m, (VALUES (0), (7)) v(iid)",
             d1_us, US_MIN, d2_us, US_MIN, h0_us, US_MIN);
-    th_sqlf(c,
-            "CREATE TABLE exp_hourly AS\n"
-            "SELECT iid, date_trunc('hour', ts) AS h, sum(si * bin) / sum(bin) AS avg_si,\n"
-            "       min(si) AS min_si, max(si) AS max_si, stddev_samp(si) AS std_si,\n"
-            "       sum(vol) AS total_volume, sum(vol)::float8 / sum(bin) AS avg_volume,\n"
-            "       least(coalesce(sum(bin) FILTER (WHERE si > 75), 0), 60) AS high_risk_minutes,\n"
-            "       least(sum(bin), 60) / 60.0 AS data_quality_score, least(sum(bin), 60) AS n\n"
-            "  FROM exp GROUP BY 1, 2");
+    th_sqlf(
+        c,
+        "CREATE TABLE exp_hourly AS\n"
+        "SELECT iid, date_trunc('hour', ts) AS h, sum(si * bin) / sum(bin) AS avg_si,\n"
+        "       min(si) AS min_si, max(si) AS max_si, stddev_samp(si) AS std_si,\n"
+        "       sum(vol) AS total_volume, sum(vol)::float8 / sum(bin) AS avg_volume,\n"
+        "       least(coalesce(sum(bin) FILTER (WHERE si > 75), 0), 60) AS high_risk_minutes,\n"
+        "       least(sum(bin), 60) / 60.0 AS data_quality_score, least(sum(bin), 60) AS n,\n"
+        "       sum(vru * bin) / sum(bin) AS avg_vru, min(vru) AS min_vru, max(vru) AS max_vru,\n"
+        "       sum(veh * bin) / sum(bin) AS avg_veh, min(veh) AS min_veh, max(veh) AS max_veh,\n"
+        "       sum(bin) AS n_sub\n"
+        "  FROM exp GROUP BY 1, 2");
 }
 
 /* rows of the hourly table that differ from the expectation (both directions) */
@@ -272,6 +278,34 @@ static long long hourly_diff(PGconn *c)
            "    OR h.total_volume <> e.total_volume OR abs(h.avg_volume - e.avg_volume) > 1e-9\n"
            "    OR h.high_risk_minutes <> e.high_risk_minutes\n"
            "    OR abs(h.data_quality_score - e.data_quality_score) > 1e-9");
+}
+
+/* hourly and daily rows whose VRU and vehicle sub-indices (migration 060) differ from the
+ * minutes' (raw = the index reported: these files have no EB sub-indices), or that have no
+ * model provenance recorded (the files carry none: an empty list) */
+static long long subindex_diff(PGconn *c)
+{
+    return th_int(
+        c,
+        "SELECT (SELECT count(*) FROM exp_hourly e JOIN safety_indices_hourly h\n"
+        "          ON h.intersection_id = e.iid AND h.hour_timestamp = e.h\n"
+        "         WHERE abs(h.avg_vru_si - e.avg_vru) > 1e-9 OR h.avg_vru_si IS NULL\n"
+        "            OR abs(h.avg_vru_index - e.avg_vru) > 1e-9 OR h.avg_vru_index_eb IS NOT NULL\n"
+        "            OR abs(h.min_vru_si - e.min_vru) > 1e-9 OR abs(h.max_vru_si - e.max_vru) > "
+        "1e-9\n"
+        "            OR abs(h.avg_vehicle_si - e.avg_veh) > 1e-9 OR h.avg_vehicle_si IS NULL\n"
+        "            OR abs(h.min_vehicle_si - e.min_veh) > 1e-9\n"
+        "            OR abs(h.max_vehicle_si - e.max_veh) > 1e-9\n"
+        "            OR h.n_vru_si <> e.n_sub OR h.n_vehicle_si <> e.n_sub\n"
+        "            OR h.constants_ids <> '{}' OR h.algorithm_versions <> '{}')\n"
+        "     + (SELECT count(*) FROM (SELECT iid, (h AT TIME ZONE 'UTC')::date AS date,\n"
+        "                sum(avg_vru * n_sub) / sum(n_sub) AS vru,\n"
+        "                sum(avg_veh * n_sub) / sum(n_sub) AS veh FROM exp_hourly\n"
+        "          WHERE (h AT TIME ZONE 'UTC')::date < (now() AT TIME ZONE 'UTC')::date\n"
+        "          GROUP BY 1, 2) e JOIN safety_indices_daily d\n"
+        "          ON d.intersection_id = e.iid AND d.date = e.date\n"
+        "         WHERE abs(d.avg_vru_si - e.vru) > 1e-9 OR d.avg_vru_si IS NULL\n"
+        "            OR abs(d.avg_vehicle_si - e.veh) > 1e-9 OR d.avg_vehicle_si IS NULL)");
 }
 
 static long long daily_diff(PGconn *c)
@@ -395,6 +429,12 @@ static void test_backfill_validate(void **state)
     /* hourly: 2 + 2 (legacy 1-min) + 4 (15-min) + 4 (realtime hours) */
     assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_hourly"), 12);
     assert_int_equal(hourly_diff(c), 0);
+    assert_int_equal(subindex_diff(c), 0);
+    /* the constants' features store of the old 1-minute hours (legacy, 2 x 90 minutes in 4
+     * hours); 15-minute bins are not 1-minute features */
+    assert_int_equal(th_int(c, "SELECT count(*) * 1000 + sum(minutes) FROM safety_features_hourly"
+                               " WHERE hour_timestamp < now() - interval '48 hours'"),
+                     4 * 1000 + 180);
     /* by hand: hour 11 of D-3 has 30 one-minute rows; 15-minute hours are complete */
     assert_int_equal(
         th_intf(c,

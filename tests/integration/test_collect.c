@@ -47,7 +47,7 @@
 #include "harness.h"
 #include "proc_helper.h"
 
-#include "collect/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "vcc/decode.h"
 #include "collect_util.h"
 
@@ -583,6 +583,17 @@ static void test_kill9_restart(void **state)
                          "union_by_name = true)") > 0);
     PGconn *c = th_connect("tsi_reader");
     assert_true(th_int(c, "SELECT count(*) FROM safety_indices_realtime") >= NISECT);
+    /* model provenance (issue 26): no constants set yet (the built-in defaults: none
+     * recorded) and this build's algorithm version on every row, in both stores */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime WHERE"
+                               " constants_id IS NOT NULL OR algorithm_version IS DISTINCT FROM 1"),
+                     0);
+    assert_int_equal(
+        duck_int("SELECT count(*) FROM read_parquet(%s || '/indices/*/*/*/*.parquet',"
+                 " union_by_name = true, filename = true) WHERE"
+                 " parse_filename(filename) NOT LIKE 'conflicts%%' AND"
+                 " (algorithm_version IS DISTINCT FROM 1 OR constants_id IS NOT NULL)"),
+        0);
     check_db_equals_parquet(c);
     PQfinish(c);
     th_proc_stop(&sim);

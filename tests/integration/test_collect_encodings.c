@@ -22,7 +22,7 @@
 #include "archive/pqfile.h"
 #include "base/buf.h"
 #include "base/proc.h"
-#include "collect/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "db/ingest.h"
 #include "harness.h"
 

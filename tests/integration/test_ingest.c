@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "base/proc.h"
 #include "db/ingest.h"
@@ -286,6 +287,64 @@ static void test_spool_torn_and_corrupt(void **state)
     tsi_ingest_close(in);
 }
 
+/* model provenance (issue 26): rows carry their constants set and algorithm version to the
+ * table; a spool record written before those fields existed (the struct's 120-byte prefix,
+ * same framing) is still replayed, with both unknown (NULL) */
+static void test_provenance_and_old_spool_records(void **state)
+{
+    (void)state;
+    reset();
+    char path[PATH_MAX + 32];
+    tsi_ingest_spool_path(spool, path, sizeof path);
+    tsi_ingest *in = open_ingest(true);
+    tsi_error e = {0};
+    tsi_rt_row r[2] = {row(1, 0, 10, 1), row(2, 0, 20, 2)};
+    r[0].constants_id = r[1].constants_id = 3;
+    r[0].algorithm_version = r[1].algorithm_version = 1;
+    assert_int_equal(tsi_ingest_add_rows(in, r, 2, &e), 0);
+    tsi_ingest_close(in);
+    /* an old record: header (magic, type 1, version 1, 0, 0, length, crc) + the prefix */
+    tsi_rt_row old = row(3, 0, 30, 3);
+    old.constants_id = 77; /* beyond the prefix: must not be read */
+    unsigned char rec[16 + sizeof old];
+    uint32_t magic = 0x53495354u, len = (uint32_t)offsetof(tsi_rt_row, constants_id);
+    memcpy(rec, &magic, 4);
+    rec[4] = 1;
+    rec[5] = 1;
+    rec[6] = rec[7] = 0;
+    memcpy(rec + 8, &len, 4);
+    memcpy(rec + 16, &old, len);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, rec + 4, 8);
+    crc = crc32(crc, rec + 16, len);
+    uint32_t c32 = (uint32_t)crc;
+    memcpy(rec + 12, &c32, 4);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, rec, 16 + len), (ssize_t)(16 + len));
+    close(fd);
+
+    in = open_ingest(true);
+    tsi_ingest_stats st;
+    tsi_ingest_get_stats(in, &st);
+    assert_int_equal(st.spool_records, 3);
+    tsi_ingest_resume(in);
+    assert_int_equal(tsi_ingest_sync(in, 20000), 0);
+    tsi_ingest_get_stats(in, &st);
+    assert_int_equal(st.rows_written, 3);
+    assert_int_equal(st.spool_corrupt, 0);
+    PGconn *c = th_connect("tsi_reader");
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime WHERE"
+                               " constants_id = 3 AND algorithm_version = 1"),
+                     2);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_realtime WHERE"
+                               " intersection_id = 3 AND constants_id IS NULL AND"
+                               " algorithm_version IS NULL AND combined_index = 30"),
+                     1);
+    PQfinish(c);
+    tsi_ingest_close(in);
+}
+
 /* a second process cannot use the same spool */
 static void test_spool_lock(void **state)
 {
@@ -373,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_orphans_and_refused),
         cmocka_unit_test(test_intersections_and_quality),
         cmocka_unit_test(test_spool_torn_and_corrupt),
+        cmocka_unit_test(test_provenance_and_old_spool_records),
         cmocka_unit_test(test_spool_lock),
         cmocka_unit_test(test_kill9_mid_append),
     };

@@ -35,12 +35,6 @@ static jt_row feat(long long iid, long long ts)
     return r;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct expect {
     double vru_max, veh_max, v_max, s_ref;
     size_t minutes;
@@ -62,11 +56,7 @@ static expect expected(long long lo, long long hi)
         if (!isnan(r->speed) && r->speed > 0)
             speeds[ns++] = r->speed;
     }
-    qsort(speeds, ns, sizeof speeds[0], cmp_double);
-    double rank = 0.85 * (double)(ns - 1); /* linear interpolation between closest ranks */
-    size_t k = (size_t)floor(rank);
-    double frac = rank - (double)k;
-    e.s_ref = k + 1 < ns ? speeds[k] + frac * (speeds[k + 1] - speeds[k]) : speeds[k];
+    e.s_ref = jt_p85(speeds, ns);
     if (e.vru_max == 0)
         e.vru_max = 1;
     if (e.veh_max == 0)
@@ -74,25 +64,6 @@ static expect expected(long long lo, long long hi)
     if (e.v_max == 0)
         e.v_max = 1;
     return e;
-}
-
-/* mean of one index (0 raw combined, 1 vru, 2 vehicle) over rows matching iid (0 = all) at
- * an hour of day in [lo, hi); *n gets the count of non-NULL values */
-static double mean_of(int which, long long iid, int hour, long long lo, long long hi, long *n)
-{
-    double s = 0;
-    *n = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        const jt_row *r = &rows[i];
-        if (r->ts < lo || r->ts >= hi || (iid && r->iid != iid) || (r->ts / 3600) % 24 != hour)
-            continue;
-        double v = which == 0 ? r->raw : which == 1 ? r->vru_index : r->veh_index;
-        if (isnan(v))
-            continue;
-        s += v;
-        (*n)++;
-    }
-    return *n ? s / (double)*n : NAN;
 }
 
 static const char *const KEYS[3] = {"combined", "vru", "vehicle"};
@@ -118,8 +89,8 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
      * fewer (the network mean at 8), intersection 3 only hour 9 with 10 minutes */
     for (int x = 0; x < 3; x++) {
         long n_own, n_net;
-        double own1 = mean_of(x, 1, 8, lo, hi, &n_own);
-        double net8 = mean_of(x, 0, 8, lo, hi, &n_net);
+        double own1 = jt_mean_at(rows, nrows, x, 1, 8, lo, hi, &n_own);
+        double net8 = jt_mean_at(rows, nrows, x, 0, 8, lo, hi, &n_net);
         assert_true(n_own >= 60);
         /* the intersection's own mean, and the resolved prior: its own */
         jt_close(th_doublef(c, "SELECT (constants #>> '{priors,intersections,1,8,%s}')::float8 %s",
@@ -129,7 +100,7 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
             th_doublef(c, "SELECT (constants #>> '{priors,intersections,1,8,prior,%s}')::float8 %s",
                        KEYS[x], sel),
             own1);
-        double own2 = mean_of(x, 2, 8, lo, hi, &n_own);
+        double own2 = jt_mean_at(rows, nrows, x, 2, 8, lo, hi, &n_own);
         assert_true(n_own > 0 && n_own < 60);
         jt_close(th_doublef(c, "SELECT (constants #>> '{priors,intersections,2,8,%s}')::float8 %s",
                             KEYS[x], sel),
@@ -142,14 +113,14 @@ static void check_set(PGconn *c, long long valid_from, long long lo, long long h
         jt_close(th_doublef(c, "SELECT (constants #>> '{priors,network,8,%s}')::float8 %s", KEYS[x],
                             sel),
                  net8);
-        double net9 = mean_of(x, 0, 9, lo, hi, &n_net);
+        double net9 = jt_mean_at(rows, nrows, x, 0, 9, lo, hi, &n_net);
         jt_close(
             th_doublef(c, "SELECT (constants #>> '{priors,intersections,3,9,prior,%s}')::float8 %s",
                        KEYS[x], sel),
             net9);
     }
     long n2;
-    mean_of(0, 2, 8, lo, hi, &n2);
+    jt_mean_at(rows, nrows, 0, 2, 8, lo, hi, &n2);
     assert_int_equal(
         th_intf(c, "SELECT (constants #>> '{priors,intersections,2,8,minutes}')::int %s", sel), n2);
     char *src2 = th_value(c, "SELECT constants #>> '{priors,intersections,2,8,source}' "

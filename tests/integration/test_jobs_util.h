@@ -199,4 +199,128 @@ static inline jt_stats jt_stats_of(const double *v, size_t n)
             fail_msg("%s = %.17g, expected %s = %.17g (line %d)", #a, a_, #b, b_, __LINE__);       \
     } while (0)
 
+/* mean of one index (0 raw combined, 1 vru, 2 vehicle) over the rows of iid (0 = all) at an
+ * hour of day (the UTC hour: jt_insert writes it so) in [lo, hi); *cnt gets the count of
+ * non-NULL values */
+static inline double jt_mean_at(const jt_row *rows, size_t n, int which, long long iid, int hour,
+                                long long lo, long long hi, long *cnt)
+{
+    double sum = 0;
+    *cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const jt_row *r = &rows[i];
+        if (r->ts < lo || r->ts >= hi || (iid && r->iid != iid) || (r->ts / 3600) % 24 != hour)
+            continue;
+        double v = which == 0 ? r->raw : which == 1 ? r->vru_index : r->veh_index;
+        if (isnan(v))
+            continue;
+        sum += v;
+        (*cnt)++;
+    }
+    return *cnt ? sum / (double)*cnt : NAN;
+}
+
+static inline int jt_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* the 85th percentile of v[0..n) (sorted here), linear interpolation between closest ranks
+ * (rank 0.85·(n−1), PostgreSQL's percentile_cont); NAN when n == 0 */
+static inline double jt_p85(double *v, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    qsort(v, n, sizeof v[0], jt_cmp_double);
+    double rank = 0.85 * (double)(n - 1);
+    size_t k = (size_t)floor(rank);
+    double frac = rank - (double)k;
+    return k + 1 < n ? v[k] + frac * (v[k + 1] - v[k]) : v[k];
+}
+
+/* A 1-minute row with every index column and the model provenance (issue 26). */
+typedef struct jt_mrow {
+    long long iid, ts, cid;                   /* cid: constants_id */
+    double raw, eb, vru, vru_eb, veh, veh_eb; /* NAN = NULL */
+    int vol, ver;                             /* ver: algorithm_version */
+} jt_mrow;
+
+static inline double jt_maybe(double p_null, double hi)
+{
+    return jt_rand() < p_null ? NAN : jt_rand() * hi;
+}
+
+/* Two UTC days from `day` for intersections 1 and 2, a minute every 1-3 minutes, some
+ * indices NULL; constants set 7 for the first 30 hours, then set 9 (the second day is
+ * mixed), algorithm version 1. Returns the row count. */
+static inline size_t jt_two_days(jt_mrow *out, size_t cap, long long day)
+{
+    size_t n = 0;
+    for (long long iid = 1; iid <= 2; iid++)
+        for (long long ts = day; ts < day + 2 * 86400 && n < cap;
+             ts += 60 * (1 + (long long)(jt_rand() * 3))) {
+            jt_mrow *r = &out[n++];
+            r->iid = iid;
+            r->ts = ts;
+            r->raw = jt_rand() * 100;
+            r->eb = jt_maybe(0.05, 100);
+            r->vru = jt_maybe(0.1, 100);
+            r->vru_eb = isnan(r->vru) ? NAN : jt_maybe(0.2, 100);
+            r->veh = jt_rand() * 100;
+            r->veh_eb = jt_maybe(0.2, 100);
+            r->vol = (int)(jt_rand() * 80);
+            r->cid = ts < day + 30 * 3600 ? 7 : 9;
+            r->ver = 1;
+        }
+    return n;
+}
+
+/* Inserts jt_mrows into safety_indices_realtime through c (hour_of_day: UTC). */
+static inline void jt_insert_m(PGconn *c, const jt_mrow *rows, size_t n)
+{
+    for (size_t start = 0; start < n; start += 400) {
+        tsi_buf b = TSI_BUF_INIT;
+        tsi_buf_puts(&b, "INSERT INTO safety_indices_realtime (intersection_id, \"timestamp\", "
+                         "combined_index, combined_index_eb, vru_index, vru_index_eb, "
+                         "vehicle_index, vehicle_index_eb, traffic_volume, vru_count, "
+                         "vehicle_event_count, vru_event_count, hour_of_day, day_of_week, "
+                         "constants_id, algorithm_version) VALUES ");
+        for (size_t i = start; i < n && i < start + 400; i++) {
+            const jt_mrow *r = &rows[i];
+            tsi_buf_printf(&b, "%s(%lld, to_timestamp(%lld)", i > start ? "," : "", r->iid, r->ts);
+            const double v[6] = {r->raw, r->eb, r->vru, r->vru_eb, r->veh, r->veh_eb};
+            for (int k = 0; k < 6; k++) {
+                tsi_buf_puts(&b, ", ");
+                jt_num(&b, v[k]);
+            }
+            tsi_buf_printf(&b, ", %d, 0, 0, 0, %lld, %lld, %lld, %d)", r->vol, (r->ts / 3600) % 24,
+                           ((r->ts / 86400) + 3) % 7, r->cid, r->ver);
+        }
+        th_sqlf(c, "%s", tsi_buf_cstr(&b));
+        tsi_buf_free(&b);
+    }
+}
+
+/* mean, min, max and count of the VRU (which 0) or vehicle (1) index the API reports (EB,
+ * else raw) over iid's rows in [lo, hi) */
+static inline jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid, int which,
+                                    long long lo, long long hi)
+{
+    double *v = malloc(sizeof *v * (n ? n : 1));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const jt_mrow *r = &rows[i];
+        if (r->iid != iid || r->ts < lo || r->ts >= hi)
+            continue;
+        double x = which == 0 ? (isnan(r->vru_eb) ? r->vru : r->vru_eb)
+                              : (isnan(r->veh_eb) ? r->veh : r->veh_eb);
+        if (!isnan(x))
+            v[k++] = x;
+    }
+    jt_stats s = jt_stats_of(v, k);
+    free(v);
+    return s;
+}
+
 #endif

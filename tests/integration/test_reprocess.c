@@ -208,6 +208,70 @@ static PGconn *world_base(char *db)
     return c;
 }
 
+/* `tsi explain --intersection iid --at minute` (issue 26): the stored minute recomputed with
+ * constants set `set` matches; the JSON form says so too */
+static void fmt_minute(char *buf, size_t len, long long us)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void explain_ok(long long iid, long long minute_us, long long set)
+{
+    char at[32], id[24], want[64];
+    fmt_minute(at, sizeof at, minute_us);
+    snprintf(id, sizeof id, "%lld", iid);
+    const char *args[] = {"explain", "--intersection", id, "--at", at, "--archive", arch, NULL};
+    int rc = th_run_tsi(args, NULL, out, sizeof out);
+    if (rc != 0 || !strstr(out, "\nmatch (tolerance 1e-9)"))
+        fail_msg("explain %s %s: exit %d %s", id, at, rc, dump(out));
+    snprintf(want, sizeof want, "constants set %lld:", set);
+    if (!strstr(out, want) || !strstr(out, "stored (database)"))
+        fail_msg("explain %s %s: no %s or no database row %s", id, at, want, dump(out));
+    const char *jargs[] = {"explain", "--intersection", id,     "--at", at, "--archive",
+                           arch,      "--format",       "json", NULL};
+    rc = th_run_tsi(jargs, NULL, out, sizeof out);
+    snprintf(want, sizeof want, "\"constants_id\":%lld,", set);
+    if (rc != 0 || !strstr(out, "\"match\":true") || !strstr(out, want))
+        fail_msg("explain --format json %s %s: exit %d %s", id, at, rc, dump(out));
+}
+
+/* bad flags exit 2; a minute not stored exits 1; a database row changed behind the archive's
+ * back is a mismatch (exit 1) */
+static void explain_hostile(PGconn *c)
+{
+    char at[32];
+    fmt_minute(at, sizeof at, h0_us + 10 * US_MIN);
+    const char *a1[] = {"explain", "--intersection", "5", "--at", "yesterday", NULL};
+    assert_int_equal(th_run_tsi(a1, NULL, out, sizeof out), 2);
+    const char *a2[] = {"explain", "--intersection", "5", NULL};
+    assert_int_equal(th_run_tsi(a2, NULL, out, sizeof out), 2);
+    const char *a3[] = {"explain", "--at", at, "--features", "/dev/null", NULL};
+    assert_int_equal(th_run_tsi(a3, NULL, out, sizeof out), 2);
+    const char *a4[] = {"explain", "--intersection", "-4", "--at", at, NULL};
+    assert_int_equal(th_run_tsi(a4, NULL, out, sizeof out), 2);
+    const char *a5[] = {"explain", "--intersection", "99", "--at", at, "--archive", arch, NULL};
+    assert_int_equal(th_run_tsi(a5, NULL, out, sizeof out), 1);
+    if (!strstr(out, "no stored minute"))
+        fail_msg("explain of a minute not stored %s", dump(out));
+    th_sqlf(c,
+            "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb / 2 WHERE"
+            " intersection_id = 5 AND \"timestamp\" = timestamptz 'epoch' + %lld *"
+            " interval '1 microsecond'",
+            h0_us + 10 * US_MIN);
+    const char *a6[] = {"explain", "--intersection", "5", "--at", at, "--archive", arch, NULL};
+    assert_int_equal(th_run_tsi(a6, NULL, out, sizeof out), 1);
+    if (!strstr(out, "MISMATCH") || !strstr(out, "DIFFERS"))
+        fail_msg("explain of a changed row %s", dump(out));
+    th_sqlf(c,
+            "UPDATE safety_indices_realtime SET combined_index_eb = combined_index_eb * 2 WHERE"
+            " intersection_id = 5 AND \"timestamp\" = timestamptz 'epoch' + %lld *"
+            " interval '1 microsecond'",
+            h0_us + 10 * US_MIN);
+}
+
 static void test_reprocess_hour(void **state)
 {
     (void)state;
@@ -257,6 +321,14 @@ static void test_reprocess_hour(void **state)
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
     /* hourly rollups by the jobs from the realtime rows */
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_hourly"), 3);
+    /* model provenance (issue 26): every row says it was computed with set A and this
+     * algorithm version */
+    long long set_a = th_intf(c, "SELECT id FROM normalization_constants");
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND algorithm_version = 1",
+                             set_a),
+                     130);
 
     /* constants B from now on: V_max 10 */
     th_sqlf(c, "UPDATE normalization_constants SET valid_until = now()");
@@ -291,6 +363,36 @@ static void test_reprocess_hour(void **state)
     assert_int_equal(matching(c, 0, "20"), 60);
     assert_int_equal(matching(c, 1, "10"), 60);
     assert_int_equal(th_intf(c, "SELECT count(*) FROM safety_indices_realtime"), 130);
+    /* the reprocessed hour carries set B's id, the first keeps A's; the hourly rollups say
+     * which set made each hour */
+    long long set_b = th_intf(c, "SELECT max(id) FROM normalization_constants");
+    assert_true(set_b != set_a);
+    /* tsi explain recomputes stored minutes with the set each records: both hours match */
+    explain_ok(5, h0_us + 5 * US_MIN, set_a);
+    explain_ok(5, h0_us + 65 * US_MIN, set_b);
+    explain_ok(7, h0_us + 61 * US_MIN, set_b);
+    explain_ok(5, h0_us + 119 * US_MIN, set_b);
+    explain_hostile(c);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND \"timestamp\" >= timestamptz 'epoch' + %lld * interval"
+                             " '1 microsecond'",
+                             set_b, h0_us + US_HOUR),
+                     70);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND \"timestamp\" < timestamptz 'epoch' + %lld * interval"
+                             " '1 microsecond'",
+                             set_a, h0_us + US_HOUR),
+                     60);
+    assert_int_equal(
+        th_intf(c,
+                "SELECT count(*) FROM safety_indices_hourly WHERE intersection_id = 5"
+                " AND constants_ids = ARRAY[CASE WHEN hour_timestamp < timestamptz"
+                " 'epoch' + %lld * interval '1 microsecond' THEN %lld ELSE %lld END]::bigint[]"
+                " AND algorithm_versions = '{1}'",
+                h0_us + US_HOUR, set_a, set_b),
+        2);
     /* the second hour's rollup is the mean of the new values */
     char f[1024], sql[2048];
     snprintf(f, sizeof f, F_COMBINED("1 + (m %% 4)", "10"));
@@ -315,6 +417,11 @@ static void test_reprocess_hour(void **state)
         arch);
     duck(con, "%s", q);
     assert_int_equal(duck_int(con, "SELECT count(*) FROM ix"), 130);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM ix WHERE constants_id = %lld AND"
+             " algorithm_version = 1 AND epoch_us(\"timestamp\") >= %lld",
+             set_b, h0_us + US_HOUR);
+    assert_int_equal(duck_int(con, q), 70);
     assert_int_equal(
         duck_int(con, "SELECT count(DISTINCT (intersection_id, \"timestamp\")) FROM ix"), 130);
     snprintf(f, sizeof f, F_COMBINED("traffic_volume", "10"));

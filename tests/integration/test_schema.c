@@ -13,6 +13,7 @@
 
 #include "db/conn.h"
 #include "db/migrate.h"
+#include "core/index.h"
 #include "harness.h"
 
 static char dbname[64];
@@ -149,6 +150,61 @@ static const struct {
     {"data_quality_log", "severity", "text"},
     {"data_quality_log", "message", "text"},
     {"data_quality_log", "metadata", "jsonb"},
+    /* issue 26 (migration 060): provenance, sub-indices, the constants' features store */
+    {"safety_indices_realtime", "constants_id", "bigint"},
+    {"safety_indices_realtime", "algorithm_version", "smallint"},
+    {"safety_indices_hourly", "avg_vru_index", "double precision"},
+    {"safety_indices_hourly", "n_vru_index", "integer"},
+    {"safety_indices_hourly", "avg_vru_index_eb", "double precision"},
+    {"safety_indices_hourly", "n_vru_index_eb", "integer"},
+    {"safety_indices_hourly", "avg_vru_si", "double precision"},
+    {"safety_indices_hourly", "min_vru_si", "double precision"},
+    {"safety_indices_hourly", "max_vru_si", "double precision"},
+    {"safety_indices_hourly", "n_vru_si", "integer"},
+    {"safety_indices_hourly", "avg_vehicle_index", "double precision"},
+    {"safety_indices_hourly", "n_vehicle_index", "integer"},
+    {"safety_indices_hourly", "avg_vehicle_index_eb", "double precision"},
+    {"safety_indices_hourly", "n_vehicle_index_eb", "integer"},
+    {"safety_indices_hourly", "avg_vehicle_si", "double precision"},
+    {"safety_indices_hourly", "min_vehicle_si", "double precision"},
+    {"safety_indices_hourly", "max_vehicle_si", "double precision"},
+    {"safety_indices_hourly", "n_vehicle_si", "integer"},
+    {"safety_indices_hourly", "constants_ids", "ARRAY"},
+    {"safety_indices_hourly", "algorithm_versions", "ARRAY"},
+    {"safety_indices_daily", "avg_vru_index", "double precision"},
+    {"safety_indices_daily", "n_vru_index", "integer"},
+    {"safety_indices_daily", "avg_vru_index_eb", "double precision"},
+    {"safety_indices_daily", "n_vru_index_eb", "integer"},
+    {"safety_indices_daily", "avg_vru_si", "double precision"},
+    {"safety_indices_daily", "min_vru_si", "double precision"},
+    {"safety_indices_daily", "max_vru_si", "double precision"},
+    {"safety_indices_daily", "n_vru_si", "integer"},
+    {"safety_indices_daily", "avg_vehicle_index", "double precision"},
+    {"safety_indices_daily", "n_vehicle_index", "integer"},
+    {"safety_indices_daily", "avg_vehicle_index_eb", "double precision"},
+    {"safety_indices_daily", "n_vehicle_index_eb", "integer"},
+    {"safety_indices_daily", "avg_vehicle_si", "double precision"},
+    {"safety_indices_daily", "min_vehicle_si", "double precision"},
+    {"safety_indices_daily", "max_vehicle_si", "double precision"},
+    {"safety_indices_daily", "n_vehicle_si", "integer"},
+    {"safety_indices_daily", "constants_ids", "ARRAY"},
+    {"safety_indices_daily", "algorithm_versions", "ARRAY"},
+    {"safety_features_hourly", "intersection_id", "bigint"},
+    {"safety_features_hourly", "hour_timestamp", "timestamp with time zone"},
+    {"safety_features_hourly", "hour_of_day", "smallint"},
+    {"safety_features_hourly", "minutes", "integer"},
+    {"safety_features_hourly", "max_vru_events", "integer"},
+    {"safety_features_hourly", "max_vehicle_events", "integer"},
+    {"safety_features_hourly", "max_volume", "integer"},
+    {"safety_features_hourly", "max_speed_stddev", "double precision"},
+    {"safety_features_hourly", "max_hard_braking", "integer"},
+    {"safety_features_hourly", "speeds", "ARRAY"},
+    {"safety_features_hourly", "n_vru", "integer"},
+    {"safety_features_hourly", "sum_vru", "double precision"},
+    {"safety_features_hourly", "n_vehicle", "integer"},
+    {"safety_features_hourly", "sum_vehicle", "double precision"},
+    {"safety_features_hourly", "n_combined", "integer"},
+    {"safety_features_hourly", "sum_combined", "double precision"},
 };
 
 /* index expectations: table, and the ordered key columns of some index on it */
@@ -168,6 +224,8 @@ static const struct {
     {"normalization_constants", "valid_from, valid_until", "btree"},
     {"data_quality_log", "\"timestamp\"", "btree"},
     {"data_quality_log", "intersection_id, \"timestamp\"", "btree"},
+    {"safety_features_hourly", "intersection_id, hour_timestamp, hour_of_day", "btree"},
+    {"safety_features_hourly", "hour_timestamp", "btree"},
 };
 
 static void test_tables_columns_indexes(void **state)
@@ -217,6 +275,15 @@ static void test_tables_columns_indexes(void **state)
                                "(('public.safety_indices_realtime', '1 day'), "
                                "('public.safety_indices_hourly', '1 mon'))"),
                      2);
+    /* the rollups count high-risk minutes and hours with core/index.h's threshold */
+    assert_int_equal(th_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'tsi_rollup_hours'"
+                               " AND prosrc LIKE '%count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL
+                               ")%'"),
+                     1);
+    assert_int_equal(
+        th_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'tsi_rollup_days'"
+                  " AND prosrc LIKE '%count(*) FILTER (WHERE avg_si > " TSI_RISK_HIGH_SQL ")%'"),
+        1);
     PQfinish(c);
 }
 

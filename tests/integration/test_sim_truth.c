@@ -704,15 +704,23 @@ static void test_faults(void **state)
                         "\"duplicate_rate\":0,\"malformed_rate\":0,\"token_lifetime_s\":0}";
 
     /* hostile fault bodies are refused and change nothing */
-    const char *bad[] = {"{\"http_error_rate\":2}", "{\"nope\":1}",      "not json",
-                         "{\"slow_ms\":\"x\"}",     "{\"slow_ms\":1.5}", "[1]",
-                         "{\"drop_rate\":-0.1}",    "{\"slow_ms\":1e9}", "{\"drop_rate\":0.5,"};
+    const char *bad[] = {"{\"http_error_rate\":2}",
+                         "{\"nope\":1}",
+                         "not json",
+                         "{\"slow_ms\":\"x\"}",
+                         "{\"slow_ms\":1.5}",
+                         "[1]",
+                         "{\"drop_rate\":-0.1}",
+                         "{\"slow_ms\":1e9}",
+                         "{\"drop_rate\":0.5,",
+                         "{\"mapdata_withdrawn\":-1}",
+                         "{\"mapdata_withdrawn\":1.5}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(sim_post(&s, "/sim/faults", bad[i], NULL), 400);
     assert_int_equal(sim_get(&s, "/sim/faults", NULL, &body), 200);
     assert_string_equal(body, "{\"http_error_rate\":0,\"slow_ms\":0,\"slow_rate\":1,"
                               "\"drop_rate\":0,\"duplicate_rate\":0,\"malformed_rate\":0,"
-                              "\"token_lifetime_s\":0}");
+                              "\"token_lifetime_s\":0,\"mapdata_withdrawn\":0}");
     free(body);
 
     /* HTTP 500/503 on every /api request; the control endpoints keep answering */
@@ -848,7 +856,7 @@ static void test_faults(void **state)
     assert_int_equal(sim_get(&s, "/sim/faults", NULL, &body), 200);
     assert_string_equal(body, "{\"http_error_rate\":0.1,\"slow_ms\":50,\"slow_rate\":1,"
                               "\"drop_rate\":0,\"duplicate_rate\":0.25,\"malformed_rate\":0,"
-                              "\"token_lifetime_s\":0}");
+                              "\"token_lifetime_s\":0,\"mapdata_withdrawn\":0}");
     free(body);
     assert_int_equal(th_proc_stop(&s.proc), 0);
 }

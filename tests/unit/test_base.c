@@ -15,6 +15,9 @@
 #include "base/error.h"
 #include "base/jsonw.h"
 #include "base/options.h"
+#include "base/tz.h"
+
+#include <time.h>
 
 static const tsi_option spec[] = {
     {"port", TSI_OPT_INT, "8080", "TSI_TEST_PORT", "port", "1..65535"},
@@ -326,6 +329,49 @@ static void test_error_names(void **state)
     assert_int_equal(tsi_error_set(NULL, TSI_E_IO, "x", NULL), TSI_E_IO);
 }
 
+/* the local hour and weekday of base/tz.h against glibc's localtime_r, every 15 minutes over
+ * two years (both DST changes of each year), in zones with DST, a 30-minute DST shift and
+ * a 45-minute offset, and in UTC whatever the process's TZ */
+static void test_tz_hour_dow(void **state)
+{
+    (void)state;
+    const char *zones[] = {"America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
+                           "Europe/London"};
+    for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
+        tsi_error e = {0};
+        assert_int_equal(tsi_tz_init(zones[z], &e), 0);
+        for (int64_t t = 1767225600; t < 1767225600 + 2 * 366 * 86400LL; t += 900) {
+            time_t tt = (time_t)t;
+            struct tm tm;
+            assert_non_null(localtime_r(&tt, &tm));
+            int hour, dow;
+            tsi_tz_hour_dow(t, &hour, &dow);
+            if (hour != tm.tm_hour || dow != (tm.tm_wday + 6) % 7)
+                fail_msg("%s at %lld: %d/%d, libc %d/%d", zones[z], (long long)t, hour, dow,
+                         tm.tm_hour, (tm.tm_wday + 6) % 7);
+        }
+    }
+    tsi_error e = {0};
+    assert_int_equal(tsi_tz_init("UTC", &e), 0);
+    int hour, dow;
+    tsi_tz_hour_dow(1796263200, &hour, &dow); /* 2026-12-03 02:00 UTC, a Thursday */
+    assert_int_equal(hour, 2);
+    assert_int_equal(dow, 3);
+    tsi_tz_hour_dow(-1, &hour, &dow); /* 1969-12-31 23:59:59, a Wednesday */
+    assert_int_equal(hour, 23);
+    assert_int_equal(dow, 2);
+    /* hostile names are refused and change nothing */
+    const char *hostile[] = {"Mars/Olympus", "../../etc/passwd", "/etc/localtime", "America",
+                             "America/New_York/../../../etc/passwd"};
+    assert_int_equal(tsi_tz_init("America/New_York", &e), 0);
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        assert_int_equal(tsi_tz_init(hostile[i], &e), TSI_E_INVALID);
+    assert_string_equal(tsi_tz_name(), "America/New_York");
+    tsi_tz_hour_dow(1796263200, &hour, &dow); /* 21:00 the day before in New York */
+    assert_int_equal(hour, 21);
+    assert_int_equal(dow, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_json_writer),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_tz_hour_dow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

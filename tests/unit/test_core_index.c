@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -146,7 +147,7 @@ static void test_constants_json(void **state)
     assert_int_equal(tsi_constants_from_json("[1]", 3, &c, &err), TSI_E_NOT_OBJECT);
 
     /* round trip through the JSON the database stores */
-    tsi_constants in = {1.5, 2.25, 180, 9.75, 13.4, 7, 25}, out;
+    tsi_constants in = {1.5, 2.25, 180, 9.75, 13.4, 7, 25, 0}, out;
     tsi_buf b = TSI_BUF_INIT;
     tsi_constants_to_json(&in, &b);
     assert_int_equal(tsi_constants_from_json(b.data, b.len, &out, &err), 0);
@@ -196,6 +197,7 @@ static void test_quantile_and_constants_from_features(void **state)
 static void test_risk_levels(void **state)
 {
     (void)state;
+    assert_int_equal(atoi(TSI_RISK_HIGH_SQL), TSI_RISK_HIGH); /* the SQL spelling agrees */
     assert_string_equal(tsi_risk_level(59.999), "Low");
     assert_string_equal(tsi_risk_level(60), "Medium");
     assert_string_equal(tsi_risk_level(75), "Medium");

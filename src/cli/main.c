@@ -1,10 +1,10 @@
-/* main.c — `tsi`: dispatch to a subcommand of the registry (commands.c). */
+/* cli/main.c — `tsi`: dispatch to a subcommand of the registry (commands.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 
 /* every command's option table: a configuration file key in none of them is refused */
 static const tsi_option *known_tables[64];

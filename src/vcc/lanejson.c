@@ -1,5 +1,5 @@
-/* collect/lanejson.c — see lanejson.h */
-#include "collect/lanejson.h"
+/* vcc/lanejson.c — see lanejson.h */
+#include "vcc/lanejson.h"
 
 #include <math.h>
 

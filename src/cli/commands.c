@@ -1,5 +1,5 @@
-/* commands.c — the registry: see commands.h */
-#include "commands.h"
+/* cli/commands.c — the registry: see commands.h */
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <string.h>

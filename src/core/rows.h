@@ -1,11 +1,12 @@
-/* collect/rows.h — what the collector produces per (intersection, minute): the realtime
- * index row with its features, the conflict audit rows, and quality counts. Shared by the
+/* core/rows.h — what the collector (and reprocess) produce per (intersection, minute):
+ * the realtime index row with its features, the conflict audit rows, and quality counts
+ * (domain types, so in core/ where every writer can reach them). Shared by the
  * indices Parquet writer (archive/indices.h), the database writer (db/ingest.h) and the
- * pipeline (collect/pipeline.h).
+ * pipeline (pipeline/pipeline.h).
  *
  * All plain values (no pointers): copy freely. NAN in a double means SQL NULL. */
-#ifndef TSI_COLLECT_ROWS_H
-#define TSI_COLLECT_ROWS_H
+#ifndef TSI_CORE_ROWS_H
+#define TSI_CORE_ROWS_H
 
 #include <stdint.h>
 
@@ -21,6 +22,13 @@ typedef struct tsi_rt_row {
     double avg_speed, speed_stddev; /* m/s; NAN when no vehicle */
     int32_t hard_braking_count;
     int32_t message_count; /* BSM + PSM messages of the window after dedupe */
+    /* model provenance (migration 060), 0 = none (SQL NULL): the normalisation constants
+     * set and the algorithm version (TSI_ALGORITHM_VERSION) that computed the indices.
+     * Last in the struct: a spool record written before they existed is this struct's
+     * prefix (db/ingest.c reads it with both 0). */
+    int64_t constants_id;
+    int32_t algorithm_version;
+    int32_t reserved; /* 0 */
 } tsi_rt_row;
 
 /* One conflict kept for audit (domain.md §3). */

@@ -1,10 +1,10 @@
-/* api/tz.c — the deployment's time zone (TSI_TIMEZONE) for the API's day boundaries and
+/* base/tz.c — the deployment's time zone (TSI_TIMEZONE) for the API's day boundaries and
  * local hour/day-of-week, without glibc's time-zone lock on the request path.
  *
  * At start the zone's UTC offsets are sampled with localtime_r every 6 hours from 1970
  * to 2200 and each change is located to the second by bisection: the result is a sorted
  * table of transitions, read by binary search (lock-free, shared by all workers).
- * Instants outside the table fall back to localtime_r. See tz.h (tsi_api_tz_*) and
+ * Instants outside the table fall back to localtime_r. See tz.h (tsi_tz_*) and
  * docs/api.md "Time zone". Ownership: the table is static, built once before the
  * server accepts requests, never freed. */
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "api/tz.h"
+#include "base/tz.h"
 
 typedef struct {
     int64_t at;  /* first instant (epoch seconds) of this offset */
@@ -35,33 +35,36 @@ static int32_t libc_offset(int64_t t)
     return (int32_t)tm.tm_gmtoff;
 }
 
-bool tsi_api_tz_utc(void)
+bool tsi_tz_utc(void)
 {
     return is_utc;
 }
 
-const char *tsi_api_tz_name(void)
+const char *tsi_tz_name(void)
 {
     return zone_name;
 }
 
-int tsi_api_tz_init(const char *name, tsi_error *err)
+int tsi_tz_init(const char *name, tsi_error *err)
 {
+    bool utc = !name || !*name || strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0;
+    char path[512];
+    struct stat st;
+    if (!utc) { /* a refused name changes nothing */
+        snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
+        if (strlen(name) >= sizeof zone_name || name[0] == '/' || strstr(name, "..") ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            return tsi_error_set(err, TSI_E_INVALID, "unknown time zone",
+                                 "'%s' is not an IANA zone name (no %s)", name, path);
+    }
     free(steps);
     steps = NULL;
     nsteps = 0;
-    if (!name || !*name || strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {
+    if (utc) {
         is_utc = true;
         snprintf(zone_name, sizeof zone_name, "UTC");
         return 0;
     }
-    char path[512];
-    struct stat st;
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
-    if (strlen(name) >= sizeof zone_name || name[0] == '/' || strstr(name, "..") ||
-        stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return tsi_error_set(err, TSI_E_INVALID, "unknown time zone",
-                             "'%s' is not an IANA zone name (no %s)", name, path);
     setenv("TZ", name, 1);
     tzset();
     snprintf(zone_name, sizeof zone_name, "%s", name);
@@ -105,7 +108,7 @@ int tsi_api_tz_init(const char *name, tsi_error *err)
     return 0;
 }
 
-int32_t tsi_api_tz_offset(int64_t t)
+int32_t tsi_tz_offset(int64_t t)
 {
     if (is_utc)
         return 0;
@@ -122,7 +125,7 @@ int32_t tsi_api_tz_offset(int64_t t)
     return steps[lo].off;
 }
 
-int64_t tsi_api_tz_day_start(int64_t day)
+int64_t tsi_tz_day_start(int64_t day)
 {
     int64_t L = day * 86400; /* local midnight, as local seconds */
     if (is_utc)
@@ -131,9 +134,9 @@ int64_t tsi_api_tz_day_start(int64_t day)
     int64_t best = INT64_MAX;
     const int64_t probe[2] = {L - 14 * 3600, L + 14 * 3600};
     for (int i = 0; i < 2; i++) {
-        int32_t o = tsi_api_tz_offset(probe[i]);
+        int32_t o = tsi_tz_offset(probe[i]);
         int64_t t = L - o;
-        if (tsi_api_tz_offset(t) == o && t < best)
+        if (tsi_tz_offset(t) == o && t < best)
             best = t;
     }
     if (best != INT64_MAX)
@@ -142,7 +145,7 @@ int64_t tsi_api_tz_day_start(int64_t day)
     int64_t lo = probe[0], hi = probe[1];
     while (hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (mid + tsi_api_tz_offset(mid) >= L)
+        if (mid + tsi_tz_offset(mid) >= L)
             hi = mid;
         else
             lo = mid;
@@ -150,8 +153,16 @@ int64_t tsi_api_tz_day_start(int64_t day)
     return hi;
 }
 
-int64_t tsi_api_tz_local_day(int64_t t)
+int64_t tsi_tz_local_day(int64_t t)
 {
-    int64_t l = t + tsi_api_tz_offset(t);
+    int64_t l = t + tsi_tz_offset(t);
     return l >= 0 ? l / 86400 : (l - 86399) / 86400;
+}
+
+void tsi_tz_hour_dow(int64_t t, int *hour, int *dow)
+{
+    int64_t l = t + tsi_tz_offset(t);
+    int64_t day = l >= 0 ? l / 86400 : (l - 86399) / 86400;
+    *hour = (int)((l - day * 86400) / 3600);
+    *dow = (int)(((day + 3) % 7 + 7) % 7); /* 1970-01-01 was a Thursday (3 with Monday 0) */
 }

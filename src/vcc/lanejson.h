@@ -1,4 +1,4 @@
-/* collect/lanejson.h — MapData lane polylines as the compact JSON stored in
+/* vcc/lanejson.h — MapData lane polylines as the compact JSON stored in
  * intersections.metadata.lane_geometry (docs/dashboard.md, issue 16).
  *
  *   [{"id":1,"type":"vehicle","ingress":1,"egress":2,"directional_use":["ingressPath"],
@@ -11,8 +11,8 @@
  * vcc/decode.h tsi_bits_json) are left out when absent; nodes are absolute WGS-84 degrees (refPoint
  * + the offsets, as core/messages.h decodes them) rounded to 1e-7 deg. Lanes of fewer than two
  * finite nodes are skipped. Used by the collector (MapData → intersections row) and `tsi seed`. */
-#ifndef TSI_COLLECT_LANEJSON_H
-#define TSI_COLLECT_LANEJSON_H
+#ifndef TSI_VCC_LANEJSON_H
+#define TSI_VCC_LANEJSON_H
 
 #include "base/jsonw.h"
 #include "core/messages.h"

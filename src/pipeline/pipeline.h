@@ -1,4 +1,5 @@
-/* collect/pipeline.h — the collector's processing, without the network: VCC bodies in,
+/* pipeline/pipeline.h — the collector's processing, without the network (used by `tsi
+ * collect` and `tsi reprocess`): VCC bodies in,
  * raw archive + indices Parquet + database rows out.
  *
  *   BSM/PSM frame ─► decode each element ─► engine (assign, dedupe, 1-minute windows)
@@ -29,8 +30,8 @@
  * Ownership: the pipeline owns its archive writer, engine and registry; it borrows the
  * ingest (may be NULL: no database) for its lifetime. Bodies are borrowed per call. Not
  * thread-safe: one thread drives it. */
-#ifndef TSI_COLLECT_PIPELINE_H
-#define TSI_COLLECT_PIPELINE_H
+#ifndef TSI_PIPELINE_PIPELINE_H
+#define TSI_PIPELINE_PIPELINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

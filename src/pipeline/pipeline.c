@@ -1,5 +1,5 @@
-/* collect/pipeline.c — see pipeline.h */
-#include "collect/pipeline.h"
+/* pipeline/pipeline.c — see pipeline.h */
+#include "pipeline/pipeline.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +12,8 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
-#include "collect/lanejson.h"
+#include "base/tz.h"
+#include "vcc/lanejson.h"
 #include "core/engine.h"
 #include "core/json.h"
 #include "core/registry.h"
@@ -80,15 +81,6 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
     return q;
 }
 
-static void local_hour_dow(int64_t minute_ms, int *hour, int *dow)
-{
-    time_t t = (time_t)(minute_ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm); /* TZ is the configured TSI_TIMEZONE (set by the daemon) */
-    *hour = tm.tm_hour;
-    *dow = (tm.tm_wday + 6) % 7; /* 0 = Monday */
-}
-
 static void on_window(void *ud, const tsi_window_result *r)
 {
     tsi_pipeline *p = ud;
@@ -96,7 +88,7 @@ static void on_window(void *ud, const tsi_window_result *r)
     tsi_index x;
     tsi_index_compute(f, &p->constants, &x);
     int hour, dow;
-    local_hour_dow(f->minute_ms, &hour, &dow);
+    tsi_tz_hour_dow(f->minute_ms / 1000, &hour, &dow); /* TSI_TIMEZONE (tsi_tz_init) */
     double prior[3];
     int src =
         p->priors ? tsi_priors_get(p->priors, f->intersection_id, hour, prior) : TSI_PRIOR_NONE;
@@ -122,6 +114,8 @@ static void on_window(void *ud, const tsi_window_result *r)
     row->speed_stddev = f->speed_stddev;
     row->hard_braking_count = f->hard_braking_count;
     row->message_count = f->bsm_messages + f->psm_messages;
+    row->constants_id = p->constants.set_id;
+    row->algorithm_version = TSI_ALGORITHM_VERSION;
     for (int i = 0; i < r->nconflicts; i++) {
         const tsi_conflict *k = &r->conflicts[i];
         p->conf = grow(p->conf, &p->capconf, p->nconf + 1, sizeof *p->conf);
