@@ -20,6 +20,15 @@ const tsi_option tsi_db_options[] = {
      "directory of the PostgreSQL server programs", NULL},
     {"db-name", TSI_OPT_STRING, "tsi", "TSI_DB_NAME", "database name in the embedded cluster",
      NULL},
+    {"pg-listen", TSI_OPT_STRING, "127.0.0.1", "TSI_PG_LISTEN",
+     "addresses the embedded cluster listens on (listen_addresses; * in a container whose "
+     "clients connect by name: then the four tsi roles may log in with their certificate from "
+     "any address, the superuser still only on the socket)",
+     NULL},
+    {"pg-hostname", TSI_OPT_STRING, "", "TSI_PG_HOSTNAME",
+     "one more DNS name in the server certificate, the name clients connect to (e.g. db in "
+     "Compose); read when the certificates are made, at the first start",
+     NULL},
     {"role", TSI_OPT_ENUM, "tsi_owner", NULL, "role for `url` and `psql`",
      "tsi_owner|tsi_writer|tsi_jobs|tsi_reader|postgres|tsi_replication"},
     {NULL, 0, NULL, NULL, NULL, NULL},
@@ -45,6 +54,23 @@ static int db_opts(tsi_opts *o, const char *cmd, const char *usage, int max_args
     setenv("TSI_PG_PORT", tsi_opts_str(o, "pg-port"), 1);
     setenv("TSI_DB_NAME", tsi_opts_str(o, "db-name"), 1);
     tsi_cluster_set_pg_bin(tsi_opts_str(o, "pg-bin"));
+    /* both go into configuration files; they travel in the environment like TSI_PG_PORT,
+     * so a command that restarts the cluster (backup setup) writes the same configuration */
+    const char *l = tsi_opts_str(o, "pg-listen"), *h = tsi_opts_str(o, "pg-hostname");
+    if (!tsi_cluster_listen_ok(l)) {
+        fprintf(stderr, "%s: --pg-listen: IP addresses or *, separated by commas: '%s'\n", cmd,
+                l ? l : "");
+        tsi_opts_free(o);
+        return -1;
+    }
+    if (!tsi_cluster_hostname_ok(h)) {
+        fprintf(stderr, "%s: --pg-hostname: a DNS name (letters, digits, '-', '.'): '%s'\n", cmd,
+                h ? h : "");
+        tsi_opts_free(o);
+        return -1;
+    }
+    setenv("TSI_PG_LISTEN", l, 1);
+    setenv("TSI_PG_HOSTNAME", h, 1);
     return 0;
 }
 

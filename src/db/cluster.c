@@ -1,6 +1,7 @@
 /* db/cluster.c — see cluster.h */
 #include "db/cluster.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,6 +25,20 @@ static const char *const login_roles[] = {"tsi_owner", "tsi_writer", "tsi_jobs",
 #define HBA_ROLES "tsi_owner,tsi_writer,tsi_jobs,tsi_reader"
 
 static char pg_bin[PATH_MAX] = "/usr/lib/postgresql/15/bin";
+/* --pg-listen and --pg-hostname travel in the environment, as TSI_PG_PORT does: every
+ * command that (re)starts the cluster (db start, backup setup, restore) writes the same
+ * configuration. Each is checked where it is used: both go into configuration files. */
+#define PG_OPT_MAX 256
+static const char *pg_listen(void)
+{
+    const char *l = getenv("TSI_PG_LISTEN");
+    return l && *l ? l : "127.0.0.1";
+}
+static const char *pg_hostname(void)
+{
+    const char *h = getenv("TSI_PG_HOSTNAME");
+    return h ? h : "";
+}
 
 static bool am_root(void)
 {
@@ -290,10 +305,15 @@ static int make_certs(const char *dir, tsi_error *err)
     snprintf(path, sizeof path, "%s/server.crt", dir);
     if (!exists(path)) {
         snprintf(ext, sizeof ext, "%s/server.ext", dir);
-        if ((rc = write_file(ext,
-                             "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
-                             "extendedKeyUsage=serverAuth\n",
-                             0644, err)) < 0)
+        if (!tsi_cluster_hostname_ok(pg_hostname()))
+            return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_HOSTNAME is not a DNS name", "'%s'",
+                                 pg_hostname());
+        char san[512];
+        snprintf(san, sizeof san,
+                 "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1%s%s\n"
+                 "extendedKeyUsage=serverAuth\n",
+                 *pg_hostname() ? ",DNS:" : "", pg_hostname());
+        if ((rc = write_file(ext, san, 0644, err)) < 0)
             return rc;
         if ((rc = openssl_key_csr(dir, "server", "localhost", err)) < 0 ||
             (rc = openssl_sign(dir, cadir, "server", ext, err)) < 0)
@@ -374,14 +394,33 @@ static int copy_file(const char *from, const char *to, mode_t mode, tsi_error *e
     return write_file(to, buf, mode, err);
 }
 
+/* --pg-listen beyond loopback (a container whose clients connect by name): the four tsi
+ * roles, and only they, may log in over TLS with their certificate from any address */
+static int append_remote_hba(const char *path, tsi_error *err)
+{
+    if (strcmp(pg_listen(), "127.0.0.1") == 0)
+        return 0;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return tsi_error_set(err, TSI_E_IO, "cannot write", "%s: %s", path, strerror(errno));
+    fprintf(f, "# --pg-listen %s: the tsi roles from other hosts (TLS, certificate)\n",
+            pg_listen());
+    fprintf(f, "hostssl all          " HBA_ROLES "  0.0.0.0/0  cert\n"
+               "hostssl all          " HBA_ROLES "  ::/0  cert\n");
+    return fclose(f) == 0 ? 0 : tsi_error_set(err, TSI_E_IO, "cannot write", "%s", path);
+}
+
 static int write_config(const char *dir, tsi_error *err)
 {
+    if (!tsi_cluster_listen_ok(pg_listen()))
+        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_LISTEN is not addresses or *", "'%s'",
+                             pg_listen());
     char sock[PATH_MAX], path[PATH_MAX], conf[4096];
     if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
         return TSI_E_UNAVAILABLE;
     snprintf(conf, sizeof conf,
              "# written by `tsi db start` at every start; edit postgresql.conf for your own\n"
-             "listen_addresses = '127.0.0.1'\n"
+             "listen_addresses = '%s'\n"
              "port = %d\n"
              "unix_socket_directories = '%s'\n"
              "unix_socket_permissions = 0700\n"
@@ -409,7 +448,7 @@ static int write_config(const char *dir, tsi_error *err)
              "max_wal_senders = 5\n"
              "# WAL archiving, written by `tsi backup setup` (absent until then)\n"
              "include_if_exists = 'backup.conf'\n",
-             tsi_db_port(), sock, tsi_db_name());
+             pg_listen(), tsi_db_port(), sock, tsi_db_name());
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
     return write_file(path, conf, 0600, err);
 }
@@ -418,18 +457,21 @@ static int write_hba(const char *dir, tsi_error *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
-    return write_file(path,
-                      "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
-                      "# the cluster's owner and root, and is the superuser's only way in;\n"
-                      "# TCP needs TLS and a client certificate whose CN is the role, for the\n"
-                      "# four tsi roles (replication: tsi_replication); no passwords exist.\n"
-                      "local   all          all                          trust\n"
-                      "local   replication  all                          trust\n"
-                      "hostssl all          " HBA_ROLES "  127.0.0.1/32  cert\n"
-                      "hostssl all          " HBA_ROLES "  ::1/128       cert\n"
-                      "hostssl replication  tsi_replication  127.0.0.1/32  cert\n"
-                      "hostssl replication  tsi_replication  ::1/128       cert\n",
-                      0600, err);
+    int rc = write_file(path,
+                        "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
+                        "# the cluster's owner and root, and is the superuser's only way in;\n"
+                        "# TCP needs TLS and a client certificate whose CN is the role, for the\n"
+                        "# four tsi roles (replication: tsi_replication); no passwords exist.\n"
+                        "local   all          all                          trust\n"
+                        "local   replication  all                          trust\n"
+                        "hostssl all          " HBA_ROLES "  127.0.0.1/32  cert\n"
+                        "hostssl all          " HBA_ROLES "  ::1/128       cert\n"
+                        "hostssl replication  tsi_replication  127.0.0.1/32  cert\n"
+                        "hostssl replication  tsi_replication  ::1/128       cert\n",
+                        0600, err);
+    if (rc < 0)
+        return rc;
+    return append_remote_hba(path, err);
 }
 
 static int initdb(const char *dir, tsi_error *err)
@@ -608,4 +650,30 @@ int tsi_cluster_stop(tsi_error *err)
     snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
     char *argv[] = {exe, "-D", dir, "-m", "fast", "-w", "-t", "120", "stop", NULL};
     return run(argv, true, err);
+}
+
+/* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */
+bool tsi_cluster_listen_ok(const char *l)
+{
+    if (!l || !*l || strlen(l) >= PG_OPT_MAX)
+        return false;
+    char copy[PG_OPT_MAX], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", l);
+    if (l[strlen(l) - 1] == ',' || l[0] == ',' || strstr(l, ",,"))
+        return false;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (strcmp(t, "*") != 0 && inet_pton(AF_INET, t, a) != 1 && inet_pton(AF_INET6, t, a) != 1)
+            return false;
+    }
+    return true;
+}
+
+/* --pg-hostname: empty, or a DNS name */
+bool tsi_cluster_hostname_ok(const char *h)
+{
+    return h && strlen(h) < PG_OPT_MAX &&
+           strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+               strlen(h) &&
+           *h != '-' && *h != '.';
 }

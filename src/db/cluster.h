@@ -20,6 +20,7 @@
 #ifndef TSI_DB_CLUSTER_H
 #define TSI_DB_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/error.h"
@@ -32,6 +33,11 @@ int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
 void tsi_cluster_data_dir(char *buf, size_t len);
 /* Directory of the PostgreSQL server programs (default /usr/lib/postgresql/15/bin). */
 void tsi_cluster_set_pg_bin(const char *dir);
+/* --pg-listen / TSI_PG_LISTEN: "*" or numeric IPv4/IPv6 addresses, separated by commas;
+ * --pg-hostname / TSI_PG_HOSTNAME: empty or a DNS name. Both go into configuration files,
+ * so `tsi db` refuses anything else (exit 2) and the cluster code checks them again. */
+bool tsi_cluster_listen_ok(const char *listen);
+bool tsi_cluster_hostname_ok(const char *hostname);
 const char *tsi_cluster_pg_bin(void);
 
 int tsi_cluster_start(tsi_error *err); /* idempotent */

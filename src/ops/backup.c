@@ -514,8 +514,8 @@ int tsi_backup_setup(int retention_days, const char *sched_full, const char *sch
                              "'%s'", dir);
     if ((rc = tsi_cluster_socket_dir(sock, sizeof sock, err)) < 0)
         return rc;
-    static const char *const subs[] = {"log", "lock", "conf.d"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const subs[] = {"log", "lock", "spool", "conf.d"};
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s", repo, subs[i]);
         if ((rc = mkdir_owned(path, 0750, err)) < 0)
             return rc;
@@ -540,6 +540,9 @@ int tsi_backup_setup(int retention_days, const char *sched_full, const char *sch
              "start-fast=y\n"
              "log-path=%s/log\n"
              "lock-path=%s/lock\n"
+             "# the archive-get queue: Debian's default /var/spool/pgbackrest is the postgres\n"
+             "# user's, which a cluster run by a normal user cannot list (restore failed)\n"
+             "spool-path=%s/spool\n"
              "log-level-console=warn\n"
              "log-level-file=info\n"
              "archive-timeout=120\n"
@@ -548,8 +551,8 @@ int tsi_backup_setup(int retention_days, const char *sched_full, const char *sch
              "pg1-port=%d\n"
              "pg1-socket-path=%s\n"
              "pg1-user=postgres\n",
-             repo, retention_days, retention_days, retention_days, repo, repo, dir, tsi_db_port(),
-             sock);
+             repo, retention_days, retention_days, retention_days, repo, repo, repo, dir,
+             tsi_db_port(), sock);
     if ((rc = write_owned(cpath, text, 0640, err)) < 0)
         return rc;
 

@@ -1,4 +1,5 @@
 /* sim/cmd.c — `tsi sim`: options, credentials from the environment, signals. */
+#include <arpa/inet.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,8 @@ const tsi_option tsi_sim_options[] = {
      "0..9223372036854775807"},
     {"port", TSI_OPT_INT, "8090", "TSI_SIM_PORT", "HTTP + WebSocket port (0: any free port)",
      "0..65535"},
-    {"bind", TSI_OPT_STRING, "127.0.0.1", "TSI_SIM_BIND", "address to listen on", NULL},
+    {"bind", TSI_OPT_STRING, "127.0.0.1", "TSI_SIM_BIND",
+     "IPv4 or IPv6 address to listen on (0.0.0.0: every interface, as in a container)", NULL},
     {"port-file", TSI_OPT_PATH, NULL, NULL, "write the bound port to this file once listening",
      NULL},
     {"tls-cert", TSI_OPT_PATH, NULL, "TSI_SIM_TLS_CERT",
@@ -152,6 +154,18 @@ int tsi_cmd_sim(int argc, char **argv)
         c.model.turn_right = tr;
     }
     c.bind = tsi_opts_str(&o, "bind");
+    {
+        /* a numeric address only: libwebsockets would take any other word for the name of
+         * a network interface and, finding none, listen nowhere while the sim runs on */
+        unsigned char a[sizeof(struct in6_addr)];
+        if (!c.bind ||
+            (inet_pton(AF_INET, c.bind, a) != 1 && inet_pton(AF_INET6, c.bind, a) != 1)) {
+            fprintf(stderr, "tsi sim: --bind must be an IPv4 or IPv6 address: '%s'\n",
+                    c.bind ? c.bind : "");
+            tsi_opts_free(&o);
+            return 2;
+        }
+    }
     c.port = (int)tsi_opts_int(&o, "port");
     c.port_file = tsi_opts_str(&o, "port-file");
     c.tls_cert = tsi_opts_str(&o, "tls-cert");

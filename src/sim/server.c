@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -1679,11 +1680,17 @@ int tsi_sim_server_run(const tsi_sim_server_cfg *cfg, volatile sig_atomic_t *sto
     memset(&vi, 0, sizeof vi);
     vi.port = cfg->port;
     vi.iface = cfg->bind;
+    /* libwebsockets (4.1) opens an IPv6 socket whenever it was built with IPv6 and then
+     * fails to apply an IPv4 address to it: `--bind 127.0.0.1` ended up as *:port, every
+     * interface. An IPv4 address gets an IPv4 socket, which it binds as given. */
+    struct in_addr bind4;
+    if (cfg->bind && inet_pton(AF_INET, cfg->bind, &bind4) == 1)
+        vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     vi.protocols = protocols;
     vi.vhost_name = "tsi-sim";
     vi.keepalive_timeout = 30;
     if (tls) {
-        vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* read per vhost, too */
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* read per vhost, too */
         vi.ssl_cert_filepath = cfg->tls_cert;
         vi.ssl_private_key_filepath = cfg->tls_key;
     }

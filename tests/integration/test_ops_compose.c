@@ -1,9 +1,14 @@
-/* deploy/ (issue 17): no Docker engine runs here, so the Compose file is checked with
- * Debian's docker-compose (`config -q` validates it against the Compose schema and
- * resolves anchors and variables); the resolved file has the four services, the shared
- * network namespace and no secret beyond the simulator's public default; a broken copy
- * is refused (the validator validates); the Dockerfile runs the same scripts/deps as CI;
- * the entry point parses. Building the image and running the services is NOT exercised. */
+/* deploy/ (issues 17, 31). The Compose file is resolved by Debian's docker-compose (`config
+ * -q` validates it against the Compose schema; `config` resolves anchors and variables) and
+ * the resolved file is parsed: the four services on one Compose network addressed by name
+ * (no shared network namespace), healthchecks on db and serve, the sim bound where collect
+ * can reach it, and each service given only its own files — db alone holds its home (the CA
+ * key, every role's key), collect only the writer's certificate volume and the archive,
+ * serve only the reader's (read-only) and the archive read-only, sim nothing; the entry
+ * point copies into a role's volume only the CA certificate and that role's pair. A broken
+ * copy is refused (the validator validates). The Dockerfile has a build stage and two
+ * images (app, db) that install no compiler, -dev package or node; app no PostgreSQL. Building the
+ * image and running the stack is scripts/compose-test (root, not in CI). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,42 +40,159 @@ static void need_compose(void)
                  "installs it when it runs as root)");
 }
 
+/* The block of service NAME in the resolved file (lines indented by 4 under "  NAME:"),
+ * copied into buf; fails the test when the service is missing. */
+static void service_block(const char *resolved, const char *name, char *buf, size_t len)
+{
+    char head[64];
+    snprintf(head, sizeof head, "\n  %s:\n", name);
+    const char *p = strstr(resolved, head);
+    if (!p)
+        fail_msg("service %s missing from:\n%s", name, resolved);
+    p += strlen(head);
+    size_t n = 0;
+    while (*p && strncmp(p, "    ", 4) == 0) { /* the service's own lines */
+        const char *eol = strchr(p, '\n');
+        size_t l = eol ? (size_t)(eol - p + 1) : strlen(p);
+        assert_true(n + l < len);
+        memcpy(buf + n, p, l);
+        n += l;
+        p += l;
+    }
+    buf[n] = '\0';
+}
+
+/* The service's volume mounts ("source:target:mode", one per line) into buf. */
+static int service_volumes(const char *block, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const char *p = strstr(block, "\n    volumes:\n");
+    if (!p && strncmp(block, "    volumes:\n", 13) == 0)
+        p = block - 1;
+    if (!p)
+        return 0;
+    p = strchr(p + 1, '\n') + 1;
+    int n = 0;
+    size_t used = 0;
+    while (strncmp(p, "    - ", 6) == 0) {
+        p += 6;
+        const char *eol = strchr(p, '\n');
+        size_t l = eol ? (size_t)(eol - p) : strlen(p);
+        assert_true(used + l + 2 < len);
+        memcpy(buf + used, p, l);
+        used += l;
+        buf[used++] = '\n';
+        buf[used] = '\0';
+        n++;
+        p += l + (eol ? 1 : 0);
+    }
+    return n;
+}
+
+static char *read_text(const char *rel, char *buf, size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", th_source_dir(), rel);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
 static void test_compose_valid(void **state)
 {
     (void)state;
     need_compose();
     char file[PATH_MAX];
     snprintf(file, sizeof file, "%s/deploy/compose.yaml", th_source_dir());
-    /* no VCC credentials in the environment: the file's own defaults apply */
+    /* no VCC credentials or image in the environment: the file's own defaults apply */
     unsetenv("VCC_CLIENT_ID");
     unsetenv("VCC_CLIENT_SECRET");
+    unsetenv("TSI_IMAGE");
+    unsetenv("TSI_HTTP_PORT");
     int rc = compose(file, "-q");
     if (rc != 0)
         fail_msg("docker-compose config -q refused deploy/compose.yaml:\n%s", out);
     assert_string_equal(out, "");
     rc = compose(file, NULL);
     assert_int_equal(rc, 0);
-    /* the four services, resolved */
-    const char *services[] = {"\n  db:\n", "\n  sim:\n", "\n  collect:\n", "\n  serve:\n"};
+    static char db[8192], sim[8192], collect[8192], serve[8192], vols[2048];
+    service_block(out, "db", db, sizeof db);
+    service_block(out, "sim", sim, sizeof sim);
+    service_block(out, "collect", collect, sizeof collect);
+    service_block(out, "serve", serve, sizeof serve);
+    /* services on the Compose network, by name: no shared network namespace */
+    assert_null(strstr(out, "network_mode"));
+    assert_non_null(strstr(collect, "VCC_BASE_URL: http://sim:8090"));
+    assert_non_null(strstr(sim, "- --bind\n    - 0.0.0.0\n")); /* sim answers collect */
+    assert_null(strstr(sim, "ports:"));                        /* and is not published */
+    /* the db listens on the network with "db" in its certificate; clients verify-full */
+    assert_non_null(strstr(db, "TSI_PG_HOSTNAME: db\n"));
+    assert_non_null(strstr(db, "TSI_PG_LISTEN: '*'"));
+    assert_non_null(strstr(collect, "DATABASE_URL: host=db port=55432 dbname=tsi user=tsi_writer "
+                                    "sslmode=verify-full"));
+    assert_non_null(strstr(serve, "DATABASE_URL: host=db port=55432 dbname=tsi user=tsi_reader "
+                                  "sslmode=verify-full"));
+    /* healthchecks on db and serve; serve published on loopback only */
+    assert_non_null(strstr(db, "\n    healthcheck:\n"));
+    assert_non_null(strstr(serve, "\n    healthcheck:\n"));
+    assert_non_null(strstr(serve, "- 127.0.0.1:8080:8080/tcp\n"));
+    /* db runs the db image, the others the app image (no PostgreSQL server in it) */
+    assert_non_null(strstr(db, "image: tsi-db:dev\n"));
+    assert_non_null(strstr(db, "target: db\n"));
+    assert_non_null(strstr(serve, "target: app\n"));
+    assert_non_null(strstr(sim, "image: tsi:dev\n"));
+    assert_non_null(strstr(collect, "image: tsi:dev\n"));
+    assert_non_null(strstr(serve, "image: tsi:dev\n"));
+    /* every service comes back by itself */
+    const char *blocks[] = {db, sim, collect, serve};
     for (int i = 0; i < 4; i++)
-        if (!strstr(out, services[i]))
-            fail_msg("service %s missing from:\n%s", services[i], out);
-    /* sim, collect and serve share db's network namespace (TLS to 127.0.0.1, verify-full) */
-    int shared = 0;
-    for (const char *p = out; (p = strstr(p, "network_mode: service:db")) != NULL; p++)
-        shared++;
-    assert_int_equal(shared, 3);
-    /* the collector reaches the simulator inside that namespace */
-    assert_non_null(strstr(out, "VCC_BASE_URL: http://127.0.0.1:8090"));
-    /* everything comes from the one image built by deploy/Dockerfile */
-    assert_non_null(strstr(out, "dockerfile: deploy/Dockerfile"));
+        assert_non_null(strstr(blocks[i], "restart: unless-stopped"));
+
+    /* each service's files, exactly */
+    assert_int_equal(service_volumes(db, vols, sizeof vols), 3);
+    assert_string_equal(vols, "db-home:/var/lib/tsi:rw\ncerts-writer:/export/tsi_writer:rw\n"
+                              "certs-reader:/export/tsi_reader:rw\n");
+    assert_int_equal(service_volumes(sim, vols, sizeof vols), 0);
+    assert_int_equal(service_volumes(collect, vols, sizeof vols), 2);
+    assert_string_equal(vols, "certs-writer:/run/tsi:ro\narchive:/var/lib/tsi/archive:rw\n");
+    assert_int_equal(service_volumes(serve, vols, sizeof vols), 2);
+    assert_string_equal(vols, "certs-reader:/run/tsi:ro\narchive:/var/lib/tsi/archive:ro\n");
+    /* a client names no file but its own role's and the CA certificate */
+    const char *others_of_serve[] = {"tsi_writer", "tsi_owner", "tsi_jobs", "ca.key", NULL};
+    for (const char *const *o = others_of_serve; *o; o++)
+        if (strstr(serve, *o))
+            fail_msg("serve mentions %s:\n%s", *o, serve);
+    const char *others_of_collect[] = {"tsi_reader", "tsi_owner", "tsi_jobs", "ca.key", NULL};
+    for (const char *const *o = others_of_collect; *o; o++)
+        if (strstr(collect, *o))
+            fail_msg("collect mentions %s:\n%s", *o, collect);
     assert_null(strstr(out, "PASSWORD"));
-    /* a credential given in the environment replaces the default */
+
+    /* the db's entry point puts into /export/<role> the CA certificate and that role's pair,
+     * nothing else: three installs, none of ca.key */
+    static char ep[16384];
+    read_text("deploy/entrypoint.sh", ep, sizeof ep);
+    assert_null(strstr(ep, "ca.key"));
+    assert_non_null(strstr(ep, "install -m 644 \"$TSI_HOME/certs/ca.crt\" \"$dir/ca.crt\""));
+    assert_non_null(strstr(ep, "install -m 644 \"$TSI_HOME/certs/$role.crt\" \"$dir/$role.crt\""));
+    assert_non_null(strstr(ep, "install -m 600 \"$TSI_HOME/certs/$role.key\" \"$dir/$role.key\""));
+    int installs = 0;
+    for (const char *p = ep; (p = strstr(p, "\n    install ")) != NULL; p++)
+        installs++;
+    assert_int_equal(installs, 3);
+
+    /* a credential or image given in the environment replaces the default */
     setenv("VCC_CLIENT_SECRET", "from-the-environment", 1);
+    setenv("TSI_IMAGE", "tsi-other:1", 1);
     rc = compose(file, NULL);
     unsetenv("VCC_CLIENT_SECRET");
+    unsetenv("TSI_IMAGE");
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "VCC_CLIENT_SECRET: from-the-environment"));
+    assert_non_null(strstr(out, "image: tsi-other:1"));
 }
 
 /* the validator is not a rubber stamp: broken copies are refused */
@@ -112,18 +234,36 @@ static void test_compose_broken(void **state)
 static void test_dockerfile_and_entrypoint(void **state)
 {
     (void)state;
+    read_text("deploy/Dockerfile", out, sizeof out);
+    /* three stages: build runs the same dependency scripts as CI; app (sim, collect,
+     * serve) and db (app + PostgreSQL) hold what runs */
+    const char *build = strstr(out, "FROM debian:12 AS build\n");
+    const char *app = strstr(out, "FROM debian:12 AS app\n");
+    const char *dbs = strstr(out, "FROM app AS db\n");
+    assert_non_null(build);
+    assert_non_null(app);
+    assert_non_null(dbs);
+    assert_true(build < app && app < dbs);
+    assert_non_null(strstr(build, "\n && scripts/deps \\\n"));
+    assert_non_null(strstr(build, "\n && scripts/web \\\n"));
+    /* nothing to build with after the build stage, no apt lists left in either image */
+    const char *forbidden[] = {"-dev",         "gcc",          "cmake",  "nodejs", " npm",
+                               "scripts/deps", "node_modules", "ca.key", NULL};
+    for (const char *const *f = forbidden; *f; f++)
+        if (strstr(app, *f))
+            fail_msg("the app or db stage mentions %s", *f);
+    /* the app stage installs no PostgreSQL server: it ends where db begins */
+    char app_only[8192];
+    size_t alen = (size_t)(dbs - app) < sizeof app_only ? (size_t)(dbs - app) : sizeof app_only - 1;
+    memcpy(app_only, app, alen);
+    app_only[alen] = '\0';
+    assert_null(strstr(app_only, "postgresql-15"));
+    assert_non_null(strstr(app_only, "rm -rf /var/lib/apt/lists/*"));
+    assert_non_null(strstr(app_only, "COPY --from=build /out/ /"));
+    assert_non_null(strstr(app_only, "ENTRYPOINT [\"/opt/tsi/entrypoint.sh\"]"));
+    assert_non_null(strstr(dbs, "postgresql-15-postgis-3"));
+    assert_non_null(strstr(dbs, "rm -rf /var/lib/apt/lists/*"));
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/deploy/Dockerfile", th_source_dir());
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    /* the same dependency script as CI, and the entry point the compose file uses */
-    assert_non_null(strstr(out, "\n && scripts/deps \\\n"));
-    assert_non_null(strstr(out, "\n && scripts/web \\\n"));
-    assert_non_null(strstr(out, "FROM debian:12"));
-    assert_non_null(strstr(out, "deploy/entrypoint.sh"));
     snprintf(path, sizeof path, "%s/deploy/entrypoint.sh", th_source_dir());
     assert_int_equal(access(path, X_OK), 0);
     char *argv[] = {"bash", "-n", path, NULL};

@@ -1,7 +1,8 @@
 /* Contract tests of `tsi sim` over real HTTP (libcurl) and real WebSocket
  * (src/vcc/ws_client): auth and 401s, the shape of every endpoint (domain.md §1, read
  * with the project's own decoders), single-use keys, 2 Hz frames, the rsu filter, SPaT
- * agreement, --vcc-quirks, hostile input, and the command line. The simulator runs as a
+ * agreement, --vcc-quirks, hostile input, the command line, and --bind (127.0.0.1 answers on
+ * no other address of the machine; 0.0.0.0 does, the control). The simulator runs as a
  * child process (tests/harness/proc_helper.h). Determinism, ground truth and faults are
  * in test_sim_truth.c. */
 #include <setjmp.h>
@@ -10,10 +11,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/geo.h"
@@ -626,6 +632,90 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "cannot listen"));
 }
 
+/* ---- --bind ---- */
+
+/* 0 when a TCP connection to addr:port is accepted, else the connect errno */
+static int tcp_connect(const char *addr, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/* The machine's addresses other than 127.0.0.1: 127.0.0.2 (loopback, but not the one
+ * bound) and the first IPv4 address of a non-loopback interface, when there is one. */
+static int other_addresses(char out[2][INET_ADDRSTRLEN])
+{
+    int n = 0;
+    snprintf(out[n++], INET_ADDRSTRLEN, "127.0.0.2");
+    struct ifaddrs *ifs = NULL;
+    assert_int_equal(getifaddrs(&ifs), 0);
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct sockaddr_in *a = (const struct sockaddr_in *)i->ifa_addr;
+        if ((ntohl(a->sin_addr.s_addr) >> 24) == 127)
+            continue;
+        inet_ntop(AF_INET, &a->sin_addr, out[n++], INET_ADDRSTRLEN);
+        break;
+    }
+    freeifaddrs(ifs);
+    if (n == 1)
+        print_message("test_bind: this machine has no non-loopback IPv4 address; only "
+                      "127.0.0.2 is tried\n");
+    return n;
+}
+
+static void test_bind(void **state)
+{
+    (void)state;
+    char other[2][INET_ADDRSTRLEN];
+    int n = other_addresses(other);
+
+    /* the default, and --bind 127.0.0.1 said outright: 127.0.0.1 only */
+    sim_t lo;
+    const char *e_lo[] = {"--bind", "127.0.0.1", "--intersections", "1", "--warmup", "0", NULL};
+    sim_start(&lo, e_lo); /* answers /healthz on 127.0.0.1 */
+    sim_t def;
+    const char *e_def[] = {"--intersections", "1", "--warmup", "0", NULL};
+    sim_start(&def, e_def);
+    for (int k = 0; k < n; k++) {
+        if (tcp_connect(other[k], lo.port) != ECONNREFUSED)
+            fail_msg("--bind 127.0.0.1: a connection to %s:%d was not refused", other[k], lo.port);
+        if (tcp_connect(other[k], def.port) != ECONNREFUSED)
+            fail_msg("default bind: a connection to %s:%d was not refused", other[k], def.port);
+    }
+    assert_int_equal(tcp_connect("127.0.0.1", lo.port), 0);
+    assert_int_equal(th_proc_stop(&lo.proc), 0);
+    assert_int_equal(th_proc_stop(&def.proc), 0);
+
+    /* the control: --bind 0.0.0.0 answers HTTP on those same addresses */
+    sim_t any;
+    const char *e_any[] = {"--bind", "0.0.0.0", "--intersections", "1", "--warmup", "0", NULL};
+    sim_start(&any, e_any);
+    for (int k = 0; k < n; k++) {
+        char url[128];
+        snprintf(url, sizeof url, "http://%s:%d/healthz", other[k], any.port);
+        assert_int_equal(th_http("GET", url, NULL, NULL, NULL, NULL), 200);
+    }
+    assert_int_equal(th_proc_stop(&any.proc), 0);
+
+    /* anything but a numeric address: exit 2, said (libwebsockets would take it for an
+     * interface name, find none and listen nowhere) */
+    char out[4096];
+    static const char *bad[] = {"nonsense",  "",   "127.0.0.1:80", "999.1.1.1",
+                                "localhost", "lo", "127.0.0.1 ",   "::1/128"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        const char *a[] = {"sim", "--bind", bad[k], "--port", "0", NULL};
+        assert_int_equal(th_run_tsi(a, NULL, out, sizeof out), 2);
+        assert_non_null(strstr(out, "--bind must be an IPv4 or IPv6 address"));
+    }
+}
+
 /* ---- --vcc-quirks ---- */
 
 static void test_quirks(void **state)
@@ -670,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_spat_stream),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_bind),
         cmocka_unit_test(test_quirks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
