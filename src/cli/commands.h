@@ -45,8 +45,8 @@ int tsi_cmd_validate(int argc, char **argv);           /* tools/validate.c */
 int tsi_cmd_reprocess(int argc, char **argv);          /* tools/reprocess.c */
 int tsi_cmd_features(int argc, char **argv);           /* tools/features_cmd.c */
 int tsi_cmd_explain(int argc, char **argv);            /* tools/explain_cmd.c */
-int tsi_cmd_sim(int argc, char **argv);                /* sim/cmd.c */
-extern const tsi_option tsi_sim_options[];             /* sim/cmd.c */
+int tsi_cmd_sim(int argc, char **argv);                /* cli/cmd_sim.c */
+extern const tsi_option tsi_sim_options[];             /* cli/cmd_sim.c */
 
 /* Runs a subcommand from `subs` (argv[1]); prints the list on --help or when missing.
  * `prefix` is "tsi db". Returns the exit status. */

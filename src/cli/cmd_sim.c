@@ -1,4 +1,5 @@
-/* sim/cmd.c — `tsi sim`: options, credentials from the environment, signals. */
+/* cli/cmd_sim.c — `tsi sim`: options, credentials from the environment, signals (the
+ * simulator itself is sim/). */
 #include <arpa/inet.h>
 #include <math.h>
 #include <signal.h>
