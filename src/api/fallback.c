@@ -7,7 +7,9 @@
  * own archive go into DuckDB's SQL text (quoted); request values are bound as
  * prepared-statement parameters. Each worker thread owns one DuckDB connection to the
  * server's in-memory database. Rows repeated across files (a minute flushed twice) count
- * once. */
+ * once. Model provenance (v2's constants_set_ids / algorithm_versions) comes from the
+ * files whose schema has its columns (written since migration 060); a bin with a minute
+ * from an older file answers null (not known) for it. */
 #include "api/fallback.h"
 
 #include <dirent.h>
@@ -46,19 +48,19 @@ static duckdb_connection *duck_conn(void)
     return &w->dc;
 }
 
-/* "read_parquet([...], union_by_name=true)" over the day directories of [t0, t1);
- * returns the number of files (0: nothing to read) */
 static int cmp_name(const void *a, const void *b)
 {
     const char *x = *(char *const *)a, *y = *(char *const *)b;
     return strcmp(x ? x : "", y ? y : "");
 }
 
-static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
+/* "[...]": the quoted paths of the index rows files of [t0, t1), sorted per day; returns
+ * their number */
+static int files_list(tsi_buf *b, int64_t t0, int64_t t1)
 {
     tsi_api *a = tsi_api_g;
     int n = 0;
-    tsi_buf_puts(b, "read_parquet([");
+    tsi_buf_putc(b, '[');
     for (int64_t day = t0 - t0 % 86400; day < t1; day += 86400) {
         char dir[4200];
         tsi_indices_day_dir(dir, sizeof dir, a->archive_dir, day);
@@ -93,7 +95,37 @@ static int files_expr(tsi_buf *b, int64_t t0, int64_t t1)
         }
         free(names);
     }
-    tsi_buf_puts(b, "], union_by_name = true, filename = true)");
+    tsi_buf_putc(b, ']');
+    return n;
+}
+
+/* Of the files of list (files_list's text), those whose schema has the model provenance
+ * columns (constants_id and algorithm_version: files written since migration 060; older
+ * ones lack them), as a quoted SQL list "'a','b'" into in; returns their number, or -1
+ * when DuckDB cannot read the schemas. */
+static int prov_files(duckdb_connection con, const char *list, tsi_buf *in)
+{
+    tsi_buf q = TSI_BUF_INIT;
+    tsi_buf_printf(&q,
+                   "SELECT file_name FROM parquet_schema(%s) WHERE name IN ('constants_id',"
+                   " 'algorithm_version') GROUP BY file_name HAVING count(DISTINCT name) = 2"
+                   " ORDER BY file_name",
+                   list);
+    duckdb_result res;
+    int n = -1;
+    if (duckdb_query(con, q.data, &res) == DuckDBSuccess) {
+        idx_t k = duckdb_row_count(&res);
+        for (idx_t i = 0; i < k; i++) {
+            char *f = duckdb_value_varchar(&res, 0, i);
+            if (i)
+                tsi_buf_putc(in, ',');
+            tsi_sql_quote(in, f ? f : "");
+            duckdb_free(f);
+        }
+        n = (int)k;
+    }
+    duckdb_destroy_result(&res);
+    tsi_buf_free(&q);
     return n;
 }
 
@@ -105,18 +137,31 @@ static int duck_fail(tsi_req *r, const char *what, const char *msg)
     return -1;
 }
 
-/* the deduplicated minutes of [t0, t1) as a subquery text, or 0 files */
-static int minutes_sql(tsi_buf *sql, int64_t t0, int64_t t1, bool one)
+/* the deduplicated minutes of [t0, t1) as a subquery text, or 0 files (-1: the files'
+ * schemas could not be read). Besides the indices it has constants_id, algorithm_version
+ * and has_prov: whether the row's file has the provenance columns (a NULL constants_id
+ * there means the built-in defaults; in an older file, not known). */
+static int minutes_sql(duckdb_connection con, tsi_buf *sql, int64_t t0, int64_t t1, bool one)
 {
-    tsi_buf files = TSI_BUF_INIT;
-    int n = files_expr(&files, t0, t1);
+    tsi_buf list = TSI_BUF_INIT, files = TSI_BUF_INIT, in = TSI_BUF_INIT;
+    int n = files_list(&list, t0, t1);
+    int np = n > 0 ? prov_files(con, list.data, &in) : 0;
+    if (np < 0)
+        n = -1;
+    tsi_buf_printf(&files, "read_parquet(%s, union_by_name = true, filename = true)", list.data);
     /* a minute in several files (flushed twice, reprocessed): the newest file's row wins —
      * the one whose name carries the latest flush stamp (<kind>_<YYYYMMDDTHHMMSSZ>_<seq>,
      * archive/pqfile.h), then the greatest name; a file without a stamp (tsi seed's) is
      * the oldest */
     tsi_buf_puts(sql, "(SELECT intersection_id, \"timestamp\", combined_index, combined_index_eb,"
                       " vru_index, vru_index_eb, vehicle_index, vehicle_index_eb, traffic_volume,"
-                      " vru_count FROM ");
+                      " vru_count, ");
+    if (np > 0)
+        tsi_buf_printf(sql, "constants_id, algorithm_version, filename IN (%s) AS has_prov FROM ",
+                       in.data);
+    else
+        tsi_buf_puts(sql, "CAST(NULL AS BIGINT) AS constants_id, CAST(NULL AS SMALLINT) AS"
+                          " algorithm_version, false AS has_prov FROM ");
     tsi_buf_append(sql, files.data, files.len);
     tsi_buf_puts(sql,
                  " WHERE \"timestamp\" >= to_timestamp($1) AND \"timestamp\" < to_timestamp($2)");
@@ -126,6 +171,8 @@ static int minutes_sql(tsi_buf *sql, int64_t t0, int64_t t1, bool one)
                       " ORDER BY regexp_extract(filename, '_([0-9]{8}T[0-9]{6}Z)_', 1) DESC,"
                       " filename DESC) = 1) m");
     tsi_buf_free(&files);
+    tsi_buf_free(&list);
+    tsi_buf_free(&in);
     return n;
 }
 
@@ -150,6 +197,24 @@ static duckdb_result *prep_run(tsi_req *r, duckdb_connection con, const char *sq
     }
     duckdb_destroy_prepare(&ps);
     return res;
+}
+
+/* The model provenance of a bin's minutes as tsi_point's comma-separated text: the sorted
+ * distinct non-NULL values ("" = none recorded), or NULL (not known) when a minute of the
+ * bin comes from a file older than the provenance columns (minutes_sql's has_prov). */
+#define PROV_LIST(col)                                                                             \
+    "CASE WHEN bool_and(has_prov) THEN coalesce(array_to_string(list_sort(list_distinct("          \
+    "list(" col "))), ','), '') END"
+
+/* a PROV_LIST value: the text in the request's arena, or NULL */
+static const char *prov_value(tsi_req *r, duckdb_result *res, idx_t c, idx_t i)
+{
+    if (duckdb_value_is_null(res, c, i))
+        return NULL;
+    char *v = duckdb_value_varchar(res, c, i);
+    const char *s = tsi_arena_strdup(r->arena, v ? v : "");
+    duckdb_free(v);
+    return s;
 }
 
 static double dv(duckdb_result *res, idx_t c, idx_t i, bool *isnull)
@@ -178,7 +243,11 @@ int tsi_fb_latest(tsi_req *r, int64_t one, tsi_fb_cur **out, int *n)
         tsi_buf_puts(&sql, "SELECT intersection_id, epoch(\"timestamp\")::DOUBLE, combined_index,"
                            " combined_index_eb, vru_index, vru_index_eb, vehicle_index,"
                            " vehicle_index_eb, traffic_volume, vru_count FROM ");
-        found = minutes_sql(&sql, t0 - 86400, t1, one >= 0);
+        found = minutes_sql(*con, &sql, t0 - 86400, t1, one >= 0);
+        if (found < 0) {
+            tsi_buf_free(&sql);
+            return duck_fail(r, "schema", "the files' schemas could not be read");
+        }
         if (!found) {
             t1 -= 86400;
             t0 -= 86400;
@@ -326,8 +395,13 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
                  " avg(coalesce(combined_index_eb, combined_index)),"
                  " avg(coalesce(vru_index_eb, vru_index)),"
                  " avg(coalesce(vehicle_index_eb, vehicle_index)), sum(traffic_volume)::BIGINT,"
-                 " epoch(min(\"timestamp\"))::BIGINT, intersection_id FROM ");
-    int files = minutes_sql(&sql, t0, t1, iid >= 0);
+                 " epoch(min(\"timestamp\"))::BIGINT, intersection_id, " PROV_LIST(
+                     "constants_id") ", " PROV_LIST("algorithm_version") " FROM ");
+    int files = minutes_sql(*con, &sql, t0, t1, iid >= 0);
+    if (files < 0) {
+        tsi_buf_free(&sql);
+        return duck_fail(r, "schema", "the files' schemas could not be read");
+    }
     if (!files) {
         tsi_buf_free(&sql);
         return 0; /* nothing archived: a gap */
@@ -349,6 +423,8 @@ int tsi_fb_series(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, const char *a
         p[i].veh = dv(&res, 3, i, NULL);
         p[i].vol = duckdb_value_int64(&res, 4, i);
         p[i].first = duckdb_value_int64(&res, 5, i);
+        p[i].cids = prov_value(r, &res, 7, i);
+        p[i].avers = prov_value(r, &res, 8, i);
     }
     duckdb_destroy_result(&res);
     *out = p;
@@ -364,17 +440,25 @@ int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats
     if (!con)
         return duck_fail(r, "open", "no DuckDB");
     tsi_buf sql = TSI_BUF_INIT;
-    tsi_buf_puts(&sql, "SELECT intersection_id, count(*)::DOUBLE, avg(si), min(si), max(si),"
-                       " stddev_samp(si), coalesce(sum(traffic_volume), 0)::DOUBLE,"
-                       " count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL
-                       ")::DOUBLE, epoch(min(ts))::DOUBLE,"
-                       " epoch(max(ts))::DOUBLE, avg(vru), min(vru), max(vru), avg(veh),"
-                       " min(veh), max(veh) FROM (SELECT intersection_id, \"timestamp\" AS ts,"
-                       " coalesce(combined_index_eb, combined_index) AS si, traffic_volume,"
-                       " coalesce(vru_index_eb, vru_index) AS vru,"
-                       " coalesce(vehicle_index_eb, vehicle_index) AS veh FROM ");
-    int files = minutes_sql(&sql, t0, t1, iid >= 0);
+    tsi_buf_puts(
+        &sql, "SELECT intersection_id, count(*)::DOUBLE, avg(si), min(si), max(si),"
+              " stddev_samp(si), coalesce(sum(traffic_volume), 0)::DOUBLE,"
+              " count(*) FILTER (WHERE si > " TSI_RISK_HIGH_SQL ")::DOUBLE, epoch(min(ts))::DOUBLE,"
+              " epoch(max(ts))::DOUBLE, avg(vru), min(vru), max(vru), avg(veh),"
+              " min(veh), max(veh), " PROV_LIST("constants_id") ", " PROV_LIST(
+                  "algorithm_version") " FROM (SELECT intersection_id,"
+                                       " \"timestamp\" AS ts,"
+                                       " coalesce(combined_index_eb, combined_index) AS si,"
+                                       " traffic_volume,"
+                                       " coalesce(vru_index_eb, vru_index) AS vru,"
+                                       " coalesce(vehicle_index_eb, vehicle_index) AS veh,"
+                                       " constants_id, algorithm_version, has_prov FROM ");
+    int files = minutes_sql(*con, &sql, t0, t1, iid >= 0);
     tsi_buf_puts(&sql, ") q GROUP BY intersection_id ORDER BY intersection_id");
+    if (files < 0) {
+        tsi_buf_free(&sql);
+        return duck_fail(r, "schema", "the files' schemas could not be read");
+    }
     if (!files) {
         tsi_buf_free(&sql);
         return 0; /* nothing archived in the window: no data */
@@ -398,9 +482,11 @@ int tsi_fb_stats_many(tsi_req *r, int64_t iid, int64_t t0, int64_t t1, tsi_stats
         s[i].hr = dv(&res, 7, i, NULL);
         s[i].first = dv(&res, 8, i, NULL);
         s[i].last = dv(&res, 9, i, NULL);
-        /* the sub-indices from the minutes; the provenance stays unknown (older files
-         * have no column for it) */
+        /* the sub-indices from the minutes; the provenance where every minute's file has
+         * its columns, else not known (null) */
         s[i].has_sub = true;
+        s[i].cids = prov_value(r, &res, 16, i);
+        s[i].avers = prov_value(r, &res, 17, i);
         double *sub[6] = {&s[i].vru_avg, &s[i].vru_min, &s[i].vru_max,
                           &s[i].veh_avg, &s[i].veh_min, &s[i].veh_max};
         for (int j = 0; j < 6; j++)

@@ -20,7 +20,8 @@ typedef struct tsi_point {
     double si, vru, veh; /* NaN: NULL (the columns' CHECKs keep NaN out) */
     int64_t vol;
     /* model provenance of the bin's minutes: comma-separated constants set ids and
-     * algorithm versions ("" = none recorded), NULL = not known (the archive's answers) */
+     * algorithm versions ("" = none recorded), NULL = not known (the archive's answer
+     * when a minute of the bin comes from a file older than the provenance columns) */
     const char *cids, *avers;
 } tsi_point;
 /* latest row per intersection (within the last 7 days of files) into r->body as the
@@ -49,7 +50,7 @@ typedef struct tsi_stats {
     double n, avg, min, max, std, vol, hr;
     double first, last; /* epoch seconds of the first and last minute with data (NaN: none) */
     /* the VRU and vehicle index (EB, else raw) over the minutes that have them, and the
-     * model provenance as in tsi_point; has_sub false = not known (the archive's answers) */
+     * model provenance as in tsi_point; has_sub false = not known */
     bool has_sub;
     double vru_avg, vru_min, vru_max, veh_avg, veh_min, veh_max;
     const char *cids, *avers;

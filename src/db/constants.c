@@ -8,9 +8,11 @@
 
 #include "db/conn.h"
 
-/* $1 = the set's id, or NULL for the set valid now */
+/* $1 = the set's id, or NULL for the set valid now. The scalar constants only: the priors
+ * (thousands of JSON tokens for a network, more than tsi_constants_from_json parses) are
+ * read by SQL_PRIORS */
 static const char SQL_CONSTANTS[] =
-    "SELECT id, constants::text FROM normalization_constants"
+    "SELECT id, (constants - 'priors')::text FROM normalization_constants"
     " WHERE CASE WHEN $1::bigint IS NULL"
     "            THEN valid_from <= now() AND (valid_until IS NULL OR valid_until > now())"
     "            ELSE id = $1::bigint END"

@@ -26,7 +26,14 @@
  *   - the hours of the 1-minute window and the days wholly in it rolled once more by the
  *     jobs' own functions (tsi_rollup_hours/_days, migration 060): VRU and vehicle
  *     sub-indices, model provenance, and the constants' features store
- *     (safety_features_hourly) from the minutes; modelled hours and days have none;
+ *     (safety_features_hourly) from the minutes;
+ *   - the VRU and vehicle sub-indices of the modelled hours (and so of their days) come
+ *     from the same per-hour model: the hour's index deviates from the model's expected
+ *     combined index by e (its draw); each sub-index is the model's expected one plus the
+ *     same e, clipped to 0..100 (so 0.6·VRU + 0.4·vehicle is the hour's index where
+ *     nothing clips), its min and max the hour's distances below and above the mean. The
+ *     model does not tell raw from EB: the raw, EB and reported means are that one value,
+ *     each over all the hour's minutes; no model provenance (empty lists);
  *   - the indices Parquet of the 1-minute rows, one zstd file per UTC day under
  *     $TSI_HOME/archive/indices/YYYY/MM/DD/seed_<day>.parquet (TSI_ARCHIVE_DIR moves the
  *     archive), every realtime column plus the features avg_speed, speed_stddev and
@@ -227,6 +234,10 @@ typedef struct {
     double avg, min, max, sd; /* sd: sample (NaN when n < 2) */
     int64_t total_vol;
     int high_risk_minutes;
+    /* the VRU (0) and vehicle (1) sub-index: mean, min, max over the n minutes; modelled
+     * hours only (has_sub; the 1-minute window's hours get theirs from tsi_rollup_hours) */
+    bool has_sub;
+    double sub[2][3];
 } hour_agg;
 
 static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int n)
@@ -249,6 +260,7 @@ static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int
     h->min = mn;
     h->max = mx;
     h->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+    h->has_sub = false;
     h->total_vol = tv;
     h->high_risk_minutes = hr;
 }
@@ -281,6 +293,17 @@ static void hour_from_model(rng *r, const site *st, const constants *c, int64_t 
     h->high_risk_minutes = hr > n ? n : hr;
     double tv = n * f.vol * (1.0 + 0.05 * gauss(r));
     h->total_vol = tv < 0 ? 0 : (int64_t)llround(tv);
+    /* the sub-indices (header comment): no further draw, so the other values stay those of
+     * the seed */
+    double e = avg - comb, expect[2] = {vru, veh};
+    h->has_sub = true;
+    for (int j = 0; j < 2; j++) {
+        double m = clip100(expect[j] + e);
+        double lo = clip100(m - (h->avg - h->min)), hi = clip100(m + (h->max - h->avg));
+        h->sub[j][0] = m;
+        h->sub[j][1] = lo > m ? m : lo;
+        h->sub[j][2] = hi < m ? m : hi;
+    }
 }
 
 typedef struct {
@@ -290,6 +313,8 @@ typedef struct {
     int64_t total_vol;
     int high_risk_hours, peak_hour;
     double peak_si;
+    bool has_sub; /* every hour has its sub-indices (hour_agg) */
+    double sub[2][3];
 } day_agg;
 
 /* Daily from the hours of one day (domain.md §5). hs: the hours with rows. */
@@ -298,8 +323,16 @@ static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
     int64_t n = 0, tv = 0;
     double sw = 0, mn = 1e9, mx = -1e9, q = 0, peak = -1;
     int hrh = 0, peak_h = 0;
+    bool has_sub = true;
+    double sub[2][3] = {{0, 1e9, -1e9}, {0, 1e9, -1e9}};
     for (int i = 0; i < nh; i++) {
         const hour_agg *h = &hs[i];
+        has_sub = has_sub && h->has_sub;
+        for (int j = 0; j < 2 && has_sub; j++) {
+            sub[j][0] += h->n * h->sub[j][0];
+            sub[j][1] = h->sub[j][1] < sub[j][1] ? h->sub[j][1] : sub[j][1];
+            sub[j][2] = h->sub[j][2] > sub[j][2] ? h->sub[j][2] : sub[j][2];
+        }
         n += h->n;
         sw += h->n * h->avg;
         mn = h->min < mn ? h->min : mn;
@@ -323,6 +356,12 @@ static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
     d->high_risk_hours = hrh;
     d->peak_hour = peak_h;
     d->peak_si = peak;
+    d->has_sub = has_sub;
+    for (int j = 0; j < 2; j++) {
+        d->sub[j][0] = sub[j][0] / (double)n;
+        d->sub[j][1] = sub[j][1];
+        d->sub[j][2] = sub[j][2];
+    }
 }
 
 /* ---- COPY helpers ------------------------------------------------------------------ */
@@ -393,6 +432,32 @@ static void put_int(tsi_buf *b, int64_t v)
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
     tsi_buf_append(b, tmp, (size_t)n);
+}
+
+/* COPY text of the sub-index columns (SUB_COLS) of a row of n minutes: for VRU then
+ * vehicle, the raw, EB and reported means (one model value), min, max, and the counts;
+ * \N for all when the row has none (the jobs' rollup fills or keeps them) */
+#define SUB_COLS                                                                                   \
+    ", avg_vru_index, n_vru_index, avg_vru_index_eb, n_vru_index_eb, avg_vru_si, n_vru_si,"        \
+    " min_vru_si, max_vru_si, avg_vehicle_index, n_vehicle_index, avg_vehicle_index_eb,"           \
+    " n_vehicle_index_eb, avg_vehicle_si, n_vehicle_si, min_vehicle_si, max_vehicle_si"
+static void put_sub(tsi_buf *b, bool has, const double sub[2][3], int n)
+{
+    for (int j = 0; j < 2; j++) {
+        for (int k = 0; k < 3; k++) { /* raw, EB, reported: the mean and its count */
+            tsi_buf_putc(b, '\t');
+            put_double(b, has ? sub[j][0] : NAN);
+            tsi_buf_putc(b, '\t');
+            if (has)
+                put_int(b, n);
+            else
+                tsi_buf_puts(b, "\\N");
+        }
+        tsi_buf_putc(b, '\t');
+        put_double(b, has ? sub[j][1] : NAN);
+        tsi_buf_putc(b, '\t');
+        put_double(b, has ? sub[j][2] : NAN);
+    }
 }
 
 static void fmt_ts(char *out, size_t len, int64_t t)
@@ -836,7 +901,7 @@ static int run_seed(const plan *p, tsi_error *err)
     if ((rc = copy_begin(&hr, c,
                          "COPY safety_indices_hourly (intersection_id, hour_timestamp, avg_si,"
                          " min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes,"
-                         " data_quality_score) FROM STDIN",
+                         " data_quality_score" SUB_COLS ") FROM STDIN",
                          err)) < 0) {
         free(rth);
         goto done;
@@ -878,6 +943,7 @@ static int run_seed(const plan *p, tsi_error *err)
                 put_double(b, (double)ha->total_vol / ha->n);
                 tsi_buf_printf(b, "\t%d\t", ha->high_risk_minutes);
                 put_double(b, ha->n / 60.0);
+                put_sub(b, ha->has_sub, (const double(*)[3])ha->sub, ha->n);
                 tsi_buf_putc(b, '\n');
                 copy_maybe_flush(&hr);
                 nhour_rows++;
@@ -914,6 +980,7 @@ static int run_seed(const plan *p, tsi_error *err)
                 put_double(b, (double)d.total_vol / d.n);
                 tsi_buf_printf(b, "\t%d\t%d\t", d.high_risk_hours, d.peak_hour);
                 put_double(b, d.peak_si);
+                put_sub(b, d.has_sub, (const double(*)[3])d.sub, d.n);
                 tsi_buf_putc(b, '\n');
                 nday_rows++;
             }
@@ -928,7 +995,7 @@ static int run_seed(const plan *p, tsi_error *err)
     if ((rc = copy_begin(&dy, c,
                          "COPY safety_indices_daily (intersection_id, date, avg_si, min_si,"
                          " max_si, std_si, total_volume, avg_volume, high_risk_hours, peak_hour,"
-                         " peak_si) FROM STDIN",
+                         " peak_si" SUB_COLS ") FROM STDIN",
                          err)) < 0) {
         tsi_buf_free(&days_text);
         goto done;
@@ -938,8 +1005,8 @@ static int run_seed(const plan *p, tsi_error *err)
         goto done;
     /* the hours of the 1-minute window and the days wholly in it once more through the
      * jobs' own rollup (migration 060): their sub-indices, model provenance and the
-     * constants' features store come from the minutes just loaded; modelled hours keep
-     * none (NULL: not known), and so do the days that contain one */
+     * constants' features store come from the minutes just loaded; the days that hold
+     * one of those hours are rolled again from all their hours (modelled ones included) */
     char roll[640];
     snprintf(roll, sizeof roll,
              "SELECT tsi_rollup_hours(ARRAY(SELECT g FROM generate_series(to_timestamp(%lld),"

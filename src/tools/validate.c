@@ -90,16 +90,39 @@ static const char PG_RT_DAYS[] = "SELECT intersection_id, " EPOCH_US(
                                                                                     " GROUP BY 1, "
                                                                                     "2";
 
+/* The sub-index columns of migration 060, the same on the hourly and daily tables, in the
+ * order of SUBINDEX_FIELDS and of the Parquet side's pq_hourly (tools/parquet_read.c). */
+#define PG_SUBINDEX                                                                                \
+    "avg_vru_index, n_vru_index, avg_vru_index_eb, n_vru_index_eb, avg_vru_si, min_vru_si,"        \
+    " max_vru_si, n_vru_si, avg_vehicle_index, n_vehicle_index, avg_vehicle_index_eb,"             \
+    " n_vehicle_index_eb, avg_vehicle_si, min_vehicle_si, max_vehicle_si, n_vehicle_si"
+#define SUBINDEX_DDL                                                                               \
+    ", avg_vru_index DOUBLE, n_vru_index INTEGER, avg_vru_index_eb DOUBLE,"                        \
+    " n_vru_index_eb INTEGER, avg_vru_si DOUBLE, min_vru_si DOUBLE, max_vru_si DOUBLE,"            \
+    " n_vru_si INTEGER, avg_vehicle_index DOUBLE, n_vehicle_index INTEGER,"                        \
+    " avg_vehicle_index_eb DOUBLE, n_vehicle_index_eb INTEGER, avg_vehicle_si DOUBLE,"             \
+    " min_vehicle_si DOUBLE, max_vehicle_si DOUBLE, n_vehicle_si INTEGER,"                         \
+    " constants_ids VARCHAR, algorithm_versions VARCHAR"
+#define SUBINDEX_FIELDS                                                                            \
+    "avg_vru_index", "n_vru_index", "avg_vru_index_eb", "n_vru_index_eb", "avg_vru_si",            \
+        "min_vru_si", "max_vru_si", "n_vru_si", "avg_vehicle_index", "n_vehicle_index",            \
+        "avg_vehicle_index_eb", "n_vehicle_index_eb", "avg_vehicle_si", "min_vehicle_si",          \
+        "max_vehicle_si", "n_vehicle_si", "constants_ids", "algorithm_versions"
+
 static const char PG_HOURLY[] = "SELECT intersection_id, " EPOCH_US(
     "hour_timestamp") ", avg_si, min_si, max_si, std_si,\n"
-                      "       total_volume, avg_volume, high_risk_minutes, data_quality_score\n"
+                      "       total_volume, avg_volume, high_risk_minutes, data_quality_score,\n"
+                      "       " PG_SUBINDEX ",\n"
+                      "       constants_ids::text, algorithm_versions::text\n"
                       "  FROM safety_indices_hourly\n"
                       " WHERE hour_timestamp >= " TS(1) " AND hour_timestamp < " TS(2);
 
 static const char PG_DAILY[] = "SELECT intersection_id, " EPOCH_US(
     "date::timestamp AT TIME ZONE 'UTC'") ", avg_si, min_si,\n"
                                           "       max_si, total_volume, avg_volume, "
-                                          "high_risk_hours, peak_hour, peak_si\n"
+                                          "high_risk_hours, peak_hour, peak_si,\n"
+                                          "       " PG_SUBINDEX ",\n"
+                                          "       constants_ids::text, algorithm_versions::text\n"
                                           "  FROM safety_indices_daily\n"
                                           " WHERE date >= (" TS(
                                               1) " AT TIME ZONE 'UTC')::date\n"
@@ -133,10 +156,17 @@ static const char *const HOURLY_FIELDS[] = {"avg_si",
                                             "avg_volume",
                                             "high_risk_minutes",
                                             "data_quality_score",
+                                            SUBINDEX_FIELDS,
                                             NULL};
-static const char *const DAILY_FIELDS[] = {"avg_si",       "min_si",     "max_si",
-                                           "total_volume", "avg_volume", "high_risk_hours",
-                                           "peak_hour",    "peak_si",    NULL};
+static const char *const DAILY_FIELDS[] = {
+    "avg_si",          "min_si",    "max_si",  "total_volume",  "avg_volume",
+    "high_risk_hours", "peak_hour", "peak_si", SUBINDEX_FIELDS, NULL};
+
+/* The provenance arrays are compared as their PostgreSQL text ("{1,2}"), exactly. */
+static bool is_text_field(const char *f)
+{
+    return strcmp(f, "constants_ids") == 0 || strcmp(f, "algorithm_versions") == 0;
+}
 
 /* Joins relation `pq` (Parquet side) with `pg` (PostgreSQL side) on (iid, b) and records
  * the compared count and every difference. bucket: how to print b ("day", "hour",
@@ -179,8 +209,8 @@ static int compare(tsi_pqr *p, const char *chk, const char *pq, const char *pg, 
         tsi_buf_printf(&q,
                        "INSERT INTO v_issue SELECT '%s', %s, b, iid, '%s',"
                        " CAST(p_%s AS VARCHAR), CAST(g_%s AS VARCHAR) FROM v_j"
-                       " WHERE p_iid IS NOT NULL AND g_iid IS NOT NULL AND v_neq(p_%s, g_%s)",
-                       chk, fmt, *f, *f, *f, *f, *f);
+                       " WHERE p_iid IS NOT NULL AND g_iid IS NOT NULL AND %s(p_%s, g_%s)",
+                       chk, fmt, *f, *f, *f, is_text_field(*f) ? "v_tneq" : "v_neq", *f, *f);
         if ((rc = tsi_pqr_exec(p, tsi_buf_cstr(&q), err)) < 0)
             goto done;
     }
@@ -188,6 +218,11 @@ done:
     tsi_buf_free(&q);
     return rc;
 }
+
+/* a sub-index of a day from its hours: the mean weighted by the hours' minute counts */
+#define PQ_DAY_MEAN(x)                                                                             \
+    "sum(avg_" x " * n_" x ") / nullif(sum(n_" x "), 0) AS avg_" x ","                             \
+    " CAST(sum(n_" x ") AS INTEGER) AS n_" x
 
 static int64_t max64(int64_t a, int64_t b)
 {
@@ -532,7 +567,7 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
                      tsi_validate_result *res, tsi_error *err)
 {
     int rc;
-    char q[4096], pqs[2048];
+    char q[8192], pqs[4096];
     memset(res, 0, sizeof *res);
     int64_t cur_hour = cfg->now_us / US_HOUR * US_HOUR;
     int64_t today = cfg->now_us / US_DAY * US_DAY;
@@ -550,7 +585,8 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
              "CREATE OR REPLACE MACRO v_neq(a, b) AS (CASE WHEN a IS NULL AND b IS NULL THEN false"
              " WHEN a IS NULL OR b IS NULL THEN true"
              " ELSE abs(CAST(a AS DOUBLE) - CAST(b AS DOUBLE)) > %.17g * greatest(1.0,"
-             " abs(CAST(a AS DOUBLE)), abs(CAST(b AS DOUBLE))) END)",
+             " abs(CAST(a AS DOUBLE)), abs(CAST(b AS DOUBLE))) END);"
+             "CREATE OR REPLACE MACRO v_tneq(a, b) AS (a IS DISTINCT FROM b)",
              cfg->tolerance);
     if ((rc = tsi_pqr_exec(p, q, err)) < 0)
         return rc;
@@ -562,12 +598,12 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
         (rc = fetch(p, c, PG_HOURLY, hr_lo, hr_hi, "v_pg_hourly",
                     "iid BIGINT, b BIGINT, avg_si DOUBLE, min_si DOUBLE, max_si DOUBLE,"
                     " std_si DOUBLE, total_volume BIGINT, avg_volume DOUBLE,"
-                    " high_risk_minutes INTEGER, data_quality_score DOUBLE",
+                    " high_risk_minutes INTEGER, data_quality_score DOUBLE" SUBINDEX_DDL,
                     err)) < 0 ||
         (rc = fetch(p, c, PG_DAILY, dy_lo, dy_hi, "v_pg_daily",
                     "iid BIGINT, b BIGINT, avg_si DOUBLE, min_si DOUBLE, max_si DOUBLE,"
                     " total_volume BIGINT, avg_volume DOUBLE, high_risk_hours INTEGER,"
-                    " peak_hour INTEGER, peak_si DOUBLE",
+                    " peak_hour INTEGER, peak_si DOUBLE" SUBINDEX_DDL,
                     err)) < 0)
         return rc;
 
@@ -613,7 +649,8 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
     /* 5. hourly rows */
     snprintf(pqs, sizeof pqs,
              "SELECT iid, hour_us AS b, avg_si, min_si, max_si, std_si, total_volume, avg_volume,"
-             " high_risk_minutes, data_quality_score FROM pq_hourly WHERE hour_us >= %" PRId64
+             " high_risk_minutes, data_quality_score, " PG_SUBINDEX ", constants_ids,"
+             " algorithm_versions FROM pq_hourly WHERE hour_us >= %" PRId64
              " AND hour_us < %" PRId64,
              hr_lo, hr_hi);
     if ((rc = compare(p, "hourly", pqs, "SELECT * FROM v_pg_hourly", "hour", HOURLY_FIELDS, err)) <
@@ -634,19 +671,52 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
                       NULL, (const char *const[]){"mean_si", "min_si", "max_si", NULL}, err)) < 0)
         return rc;
     /* 7. daily rows, from the Parquet hourly aggregates (domain.md §5) */
-    snprintf(pqs, sizeof pqs,
-             "SELECT iid, epoch_us(date_trunc('day', make_timestamp(hour_us))) AS b,"
-             " sum(avg_si * least(minutes, 60)) / sum(least(minutes, 60)) AS avg_si,"
-             " min(min_si) AS min_si, max(max_si) AS max_si,"
-             " CAST(sum(total_volume) AS BIGINT) AS total_volume,"
-             " sum(total_volume) / sum(least(minutes, 60)) AS avg_volume,"
-             " CAST(count(*) FILTER (WHERE avg_si > " TSI_RISK_HIGH_SQL
-             ") AS INTEGER) AS high_risk_hours,"
-             " CAST(first(hour(make_timestamp(hour_us)) ORDER BY avg_si DESC,"
-             " hour(make_timestamp(hour_us))) AS INTEGER) AS peak_hour, max(avg_si) AS peak_si"
-             " FROM pq_hourly WHERE hour_us >= %" PRId64 " AND hour_us < %" PRId64 " GROUP BY ALL",
-             dy_lo, dy_hi);
-    if ((rc = compare(p, "daily", pqs, "SELECT * FROM v_pg_daily", "day", DAILY_FIELDS, err)) < 0)
+    snprintf(
+        pqs, sizeof pqs,
+        "SELECT iid, epoch_us(date_trunc('day', make_timestamp(hour_us))) AS b,"
+        " sum(avg_si * least(minutes, 60)) / sum(least(minutes, 60)) AS avg_si,"
+        " min(min_si) AS min_si, max(max_si) AS max_si,"
+        " CAST(sum(total_volume) AS BIGINT) AS total_volume,"
+        " sum(total_volume) / sum(least(minutes, 60)) AS avg_volume,"
+        " CAST(count(*) FILTER (WHERE avg_si > " TSI_RISK_HIGH_SQL
+        ") AS INTEGER) AS high_risk_hours,"
+        " CAST(first(hour(make_timestamp(hour_us)) ORDER BY avg_si DESC,"
+        " hour(make_timestamp(hour_us))) AS INTEGER) AS peak_hour, max(avg_si) AS peak_si,"
+        /* each sub-index weighted by its own minute count (tsi_rollup_days) */
+        " " PQ_DAY_MEAN("vru_index") ", " PQ_DAY_MEAN(
+            "vru_index_eb") ","
+                            " " PQ_DAY_MEAN(
+                                "vru_si") ", min(min_vru_si) AS min_vru_si,"
+                                          " max(max_vru_si) AS max_vru_si, " PQ_DAY_MEAN(
+                                              "vehicle_index") ","
+                                                               " " PQ_DAY_MEAN("vehicle_index_eb") ", " PQ_DAY_MEAN(
+                                                                   "vehicle_si") ","
+                                                                                 " min(min_vehicle_"
+                                                                                 "si) AS "
+                                                                                 "min_vehicle_si, "
+                                                                                 "max(max_vehicle_"
+                                                                                 "si) AS "
+                                                                                 "max_vehicle_si"
+                                                                                 " FROM pq_hourly "
+                                                                                 "WHERE hour_us >= "
+                                                                                 "%" PRId64
+                                                                                 " AND hour_us < "
+                                                                                 "%" PRId64
+                                                                                 " GROUP BY ALL",
+        dy_lo, dy_hi);
+    /* the day's provenance: the union of its minutes' (as the union of its hours') */
+    snprintf(q, sizeof q,
+             "SELECT d.*, coalesce(v.constants_ids, '{}') AS constants_ids,"
+             " coalesce(v.algorithm_versions, '{}') AS algorithm_versions FROM (%s) d LEFT JOIN ("
+             "SELECT iid, epoch_us(date_trunc('day', ts)) AS b,"
+             " '{' || coalesce(array_to_string(list_sort(list_distinct(list(constants_id))),"
+             " ','), '') || '}' AS constants_ids,"
+             " '{' || coalesce(array_to_string(list_sort(list_distinct("
+             "list(algorithm_version))), ','), '') || '}' AS algorithm_versions"
+             " FROM pq_valid WHERE ts_us >= %" PRId64 " AND ts_us < %" PRId64
+             " GROUP BY ALL) v USING (iid, b)",
+             pqs, dy_lo, dy_hi);
+    if ((rc = compare(p, "daily", q, "SELECT * FROM v_pg_daily", "day", DAILY_FIELDS, err)) < 0)
         return rc;
 
     /* order of the report */

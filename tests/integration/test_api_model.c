@@ -7,11 +7,15 @@
  *     those of set 9 say [9]; the day across the boundary says [7, 9];
  *   - v2 stats (and compare) carry the sub-indices' mean/min/max over the range and the
  *     provenance of its minutes; v1 stats keep the original contract's fields only;
+ *   - the Parquet path (--source parquet) answers the provenance from files that have its
+ *     columns, null for bins with a minute from an older file;
  *   - a bin with a part rolled before migration 060 (sub-index counts NULL) answers null,
  *     never a mean over part of it. */
 #include "test_jobs_util.h"
 
 #include "test_api_util.h"
+
+#include "duck_util.h"
 
 static jt_mrow mrows[6000];
 static size_t nm;
@@ -223,11 +227,160 @@ static void test_bins_rolled_before_060_have_none(void **state)
     jfree(&j);
 }
 
+/* the archive's day file of `d` (UTC midnight) for --source parquet: the minutes of mrows
+ * in [d, d + 1 day), with the provenance columns (as written since migration 060; those of
+ * intersection 2 NULL: the built-in defaults) or without them (an older file) */
+static void write_day_file(duckdb_connection con, long long d, bool prov)
+{
+    char dir[700], cmd[800];
+    time_t t = (time_t)d;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(dir, sizeof dir, "%s/archive/indices/%04d/%02d/%02d", tmpdir, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    duck_query(con,
+               "CREATE OR REPLACE TABLE m (intersection_id BIGINT, \"timestamp\" TIMESTAMPTZ,"
+               " combined_index DOUBLE, combined_index_eb DOUBLE, vru_index DOUBLE,"
+               " vru_index_eb DOUBLE, vehicle_index DOUBLE, vehicle_index_eb DOUBLE,"
+               " traffic_volume INTEGER, vru_count INTEGER, constants_id BIGINT,"
+               " algorithm_version SMALLINT)",
+               NULL);
+    tsi_buf b = TSI_BUF_INIT;
+    size_t k = 0;
+    for (size_t i = 0; i < nm; i++) {
+        const jt_mrow *r = &mrows[i];
+        if (r->ts < d || r->ts >= d + 86400)
+            continue;
+        if (k % 400 == 0) {
+            if (k)
+                duck_query(con, tsi_buf_cstr(&b), NULL);
+            tsi_buf_reset(&b);
+            tsi_buf_puts(&b, "INSERT INTO m VALUES ");
+        } else {
+            tsi_buf_putc(&b, ',');
+        }
+        k++;
+        tsi_buf_printf(&b, "(%lld, to_timestamp(%lld)", r->iid, r->ts);
+        const double v[6] = {r->raw, r->eb, r->vru, r->vru_eb, r->veh, r->veh_eb};
+        for (int x = 0; x < 6; x++) {
+            tsi_buf_puts(&b, ", ");
+            jt_num(&b, v[x]);
+        }
+        if (r->iid == 2)
+            tsi_buf_printf(&b, ", %d, 0, NULL, %d)", r->vol, r->ver);
+        else
+            tsi_buf_printf(&b, ", %d, 0, %lld, %d)", r->vol, r->cid, r->ver);
+    }
+    assert_true(k > 0);
+    duck_query(con, tsi_buf_cstr(&b), NULL);
+    tsi_buf_reset(&b);
+    tsi_buf_printf(&b,
+                   "COPY (SELECT * %s FROM m) TO '%s/indices_20260101T000000Z_0.parquet'"
+                   " (FORMAT parquet)",
+                   prov ? "" : "EXCLUDE (constants_id, algorithm_version)", dir);
+    duck_query(con, tsi_buf_cstr(&b), NULL);
+    tsi_buf_free(&b);
+}
+
+/* The Parquet path (--source parquet) answers the model provenance from the files that
+ * have its columns, and null (not known) only for bins with a minute from an older file:
+ * the first day's file has them, the second day's does not. */
+static void test_parquet_provenance(void **state)
+{
+    (void)state;
+    duckdb_database ddb;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
+    write_day_file(con, day, true);
+    write_day_file(con, day + 86400, false);
+    /* the intersections the server knows without PostgreSQL (api/names.c) */
+    PGresult *q = PQexec(owner, "SELECT string_agg(format('(%s, %L, %s, %s)', id, name,"
+                                " latitude, longitude), ',') FROM intersections");
+    assert_int_equal(PQresultStatus(q), PGRES_TUPLES_OK);
+    tsi_buf sql = TSI_BUF_INIT;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/archive/intersections'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    tsi_buf_printf(&sql,
+                   "COPY (SELECT * FROM (VALUES %s) v(id, name, latitude, longitude)) TO"
+                   " '%s/archive/intersections/intersections.parquet' (FORMAT parquet)",
+                   PQgetvalue(q, 0, 0), tmpdir);
+    PQclear(q);
+    duck_query(con, tsi_buf_cstr(&sql), NULL);
+    tsi_buf_free(&sql);
+    duckdb_disconnect(&con);
+    duckdb_close(&ddb);
+    static char env1[600];
+    snprintf(env1, sizeof env1, "TSI_ARCHIVE_DIR=%s/archive", tmpdir);
+    const char *env[] = {env1, NULL};
+    const char *args[] = {"--threads", "2", "--source", "parquet", NULL};
+    api_srv ps;
+    srv_start(&ps, args, env);
+
+    char path[256], a[16], b[16], ids[64], vers[64];
+    day_str(a, sizeof a, day / 86400);
+    day_str(b, sizeof b, day / 86400 + 1);
+    static const char *const aggs[] = {"1hour", "1day"};
+    for (long long iid = 1; iid <= 2; iid++)
+        for (int g = 0; g < 2; g++) {
+            snprintf(path, sizeof path,
+                     "/api/v2/safety/history/%lld?start_date=%s&end_date=%s&aggregation=%s", iid, a,
+                     b, aggs[g]);
+            resp r;
+            jdoc j;
+            get_json(ps.port, path, &r, &j);
+            char src[32] = "";
+            resp_header(&r, "X-Data-Source", src, sizeof src);
+            assert_string_equal(src, "parquet");
+            int arr = tsi_json_get(&j.d, 0, "data_points");
+            long long step = g == 0 ? 3600 : 86400;
+            int n = jcount(&j, arr);
+            assert_int_equal(n, (int)(2 * 86400 / step));
+            for (int k = 0; k < n; k++) {
+                int pt = jat(&j, arr, k);
+                long long lo = day + k * step, hi = lo + step;
+                jt_stats vru = jt_sub_stats(mrows, nm, iid, 0, lo, hi);
+                assert_near(jnum(&j, pt, "vru_index"), vru.mean, 1e-9, path);
+                jlist(&j, pt, "constants_set_ids", ids, sizeof ids);
+                jlist(&j, pt, "algorithm_versions", vers, sizeof vers);
+                bool old = lo >= day + 86400; /* the second day: the file without columns */
+                const char *want = old ? "null" : iid == 2 ? "" : "7";
+                if (strcmp(ids, want) != 0)
+                    fail_msg("%s point %d: constants_set_ids [%s], expected [%s]", path, k, ids,
+                             want);
+                assert_string_equal(vers, old ? "null" : "1");
+            }
+            resp_free(&r);
+            jfree(&j);
+        }
+    /* stats: over the first day, its minutes' provenance; over both, not known */
+    for (int both = 0; both < 2; both++) {
+        snprintf(path, sizeof path, "/api/v2/safety/history/1/stats?start_date=%s&end_date=%s", a,
+                 both ? b : a);
+        resp r;
+        jdoc j;
+        get_json(ps.port, path, &r, &j);
+        jlist(&j, 0, "constants_set_ids", ids, sizeof ids);
+        jlist(&j, 0, "algorithm_versions", vers, sizeof vers);
+        assert_string_equal(ids, both ? "null" : "7");
+        assert_string_equal(vers, both ? "null" : "1");
+        jt_stats vru = jt_sub_stats(mrows, nm, 1, 0, day, day + (both ? 2 : 1) * 86400);
+        assert_near(jnum(&j, 0, "avg_vru_index"), vru.mean, 1e-9, path);
+        resp_free(&r);
+        jfree(&j);
+    }
+    assert_int_equal(srv_stop_clean(&ps), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_subindices_and_provenance),
         cmocka_unit_test(test_stats_and_compare),
+        cmocka_unit_test(test_parquet_provenance),
         cmocka_unit_test(test_bins_rolled_before_060_have_none),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

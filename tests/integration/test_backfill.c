@@ -511,6 +511,27 @@ static void test_backfill_validate(void **state)
     expect_in("<td>hourly</td>");
     expect_in("<td>total_volume</td>");
 
+    /* the sub-indices and the provenance of the rollups (migration 060) are compared too:
+     * an hourly VRU mean, a daily vehicle maximum and a daily constants set altered */
+    th_sqlf(c, "UPDATE safety_indices_hourly SET avg_vru_index = avg_vru_index / 2 + 1"
+               " WHERE intersection_id = 7 AND hour_timestamp = (SELECT max(hour_timestamp)"
+               " FROM safety_indices_hourly WHERE intersection_id = 7)");
+    th_sqlf(c,
+            "UPDATE safety_indices_daily SET max_vehicle_si = max_vehicle_si / 2,"
+            " constants_ids = '{3}' WHERE intersection_id = 5 AND date = (SELECT min(date)"
+            " FROM safety_indices_daily WHERE intersection_id = 5 AND date >= '%s')",
+            since);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_daily"
+                               " WHERE constants_ids = '{3}' AND max_vehicle_si IS NOT NULL"),
+                     1);
+    rc = th_run_tsi(val, NULL, out, sizeof out);
+    assert_exit(rc, 1);
+    expect_in("\"check\":\"hourly\",");
+    expect_in("\"intersection_id\":7,\"field\":\"avg_vru_index\"");
+    expect_in("\"intersection_id\":5,\"field\":\"max_vehicle_si\"");
+    expect_in("\"intersection_id\":5,\"field\":\"constants_ids\",\"parquet\":\"{}\","
+              "\"postgres\":\"{3}\"");
+
     PQfinish(c);
     th_db_drop(db);
 }

@@ -443,6 +443,38 @@ static void test_reprocess_hour(void **state)
     struct stat st;
     assert_int_equal(stat(sup, &st), 0);
 
+    /* a constants set WITH EB priors (issue 26): set B's constants plus priors of
+     * intersection 5 at every hour of day; intersection 7 has none, so it takes the
+     * network's prior of its hour. The second hour reprocessed with it: EB is no longer the
+     * raw index (N = 1..4 against k = 50), and tsi explain recomputes every stored EB value
+     * with the stored set's priors to 1e-9 */
+    th_sqlf(c, "UPDATE normalization_constants SET valid_until = now() WHERE valid_until IS NULL");
+    th_sqlf(c, "INSERT INTO normalization_constants (constants, valid_from) SELECT"
+               " jsonb_build_object('I_vru_max', 8, 'I_veh_max', 8, 'V_max', 10, 'sigma_max', 20,"
+               " 'S_ref', 40, 'HB_max', 15, 'k', 50, 'priors', jsonb_build_object("
+               " 'intersections', jsonb_build_object('5', jsonb_object_agg(h::text,"
+               " jsonb_build_object('vru', 30 + h * 0.5, 'vehicle', 40.25 - h,"
+               " 'combined', 55.125 + h, 'minutes', 1000))))), now()"
+               " FROM generate_series(0, 23) h");
+    long long set_c = th_intf(c, "SELECT max(id) FROM normalization_constants");
+    assert_true(set_c != set_b);
+    run_reprocess(h0_us + US_HOUR, h0_us + 2 * US_HOUR);
+    assert_int_equal(th_intf(c,
+                             "SELECT count(*) FROM safety_indices_realtime WHERE constants_id ="
+                             " %lld AND combined_index_eb IS NOT NULL AND vru_index_eb IS NOT NULL"
+                             " AND vehicle_index_eb IS NOT NULL AND abs(combined_index_eb -"
+                             " combined_index) > 1e-6",
+                             set_c),
+                     70);
+    static const long long eb_minutes[][2] = {{5, 60}, {5, 77}, {5, 119}, {7, 61}, {7, 69}};
+    for (size_t i = 0; i < sizeof eb_minutes / sizeof eb_minutes[0]; i++) {
+        explain_ok(eb_minutes[i][0], h0_us + eb_minutes[i][1] * US_MIN, set_c);
+        const char *want =
+            eb_minutes[i][0] == 5 ? "\"prior\":\"intersection\"" : "\"prior\":\"network\"";
+        if (!strstr(out, want))
+            fail_msg("explain of intersection %lld: no %s %s", eb_minutes[i][0], want, dump(out));
+    }
+
     /* bad arguments */
     const char *bad1[] = {"reprocess", "--since",           "2026-01-01T10:30Z",
                           "--until",   "2026-01-01T12:00Z", NULL};

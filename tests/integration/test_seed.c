@@ -159,6 +159,44 @@ static void test_seed_writes_consistent_history(void **state)
             " x.peak_si <> m.peak OR x.peak_hour <> s.ph"),
         0);
 
+    /* the VRU and vehicle sub-indices at every hour and day (issue 26): the window's hours
+     * from their minutes (the jobs' rollup), the modelled ones from the model, each over
+     * all the hour's minutes, min <= mean <= max */
+    assert_int_equal(th_int(c,
+                            "SELECT count(*) FROM safety_indices_hourly WHERE"
+                            " avg_vru_si IS NULL OR avg_vehicle_si IS NULL OR"
+                            " avg_vru_index IS NULL OR avg_vehicle_index_eb IS NULL OR"
+                            " n_vru_si <> round(data_quality_score * 60) OR"
+                            " n_vehicle_si <> round(data_quality_score * 60) OR"
+                            " min_vru_si > avg_vru_si OR max_vru_si < avg_vru_si OR"
+                            " min_vehicle_si > avg_vehicle_si OR max_vehicle_si < avg_vehicle_si"),
+                     0);
+    /* modelled hours: 0.6 VRU + 0.4 vehicle is the hour's index where nothing clips */
+    long long modelled = th_int(c, "SELECT count(*) FROM safety_indices_hourly WHERE hour_timestamp"
+                                   " < (SELECT min(\"timestamp\") FROM safety_indices_realtime)"
+                                   " AND avg_vru_si BETWEEN 0.001 AND 99.999"
+                                   " AND avg_vehicle_si BETWEEN 0.001 AND 99.999");
+    assert_true(modelled > 3 * 24);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_hourly WHERE hour_timestamp"
+                               " < (SELECT min(\"timestamp\") FROM safety_indices_realtime)"
+                               " AND avg_vru_si BETWEEN 0.001 AND 99.999"
+                               " AND avg_vehicle_si BETWEEN 0.001 AND 99.999"
+                               " AND abs(0.6 * avg_vru_si + 0.4 * avg_vehicle_si - avg_si) > 1e-9"),
+                     0);
+    /* every day: the minute-weighted mean, min and max of its hours' (an independent
+     * recomputation from the hourly rows) */
+    assert_int_equal(
+        th_int(c, "WITH m AS (SELECT intersection_id, hour_timestamp::date AS d,"
+                  " sum(n_vru_si * avg_vru_si) / sum(n_vru_si) AS v, min(min_vru_si) AS vmn,"
+                  " max(max_vru_si) AS vmx, sum(n_vehicle_si * avg_vehicle_si) / sum(n_vehicle_si)"
+                  " AS h, sum(n_vehicle_si) AS nh FROM safety_indices_hourly GROUP BY 1, 2)"
+                  " SELECT count(*) FROM safety_indices_daily x LEFT JOIN m ON m.intersection_id ="
+                  " x.intersection_id AND m.d = x.date WHERE m.v IS NULL OR x.avg_vru_si IS NULL"
+                  " OR abs(x.avg_vru_si - m.v) > 1e-9 OR x.min_vru_si <> m.vmn OR"
+                  " x.max_vru_si <> m.vmx OR abs(x.avg_vehicle_si - m.h) > 1e-9 OR"
+                  " x.n_vehicle_si <> m.nh OR x.avg_vru_index IS NULL"),
+        0);
+
     /* the latest-row table follows the realtime table */
     assert_int_equal(
         th_int(c, "SELECT count(*) FROM (SELECT DISTINCT ON (intersection_id) intersection_id,"
@@ -212,8 +250,11 @@ static void test_seed_writes_consistent_history(void **state)
 static void test_seed_long_history_and_bad_args(void **state)
 {
     (void)state;
-    /* 120 days: hourly stops at 90, daily goes on */
+    /* 120 days: hourly stops at 90, daily goes on (with its sub-indices) */
     run_seed(2, 120);
+    assert_int_equal(th_int(c, "SELECT count(*) FROM safety_indices_daily WHERE"
+                               " avg_vru_si IS NULL OR avg_vehicle_si IS NULL OR n_vru_si = 0"),
+                     0);
     assert_int_equal(
         th_int(c, "SELECT count(*) FROM safety_indices_daily WHERE intersection_id = 1"), 120);
     assert_int_equal(th_int(c, "SELECT (now() AT TIME ZONE 'UTC')::date - min(hour_timestamp)::date"
