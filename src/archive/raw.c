@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +74,19 @@ typedef struct rowbuf {
     long long retry_at; /* after a failed automatic flush: no new try below this many rows */
 } rowbuf;
 
-/* What a scan (tsi_raw_<kind>()) reads: the selected rows of one kind, in order. */
+/* What a scan (tsi_raw_<kind>()) reads: rows sel[0..nsel) of b, in order. Set only while
+ * a file of that kind is written (one at a time: see the writer below). */
 typedef struct scan_ctx {
-    struct tsi_archive *a;
     int kind;
+    const struct rowbuf *b;
+    const int64_t *sel;
+    long long nsel;
 } scan_ctx;
+
+/* The background writer: one type's full buffer at a time, written on its own thread and
+ * DuckDB connection while the pipeline fills a fresh buffer, so the pipeline does not
+ * stop for a file's encoding and fsyncs. */
+enum { JOB_IDLE, JOB_PENDING, JOB_DONE, JOB_QUIT };
 
 struct tsi_archive {
     char root[PATH_MAX];
@@ -86,10 +95,17 @@ struct tsi_archive {
     rowbuf buf[TSI_RAW__COUNT];
     scan_ctx scan[TSI_RAW__COUNT];
     tsi_archive_limits lim;
-    /* the scan in progress: rows sel[0..nsel) of the kind being written */
-    const int64_t *sel;
-    long long nsel;
-    tsi_archive_stats auto_st; /* published by automatic flushes since the last flush */
+    tsi_archive_stats auto_st; /* published at the bounds since the last flush */
+    /* the writer thread and its job (guarded by mu) */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    duckdb_connection wcon;
+    int job_state, job_kind, job_rc;
+    rowbuf job;               /* the rows being written (owned by the writer while PENDING) */
+    tsi_archive_stats job_st; /* what it published */
+    tsi_error job_err;
 };
 
 const char *tsi_raw_kind_name(tsi_raw_kind k)
@@ -127,8 +143,22 @@ void tsi_archive_close(tsi_archive *a)
 {
     if (!a)
         return;
+    if (a->thread_started) {
+        pthread_mutex_lock(&a->mu);
+        while (a->job_state == JOB_PENDING)
+            pthread_cond_wait(&a->cv, &a->mu);
+        a->job_state = JOB_QUIT;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->thread, NULL);
+    }
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
     for (int k = 0; k < TSI_RAW__COUNT; k++)
         rowbuf_free(&a->buf[k]);
+    rowbuf_free(&a->job);
+    if (a->wcon)
+        duckdb_disconnect(&a->wcon);
     if (a->con)
         duckdb_disconnect(&a->con);
     if (a->db)
@@ -182,12 +212,11 @@ static void scan_next(duckdb_function_info info, duckdb_data_chunk out)
 {
     const scan_ctx *sc = duckdb_function_get_extra_info(info);
     long long *pos = duckdb_function_get_init_data(info);
-    const tsi_archive *a = sc->a;
-    const rowbuf *b = &a->buf[sc->kind];
+    const rowbuf *b = sc->b;
     const colspec *cols = kind_cols[sc->kind];
-    long long left = a->nsel - *pos, vs = (long long)duckdb_vector_size();
+    long long left = sc->nsel - *pos, vs = (long long)duckdb_vector_size();
     idx_t cnt = (idx_t)(left < vs ? left : vs);
-    const int64_t *sel = a->sel + *pos;
+    const int64_t *sel = sc->sel + *pos;
     for (int c = 0; c < b->ncols; c++) {
         duckdb_vector v = duckdb_data_chunk_get_vector(out, (idx_t)c);
         uint64_t *valid = NULL;
@@ -223,7 +252,7 @@ static void scan_next(duckdb_function_info info, duckdb_data_chunk out)
 static int register_scans(tsi_archive *a, tsi_error *err)
 {
     for (int k = 0; k < TSI_RAW__COUNT; k++) {
-        a->scan[k] = (scan_ctx){a, k};
+        a->scan[k] = (scan_ctx){k, NULL, NULL, 0};
         char name[32];
         snprintf(name, sizeof name, "tsi_raw_%s", kind_names[k]);
         duckdb_table_function f = duckdb_create_table_function();
@@ -256,6 +285,8 @@ void tsi_archive_set_limits(tsi_archive *a, const tsi_archive_limits *l)
     a->lim = d;
 }
 
+static void *writer_main(void *arg);
+
 int tsi_archive_open(tsi_archive **out, const char *root, tsi_error *err)
 {
     *out = NULL;
@@ -266,6 +297,8 @@ int tsi_archive_open(tsi_archive **out, const char *root, tsi_error *err)
     if (!a)
         return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
     snprintf(a->root, sizeof a->root, "%s", root);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
     tsi_archive_set_limits(a, NULL);
     for (int k = 0; k < TSI_RAW__COUNT; k++) {
         a->buf[k].cols = kind_cols[k];
@@ -276,6 +309,9 @@ int tsi_archive_open(tsi_archive **out, const char *root, tsi_error *err)
     char *open_err = NULL;
     duckdb_create_config(&cfg);
     duckdb_set_config(cfg, "threads", "2");
+    /* DuckDB's allocator hands freed memory back after a query past this much: a written
+     * file's buffers do not stay resident until the next one */
+    duckdb_set_config(cfg, "allocator_flush_threshold", "16MB");
     if (duckdb_open_ext(NULL, &a->db, cfg, &open_err) == DuckDBError) {
         tsi_error_set(err, TSI_E_PARQUET, "cannot open DuckDB", "%s", open_err ? open_err : "?");
         duckdb_free(open_err);
@@ -292,6 +328,15 @@ int tsi_archive_open(tsi_archive **out, const char *root, tsi_error *err)
         tsi_archive_close(a);
         return rc;
     }
+    if (duckdb_connect(a->db, &a->wcon) == DuckDBError) {
+        tsi_archive_close(a);
+        return tsi_error_set(err, TSI_E_PARQUET, "cannot connect to DuckDB", "writer");
+    }
+    if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
+        tsi_archive_close(a);
+        return tsi_error_set(err, TSI_E_IO, "cannot start the raw archive writer", NULL);
+    }
+    a->thread_started = 1;
     *out = a;
     return 0;
 }
@@ -459,7 +504,8 @@ static int64_t hour_of(int64_t ms)
     return ms >= 0 ? ms / 3600000 : (ms - 3599999) / 3600000;
 }
 
-static int flush_kind(tsi_archive *a, int k, tsi_archive_stats *st, tsi_error *err);
+static void collect_job(tsi_archive *a, int wait);
+static void start_job(tsi_archive *a, int k);
 
 static long long buf_bytes(const rowbuf *b)
 {
@@ -478,19 +524,27 @@ static int end_row(tsi_archive *a, int k, int64_t hour, int rc, tsi_error *err)
     }
     put_raw(b, hour);
     b->n++;
-    if ((b->n >= a->lim.max_rows || buf_bytes(b) >= a->lim.max_bytes) && b->n >= b->retry_at) {
-        tsi_error e = {0};
-        if (flush_kind(a, k, &a->auto_st, &e) < 0) {
-            a->auto_st.flush_errors++;
-            /* the rows stay for the next flush; no new try before half as many more came */
-            b->retry_at = b->n + (b->n / 2 > 1024 ? b->n / 2 : 1024);
-            tsi_warn("archive",
-                     "raw file not written, rows kept for the next flush kind=%s rows=%lld "
-                     "err=%s detail=%s",
-                     kind_names[k], b->n, tsi_error_name(e.code), e.detail);
-        } else {
-            b->retry_at = 0;
+    /* the rows bound is per type; the bytes bound is for all types together, and then the
+     * largest type is written */
+    int due = b->n >= a->lim.max_rows && b->n >= b->retry_at;
+    if (!due) {
+        long long total = 0, most = 0;
+        for (int j = 0; j < TSI_RAW__COUNT; j++) {
+            long long x = buf_bytes(&a->buf[j]);
+            total += x;
+            if (x > most && a->buf[j].n > 0 && a->buf[j].n >= a->buf[j].retry_at) {
+                most = x;
+                k = j;
+            }
         }
+        due = total >= a->lim.max_bytes && most > 0;
+        b = &a->buf[k];
+    }
+    if (due) {
+        collect_job(a, 1); /* one file at a time: wait for the one being written */
+        b = &a->buf[k];
+        if (b->n > 0 && b->n >= b->retry_at)
+            start_job(a, k);
     }
     return 0;
 }
@@ -585,6 +639,11 @@ long long tsi_archive_pending(const tsi_archive *a)
     long long n = 0;
     for (int k = 0; k < TSI_RAW__COUNT; k++)
         n += a->buf[k].n;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&a->mu;
+    pthread_mutex_lock(mu);
+    if (a->job_state == JOB_PENDING || a->job_state == JOB_DONE)
+        n += a->job.n; /* being written, or left by a failed write */
+    pthread_mutex_unlock(mu);
     return n;
 }
 
@@ -641,11 +700,11 @@ static void keep_rows(rowbuf *b, const int64_t *keep, int nkeep)
     b->hlen = hw;
 }
 
-/* Writes every row of kind k: a file per hour, published (pqfile.h) before its rows are
- * forgotten; the rows of an hour whose file failed stay. */
-static int flush_kind(tsi_archive *a, int k, tsi_archive_stats *st, tsi_error *err)
+/* Writes every row of b (kind k) through con: a file per hour, published (pqfile.h) before
+ * its rows are forgotten; the rows of an hour whose file failed stay in b. */
+static int flush_buf(tsi_archive *a, duckdb_connection con, rowbuf *b, int k, tsi_archive_stats *st,
+                     tsi_error *err)
 {
-    rowbuf *b = &a->buf[k];
     if (b->n == 0)
         return 0;
     /* the hours present, in order (few: usually one, two around the hour) */
@@ -681,7 +740,7 @@ static int flush_kind(tsi_archive *a, int k, tsi_archive_stats *st, tsi_error *e
             hours[j - 1] = t;
         }
     char opts[64];
-    snprintf(opts, sizeof opts, "ROW_GROUP_SIZE %lld", a->lim.row_group_rows);
+    snprintf(opts, sizeof opts, "ROW_GROUP_SIZE %lld, COMPRESSION_LEVEL 1", a->lim.row_group_rows);
     char sql[64];
     snprintf(sql, sizeof sql, "SELECT * FROM tsi_raw_%s()", kind_names[k]);
     for (int i = 0; i < nh; i++) {
@@ -699,13 +758,17 @@ static int flush_kind(tsi_archive *a, int k, tsi_archive_stats *st, tsi_error *e
         snprintf(dir, sizeof dir, "%s/raw/%s/%04d/%02d/%02d/%02d", a->root, kind_names[k],
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
         tsi_pq_stamp(keys[0].t / 1000, start, sizeof start);
-        a->sel = sel;
-        a->nsel = n;
+        a->scan[k].b = b;
+        a->scan[k].sel = sel;
+        a->scan[k].nsel = n;
         tsi_error e = {0};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         long long rows =
-            tsi_pq_write_opts(a->con, sql, opts, dir, kind_names[k], start, path, sizeof path, &e);
-        a->sel = NULL;
-        a->nsel = 0;
+            tsi_pq_write_opts(con, sql, opts, dir, kind_names[k], start, path, sizeof path, &e);
+        a->scan[k].b = NULL;
+        a->scan[k].sel = NULL;
+        a->scan[k].nsel = 0;
         if (rows >= 0 && rows != n) {
             /* cannot be: the file holds other than the rows handed over; keep them */
             tsi_error_set(&e, TSI_E_PARQUET, "raw file row count differs", "%s: %lld of %lld", path,
@@ -727,7 +790,9 @@ static int flush_kind(tsi_archive *a, int k, tsi_archive_stats *st, tsi_error *e
             st->files++;
             st->rows[k] += rows;
         }
-        tsi_debug("archive", "wrote %s rows=%lld", path, rows);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        tsi_debug("archive", "wrote %s rows=%lld ms=%.0f", path, rows,
+                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     }
     keep_rows(b, failed, nfailed);
     free(hours);
@@ -743,14 +808,130 @@ nomem:
     return tsi_error_set(err, TSI_E_NOMEM, "out of memory", "raw %s flush", kind_names[k]);
 }
 
+/* ---- the writer thread ------------------------------------------------------------------ */
+
+static void *writer_main(void *arg)
+{
+    tsi_archive *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->job_state != JOB_PENDING && a->job_state != JOB_QUIT)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->job_state == JOB_QUIT)
+            break;
+        int k = a->job_kind;
+        pthread_mutex_unlock(&a->mu);
+        tsi_archive_stats st = {0};
+        tsi_error e = {0};
+        int rc = flush_buf(a, a->wcon, &a->job, k, &st, &e);
+        pthread_mutex_lock(&a->mu);
+        a->job_rc = rc;
+        a->job_st = st;
+        a->job_err = e;
+        a->job_state = JOB_DONE;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Appends every row of src to dst (the same kind). */
+static int append_rows(rowbuf *dst, const rowbuf *src)
+{
+    for (long long r = 0; r < src->n; r++) {
+        if (row_begin(dst) < 0)
+            return TSI_E_NOMEM;
+        const int64_t *cell = src->cell + r * src->stride;
+        uint32_t nulls = src->nulls[r];
+        for (int c = 0; c < src->ncols; c++) {
+            if ((nulls >> c) & 1u) {
+                put_null(dst);
+            } else if (src->cols[c].type == C_STR) {
+                uint64_t len;
+                memcpy(&len, src->heap + cell[c], sizeof len);
+                if (put_text(dst, src->heap + cell[c] + sizeof len, (size_t)len) < 0) {
+                    dst->hlen = dst->row_heap;
+                    return TSI_E_NOMEM;
+                }
+            } else {
+                put_raw(dst, cell[c]);
+            }
+        }
+        put_raw(dst, cell[src->ncols]);
+        dst->n++;
+    }
+    return 0;
+}
+
+/* Takes the writer's result when it is done (waits for it when `wait`): its files are
+ * counted; the rows of a failed file go back to their buffer, tried again at the next
+ * flush (or once the buffer has grown by half). */
+static void collect_job(tsi_archive *a, int wait)
+{
+    pthread_mutex_lock(&a->mu);
+    while (wait && a->job_state == JOB_PENDING)
+        pthread_cond_wait(&a->cv, &a->mu);
+    if (a->job_state != JOB_DONE) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    int k = a->job_kind, rc = a->job_rc;
+    tsi_archive_stats st = a->job_st;
+    tsi_error e = a->job_err;
+    a->job_state = JOB_IDLE;
+    pthread_mutex_unlock(&a->mu);
+    a->auto_st.files += st.files;
+    for (int j = 0; j < TSI_RAW__COUNT; j++)
+        a->auto_st.rows[j] += st.rows[j];
+    if (rc < 0) {
+        rowbuf *b = &a->buf[k];
+        a->auto_st.flush_errors++;
+        long long kept = a->job.n;
+        if (append_rows(b, &a->job) < 0)
+            tsi_err("archive", "raw rows lost: out of memory kind=%s rows=%lld", kind_names[k],
+                    kept);
+        a->job.n = 0;
+        a->job.hlen = 0;
+        b->retry_at = b->n + (b->n / 2 > 1024 ? b->n / 2 : 1024);
+        tsi_warn("archive",
+                 "raw file not written, rows kept for the next flush kind=%s rows=%lld err=%s "
+                 "detail=%s",
+                 kind_names[k], kept, tsi_error_name(e.code), e.detail);
+    }
+}
+
+/* Hands buffer k to the writer (idle: collect_job first) and gives k the writer's empty
+ * buffer, whose memory is reused when it held the same kind. */
+static void start_job(tsi_archive *a, int k)
+{
+    if (a->job.cols != kind_cols[k]) {
+        rowbuf_free(&a->job);
+        a->job.cols = kind_cols[k];
+        a->job.ncols = kind_ncols[k];
+        a->job.stride = kind_ncols[k] + 1;
+    }
+    rowbuf empty = a->job;
+    empty.n = 0;
+    empty.hlen = 0;
+    empty.retry_at = 0;
+    pthread_mutex_lock(&a->mu);
+    a->job = a->buf[k];
+    a->job_kind = k;
+    a->job_state = JOB_PENDING;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    a->buf[k] = empty;
+}
+
 int tsi_archive_flush(tsi_archive *a, tsi_archive_stats *stats, tsi_error *err)
 {
+    collect_job(a, 1);
     tsi_archive_stats st = a->auto_st;
     memset(&a->auto_st, 0, sizeof a->auto_st);
     int first = 0;
     for (int k = 0; k < TSI_RAW__COUNT; k++) {
         tsi_error e = {0};
-        int rc = flush_kind(a, k, &st, &e);
+        int rc = flush_buf(a, a->con, &a->buf[k], k, &st, &e);
         if (rc < 0 && !first) {
             first = rc;
             if (err)

@@ -14,9 +14,9 @@
  * through a table function (tsi_raw_bsm(), …) and writes one file per (type, hour)
  * present, rows in message-time order, in row groups of `row_group_rows`, and forgets
  * those rows only once their file is in place, so a failed flush loses nothing and is
- * retried by the next. A type whose buffer passes `max_rows` rows or `max_bytes` is
- * written out at once, between flushes (more files per hour: the layout allows it), so
- * memory is bounded by those limits, not by the flush interval.
+ * retried by the next. A type whose buffer passes `max_rows` rows, or the largest one
+ * when all together pass `max_bytes`, is written out at once, between flushes (more files per hour:
+ * the layout allows it), so memory is bounded by those limits, not by the flush interval.
  *
  * The archive root is $TSI_ARCHIVE_DIR, else $TSI_HOME/archive (tsi_archive_root).
  *
@@ -54,16 +54,16 @@ typedef struct tsi_archive_stats {
     long long flush_errors;         /* bound-triggered writes that failed since then */
 } tsi_archive_stats;
 
-/* Defaults of the buffer bounds (per type) and the row group size. At the simulator's
- * rush hour (1,000 intersections, ~31,000 BSMs a second of ~730 bytes) a BSM file is
- * published every ~6 s. */
+/* Defaults of the buffer bounds and the row group size. At the simulator's rush hour
+ * (1,000 intersections, ~31,000 messages a second, ~860 bytes a buffered BSM row) a BSM
+ * file is published every ~5 s. */
 #define TSI_ARCHIVE_MAX_ROWS       400000LL
-#define TSI_ARCHIVE_MAX_BYTES      (192LL << 20)
+#define TSI_ARCHIVE_MAX_BYTES      (160LL << 20)
 #define TSI_ARCHIVE_ROW_GROUP_ROWS 65536LL
 
 typedef struct tsi_archive_limits {
-    long long max_rows;       /* a type's rows are written once this many wait */
-    long long max_bytes;      /* … or once they take this much memory */
+    long long max_rows;       /* a type's rows are written once this many of it wait */
+    long long max_bytes;      /* the largest type's, once all types take this much memory */
     long long row_group_rows; /* rows per Parquet row group */
 } tsi_archive_limits;
 
