@@ -56,10 +56,10 @@ typedef struct tsi_archive_stats {
 
 /* Defaults of the buffer bounds and the row group size. At the simulator's rush hour
  * (1,000 intersections, ~31,000 messages a second, ~860 bytes a buffered BSM row) a BSM
- * file is published every ~5 s. */
+ * file is published every ~3 s. */
 #define TSI_ARCHIVE_MAX_ROWS       400000LL
-#define TSI_ARCHIVE_MAX_BYTES      (160LL << 20)
-#define TSI_ARCHIVE_ROW_GROUP_ROWS 65536LL
+#define TSI_ARCHIVE_MAX_BYTES      (96LL << 20)
+#define TSI_ARCHIVE_ROW_GROUP_ROWS 32768LL
 
 typedef struct tsi_archive_limits {
     long long max_rows;       /* a type's rows are written once this many of it wait */
