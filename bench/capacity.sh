@@ -8,8 +8,9 @@
 #     tsi_reader, as bench/collect.sh does);
 #   API p99 <= 50 ms with no error (wrk, 50 keep-alive connections, each paced to one
 #     request every BENCH_CAPACITY_PACE_MS, default 1000 ms: 50 req/s over index, one
-#     intersection's index, 1-day history, 7-day stats, nearby and /health; the dashboard
-#     itself refreshes every 60 s, so this is a busy room of 50 users);
+#     intersection's index, the simulated day's 1-minute history, 7-day stats, nearby and
+#     /health; the dashboard itself refreshes every 60 s, so this is a busy room of 50
+#     users), from the first closed minute on (before it an intersection's index is 404);
 #   no error: db_errors, archive_errors, rows_rejected_by_db 0, wrk errors 0, no ERROR
 #     line in the collector's or the server's log;
 #   the simulator's clock kept real time (>= 0.97x: it waits for readers that fall behind).
@@ -17,7 +18,7 @@
 # cluster, tsi serve, wrk, the jobs), their sum against the machine's cores, the load
 # average, and the first failing check ("limit"). The jobs: `tsi jobs run hourly` every
 # 60 s (more often than production's hourly schedule). A fresh private cluster per step.
-#   BENCH_CAPACITY_STEPS="1000 2000 3000 4000 5000 6000" BENCH_CAPACITY_SECONDS=150
+#   BENCH_CAPACITY_STEPS="1000 2000 3000 4000 5000 6000" BENCH_CAPACITY_SECONDS=180
 #   BENCH_CAPACITY_PACE_MS=1000 BENCH_CAPACITY_ALL=1 (go on after a failing step)
 #   BENCH_CAPACITY_START=2026-11-25T13:00:00Z (13:00Z is the simulator's rush hour)
 #   BENCH_BUILD=build
@@ -27,7 +28,7 @@ root=$PWD
 BUILD=${BENCH_BUILD:-build}
 BIN=$root/$BUILD/tsi
 STEPS=${BENCH_CAPACITY_STEPS:-1000 2000 3000 4000 5000 6000}
-SECS=${BENCH_CAPACITY_SECONDS:-150}
+SECS=${BENCH_CAPACITY_SECONDS:-180}
 PACE=${BENCH_CAPACITY_PACE_MS:-1000}
 START=${BENCH_CAPACITY_START:-2026-11-25T13:00:00Z}
 GRACE=10
@@ -107,6 +108,15 @@ for n in $STEPS; do
     --max-skew-seconds 0 --log-level warn >"$TSI_HOME/collect.log" 2>&1 &
   cpid=$!
   pids+=("$cpid")
+  # rows as tsi_reader sees them, from the start (each counted at the first poll showing it)
+  (while kill -0 "$cpid" 2>/dev/null; do
+    psql "$url" -XAtq -F ' ' -c "SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint,
+        (extract(epoch FROM \"timestamp\") * 1000)::bigint, count(*) FROM safety_indices_realtime
+        GROUP BY 2 ORDER BY 2" 2>/dev/null || true
+    sleep 0.3
+  done) >"$TSI_HOME/polls.txt" &
+  pollpid=$!
+  pids+=("$pollpid")
   # the API once the collector has registered the intersections
   for _ in $(seq 1 150); do
     ids=$(psql "$url" -XAtq -c "SELECT id FROM intersections ORDER BY id LIMIT 3" 2>/dev/null | tr '\n' ' ')
@@ -121,8 +131,15 @@ for n in $STEPS; do
   apipid=$!
   pids+=("$apipid")
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$apiport/health" >/dev/null && break; sleep 0.2; done
+  # the dashboard's clients from the first closed minute on (rows of the three ids)
+  for _ in $(seq 1 600); do
+    [ "$(psql "$url" -XAtq -c "SELECT count(DISTINCT intersection_id) FROM safety_indices_realtime
+         WHERE intersection_id IN ($1, $2, $3)" 2>/dev/null)" = 3 ] && break
+    sleep 0.2
+  done
+  day=${START:0:10}
   cat >"$tmp/mixed.lua" <<EOF
-local paths = {"/api/v2/safety/index/", "/api/v2/safety/index/$1", "/api/v2/safety/history/$2?days=1",
+local paths = {"/api/v2/safety/index/", "/api/v2/safety/index/$1", "/api/v2/safety/history/$2?start_date=$day&end_date=$day&aggregation=1min",
   "/api/v2/safety/history/$3/stats?days=7",
   "/api/v2/intersections/nearby?lat=${ll% *}&lon=${ll#* }&radius=2000", "/health"}
 local i = 0
@@ -142,23 +159,28 @@ EOF
   wrk -t2 -c$CONN -d"${left}s" -s "$tmp/mixed.lua" "http://127.0.0.1:$apiport/" >"$TSI_HOME/wrk.txt" 2>&1 &
   wrkpid=$!
   pids+=("$wrkpid")
+  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$TSI_HOME/m0"
   c0=$(ticks "$cpid"); s0=$(ticks "$simpid"); a0=$(ticks "$apipid"); p0=$(pgticks)
   sc0=$(simnow); t0=$(date +%s.%N)
   ccpu=0; wcpu=0; jcpu=0
-  : >"$TSI_HOME/polls.txt"
   while kill -0 "$cpid" 2>/dev/null; do
     c=$(ticks "$cpid"); [ "$c" -gt 0 ] && ccpu=$c
     w=$(ticks "$wrkpid"); [ "$w" -gt 0 ] && wcpu=$w
     j=$(cticks "$jobspid"); [ "$j" -gt 0 ] && jcpu=$j
-    psql "$url" -XAtq -F ' ' -c "SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint,
-        (extract(epoch FROM \"timestamp\") * 1000)::bigint, count(*) FROM safety_indices_realtime
-        GROUP BY 2 ORDER BY 2" >>"$TSI_HOME/polls.txt" 2>/dev/null || true
     sleep 0.5
   done
   wait "$cpid" || true
+  wait "$pollpid" 2>/dev/null || true
   t1=$(date +%s.%N); sc1=$(simnow)
   s1=$(ticks "$simpid"); a1=$(ticks "$apipid"); p1=$(pgticks)
   wait "$wrkpid" 2>/dev/null || true
+  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$TSI_HOME/m1"
+  # each route's requests and mean time inside the server during the API run
+  routes=$(awk 'FNR == NR { v0[$1] = $2; next } { d = $2 - v0[$1]; match($1, /route="[a-z_]+"/);
+         r = substr($1, RSTART + 7, RLENGTH - 8);
+         if ($1 ~ /_sum/) s[r] = d; else c[r] = d }
+       END { for (r in c) if (c[r] > 0) printf " %s %d x %.1f ms;", r, c[r], 1000 * s[r] / c[r] }' \
+       "$TSI_HOME/m0" "$TSI_HOME/m1")
   json=$TSI_HOME/run/collect.json
   get() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$json"; }
   # row lag after the close, each row at the first poll that shows it (bench/collect.sh)
@@ -176,8 +198,9 @@ EOF
   line=$(awk -v n="$n" -v w0="$t0" -v w1="$t1" -v hz="$hz" -v c="$((ccpu - c0))" -v s="$((s1 - s0))" \
     -v p="$((p1 - p0))" -v a="$((a1 - a0))" -v wr="$wcpu" -v j="$jcpu" -v msgs="$msgs" -v late="$late" \
     -v lag="$lagp99" -v rps="$rps" -v p99="$p99" -v werr="$werr" -v errs="$errs" -v dberr="$dberr" \
-    -v aerr="$aerr" -v rej="$rej" -v sc0="$sc0" -v sc1="$sc1" -v cores="$(nproc)" 'BEGIN {
+    -v aerr="$aerr" -v rej="$rej" -v sc0="$sc0" -v sc1="$sc1" -v cores="$(nproc)" -v secs="$SECS" 'BEGIN {
     w = w1 - w0; pace = (sc1 - sc0) / 1000 / w; latep = msgs > 0 ? 100 * late / msgs : 0;
+    # messages over the whole run of the collector; CPU over the API window
     tot = 0;
     split("collector simulator postgres serve wrk jobs", nm, " ");
     v[1] = c; v[2] = s; v[3] = p; v[4] = a; v[5] = wr; v[6] = j;
@@ -190,10 +213,11 @@ EOF
     if (p99 + 0 > 50) fail = fail sprintf(" api-p99(%s ms)", p99);
     if (werr + errs + dberr + aerr + rej > 0) fail = fail sprintf(" errors(wrk %d, log %d, db %d, archive %d, refused %d)", werr, errs, dberr, aerr, rej);
     printf "%d|%s|%.0f msg/s, late %.3f %%, row lag p99 %s s, API %s req/s p99 %s ms, errors %d; sim %.2fx real time; CPU (one core = 100 %%):%s; sum %.0f %% of %d00 %%\n",
-      n, fail == "" ? "PASS" : "FAIL" fail, msgs / w, latep, lag, rps, p99, werr + errs + dberr + aerr + rej, pace, out, tot, cores;
+      n, fail == "" ? "PASS" : "FAIL" fail, msgs / secs, latep, lag, rps, p99, werr + errs + dberr + aerr + rej, pace, out, tot, cores;
   }')
   res=${line#*|}; verdict=${res%%|*}; detail=${res#*|}
   echo "capacity: N=$n $verdict: $detail (load $load0 -> $load1)"
+  echo "capacity: N=$n server time per route:$routes"
   stop_step
   if [ "$verdict" = PASS ]; then
     best=$n
