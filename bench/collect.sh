@@ -13,7 +13,9 @@
 #     writer connections (the same rows each time; the collector's default is 2), beside a
 #     bare INSERT ... SELECT of as many rows in the same database, with the load average.
 # Goals (issue 12): <= 50 % of one core at 1,000 intersections; replay >= 50,000 rows/s;
-# lag p99 <= 2 s after the minute closes.
+# lag p99 <= 2 s after the minute closes. Issue 27: peak resident memory (VmHWM, the final
+# flush included) <= 1 GB at 1,000 intersections at rush hour, printed with the RSS of
+# every second of the run; <= 6 us of collector CPU a message.
 #   BENCH_COLLECT_INTERSECTIONS=1000 BENCH_COLLECT_SECONDS=150 BENCH_SPOOL_ROWS=200000
 #   BENCH_SPOOL_CONNECTIONS=1,2,3 BENCH_SPOOL_REPEAT=1 BENCH_SPOOL_ONLY=1 (skip part 1)
 #   BENCH_COLLECT_START=2026-11-25T13:00:00Z (the simulator's clock at start: 13:00Z is its
@@ -90,11 +92,19 @@ simclock0=$(simclock)
 t0=$(date +%s.%N)
 tstop=$(( $(date +%s%3N) + secs * 1000 )) # when the collector begins its shutdown
 VCC_BASE_URL=http://127.0.0.1:$port VCC_CLIENT_ID=tsi-sim VCC_CLIENT_SECRET=tsi-sim-secret \
-  "$BIN" collect --duration-seconds "$secs" --status-seconds 30 --grace-seconds "$grace" \
+  "$BIN" collect --duration-seconds "$secs" --status-seconds 1 --grace-seconds "$grace" \
   --max-skew-seconds 0 \
   --log-level warn \
   >"$tmp/collect.log" 2>&1 &
 cpid=$!
+# resident memory once a second (VmRSS, kB), beside the run's peak (VmHWM) that the
+# collector writes into collect.json after its final flush
+( while kill -0 "$cpid" 2>/dev/null; do
+    r=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' /proc/$cpid/status 2>/dev/null || true)
+    q=$(sed -n 's/.*"queue_bytes":\([0-9]*\).*/\1/p' "$TSI_HOME/run/collect.json" 2>/dev/null || true)
+    [ -n "$r" ] && echo "$r ${q:-0}"
+    sleep 1
+  done ) >"$tmp/rss.txt" &
 cpu=0
 polls=0
 : >"$tmp/polls.txt"
@@ -130,6 +140,15 @@ awk -v c="$cpu" -v s0="$sim0" -v s1="$sim1" -v hz="$hz" -v a="$t0" -v b="$t1" \
   printf "collect: simulator CPU %.1f %% of one core (reference, same run)\n", 100 * (s1 - s0) / hz / w;
   printf "collect: messages in %.0f/s, raw rows archived %.0f/s, realtime rows upserted %d\n", msgs / w, raw / w, rows;
 }'
+# the queue's bytes (network threads -> pipeline, bounded at 1 GiB) beside each RSS sample:
+# a collector that falls behind (a loaded machine) holds its backlog there
+awk -v hwm="$(get rss_peak_kb)" '{ v[NR] = $1; if ($1 > m) { m = $1; mq = $2 } if ($2 > q) q = $2
+  s = s (NR > 1 ? " " : "") int($1 / 1024); sq = sq (NR > 1 ? " " : "") int($2 / 1048576) }
+  END {
+  printf "memory: collector peak RSS (VmHWM, final flush included) %.0f MB (goal <= 1,024 MB at 1,000 intersections); highest 1-second sample %.0f MB with %.0f MB queued; queue at most %.0f MB; last %.0f MB\n", hwm / 1024, m / 1024, mq / 1048576, q / 1048576, v[NR] / 1024;
+  printf "memory: RSS every second (MB): %s\n", s;
+  printf "memory: queued bytes every second (MB, from collect.json): %s\n", sq;
+}' "$tmp/rss.txt"
 # lag: each row counted at the first poll that shows it; minutes whose close falls after the
 # collector's shutdown are left out (its final flush writes open windows before they close)
 awk -v off="$off" -v g="$grace" -v tstop="$tstop" '{

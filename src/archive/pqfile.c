@@ -92,8 +92,9 @@ static int publish(const char *tmp, const char *dir, const char *prefix, const c
                          start);
 }
 
-long long tsi_pq_write_tmp(duckdb_connection con, const char *select_sql, const char *dir,
-                           const char *prefix, char *tmp, size_t tmplen, tsi_error *err)
+static long long write_tmp(duckdb_connection con, const char *select_sql, const char *copy_options,
+                           const char *dir, const char *prefix, char *tmp, size_t tmplen,
+                           tsi_error *err)
 {
     static atomic_uint counter;
     long long rows = -1;
@@ -110,7 +111,12 @@ long long tsi_pq_write_tmp(duckdb_connection con, const char *select_sql, const 
     tsi_buf_puts(&sql, select_sql);
     tsi_buf_puts(&sql, ") TO ");
     tsi_sql_quote(&sql, tmp);
-    tsi_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd)");
+    tsi_buf_puts(&sql, " (FORMAT parquet, COMPRESSION zstd");
+    if (copy_options && *copy_options) {
+        tsi_buf_puts(&sql, ", ");
+        tsi_buf_puts(&sql, copy_options);
+    }
+    tsi_buf_putc(&sql, ')');
     duckdb_result res;
     rc = tsi_duck_exec(con, tsi_buf_cstr(&sql), &res, err);
     tsi_buf_free(&sql);
@@ -126,6 +132,12 @@ fail:
     return rc;
 }
 
+long long tsi_pq_write_tmp(duckdb_connection con, const char *select_sql, const char *dir,
+                           const char *prefix, char *tmp, size_t tmplen, tsi_error *err)
+{
+    return write_tmp(con, select_sql, NULL, dir, prefix, tmp, tmplen, err);
+}
+
 int tsi_pq_publish(const char *tmp, const char *dir, const char *prefix, const char *start,
                    char *out, size_t outlen, tsi_error *err)
 {
@@ -139,8 +151,15 @@ long long tsi_pq_write(duckdb_connection con, const char *select_sql, const char
                        const char *prefix, const char *start, char *out, size_t outlen,
                        tsi_error *err)
 {
+    return tsi_pq_write_opts(con, select_sql, NULL, dir, prefix, start, out, outlen, err);
+}
+
+long long tsi_pq_write_opts(duckdb_connection con, const char *select_sql, const char *copy_options,
+                            const char *dir, const char *prefix, const char *start, char *out,
+                            size_t outlen, tsi_error *err)
+{
     char tmp[PATH_MAX];
-    long long rows = tsi_pq_write_tmp(con, select_sql, dir, prefix, tmp, sizeof tmp, err);
+    long long rows = write_tmp(con, select_sql, copy_options, dir, prefix, tmp, sizeof tmp, err);
     if (rows < 0)
         return rows;
     int rc = publish(tmp, dir, prefix, start, out, outlen, err);

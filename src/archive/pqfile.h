@@ -40,6 +40,12 @@ long long tsi_pq_write(duckdb_connection con, const char *select_sql, const char
                        const char *prefix, const char *start, char *out, size_t outlen,
                        tsi_error *err);
 
+/* tsi_pq_write with more options for DuckDB's COPY after the format and the compression
+ * (e.g. "ROW_GROUP_SIZE 65536"; NULL or "" for none). */
+long long tsi_pq_write_opts(duckdb_connection con, const char *select_sql, const char *copy_options,
+                            const char *dir, const char *prefix, const char *start, char *out,
+                            size_t outlen, tsi_error *err);
+
 /* The two halves of tsi_pq_write, for callers that check a file before publishing it
  * (compaction): write into a temporary file in dir (its path into tmp, >= PATH_MAX),
  * fsync'd; then move it to the first free <prefix>_<start>_<seq>.parquet. */

@@ -483,6 +483,24 @@ static void load_constants(tsi_pipeline *p)
 
 /* ---- status -------------------------------------------------------------------------------- */
 
+/* a "Vm…:" line of /proc/self/status in kB (-1 when unreadable) */
+static long long self_vm_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0) {
+            v = strtoll(line + n, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
 static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
 {
     tsi_collect_counters c;
@@ -572,6 +590,8 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
     tsi_jsonw_kv_int(&w, "queue_bytes", qbytes);
     tsi_jsonw_kv_int(&w, "queue_max", qmax);
     tsi_jsonw_kv_int(&w, "queue_full_waits", qwaits);
+    tsi_jsonw_kv_int(&w, "rss_kb", self_vm_kb("VmRSS:"));
+    tsi_jsonw_kv_int(&w, "rss_peak_kb", self_vm_kb("VmHWM:"));
     tsi_jsonw_end(&w);
     char dir[PATH_MAX], path[PATH_MAX + 32], tmp[PATH_MAX + 48];
     snprintf(dir, sizeof dir, "%s/run", tsi_home());

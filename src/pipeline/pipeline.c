@@ -803,6 +803,7 @@ int tsi_pipeline_flush_raw(tsi_pipeline *p, tsi_error *err)
     p->c.raw_files += st.files;
     for (int k = 0; k < TSI_RAW__COUNT; k++)
         p->c.raw_rows += st.rows[k];
+    p->c.archive_errors += st.flush_errors; /* files due at a buffer bound, not written */
     if (rc < 0)
         p->c.archive_errors++;
     return rc;

@@ -1,7 +1,8 @@
 /* The Parquet archive (issue 12): raw files by message hour, typed columns and the
  * original JSON, rejected messages kept, never overwritten, never torn (kill -9 of a
  * writer mid-flush), indices files by day, and `tsi archive compact` (counts and
- * checksums, interrupted compactions repaired). Every expectation is computed here from
+ * checksums, interrupted compactions repaired); files in several row groups and the
+ * buffer bounds that publish files between flushes. Every expectation is computed here from
  * the inputs, and every file is opened with DuckDB. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -420,6 +421,184 @@ static void test_kill9_mid_flush(void **state)
     cleanup_root(root);
 }
 
+/* A flush larger than one row group (issue 27): 5,000 BSMs of one hour handed in out of
+ * time order, some rejected, some with bytes that are not UTF-8, written with row groups
+ * of 2,048 rows (DuckDB's vector; it rounds smaller sizes up to it): one file of three row
+ * groups (2,048, 2,048, 904), rows in message-time order, and every row's columns equal
+ * to what was handed in. */
+static void test_raw_row_groups(void **state)
+{
+    (void)state;
+    char *root = mkroot();
+    tsi_archive *a = NULL;
+    tsi_error e = {0};
+    assert_int_equal(tsi_archive_open(&a, root, &e), 0);
+    tsi_archive_set_limits(a, &(tsi_archive_limits){0, 0, 2048});
+    const int n = 5000;
+    long long want_ids = 0, want_len = 0;
+    int rejected = 0;
+    char json[256];
+    for (int i = 0; i < n; i++) {
+        int j = (i * 7919) % n; /* a permutation of 0..n-1: times out of order */
+        int len = snprintf(json, sizeof json, "{\"j\":%d,\"pad\":\"%0*d\"}", j, 1 + j % 200, j);
+        if (j % 97 == 0) { /* rejected, dated by receive time: the same hour */
+            json[len++] = (char)0xff;
+            assert_int_equal(tsi_archive_add_msg(a, TSI_RAW_BSM, NULL, "range", json, (size_t)len,
+                                                 T0 + (int64_t)j * 700, &e),
+                             0);
+            rejected++;
+            want_len += len + 3; /* 0xff kept as the text \xff */
+            continue;
+        }
+        tsi_msg m = bsm(T0 + (int64_t)j * 700, 100000 + j, j % 128);
+        assert_int_equal(
+            tsi_archive_add_msg(a, TSI_RAW_BSM, &m, NULL, json, (size_t)len, T0 + 5000000, &e), 0);
+        want_ids += 100000 + j;
+        want_len += len;
+    }
+    assert_int_equal(tsi_archive_pending(a), n);
+    tsi_archive_stats st;
+    assert_int_equal(tsi_archive_flush(a, &st, &e), 0);
+    assert_int_equal(st.files, 1);
+    assert_int_equal(st.rows[TSI_RAW_BSM], n);
+    assert_int_equal(st.flush_errors, 0);
+    tsi_archive_close(a);
+
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/raw/bsm/2026/11/25/10/bsm_20261125T100000Z_0.parquet", root);
+    reader r;
+    reader_open(&r);
+    assert_int_equal(
+        q_int(&r, "SELECT count(DISTINCT row_group_id) FROM parquet_metadata(%s)", path), 3);
+    assert_int_equal(
+        q_int(&r,
+              "SELECT CASE WHEN string_agg(n::VARCHAR, ',' ORDER BY g) = '2048,2048,904' THEN 1 "
+              "ELSE 0 END FROM "
+              "(SELECT DISTINCT row_group_id AS g, row_group_num_rows AS n FROM "
+              "parquet_metadata(%s))",
+              path),
+        1);
+    assert_int_equal(q_int(&r, "SELECT count(*) FROM read_parquet(%s)", path), n);
+    /* in message-time order, file order being the row number */
+    assert_int_equal(q_int(&r,
+                           "SELECT count(*) FROM (SELECT message_time, lag(message_time) OVER "
+                           "(ORDER BY file_row_number) AS p FROM read_parquet(%s, "
+                           "file_row_number = true)) WHERE p > message_time",
+                           path),
+                     0);
+    /* each row's columns are those of its input j (taken back from its JSON) */
+    assert_int_equal(
+        q_int(&r,
+              "SELECT count(*) FROM (SELECT *, regexp_extract(json, '\"j\":([0-9]+)', "
+              "1)::BIGINT AS j FROM read_parquet(%s)) WHERE epoch_ms(message_time) = "
+              "1795600800000 + j * 700 AND (CASE WHEN j %% 97 = 0 THEN id IS NULL "
+              "AND reject_reason = 'range' AND ends_with(json, '\\xff') ELSE id = 100000 + "
+              "j AND msg_cnt = j %% 128 AND timestamp_ms = 1795600800000 + j * 700 "
+              "AND speed = 10.5 AND elev IS NULL AND wheel_brakes = '01000' AND "
+              "rsu_name = 'rsu-1' AND reject_reason IS NULL AND "
+              "epoch_ms(received_at) = 1795605800000 END) AND length(json) = "
+              "length('{\"j\":' || j || ',\"pad\":\"') + greatest(1 + j %% 200, "
+              "length(j::VARCHAR)) + 2 + (CASE WHEN j %% 97 = 0 THEN 4 ELSE 0 "
+              "END)",
+              path),
+        n);
+    assert_int_equal(q_int(&r, "SELECT count(DISTINCT json) FROM read_parquet(%s)", path), n);
+    assert_int_equal(q_int(&r, "SELECT sum(id) FROM read_parquet(%s)", path), want_ids);
+    assert_int_equal(q_int(&r, "SELECT count(*) FROM read_parquet(%s) WHERE id IS NULL", path),
+                     rejected);
+    assert_int_equal(q_int(&r, "SELECT sum(strlen(json)) FROM read_parquet(%s)", path), want_len);
+    reader_close(&r);
+    cleanup_root(root);
+}
+
+/* The buffer bounds (issue 27): a type whose rows pass max_rows or max_bytes is handed to
+ * the writer thread at once, between flushes; a write that fails there keeps its rows
+ * (counted in flush_errors) and the next flush writes them; every row once in the end. */
+static void test_raw_bounds(void **state)
+{
+    (void)state;
+    char *root = mkroot();
+    tsi_archive *a = NULL;
+    tsi_error e = {0};
+    assert_int_equal(tsi_archive_open(&a, root, &e), 0);
+    tsi_archive_set_limits(a, &(tsi_archive_limits){1000, 0, 0});
+    for (int i = 0; i < 2500; i++) {
+        tsi_msg m = bsm(T0 + i, i, i % 128);
+        assert_int_equal(tsi_archive_add_msg(a, TSI_RAW_BSM, &m, NULL, "{}", 2, T0, &e), 0);
+        /* waiting: at most the buffer and the file being written */
+        assert_true(tsi_archive_pending(a) <= 1000 + (i + 1) % 1000);
+    }
+    char dir[PATH_MAX + 64], glob[PATH_MAX + 128];
+    snprintf(dir, sizeof dir, "%s/raw/bsm/2026/11/25/10", root);
+    tsi_archive_stats st;
+    assert_int_equal(tsi_archive_flush(a, &st, &e), 0);
+    assert_int_equal(st.files, 3); /* the two written at the bound are counted here */
+    assert_int_equal(st.rows[TSI_RAW_BSM], 2500);
+    assert_int_equal(st.flush_errors, 0);
+    assert_int_equal(count_files(dir, ".parquet", 0), 3);
+    reader r;
+    reader_open(&r);
+    snprintf(glob, sizeof glob, "%s/*.parquet", dir);
+    /* the rows 0..999, 1,000..1,999 (at the bound) and the rest (the flush): by file */
+    assert_int_equal(q_int(&r,
+                           "SELECT string_agg(n::VARCHAR, ',' ORDER BY lo) = '1000,1000,500' "
+                           "FROM (SELECT min(id) AS lo, count(*) AS n, max(id) - min(id) + 1 AS "
+                           "span FROM read_parquet(%s, filename = true) GROUP BY filename) "
+                           "WHERE span = n",
+                           glob),
+                     1);
+    assert_int_equal(tsi_archive_flush(a, &st, &e), 0);
+    assert_int_equal(st.files, 0);
+
+    /* by bytes: 64 KiB, messages of 1,000 bytes: a file every ~60 rows */
+    tsi_archive_set_limits(a, &(tsi_archive_limits){0, 64 << 10, 0});
+    char big[1001];
+    memset(big, 'x', sizeof big);
+    big[0] = '"';
+    big[999] = '"';
+    big[1000] = '\0';
+    for (int i = 0; i < 300; i++) {
+        tsi_msg m = psm(T0 + 3600000 + i, 5000 + i);
+        assert_int_equal(tsi_archive_add_msg(a, TSI_RAW_PSM, &m, NULL, big, 1000, T0, &e), 0);
+        assert_true(tsi_archive_pending(a) * 1000 < 2 * (64 << 10)); /* buffer + writer */
+    }
+    assert_int_equal(tsi_archive_flush(a, &st, &e), 0);
+    assert_true(st.files >= 300 * 1000 / (64 << 10));
+    assert_int_equal(st.rows[TSI_RAW_PSM], 300);
+
+    /* hour 12's directory cannot be created (a file in the way): the bound's write fails,
+     * the rows stay, adding goes on; once the way is free the flush writes them all */
+    tsi_archive_set_limits(a, &(tsi_archive_limits){100, 0, 0});
+    char blocker[PATH_MAX + 64];
+    snprintf(blocker, sizeof blocker, "%s/raw/bsm/2026/11/25/12", root);
+    FILE *f = fopen(blocker, "w");
+    assert_non_null(f);
+    fclose(f);
+    for (int i = 0; i < 450; i++) {
+        tsi_msg m = bsm(T0 + 2 * 3600000 + i, 9000 + i, 1);
+        assert_int_equal(tsi_archive_add_msg(a, TSI_RAW_BSM, &m, NULL, "{}", 2, T0, &e), 0);
+    }
+    assert_int_equal(tsi_archive_pending(a), 450);
+    assert_true(tsi_archive_flush(a, &st, &e) < 0);
+    assert_true(st.flush_errors >= 1 && st.flush_errors <= 4); /* not one try per row */
+    assert_int_equal(tsi_archive_pending(a), 450);
+    unlink(blocker);
+    assert_int_equal(tsi_archive_flush(a, &st, &e), 0);
+    assert_int_equal(st.rows[TSI_RAW_BSM], 450);
+    assert_int_equal(tsi_archive_pending(a), 0);
+    tsi_archive_close(a);
+
+    snprintf(glob, sizeof glob, "%s/raw/*/*/*/*/*/*.parquet", root);
+    assert_int_equal(q_int(&r, "SELECT count(*) FROM read_parquet(%s)", glob), 2500 + 300 + 450);
+    assert_int_equal(q_int(&r, "SELECT count(DISTINCT id) FROM read_parquet(%s)", glob),
+                     2500 + 300 + 450);
+    snprintf(glob, sizeof glob, "%s/*.parquet", blocker);
+    assert_int_equal(q_int(&r, "SELECT sum(id) FROM read_parquet(%s)", glob),
+                     450LL * 9000 + 449 * 450 / 2);
+    reader_close(&r);
+    cleanup_root(root);
+}
+
 static tsi_rt_row rt(int64_t isect, int64_t minute_ms, double ci)
 {
     tsi_rt_row x;
@@ -666,6 +845,8 @@ int main(void)
         cmocka_unit_test(test_mapdata_spat),
         cmocka_unit_test(test_never_overwrite_and_retry),
         cmocka_unit_test(test_kill9_mid_flush),
+        cmocka_unit_test(test_raw_row_groups),
+        cmocka_unit_test(test_raw_bounds),
         cmocka_unit_test(test_indices_files),
         cmocka_unit_test(test_compact),
         cmocka_unit_test(test_compact_recovery),
