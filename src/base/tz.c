@@ -166,3 +166,11 @@ void tsi_tz_hour_dow(int64_t t, int *hour, int *dow)
     *hour = (int)((l - day * 86400) / 3600);
     *dow = (int)(((day + 3) % 7 + 7) % 7); /* 1970-01-01 was a Thursday (3 with Monday 0) */
 }
+
+void tsi_tz_iso_utc(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -10,6 +10,7 @@
 #define TSI_BASE_TZ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -22,5 +23,7 @@ int64_t tsi_tz_day_start(int64_t day); /* first instant of a local day */
 int64_t tsi_tz_local_day(int64_t t);   /* the local day of instant t */
 /* hour of day 0..23 and weekday 0..6 (0 = Monday) of instant t (epoch seconds) */
 void tsi_tz_hour_dow(int64_t t, int *hour, int *dow);
+/* epoch ms as "YYYY-MM-DDTHH:MM:SSZ" (UTC, whatever the zone) into buf (>= 21 bytes) */
+void tsi_tz_iso_utc(int64_t ms, char *buf, size_t len);
 
 #endif

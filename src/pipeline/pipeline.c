@@ -572,10 +572,7 @@ static void spool_retired(tsi_pipeline *p, const tsi_isect *x, int64_t received_
     r.lane_count = x->lane_count;
     r.revision = x->revision;
     char at[32], md[160];
-    time_t t = (time_t)(received_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    tsi_tz_iso_utc(received_ms, at, sizeof at);
     snprintf(md, sizeof md,
              "{\"retired_at\":\"%s\",\"retired_reason\":\"absent from a full MapData answer\"}",
              at);

@@ -49,14 +49,6 @@ const tsi_option tsi_features_options[] = {
     {NULL, 0, NULL, NULL, NULL, NULL},
 };
 
-static void iso_utc(int64_t ms, char *buf, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- the run ---- */
 
 typedef struct row {
@@ -114,7 +106,7 @@ static void on_window(void *ud, const tsi_window_result *r)
             tsi_jsonw_init(&jw, &b);
             tsi_jsonw_object(&jw);
             tsi_jsonw_kv_int(&jw, "intersection_id", c->intersection_id);
-            iso_utc(c->minute_ms, ts, sizeof ts);
+            tsi_tz_iso_utc(c->minute_ms, ts, sizeof ts);
             tsi_jsonw_kv_str(&jw, "timestamp", ts);
             tsi_jsonw_kv_str(&jw, "kind", c->kind == TSI_CONFLICT_VRU ? "vru" : "vehicle");
             tsi_jsonw_kv_int(&jw, "id_a", c->id_a);
@@ -210,7 +202,7 @@ static int load_location_map(tsi_registry *reg, const char *path, tsi_error *err
 static void write_row(FILE *out, const row *w, bool csv, tsi_buf *b)
 {
     char ts[32];
-    iso_utc(w->f.minute_ms, ts, sizeof ts);
+    tsi_tz_iso_utc(w->f.minute_ms, ts, sizeof ts);
     tsi_buf_reset(b);
     if (csv) {
         tsi_buf_printf(b, "%lld,%s,%d,%d,%d,%d,%.6f,%.6f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n",
