@@ -392,6 +392,60 @@ static void test_ca_key_apart(void **state)
     assert_int_equal(nkeys, (int)(sizeof keys / sizeof keys[0]));
 }
 
+/* An install from before issue 31 — the CA key and serial in certs/ beside the certificates
+ * every process reads, a pg_hba.conf that lets any CA-signed certificate in over TCP — is
+ * upgraded by `tsi db start` on the running cluster: the key moves into $TSI_HOME/ca, and
+ * the new pg_hba.conf is written and takes effect at once (reload, no restart). */
+static void test_upgrade_running_install(void **state)
+{
+    (void)state;
+    const char *home = getenv("TSI_HOME");
+    char from[PATH_MAX], to[PATH_MAX], hba[PATH_MAX], dir[] = "/tmp/tsi-upgrade-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char crt[PATH_MAX], key[PATH_MAX];
+    forge(dir, "postgres", crt, key, sizeof crt); /* signed while the key is where it is now */
+    static const char *const moved[] = {"ca.key", "ca.srl"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/ca/%s", home, moved[i]);
+        snprintf(to, sizeof to, "%s/certs/%s", home, moved[i]);
+        if (access(from, F_OK) == 0)
+            assert_int_equal(rename(from, to), 0);
+    }
+    snprintf(hba, sizeof hba, "%s/pg/pg_hba.conf", home);
+    FILE *f = fopen(hba, "a");
+    assert_non_null(f);
+    fputs("hostssl all all 127.0.0.1/32 cert\n", f); /* the old rule: any role, by certificate */
+    fclose(f);
+    PGconn *a = th_connect("postgres");
+    assert_int_equal(th_exec(a, "SELECT pg_reload_conf()", NULL), PGRES_TUPLES_OK);
+    PQfinish(a);
+    int rc = psql_forged("postgres", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc != 0 || !strstr(out, "whoami=postgres"))
+        fail_msg("the old-style install did not let the forged superuser in (rc=%d): %s", rc, out);
+
+    rc = th_run_tsi((const char *[]){"db", "start", NULL}, NULL, out, sizeof out);
+    if (rc != 0)
+        fail_msg("tsi db start on the running cluster: rc=%d: %s", rc, out);
+    snprintf(from, sizeof from, "%s/certs/ca.key", home);
+    assert_int_not_equal(access(from, F_OK), 0);
+    snprintf(from, sizeof from, "%s/certs/ca.srl", home);
+    assert_int_not_equal(access(from, F_OK), 0);
+    struct stat st;
+    snprintf(to, sizeof to, "%s/ca/ca.key", home);
+    assert_int_equal(stat(to, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    rc = psql_forged("postgres", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc == 0 || !strstr(out, "no pg_hba.conf entry"))
+        fail_msg("after the upgrade the forged superuser still logs in (rc=%d): %s", rc, out);
+    /* the CA still signs at its new place (a role certificate made after the move) */
+    forge(dir, "tsi_reader", crt, key, sizeof crt);
+    rc = psql_forged("tsi_reader", crt, key, "", "SELECT 'whoami=' || current_user");
+    if (rc != 0 || !strstr(out, "whoami=tsi_reader"))
+        fail_msg("a certificate signed after the move did not log in (rc=%d): %s", rc, out);
+    char *rm[] = {"rm", "-rf", dir, NULL};
+    tsi_proc_run(rm, NULL, NULL, 0, NULL);
+}
+
 static void test_config_secret_refused(void **state)
 {
     (void)state;
@@ -429,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_forged_certificates),
         cmocka_unit_test(test_replication_role),
         cmocka_unit_test(test_ca_key_apart),
+        cmocka_unit_test(test_upgrade_running_install),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
