@@ -7,8 +7,10 @@
  * serve only the reader's (read-only) and the archive read-only, sim nothing; the entry
  * point copies into a role's volume only the CA certificate and that role's pair. A broken
  * copy is refused (the validator validates). The Dockerfile has a build stage and two
- * images (app, db) that install no compiler, -dev package or node; app no PostgreSQL. Building the
- * image and running the stack is scripts/compose-test (root, not in CI). */
+ * images (app, db) that install no compiler, -dev package or node; app no PostgreSQL; db only
+ * what deploy/runtime-closure takes from the packages (tested here on this machine's
+ * PostgreSQL, with a missing library). Building the image and running the stack is
+ * scripts/compose-test (root, not in CI). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/proc.h"
@@ -235,39 +238,135 @@ static void test_dockerfile_and_entrypoint(void **state)
 {
     (void)state;
     read_text("deploy/Dockerfile", out, sizeof out);
-    /* three stages: build runs the same dependency scripts as CI; app (sim, collect,
-     * serve) and db (app + PostgreSQL) hold what runs */
+    /* four stages: build runs the same dependency scripts as CI; app (sim, collect, serve)
+     * holds what runs; dbfull installs Debian's PostgreSQL packages only as a quarry; db is
+     * app plus what runs of dbfull, taken by deploy/runtime-closure */
     const char *build = strstr(out, "FROM debian:12 AS build\n");
     const char *app = strstr(out, "FROM debian:12 AS app\n");
+    const char *full = strstr(out, "FROM app AS dbfull\n");
     const char *dbs = strstr(out, "FROM app AS db\n");
     assert_non_null(build);
     assert_non_null(app);
+    assert_non_null(full);
     assert_non_null(dbs);
-    assert_true(build < app && app < dbs);
+    assert_true(build < app && app < full && full < dbs);
     assert_non_null(strstr(build, "\n && scripts/deps \\\n"));
     assert_non_null(strstr(build, "\n && scripts/web \\\n"));
-    /* nothing to build with after the build stage, no apt lists left in either image */
+    /* nothing to build with after the build stage */
     const char *forbidden[] = {"-dev",         "gcc",          "cmake",  "nodejs", " npm",
                                "scripts/deps", "node_modules", "ca.key", NULL};
     for (const char *const *f = forbidden; *f; f++)
         if (strstr(app, *f))
-            fail_msg("the app or db stage mentions %s", *f);
-    /* the app stage installs no PostgreSQL server: it ends where db begins */
+            fail_msg("the app, dbfull or db stage mentions %s", *f);
+    /* the app stage installs no PostgreSQL server and leaves no apt lists */
+    const char *app_end = strstr(app, "\n# dbfull"); /* dbfull's comment names the packages */
+    assert_non_null(app_end);
     char app_only[8192];
-    size_t alen = (size_t)(dbs - app) < sizeof app_only ? (size_t)(dbs - app) : sizeof app_only - 1;
+    size_t alen =
+        (size_t)(app_end - app) < sizeof app_only ? (size_t)(app_end - app) : sizeof app_only - 1;
     memcpy(app_only, app, alen);
     app_only[alen] = '\0';
     assert_null(strstr(app_only, "postgresql-15"));
     assert_non_null(strstr(app_only, "rm -rf /var/lib/apt/lists/*"));
     assert_non_null(strstr(app_only, "COPY --from=build /out/ /"));
     assert_non_null(strstr(app_only, "ENTRYPOINT [\"/opt/tsi/entrypoint.sh\"]"));
-    assert_non_null(strstr(dbs, "postgresql-15-postgis-3"));
-    assert_non_null(strstr(dbs, "rm -rf /var/lib/apt/lists/*"));
+    /* dbfull installs the packages and takes the closure, leaving out JIT and raster */
+    assert_true(full < dbs);
+    assert_non_null(strstr(full, "postgresql-15-postgis-3"));
+    assert_non_null(strstr(full, "RUN runtime-closure /out /tmp/base.list"));
+    assert_non_null(strstr(full, "--exclude /usr/lib/postgresql/15/lib/llvmjit.so"));
+    assert_non_null(strstr(full, "--exclude '/usr/lib/postgresql/15/lib/postgis_raster*'"));
+    /* db installs no package: it copies the closure and nothing else of dbfull */
+    assert_null(strstr(dbs, "apt-get"));
+    assert_non_null(strstr(dbs, "COPY --from=dbfull /out/ /"));
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/deploy/entrypoint.sh", th_source_dir());
     assert_int_equal(access(path, X_OK), 0);
     char *argv[] = {"bash", "-n", path, NULL};
     assert_int_equal(tsi_proc_run(argv, NULL, out, sizeof out, NULL), 0);
+}
+
+static int exists(const char *dir, const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s%s", dir, path);
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* deploy/runtime-closure on this machine's PostgreSQL: the given module and the libraries
+ * it loads are copied, under their real directories (/usr/lib, not Debian 12's /lib link);
+ * what the base list names and what is excluded is not; a library that cannot be found
+ * fails the closure (a module linked to a library that was then removed). */
+static void test_runtime_closure(void **state)
+{
+    (void)state;
+    const char *mod = "/usr/lib/postgresql/15/lib/postgis-3.so";
+    if (access(mod, R_OK) != 0)
+        fail_msg("%s missing: scripts/deps installs postgresql-15-postgis-3", mod);
+    char tmp[] = "/tmp/tsi-closure.XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    char script[PATH_MAX], outdir[PATH_MAX], base[PATH_MAX];
+    snprintf(script, sizeof script, "%s/deploy/runtime-closure", th_source_dir());
+    snprintf(outdir, sizeof outdir, "%s/out", tmp);
+    snprintf(base, sizeof base, "%s/base.list", tmp);
+    FILE *f = fopen(base, "w");
+    assert_non_null(f);
+    fputs("/usr/lib/x86_64-linux-gnu/libc.so.6\n", f);
+    fclose(f);
+
+    char *argv[] = {script,
+                    outdir,
+                    base,
+                    "--exclude",
+                    "/usr/lib/postgresql/15/lib/postgis_raster*",
+                    "--exclude",
+                    "/usr/lib/postgresql/15/lib/llvmjit.so",
+                    (char *)mod,
+                    "/usr/lib/postgresql/15/lib/postgis_raster-3.so",
+                    "/usr/lib/postgresql/15/lib/llvmjit.so",
+                    NULL};
+    int rc = tsi_proc_run(argv, NULL, out, sizeof out, NULL);
+    if (rc != 0)
+        fail_msg("runtime-closure failed (%d):\n%s", rc, out);
+    assert_true(exists(outdir, mod));
+    /* what postgis-3.so loads: GEOS and PROJ, under /usr/lib */
+    char cmd[PATH_MAX * 2];
+    snprintf(cmd, sizeof cmd,
+             "ls %s/usr/lib/x86_64-linux-gnu/ | grep -c -E '^lib(geos_c|proj)\\.so'", outdir);
+    char *sh[] = {"sh", "-c", cmd, NULL};
+    assert_int_equal(tsi_proc_run(sh, NULL, out, sizeof out, NULL), 0);
+    assert_true(atoi(out) >= 2);
+    assert_false(exists(outdir, "/lib"));                                /* no /lib directory */
+    assert_false(exists(outdir, "/usr/lib/x86_64-linux-gnu/libc.so.6")); /* in the base list */
+    assert_false(exists(outdir, "/usr/lib/postgresql/15/lib/postgis_raster-3.so")); /* excluded */
+    assert_false(exists(outdir, "/usr/lib/postgresql/15/lib/llvmjit.so"));
+    snprintf(cmd, sizeof cmd, "ls %s/usr/lib/x86_64-linux-gnu/ | grep -c -E '^lib(gdal|LLVM)'",
+             outdir);
+    tsi_proc_run(sh, NULL, out, sizeof out, NULL);
+    assert_int_equal(atoi(out), 0); /* nor what only the excluded modules load */
+
+    /* hostile: a module whose library is gone */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && printf 'int tsi_gone(void){return 1;}\\n' >gone.c && "
+             "printf 'int tsi_gone(void); int f(void){return tsi_gone();}\\n' >mod.c && "
+             "cc -shared -fPIC -o libtsigone.so gone.c && "
+             "cc -shared -fPIC -o mod.so mod.c -L. -ltsigone && rm libtsigone.so",
+             tmp);
+    assert_int_equal(tsi_proc_run(sh, NULL, out, sizeof out, NULL), 0);
+    char modpath[PATH_MAX], out2[PATH_MAX];
+    snprintf(modpath, sizeof modpath, "%s/mod.so", tmp);
+    snprintf(out2, sizeof out2, "%s/out2", tmp);
+    char *argv2[] = {script, out2, base, modpath, NULL};
+    rc = tsi_proc_run(argv2, NULL, out, sizeof out, NULL);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(out, "needs libtsigone.so, which is not installed"))
+        fail_msg("no clear message for the missing library:\n%s", out);
+    char *bad[] = {script, out2, NULL}; /* too few arguments: usage, exit 2 */
+    assert_int_equal(tsi_proc_run(bad, NULL, out, sizeof out, NULL), 2);
+
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    assert_int_equal(tsi_proc_run(sh, NULL, out, sizeof out, NULL), 0);
 }
 
 int main(void)
@@ -276,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_compose_valid),
         cmocka_unit_test(test_compose_broken),
         cmocka_unit_test(test_dockerfile_and_entrypoint),
+        cmocka_unit_test(test_runtime_closure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
