@@ -168,8 +168,16 @@ static int cmd_psql(int argc, char **argv)
     for (int i = 0; i < o.nargs; i++)
         args[n++] = o.args[i];
     args[n] = NULL;
+    /* the psql of the server's own version (--pg-bin); the one on PATH only when that
+     * directory has none: Debian's /usr/bin/psql is a Perl wrapper that the db image
+     * (deploy/Dockerfile) does not carry */
+    char exe[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/psql", tsi_cluster_pg_bin());
+    if (access(exe, X_OK) == 0)
+        execv(exe, args);
     execvp("psql", args);
-    fprintf(stderr, "tsi db psql: cannot run psql: %s\n", strerror(errno));
+    fprintf(stderr, "tsi db psql: cannot run psql (%s, nor psql on PATH): %s\n", exe,
+            strerror(errno));
     return 1;
 }
 
