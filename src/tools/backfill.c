@@ -29,42 +29,12 @@
 
 #include "base/log.h"
 #include "base/options.h"
-#include "cli/commands.h"
 #include "db/conn.h"
 #include "tools/parquet_read.h"
 #include "tools/validate.h"
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
-
-const tsi_option tsi_backfill_options[] = {
-    {"from", TSI_OPT_PATH, NULL, NULL,
-     "directory holding indices/ (tsi layout YYYY/MM/DD/*.parquet or legacy "
-     "indices_YYYY-MM-DD.parquet), required",
-     NULL},
-    {"since", TSI_OPT_STRING, NULL, NULL, "first UTC date loaded (YYYY-MM-DD); default: all", NULL},
-    {"until", TSI_OPT_STRING, NULL, NULL, "last UTC date loaded (inclusive); default: all", NULL},
-    {"dry-run", TSI_OPT_BOOL, NULL, NULL, "read, check and report; write nothing", NULL},
-    {"realtime-hours", TSI_OPT_INT, "48", "TSI_REALTIME_HOURS",
-     "hours of 1-minute rows the realtime table keeps", "1..8760"},
-    {"hourly-days", TSI_OPT_INT, "90", "TSI_HOURLY_DAYS", "days of hourly rollups kept",
-     "1..36500"},
-    {"bin-minutes", TSI_OPT_ENUM, "auto", NULL,
-     "bin length of legacy files (auto: 15 when every timestamp is on a quarter hour)",
-     "auto|1|15"},
-    {"report", TSI_OPT_PATH, NULL, NULL,
-     "write every rejected row as CSV (file,row,reason) to this file", NULL},
-    {"max-report", TSI_OPT_INT, "100", NULL,
-     "rejected rows written to the log one per line (all are counted)", "0..100000000"},
-    {"progress", TSI_OPT_ENUM, "auto", NULL, "auto: a bar on a terminal, log lines otherwise",
-     "auto|bar|log|off"},
-    {"no-validate", TSI_OPT_BOOL, NULL, NULL, "skip the validation at the end", NULL},
-    {"sample", TSI_OPT_INT, "1000", NULL, "rows the final validation compares field by field",
-     "0..1000000"},
-    {"tolerance", TSI_OPT_DOUBLE, "1e-6", NULL, "relative tolerance of the final validation",
-     "0..1"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ------------------------------------------------------------------ progress -- */
 
@@ -435,49 +405,33 @@ fail:
 
 /* ------------------------------------------------------------------- command -- */
 
-int tsi_cmd_backfill(int argc, char **argv)
+int tsi_backfill_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(
-        &o, "tsi backfill",
-        "usage: tsi backfill --from DIR [--since DATE] [--until DATE] [--dry-run]\n\n"
-        "Loads indices Parquet (tsi's indices/YYYY/MM/DD/ layout and the earlier system's\n"
-        "indices/indices_YYYY-MM-DD.parquet) into PostgreSQL: rows of the realtime window\n"
-        "into safety_indices_realtime, hourly and daily rollups for the whole range, then\n"
-        "validates. Rejected rows are reported with file and row. Re-running changes\n"
-        "nothing. Exit status 0 when loaded and validated, 1 on failure or a validation\n"
-        "difference, 2 on a usage error.",
-        tsi_backfill_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     tsi_error e = {0};
     PGconn *c = NULL;
     tsi_pqr p = {0};
     int status = 1;
     int64_t since = 0, until = INT64_MAX;
-    const char *from = tsi_opts_str(&o, "from");
+    const char *from = tsi_opts_str(o, "from");
     if (!from) {
         fprintf(stderr, "tsi backfill: --from DIR is required\n");
-        tsi_opts_free(&o);
         return 2;
     }
-    if ((tsi_opts_str(&o, "since") &&
-         tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0) ||
-        (tsi_opts_str(&o, "until") &&
-         tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0)) {
+    if ((tsi_opts_str(o, "since") &&
+         tsi_pqr_parse_time(tsi_opts_str(o, "since"), &since, &e) < 0) ||
+        (tsi_opts_str(o, "until") &&
+         tsi_pqr_parse_time(tsi_opts_str(o, "until"), &until, &e) < 0)) {
         fprintf(stderr, "tsi backfill: %s: %s\n", e.message, e.detail);
-        tsi_opts_free(&o);
         return 2;
     }
     since = since / US_DAY * US_DAY;
-    if (tsi_opts_str(&o, "until"))
+    if (tsi_opts_str(o, "until"))
         until = until / US_DAY * US_DAY + US_DAY;
     if (until <= since) {
         fprintf(stderr, "tsi backfill: --until is before --since\n");
-        tsi_opts_free(&o);
         return 2;
     }
-    const char *pm = tsi_opts_str(&o, "progress");
+    const char *pm = tsi_opts_str(o, "progress");
     progress pg = {.mode = strcmp(pm, "off") == 0   ? 0
                            : strcmp(pm, "bar") == 0 ? 1
                            : strcmp(pm, "log") == 0 ? 2
@@ -485,17 +439,17 @@ int tsi_cmd_backfill(int argc, char **argv)
                                                     : 2};
     clock_gettime(CLOCK_MONOTONIC, &pg.t0);
     pg.last = pg.t0;
-    const char *bins = tsi_opts_str(&o, "bin-minutes");
+    const char *bins = tsi_opts_str(o, "bin-minutes");
     int bin = strcmp(bins, "auto") == 0 ? 0 : atoi(bins);
-    bool dry = tsi_opts_bool(&o, "dry-run");
+    bool dry = tsi_opts_bool(o, "dry-run");
     int64_t now_us, rt_cut, hr_cut;
     tsi_pqr_summary sum;
     tsi_buf cats = TSI_BUF_INIT;
 
     if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
         goto fail;
-    if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"),
-                           (int)tsi_opts_int(&o, "hourly-days"), &now_us, &rt_cut, &hr_cut, &e) < 0)
+    if (tsi_validate_clock(c, (int)tsi_opts_int(o, "realtime-hours"),
+                           (int)tsi_opts_int(o, "hourly-days"), &now_us, &rt_cut, &hr_cut, &e) < 0)
         goto fail;
     if (until == INT64_MAX)
         until = (now_us / US_DAY + 2) * US_DAY;
@@ -505,7 +459,7 @@ int tsi_cmd_backfill(int argc, char **argv)
     if (tsi_pqr_prepare(&p, from, since, until, now_us, bin, c, progress_cb, &pg, &sum, &e) < 0)
         goto fail;
     progress_end(&pg);
-    if (report_bad(&p, tsi_opts_str(&o, "report"), tsi_opts_int(&o, "max-report"), &cats, &e) < 0)
+    if (report_bad(&p, tsi_opts_str(o, "report"), tsi_opts_int(o, "max-report"), &cats, &e) < 0)
         goto fail;
     int64_t rt_want = 0, hr_want = 0, first_us = 0, last_us = 0;
     char q[256];
@@ -539,7 +493,7 @@ int tsi_cmd_backfill(int argc, char **argv)
              " daily_rows_changed=%" PRId64 " seconds=%.2f rate=%.0f rows/s",
              st.rt_rows, st.rt_inserted, st.rt_updated, st.hr_rows, st.hr_inserted, st.hr_updated,
              st.daily_buckets, st.daily_rows, secs, secs > 0 ? (double)sum.rows_read / secs : 0);
-    if (tsi_opts_bool(&o, "no-validate") || sum.rows_valid == 0) {
+    if (tsi_opts_bool(o, "no-validate") || sum.rows_valid == 0) {
         status = 0;
         goto done;
     }
@@ -550,9 +504,9 @@ int tsi_cmd_backfill(int argc, char **argv)
         .now_us = now_us,
         .rt_cut_us = rt_cut,
         .hourly_cut_us = hr_cut,
-        .sample = (int)tsi_opts_int(&o, "sample"),
+        .sample = (int)tsi_opts_int(o, "sample"),
         .seed = (uint32_t)time(NULL),
-        .tolerance = tsi_opts_double(&o, "tolerance"),
+        .tolerance = tsi_opts_double(o, "tolerance"),
         .max_issues = 50,
         .format = TSI_VFMT_TEXT,
         .summary = &sum,
@@ -574,6 +528,5 @@ done:
     tsi_pqr_close(&p);
     if (c)
         PQfinish(c);
-    tsi_opts_free(&o);
     return status;
 }

@@ -16,27 +16,6 @@
 #include "tools/features_cmd.h"
 #include "tools/parquet_read.h"
 
-const tsi_option tsi_explain_options[] = {
-    {"features", TSI_OPT_PATH, NULL, NULL,
-     "one minute's features as a JSON object (keys of domain.md §3; a `tsi features` record "
-     "works)",
-     NULL},
-    {"constants", TSI_OPT_PATH, NULL, NULL,
-     "normalisation constants JSON (I_vru_max, I_veh_max, V_max, sigma_max, S_ref, HB_max, "
-     "k); default: the configured defaults",
-     NULL},
-    {"format", TSI_OPT_ENUM, "text", NULL, "output format", "text|json"},
-    {"intersection", TSI_OPT_INT, NULL, NULL,
-     "with --at: recompute that intersection's stored minute from the indices Parquet "
-     "features with the constants set it records",
-     "0..9007199254740991"},
-    {"at", TSI_OPT_STRING, NULL, NULL,
-     "with --intersection: the minute (YYYY-MM-DDTHH:MM[:SS][Z], UTC; seconds are dropped)", NULL},
-    {"archive", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "with --intersection: the archive holding indices/ (default $TSI_HOME/archive)", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
-
 static const char *const int_keys[] = {"traffic_volume", "vru_count", "hard_braking_count",
                                        "vru_event_count", "vehicle_event_count"};
 
@@ -444,35 +423,21 @@ static int explain_stored(const tsi_opts *o)
     return match ? 0 : 1;
 }
 
-int tsi_cmd_explain(int argc, char **argv)
+int tsi_explain_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi explain",
-                            "usage: tsi explain --features FILE.json [--constants FILE.json] "
-                            "[--format text|json]\n"
-                            "       tsi explain --intersection ID --at TIME [--archive DIR] "
-                            "[--format text|json]\n\n"
-                            "The second form recomputes a stored minute from the features in "
-                            "the indices Parquet with the constants set the row records (and its "
-                            "EB priors) and shows the stored and recomputed indices side by side; "
-                            "exit 1 when they differ by more than 1e-9.",
-                            tsi_explain_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     int status = 1;
     tsi_error err = {0};
     char *fjs = NULL, *cjs = NULL;
-    const char *fpath = tsi_opts_str(&o, "features"), *cpath = tsi_opts_str(&o, "constants");
-    bool stored = tsi_opts_str(&o, "intersection") || tsi_opts_str(&o, "at");
-    if (stored &&
-        (fpath || cpath || !tsi_opts_str(&o, "intersection") || !tsi_opts_str(&o, "at"))) {
+    const char *fpath = tsi_opts_str(o, "features"), *cpath = tsi_opts_str(o, "constants");
+    bool stored = tsi_opts_str(o, "intersection") || tsi_opts_str(o, "at");
+    if (stored && (fpath || cpath || !tsi_opts_str(o, "intersection") || !tsi_opts_str(o, "at"))) {
         fprintf(stderr, "tsi explain: --intersection and --at go together, without --features "
                         "or --constants\n");
         status = 2;
         goto done;
     }
     if (stored) {
-        status = explain_stored(&o);
+        status = explain_stored(o);
         goto done;
     }
     if (fpath == NULL) {
@@ -507,7 +472,7 @@ int tsi_cmd_explain(int argc, char **argv)
         tsi_index_eb(&x, &f, c.k, prior, TSI_PRIOR_INTERSECTION);
     else
         tsi_index_eb(&x, &f, c.k, NULL, TSI_PRIOR_NONE);
-    if (strcmp(tsi_opts_str(&o, "format"), "json") == 0)
+    if (strcmp(tsi_opts_str(o, "format"), "json") == 0)
         print_json(&c, csrc, &x);
     else
         print_text(&f, &c, csrc, &x);
@@ -515,6 +480,5 @@ int tsi_cmd_explain(int argc, char **argv)
 done:
     free(fjs);
     free(cjs);
-    tsi_opts_free(&o);
     return status;
 }

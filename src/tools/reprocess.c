@@ -50,7 +50,6 @@
 #include "base/options.h"
 #include "base/proc.h"
 #include "pipeline/pipeline.h"
-#include "cli/commands.h"
 #include "core/index.h"
 #include "db/conn.h"
 #include "db/constants.h"
@@ -61,33 +60,6 @@
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
-
-const tsi_option tsi_reprocess_options[] = {
-    {"since", TSI_OPT_STRING, NULL, NULL, "start of the range, a whole UTC hour (required)", NULL},
-    {"until", TSI_OPT_STRING, NULL, NULL, "end of the range (exclusive), a whole UTC hour", NULL},
-    {"raw", TSI_OPT_PATH, NULL, NULL,
-     "directory holding raw/ (tsi or legacy layout; default: the archive)", NULL},
-    {"archive", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "archive whose indices/ get the new generation (default $TSI_HOME/archive)", NULL},
-    {"realtime-hours", TSI_OPT_INT, "48", "TSI_REALTIME_HOURS",
-     "hours of 1-minute rows the realtime table keeps", "1..8760"},
-    {"statement-timeout-ms", TSI_OPT_INT, "60000", NULL,
-     "statement timeout of every database statement", "100..3600000"},
-    {"nice", TSI_OPT_INT, "10", NULL, "scheduling priority (nice value) of the process", "0..19"},
-    {"dry-run", TSI_OPT_BOOL, NULL, NULL,
-     "read, recompute and print the before/after table; change nothing", NULL},
-    {"force", TSI_OPT_BOOL, NULL, NULL,
-     "replace even a day whose raw input is empty, unreadable or shrinks too much", NULL},
-    {"max-shrink", TSI_OPT_DOUBLE, "0.5", "TSI_REPROCESS_MAX_SHRINK",
-     "refuse when an hour or an intersection-day loses more than this share of its rows", "0..1"},
-    {"lock-timeout-ms", TSI_OPT_INT, "2000", NULL,
-     "lock timeout of the replacing transaction (retried with back-off)", "10..600000"},
-    {"lock-retries", TSI_OPT_INT, "5", NULL,
-     "attempts of a day's transaction after a lock or statement timeout", "0..100"},
-    {"recover", TSI_OPT_BOOL, NULL, NULL,
-     "only finish or roll back a swap an earlier run left unfinished, then exit", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ------------------------------------------------------------- raw messages -- */
 
@@ -770,41 +742,23 @@ static int rm_rf(const char *path)
     return tsi_proc_run(argv, NULL, NULL, 0, NULL);
 }
 
-int tsi_cmd_reprocess(int argc, char **argv)
+int tsi_reprocess_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(
-        &o, "tsi reprocess",
-        "usage: tsi reprocess --since TIME --until TIME [--raw DIR] [--dry-run] [--force]\n"
-        "       tsi reprocess --recover\n\n"
-        "Recomputes features and indices of [since, until) from the raw archive with\n"
-        "today's algorithm and constants, and replaces that range, one UTC day at a time:\n"
-        "a new indices Parquet generation, the realtime rows inside the 48 h window, the\n"
-        "hourly and daily rollups. Times are whole UTC hours (YYYY-MM-DDTHH:00Z).\n"
-        "Before replacing anything it prints raw messages and rows per hour before and\n"
-        "after, and refuses (exit 3, nothing changed) when a day's raw input is empty or\n"
-        "unreadable or rows shrink by more than --max-shrink, unless --force. A swap an\n"
-        "earlier run left unfinished is finished or rolled back first (--recover: only that).",
-        tsi_reprocess_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     tsi_error e = {0};
     int64_t since = 0, until = 0;
-    bool recover_only = tsi_opts_bool(&o, "recover"), dry = tsi_opts_bool(&o, "dry-run"),
-         force = tsi_opts_bool(&o, "force");
-    if (recover_only && (tsi_opts_str(&o, "since") || tsi_opts_str(&o, "until") || dry)) {
+    bool recover_only = tsi_opts_bool(o, "recover"), dry = tsi_opts_bool(o, "dry-run"),
+         force = tsi_opts_bool(o, "force");
+    if (recover_only && (tsi_opts_str(o, "since") || tsi_opts_str(o, "until") || dry)) {
         fprintf(stderr, "tsi reprocess: --recover takes no range and no --dry-run\n");
-        tsi_opts_free(&o);
         return 2;
     }
     if (!recover_only &&
-        (!tsi_opts_str(&o, "since") || !tsi_opts_str(&o, "until") ||
-         tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0 ||
-         tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0 || since % US_HOUR ||
+        (!tsi_opts_str(o, "since") || !tsi_opts_str(o, "until") ||
+         tsi_pqr_parse_time(tsi_opts_str(o, "since"), &since, &e) < 0 ||
+         tsi_pqr_parse_time(tsi_opts_str(o, "until"), &until, &e) < 0 || since % US_HOUR ||
          until % US_HOUR || until <= since || until - since > 31 * US_DAY)) {
         fprintf(stderr, "tsi reprocess: --since and --until must be whole UTC hours, since <"
                         " until, at most 31 days apart\n");
-        tsi_opts_free(&o);
         return 2;
     }
     int status = 1;
@@ -816,13 +770,13 @@ int tsi_cmd_reprocess(int argc, char **argv)
     tsi_buf md = TSI_BUF_INIT;
     tsi_rpgen_names bad = {0};
     rp_day *days = NULL;
-    if (tsi_opts_str(&o, "archive"))
-        snprintf(archive, sizeof archive, "%s", tsi_opts_str(&o, "archive"));
+    if (tsi_opts_str(o, "archive"))
+        snprintf(archive, sizeof archive, "%s", tsi_opts_str(o, "archive"));
     else
         tsi_archive_root(archive, sizeof archive);
-    snprintf(raw, sizeof raw, "%s", tsi_opts_str(&o, "raw") ? tsi_opts_str(&o, "raw") : archive);
-    int timeout_ms = (int)tsi_opts_int(&o, "statement-timeout-ms");
-    if (setpriority(PRIO_PROCESS, 0, (int)tsi_opts_int(&o, "nice")) < 0)
+    snprintf(raw, sizeof raw, "%s", tsi_opts_str(o, "raw") ? tsi_opts_str(o, "raw") : archive);
+    int timeout_ms = (int)tsi_opts_int(o, "statement-timeout-ms");
+    if (setpriority(PRIO_PROCESS, 0, (int)tsi_opts_int(o, "nice")) < 0)
         tsi_warn("reprocess", "cannot lower the priority err=%s", strerror(errno));
 
     if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
@@ -854,8 +808,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
         goto done;
     }
     int64_t now_us, rt_cut, hr_cut;
-    if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"), 90, &now_us, &rt_cut,
-                           &hr_cut, &e) < 0)
+    if (tsi_validate_clock(c, (int)tsi_opts_int(o, "realtime-hours"), 90, &now_us, &rt_cut, &hr_cut,
+                           &e) < 0)
         goto fail;
     if (until > now_us / US_HOUR * US_HOUR) {
         fprintf(stderr, "tsi reprocess: the range must end at or before the current hour\n");
@@ -945,7 +899,7 @@ int tsi_cmd_reprocess(int argc, char **argv)
         days[i].hi = until < day + US_DAY ? until : day + US_DAY;
     }
     int64_t reasons = 0;
-    if (check_range(&p, c, since, until, rt_cut, tsi_opts_double(&o, "max-shrink"), days, ndays,
+    if (check_range(&p, c, since, until, rt_cut, tsi_opts_double(o, "max-shrink"), days, ndays,
                     &reasons, &e) < 0)
         goto fail;
     if (dry) {
@@ -967,8 +921,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
                  reasons);
     for (int i = 0; i < ndays; i++)
         if (replace_one_day(&p, c, archive, scratch, &days[i], rt_cut, hr_cut, timeout_ms,
-                            (int)tsi_opts_int(&o, "lock-timeout-ms"),
-                            (int)tsi_opts_int(&o, "lock-retries"), reasons > 0, &e) < 0)
+                            (int)tsi_opts_int(o, "lock-timeout-ms"),
+                            (int)tsi_opts_int(o, "lock-retries"), reasons > 0, &e) < 0)
             goto fail;
     status = 0;
     goto done;
@@ -987,6 +941,5 @@ done:
     tsi_buf_free(&md);
     tsi_rpgen_names_free(&bad);
     free(days);
-    tsi_opts_free(&o);
     return status;
 }

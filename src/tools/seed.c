@@ -70,15 +70,6 @@
 #include "db/conn.h"
 #include "tools/seed.h"
 
-const tsi_option tsi_seed_options[] = {
-    {"intersections", TSI_OPT_INT, "100", NULL, "number of intersections (ids 1..N)", "1..100000"},
-    {"days", TSI_OPT_INT, "7", NULL,
-     "days of history: 1-minute rows for min(D,2), hourly for min(D,90), daily for D", "1..3650"},
-    {"seed", TSI_OPT_INT, "1", NULL, "random seed (same seed, same data)", "0..2147483647"},
-    {"no-parquet", TSI_OPT_BOOL, NULL, NULL, "do not write the indices Parquet", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
-
 /* ---- random numbers: splitmix64-seeded xoshiro256** -------------------------------- */
 typedef struct {
     uint64_t s[4];
@@ -1101,21 +1092,14 @@ int tsi_seed_plan(int n, int days, int64_t now, int64_t out[6])
     return 0;
 }
 
-int tsi_cmd_seed(int argc, char **argv)
+int tsi_seed_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi seed",
-                            "usage: tsi seed [--intersections N] [--days D] [--seed S]\n\n"
-                            "Writes realistic synthetic history (intersections, 1-minute rows,\n"
-                            "hourly and daily rollups, indices Parquet) as tsi_owner.",
-                            tsi_seed_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    int rc;
     plan p = {0};
-    p.n = (int)tsi_opts_int(&o, "intersections");
-    p.days = (int)tsi_opts_int(&o, "days");
-    p.seed = (uint64_t)tsi_opts_int(&o, "seed");
-    p.parquet = !tsi_opts_bool(&o, "no-parquet");
+    p.n = (int)tsi_opts_int(o, "intersections");
+    p.days = (int)tsi_opts_int(o, "days");
+    p.seed = (uint64_t)tsi_opts_int(o, "seed");
+    p.parquet = !tsi_opts_bool(o, "no-parquet");
     int64_t pl[6];
     tsi_seed_plan(p.n, p.days, (int64_t)time(NULL), pl);
     p.now_min = pl[0];
@@ -1129,7 +1113,6 @@ int tsi_cmd_seed(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = run_seed(&p, &e);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    tsi_opts_free(&o);
     if (rc < 0) {
         char buf[900];
         fprintf(stderr, "tsi seed: %s\n", tsi_error_str(&e, buf, sizeof buf));

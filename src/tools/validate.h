@@ -27,7 +27,10 @@
 #include "base/options.h"
 #include "tools/parquet_read.h"
 
-extern const tsi_option tsi_validate_options[];
+/* `tsi validate` on options parsed with the table of cli/cmd_tools.c (--since, --until,
+ * --from, --format, ...). Returns the exit status: 0 everything matches, 1 a difference or
+ * a failure, 2 a bad option value. */
+int tsi_validate_check(const tsi_opts *o);
 
 typedef enum { TSI_VFMT_TEXT = 0, TSI_VFMT_JSON, TSI_VFMT_HTML } tsi_validate_format;
 
