@@ -12,7 +12,6 @@
 #include "ops/backup.h"
 #include "ops/status.h"
 #include "api/server.h"
-#include "jobs/jobs.h"
 
 const tsi_command tsi_commands[] = {
     {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",

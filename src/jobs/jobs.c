@@ -8,67 +8,7 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "cli/commands.h"
 #include "db/conn.h"
-
-const tsi_option tsi_jobs_options[] = {
-    {"at", TSI_OPT_STRING, NULL, NULL,
-     "run: the job's clock instead of now (a timestamp; UTC unless it names a zone)", NULL},
-    {"window-days", TSI_OPT_INT, "28", "TSI_CONSTANTS_WINDOW_DAYS",
-     "constants: trailing window of 1-minute rows, in days", "1..366"},
-    {"prior-k", TSI_OPT_DOUBLE, "50", "TSI_EB_K",
-     "constants: Empirical Bayes strength k stored with the set", "0.000001..1000000"},
-    {"prior-min-minutes", TSI_OPT_INT, "60", "TSI_PRIOR_MIN_MINUTES",
-     "constants: minutes of history an intersection-hour needs for its own prior", "1..100000"},
-    {"constants-min-minutes", TSI_OPT_INT, "60", "TSI_CONSTANTS_MIN_MINUTES",
-     "constants: a set whose window holds fewer 1-minute rows is refused (previous set stays)",
-     "1..100000000"},
-    {"constants-max-jump", TSI_OPT_DOUBLE, "10", "TSI_CONSTANTS_MAX_JUMP",
-     "constants: a set is refused when a maximum moves by more than this factor from the "
-     "previous set",
-     "1.000001..1000000"},
-    {"features-retention-days", TSI_OPT_INT, "35", "TSI_FEATURES_RETENTION_DAYS",
-     "constants: days of hourly features (safety_features_hourly) kept; at least --window-days",
-     "1..3660"},
-    {"constants-defaults", TSI_OPT_STRING, NULL, "TSI_CONSTANTS_DEFAULTS",
-     "constants: JSON object of defaults for features with no data (e.g. {\"S_ref\":40})", NULL},
-    {"realtime-retention-hours", TSI_OPT_INT, "48", "TSI_RETENTION_REALTIME_HOURS",
-     "retention: hours of 1-minute rows kept", "1..87600"},
-    {"hourly-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_HOURLY_DAYS",
-     "retention: days of hourly rollups kept (daily rollups are kept forever)", "1..36500"},
-    {"job-runs-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_JOB_RUNS_DAYS",
-     "retention: days of job_runs kept", "1..36500"},
-    {"data-quality-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_DATA_QUALITY_DAYS",
-     "retention: days of data_quality_log rows kept (pruned in batches)", "1..36500"},
-    {"lock-timeout-ms", TSI_OPT_INT, "50", "TSI_RETENTION_LOCK_TIMEOUT_MS",
-     "retention: longest wait per attempt for the lock that drops a realtime partition "
-     "(inserts queue behind it)",
-     "1..60000"},
-    {"lock-attempts", TSI_OPT_INT, "20", "TSI_RETENTION_LOCK_ATTEMPTS",
-     "retention: attempts at that lock (an empty partition not dropped is dropped next run)",
-     "1..1000"},
-    {"no-vacuum", TSI_OPT_BOOL, NULL, NULL,
-     "run: skip the VACUUM ANALYZE (as tsi_owner) after retention", NULL},
-    {"schedule-hourly", TSI_OPT_STRING, "5 * * * *", "TSI_SCHEDULE_HOURLY",
-     "install: cron schedule of the hourly rollup", NULL},
-    {"schedule-daily", TSI_OPT_STRING, "5 0 * * *", "TSI_SCHEDULE_DAILY",
-     "install: cron schedule of the daily rollup", NULL},
-    {"schedule-retention", TSI_OPT_STRING, "0 2 * * *", "TSI_SCHEDULE_RETENTION",
-     "install: cron schedule of retention", NULL},
-    {"schedule-retention-drop", TSI_OPT_STRING, "15 2 * * *", "TSI_SCHEDULE_RETENTION_DROP",
-     "install: cron schedule of the realtime partition drop and data_quality_log pruning "
-     "(runs as tsi_owner)",
-     NULL},
-    {"schedule-partitions", TSI_OPT_STRING, "35 * * * *", "TSI_SCHEDULE_PARTITIONS",
-     "install: cron schedule of partition maintenance", NULL},
-    {"schedule-constants", TSI_OPT_STRING, "30 0 * * *", "TSI_SCHEDULE_CONSTANTS",
-     "install: cron schedule of the normalisation constants", NULL},
-    {"schedule-vacuum", TSI_OPT_STRING, "30 2 * * *", "TSI_SCHEDULE_VACUUM",
-     "install: cron schedule of VACUUM ANALYZE of the rollup tables (runs as tsi_owner)", NULL},
-    {"remove", TSI_OPT_BOOL, NULL, NULL, "install: remove tsi's pg_cron jobs instead", NULL},
-    {"limit", TSI_OPT_INT, "10", NULL, "status: how many recent failures to list", "1..1000"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 const char *const tsi_job_names[] = {"partitions", "hourly",    "daily",
                                      "constants",  "retention", NULL};
@@ -292,50 +232,32 @@ static int fail_msg(const char *what, const tsi_error *e)
     return e->code == TSI_E_INVALID ? 2 : rc;
 }
 
-static int parse(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
-                 char **argv)
+int tsi_jobs_run_now(const tsi_opts *o)
 {
-    int rc = tsi_opts_parse(o, cmd, usage, tsi_jobs_options, max_args, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    return -1; /* go on */
-}
-
-static int cmd_run(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs run",
-                   "usage: tsi jobs run hourly|daily|retention|partitions|constants|all "
-                   "[--at TIME] [options]\n\nRuns jobs now (as tsi_jobs), records each in "
-                   "job_runs; exit 1 when one failed.",
-                   1, argc, argv);
-    if (rc >= 0)
-        return rc;
-    const char *job = o.nargs > 0 ? o.args[0] : NULL;
+    int rc;
+    const char *job = o->nargs > 0 ? o->args[0] : NULL;
     bool all = job && strcmp(job, "all") == 0;
     if (!job || (!all && !tsi_job_known(job))) {
         fprintf(stderr,
                 "tsi jobs run: %s job%s%s (hourly|daily|retention|partitions|constants|all)\n",
                 job ? "unknown" : "missing", job ? " " : "", job ? job : "");
-        tsi_opts_free(&o);
         return 2;
     }
     tsi_error e = {0};
     PGconn *c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e);
     if (!c) {
-        tsi_opts_free(&o);
         return fail_msg("tsi jobs run", &e);
     }
     tsi_buf params = TSI_BUF_INIT;
     int status = 0;
-    if (tsi_jobs_params(c, &o, &params, &e) < 0) {
+    if (tsi_jobs_params(c, o, &params, &e) < 0) {
         status = fail_msg("tsi jobs run", &e);
         goto done;
     }
     for (int i = 0; tsi_job_names[i]; i++) {
         const char *name = all ? tsi_job_names[i] : job;
         tsi_job_result res;
-        if ((rc = tsi_jobs_run_one(c, name, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params), &res,
+        if ((rc = tsi_jobs_run_one(c, name, tsi_opts_str(o, "at"), tsi_buf_cstr(&params), &res,
                                    &e)) < 0) {
             status = fail_msg("tsi jobs run", &e);
             goto done;
@@ -356,7 +278,7 @@ static int cmd_run(int argc, char **argv)
                 tsi_buf drop = TSI_BUF_INIT;
                 double t0 = mono_seconds();
                 if (!owner ||
-                    tsi_jobs_retention_drop(owner, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params),
+                    tsi_jobs_retention_drop(owner, tsi_opts_str(o, "at"), tsi_buf_cstr(&params),
                                             res.run_id, &drop, &e) < 0) {
                     status = fail_msg("tsi jobs run: retention drop", &e);
                 } else {
@@ -364,7 +286,7 @@ static int cmd_run(int argc, char **argv)
                            tsi_buf_cstr(&drop));
                     tsi_info("jobs", "retention drop done run=%lld result=%s", res.run_id,
                              tsi_buf_cstr(&drop));
-                    if (!tsi_opts_bool(&o, "no-vacuum")) {
+                    if (!tsi_opts_bool(o, "no-vacuum")) {
                         int n = tsi_jobs_vacuum(owner, res.run_id, &e);
                         if (n < 0)
                             status = fail_msg("tsi jobs run: vacuum after retention", &e);
@@ -382,7 +304,6 @@ static int cmd_run(int argc, char **argv)
 done:
     tsi_buf_free(&params);
     PQfinish(c);
-    tsi_opts_free(&o);
     return status;
 }
 
@@ -439,27 +360,17 @@ static const char SQL_SCHEDULE_VACUUM[] =
 static const char SQL_UNSCHEDULE_ALL[] = "SELECT cron.unschedule(jobid) FROM cron.job WHERE "
                                          "jobname LIKE 'tsi-%' AND username = current_user";
 
-static int cmd_install(int argc, char **argv)
+int tsi_jobs_install(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs install",
-                   "usage: tsi jobs install [--schedule-JOB 'M H D M W' ...] [--remove]\n\n"
-                   "Schedules the jobs with pg_cron (in the database named by "
-                   "cron.database_name): the jobs as tsi_jobs, VACUUM as tsi_owner. "
-                   "Idempotent.",
-                   0, argc, argv);
-    if (rc >= 0)
-        return rc;
     const char *opts_sched[] = {
         "schedule-hourly",    "schedule-daily",  "schedule-retention",     "schedule-partitions",
         "schedule-constants", "schedule-vacuum", "schedule-retention-drop"};
     for (size_t i = 0; i < sizeof opts_sched / sizeof opts_sched[0]; i++) {
-        if (!tsi_jobs_schedule_valid(tsi_opts_str(&o, opts_sched[i]))) {
+        if (!tsi_jobs_schedule_valid(tsi_opts_str(o, opts_sched[i]))) {
             fprintf(stderr,
                     "tsi jobs install: --%s: '%s' is not a 5-field cron schedule "
                     "(minute hour day month weekday)\n",
-                    opts_sched[i], tsi_opts_str(&o, opts_sched[i]));
-            tsi_opts_free(&o);
+                    opts_sched[i], tsi_opts_str(o, opts_sched[i]));
             return 2;
         }
     }
@@ -474,7 +385,7 @@ static int cmd_install(int argc, char **argv)
     }
     PQsetNoticeProcessor(jobs, notice_to_log, NULL);
     PQsetNoticeProcessor(owner, notice_to_log, NULL);
-    if (tsi_jobs_params(jobs, &o, &params, &e) < 0) {
+    if (tsi_jobs_params(jobs, o, &params, &e) < 0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
@@ -483,14 +394,14 @@ static int cmd_install(int argc, char **argv)
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
-    if (tsi_opts_bool(&o, "remove")) {
+    if (tsi_opts_bool(o, "remove")) {
         printf("removed tsi's pg_cron jobs\n");
         goto done;
     }
     for (size_t i = 0; i < sizeof schedule_of / sizeof schedule_of[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "tsi-%s", schedule_of[i].job);
-        const char *sched = tsi_opts_str(&o, schedule_of[i].option);
+        const char *sched = tsi_opts_str(o, schedule_of[i].option);
         const char *p[4] = {name, sched, schedule_of[i].job, tsi_buf_cstr(&params)};
         if (exec_params(jobs, SQL_SCHEDULE, 4, p, "cannot schedule a job", &e) < 0) {
             status = fail_msg("tsi jobs install", &e);
@@ -498,14 +409,14 @@ static int cmd_install(int argc, char **argv)
         }
         printf("%-16s %-14s as tsi_jobs\n", name, sched);
     }
-    const char *pd[2] = {tsi_opts_str(&o, "schedule-retention-drop"), tsi_buf_cstr(&params)};
+    const char *pd[2] = {tsi_opts_str(o, "schedule-retention-drop"), tsi_buf_cstr(&params)};
     if (exec_params(owner, SQL_SCHEDULE_DROP, 2, pd, "cannot schedule the retention drop", &e) <
         0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
     printf("%-16s %-14s as tsi_owner\n", "tsi-retention-drop", pd[0]);
-    const char *pv[1] = {tsi_opts_str(&o, "schedule-vacuum")};
+    const char *pv[1] = {tsi_opts_str(o, "schedule-vacuum")};
     if (exec_params(owner, SQL_SCHEDULE_VACUUM, 1, pv, "cannot schedule VACUUM", &e) < 0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
@@ -515,7 +426,6 @@ done:
     tsi_buf_free(&params);
     PQfinish(jobs);
     PQfinish(owner);
-    tsi_opts_free(&o);
     return status;
 }
 
@@ -594,16 +504,8 @@ static void print_cron(PGconn *c)
     PQclear(r);
 }
 
-static int cmd_status(int argc, char **argv)
+int tsi_jobs_status(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs status",
-                   "usage: tsi jobs status [--limit N]\n\nThe last run of every job, recent "
-                   "failures (job_runs) and the pg_cron schedule with its last run "
-                   "(cron.job_run_details). Exit 1 when the last run of a job failed.",
-                   0, argc, argv);
-    if (rc >= 0)
-        return rc;
     tsi_error e = {0};
     int status = 0;
     PGresult *r = NULL;
@@ -632,7 +534,7 @@ static int cmd_status(int argc, char **argv)
     }
     PQclear(r);
     print_constants(c);
-    const char *lim[1] = {tsi_opts_str(&o, "limit")};
+    const char *lim[1] = {tsi_opts_str(o, "limit")};
     r = PQexecParams(c, SQL_FAILURES, 1, NULL, lim, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         printf("recent failures: %d\n", PQntuples(r));
@@ -655,21 +557,5 @@ done:
     PQclear(r);
     PQfinish(c);
     PQfinish(owner);
-    tsi_opts_free(&o);
     return status;
-}
-
-static const tsi_command jobs_commands[] = {
-    {"run", "run a job now: hourly|daily|retention|partitions|constants|all [--at TIME]", cmd_run},
-    {"install", "schedule the jobs with pg_cron (times configurable; --remove)", cmd_install},
-    {"status", "last runs, failures and the pg_cron schedule", cmd_status},
-    {NULL, NULL, NULL},
-};
-
-int tsi_cmd_jobs(int argc, char **argv)
-{
-    return tsi_cli_dispatch("tsi jobs",
-                            "Rollups (hourly, daily), retention, partition maintenance and "
-                            "normalisation constants; pg_cron runs them on schedule.",
-                            jobs_commands, argc, argv);
 }
