@@ -11,7 +11,6 @@
 #include "ops/audit.h"
 #include "ops/backup.h"
 #include "ops/status.h"
-#include "api/server.h"
 
 const tsi_command tsi_commands[] = {
     {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",

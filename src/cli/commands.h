@@ -39,7 +39,8 @@ int tsi_cmd_status(int argc, char **argv);             /* cli/cmd_status.c */
 extern const tsi_option tsi_status_options[];          /* cli/cmd_status.c */
 int tsi_cmd_seed(int argc, char **argv);               /* cli/cmd_tools.c */
 extern const tsi_option tsi_seed_options[];            /* cli/cmd_tools.c */
-int tsi_cmd_serve(int argc, char **argv);              /* api/server.c */
+int tsi_cmd_serve(int argc, char **argv);              /* cli/cmd_serve.c */
+extern const tsi_option tsi_serve_options[];           /* cli/cmd_serve.c */
 int tsi_cmd_jobs(int argc, char **argv);               /* cli/cmd_jobs.c */
 extern const tsi_option tsi_jobs_options[];            /* cli/cmd_jobs.c */
 int tsi_cmd_backfill(int argc, char **argv);           /* cli/cmd_tools.c */
