@@ -7,7 +7,6 @@
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "archive/compact.h"
-#include "collect/collect.h"
 #include "ops/audit.h"
 #include "ops/backup.h"
 #include "ops/status.h"

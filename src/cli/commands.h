@@ -30,7 +30,8 @@ extern const tsi_option tsi_migrate_options[]; /* cli/cmd_migrate.c */
 int tsi_cmd_config(int argc, char **argv);
 int tsi_cmd_archive(int argc, char **argv);            /* cli/cmd_archive.c */
 extern const tsi_option tsi_archive_compact_options[]; /* cli/cmd_archive.c */
-int tsi_cmd_collect(int argc, char **argv);            /* collect/daemon.c */
+int tsi_cmd_collect(int argc, char **argv);            /* cli/cmd_collect.c */
+extern const tsi_option tsi_collect_options[];         /* cli/cmd_collect.c */
 int tsi_cmd_backup(int argc, char **argv);             /* cli/cmd_backup.c */
 extern const tsi_option tsi_backup_options[];          /* cli/cmd_backup.c */
 int tsi_cmd_audit(int argc, char **argv);              /* cli/cmd_audit.c */
