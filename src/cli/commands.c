@@ -9,7 +9,7 @@
 #include "archive/compact.h"
 #include "ops/audit.h"
 #include "ops/backup.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 const tsi_command tsi_commands[] = {
     {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",

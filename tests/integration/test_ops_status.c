@@ -19,7 +19,7 @@
 #include "base/proc.h"
 #include "db/conn.h"
 #include "harness.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 static char out[1 << 17];
 static char dbname[64];

@@ -1,5 +1,5 @@
-/* ops/status.c — see status.h */
-#include "ops/status.h"
+/* db/status.c — see status.h */
+#include "db/status.h"
 
 #include <dirent.h>
 #include <stdarg.h>
