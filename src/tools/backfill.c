@@ -30,7 +30,7 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "db/conn.h"
-#include "tools/parquet_read.h"
+#include "tools/pqr_pg.h"
 #include "tools/validate.h"
 
 #define US_HOUR 3600000000LL

@@ -14,7 +14,7 @@
 #include "db/conn.h"
 #include "db/constants.h"
 #include "tools/features_cmd.h"
-#include "tools/parquet_read.h"
+#include "archive/parquet_read.h"
 
 static const char *const int_keys[] = {"traffic_volume", "vru_count", "hard_braking_count",
                                        "vru_event_count", "vehicle_event_count"};

@@ -53,7 +53,7 @@
 #include "core/index.h"
 #include "db/conn.h"
 #include "db/constants.h"
-#include "tools/parquet_read.h"
+#include "tools/pqr_pg.h"
 #include "tools/reprocess.h"
 #include "tools/reprocess_gen.h"
 #include "tools/validate.h"

@@ -34,7 +34,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
-#include "tools/parquet_read.h"
+#include "archive/parquet_read.h"
 
 /* Session-level advisory lock of `tsi reprocess` (one run at a time per database). */
 #define TSI_RPGEN_LOCK_SQL   "SELECT pg_try_advisory_lock(hashtext('tsi_reprocess'))"

@@ -66,7 +66,7 @@ static const char PG_RT_DAYS[] = "SELECT intersection_id, " EPOCH_US(
                                                                                     "2";
 
 /* The sub-index columns of migration 060, the same on the hourly and daily tables, in the
- * order of SUBINDEX_FIELDS and of the Parquet side's pq_hourly (tools/parquet_read.c). */
+ * order of SUBINDEX_FIELDS and of the Parquet side's pq_hourly (archive/parquet_read.c). */
 #define PG_SUBINDEX                                                                                \
     "avg_vru_index, n_vru_index, avg_vru_index_eb, n_vru_index_eb, avg_vru_si, min_vru_si,"        \
     " max_vru_si, n_vru_si, avg_vehicle_index, n_vehicle_index, avg_vehicle_index_eb,"             \
