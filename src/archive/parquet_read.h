@@ -22,7 +22,7 @@
  *   pq_hourly  table: hourly rollups of pq_valid with the arithmetic of domain.md §5,
  *              each row weighted by its bin length in minutes (identical to the jobs'
  *              formulas for 1-minute rows), with the sub-indices and the model
- *              provenance (TSI_PQR_SUB_COLS)
+ *              provenance (TSI_HR_SUB_COLS)
  *   pq_features table: the constants' features store of the 1-minute rows, per
  *              intersection, hour and hour_of_day (safety_features_hourly)
  * Timestamps are naive UTC TIMESTAMPs in DuckDB; they cross to PostgreSQL as epoch

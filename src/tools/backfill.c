@@ -29,6 +29,7 @@
 
 #include "base/log.h"
 #include "base/options.h"
+#include "db/columns.h"
 #include "db/conn.h"
 #include "tools/pqr_pg.h"
 #include "tools/validate.h"
@@ -200,20 +201,9 @@ done:
 /* ---------------------------------------------------------------------- load -- */
 
 static const char SQL_RT_STAGE[] =
-    "CREATE TEMP TABLE tsi_bf_rt (intersection_id bigint, ts_us bigint,"
-    " combined_index double precision, combined_index_eb double precision,"
-    " vru_index double precision, vru_index_eb double precision,"
-    " vehicle_index double precision, vehicle_index_eb double precision,"
-    " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
-    " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
-    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
-
-#define RT_COLS                                                                                    \
-    "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
-    "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
-    "algorithm_version"
+    "CREATE TEMP TABLE tsi_bf_rt (intersection_id bigint, ts_us bigint, " TSI_RT_COLS_DDL
+    ") ON COMMIT DROP";
+#define RT_COLS TSI_RT_COLS
 
 static const char SQL_RT_UPSERT[] =
     "WITH up AS (\n"
@@ -251,15 +241,9 @@ static const char SQL_RT_UPSERT[] =
     "       (SELECT count(*) FROM up)";
 
 static const char SQL_HR_STAGE[] =
-    "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint,"
-    " avg_si double precision, min_si double precision, max_si double precision,"
-    " std_si double precision, total_volume bigint, avg_volume double precision,"
-    " high_risk_minutes integer, data_quality_score double precision" TSI_PQR_SUB_DDL
+    "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint, " TSI_HR_COLS_DDL
     ") ON COMMIT DROP";
-
-#define HR_COLS                                                                                    \
-    "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score, " TSI_PQR_SUB_COLS
+#define HR_COLS TSI_HR_COLS
 
 #define DIFFERS(col)                                                                               \
     "     OR (h." col " IS NULL) <> (EXCLUDED." col " IS NULL)\n"                                  \
@@ -275,13 +259,13 @@ static const char SQL_HR_UPSERT[] =
     "    avg_si = EXCLUDED.avg_si, min_si = EXCLUDED.min_si, max_si = EXCLUDED.max_si,\n"
     "    std_si = EXCLUDED.std_si, total_volume = EXCLUDED.total_volume,\n"
     "    avg_volume = EXCLUDED.avg_volume, high_risk_minutes = EXCLUDED.high_risk_minutes,\n"
-    "    data_quality_score = EXCLUDED.data_quality_score" TSI_PQR_SUB_SET "\n"
+    "    data_quality_score = EXCLUDED.data_quality_score" TSI_HR_SUB_SET "\n"
     /* DuckDB's parallel sums may differ in the last bit between runs: a value counts
      * as changed beyond 1e-12 (relative), so a re-run rewrites nothing */
     "  WHERE h.total_volume <> EXCLUDED.total_volume\n"
     "     OR h.high_risk_minutes <> EXCLUDED.high_risk_minutes\n" DIFFERS("avg_si")
         DIFFERS("min_si") DIFFERS("max_si") DIFFERS("std_si") DIFFERS("avg_volume")
-            DIFFERS("data_quality_score") TSI_PQR_SUB_CHANGED
+            DIFFERS("data_quality_score") TSI_HR_SUB_CHANGED
     "\n  RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM tsi_bf_hr s WHERE NOT "
     "EXISTS (SELECT 1 FROM\n"

@@ -51,6 +51,7 @@
 #include "base/proc.h"
 #include "pipeline/pipeline.h"
 #include "core/index.h"
+#include "db/columns.h"
 #include "db/conn.h"
 #include "db/constants.h"
 #include "tools/pqr_pg.h"
@@ -278,23 +279,11 @@ static int load_constants(PGconn *c, tsi_constants *k, tsi_priors **pri, tsi_err
 /* ------------------------------------------------------------- the database -- */
 
 static const char SQL_RT_STAGE[] =
-    "CREATE TEMP TABLE tsi_rp_rt (intersection_id bigint, ts_us bigint,"
-    " combined_index double precision, combined_index_eb double precision,"
-    " vru_index double precision, vru_index_eb double precision,"
-    " vehicle_index double precision, vehicle_index_eb double precision,"
-    " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
-    " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
-    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
-#define RT_COLS                                                                                    \
-    "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
-    "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
-    "algorithm_version"
-#define HR_COLS                                                                                    \
-    "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score, " TSI_PQR_SUB_COLS
-#define TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
+    "CREATE TEMP TABLE tsi_rp_rt (intersection_id bigint, ts_us bigint, " TSI_RT_COLS_DDL
+    ") ON COMMIT DROP";
+#define RT_COLS TSI_RT_COLS
+#define HR_COLS TSI_HR_COLS
+#define TS(x)   "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 
 /* $1 = the day's first µs, $2 = the hourly retention's cut */
 static const char SQL_STALE_DAILY[] =
@@ -382,12 +371,11 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
                                                                                                      "$2::bigint") " - interval '1 hour', interval '1 hour') g",
              2, pv, err)) < 0)
         goto fail;
-    if ((rc = tsi_db_exec(c,
-                          "CREATE TEMP TABLE tsi_rp_hr (intersection_id bigint, hour_us bigint,"
-                          " avg_si float8, min_si float8, max_si float8, std_si float8,"
-                          " total_volume bigint, avg_volume float8, high_risk_minutes integer,"
-                          " data_quality_score float8" TSI_PQR_SUB_DDL ") ON COMMIT DROP",
-                          err)) < 0)
+    if ((rc = tsi_db_exec(
+             c,
+             "CREATE TEMP TABLE tsi_rp_hr (intersection_id bigint, hour_us bigint, " TSI_HR_COLS_DDL
+             ") ON COMMIT DROP",
+             err)) < 0)
         goto fail;
     snprintf(q, sizeof q,
              "SELECT iid, hour_us, " HR_COLS " FROM pq_hourly WHERE hour_us >= %" PRId64

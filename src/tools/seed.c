@@ -67,6 +67,7 @@
 #include "base/options.h"
 #include "vcc/lanejson.h"
 #include "core/geo.h"
+#include "db/columns.h"
 #include "db/conn.h"
 #include "tools/seed.h"
 
@@ -782,13 +783,11 @@ static int run_seed(const plan *p, tsi_error *err)
     }
 
     /* realtime rows first (one COPY), keeping the per-hour aggregates for later */
-    if ((rc = copy_begin(&rt, c,
-                         "COPY safety_indices_realtime (intersection_id, \"timestamp\","
-                         " combined_index, combined_index_eb, vru_index, vru_index_eb,"
-                         " vehicle_index, vehicle_index_eb, traffic_volume, vru_count,"
-                         " vehicle_event_count, vru_event_count, hour_of_day, day_of_week)"
-                         " FROM STDIN",
-                         err)) < 0)
+    if ((rc = copy_begin(
+             &rt, c,
+             "COPY safety_indices_realtime (intersection_id, \"timestamp\", " TSI_RT_BASE_COLS
+             ") FROM STDIN",
+             err)) < 0)
         goto done;
     copying = 1;
     /* hourly aggregates of the 1-minute window: [i][hour index from rt_start] */
