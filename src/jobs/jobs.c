@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 const char *const tsi_job_names[] = {"partitions", "hourly",    "daily",
                                      "constants",  "retention", NULL};
@@ -74,8 +75,8 @@ static int job_failed(PGresult *r, const char *what, tsi_error *err)
 }
 
 static const char SQL_RUN[] =
-    "SELECT run_id, status, buckets, n_rows, coalesce(error, ''), "
-    "detail::text FROM public.tsi_job_run($1, $2::timestamptz, $3::jsonb)";
+    "SELECT run_id, status, buckets, n_rows, coalesce(error, '') AS error, "
+    "detail::text AS detail FROM public.tsi_job_run($1, $2::timestamptz, $3::jsonb)";
 
 int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *params,
                      tsi_job_result *out, tsi_error *err)
@@ -94,12 +95,12 @@ int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *par
     out->seconds = mono_seconds() - t0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return job_failed(r, "the job could not run", err);
-    out->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 1));
-    out->buckets = atoi(PQgetvalue(r, 0, 2));
-    out->rows = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
-    snprintf(out->error, sizeof out->error, "%s", PQgetvalue(r, 0, 4));
-    snprintf(out->detail, sizeof out->detail, "%s", PQgetvalue(r, 0, 5));
+    out->run_id = strtoll(tsi_pq_get(r, 0, "run_id"), NULL, 10);
+    snprintf(out->status, sizeof out->status, "%s", tsi_pq_get(r, 0, "status"));
+    out->buckets = atoi(tsi_pq_get(r, 0, "buckets"));
+    out->rows = strtoll(tsi_pq_get(r, 0, "n_rows"), NULL, 10);
+    snprintf(out->error, sizeof out->error, "%s", tsi_pq_get(r, 0, "error"));
+    snprintf(out->detail, sizeof out->detail, "%s", tsi_pq_get(r, 0, "detail"));
     PQclear(r);
     return 0;
 }
@@ -111,7 +112,7 @@ static const char SQL_VACUUM_LIST[] =
     "  SELECT DISTINCT t.name, to_regclass(t.name) AS rel\n"
     "    FROM job_runs r, jsonb_array_elements_text(r.detail -> 'vacuum') AS t(name)\n"
     "   WHERE r.id = $1 AND r.job = 'retention' AND r.status = 'ok')\n"
-    "SELECT name, 'vacuum' FROM named\n"
+    "SELECT name, 'vacuum' AS how FROM named\n"
     " WHERE rel IN (SELECT inhrelid FROM pg_inherits\n"
     "                WHERE inhparent IN ('public.safety_indices_realtime'::regclass,\n"
     "                                    'public.safety_indices_hourly'::regclass))\n"
@@ -135,17 +136,17 @@ int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err)
         PQclear(r);
         return rc;
     }
-    int done = 0, rc = 0;
+    int done = 0, rc = 0, c_name = tsi_pq_col(r, "name"), c_how = tsi_pq_col(r, "how");
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         /* the name is a regclass-validated, already-quoted identifier from the catalog */
         char sql[600];
-        bool vac = strcmp(PQgetvalue(r, i, 1), "vacuum") == 0;
+        bool vac = strcmp(tsi_pq_at(r, i, c_how), "vacuum") == 0;
         snprintf(sql, sizeof sql, "%s %s", vac ? "VACUUM (ANALYZE)" : "ANALYZE",
-                 PQgetvalue(r, i, 0));
+                 tsi_pq_at(r, i, c_name));
         double t0 = mono_seconds();
         if ((rc = tsi_db_exec(owner, sql, err)) == 0) {
             tsi_info("jobs", "%s %s seconds=%.3f", vac ? "vacuumed" : "analyzed",
-                     PQgetvalue(r, i, 0), mono_seconds() - t0);
+                     tsi_pq_at(r, i, c_name), mono_seconds() - t0);
             done++;
         }
     }
@@ -169,7 +170,7 @@ int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, l
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return job_failed(r, "the realtime partition drop failed", err);
     if (result)
-        tsi_buf_puts(result, PQgetvalue(r, 0, 0));
+        tsi_buf_puts(result, tsi_pq_get(r, 0, "result"));
     PQclear(r);
     return 0;
 }
@@ -182,8 +183,9 @@ static const char SQL_PARAMS[] =
     "  'lock_attempts', $9::int, 'data_quality_retention', ($10::int || ' days'),\n"
     "  'min_minutes', $11::int, 'max_jump', $12::float8, 'features_retention_days', $13::int)\n"
     "  || CASE WHEN $8::jsonb IS NULL THEN '{}'::jsonb\n"
-    "          ELSE jsonb_build_object('defaults', $8::jsonb) END,\n"
-    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object', $13::int >= $1::int";
+    "          ELSE jsonb_build_object('defaults', $8::jsonb) END AS params,\n"
+    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object' AS defaults_ok,\n"
+    "  $13::int >= $1::int AS retention_ok";
 
 int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
 {
@@ -208,18 +210,18 @@ int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
             err->code = TSI_E_INVALID;
         return TSI_E_INVALID;
     }
-    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+    if (strcmp(tsi_pq_get(r, 0, "defaults_ok"), "t") != 0) {
         PQclear(r);
         return tsi_error_set(err, TSI_E_INVALID, "--constants-defaults must be a JSON object", "%s",
                              p[7]);
     }
-    if (strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+    if (strcmp(tsi_pq_get(r, 0, "retention_ok"), "t") != 0) {
         PQclear(r);
         return tsi_error_set(err, TSI_E_INVALID,
                              "--features-retention-days must be at least --window-days",
                              "features-retention-days=%s window-days=%s", p[12], p[0]);
     }
-    tsi_buf_puts(out, PQgetvalue(r, 0, 0));
+    tsi_buf_puts(out, tsi_pq_get(r, 0, "params"));
     PQclear(r);
     return 0;
 }
@@ -317,9 +319,9 @@ static const struct {
 };
 
 static const char SQL_HAS_CRON[] =
-    "SELECT to_regclass('cron.job') IS NOT NULL, current_database(),\n"
+    "SELECT to_regclass('cron.job') IS NOT NULL AS has_cron, current_database() AS db,\n"
     "       coalesce((SELECT setting FROM pg_settings WHERE name = 'cron.database_name'),\n"
-    "                '(not visible to this role)')";
+    "                '(not visible to this role)') AS cron_db";
 
 static int need_cron(PGconn *c, tsi_error *err)
 {
@@ -330,10 +332,10 @@ static int need_cron(PGconn *c, tsi_error *err)
         return rc;
     }
     int rc = 0;
-    if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    if (strcmp(tsi_pq_get(r, 0, "has_cron"), "t") != 0)
         rc = tsi_error_set(err, TSI_E_UNAVAILABLE, "pg_cron is not installed in this database",
-                           "database %s; cron.database_name = %s", PQgetvalue(r, 0, 1),
-                           PQgetvalue(r, 0, 2));
+                           "database %s; cron.database_name = %s", tsi_pq_get(r, 0, "db"),
+                           tsi_pq_get(r, 0, "cron_db"));
     PQclear(r);
     return rc;
 }
@@ -430,24 +432,27 @@ done:
 }
 
 static const char SQL_LAST[] =
-    "SELECT j.job, coalesce(to_char(r.started, 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
-    "       coalesce(to_char(r.at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(r.status, 'never'),\n"
-    "       coalesce(r.buckets::text, '-'), coalesce(r.rows::text, '-'),\n"
-    "       coalesce(round(extract(epoch FROM r.finished - r.started)::numeric, 3)::text, '-'),\n"
-    "       coalesce(nullif(r.source, ''), '-'), coalesce(r.error, '')\n"
+    "SELECT j.job, coalesce(to_char(r.started, 'YYYY-MM-DD HH24:MI:SS'), '-') AS started,\n"
+    "       coalesce(to_char(r.at, 'YYYY-MM-DD HH24:MI:SS'), '-') AS clock,\n"
+    "       coalesce(r.status, 'never') AS status, coalesce(r.buckets::text, '-') AS buckets,\n"
+    "       coalesce(r.rows::text, '-') AS n_rows,\n"
+    "       coalesce(round(extract(epoch FROM r.finished - r.started)::numeric, 3)::text, '-')\n"
+    "         AS seconds,\n"
+    "       coalesce(nullif(r.source, ''), '-') AS source, coalesce(r.error, '') AS error\n"
     "  FROM unnest(ARRAY['partitions','hourly','daily','constants','retention']) WITH ORDINALITY "
     "j(job, o)\n"
     "  LEFT JOIN LATERAL (SELECT * FROM job_runs WHERE job_runs.job = j.job\n"
     "                      ORDER BY started DESC, id DESC LIMIT 1) r ON true\n"
     " ORDER BY j.o";
 static const char SQL_FAILURES[] =
-    "SELECT to_char(started, 'YYYY-MM-DD HH24:MI:SS'), job, error FROM job_runs\n"
+    "SELECT to_char(started, 'YYYY-MM-DD HH24:MI:SS') AS started, job, error FROM job_runs\n"
     " WHERE status = 'failed' ORDER BY started DESC, id DESC LIMIT $1";
 static const char SQL_CRON_STATUS[] =
-    "SELECT j.jobname, j.schedule, j.username, j.active::text,\n"
-    "       coalesce(to_char(d.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
-    "       coalesce(d.status, '-'), coalesce(left(replace(d.return_message, E'\\n', ' '), 120), "
-    "'')\n"
+    "SELECT j.jobname, j.schedule, j.username, j.active::text AS active,\n"
+    "       coalesce(to_char(d.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-')\n"
+    "         AS last_start,\n"
+    "       coalesce(d.status, '-') AS last_status,\n"
+    "       coalesce(left(replace(d.return_message, E'\\n', ' '), 120), '') AS last_message\n"
     "  FROM cron.job j\n"
     "  LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details x WHERE x.jobid = j.jobid\n"
     "                      ORDER BY x.runid DESC LIMIT 1) d ON true\n"
@@ -455,23 +460,25 @@ static const char SQL_CRON_STATUS[] =
 
 /* the constants set in force now, its window and inputs; the last refusal */
 static const char SQL_ACTIVE_SET[] =
-    "SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS'),\n"
-    "       coalesce(to_char(valid_until, 'YYYY-MM-DD HH24:MI:SS'), 'open'),\n"
-    "       coalesce(constants->>'window_days', '-'), coalesce(constants->>'window_start', '-'),\n"
-    "       coalesce(constants->>'window_end', '-'), coalesce(constants->>'minutes', '-'),\n"
-    "       coalesce(constants->>'source', 'safety_indices_realtime'),\n"
+    "SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS') AS valid_from,\n"
+    "       coalesce(to_char(valid_until, 'YYYY-MM-DD HH24:MI:SS'), 'open') AS valid_until,\n"
+    "       coalesce(constants->>'window_days', '-') AS window_days,\n"
+    "       coalesce(constants->>'window_start', '-') AS window_start,\n"
+    "       coalesce(constants->>'window_end', '-') AS window_end,\n"
+    "       coalesce(constants->>'minutes', '-') AS minutes,\n"
+    "       coalesce(constants->>'source', 'safety_indices_realtime') AS source,\n"
     "       concat_ws(' ', 'I_vru_max=' || (constants->>'I_vru_max'),\n"
     "                 'I_veh_max=' || (constants->>'I_veh_max'), 'V_max=' || "
     "(constants->>'V_max'),\n"
     "                 'sigma_max=' || (constants->>'sigma_max'), 'S_ref=' || "
     "(constants->>'S_ref'),\n"
     "                 'HB_max=' || (constants->>'HB_max'), 'k=' || (constants->>'k'),\n"
-    "                 'defaulted=' || coalesce(constants->'defaulted', '[]')::text)\n"
+    "                 'defaulted=' || coalesce(constants->'defaulted', '[]')::text) AS maxima\n"
     "  FROM normalization_constants\n"
     " WHERE valid_from <= now() AND (valid_until IS NULL OR valid_until > now())\n"
     " ORDER BY valid_from DESC LIMIT 1";
 static const char SQL_LAST_REFUSAL[] =
-    "SELECT to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), message FROM data_quality_log\n"
+    "SELECT to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS') AS at, message FROM data_quality_log\n"
     " WHERE issue_type = 'constants_refused' ORDER BY \"timestamp\" DESC, id DESC LIMIT 1";
 
 static void print_constants(PGconn *c)
@@ -480,15 +487,17 @@ static void print_constants(PGconn *c)
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
         printf("active constants set: id=%s valid=[%s, %s) window_days=%s window=[%s, %s) "
                "minutes=%s source=%s\n  %s\n",
-               PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
-               PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7),
-               PQgetvalue(r, 0, 8));
+               tsi_pq_get(r, 0, "id"), tsi_pq_get(r, 0, "valid_from"),
+               tsi_pq_get(r, 0, "valid_until"), tsi_pq_get(r, 0, "window_days"),
+               tsi_pq_get(r, 0, "window_start"), tsi_pq_get(r, 0, "window_end"),
+               tsi_pq_get(r, 0, "minutes"), tsi_pq_get(r, 0, "source"), tsi_pq_get(r, 0, "maxima"));
     else if (PQresultStatus(r) == PGRES_TUPLES_OK)
         printf("active constants set: none (the built-in defaults apply)\n");
     PQclear(r);
     r = PQexec(c, SQL_LAST_REFUSAL);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        printf("last refused constants set: %s %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+        printf("last refused constants set: %s %s\n", tsi_pq_get(r, 0, "at"),
+               tsi_pq_get(r, 0, "message"));
     PQclear(r);
 }
 
@@ -497,9 +506,10 @@ static void print_cron(PGconn *c)
     PGresult *r = PQexec(c, SQL_CRON_STATUS);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         for (int i = 0; i < PQntuples(r); i++)
-            printf("  %-16s %-14s %-10s active=%-5s last=%s %s %s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+            printf("  %-16s %-14s %-10s active=%-5s last=%s %s %s\n", tsi_pq_get(r, i, "jobname"),
+                   tsi_pq_get(r, i, "schedule"), tsi_pq_get(r, i, "username"),
+                   tsi_pq_get(r, i, "active"), tsi_pq_get(r, i, "last_start"),
+                   tsi_pq_get(r, i, "last_status"), tsi_pq_get(r, i, "last_message"));
     }
     PQclear(r);
 }
@@ -526,10 +536,11 @@ int tsi_jobs_status(const tsi_opts *o)
     printf("last runs (UTC):\n  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", "job", "started",
            "clock", "status", "buckets", "rows", "seconds", "by", "error");
     for (int i = 0; i < PQntuples(r); i++) {
-        printf("  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", PQgetvalue(r, i, 0),
-               PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-               PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7), PQgetvalue(r, i, 8));
-        if (strcmp(PQgetvalue(r, i, 3), "failed") == 0)
+        printf("  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", tsi_pq_get(r, i, "job"),
+               tsi_pq_get(r, i, "started"), tsi_pq_get(r, i, "clock"), tsi_pq_get(r, i, "status"),
+               tsi_pq_get(r, i, "buckets"), tsi_pq_get(r, i, "n_rows"), tsi_pq_get(r, i, "seconds"),
+               tsi_pq_get(r, i, "source"), tsi_pq_get(r, i, "error"));
+        if (strcmp(tsi_pq_get(r, i, "status"), "failed") == 0)
             status = 1;
     }
     PQclear(r);
@@ -539,8 +550,8 @@ int tsi_jobs_status(const tsi_opts *o)
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         printf("recent failures: %d\n", PQntuples(r));
         for (int i = 0; i < PQntuples(r); i++)
-            printf("  %s %-10s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                   PQgetvalue(r, i, 2));
+            printf("  %s %-10s %s\n", tsi_pq_get(r, i, "started"), tsi_pq_get(r, i, "job"),
+                   tsi_pq_get(r, i, "error"));
     }
     PQclear(r);
     r = NULL;

@@ -31,6 +31,7 @@
 #include "base/options.h"
 #include "db/columns.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "tools/pqr_pg.h"
 #include "tools/validate.h"
 
@@ -238,7 +239,7 @@ static const char SQL_RT_UPSERT[] =
     "SELECT (SELECT count(*) FROM tsi_bf_rt s WHERE NOT EXISTS (SELECT 1 FROM\n"
     "          safety_indices_realtime r WHERE r.intersection_id = s.intersection_id AND\n"
     "          r.\"timestamp\" = timestamptz 'epoch' + s.ts_us * interval '1 microsecond')),\n"
-    "       (SELECT count(*) FROM up)";
+    "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 static const char SQL_HR_STAGE[] =
     "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint, " TSI_HR_COLS_DDL
@@ -273,7 +274,7 @@ static const char SQL_HR_UPSERT[] =
     "h.intersection_id = s.intersection_id AND\n"
     "          h.hour_timestamp = timestamptz 'epoch' + "
     "s.hour_us * interval '1 microsecond')),\n"
-    "       (SELECT count(*) FROM up)";
+    "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 /* sql gives (rows not there before, rows written); a CTE's snapshot is the one before
  * the statement, so the first count sees the table as it was. Returns inserted (a) and
@@ -286,8 +287,8 @@ static int two_counts(PGconn *c, const char *sql, int64_t *a, int64_t *b, tsi_er
         PQclear(r);
         return rc;
     }
-    *a = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    *b = strtoll(PQgetvalue(r, 0, 1), NULL, 10) - *a;
+    *a = strtoll(tsi_pq_get(r, 0, "new_rows"), NULL, 10);
+    *b = strtoll(tsi_pq_get(r, 0, "written"), NULL, 10) - *a;
     PQclear(r);
     return 0;
 }
@@ -314,8 +315,9 @@ static int load(tsi_pqr *p, PGconn *c, int64_t rt_cut, progress *pg, load_stats 
     if ((rc = tsi_db_exec(c, "BEGIN", err)) < 0)
         return rc;
     /* the daily rollup is the jobs' (migration 010): refuse to half-load without it */
-    r = PQexec(c, "SELECT to_regprocedure('tsi_job_run(text,timestamptz,jsonb)') IS NOT NULL");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+    r = PQexec(c, "SELECT to_regprocedure('tsi_job_run(text,timestamptz,jsonb)') IS NOT NULL"
+                  " AS has_jobs");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(tsi_pq_get(r, 0, "has_jobs"), "t") != 0) {
         rc = tsi_error_set(err, TSI_E_DB, "the jobs' rollup functions are missing",
                            "tsi_job_run() not found: run `tsi migrate` first");
         goto fail;
@@ -362,18 +364,19 @@ static int load(tsi_pqr *p, PGconn *c, int64_t rt_cut, progress *pg, load_stats 
     }
     mark("features", &t);
     /* hourly of the realtime rows, then daily of every day whose hours changed */
-    r = PQexec(c, "SELECT status, coalesce(error, ''), buckets, n_rows FROM "
+    r = PQexec(c, "SELECT status, coalesce(error, '') AS error, buckets, n_rows FROM "
                   "tsi_job_run('daily', NULL, '{\"source\": \"backfill\"}')");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = tsi_db_result_error(r, "the daily rollup failed", err);
         goto fail;
     }
-    if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0) {
-        rc = tsi_error_set(err, TSI_E_DB, "the daily rollup failed", "%s", PQgetvalue(r, 0, 1));
+    if (strcmp(tsi_pq_get(r, 0, "status"), "ok") != 0) {
+        rc = tsi_error_set(err, TSI_E_DB, "the daily rollup failed", "%s",
+                           tsi_pq_get(r, 0, "error"));
         goto fail;
     }
-    st->daily_buckets = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-    st->daily_rows = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    st->daily_buckets = strtoll(tsi_pq_get(r, 0, "buckets"), NULL, 10);
+    st->daily_rows = strtoll(tsi_pq_get(r, 0, "n_rows"), NULL, 10);
     PQclear(r);
     r = NULL;
     mark("jobs_daily", &t);

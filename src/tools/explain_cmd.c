@@ -12,6 +12,7 @@
 #include "core/index.h"
 #include "core/json.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "db/constants.h"
 #include "tools/features_cmd.h"
 #include "archive/parquet_read.h"
@@ -264,8 +265,12 @@ static bool read_db_row(PGconn *c, int64_t iid, int64_t minute_us, double out[6]
                                " timestamptz 'epoch' + $2::bigint * interval '1 microsecond'",
                                2, NULL, pv, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    for (int k = 0; ok && k < 6; k++)
-        out[k] = PQgetisnull(r, 0, k) ? NAN : strtod(PQgetvalue(r, 0, k), NULL);
+    static const char *const cols[6] = {"vru_index",        "vru_index_eb",   "vehicle_index",
+                                        "vehicle_index_eb", "combined_index", "combined_index_eb"};
+    for (int k = 0; ok && k < 6; k++) {
+        int col = tsi_pq_col(r, cols[k]);
+        out[k] = col >= 0 && PQgetisnull(r, 0, col) ? NAN : strtod(tsi_pq_at(r, 0, col), NULL);
+    }
     PQclear(r);
     return ok;
 }

@@ -53,6 +53,7 @@
 #include "core/index.h"
 #include "db/columns.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "db/constants.h"
 #include "tools/pqr_pg.h"
 #include "tools/reprocess.h"
@@ -231,8 +232,9 @@ static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi,
 /* The intersections of PostgreSQL as one MapData document for the pipeline's registry. */
 static int registry_mapdata(PGconn *c, tsi_buf *out, int *n, tsi_error *err)
 {
-    PGresult *r = PQexec(c, "SELECT id, name, latitude, longitude, coalesce(revision, 0)"
-                            " FROM intersections ORDER BY id");
+    PGresult *r =
+        PQexec(c, "SELECT id, name, latitude, longitude, coalesce(revision, 0) AS revision"
+                  " FROM intersections ORDER BY id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = tsi_db_result_error(r, "cannot read the intersections", err);
         PQclear(r);
@@ -244,20 +246,23 @@ static int registry_mapdata(PGconn *c, tsi_buf *out, int *n, tsi_error *err)
     tsi_jsonw_key(&w, "intersections");
     tsi_jsonw_array(&w);
     *n = PQntuples(r);
+    int c_id = tsi_pq_col(r, "id"), c_name = tsi_pq_col(r, "name"),
+        c_lat = tsi_pq_col(r, "latitude"), c_lon = tsi_pq_col(r, "longitude"),
+        c_rev = tsi_pq_col(r, "revision");
     for (int i = 0; i < *n; i++) {
-        long long id = atoll(PQgetvalue(r, i, 0));
+        long long id = atoll(tsi_pq_at(r, i, c_id));
         tsi_jsonw_object(&w);
         tsi_jsonw_key(&w, "id");
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "region", id / 65536);
         tsi_jsonw_kv_int(&w, "id", id % 65536);
         tsi_jsonw_end(&w);
-        tsi_jsonw_kv_str(&w, "name", PQgetvalue(r, i, 1));
-        tsi_jsonw_kv_int(&w, "revision", atoll(PQgetvalue(r, i, 4)));
+        tsi_jsonw_kv_str(&w, "name", tsi_pq_at(r, i, c_name));
+        tsi_jsonw_kv_int(&w, "revision", atoll(tsi_pq_at(r, i, c_rev)));
         tsi_jsonw_key(&w, "refPoint");
         tsi_jsonw_object(&w);
-        tsi_jsonw_kv_double(&w, "lat", strtod(PQgetvalue(r, i, 2), NULL));
-        tsi_jsonw_kv_double(&w, "lon", strtod(PQgetvalue(r, i, 3), NULL));
+        tsi_jsonw_kv_double(&w, "lat", strtod(tsi_pq_at(r, i, c_lat), NULL));
+        tsi_jsonw_kv_double(&w, "lon", strtod(tsi_pq_at(r, i, c_lon), NULL));
         tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
     }
@@ -398,13 +403,13 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
              ") SELECT intersection_id, " TS("hour_us") ", " HR_COLS " FROM tsi_rp_hr",
              err)) < 0)
         goto fail;
-    PGresult *r = PQexec(c, "SELECT status, coalesce(error, '') FROM "
+    PGresult *r = PQexec(c, "SELECT status, coalesce(error, '') AS error FROM "
                             "tsi_job_run('daily', NULL, '{\"source\": \"reprocess\"}')");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "ok") != 0) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(tsi_pq_get(r, 0, "status"), "ok") != 0) {
         rc = PQresultStatus(r) != PGRES_TUPLES_OK
                  ? tsi_db_result_error(r, "the jobs' rollups failed", err)
                  : tsi_error_set(err, TSI_E_DB, "the jobs' rollups failed", "%s",
-                                 PQgetvalue(r, 0, 1));
+                                 tsi_pq_get(r, 0, "error"));
         PQclear(r);
         goto fail;
     }
@@ -674,13 +679,13 @@ static int replace_one_day(tsi_pqr *p, PGconn *c, const char *archive, const cha
 {
     int64_t gen = 0;
     int rc = 0;
-    PGresult *r = PQexec(c, "SELECT nextval('reprocess_generation_seq')");
+    PGresult *r = PQexec(c, "SELECT nextval('reprocess_generation_seq') AS generation");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = tsi_db_result_error(r, "cannot number the generation (tsi migrate first?)", err);
         PQclear(r);
         return rc;
     }
-    gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    gen = strtoll(tsi_pq_get(r, 0, "generation"), NULL, 10);
     PQclear(r);
     tsi_rpgen g;
     if ((rc = tsi_rpgen_stage(p, archive, scratch, gen, d->lo / US_DAY * US_DAY, d->lo, d->hi, &g,
@@ -775,7 +780,8 @@ int tsi_reprocess_run(const tsi_opts *o)
         goto fail;
     /* one reprocess at a time: a staging directory is then never one still being built */
     PGresult *lr = PQexec(c, TSI_RPGEN_LOCK_SQL);
-    bool locked = PQresultStatus(lr) == PGRES_TUPLES_OK && strcmp(PQgetvalue(lr, 0, 0), "t") == 0;
+    bool locked =
+        PQresultStatus(lr) == PGRES_TUPLES_OK && strcmp(tsi_pq_get(lr, 0, "locked"), "t") == 0;
     if (PQresultStatus(lr) != PGRES_TUPLES_OK)
         tsi_db_result_error(lr, "cannot take the reprocess lock", &e);
     else if (!locked)

@@ -13,6 +13,7 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
@@ -28,20 +29,20 @@ int tsi_validate_clock(PGconn *c, int realtime_hours, int hourly_days, int64_t *
     const char *pv[2] = {h, d};
     PGresult *r = PQexecParams(
         c,
-        "SELECT (extract(epoch FROM now()) * 1000000)::bigint,\n"
+        "SELECT (extract(epoch FROM now()) * 1000000)::bigint AS now_us,\n"
         "       (extract(epoch FROM date_trunc('hour', now() - $1::int * interval '1 hour')\n"
-        "                         + interval '1 hour') * 1000000)::bigint,\n"
+        "                         + interval '1 hour') * 1000000)::bigint AS rt_cut_us,\n"
         "       (extract(epoch FROM date_trunc('hour', now() - $2::int * interval '1 day')\n"
-        "                         + interval '1 hour') * 1000000)::bigint",
+        "                         + interval '1 hour') * 1000000)::bigint AS hourly_cut_us",
         2, NULL, pv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = tsi_db_result_error(r, "cannot read the database clock", err);
         PQclear(r);
         return rc;
     }
-    *now_us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    *rt_cut_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-    *hourly_cut_us = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    *now_us = strtoll(tsi_pq_get(r, 0, "now_us"), NULL, 10);
+    *rt_cut_us = strtoll(tsi_pq_get(r, 0, "rt_cut_us"), NULL, 10);
+    *hourly_cut_us = strtoll(tsi_pq_get(r, 0, "hourly_cut_us"), NULL, 10);
     PQclear(r);
     return 0;
 }
