@@ -69,6 +69,7 @@
 #include "core/geo.h"
 #include "db/columns.h"
 #include "db/conn.h"
+#include "db/rollup.h"
 #include "tools/seed.h"
 
 /* ---- random numbers: splitmix64-seeded xoshiro256** -------------------------------- */
@@ -219,43 +220,11 @@ static void draw_features(rng *r, const site *st, double p, features *f)
     f->vru_ev = (v == 0 || u == 0) ? 0 : poisson(r, u * v * 0.01 * st->risk / 2.0);
 }
 
-/* ---- aggregates (domain.md §5) ----------------------------------------------------- */
-typedef struct {
-    int64_t hour;             /* epoch seconds of the hour start */
-    int n;                    /* minutes with a row */
-    double avg, min, max, sd; /* sd: sample (NaN when n < 2) */
-    int64_t total_vol;
-    int high_risk_minutes;
-    /* the VRU (0) and vehicle (1) sub-index: mean, min, max over the n minutes; modelled
-     * hours only (has_sub; the 1-minute window's hours get theirs from tsi_rollup_hours) */
-    bool has_sub;
-    double sub[2][3];
-} hour_agg;
-
-static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int n)
-{
-    double sum = 0, mn = 1e9, mx = -1e9;
-    int64_t tv = 0;
-    int hr = 0;
-    for (int i = 0; i < n; i++) {
-        sum += si[i];
-        mn = si[i] < mn ? si[i] : mn;
-        mx = si[i] > mx ? si[i] : mx;
-        tv += vol[i];
-        hr += si[i] > TSI_RISK_HIGH;
-    }
-    double avg = sum / n, ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += (si[i] - avg) * (si[i] - avg);
-    h->n = n;
-    h->avg = avg;
-    h->min = mn;
-    h->max = mx;
-    h->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
-    h->has_sub = false;
-    h->total_vol = tv;
-    h->high_risk_minutes = hr;
-}
+/* ---- aggregates: db/rollup.h (domain.md §5, the jobs' arithmetic) ------------------ */
+typedef tsi_rollup_hour hour_agg;
+typedef tsi_rollup_day day_agg;
+#define hour_from_minutes tsi_rollup_hour_of_minutes
+#define day_from_hours    tsi_rollup_day_of_hours
 
 /* An hour older than the 1-minute window, from the model directly. */
 static void hour_from_model(rng *r, const site *st, const constants *c, int64_t hour, hour_agg *h)
@@ -295,64 +264,6 @@ static void hour_from_model(rng *r, const site *st, const constants *c, int64_t 
         h->sub[j][0] = m;
         h->sub[j][1] = lo > m ? m : lo;
         h->sub[j][2] = hi < m ? m : hi;
-    }
-}
-
-typedef struct {
-    int64_t day;
-    int n;
-    double avg, min, max, sd;
-    int64_t total_vol;
-    int high_risk_hours, peak_hour;
-    double peak_si;
-    bool has_sub; /* every hour has its sub-indices (hour_agg) */
-    double sub[2][3];
-} day_agg;
-
-/* Daily from the hours of one day (domain.md §5). hs: the hours with rows. */
-static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
-{
-    int64_t n = 0, tv = 0;
-    double sw = 0, mn = 1e9, mx = -1e9, q = 0, peak = -1;
-    int hrh = 0, peak_h = 0;
-    bool has_sub = true;
-    double sub[2][3] = {{0, 1e9, -1e9}, {0, 1e9, -1e9}};
-    for (int i = 0; i < nh; i++) {
-        const hour_agg *h = &hs[i];
-        has_sub = has_sub && h->has_sub;
-        for (int j = 0; j < 2 && has_sub; j++) {
-            sub[j][0] += h->n * h->sub[j][0];
-            sub[j][1] = h->sub[j][1] < sub[j][1] ? h->sub[j][1] : sub[j][1];
-            sub[j][2] = h->sub[j][2] > sub[j][2] ? h->sub[j][2] : sub[j][2];
-        }
-        n += h->n;
-        sw += h->n * h->avg;
-        mn = h->min < mn ? h->min : mn;
-        mx = h->max > mx ? h->max : mx;
-        double s = isnan(h->sd) ? 0 : h->sd;
-        q += (h->n - 1) * s * s + h->n * h->avg * h->avg;
-        tv += h->total_vol;
-        hrh += h->avg > TSI_RISK_HIGH;
-        if (h->avg > peak) {
-            peak = h->avg;
-            peak_h = (int)((h->hour % 86400) / 3600);
-        }
-    }
-    d->n = (int)n;
-    d->avg = sw / (double)n;
-    d->min = mn;
-    d->max = mx;
-    double var = n > 1 ? (q - (double)n * d->avg * d->avg) / (double)(n - 1) : NAN;
-    d->sd = isnan(var) ? NAN : sqrt(var < 0 ? 0 : var);
-    d->total_vol = tv;
-    d->high_risk_hours = hrh;
-    d->peak_hour = peak_h;
-    d->peak_si = peak;
-    d->has_sub = has_sub;
-    for (int j = 0; j < 2; j++) {
-        d->sub[j][0] = sub[j][0] / (double)n;
-        d->sub[j][1] = sub[j][1];
-        d->sub[j][2] = sub[j][2];
     }
 }
 
