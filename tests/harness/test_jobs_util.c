@@ -245,3 +245,37 @@ jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid, int which, l
     free(v);
     return s;
 }
+
+static double one_if_zero(double v)
+{
+    return v == 0 ? 1 : v;
+}
+
+jt_constants jt_constants_of(const jt_row *rows, size_t n, long long lo, long long hi)
+{
+    jt_constants e = {0, 0, 0, 0, 0, 0, 0};
+    double *speeds = malloc((n ? n : 1) * sizeof *speeds);
+    assert_non_null(speeds);
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        const jt_row *r = &rows[i];
+        if (r->ts < lo || r->ts >= hi)
+            continue;
+        e.minutes++;
+        e.vru_max = fmax(e.vru_max, r->vru_events);
+        e.veh_max = fmax(e.veh_max, r->veh_events);
+        e.v_max = fmax(e.v_max, r->vol);
+        e.sd_max = fmax(e.sd_max, r->sd); /* fmax skips a NaN (NULL) */
+        e.hb_max = fmax(e.hb_max, r->hb);
+        if (r->speed > 0) /* false for NaN */
+            speeds[ns++] = r->speed;
+    }
+    e.s_ref = jt_p85(speeds, ns);
+    free(speeds);
+    e.vru_max = one_if_zero(e.vru_max);
+    e.veh_max = one_if_zero(e.veh_max);
+    e.v_max = one_if_zero(e.v_max);
+    e.sd_max = one_if_zero(e.sd_max);
+    e.hb_max = one_if_zero(e.hb_max);
+    return e;
+}

@@ -118,4 +118,14 @@ void jt_insert_m(PGconn *c, const jt_mrow *rows, size_t n);
 jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid, int which, long long lo,
                       long long hi);
 
+/* The normalisation constants the constants job should compute from rows[0..n) in
+ * [lo, hi), computed here independently: the maxima of VRU and vehicle events, volume,
+ * speed standard deviation and hard braking (0 becomes 1: the job never divides by 0), the
+ * 85th percentile of the positive speeds (S_ref), and the minutes counted. */
+typedef struct jt_constants {
+    double vru_max, veh_max, v_max, sd_max, hb_max, s_ref;
+    long long minutes;
+} jt_constants;
+jt_constants jt_constants_of(const jt_row *rows, size_t n, long long lo, long long hi);
+
 #endif

@@ -15,22 +15,6 @@
 #include "db/columns.h"
 #include "harness.h"
 
-static char dbname[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    th_db_create(dbname);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    th_db_drop(dbname);
-    return 0;
-}
-
 /* "name type, ..." of a table's columns in attnum order, without the key columns */
 static char *shape(PGconn *c, const char *table, const char *key)
 {
@@ -127,8 +111,9 @@ static void test_hourly_columns_and_upsert(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_realtime_columns, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hourly_columns_and_upsert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_realtime_columns, th_db_setup, th_db_teardown),
+        cmocka_unit_test_setup_teardown(test_hourly_columns_and_upsert, th_db_setup,
+                                        th_db_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

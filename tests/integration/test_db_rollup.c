@@ -8,22 +8,6 @@
 
 #include "db/rollup.h"
 
-static char dbname[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    th_db_create(dbname);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    th_db_drop(dbname);
-    return 0;
-}
-
 static void close_to(double got, double want)
 {
     if (isnan(want) ? !isnan(got) : !(fabs(got - want) <= 1e-9 * fmax(1, fabs(want))))
@@ -104,7 +88,8 @@ static void test_rollups_agree_with_the_jobs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rollups_agree_with_the_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollups_agree_with_the_jobs, th_db_setup,
+                                        th_db_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
