@@ -9,4 +9,8 @@
  * result is dropped) is the caller's to destroy on success. */
 void duck_query(duckdb_connection con, const char *sql, duckdb_result *res);
 
+/* duck_query of printf-formatted SQL (only SQL the test itself writes); the result is
+ * dropped. */
+void duck_queryf(duckdb_connection con, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif
