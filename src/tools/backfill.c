@@ -238,7 +238,7 @@ static const char SQL_RT_UPSERT[] =
     "  RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM tsi_bf_rt s WHERE NOT EXISTS (SELECT 1 FROM\n"
     "          safety_indices_realtime r WHERE r.intersection_id = s.intersection_id AND\n"
-    "          r.\"timestamp\" = timestamptz 'epoch' + s.ts_us * interval '1 microsecond')),\n"
+    "          r.\"timestamp\" = timestamptz 'epoch' + s.ts_us * interval '1 microsecond'))\n"
     "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 static const char SQL_HR_STAGE[] =
@@ -273,7 +273,7 @@ static const char SQL_HR_UPSERT[] =
     "          safety_indices_hourly h WHERE "
     "h.intersection_id = s.intersection_id AND\n"
     "          h.hour_timestamp = timestamptz 'epoch' + "
-    "s.hour_us * interval '1 microsecond')),\n"
+    "s.hour_us * interval '1 microsecond'))\n"
     "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 /* sql gives (rows not there before, rows written); a CTE's snapshot is the one before
