@@ -1,6 +1,7 @@
 /* tests/harness/collect_util.h — shared by the collector's end-to-end tests: the
  * simulator and the collector as processes, the simulator's truth, DuckDB over the run's
- * archive, the database-versus-indices-Parquet comparison. Compiled once (tests/harness/collect_util.c). */
+ * archive, the database-versus-indices-Parquet comparison. Compiled once
+ * (tests/harness/collect_util.c). */
 #ifndef TSI_TEST_COLLECT_UTIL_H
 #define TSI_TEST_COLLECT_UTIL_H
 
