@@ -14,7 +14,7 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "core/json.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 /* the OpenAPI documents, NUL-terminated (generated from src/api/openapi_v*.json by
  * cmake/embed_openapi.cmake; read only here) */

@@ -31,46 +31,6 @@
 #include "base/log.h"
 #include "db/conn.h"
 
-const tsi_option tsi_serve_options[] = {
-    {"port", TSI_OPT_INT, "8080", "TSI_PORT", "HTTP port of tsi serve (0 = any free port)",
-     "0..65535"},
-    {"bind", TSI_OPT_STRING, "0.0.0.0", "TSI_BIND", "address to listen on", NULL},
-    {"source", TSI_OPT_ENUM, "auto", "TSI_SOURCE",
-     "where reads come from: auto (PostgreSQL, Parquet while it is down), postgres, parquet",
-     "auto|postgres|parquet"},
-    {"threads", TSI_OPT_INT, "4", "TSI_API_THREADS",
-     "worker threads (each holds one PostgreSQL connection; the server adds a monitor and up to "
-     "one helper per two cores)",
-     "1..256"},
-    {"web-dir", TSI_OPT_PATH, NULL, "TSI_WEB_DIR",
-     "dashboard files served at / (default web/dist of the working or source directory)", NULL},
-    {"max-query", TSI_OPT_INT, "65536", "TSI_API_MAX_QUERY", "largest query string, bytes",
-     "256..1048576"},
-    {"max-header", TSI_OPT_INT, "131072", "TSI_API_MAX_HEADER",
-     "memory for a request's headers and query, bytes", "8192..4194304"},
-    {"gzip-min", TSI_OPT_INT, "1024", "TSI_API_GZIP_MIN",
-     "smallest body compressed when the client accepts gzip, bytes", "0..1073741824"},
-    {"access-log", TSI_OPT_ENUM, "on", "TSI_ACCESS_LOG", "one log line per request", "on|off"},
-    {"drain-seconds", TSI_OPT_INT, "10", "TSI_API_DRAIN",
-     "on SIGTERM, how long in-flight requests may finish", "0..600"},
-    {"statement-timeout-ms", TSI_OPT_INT, "30000", "TSI_API_STATEMENT_TIMEOUT_MS",
-     "longest a query of the API may run before it is cancelled (then answered 503, or from "
-     "Parquet in auto mode)",
-     "100..3600000"},
-    {"stale-seconds", TSI_OPT_INT, "300", "TSI_STALE_SECONDS",
-     "age beyond which an intersection's current index is stale (v2: stale, age_seconds; the "
-     "dashboard greys it; spatial risk filters skip it)",
-     "1..604800"},
-    {"tile-url", TSI_OPT_STRING, NULL, "TSI_TILE_URL",
-     "map tile URL template for the dashboard, served by GET /api/v1/config (unset = null)", NULL},
-    {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
-     "IANA time zone of the API's dates, day/week/month buckets, hour_of_day and day_of_week",
-     NULL},
-    {"print-sql", TSI_OPT_STRING, NULL, NULL,
-     "print the SQL of one named statement (or 'list') and exit: for EXPLAIN and pgbench", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
-
 /* ---- static files --------------------------------------------------------------------- */
 static const char *mime_of(const char *path)
 {
@@ -630,7 +590,7 @@ static void resolve_web_dir(tsi_api *a, const char *opt)
     tsi_warn("api", "no dashboard found (web/dist): / answers a 404 page; set --web-dir");
 }
 
-int tsi_cmd_serve(int argc, char **argv)
+int tsi_serve_run(const tsi_opts *o)
 {
     /* SIGTERM and SIGINT are taken by sigwait below. They are blocked before any thread
      * exists (DuckDB's, libmicrohttpd's, the monitor), which inherit the mask: a signal
@@ -641,60 +601,34 @@ int tsi_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi serve",
-                            "usage: tsi serve [--port P] [--source auto|postgres|parquet]\n\n"
-                            "Serves the API (/api/v1/...), /health, /metrics and the dashboard.",
-                            tsi_serve_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    const char *ps = tsi_opts_str(&o, "print-sql");
-    if (ps) {
-        int found = 0;
-        for (const tsi_api_stmt *st = tsi_api_stmts; st->name; st++) {
-            if (strcmp(ps, "list") == 0)
-                printf("%s\n", st->name);
-            else if (strcmp(ps, st->name) == 0) {
-                printf("%s;\n", st->sql);
-                found = 1;
-            }
-        }
-        int bad = !found && strcmp(ps, "list") != 0;
-        if (bad)
-            fprintf(stderr, "tsi serve: no statement named '%s' (--print-sql list)\n", ps);
-        tsi_opts_free(&o);
-        return bad ? 2 : 0;
-    }
     static tsi_api api;
     tsi_api *a = &api;
     memset(a, 0, sizeof *a);
     tsi_api_g = a;
     a->routes = tsi_routes;
-    a->port = (int)tsi_opts_int(&o, "port");
-    a->threads = (int)tsi_opts_int(&o, "threads");
-    const char *src = tsi_opts_str(&o, "source");
+    a->port = (int)tsi_opts_int(o, "port");
+    a->threads = (int)tsi_opts_int(o, "threads");
+    const char *src = tsi_opts_str(o, "source");
     a->source_mode = strcmp(src, "postgres") == 0  ? TSI_SRC_POSTGRES
                      : strcmp(src, "parquet") == 0 ? TSI_SRC_PARQUET
                                                    : TSI_SRC_AUTO;
-    a->max_query = (size_t)tsi_opts_int(&o, "max-query");
+    a->max_query = (size_t)tsi_opts_int(o, "max-query");
     a->max_body = 1024;
-    a->gzip_min = (int)tsi_opts_int(&o, "gzip-min");
-    a->stale_seconds = (int)tsi_opts_int(&o, "stale-seconds");
-    a->statement_ms = (int)tsi_opts_int(&o, "statement-timeout-ms");
-    a->access_log = strcmp(tsi_opts_str(&o, "access-log"), "on") == 0;
-    int drain = (int)tsi_opts_int(&o, "drain-seconds");
-    resolve_web_dir(a, tsi_opts_str(&o, "web-dir"));
-    const char *tile = tsi_opts_str(&o, "tile-url");
+    a->gzip_min = (int)tsi_opts_int(o, "gzip-min");
+    a->stale_seconds = (int)tsi_opts_int(o, "stale-seconds");
+    a->statement_ms = (int)tsi_opts_int(o, "statement-timeout-ms");
+    a->access_log = strcmp(tsi_opts_str(o, "access-log"), "on") == 0;
+    int drain = (int)tsi_opts_int(o, "drain-seconds");
+    resolve_web_dir(a, tsi_opts_str(o, "web-dir"));
+    const char *tile = tsi_opts_str(o, "tile-url");
     if (tile && strlen(tile) >= sizeof a->tile_url) {
         fprintf(stderr, "tsi serve: --tile-url is longer than %zu bytes\n", sizeof a->tile_url - 1);
-        tsi_opts_free(&o);
         return 2;
     }
     snprintf(a->tile_url, sizeof a->tile_url, "%s", tile ? tile : "");
     tsi_error tze = {0};
-    if (tsi_tz_init(tsi_opts_str(&o, "timezone"), &tze) < 0) {
+    if (tsi_tz_init(tsi_opts_str(o, "timezone"), &tze) < 0) {
         fprintf(stderr, "tsi serve: --timezone: %s: %s\n", tze.message, tze.detail);
-        tsi_opts_free(&o);
         return 2;
     }
     const char *ad = getenv("TSI_ARCHIVE_DIR");
@@ -742,25 +676,23 @@ int tsi_cmd_serve(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)a->port);
-    if (inet_pton(AF_INET, tsi_opts_str(&o, "bind"), &sa.sin_addr) != 1) {
+    if (inet_pton(AF_INET, tsi_opts_str(o, "bind"), &sa.sin_addr) != 1) {
         fprintf(stderr, "tsi serve: --bind must be an IPv4 address\n");
         atomic_store(&a->stop, 1);
         pthread_join(mon, NULL);
-        tsi_opts_free(&o);
         return 2;
     }
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
         (uint16_t)a->port, NULL, NULL, answer, a, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->threads,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)tsi_opts_int(&o, "max-header"), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        (size_t)tsi_opts_int(o, "max-header"), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "tsi serve: cannot listen on port %d: %s\n", a->port, strerror(errno));
         atomic_store(&a->stop, 1);
         pthread_join(mon, NULL);
-        tsi_opts_free(&o);
         return 1;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -793,6 +725,5 @@ int tsi_cmd_serve(int argc, char **argv)
             tsi_api_blob_unref(a->index_cache[v].gz);
     }
     tsi_info("api", "stopped unfinished=%d", left);
-    tsi_opts_free(&o);
     return 0;
 }

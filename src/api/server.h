@@ -8,8 +8,9 @@
 
 #include "base/options.h"
 
-extern const tsi_option tsi_serve_options[];
-
-int tsi_cmd_serve(int argc, char **argv);
+/* Runs the server on options parsed with the table of cli/cmd_serve.c (--port, --bind,
+ * --source, --threads, ...) until SIGTERM/SIGINT, then drains. Returns the exit status:
+ * 0 after a clean stop, 1 when it cannot listen, 2 for a bad option value. */
+int tsi_serve_run(const tsi_opts *o);
 
 #endif

@@ -1,5 +1,5 @@
 /* cli/cmd_status.c — `tsi status [--role ROLE] [--metrics]`: the command line of
- * ops/status.h. */
+ * db/status.h. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "base/options.h"
 #include "cli/commands.h"
 #include "db/conn.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 const tsi_option tsi_status_options[] = {
     {"role", TSI_OPT_ENUM, "tsi_reader", NULL, "role to read the facts as",

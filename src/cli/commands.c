@@ -7,17 +7,9 @@
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "archive/compact.h"
-#include "collect/collect.h"
 #include "ops/audit.h"
 #include "ops/backup.h"
-#include "ops/status.h"
-#include "api/server.h"
-#include "tools/seed.h"
-#include "jobs/jobs.h"
-#include "tools/backfill.h"
-#include "tools/validate.h"
-#include "tools/reprocess.h"
-#include "tools/features_cmd.h"
+#include "db/status.h"
 
 const tsi_command tsi_commands[] = {
     {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",
@@ -89,6 +81,18 @@ int tsi_cli_dispatch(const char *prefix, const char *summary, const tsi_command 
             return c->run(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", prefix, sub, prefix);
     return 2;
+}
+
+int tsi_cli_run(const char *command, const char *usage, const tsi_option *spec,
+                int (*run)(const tsi_opts *o), int argc, char **argv)
+{
+    tsi_opts o;
+    int rc = tsi_opts_parse(&o, command, usage, spec, 0, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    rc = run(&o);
+    tsi_opts_free(&o);
+    return rc;
 }
 
 static const char *type_name(tsi_opt_type t)

@@ -30,21 +30,30 @@ extern const tsi_option tsi_migrate_options[]; /* cli/cmd_migrate.c */
 int tsi_cmd_config(int argc, char **argv);
 int tsi_cmd_archive(int argc, char **argv);            /* cli/cmd_archive.c */
 extern const tsi_option tsi_archive_compact_options[]; /* cli/cmd_archive.c */
-int tsi_cmd_collect(int argc, char **argv);            /* collect/daemon.c */
+int tsi_cmd_collect(int argc, char **argv);            /* cli/cmd_collect.c */
+extern const tsi_option tsi_collect_options[];         /* cli/cmd_collect.c */
 int tsi_cmd_backup(int argc, char **argv);             /* cli/cmd_backup.c */
 extern const tsi_option tsi_backup_options[];          /* cli/cmd_backup.c */
 int tsi_cmd_audit(int argc, char **argv);              /* cli/cmd_audit.c */
 extern const tsi_option tsi_audit_options[];           /* cli/cmd_audit.c */
 int tsi_cmd_status(int argc, char **argv);             /* cli/cmd_status.c */
 extern const tsi_option tsi_status_options[];          /* cli/cmd_status.c */
-int tsi_cmd_seed(int argc, char **argv);               /* tools/seed.c */
-int tsi_cmd_serve(int argc, char **argv);              /* api/server.c */
-int tsi_cmd_jobs(int argc, char **argv);               /* jobs/jobs.c */
-int tsi_cmd_backfill(int argc, char **argv);           /* tools/backfill.c */
-int tsi_cmd_validate(int argc, char **argv);           /* tools/validate.c */
-int tsi_cmd_reprocess(int argc, char **argv);          /* tools/reprocess.c */
-int tsi_cmd_features(int argc, char **argv);           /* tools/features_cmd.c */
-int tsi_cmd_explain(int argc, char **argv);            /* tools/explain_cmd.c */
+int tsi_cmd_seed(int argc, char **argv);               /* cli/cmd_tools.c */
+extern const tsi_option tsi_seed_options[];            /* cli/cmd_tools.c */
+int tsi_cmd_serve(int argc, char **argv);              /* cli/cmd_serve.c */
+extern const tsi_option tsi_serve_options[];           /* cli/cmd_serve.c */
+int tsi_cmd_jobs(int argc, char **argv);               /* cli/cmd_jobs.c */
+extern const tsi_option tsi_jobs_options[];            /* cli/cmd_jobs.c */
+int tsi_cmd_backfill(int argc, char **argv);           /* cli/cmd_tools.c */
+extern const tsi_option tsi_backfill_options[];        /* cli/cmd_tools.c */
+int tsi_cmd_validate(int argc, char **argv);           /* cli/cmd_tools.c */
+extern const tsi_option tsi_validate_options[];        /* cli/cmd_tools.c */
+int tsi_cmd_reprocess(int argc, char **argv);          /* cli/cmd_tools.c */
+extern const tsi_option tsi_reprocess_options[];       /* cli/cmd_tools.c */
+int tsi_cmd_features(int argc, char **argv);           /* cli/cmd_tools.c */
+extern const tsi_option tsi_features_options[];        /* cli/cmd_tools.c */
+int tsi_cmd_explain(int argc, char **argv);            /* cli/cmd_tools.c */
+extern const tsi_option tsi_explain_options[];         /* cli/cmd_tools.c */
 int tsi_cmd_sim(int argc, char **argv);                /* cli/cmd_sim.c */
 extern const tsi_option tsi_sim_options[];             /* cli/cmd_sim.c */
 
@@ -52,5 +61,11 @@ extern const tsi_option tsi_sim_options[];             /* cli/cmd_sim.c */
  * `prefix` is "tsi db". Returns the exit status. */
 int tsi_cli_dispatch(const char *prefix, const char *summary, const tsi_command *subs, int argc,
                      char **argv);
+
+/* Parses argv with `spec` (`command` is "tsi seed", `usage` its usage text) and runs
+ * `run` on the options: `run`'s return value is the exit status. --help exits 0, a bad
+ * flag 2 (with tsi_opts_parse's message). */
+int tsi_cli_run(const char *command, const char *usage, const tsi_option *spec,
+                int (*run)(const tsi_opts *o), int argc, char **argv);
 
 #endif

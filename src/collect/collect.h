@@ -17,8 +17,15 @@
 
 #include "base/options.h"
 
-extern const tsi_option tsi_collect_options[];
+/* Fills *o with the options read again (the same command line; the environment and the
+ * configuration files may have changed); returns 0, non-zero when they are now invalid
+ * (the daemon keeps the old ones). */
+typedef int (*tsi_collect_reload_fn)(void *ud, tsi_opts *o);
 
-int tsi_cmd_collect(int argc, char **argv);
+/* Runs the daemon on options parsed with the table of cli/cmd_collect.c until SIGTERM/
+ * SIGINT or --duration-seconds; on SIGHUP, reload(ud, ...) gives the new options (reload
+ * may be NULL: the configuration is then kept). Returns the exit status: 0 after a clean
+ * stop, 1 on failure, 2 for a bad option value (no VCC, a bad --timezone). */
+int tsi_collect_run(const tsi_opts *o, tsi_collect_reload_fn reload, void *ud);
 
 #endif

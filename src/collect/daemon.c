@@ -28,67 +28,6 @@
 #include "vcc/client.h"
 #include "vcc/ws_client.h"
 
-const tsi_option tsi_collect_options[] = {
-    {"vcc-url", TSI_OPT_STRING, NULL, "VCC_BASE_URL",
-     "VCC base URL (scripts/run points it at tsi sim)", NULL},
-    {"source", TSI_OPT_ENUM, "auto", "TSI_COLLECT_SOURCE",
-     "auto: streams, REST polling while a stream is down; poll: REST only", "auto|poll"},
-    {"flush-seconds", TSI_OPT_INT, "60", "TSI_FLUSH_SECONDS",
-     "raw archive flush interval (a new Parquet file per type and hour each time)", "1..3600"},
-    {"grace-seconds", TSI_OPT_INT, "10", "TSI_GRACE_SECONDS",
-     "seconds a minute window waits for late messages", "0..600"},
-    {"radius-m", TSI_OPT_DOUBLE, "150", "TSI_RADIUS_M",
-     "assignment radius around an intersection's reference point", "1..5000"},
-    {"location-map", TSI_OPT_PATH, NULL, "TSI_LOCATION_MAP",
-     "JSON object mapping locationName to intersection id (wins over geometry)", NULL},
-    {"max-skew-seconds", TSI_OPT_INT, "120", "TSI_MAX_SKEW_SECONDS",
-     "a message dated this far ahead of this machine's clock is counted as clock_skew, not "
-     "indexed (0: off, e.g. for a simulator run faster than real time)",
-     "0..31536000"},
-    {"poll-ms", TSI_OPT_INT, "1000", "TSI_POLL_MS",
-     "REST polling interval of a stream that is down", "100..600000"},
-    {"mapdata-seconds", TSI_OPT_INT, "300", "TSI_MAPDATA_SECONDS", "MapData refresh interval",
-     "5..86400"},
-    {"mapdata-full-seconds", TSI_OPT_INT, "3600", "TSI_MAPDATA_FULL_SECONDS",
-     "how often the MapData refresh asks for the full set (every MapData the VCC received in "
-     "its window, a day by default) instead of the changes: an intersection absent from it is "
-     "retired, leaving current but not history (0: never)",
-     "0..604800"},
-    {"spat-seconds", TSI_OPT_INT, "10", "TSI_SPAT_SECONDS",
-     "SPaT polling interval for the archive (0: off)", "0..86400"},
-    {"constants-seconds", TSI_OPT_INT, "600", "TSI_CONSTANTS_SECONDS",
-     "how often the normalisation constants and EB priors are reloaded", "10..86400"},
-    {"min-gap-ms", TSI_OPT_INT, "100", "VCC_MIN_GAP_MS", "polite minimum gap between VCC requests",
-     "0..60000"},
-    {"timeout-ms", TSI_OPT_INT, "15000", "VCC_TIMEOUT_MS", "timeout of one VCC request",
-     "100..600000"},
-    {"vcc-ca-file", TSI_OPT_PATH, NULL, "TSI_VCC_CA_FILE",
-     "PEM CA bundle the VCC's https:// and wss:// certificates must chain to (default: the "
-     "system's)",
-     NULL},
-    {"tls-insecure", TSI_OPT_BOOL, "false", "VCC_TLS_INSECURE",
-     "accept any certificate on wss:// (tests only)", NULL},
-    {"archive-dir", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "the Parquet archive (default $TSI_HOME/archive)", NULL},
-    {"spool-dir", TSI_OPT_PATH, NULL, "TSI_SPOOL_DIR",
-     "the database spool (default $TSI_HOME/spool)", NULL},
-    {"db-writers", TSI_OPT_INT, "2", "TSI_DB_WRITERS",
-     "database writer connections; realtime rows are split among them by intersection "
-     "(read at start, not on SIGHUP)",
-     "1..16"},
-    {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
-     "IANA time zone of hour_of_day and day_of_week", NULL},
-    {"no-db", TSI_OPT_BOOL, "false", "TSI_COLLECT_NO_DB",
-     "archive only: no database writes (the indices Parquet is still written)", NULL},
-    {"status-seconds", TSI_OPT_INT, "30", "TSI_STATUS_SECONDS", "status line interval", "1..3600"},
-    {"duration-seconds", TSI_OPT_INT, "0", NULL, "stop after this long (0: run until SIGTERM)",
-     "0..100000000"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
-
-static const char USAGE[] = "usage: tsi collect [options]   (VCC_CLIENT_ID / VCC_CLIENT_SECRET "
-                            "from the environment)";
-
 /* ---- settings (reloadable ones are re-read on SIGHUP) ----------------------------------- */
 
 typedef struct settings {
@@ -101,45 +40,50 @@ typedef struct settings {
     char archive[PATH_MAX], spool[PATH_MAX], tz[128], ca_file[PATH_MAX], location_map[PATH_MAX];
 } settings;
 
-static int load_settings(settings *s, int argc, char **argv)
+static void load_settings(settings *s, const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi collect", USAGE, tsi_collect_options, 0, argc, argv);
-    if (rc != 0)
-        return rc;
     memset(s, 0, sizeof *s);
     snprintf(s->vcc_url, sizeof s->vcc_url, "%s",
-             tsi_opts_str(&o, "vcc-url") ? tsi_opts_str(&o, "vcc-url") : "");
-    s->poll_only = strcmp(tsi_opts_str(&o, "source"), "poll") == 0;
-    s->flush_s = (int)tsi_opts_int(&o, "flush-seconds");
-    s->grace_s = (int)tsi_opts_int(&o, "grace-seconds");
-    s->radius_m = tsi_opts_double(&o, "radius-m");
-    s->max_skew_s = (int)tsi_opts_int(&o, "max-skew-seconds");
+             tsi_opts_str(o, "vcc-url") ? tsi_opts_str(o, "vcc-url") : "");
+    s->poll_only = strcmp(tsi_opts_str(o, "source"), "poll") == 0;
+    s->flush_s = (int)tsi_opts_int(o, "flush-seconds");
+    s->grace_s = (int)tsi_opts_int(o, "grace-seconds");
+    s->radius_m = tsi_opts_double(o, "radius-m");
+    s->max_skew_s = (int)tsi_opts_int(o, "max-skew-seconds");
     snprintf(s->location_map, sizeof s->location_map, "%s",
-             tsi_opts_str(&o, "location-map") ? tsi_opts_str(&o, "location-map") : "");
-    s->poll_ms = (int)tsi_opts_int(&o, "poll-ms");
-    s->mapdata_s = (int)tsi_opts_int(&o, "mapdata-seconds");
-    s->mapdata_full_s = (int)tsi_opts_int(&o, "mapdata-full-seconds");
-    s->spat_s = (int)tsi_opts_int(&o, "spat-seconds");
-    s->constants_s = (int)tsi_opts_int(&o, "constants-seconds");
-    s->min_gap_ms = (int)tsi_opts_int(&o, "min-gap-ms");
-    s->timeout_ms = (int)tsi_opts_int(&o, "timeout-ms");
-    s->tls_insecure = tsi_opts_bool(&o, "tls-insecure");
+             tsi_opts_str(o, "location-map") ? tsi_opts_str(o, "location-map") : "");
+    s->poll_ms = (int)tsi_opts_int(o, "poll-ms");
+    s->mapdata_s = (int)tsi_opts_int(o, "mapdata-seconds");
+    s->mapdata_full_s = (int)tsi_opts_int(o, "mapdata-full-seconds");
+    s->spat_s = (int)tsi_opts_int(o, "spat-seconds");
+    s->constants_s = (int)tsi_opts_int(o, "constants-seconds");
+    s->min_gap_ms = (int)tsi_opts_int(o, "min-gap-ms");
+    s->timeout_ms = (int)tsi_opts_int(o, "timeout-ms");
+    s->tls_insecure = tsi_opts_bool(o, "tls-insecure");
     snprintf(s->ca_file, sizeof s->ca_file, "%s",
-             tsi_opts_str(&o, "vcc-ca-file") ? tsi_opts_str(&o, "vcc-ca-file") : "");
-    s->no_db = tsi_opts_bool(&o, "no-db");
-    s->status_s = (int)tsi_opts_int(&o, "status-seconds");
-    s->duration_s = (int)tsi_opts_int(&o, "duration-seconds");
-    s->db_writers = (int)tsi_opts_int(&o, "db-writers");
-    if (tsi_opts_str(&o, "archive-dir"))
-        snprintf(s->archive, sizeof s->archive, "%s", tsi_opts_str(&o, "archive-dir"));
+             tsi_opts_str(o, "vcc-ca-file") ? tsi_opts_str(o, "vcc-ca-file") : "");
+    s->no_db = tsi_opts_bool(o, "no-db");
+    s->status_s = (int)tsi_opts_int(o, "status-seconds");
+    s->duration_s = (int)tsi_opts_int(o, "duration-seconds");
+    s->db_writers = (int)tsi_opts_int(o, "db-writers");
+    if (tsi_opts_str(o, "archive-dir"))
+        snprintf(s->archive, sizeof s->archive, "%s", tsi_opts_str(o, "archive-dir"));
     else
         tsi_archive_root(s->archive, sizeof s->archive);
-    if (tsi_opts_str(&o, "spool-dir"))
-        snprintf(s->spool, sizeof s->spool, "%s", tsi_opts_str(&o, "spool-dir"));
+    if (tsi_opts_str(o, "spool-dir"))
+        snprintf(s->spool, sizeof s->spool, "%s", tsi_opts_str(o, "spool-dir"));
     else
         snprintf(s->spool, sizeof s->spool, "%s/spool", tsi_home());
-    snprintf(s->tz, sizeof s->tz, "%s", tsi_opts_str(&o, "timezone"));
+    snprintf(s->tz, sizeof s->tz, "%s", tsi_opts_str(o, "timezone"));
+}
+
+/* SIGHUP: the options read again through the command line's reload (tsi_collect_reload_fn) */
+static int reload_settings(settings *s, tsi_collect_reload_fn reload, void *ud)
+{
+    tsi_opts o;
+    if (!reload || reload(ud, &o) != 0)
+        return -1;
+    load_settings(s, &o);
     tsi_opts_free(&o);
     return 0;
 }
@@ -613,16 +557,12 @@ static void write_status(daemon_t *d, tsi_pipeline *p, tsi_ingest *in, bool log)
 
 /* ---- the command ------------------------------------------------------------------------- */
 
-int tsi_cmd_collect(int argc, char **argv)
+int tsi_collect_run(const tsi_opts *o, tsi_collect_reload_fn reload, void *ud)
 {
     daemon_t *d = calloc(1, sizeof *d);
     if (!d)
         return 1;
-    int rc = load_settings(&d->s, argc, argv);
-    if (rc != 0) {
-        free(d);
-        return rc > 0 ? 0 : 2;
-    }
+    load_settings(&d->s, o);
     int status = 1;
     tsi_ingest *in = NULL;
     tsi_pipeline *p = NULL;
@@ -724,7 +664,7 @@ int tsi_cmd_collect(int argc, char **argv)
         if (g_hup) {
             g_hup = 0;
             settings ns;
-            if (load_settings(&ns, argc, argv) == 0) {
+            if (reload_settings(&ns, reload, ud) == 0) {
                 d->s.flush_s = ns.flush_s;
                 d->s.poll_ms = ns.poll_ms;
                 d->s.mapdata_s = ns.mapdata_s;

@@ -22,6 +22,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/options.h"
+#include "db/columns.h"
 #include "db/conn.h"
 
 /* ---- spool framing ------------------------------------------------------------------- */
@@ -593,11 +594,7 @@ static void bin_ts(tsi_buf *b, int64_t ms)
 
 static const char SQL_STAGE[] =
     "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_rows (seq bigint NOT NULL, intersection_id bigint, "
-    "\"timestamp\" timestamptz, combined_index float8, combined_index_eb float8, vru_index float8, "
-    "vru_index_eb float8, vehicle_index float8, vehicle_index_eb float8, traffic_volume int, "
-    "vru_count int, vehicle_event_count int, vru_event_count int, hour_of_day smallint, "
-    "day_of_week smallint, avg_speed float8, speed_stddev float8, hard_braking_count int, "
-    "constants_id bigint, algorithm_version smallint) "
+    "\"timestamp\" timestamptz, " TSI_RT_COLS_DDL ") "
     "ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_dq (seq bigint NOT NULL, \"timestamp\" "
     "timestamptz, intersection_id bigint, issue_type text, severity text, message text, "
@@ -717,10 +714,7 @@ static void bin_row(tsi_buf *d, const tsi_rt_row *r, int64_t seq, const bool *fe
     }
 }
 
-static const char *const ROW_BASE_COLS =
-    "intersection_id, \"timestamp\", combined_index, combined_index_eb, vru_index, "
-    "vru_index_eb, vehicle_index, vehicle_index_eb, traffic_volume, vru_count, "
-    "vehicle_event_count, vru_event_count, hour_of_day, day_of_week";
+static const char *const ROW_BASE_COLS = "intersection_id, \"timestamp\", " TSI_RT_BASE_COLS;
 
 /* parts of realtime rows written staged on a connection after a direct COPY the table
  * refused there (keys that exist tend to come in runs: a batch redone, a re-replay) */

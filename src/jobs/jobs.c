@@ -8,67 +8,8 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "cli/commands.h"
 #include "db/conn.h"
-
-const tsi_option tsi_jobs_options[] = {
-    {"at", TSI_OPT_STRING, NULL, NULL,
-     "run: the job's clock instead of now (a timestamp; UTC unless it names a zone)", NULL},
-    {"window-days", TSI_OPT_INT, "28", "TSI_CONSTANTS_WINDOW_DAYS",
-     "constants: trailing window of 1-minute rows, in days", "1..366"},
-    {"prior-k", TSI_OPT_DOUBLE, "50", "TSI_EB_K",
-     "constants: Empirical Bayes strength k stored with the set", "0.000001..1000000"},
-    {"prior-min-minutes", TSI_OPT_INT, "60", "TSI_PRIOR_MIN_MINUTES",
-     "constants: minutes of history an intersection-hour needs for its own prior", "1..100000"},
-    {"constants-min-minutes", TSI_OPT_INT, "60", "TSI_CONSTANTS_MIN_MINUTES",
-     "constants: a set whose window holds fewer 1-minute rows is refused (previous set stays)",
-     "1..100000000"},
-    {"constants-max-jump", TSI_OPT_DOUBLE, "10", "TSI_CONSTANTS_MAX_JUMP",
-     "constants: a set is refused when a maximum moves by more than this factor from the "
-     "previous set",
-     "1.000001..1000000"},
-    {"features-retention-days", TSI_OPT_INT, "35", "TSI_FEATURES_RETENTION_DAYS",
-     "constants: days of hourly features (safety_features_hourly) kept; at least --window-days",
-     "1..3660"},
-    {"constants-defaults", TSI_OPT_STRING, NULL, "TSI_CONSTANTS_DEFAULTS",
-     "constants: JSON object of defaults for features with no data (e.g. {\"S_ref\":40})", NULL},
-    {"realtime-retention-hours", TSI_OPT_INT, "48", "TSI_RETENTION_REALTIME_HOURS",
-     "retention: hours of 1-minute rows kept", "1..87600"},
-    {"hourly-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_HOURLY_DAYS",
-     "retention: days of hourly rollups kept (daily rollups are kept forever)", "1..36500"},
-    {"job-runs-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_JOB_RUNS_DAYS",
-     "retention: days of job_runs kept", "1..36500"},
-    {"data-quality-retention-days", TSI_OPT_INT, "90", "TSI_RETENTION_DATA_QUALITY_DAYS",
-     "retention: days of data_quality_log rows kept (pruned in batches)", "1..36500"},
-    {"lock-timeout-ms", TSI_OPT_INT, "50", "TSI_RETENTION_LOCK_TIMEOUT_MS",
-     "retention: longest wait per attempt for the lock that drops a realtime partition "
-     "(inserts queue behind it)",
-     "1..60000"},
-    {"lock-attempts", TSI_OPT_INT, "20", "TSI_RETENTION_LOCK_ATTEMPTS",
-     "retention: attempts at that lock (an empty partition not dropped is dropped next run)",
-     "1..1000"},
-    {"no-vacuum", TSI_OPT_BOOL, NULL, NULL,
-     "run: skip the VACUUM ANALYZE (as tsi_owner) after retention", NULL},
-    {"schedule-hourly", TSI_OPT_STRING, "5 * * * *", "TSI_SCHEDULE_HOURLY",
-     "install: cron schedule of the hourly rollup", NULL},
-    {"schedule-daily", TSI_OPT_STRING, "5 0 * * *", "TSI_SCHEDULE_DAILY",
-     "install: cron schedule of the daily rollup", NULL},
-    {"schedule-retention", TSI_OPT_STRING, "0 2 * * *", "TSI_SCHEDULE_RETENTION",
-     "install: cron schedule of retention", NULL},
-    {"schedule-retention-drop", TSI_OPT_STRING, "15 2 * * *", "TSI_SCHEDULE_RETENTION_DROP",
-     "install: cron schedule of the realtime partition drop and data_quality_log pruning "
-     "(runs as tsi_owner)",
-     NULL},
-    {"schedule-partitions", TSI_OPT_STRING, "35 * * * *", "TSI_SCHEDULE_PARTITIONS",
-     "install: cron schedule of partition maintenance", NULL},
-    {"schedule-constants", TSI_OPT_STRING, "30 0 * * *", "TSI_SCHEDULE_CONSTANTS",
-     "install: cron schedule of the normalisation constants", NULL},
-    {"schedule-vacuum", TSI_OPT_STRING, "30 2 * * *", "TSI_SCHEDULE_VACUUM",
-     "install: cron schedule of VACUUM ANALYZE of the rollup tables (runs as tsi_owner)", NULL},
-    {"remove", TSI_OPT_BOOL, NULL, NULL, "install: remove tsi's pg_cron jobs instead", NULL},
-    {"limit", TSI_OPT_INT, "10", NULL, "status: how many recent failures to list", "1..1000"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
+#include "db/result.h"
 
 const char *const tsi_job_names[] = {"partitions", "hourly",    "daily",
                                      "constants",  "retention", NULL};
@@ -134,8 +75,8 @@ static int job_failed(PGresult *r, const char *what, tsi_error *err)
 }
 
 static const char SQL_RUN[] =
-    "SELECT run_id, status, buckets, n_rows, coalesce(error, ''), "
-    "detail::text FROM public.tsi_job_run($1, $2::timestamptz, $3::jsonb)";
+    "SELECT run_id, status, buckets, n_rows, coalesce(error, '') AS error, "
+    "detail::text AS detail FROM public.tsi_job_run($1, $2::timestamptz, $3::jsonb)";
 
 int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *params,
                      tsi_job_result *out, tsi_error *err)
@@ -154,12 +95,12 @@ int tsi_jobs_run_one(PGconn *c, const char *job, const char *at, const char *par
     out->seconds = mono_seconds() - t0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return job_failed(r, "the job could not run", err);
-    out->run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    snprintf(out->status, sizeof out->status, "%s", PQgetvalue(r, 0, 1));
-    out->buckets = atoi(PQgetvalue(r, 0, 2));
-    out->rows = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
-    snprintf(out->error, sizeof out->error, "%s", PQgetvalue(r, 0, 4));
-    snprintf(out->detail, sizeof out->detail, "%s", PQgetvalue(r, 0, 5));
+    out->run_id = strtoll(tsi_pq_get(r, 0, "run_id"), NULL, 10);
+    snprintf(out->status, sizeof out->status, "%s", tsi_pq_get(r, 0, "status"));
+    out->buckets = atoi(tsi_pq_get(r, 0, "buckets"));
+    out->rows = strtoll(tsi_pq_get(r, 0, "n_rows"), NULL, 10);
+    snprintf(out->error, sizeof out->error, "%s", tsi_pq_get(r, 0, "error"));
+    snprintf(out->detail, sizeof out->detail, "%s", tsi_pq_get(r, 0, "detail"));
     PQclear(r);
     return 0;
 }
@@ -171,7 +112,7 @@ static const char SQL_VACUUM_LIST[] =
     "  SELECT DISTINCT t.name, to_regclass(t.name) AS rel\n"
     "    FROM job_runs r, jsonb_array_elements_text(r.detail -> 'vacuum') AS t(name)\n"
     "   WHERE r.id = $1 AND r.job = 'retention' AND r.status = 'ok')\n"
-    "SELECT name, 'vacuum' FROM named\n"
+    "SELECT name, 'vacuum' AS how FROM named\n"
     " WHERE rel IN (SELECT inhrelid FROM pg_inherits\n"
     "                WHERE inhparent IN ('public.safety_indices_realtime'::regclass,\n"
     "                                    'public.safety_indices_hourly'::regclass))\n"
@@ -195,17 +136,17 @@ int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err)
         PQclear(r);
         return rc;
     }
-    int done = 0, rc = 0;
+    int done = 0, rc = 0, c_name = tsi_pq_col(r, "name"), c_how = tsi_pq_col(r, "how");
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         /* the name is a regclass-validated, already-quoted identifier from the catalog */
         char sql[600];
-        bool vac = strcmp(PQgetvalue(r, i, 1), "vacuum") == 0;
+        bool vac = strcmp(tsi_pq_at(r, i, c_how), "vacuum") == 0;
         snprintf(sql, sizeof sql, "%s %s", vac ? "VACUUM (ANALYZE)" : "ANALYZE",
-                 PQgetvalue(r, i, 0));
+                 tsi_pq_at(r, i, c_name));
         double t0 = mono_seconds();
         if ((rc = tsi_db_exec(owner, sql, err)) == 0) {
             tsi_info("jobs", "%s %s seconds=%.3f", vac ? "vacuumed" : "analyzed",
-                     PQgetvalue(r, i, 0), mono_seconds() - t0);
+                     tsi_pq_at(r, i, c_name), mono_seconds() - t0);
             done++;
         }
     }
@@ -229,7 +170,7 @@ int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, l
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return job_failed(r, "the realtime partition drop failed", err);
     if (result)
-        tsi_buf_puts(result, PQgetvalue(r, 0, 0));
+        tsi_buf_puts(result, tsi_pq_get(r, 0, "result"));
     PQclear(r);
     return 0;
 }
@@ -242,8 +183,9 @@ static const char SQL_PARAMS[] =
     "  'lock_attempts', $9::int, 'data_quality_retention', ($10::int || ' days'),\n"
     "  'min_minutes', $11::int, 'max_jump', $12::float8, 'features_retention_days', $13::int)\n"
     "  || CASE WHEN $8::jsonb IS NULL THEN '{}'::jsonb\n"
-    "          ELSE jsonb_build_object('defaults', $8::jsonb) END,\n"
-    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object', $13::int >= $1::int";
+    "          ELSE jsonb_build_object('defaults', $8::jsonb) END AS params,\n"
+    "  $8::jsonb IS NULL OR jsonb_typeof($8::jsonb) = 'object' AS defaults_ok,\n"
+    "  $13::int >= $1::int AS retention_ok";
 
 int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
 {
@@ -268,18 +210,18 @@ int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err)
             err->code = TSI_E_INVALID;
         return TSI_E_INVALID;
     }
-    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+    if (strcmp(tsi_pq_get(r, 0, "defaults_ok"), "t") != 0) {
         PQclear(r);
         return tsi_error_set(err, TSI_E_INVALID, "--constants-defaults must be a JSON object", "%s",
                              p[7]);
     }
-    if (strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+    if (strcmp(tsi_pq_get(r, 0, "retention_ok"), "t") != 0) {
         PQclear(r);
         return tsi_error_set(err, TSI_E_INVALID,
                              "--features-retention-days must be at least --window-days",
                              "features-retention-days=%s window-days=%s", p[12], p[0]);
     }
-    tsi_buf_puts(out, PQgetvalue(r, 0, 0));
+    tsi_buf_puts(out, tsi_pq_get(r, 0, "params"));
     PQclear(r);
     return 0;
 }
@@ -292,50 +234,32 @@ static int fail_msg(const char *what, const tsi_error *e)
     return e->code == TSI_E_INVALID ? 2 : rc;
 }
 
-static int parse(tsi_opts *o, const char *cmd, const char *usage, int max_args, int argc,
-                 char **argv)
+int tsi_jobs_run_now(const tsi_opts *o)
 {
-    int rc = tsi_opts_parse(o, cmd, usage, tsi_jobs_options, max_args, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    return -1; /* go on */
-}
-
-static int cmd_run(int argc, char **argv)
-{
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs run",
-                   "usage: tsi jobs run hourly|daily|retention|partitions|constants|all "
-                   "[--at TIME] [options]\n\nRuns jobs now (as tsi_jobs), records each in "
-                   "job_runs; exit 1 when one failed.",
-                   1, argc, argv);
-    if (rc >= 0)
-        return rc;
-    const char *job = o.nargs > 0 ? o.args[0] : NULL;
+    int rc;
+    const char *job = o->nargs > 0 ? o->args[0] : NULL;
     bool all = job && strcmp(job, "all") == 0;
     if (!job || (!all && !tsi_job_known(job))) {
         fprintf(stderr,
                 "tsi jobs run: %s job%s%s (hourly|daily|retention|partitions|constants|all)\n",
                 job ? "unknown" : "missing", job ? " " : "", job ? job : "");
-        tsi_opts_free(&o);
         return 2;
     }
     tsi_error e = {0};
     PGconn *c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e);
     if (!c) {
-        tsi_opts_free(&o);
         return fail_msg("tsi jobs run", &e);
     }
     tsi_buf params = TSI_BUF_INIT;
     int status = 0;
-    if (tsi_jobs_params(c, &o, &params, &e) < 0) {
+    if (tsi_jobs_params(c, o, &params, &e) < 0) {
         status = fail_msg("tsi jobs run", &e);
         goto done;
     }
     for (int i = 0; tsi_job_names[i]; i++) {
         const char *name = all ? tsi_job_names[i] : job;
         tsi_job_result res;
-        if ((rc = tsi_jobs_run_one(c, name, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params), &res,
+        if ((rc = tsi_jobs_run_one(c, name, tsi_opts_str(o, "at"), tsi_buf_cstr(&params), &res,
                                    &e)) < 0) {
             status = fail_msg("tsi jobs run", &e);
             goto done;
@@ -356,7 +280,7 @@ static int cmd_run(int argc, char **argv)
                 tsi_buf drop = TSI_BUF_INIT;
                 double t0 = mono_seconds();
                 if (!owner ||
-                    tsi_jobs_retention_drop(owner, tsi_opts_str(&o, "at"), tsi_buf_cstr(&params),
+                    tsi_jobs_retention_drop(owner, tsi_opts_str(o, "at"), tsi_buf_cstr(&params),
                                             res.run_id, &drop, &e) < 0) {
                     status = fail_msg("tsi jobs run: retention drop", &e);
                 } else {
@@ -364,7 +288,7 @@ static int cmd_run(int argc, char **argv)
                            tsi_buf_cstr(&drop));
                     tsi_info("jobs", "retention drop done run=%lld result=%s", res.run_id,
                              tsi_buf_cstr(&drop));
-                    if (!tsi_opts_bool(&o, "no-vacuum")) {
+                    if (!tsi_opts_bool(o, "no-vacuum")) {
                         int n = tsi_jobs_vacuum(owner, res.run_id, &e);
                         if (n < 0)
                             status = fail_msg("tsi jobs run: vacuum after retention", &e);
@@ -382,7 +306,6 @@ static int cmd_run(int argc, char **argv)
 done:
     tsi_buf_free(&params);
     PQfinish(c);
-    tsi_opts_free(&o);
     return status;
 }
 
@@ -396,9 +319,9 @@ static const struct {
 };
 
 static const char SQL_HAS_CRON[] =
-    "SELECT to_regclass('cron.job') IS NOT NULL, current_database(),\n"
+    "SELECT to_regclass('cron.job') IS NOT NULL AS has_cron, current_database() AS db,\n"
     "       coalesce((SELECT setting FROM pg_settings WHERE name = 'cron.database_name'),\n"
-    "                '(not visible to this role)')";
+    "                '(not visible to this role)') AS cron_db";
 
 static int need_cron(PGconn *c, tsi_error *err)
 {
@@ -409,10 +332,10 @@ static int need_cron(PGconn *c, tsi_error *err)
         return rc;
     }
     int rc = 0;
-    if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    if (strcmp(tsi_pq_get(r, 0, "has_cron"), "t") != 0)
         rc = tsi_error_set(err, TSI_E_UNAVAILABLE, "pg_cron is not installed in this database",
-                           "database %s; cron.database_name = %s", PQgetvalue(r, 0, 1),
-                           PQgetvalue(r, 0, 2));
+                           "database %s; cron.database_name = %s", tsi_pq_get(r, 0, "db"),
+                           tsi_pq_get(r, 0, "cron_db"));
     PQclear(r);
     return rc;
 }
@@ -439,27 +362,17 @@ static const char SQL_SCHEDULE_VACUUM[] =
 static const char SQL_UNSCHEDULE_ALL[] = "SELECT cron.unschedule(jobid) FROM cron.job WHERE "
                                          "jobname LIKE 'tsi-%' AND username = current_user";
 
-static int cmd_install(int argc, char **argv)
+int tsi_jobs_install(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs install",
-                   "usage: tsi jobs install [--schedule-JOB 'M H D M W' ...] [--remove]\n\n"
-                   "Schedules the jobs with pg_cron (in the database named by "
-                   "cron.database_name): the jobs as tsi_jobs, VACUUM as tsi_owner. "
-                   "Idempotent.",
-                   0, argc, argv);
-    if (rc >= 0)
-        return rc;
     const char *opts_sched[] = {
         "schedule-hourly",    "schedule-daily",  "schedule-retention",     "schedule-partitions",
         "schedule-constants", "schedule-vacuum", "schedule-retention-drop"};
     for (size_t i = 0; i < sizeof opts_sched / sizeof opts_sched[0]; i++) {
-        if (!tsi_jobs_schedule_valid(tsi_opts_str(&o, opts_sched[i]))) {
+        if (!tsi_jobs_schedule_valid(tsi_opts_str(o, opts_sched[i]))) {
             fprintf(stderr,
                     "tsi jobs install: --%s: '%s' is not a 5-field cron schedule "
                     "(minute hour day month weekday)\n",
-                    opts_sched[i], tsi_opts_str(&o, opts_sched[i]));
-            tsi_opts_free(&o);
+                    opts_sched[i], tsi_opts_str(o, opts_sched[i]));
             return 2;
         }
     }
@@ -474,7 +387,7 @@ static int cmd_install(int argc, char **argv)
     }
     PQsetNoticeProcessor(jobs, notice_to_log, NULL);
     PQsetNoticeProcessor(owner, notice_to_log, NULL);
-    if (tsi_jobs_params(jobs, &o, &params, &e) < 0) {
+    if (tsi_jobs_params(jobs, o, &params, &e) < 0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
@@ -483,14 +396,14 @@ static int cmd_install(int argc, char **argv)
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
-    if (tsi_opts_bool(&o, "remove")) {
+    if (tsi_opts_bool(o, "remove")) {
         printf("removed tsi's pg_cron jobs\n");
         goto done;
     }
     for (size_t i = 0; i < sizeof schedule_of / sizeof schedule_of[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "tsi-%s", schedule_of[i].job);
-        const char *sched = tsi_opts_str(&o, schedule_of[i].option);
+        const char *sched = tsi_opts_str(o, schedule_of[i].option);
         const char *p[4] = {name, sched, schedule_of[i].job, tsi_buf_cstr(&params)};
         if (exec_params(jobs, SQL_SCHEDULE, 4, p, "cannot schedule a job", &e) < 0) {
             status = fail_msg("tsi jobs install", &e);
@@ -498,14 +411,14 @@ static int cmd_install(int argc, char **argv)
         }
         printf("%-16s %-14s as tsi_jobs\n", name, sched);
     }
-    const char *pd[2] = {tsi_opts_str(&o, "schedule-retention-drop"), tsi_buf_cstr(&params)};
+    const char *pd[2] = {tsi_opts_str(o, "schedule-retention-drop"), tsi_buf_cstr(&params)};
     if (exec_params(owner, SQL_SCHEDULE_DROP, 2, pd, "cannot schedule the retention drop", &e) <
         0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
     }
     printf("%-16s %-14s as tsi_owner\n", "tsi-retention-drop", pd[0]);
-    const char *pv[1] = {tsi_opts_str(&o, "schedule-vacuum")};
+    const char *pv[1] = {tsi_opts_str(o, "schedule-vacuum")};
     if (exec_params(owner, SQL_SCHEDULE_VACUUM, 1, pv, "cannot schedule VACUUM", &e) < 0) {
         status = fail_msg("tsi jobs install", &e);
         goto done;
@@ -515,29 +428,31 @@ done:
     tsi_buf_free(&params);
     PQfinish(jobs);
     PQfinish(owner);
-    tsi_opts_free(&o);
     return status;
 }
 
 static const char SQL_LAST[] =
-    "SELECT j.job, coalesce(to_char(r.started, 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
-    "       coalesce(to_char(r.at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(r.status, 'never'),\n"
-    "       coalesce(r.buckets::text, '-'), coalesce(r.rows::text, '-'),\n"
-    "       coalesce(round(extract(epoch FROM r.finished - r.started)::numeric, 3)::text, '-'),\n"
-    "       coalesce(nullif(r.source, ''), '-'), coalesce(r.error, '')\n"
+    "SELECT j.job, coalesce(to_char(r.started, 'YYYY-MM-DD HH24:MI:SS'), '-') AS started,\n"
+    "       coalesce(to_char(r.at, 'YYYY-MM-DD HH24:MI:SS'), '-') AS clock,\n"
+    "       coalesce(r.status, 'never') AS status, coalesce(r.buckets::text, '-') AS buckets,\n"
+    "       coalesce(r.rows::text, '-') AS n_rows,\n"
+    "       coalesce(round(extract(epoch FROM r.finished - r.started)::numeric, 3)::text, '-')\n"
+    "         AS seconds,\n"
+    "       coalesce(nullif(r.source, ''), '-') AS source, coalesce(r.error, '') AS error\n"
     "  FROM unnest(ARRAY['partitions','hourly','daily','constants','retention']) WITH ORDINALITY "
     "j(job, o)\n"
     "  LEFT JOIN LATERAL (SELECT * FROM job_runs WHERE job_runs.job = j.job\n"
     "                      ORDER BY started DESC, id DESC LIMIT 1) r ON true\n"
     " ORDER BY j.o";
 static const char SQL_FAILURES[] =
-    "SELECT to_char(started, 'YYYY-MM-DD HH24:MI:SS'), job, error FROM job_runs\n"
+    "SELECT to_char(started, 'YYYY-MM-DD HH24:MI:SS') AS started, job, error FROM job_runs\n"
     " WHERE status = 'failed' ORDER BY started DESC, id DESC LIMIT $1";
 static const char SQL_CRON_STATUS[] =
-    "SELECT j.jobname, j.schedule, j.username, j.active::text,\n"
-    "       coalesce(to_char(d.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'),\n"
-    "       coalesce(d.status, '-'), coalesce(left(replace(d.return_message, E'\\n', ' '), 120), "
-    "'')\n"
+    "SELECT j.jobname, j.schedule, j.username, j.active::text AS active,\n"
+    "       coalesce(to_char(d.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-')\n"
+    "         AS last_start,\n"
+    "       coalesce(d.status, '-') AS last_status,\n"
+    "       coalesce(left(replace(d.return_message, E'\\n', ' '), 120), '') AS last_message\n"
     "  FROM cron.job j\n"
     "  LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details x WHERE x.jobid = j.jobid\n"
     "                      ORDER BY x.runid DESC LIMIT 1) d ON true\n"
@@ -545,23 +460,25 @@ static const char SQL_CRON_STATUS[] =
 
 /* the constants set in force now, its window and inputs; the last refusal */
 static const char SQL_ACTIVE_SET[] =
-    "SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS'),\n"
-    "       coalesce(to_char(valid_until, 'YYYY-MM-DD HH24:MI:SS'), 'open'),\n"
-    "       coalesce(constants->>'window_days', '-'), coalesce(constants->>'window_start', '-'),\n"
-    "       coalesce(constants->>'window_end', '-'), coalesce(constants->>'minutes', '-'),\n"
-    "       coalesce(constants->>'source', 'safety_indices_realtime'),\n"
+    "SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS') AS valid_from,\n"
+    "       coalesce(to_char(valid_until, 'YYYY-MM-DD HH24:MI:SS'), 'open') AS valid_until,\n"
+    "       coalesce(constants->>'window_days', '-') AS window_days,\n"
+    "       coalesce(constants->>'window_start', '-') AS window_start,\n"
+    "       coalesce(constants->>'window_end', '-') AS window_end,\n"
+    "       coalesce(constants->>'minutes', '-') AS minutes,\n"
+    "       coalesce(constants->>'source', 'safety_indices_realtime') AS source,\n"
     "       concat_ws(' ', 'I_vru_max=' || (constants->>'I_vru_max'),\n"
     "                 'I_veh_max=' || (constants->>'I_veh_max'), 'V_max=' || "
     "(constants->>'V_max'),\n"
     "                 'sigma_max=' || (constants->>'sigma_max'), 'S_ref=' || "
     "(constants->>'S_ref'),\n"
     "                 'HB_max=' || (constants->>'HB_max'), 'k=' || (constants->>'k'),\n"
-    "                 'defaulted=' || coalesce(constants->'defaulted', '[]')::text)\n"
+    "                 'defaulted=' || coalesce(constants->'defaulted', '[]')::text) AS maxima\n"
     "  FROM normalization_constants\n"
     " WHERE valid_from <= now() AND (valid_until IS NULL OR valid_until > now())\n"
     " ORDER BY valid_from DESC LIMIT 1";
 static const char SQL_LAST_REFUSAL[] =
-    "SELECT to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), message FROM data_quality_log\n"
+    "SELECT to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS') AS at, message FROM data_quality_log\n"
     " WHERE issue_type = 'constants_refused' ORDER BY \"timestamp\" DESC, id DESC LIMIT 1";
 
 static void print_constants(PGconn *c)
@@ -570,15 +487,17 @@ static void print_constants(PGconn *c)
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
         printf("active constants set: id=%s valid=[%s, %s) window_days=%s window=[%s, %s) "
                "minutes=%s source=%s\n  %s\n",
-               PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
-               PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7),
-               PQgetvalue(r, 0, 8));
+               tsi_pq_get(r, 0, "id"), tsi_pq_get(r, 0, "valid_from"),
+               tsi_pq_get(r, 0, "valid_until"), tsi_pq_get(r, 0, "window_days"),
+               tsi_pq_get(r, 0, "window_start"), tsi_pq_get(r, 0, "window_end"),
+               tsi_pq_get(r, 0, "minutes"), tsi_pq_get(r, 0, "source"), tsi_pq_get(r, 0, "maxima"));
     else if (PQresultStatus(r) == PGRES_TUPLES_OK)
         printf("active constants set: none (the built-in defaults apply)\n");
     PQclear(r);
     r = PQexec(c, SQL_LAST_REFUSAL);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        printf("last refused constants set: %s %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+        printf("last refused constants set: %s %s\n", tsi_pq_get(r, 0, "at"),
+               tsi_pq_get(r, 0, "message"));
     PQclear(r);
 }
 
@@ -587,23 +506,16 @@ static void print_cron(PGconn *c)
     PGresult *r = PQexec(c, SQL_CRON_STATUS);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         for (int i = 0; i < PQntuples(r); i++)
-            printf("  %-16s %-14s %-10s active=%-5s last=%s %s %s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+            printf("  %-16s %-14s %-10s active=%-5s last=%s %s %s\n", tsi_pq_get(r, i, "jobname"),
+                   tsi_pq_get(r, i, "schedule"), tsi_pq_get(r, i, "username"),
+                   tsi_pq_get(r, i, "active"), tsi_pq_get(r, i, "last_start"),
+                   tsi_pq_get(r, i, "last_status"), tsi_pq_get(r, i, "last_message"));
     }
     PQclear(r);
 }
 
-static int cmd_status(int argc, char **argv)
+int tsi_jobs_status(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = parse(&o, "tsi jobs status",
-                   "usage: tsi jobs status [--limit N]\n\nThe last run of every job, recent "
-                   "failures (job_runs) and the pg_cron schedule with its last run "
-                   "(cron.job_run_details). Exit 1 when the last run of a job failed.",
-                   0, argc, argv);
-    if (rc >= 0)
-        return rc;
     tsi_error e = {0};
     int status = 0;
     PGresult *r = NULL;
@@ -624,21 +536,22 @@ static int cmd_status(int argc, char **argv)
     printf("last runs (UTC):\n  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", "job", "started",
            "clock", "status", "buckets", "rows", "seconds", "by", "error");
     for (int i = 0; i < PQntuples(r); i++) {
-        printf("  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", PQgetvalue(r, i, 0),
-               PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-               PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7), PQgetvalue(r, i, 8));
-        if (strcmp(PQgetvalue(r, i, 3), "failed") == 0)
+        printf("  %-10s %-19s %-19s %-6s %7s %9s %8s %-10s %s\n", tsi_pq_get(r, i, "job"),
+               tsi_pq_get(r, i, "started"), tsi_pq_get(r, i, "clock"), tsi_pq_get(r, i, "status"),
+               tsi_pq_get(r, i, "buckets"), tsi_pq_get(r, i, "n_rows"), tsi_pq_get(r, i, "seconds"),
+               tsi_pq_get(r, i, "source"), tsi_pq_get(r, i, "error"));
+        if (strcmp(tsi_pq_get(r, i, "status"), "failed") == 0)
             status = 1;
     }
     PQclear(r);
     print_constants(c);
-    const char *lim[1] = {tsi_opts_str(&o, "limit")};
+    const char *lim[1] = {tsi_opts_str(o, "limit")};
     r = PQexecParams(c, SQL_FAILURES, 1, NULL, lim, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         printf("recent failures: %d\n", PQntuples(r));
         for (int i = 0; i < PQntuples(r); i++)
-            printf("  %s %-10s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                   PQgetvalue(r, i, 2));
+            printf("  %s %-10s %s\n", tsi_pq_get(r, i, "started"), tsi_pq_get(r, i, "job"),
+                   tsi_pq_get(r, i, "error"));
     }
     PQclear(r);
     r = NULL;
@@ -655,21 +568,5 @@ done:
     PQclear(r);
     PQfinish(c);
     PQfinish(owner);
-    tsi_opts_free(&o);
     return status;
-}
-
-static const tsi_command jobs_commands[] = {
-    {"run", "run a job now: hourly|daily|retention|partitions|constants|all [--at TIME]", cmd_run},
-    {"install", "schedule the jobs with pg_cron (times configurable; --remove)", cmd_install},
-    {"status", "last runs, failures and the pg_cron schedule", cmd_status},
-    {NULL, NULL, NULL},
-};
-
-int tsi_cmd_jobs(int argc, char **argv)
-{
-    return tsi_cli_dispatch("tsi jobs",
-                            "Rollups (hourly, daily), retention, partition maintenance and "
-                            "normalisation constants; pg_cron runs them on schedule.",
-                            jobs_commands, argc, argv);
 }

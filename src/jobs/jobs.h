@@ -19,8 +19,6 @@
 #include "base/error.h"
 #include "base/options.h"
 
-extern const tsi_option tsi_jobs_options[];
-
 /* The jobs in the order `tsi jobs run all` runs them; NULL-terminated. */
 extern const char *const tsi_job_names[];
 
@@ -60,15 +58,22 @@ int tsi_jobs_vacuum(PGconn *owner, long long run_id, tsi_error *err);
 int tsi_jobs_retention_drop(PGconn *owner, const char *at, const char *params, long long run_id,
                             tsi_buf *result, tsi_error *err);
 
-/* The job parameters (a JSON object) from parsed tsi_jobs_options, validated and
- * assembled by PostgreSQL on c (so --constants-defaults must be a JSON object). Appends
- * to out. TSI_E_INVALID on a bad value. */
+/* The job parameters (a JSON object) from options parsed with tsi_jobs_options (cli/), validated
+ * and assembled by PostgreSQL on c (so --constants-defaults must be a JSON object). Appends to out.
+ * TSI_E_INVALID on a bad value. */
 int tsi_jobs_params(PGconn *c, const tsi_opts *o, tsi_buf *out, tsi_error *err);
 
 /* Checks a 5-field cron schedule ("5 * * * *"): digits, '*', '/', ',', '-' only. */
 bool tsi_jobs_schedule_valid(const char *s);
 
-/* `tsi jobs run|install|status`. */
-int tsi_cmd_jobs(int argc, char **argv);
+/* `tsi jobs run|install|status` on options parsed with the table of cli/cmd_jobs.c
+ * (tsi_jobs_options); each returns the exit status. run: o->args[0] names the job (or
+ * "all"), runs it (retention: then the drop and VACUUM as tsi_owner) and prints a line per
+ * job; 1 when one failed, 2 for a bad job or value. install: schedules the jobs with
+ * pg_cron (--remove: removes them); 2 for a bad schedule. status: prints the last runs,
+ * failures, the constants in force and the pg_cron schedule; 1 when a last run failed. */
+int tsi_jobs_run_now(const tsi_opts *o);
+int tsi_jobs_install(const tsi_opts *o);
+int tsi_jobs_status(const tsi_opts *o);
 
 #endif

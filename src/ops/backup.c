@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "db/cluster.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 #define STANZA TSI_BACKUP_STANZA
 
@@ -299,9 +300,9 @@ static int archive_mode_on(tsi_error *err)
     PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", err);
     if (!c)
         return TSI_E_UNAVAILABLE;
-    PGresult *r = PQexec(c, "SELECT current_setting('archive_mode') <> 'off'");
+    PGresult *r = PQexec(c, "SELECT current_setting('archive_mode') <> 'off' AS archiving");
     int on = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-             strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+             strcmp(tsi_pq_get(r, 0, "archiving"), "t") == 0;
     PQclear(r);
     PQfinish(c);
     return on;
@@ -405,19 +406,20 @@ static void info_refresh(void)
     const char *p[1] = {cmd};
     PGresult *r = PQexecParams(c,
                                "SELECT to_regprocedure('tsi_ops.backup_info_refresh(text)') "
-                               "IS NOT NULL",
+                               "IS NOT NULL AS have",
                                0, NULL, NULL, NULL, NULL, 0);
-    bool have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    bool have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(tsi_pq_get(r, 0, "have"), "t") == 0;
     PQclear(r);
     if (!have) {
         PQfinish(c);
         return; /* setup not run yet in this database */
     }
-    r = PQexecParams(c, "SELECT tsi_ops.backup_info_refresh($1)", 1, NULL, p, NULL, NULL, 0);
+    r = PQexecParams(c, "SELECT tsi_ops.backup_info_refresh($1) AS error", 1, NULL, p, NULL, NULL,
+                     0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         tsi_warn("backup", "backup info refresh failed: %s", PQresultErrorMessage(r));
-    else if (!PQgetisnull(r, 0, 0))
-        tsi_warn("backup", "backup info refresh failed: %s", PQgetvalue(r, 0, 0));
+    else if (!PQgetisnull(r, 0, tsi_pq_col(r, "error")))
+        tsi_warn("backup", "backup info refresh failed: %s", tsi_pq_get(r, 0, "error"));
     PQclear(r);
     PQfinish(c);
 }
@@ -448,9 +450,10 @@ static int schedule(const char *full, const char *diff, const char *sinfo, tsi_e
         return TSI_E_UNAVAILABLE;
     int rc = 0;
     PGresult *r = PQexec(c, "SELECT to_regnamespace('cron') IS NOT NULL AND "
-                            "current_setting('cron.database_name', true) = current_database()");
+                            "current_setting('cron.database_name', true) = current_database()"
+                            " AS here");
     bool here = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+                strcmp(tsi_pq_get(r, 0, "here"), "t") == 0;
     PQclear(r);
     if (!here) {
         tsi_warn("backup",
@@ -832,9 +835,9 @@ static int wait_promoted(tsi_error *err)
     for (int i = 0; i < 6000; i++) {
         PGconn *c = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", NULL);
         if (c) {
-            PGresult *r = PQexec(c, "SELECT pg_is_in_recovery()");
+            PGresult *r = PQexec(c, "SELECT pg_is_in_recovery() AS in_recovery");
             int in = PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
-                     strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+                     strcmp(tsi_pq_get(r, 0, "in_recovery"), "f") != 0;
             PQclear(r);
             PQfinish(c);
             if (!in)

@@ -29,42 +29,14 @@
 
 #include "base/log.h"
 #include "base/options.h"
-#include "cli/commands.h"
+#include "db/columns.h"
 #include "db/conn.h"
-#include "tools/parquet_read.h"
+#include "db/result.h"
+#include "tools/pqr_pg.h"
 #include "tools/validate.h"
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
-
-const tsi_option tsi_backfill_options[] = {
-    {"from", TSI_OPT_PATH, NULL, NULL,
-     "directory holding indices/ (tsi layout YYYY/MM/DD/*.parquet or legacy "
-     "indices_YYYY-MM-DD.parquet), required",
-     NULL},
-    {"since", TSI_OPT_STRING, NULL, NULL, "first UTC date loaded (YYYY-MM-DD); default: all", NULL},
-    {"until", TSI_OPT_STRING, NULL, NULL, "last UTC date loaded (inclusive); default: all", NULL},
-    {"dry-run", TSI_OPT_BOOL, NULL, NULL, "read, check and report; write nothing", NULL},
-    {"realtime-hours", TSI_OPT_INT, "48", "TSI_REALTIME_HOURS",
-     "hours of 1-minute rows the realtime table keeps", "1..8760"},
-    {"hourly-days", TSI_OPT_INT, "90", "TSI_HOURLY_DAYS", "days of hourly rollups kept",
-     "1..36500"},
-    {"bin-minutes", TSI_OPT_ENUM, "auto", NULL,
-     "bin length of legacy files (auto: 15 when every timestamp is on a quarter hour)",
-     "auto|1|15"},
-    {"report", TSI_OPT_PATH, NULL, NULL,
-     "write every rejected row as CSV (file,row,reason) to this file", NULL},
-    {"max-report", TSI_OPT_INT, "100", NULL,
-     "rejected rows written to the log one per line (all are counted)", "0..100000000"},
-    {"progress", TSI_OPT_ENUM, "auto", NULL, "auto: a bar on a terminal, log lines otherwise",
-     "auto|bar|log|off"},
-    {"no-validate", TSI_OPT_BOOL, NULL, NULL, "skip the validation at the end", NULL},
-    {"sample", TSI_OPT_INT, "1000", NULL, "rows the final validation compares field by field",
-     "0..1000000"},
-    {"tolerance", TSI_OPT_DOUBLE, "1e-6", NULL, "relative tolerance of the final validation",
-     "0..1"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ------------------------------------------------------------------ progress -- */
 
@@ -230,20 +202,9 @@ done:
 /* ---------------------------------------------------------------------- load -- */
 
 static const char SQL_RT_STAGE[] =
-    "CREATE TEMP TABLE tsi_bf_rt (intersection_id bigint, ts_us bigint,"
-    " combined_index double precision, combined_index_eb double precision,"
-    " vru_index double precision, vru_index_eb double precision,"
-    " vehicle_index double precision, vehicle_index_eb double precision,"
-    " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
-    " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
-    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
-
-#define RT_COLS                                                                                    \
-    "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
-    "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
-    "algorithm_version"
+    "CREATE TEMP TABLE tsi_bf_rt (intersection_id bigint, ts_us bigint, " TSI_RT_COLS_DDL
+    ") ON COMMIT DROP";
+#define RT_COLS TSI_RT_COLS
 
 static const char SQL_RT_UPSERT[] =
     "WITH up AS (\n"
@@ -277,19 +238,13 @@ static const char SQL_RT_UPSERT[] =
     "  RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM tsi_bf_rt s WHERE NOT EXISTS (SELECT 1 FROM\n"
     "          safety_indices_realtime r WHERE r.intersection_id = s.intersection_id AND\n"
-    "          r.\"timestamp\" = timestamptz 'epoch' + s.ts_us * interval '1 microsecond')),\n"
-    "       (SELECT count(*) FROM up)";
+    "          r.\"timestamp\" = timestamptz 'epoch' + s.ts_us * interval '1 microsecond'))\n"
+    "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 static const char SQL_HR_STAGE[] =
-    "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint,"
-    " avg_si double precision, min_si double precision, max_si double precision,"
-    " std_si double precision, total_volume bigint, avg_volume double precision,"
-    " high_risk_minutes integer, data_quality_score double precision" TSI_PQR_SUB_DDL
+    "CREATE TEMP TABLE tsi_bf_hr (intersection_id bigint, hour_us bigint, " TSI_HR_COLS_DDL
     ") ON COMMIT DROP";
-
-#define HR_COLS                                                                                    \
-    "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score, " TSI_PQR_SUB_COLS
+#define HR_COLS TSI_HR_COLS
 
 #define DIFFERS(col)                                                                               \
     "     OR (h." col " IS NULL) <> (EXCLUDED." col " IS NULL)\n"                                  \
@@ -305,21 +260,21 @@ static const char SQL_HR_UPSERT[] =
     "    avg_si = EXCLUDED.avg_si, min_si = EXCLUDED.min_si, max_si = EXCLUDED.max_si,\n"
     "    std_si = EXCLUDED.std_si, total_volume = EXCLUDED.total_volume,\n"
     "    avg_volume = EXCLUDED.avg_volume, high_risk_minutes = EXCLUDED.high_risk_minutes,\n"
-    "    data_quality_score = EXCLUDED.data_quality_score" TSI_PQR_SUB_SET "\n"
+    "    data_quality_score = EXCLUDED.data_quality_score" TSI_HR_SUB_SET "\n"
     /* DuckDB's parallel sums may differ in the last bit between runs: a value counts
      * as changed beyond 1e-12 (relative), so a re-run rewrites nothing */
     "  WHERE h.total_volume <> EXCLUDED.total_volume\n"
     "     OR h.high_risk_minutes <> EXCLUDED.high_risk_minutes\n" DIFFERS("avg_si")
         DIFFERS("min_si") DIFFERS("max_si") DIFFERS("std_si") DIFFERS("avg_volume")
-            DIFFERS("data_quality_score") TSI_PQR_SUB_CHANGED
+            DIFFERS("data_quality_score") TSI_HR_SUB_CHANGED
     "\n  RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM tsi_bf_hr s WHERE NOT "
     "EXISTS (SELECT 1 FROM\n"
     "          safety_indices_hourly h WHERE "
     "h.intersection_id = s.intersection_id AND\n"
     "          h.hour_timestamp = timestamptz 'epoch' + "
-    "s.hour_us * interval '1 microsecond')),\n"
-    "       (SELECT count(*) FROM up)";
+    "s.hour_us * interval '1 microsecond'))\n"
+    "       AS new_rows, (SELECT count(*) FROM up) AS written";
 
 /* sql gives (rows not there before, rows written); a CTE's snapshot is the one before
  * the statement, so the first count sees the table as it was. Returns inserted (a) and
@@ -332,8 +287,8 @@ static int two_counts(PGconn *c, const char *sql, int64_t *a, int64_t *b, tsi_er
         PQclear(r);
         return rc;
     }
-    *a = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    *b = strtoll(PQgetvalue(r, 0, 1), NULL, 10) - *a;
+    *a = strtoll(tsi_pq_get(r, 0, "new_rows"), NULL, 10);
+    *b = strtoll(tsi_pq_get(r, 0, "written"), NULL, 10) - *a;
     PQclear(r);
     return 0;
 }
@@ -360,8 +315,9 @@ static int load(tsi_pqr *p, PGconn *c, int64_t rt_cut, progress *pg, load_stats 
     if ((rc = tsi_db_exec(c, "BEGIN", err)) < 0)
         return rc;
     /* the daily rollup is the jobs' (migration 010): refuse to half-load without it */
-    r = PQexec(c, "SELECT to_regprocedure('tsi_job_run(text,timestamptz,jsonb)') IS NOT NULL");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+    r = PQexec(c, "SELECT to_regprocedure('tsi_job_run(text,timestamptz,jsonb)') IS NOT NULL"
+                  " AS has_jobs");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(tsi_pq_get(r, 0, "has_jobs"), "t") != 0) {
         rc = tsi_error_set(err, TSI_E_DB, "the jobs' rollup functions are missing",
                            "tsi_job_run() not found: run `tsi migrate` first");
         goto fail;
@@ -408,18 +364,19 @@ static int load(tsi_pqr *p, PGconn *c, int64_t rt_cut, progress *pg, load_stats 
     }
     mark("features", &t);
     /* hourly of the realtime rows, then daily of every day whose hours changed */
-    r = PQexec(c, "SELECT status, coalesce(error, ''), buckets, n_rows FROM "
+    r = PQexec(c, "SELECT status, coalesce(error, '') AS error, buckets, n_rows FROM "
                   "tsi_job_run('daily', NULL, '{\"source\": \"backfill\"}')");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = tsi_db_result_error(r, "the daily rollup failed", err);
         goto fail;
     }
-    if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0) {
-        rc = tsi_error_set(err, TSI_E_DB, "the daily rollup failed", "%s", PQgetvalue(r, 0, 1));
+    if (strcmp(tsi_pq_get(r, 0, "status"), "ok") != 0) {
+        rc = tsi_error_set(err, TSI_E_DB, "the daily rollup failed", "%s",
+                           tsi_pq_get(r, 0, "error"));
         goto fail;
     }
-    st->daily_buckets = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-    st->daily_rows = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    st->daily_buckets = strtoll(tsi_pq_get(r, 0, "buckets"), NULL, 10);
+    st->daily_rows = strtoll(tsi_pq_get(r, 0, "n_rows"), NULL, 10);
     PQclear(r);
     r = NULL;
     mark("jobs_daily", &t);
@@ -435,49 +392,33 @@ fail:
 
 /* ------------------------------------------------------------------- command -- */
 
-int tsi_cmd_backfill(int argc, char **argv)
+int tsi_backfill_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(
-        &o, "tsi backfill",
-        "usage: tsi backfill --from DIR [--since DATE] [--until DATE] [--dry-run]\n\n"
-        "Loads indices Parquet (tsi's indices/YYYY/MM/DD/ layout and the earlier system's\n"
-        "indices/indices_YYYY-MM-DD.parquet) into PostgreSQL: rows of the realtime window\n"
-        "into safety_indices_realtime, hourly and daily rollups for the whole range, then\n"
-        "validates. Rejected rows are reported with file and row. Re-running changes\n"
-        "nothing. Exit status 0 when loaded and validated, 1 on failure or a validation\n"
-        "difference, 2 on a usage error.",
-        tsi_backfill_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     tsi_error e = {0};
     PGconn *c = NULL;
     tsi_pqr p = {0};
     int status = 1;
     int64_t since = 0, until = INT64_MAX;
-    const char *from = tsi_opts_str(&o, "from");
+    const char *from = tsi_opts_str(o, "from");
     if (!from) {
         fprintf(stderr, "tsi backfill: --from DIR is required\n");
-        tsi_opts_free(&o);
         return 2;
     }
-    if ((tsi_opts_str(&o, "since") &&
-         tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0) ||
-        (tsi_opts_str(&o, "until") &&
-         tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0)) {
+    if ((tsi_opts_str(o, "since") &&
+         tsi_pqr_parse_time(tsi_opts_str(o, "since"), &since, &e) < 0) ||
+        (tsi_opts_str(o, "until") &&
+         tsi_pqr_parse_time(tsi_opts_str(o, "until"), &until, &e) < 0)) {
         fprintf(stderr, "tsi backfill: %s: %s\n", e.message, e.detail);
-        tsi_opts_free(&o);
         return 2;
     }
     since = since / US_DAY * US_DAY;
-    if (tsi_opts_str(&o, "until"))
+    if (tsi_opts_str(o, "until"))
         until = until / US_DAY * US_DAY + US_DAY;
     if (until <= since) {
         fprintf(stderr, "tsi backfill: --until is before --since\n");
-        tsi_opts_free(&o);
         return 2;
     }
-    const char *pm = tsi_opts_str(&o, "progress");
+    const char *pm = tsi_opts_str(o, "progress");
     progress pg = {.mode = strcmp(pm, "off") == 0   ? 0
                            : strcmp(pm, "bar") == 0 ? 1
                            : strcmp(pm, "log") == 0 ? 2
@@ -485,17 +426,17 @@ int tsi_cmd_backfill(int argc, char **argv)
                                                     : 2};
     clock_gettime(CLOCK_MONOTONIC, &pg.t0);
     pg.last = pg.t0;
-    const char *bins = tsi_opts_str(&o, "bin-minutes");
+    const char *bins = tsi_opts_str(o, "bin-minutes");
     int bin = strcmp(bins, "auto") == 0 ? 0 : atoi(bins);
-    bool dry = tsi_opts_bool(&o, "dry-run");
+    bool dry = tsi_opts_bool(o, "dry-run");
     int64_t now_us, rt_cut, hr_cut;
     tsi_pqr_summary sum;
     tsi_buf cats = TSI_BUF_INIT;
 
     if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
         goto fail;
-    if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"),
-                           (int)tsi_opts_int(&o, "hourly-days"), &now_us, &rt_cut, &hr_cut, &e) < 0)
+    if (tsi_validate_clock(c, (int)tsi_opts_int(o, "realtime-hours"),
+                           (int)tsi_opts_int(o, "hourly-days"), &now_us, &rt_cut, &hr_cut, &e) < 0)
         goto fail;
     if (until == INT64_MAX)
         until = (now_us / US_DAY + 2) * US_DAY;
@@ -505,7 +446,7 @@ int tsi_cmd_backfill(int argc, char **argv)
     if (tsi_pqr_prepare(&p, from, since, until, now_us, bin, c, progress_cb, &pg, &sum, &e) < 0)
         goto fail;
     progress_end(&pg);
-    if (report_bad(&p, tsi_opts_str(&o, "report"), tsi_opts_int(&o, "max-report"), &cats, &e) < 0)
+    if (report_bad(&p, tsi_opts_str(o, "report"), tsi_opts_int(o, "max-report"), &cats, &e) < 0)
         goto fail;
     int64_t rt_want = 0, hr_want = 0, first_us = 0, last_us = 0;
     char q[256];
@@ -539,7 +480,7 @@ int tsi_cmd_backfill(int argc, char **argv)
              " daily_rows_changed=%" PRId64 " seconds=%.2f rate=%.0f rows/s",
              st.rt_rows, st.rt_inserted, st.rt_updated, st.hr_rows, st.hr_inserted, st.hr_updated,
              st.daily_buckets, st.daily_rows, secs, secs > 0 ? (double)sum.rows_read / secs : 0);
-    if (tsi_opts_bool(&o, "no-validate") || sum.rows_valid == 0) {
+    if (tsi_opts_bool(o, "no-validate") || sum.rows_valid == 0) {
         status = 0;
         goto done;
     }
@@ -550,9 +491,9 @@ int tsi_cmd_backfill(int argc, char **argv)
         .now_us = now_us,
         .rt_cut_us = rt_cut,
         .hourly_cut_us = hr_cut,
-        .sample = (int)tsi_opts_int(&o, "sample"),
+        .sample = (int)tsi_opts_int(o, "sample"),
         .seed = (uint32_t)time(NULL),
-        .tolerance = tsi_opts_double(&o, "tolerance"),
+        .tolerance = tsi_opts_double(o, "tolerance"),
         .max_issues = 50,
         .format = TSI_VFMT_TEXT,
         .summary = &sum,
@@ -574,6 +515,5 @@ done:
     tsi_pqr_close(&p);
     if (c)
         PQfinish(c);
-    tsi_opts_free(&o);
     return status;
 }

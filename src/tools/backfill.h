@@ -5,6 +5,9 @@
 
 #include "base/options.h"
 
-extern const tsi_option tsi_backfill_options[];
+/* `tsi backfill` on options parsed with the table of cli/cmd_tools.c (--from, --since,
+ * --until, --dry-run, ...). Returns the exit status: 0 loaded and validated, 1 failure or
+ * a validation difference, 2 a bad option value. */
+int tsi_backfill_run(const tsi_opts *o);
 
 #endif

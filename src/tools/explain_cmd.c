@@ -12,30 +12,10 @@
 #include "core/index.h"
 #include "core/json.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "db/constants.h"
 #include "tools/features_cmd.h"
-#include "tools/parquet_read.h"
-
-const tsi_option tsi_explain_options[] = {
-    {"features", TSI_OPT_PATH, NULL, NULL,
-     "one minute's features as a JSON object (keys of domain.md §3; a `tsi features` record "
-     "works)",
-     NULL},
-    {"constants", TSI_OPT_PATH, NULL, NULL,
-     "normalisation constants JSON (I_vru_max, I_veh_max, V_max, sigma_max, S_ref, HB_max, "
-     "k); default: the configured defaults",
-     NULL},
-    {"format", TSI_OPT_ENUM, "text", NULL, "output format", "text|json"},
-    {"intersection", TSI_OPT_INT, NULL, NULL,
-     "with --at: recompute that intersection's stored minute from the indices Parquet "
-     "features with the constants set it records",
-     "0..9007199254740991"},
-    {"at", TSI_OPT_STRING, NULL, NULL,
-     "with --intersection: the minute (YYYY-MM-DDTHH:MM[:SS][Z], UTC; seconds are dropped)", NULL},
-    {"archive", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "with --intersection: the archive holding indices/ (default $TSI_HOME/archive)", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
+#include "archive/parquet_read.h"
 
 static const char *const int_keys[] = {"traffic_volume", "vru_count", "hard_braking_count",
                                        "vru_event_count", "vehicle_event_count"};
@@ -285,8 +265,12 @@ static bool read_db_row(PGconn *c, int64_t iid, int64_t minute_us, double out[6]
                                " timestamptz 'epoch' + $2::bigint * interval '1 microsecond'",
                                2, NULL, pv, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    for (int k = 0; ok && k < 6; k++)
-        out[k] = PQgetisnull(r, 0, k) ? NAN : strtod(PQgetvalue(r, 0, k), NULL);
+    static const char *const cols[6] = {"vru_index",        "vru_index_eb",   "vehicle_index",
+                                        "vehicle_index_eb", "combined_index", "combined_index_eb"};
+    for (int k = 0; ok && k < 6; k++) {
+        int col = tsi_pq_col(r, cols[k]);
+        out[k] = col >= 0 && PQgetisnull(r, 0, col) ? NAN : strtod(tsi_pq_at(r, 0, col), NULL);
+    }
     PQclear(r);
     return ok;
 }
@@ -444,35 +428,21 @@ static int explain_stored(const tsi_opts *o)
     return match ? 0 : 1;
 }
 
-int tsi_cmd_explain(int argc, char **argv)
+int tsi_explain_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi explain",
-                            "usage: tsi explain --features FILE.json [--constants FILE.json] "
-                            "[--format text|json]\n"
-                            "       tsi explain --intersection ID --at TIME [--archive DIR] "
-                            "[--format text|json]\n\n"
-                            "The second form recomputes a stored minute from the features in "
-                            "the indices Parquet with the constants set the row records (and its "
-                            "EB priors) and shows the stored and recomputed indices side by side; "
-                            "exit 1 when they differ by more than 1e-9.",
-                            tsi_explain_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     int status = 1;
     tsi_error err = {0};
     char *fjs = NULL, *cjs = NULL;
-    const char *fpath = tsi_opts_str(&o, "features"), *cpath = tsi_opts_str(&o, "constants");
-    bool stored = tsi_opts_str(&o, "intersection") || tsi_opts_str(&o, "at");
-    if (stored &&
-        (fpath || cpath || !tsi_opts_str(&o, "intersection") || !tsi_opts_str(&o, "at"))) {
+    const char *fpath = tsi_opts_str(o, "features"), *cpath = tsi_opts_str(o, "constants");
+    bool stored = tsi_opts_str(o, "intersection") || tsi_opts_str(o, "at");
+    if (stored && (fpath || cpath || !tsi_opts_str(o, "intersection") || !tsi_opts_str(o, "at"))) {
         fprintf(stderr, "tsi explain: --intersection and --at go together, without --features "
                         "or --constants\n");
         status = 2;
         goto done;
     }
     if (stored) {
-        status = explain_stored(&o);
+        status = explain_stored(o);
         goto done;
     }
     if (fpath == NULL) {
@@ -507,7 +477,7 @@ int tsi_cmd_explain(int argc, char **argv)
         tsi_index_eb(&x, &f, c.k, prior, TSI_PRIOR_INTERSECTION);
     else
         tsi_index_eb(&x, &f, c.k, NULL, TSI_PRIOR_NONE);
-    if (strcmp(tsi_opts_str(&o, "format"), "json") == 0)
+    if (strcmp(tsi_opts_str(o, "format"), "json") == 0)
         print_json(&c, csrc, &x);
     else
         print_text(&f, &c, csrc, &x);
@@ -515,6 +485,5 @@ int tsi_cmd_explain(int argc, char **argv)
 done:
     free(fjs);
     free(cjs);
-    tsi_opts_free(&o);
     return status;
 }

@@ -18,37 +18,6 @@
 #include "core/registry.h"
 #include "vcc/decode.h"
 
-const tsi_option tsi_features_options[] = {
-    {"mapdata", TSI_OPT_PATH, NULL, NULL,
-     "MapData JSON (an array of MapData, as /api/mapdata/decoded returns, or one)", NULL},
-    {"messages", TSI_OPT_PATH, NULL, NULL,
-     "JSON lines: each a BsmWithMetadata/PsmWithMetadata object or an array of them ('-' = "
-     "stdin)",
-     NULL},
-    {"constants", TSI_OPT_PATH, NULL, NULL,
-     "normalisation constants JSON (default: computed from the input's 1-minute features)", NULL},
-    {"format", TSI_OPT_ENUM, "jsonl", NULL, "output format", "jsonl|csv"},
-    {"output", TSI_OPT_PATH, "-", NULL, "where the records go ('-' = stdout)", NULL},
-    {"priors", TSI_OPT_ENUM, "input", NULL,
-     "Empirical Bayes priors: the input's own history (hierarchy of domain.md §4) or none",
-     "input|none"},
-    {"location-map", TSI_OPT_PATH, NULL, "TSI_LOCATION_MAP",
-     "JSON object mapping locationName to intersection id (wins over geometry)", NULL},
-    {"conflicts", TSI_OPT_PATH, NULL, NULL,
-     "also write the conflict audit records (JSON lines) to this file", NULL},
-    {"radius", TSI_OPT_DOUBLE, "150", "TSI_ASSIGN_RADIUS_M",
-     "assignment radius around an intersection's refPoint, metres", "1..100000"},
-    {"grace-seconds", TSI_OPT_INT, "10", "TSI_GRACE_SECONDS",
-     "seconds a minute window waits for late messages", "0..3600"},
-    {"timezone", TSI_OPT_STRING, "UTC", "TSI_TIMEZONE",
-     "IANA time zone of hour_of_day and day_of_week", NULL},
-    {"max-skew-seconds", TSI_OPT_INT, "120", "TSI_MAX_SKEW_SECONDS",
-     "a message dated this far ahead of the receiver's clock is counted as clock_skew, not "
-     "indexed (0: off)",
-     "0..31536000"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
-
 /* ---- the run ---- */
 
 typedef struct row {
@@ -239,15 +208,9 @@ static void write_row(FILE *out, const row *w, bool csv, tsi_buf *b)
     fwrite(b->data, 1, b->len, out);
 }
 
-int tsi_cmd_features(int argc, char **argv)
+int tsi_features_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi features",
-                            "usage: tsi features --mapdata FILE --messages FILE [--constants FILE] "
-                            "[--format jsonl|csv]",
-                            tsi_features_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    int rc;
     int status = 1;
     tsi_error err = {0};
     char *mapjs = NULL, *line = NULL;
@@ -259,19 +222,19 @@ int tsi_cmd_features(int argc, char **argv)
     run R = {0};
     tsi_priors *priors = NULL;
     tsi_buf ob = TSI_BUF_INIT;
-    const char *mapdata = tsi_opts_str(&o, "mapdata"), *messages = tsi_opts_str(&o, "messages");
+    const char *mapdata = tsi_opts_str(o, "mapdata"), *messages = tsi_opts_str(o, "messages");
     if (mapdata == NULL || messages == NULL) {
         fprintf(stderr, "tsi features: --mapdata and --messages are required\n");
         status = 2;
         goto done;
     }
-    if (tsi_tz_init(tsi_opts_str(&o, "timezone"), &err) < 0) {
+    if (tsi_tz_init(tsi_opts_str(o, "timezone"), &err) < 0) {
         fprintf(stderr, "tsi features: %s: %s\n", err.message, err.detail);
         status = 2;
         goto done;
     }
     tsi_constants consts = tsi_constants_default;
-    const char *cpath = tsi_opts_str(&o, "constants");
+    const char *cpath = tsi_opts_str(o, "constants");
     char csource[600];
     snprintf(csource, sizeof csource, "defaults");
     if (cpath) {
@@ -297,24 +260,24 @@ int tsi_cmd_features(int argc, char **argv)
         fprintf(stderr, "tsi features: %s: %d intersection(s) skipped, first: %s: %s: %s\n",
                 mapdata, md.nrejected, tsi_error_name(md.first_error.code), md.first_error.message,
                 md.first_error.detail);
-    reg = tsi_registry_new(tsi_opts_double(&o, "radius"));
+    reg = tsi_registry_new(tsi_opts_double(o, "radius"));
     tsi_registry_upsert_all(reg, &md);
     if (tsi_registry_count(reg) == 0) {
         fprintf(stderr, "tsi features: %s: no usable intersection\n", mapdata);
         goto done;
     }
-    const char *lmap = tsi_opts_str(&o, "location-map");
+    const char *lmap = tsi_opts_str(o, "location-map");
     if (lmap && load_location_map(reg, lmap, &err) < 0) {
         fprintf(stderr, "tsi features: %s: %s\n", err.message, err.detail);
         goto done;
     }
-    const char *opath = tsi_opts_str(&o, "output");
+    const char *opath = tsi_opts_str(o, "output");
     if (opath && strcmp(opath, "-") != 0 && (out = fopen(opath, "w")) == NULL) {
         out = stdout;
         fprintf(stderr, "tsi features: cannot create %s: %s\n", opath, strerror(errno));
         goto done;
     }
-    const char *cfpath = tsi_opts_str(&o, "conflicts");
+    const char *cfpath = tsi_opts_str(o, "conflicts");
     if (cfpath && (R.conflicts = fopen(cfpath, "w")) == NULL) {
         fprintf(stderr, "tsi features: cannot create %s: %s\n", cfpath, strerror(errno));
         goto done;
@@ -322,8 +285,8 @@ int tsi_cmd_features(int argc, char **argv)
 
     tsi_feature_config fc;
     tsi_feature_config_default(&fc);
-    fc.grace_ms = tsi_opts_int(&o, "grace-seconds") * 1000;
-    fc.max_skew_ms = tsi_opts_int(&o, "max-skew-seconds") * 1000;
+    fc.grace_ms = tsi_opts_int(o, "grace-seconds") * 1000;
+    fc.max_skew_ms = tsi_opts_int(o, "max-skew-seconds") * 1000;
     R.skew_minute_shown = INT64_MIN;
     R.eng = tsi_engine_new(&fc, reg, on_window, &R);
 
@@ -371,7 +334,7 @@ int tsi_cmd_features(int argc, char **argv)
             snprintf(csource, sizeof csource, "computed from %zu minutes of the input", R.n);
         tsi_constants_acc_free(&acc);
     }
-    bool use_priors = strcmp(tsi_opts_str(&o, "priors"), "input") == 0;
+    bool use_priors = strcmp(tsi_opts_str(o, "priors"), "input") == 0;
     priors = tsi_priors_new();
     for (size_t i = 0; i < R.n; i++) {
         row *w = &R.rows[i];
@@ -379,7 +342,7 @@ int tsi_cmd_features(int argc, char **argv)
         double raw[3] = {w->x.vru, w->x.vehicle, w->x.combined};
         tsi_priors_add(priors, w->f.intersection_id, w->hour, raw);
     }
-    bool csv = strcmp(tsi_opts_str(&o, "format"), "csv") == 0;
+    bool csv = strcmp(tsi_opts_str(o, "format"), "csv") == 0;
     if (csv)
         fputs("intersection_id,timestamp,hour_of_day,day_of_week,traffic_volume,vru_count,"
               "avg_speed,speed_stddev,hard_braking_count,vru_event_count,vehicle_event_count,"
@@ -428,6 +391,5 @@ done:
     tsi_priors_free(priors);
     free(R.rows);
     tsi_buf_free(&ob);
-    tsi_opts_free(&o);
     return status;
 }

@@ -28,10 +28,10 @@
 
 #include "base/options.h"
 
-extern const tsi_option tsi_features_options[];
-extern const tsi_option tsi_explain_options[];
-
-int tsi_cmd_features(int argc, char **argv);
-int tsi_cmd_explain(int argc, char **argv);
+/* `tsi features` and `tsi explain` on options parsed with the tables of cli/cmd_tools.c.
+ * Each returns the exit status: 0 ok, 1 failure (explain: stored and recomputed differ),
+ * 2 a bad option value. */
+int tsi_features_run(const tsi_opts *o);
+int tsi_explain_run(const tsi_opts *o);
 
 #endif

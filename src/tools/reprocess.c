@@ -50,44 +50,18 @@
 #include "base/options.h"
 #include "base/proc.h"
 #include "pipeline/pipeline.h"
-#include "cli/commands.h"
 #include "core/index.h"
+#include "db/columns.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "db/constants.h"
-#include "tools/parquet_read.h"
+#include "tools/pqr_pg.h"
 #include "tools/reprocess.h"
 #include "tools/reprocess_gen.h"
 #include "tools/validate.h"
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
-
-const tsi_option tsi_reprocess_options[] = {
-    {"since", TSI_OPT_STRING, NULL, NULL, "start of the range, a whole UTC hour (required)", NULL},
-    {"until", TSI_OPT_STRING, NULL, NULL, "end of the range (exclusive), a whole UTC hour", NULL},
-    {"raw", TSI_OPT_PATH, NULL, NULL,
-     "directory holding raw/ (tsi or legacy layout; default: the archive)", NULL},
-    {"archive", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "archive whose indices/ get the new generation (default $TSI_HOME/archive)", NULL},
-    {"realtime-hours", TSI_OPT_INT, "48", "TSI_REALTIME_HOURS",
-     "hours of 1-minute rows the realtime table keeps", "1..8760"},
-    {"statement-timeout-ms", TSI_OPT_INT, "60000", NULL,
-     "statement timeout of every database statement", "100..3600000"},
-    {"nice", TSI_OPT_INT, "10", NULL, "scheduling priority (nice value) of the process", "0..19"},
-    {"dry-run", TSI_OPT_BOOL, NULL, NULL,
-     "read, recompute and print the before/after table; change nothing", NULL},
-    {"force", TSI_OPT_BOOL, NULL, NULL,
-     "replace even a day whose raw input is empty, unreadable or shrinks too much", NULL},
-    {"max-shrink", TSI_OPT_DOUBLE, "0.5", "TSI_REPROCESS_MAX_SHRINK",
-     "refuse when an hour or an intersection-day loses more than this share of its rows", "0..1"},
-    {"lock-timeout-ms", TSI_OPT_INT, "2000", NULL,
-     "lock timeout of the replacing transaction (retried with back-off)", "10..600000"},
-    {"lock-retries", TSI_OPT_INT, "5", NULL,
-     "attempts of a day's transaction after a lock or statement timeout", "0..100"},
-    {"recover", TSI_OPT_BOOL, NULL, NULL,
-     "only finish or roll back a swap an earlier run left unfinished, then exit", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ------------------------------------------------------------- raw messages -- */
 
@@ -258,8 +232,9 @@ static int read_raw(tsi_pqr *p, const char *raw, int64_t lo, int64_t hi,
 /* The intersections of PostgreSQL as one MapData document for the pipeline's registry. */
 static int registry_mapdata(PGconn *c, tsi_buf *out, int *n, tsi_error *err)
 {
-    PGresult *r = PQexec(c, "SELECT id, name, latitude, longitude, coalesce(revision, 0)"
-                            " FROM intersections ORDER BY id");
+    PGresult *r =
+        PQexec(c, "SELECT id, name, latitude, longitude, coalesce(revision, 0) AS revision"
+                  " FROM intersections ORDER BY id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = tsi_db_result_error(r, "cannot read the intersections", err);
         PQclear(r);
@@ -271,20 +246,23 @@ static int registry_mapdata(PGconn *c, tsi_buf *out, int *n, tsi_error *err)
     tsi_jsonw_key(&w, "intersections");
     tsi_jsonw_array(&w);
     *n = PQntuples(r);
+    int c_id = tsi_pq_col(r, "id"), c_name = tsi_pq_col(r, "name"),
+        c_lat = tsi_pq_col(r, "latitude"), c_lon = tsi_pq_col(r, "longitude"),
+        c_rev = tsi_pq_col(r, "revision");
     for (int i = 0; i < *n; i++) {
-        long long id = atoll(PQgetvalue(r, i, 0));
+        long long id = atoll(tsi_pq_at(r, i, c_id));
         tsi_jsonw_object(&w);
         tsi_jsonw_key(&w, "id");
         tsi_jsonw_object(&w);
         tsi_jsonw_kv_int(&w, "region", id / 65536);
         tsi_jsonw_kv_int(&w, "id", id % 65536);
         tsi_jsonw_end(&w);
-        tsi_jsonw_kv_str(&w, "name", PQgetvalue(r, i, 1));
-        tsi_jsonw_kv_int(&w, "revision", atoll(PQgetvalue(r, i, 4)));
+        tsi_jsonw_kv_str(&w, "name", tsi_pq_at(r, i, c_name));
+        tsi_jsonw_kv_int(&w, "revision", atoll(tsi_pq_at(r, i, c_rev)));
         tsi_jsonw_key(&w, "refPoint");
         tsi_jsonw_object(&w);
-        tsi_jsonw_kv_double(&w, "lat", strtod(PQgetvalue(r, i, 2), NULL));
-        tsi_jsonw_kv_double(&w, "lon", strtod(PQgetvalue(r, i, 3), NULL));
+        tsi_jsonw_kv_double(&w, "lat", strtod(tsi_pq_at(r, i, c_lat), NULL));
+        tsi_jsonw_kv_double(&w, "lon", strtod(tsi_pq_at(r, i, c_lon), NULL));
         tsi_jsonw_end(&w);
         tsi_jsonw_end(&w);
     }
@@ -306,23 +284,11 @@ static int load_constants(PGconn *c, tsi_constants *k, tsi_priors **pri, tsi_err
 /* ------------------------------------------------------------- the database -- */
 
 static const char SQL_RT_STAGE[] =
-    "CREATE TEMP TABLE tsi_rp_rt (intersection_id bigint, ts_us bigint,"
-    " combined_index double precision, combined_index_eb double precision,"
-    " vru_index double precision, vru_index_eb double precision,"
-    " vehicle_index double precision, vehicle_index_eb double precision,"
-    " traffic_volume integer, vru_count integer, vehicle_event_count integer,"
-    " vru_event_count integer, hour_of_day smallint, day_of_week smallint,"
-    " avg_speed double precision, speed_stddev double precision, hard_braking_count integer,"
-    " constants_id bigint, algorithm_version smallint) ON COMMIT DROP";
-#define RT_COLS                                                                                    \
-    "combined_index, combined_index_eb, vru_index, vru_index_eb, vehicle_index, "                  \
-    "vehicle_index_eb, traffic_volume, vru_count, vehicle_event_count, vru_event_count, "          \
-    "hour_of_day, day_of_week, avg_speed, speed_stddev, hard_braking_count, constants_id, "        \
-    "algorithm_version"
-#define HR_COLS                                                                                    \
-    "avg_si, min_si, max_si, std_si, total_volume, avg_volume, high_risk_minutes, "                \
-    "data_quality_score, " TSI_PQR_SUB_COLS
-#define TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
+    "CREATE TEMP TABLE tsi_rp_rt (intersection_id bigint, ts_us bigint, " TSI_RT_COLS_DDL
+    ") ON COMMIT DROP";
+#define RT_COLS TSI_RT_COLS
+#define HR_COLS TSI_HR_COLS
+#define TS(x)   "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 
 /* $1 = the day's first µs, $2 = the hourly retention's cut */
 static const char SQL_STALE_DAILY[] =
@@ -410,12 +376,11 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
                                                                                                      "$2::bigint") " - interval '1 hour', interval '1 hour') g",
              2, pv, err)) < 0)
         goto fail;
-    if ((rc = tsi_db_exec(c,
-                          "CREATE TEMP TABLE tsi_rp_hr (intersection_id bigint, hour_us bigint,"
-                          " avg_si float8, min_si float8, max_si float8, std_si float8,"
-                          " total_volume bigint, avg_volume float8, high_risk_minutes integer,"
-                          " data_quality_score float8" TSI_PQR_SUB_DDL ") ON COMMIT DROP",
-                          err)) < 0)
+    if ((rc = tsi_db_exec(
+             c,
+             "CREATE TEMP TABLE tsi_rp_hr (intersection_id bigint, hour_us bigint, " TSI_HR_COLS_DDL
+             ") ON COMMIT DROP",
+             err)) < 0)
         goto fail;
     snprintf(q, sizeof q,
              "SELECT iid, hour_us, " HR_COLS " FROM pq_hourly WHERE hour_us >= %" PRId64
@@ -438,13 +403,13 @@ static int replace_day(tsi_pqr *p, PGconn *c, int64_t lo, int64_t hi, int64_t rt
              ") SELECT intersection_id, " TS("hour_us") ", " HR_COLS " FROM tsi_rp_hr",
              err)) < 0)
         goto fail;
-    PGresult *r = PQexec(c, "SELECT status, coalesce(error, '') FROM "
+    PGresult *r = PQexec(c, "SELECT status, coalesce(error, '') AS error FROM "
                             "tsi_job_run('daily', NULL, '{\"source\": \"reprocess\"}')");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "ok") != 0) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(tsi_pq_get(r, 0, "status"), "ok") != 0) {
         rc = PQresultStatus(r) != PGRES_TUPLES_OK
                  ? tsi_db_result_error(r, "the jobs' rollups failed", err)
                  : tsi_error_set(err, TSI_E_DB, "the jobs' rollups failed", "%s",
-                                 PQgetvalue(r, 0, 1));
+                                 tsi_pq_get(r, 0, "error"));
         PQclear(r);
         goto fail;
     }
@@ -714,13 +679,13 @@ static int replace_one_day(tsi_pqr *p, PGconn *c, const char *archive, const cha
 {
     int64_t gen = 0;
     int rc = 0;
-    PGresult *r = PQexec(c, "SELECT nextval('reprocess_generation_seq')");
+    PGresult *r = PQexec(c, "SELECT nextval('reprocess_generation_seq') AS generation");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = tsi_db_result_error(r, "cannot number the generation (tsi migrate first?)", err);
         PQclear(r);
         return rc;
     }
-    gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    gen = strtoll(tsi_pq_get(r, 0, "generation"), NULL, 10);
     PQclear(r);
     tsi_rpgen g;
     if ((rc = tsi_rpgen_stage(p, archive, scratch, gen, d->lo / US_DAY * US_DAY, d->lo, d->hi, &g,
@@ -770,41 +735,23 @@ static int rm_rf(const char *path)
     return tsi_proc_run(argv, NULL, NULL, 0, NULL);
 }
 
-int tsi_cmd_reprocess(int argc, char **argv)
+int tsi_reprocess_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(
-        &o, "tsi reprocess",
-        "usage: tsi reprocess --since TIME --until TIME [--raw DIR] [--dry-run] [--force]\n"
-        "       tsi reprocess --recover\n\n"
-        "Recomputes features and indices of [since, until) from the raw archive with\n"
-        "today's algorithm and constants, and replaces that range, one UTC day at a time:\n"
-        "a new indices Parquet generation, the realtime rows inside the 48 h window, the\n"
-        "hourly and daily rollups. Times are whole UTC hours (YYYY-MM-DDTHH:00Z).\n"
-        "Before replacing anything it prints raw messages and rows per hour before and\n"
-        "after, and refuses (exit 3, nothing changed) when a day's raw input is empty or\n"
-        "unreadable or rows shrink by more than --max-shrink, unless --force. A swap an\n"
-        "earlier run left unfinished is finished or rolled back first (--recover: only that).",
-        tsi_reprocess_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     tsi_error e = {0};
     int64_t since = 0, until = 0;
-    bool recover_only = tsi_opts_bool(&o, "recover"), dry = tsi_opts_bool(&o, "dry-run"),
-         force = tsi_opts_bool(&o, "force");
-    if (recover_only && (tsi_opts_str(&o, "since") || tsi_opts_str(&o, "until") || dry)) {
+    bool recover_only = tsi_opts_bool(o, "recover"), dry = tsi_opts_bool(o, "dry-run"),
+         force = tsi_opts_bool(o, "force");
+    if (recover_only && (tsi_opts_str(o, "since") || tsi_opts_str(o, "until") || dry)) {
         fprintf(stderr, "tsi reprocess: --recover takes no range and no --dry-run\n");
-        tsi_opts_free(&o);
         return 2;
     }
     if (!recover_only &&
-        (!tsi_opts_str(&o, "since") || !tsi_opts_str(&o, "until") ||
-         tsi_pqr_parse_time(tsi_opts_str(&o, "since"), &since, &e) < 0 ||
-         tsi_pqr_parse_time(tsi_opts_str(&o, "until"), &until, &e) < 0 || since % US_HOUR ||
+        (!tsi_opts_str(o, "since") || !tsi_opts_str(o, "until") ||
+         tsi_pqr_parse_time(tsi_opts_str(o, "since"), &since, &e) < 0 ||
+         tsi_pqr_parse_time(tsi_opts_str(o, "until"), &until, &e) < 0 || since % US_HOUR ||
          until % US_HOUR || until <= since || until - since > 31 * US_DAY)) {
         fprintf(stderr, "tsi reprocess: --since and --until must be whole UTC hours, since <"
                         " until, at most 31 days apart\n");
-        tsi_opts_free(&o);
         return 2;
     }
     int status = 1;
@@ -816,13 +763,13 @@ int tsi_cmd_reprocess(int argc, char **argv)
     tsi_buf md = TSI_BUF_INIT;
     tsi_rpgen_names bad = {0};
     rp_day *days = NULL;
-    if (tsi_opts_str(&o, "archive"))
-        snprintf(archive, sizeof archive, "%s", tsi_opts_str(&o, "archive"));
+    if (tsi_opts_str(o, "archive"))
+        snprintf(archive, sizeof archive, "%s", tsi_opts_str(o, "archive"));
     else
         tsi_archive_root(archive, sizeof archive);
-    snprintf(raw, sizeof raw, "%s", tsi_opts_str(&o, "raw") ? tsi_opts_str(&o, "raw") : archive);
-    int timeout_ms = (int)tsi_opts_int(&o, "statement-timeout-ms");
-    if (setpriority(PRIO_PROCESS, 0, (int)tsi_opts_int(&o, "nice")) < 0)
+    snprintf(raw, sizeof raw, "%s", tsi_opts_str(o, "raw") ? tsi_opts_str(o, "raw") : archive);
+    int timeout_ms = (int)tsi_opts_int(o, "statement-timeout-ms");
+    if (setpriority(PRIO_PROCESS, 0, (int)tsi_opts_int(o, "nice")) < 0)
         tsi_warn("reprocess", "cannot lower the priority err=%s", strerror(errno));
 
     if (!(c = tsi_db_connect(TSI_ROLE_JOBS, NULL, &e)))
@@ -833,7 +780,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
         goto fail;
     /* one reprocess at a time: a staging directory is then never one still being built */
     PGresult *lr = PQexec(c, TSI_RPGEN_LOCK_SQL);
-    bool locked = PQresultStatus(lr) == PGRES_TUPLES_OK && strcmp(PQgetvalue(lr, 0, 0), "t") == 0;
+    bool locked =
+        PQresultStatus(lr) == PGRES_TUPLES_OK && strcmp(tsi_pq_get(lr, 0, "locked"), "t") == 0;
     if (PQresultStatus(lr) != PGRES_TUPLES_OK)
         tsi_db_result_error(lr, "cannot take the reprocess lock", &e);
     else if (!locked)
@@ -854,8 +802,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
         goto done;
     }
     int64_t now_us, rt_cut, hr_cut;
-    if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"), 90, &now_us, &rt_cut,
-                           &hr_cut, &e) < 0)
+    if (tsi_validate_clock(c, (int)tsi_opts_int(o, "realtime-hours"), 90, &now_us, &rt_cut, &hr_cut,
+                           &e) < 0)
         goto fail;
     if (until > now_us / US_HOUR * US_HOUR) {
         fprintf(stderr, "tsi reprocess: the range must end at or before the current hour\n");
@@ -945,7 +893,7 @@ int tsi_cmd_reprocess(int argc, char **argv)
         days[i].hi = until < day + US_DAY ? until : day + US_DAY;
     }
     int64_t reasons = 0;
-    if (check_range(&p, c, since, until, rt_cut, tsi_opts_double(&o, "max-shrink"), days, ndays,
+    if (check_range(&p, c, since, until, rt_cut, tsi_opts_double(o, "max-shrink"), days, ndays,
                     &reasons, &e) < 0)
         goto fail;
     if (dry) {
@@ -967,8 +915,8 @@ int tsi_cmd_reprocess(int argc, char **argv)
                  reasons);
     for (int i = 0; i < ndays; i++)
         if (replace_one_day(&p, c, archive, scratch, &days[i], rt_cut, hr_cut, timeout_ms,
-                            (int)tsi_opts_int(&o, "lock-timeout-ms"),
-                            (int)tsi_opts_int(&o, "lock-retries"), reasons > 0, &e) < 0)
+                            (int)tsi_opts_int(o, "lock-timeout-ms"),
+                            (int)tsi_opts_int(o, "lock-retries"), reasons > 0, &e) < 0)
             goto fail;
     status = 0;
     goto done;
@@ -987,6 +935,5 @@ done:
     tsi_buf_free(&md);
     tsi_rpgen_names_free(&bad);
     free(days);
-    tsi_opts_free(&o);
     return status;
 }

@@ -5,6 +5,8 @@
 
 #include "base/options.h"
 
-extern const tsi_option tsi_reprocess_options[];
+/* `tsi reprocess` on options parsed with the table of cli/cmd_tools.c. Returns the exit
+ * status: 0 done, 1 failure, 2 a bad option value, 3 refused (nothing changed). */
+int tsi_reprocess_run(const tsi_opts *o);
 
 #endif

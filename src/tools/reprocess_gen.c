@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/proc.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 #define US_DAY 86400000000LL
 
@@ -359,9 +360,10 @@ int tsi_rpgen_finish(PGconn *c, const char *archive, int64_t generation, tsi_err
     snprintf(sg, sizeof sg, "%" PRId64, generation);
     const char *pv[1] = {sg};
     PGresult *r = PQexecParams(c,
-                               "SELECT (extract(epoch FROM day::timestamp) * 1000000)::bigint,"
-                               " unnest(CASE WHEN superseded_files = '{}' THEN '{NULL}'"
-                               " ELSE superseded_files END) FROM reprocess_generations"
+                               "SELECT (extract(epoch FROM day::timestamp) * 1000000)::bigint"
+                               " AS day_us, unnest(CASE WHEN superseded_files = '{}' THEN"
+                               " '{NULL}' ELSE superseded_files END) AS superseded"
+                               " FROM reprocess_generations"
                                " WHERE generation = $1",
                                1, NULL, pv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -374,10 +376,11 @@ int tsi_rpgen_finish(PGconn *c, const char *archive, int64_t generation, tsi_err
         return tsi_error_set(err, TSI_E_NOTFOUND, "generation not committed", "generation=%s", sg);
     }
     tsi_rpgen g = {0};
-    day_paths(archive, generation, strtoll(PQgetvalue(r, 0, 0), NULL, 10), &g);
+    day_paths(archive, generation, strtoll(tsi_pq_get(r, 0, "day_us"), NULL, 10), &g);
+    int c_sup = tsi_pq_col(r, "superseded");
     for (int i = 0; i < PQntuples(r); i++)
-        if (!PQgetisnull(r, i, 1))
-            tsi_rpgen_names_add(&g.superseded_files, PQgetvalue(r, i, 1));
+        if (!PQgetisnull(r, i, c_sup))
+            tsi_rpgen_names_add(&g.superseded_files, tsi_pq_at(r, i, c_sup));
     PQclear(r);
 
     int rc = 0;
@@ -528,7 +531,8 @@ int tsi_rpgen_recover(PGconn *c, const char *archive, bool dry_run, int *finishe
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             rc = tsi_db_result_error(r, "cannot read the generation records", err);
         for (int i = 0; rc == 0 && i < PQntuples(r); i++)
-            rc = tsi_rpgen_finish(c, archive, strtoll(PQgetvalue(r, i, 0), NULL, 10), err);
+            rc = tsi_rpgen_finish(c, archive, strtoll(tsi_pq_get(r, i, "generation"), NULL, 10),
+                                  err);
         PQclear(r);
     }
     tsi_rpgen_names_free(&ent);

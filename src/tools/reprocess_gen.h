@@ -34,10 +34,10 @@
 
 #include "base/buf.h"
 #include "base/error.h"
-#include "tools/parquet_read.h"
+#include "archive/parquet_read.h"
 
 /* Session-level advisory lock of `tsi reprocess` (one run at a time per database). */
-#define TSI_RPGEN_LOCK_SQL   "SELECT pg_try_advisory_lock(hashtext('tsi_reprocess'))"
+#define TSI_RPGEN_LOCK_SQL   "SELECT pg_try_advisory_lock(hashtext('tsi_reprocess')) AS locked"
 #define TSI_RPGEN_MARKER     ".tsi-generation"
 #define TSI_RPGEN_STAGING    ".staging"
 #define TSI_RPGEN_SUPERSEDED ".superseded"

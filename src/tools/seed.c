@@ -67,17 +67,10 @@
 #include "base/options.h"
 #include "vcc/lanejson.h"
 #include "core/geo.h"
+#include "db/columns.h"
 #include "db/conn.h"
+#include "db/rollup.h"
 #include "tools/seed.h"
-
-const tsi_option tsi_seed_options[] = {
-    {"intersections", TSI_OPT_INT, "100", NULL, "number of intersections (ids 1..N)", "1..100000"},
-    {"days", TSI_OPT_INT, "7", NULL,
-     "days of history: 1-minute rows for min(D,2), hourly for min(D,90), daily for D", "1..3650"},
-    {"seed", TSI_OPT_INT, "1", NULL, "random seed (same seed, same data)", "0..2147483647"},
-    {"no-parquet", TSI_OPT_BOOL, NULL, NULL, "do not write the indices Parquet", NULL},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ---- random numbers: splitmix64-seeded xoshiro256** -------------------------------- */
 typedef struct {
@@ -227,43 +220,11 @@ static void draw_features(rng *r, const site *st, double p, features *f)
     f->vru_ev = (v == 0 || u == 0) ? 0 : poisson(r, u * v * 0.01 * st->risk / 2.0);
 }
 
-/* ---- aggregates (domain.md §5) ----------------------------------------------------- */
-typedef struct {
-    int64_t hour;             /* epoch seconds of the hour start */
-    int n;                    /* minutes with a row */
-    double avg, min, max, sd; /* sd: sample (NaN when n < 2) */
-    int64_t total_vol;
-    int high_risk_minutes;
-    /* the VRU (0) and vehicle (1) sub-index: mean, min, max over the n minutes; modelled
-     * hours only (has_sub; the 1-minute window's hours get theirs from tsi_rollup_hours) */
-    bool has_sub;
-    double sub[2][3];
-} hour_agg;
-
-static void hour_from_minutes(hour_agg *h, const double *si, const int *vol, int n)
-{
-    double sum = 0, mn = 1e9, mx = -1e9;
-    int64_t tv = 0;
-    int hr = 0;
-    for (int i = 0; i < n; i++) {
-        sum += si[i];
-        mn = si[i] < mn ? si[i] : mn;
-        mx = si[i] > mx ? si[i] : mx;
-        tv += vol[i];
-        hr += si[i] > TSI_RISK_HIGH;
-    }
-    double avg = sum / n, ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += (si[i] - avg) * (si[i] - avg);
-    h->n = n;
-    h->avg = avg;
-    h->min = mn;
-    h->max = mx;
-    h->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
-    h->has_sub = false;
-    h->total_vol = tv;
-    h->high_risk_minutes = hr;
-}
+/* ---- aggregates: db/rollup.h (domain.md §5, the jobs' arithmetic) ------------------ */
+typedef tsi_rollup_hour hour_agg;
+typedef tsi_rollup_day day_agg;
+#define hour_from_minutes tsi_rollup_hour_of_minutes
+#define day_from_hours    tsi_rollup_day_of_hours
 
 /* An hour older than the 1-minute window, from the model directly. */
 static void hour_from_model(rng *r, const site *st, const constants *c, int64_t hour, hour_agg *h)
@@ -303,64 +264,6 @@ static void hour_from_model(rng *r, const site *st, const constants *c, int64_t 
         h->sub[j][0] = m;
         h->sub[j][1] = lo > m ? m : lo;
         h->sub[j][2] = hi < m ? m : hi;
-    }
-}
-
-typedef struct {
-    int64_t day;
-    int n;
-    double avg, min, max, sd;
-    int64_t total_vol;
-    int high_risk_hours, peak_hour;
-    double peak_si;
-    bool has_sub; /* every hour has its sub-indices (hour_agg) */
-    double sub[2][3];
-} day_agg;
-
-/* Daily from the hours of one day (domain.md §5). hs: the hours with rows. */
-static void day_from_hours(day_agg *d, const hour_agg *hs, int nh)
-{
-    int64_t n = 0, tv = 0;
-    double sw = 0, mn = 1e9, mx = -1e9, q = 0, peak = -1;
-    int hrh = 0, peak_h = 0;
-    bool has_sub = true;
-    double sub[2][3] = {{0, 1e9, -1e9}, {0, 1e9, -1e9}};
-    for (int i = 0; i < nh; i++) {
-        const hour_agg *h = &hs[i];
-        has_sub = has_sub && h->has_sub;
-        for (int j = 0; j < 2 && has_sub; j++) {
-            sub[j][0] += h->n * h->sub[j][0];
-            sub[j][1] = h->sub[j][1] < sub[j][1] ? h->sub[j][1] : sub[j][1];
-            sub[j][2] = h->sub[j][2] > sub[j][2] ? h->sub[j][2] : sub[j][2];
-        }
-        n += h->n;
-        sw += h->n * h->avg;
-        mn = h->min < mn ? h->min : mn;
-        mx = h->max > mx ? h->max : mx;
-        double s = isnan(h->sd) ? 0 : h->sd;
-        q += (h->n - 1) * s * s + h->n * h->avg * h->avg;
-        tv += h->total_vol;
-        hrh += h->avg > TSI_RISK_HIGH;
-        if (h->avg > peak) {
-            peak = h->avg;
-            peak_h = (int)((h->hour % 86400) / 3600);
-        }
-    }
-    d->n = (int)n;
-    d->avg = sw / (double)n;
-    d->min = mn;
-    d->max = mx;
-    double var = n > 1 ? (q - (double)n * d->avg * d->avg) / (double)(n - 1) : NAN;
-    d->sd = isnan(var) ? NAN : sqrt(var < 0 ? 0 : var);
-    d->total_vol = tv;
-    d->high_risk_hours = hrh;
-    d->peak_hour = peak_h;
-    d->peak_si = peak;
-    d->has_sub = has_sub;
-    for (int j = 0; j < 2; j++) {
-        d->sub[j][0] = sub[j][0] / (double)n;
-        d->sub[j][1] = sub[j][1];
-        d->sub[j][2] = sub[j][2];
     }
 }
 
@@ -791,13 +694,11 @@ static int run_seed(const plan *p, tsi_error *err)
     }
 
     /* realtime rows first (one COPY), keeping the per-hour aggregates for later */
-    if ((rc = copy_begin(&rt, c,
-                         "COPY safety_indices_realtime (intersection_id, \"timestamp\","
-                         " combined_index, combined_index_eb, vru_index, vru_index_eb,"
-                         " vehicle_index, vehicle_index_eb, traffic_volume, vru_count,"
-                         " vehicle_event_count, vru_event_count, hour_of_day, day_of_week)"
-                         " FROM STDIN",
-                         err)) < 0)
+    if ((rc = copy_begin(
+             &rt, c,
+             "COPY safety_indices_realtime (intersection_id, \"timestamp\", " TSI_RT_BASE_COLS
+             ") FROM STDIN",
+             err)) < 0)
         goto done;
     copying = 1;
     /* hourly aggregates of the 1-minute window: [i][hour index from rt_start] */
@@ -1101,21 +1002,14 @@ int tsi_seed_plan(int n, int days, int64_t now, int64_t out[6])
     return 0;
 }
 
-int tsi_cmd_seed(int argc, char **argv)
+int tsi_seed_run(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(&o, "tsi seed",
-                            "usage: tsi seed [--intersections N] [--days D] [--seed S]\n\n"
-                            "Writes realistic synthetic history (intersections, 1-minute rows,\n"
-                            "hourly and daily rollups, indices Parquet) as tsi_owner.",
-                            tsi_seed_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    int rc;
     plan p = {0};
-    p.n = (int)tsi_opts_int(&o, "intersections");
-    p.days = (int)tsi_opts_int(&o, "days");
-    p.seed = (uint64_t)tsi_opts_int(&o, "seed");
-    p.parquet = !tsi_opts_bool(&o, "no-parquet");
+    p.n = (int)tsi_opts_int(o, "intersections");
+    p.days = (int)tsi_opts_int(o, "days");
+    p.seed = (uint64_t)tsi_opts_int(o, "seed");
+    p.parquet = !tsi_opts_bool(o, "no-parquet");
     int64_t pl[6];
     tsi_seed_plan(p.n, p.days, (int64_t)time(NULL), pl);
     p.now_min = pl[0];
@@ -1129,7 +1023,6 @@ int tsi_cmd_seed(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = run_seed(&p, &e);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    tsi_opts_free(&o);
     if (rc < 0) {
         char buf[900];
         fprintf(stderr, "tsi seed: %s\n", tsi_error_str(&e, buf, sizeof buf));

@@ -12,35 +12,11 @@
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/log.h"
-#include "cli/commands.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 #define US_HOUR 3600000000LL
 #define US_DAY  (24 * US_HOUR)
-
-const tsi_option tsi_validate_options[] = {
-    {"since", TSI_OPT_STRING, NULL, NULL, "first UTC date compared (YYYY-MM-DD), required", NULL},
-    {"until", TSI_OPT_STRING, NULL, NULL, "last UTC date compared (inclusive), required", NULL},
-    {"from", TSI_OPT_PATH, NULL, "TSI_ARCHIVE_DIR",
-     "archive directory holding indices/ in either layout (default $TSI_HOME/archive)", NULL},
-    {"format", TSI_OPT_ENUM, "text", NULL, "report format", "text|json|html"},
-    {"output", TSI_OPT_PATH, NULL, NULL, "write the report to this file instead of stdout", NULL},
-    {"sample", TSI_OPT_INT, "1000", NULL, "realtime rows compared field by field", "0..1000000"},
-    {"seed", TSI_OPT_INT, NULL, NULL, "seed of the random sample (default: from the clock)",
-     "0..4294967295"},
-    {"tolerance", TSI_OPT_DOUBLE, "1e-6", NULL,
-     "relative tolerance of numeric comparisons: |a-b| <= tol*max(1,|a|,|b|)", "0..1"},
-    {"max-issues", TSI_OPT_INT, "50", NULL, "differences listed in text and HTML (all counted)",
-     "0..1000000"},
-    {"realtime-hours", TSI_OPT_INT, "48", "TSI_REALTIME_HOURS",
-     "hours of 1-minute rows the realtime table keeps", "1..8760"},
-    {"hourly-days", TSI_OPT_INT, "90", "TSI_HOURLY_DAYS", "days of hourly rollups kept",
-     "1..36500"},
-    {"bin-minutes", TSI_OPT_ENUM, "auto", NULL,
-     "bin length of legacy files (auto: 15 when every timestamp is on a quarter hour)",
-     "auto|1|15"},
-    {NULL, 0, NULL, NULL, NULL, NULL},
-};
 
 /* ------------------------------------------------------------------ the clock -- */
 
@@ -53,20 +29,20 @@ int tsi_validate_clock(PGconn *c, int realtime_hours, int hourly_days, int64_t *
     const char *pv[2] = {h, d};
     PGresult *r = PQexecParams(
         c,
-        "SELECT (extract(epoch FROM now()) * 1000000)::bigint,\n"
+        "SELECT (extract(epoch FROM now()) * 1000000)::bigint AS now_us,\n"
         "       (extract(epoch FROM date_trunc('hour', now() - $1::int * interval '1 hour')\n"
-        "                         + interval '1 hour') * 1000000)::bigint,\n"
+        "                         + interval '1 hour') * 1000000)::bigint AS rt_cut_us,\n"
         "       (extract(epoch FROM date_trunc('hour', now() - $2::int * interval '1 day')\n"
-        "                         + interval '1 hour') * 1000000)::bigint",
+        "                         + interval '1 hour') * 1000000)::bigint AS hourly_cut_us",
         2, NULL, pv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = tsi_db_result_error(r, "cannot read the database clock", err);
         PQclear(r);
         return rc;
     }
-    *now_us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    *rt_cut_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-    *hourly_cut_us = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    *now_us = strtoll(tsi_pq_get(r, 0, "now_us"), NULL, 10);
+    *rt_cut_us = strtoll(tsi_pq_get(r, 0, "rt_cut_us"), NULL, 10);
+    *hourly_cut_us = strtoll(tsi_pq_get(r, 0, "hourly_cut_us"), NULL, 10);
     PQclear(r);
     return 0;
 }
@@ -91,7 +67,7 @@ static const char PG_RT_DAYS[] = "SELECT intersection_id, " EPOCH_US(
                                                                                     "2";
 
 /* The sub-index columns of migration 060, the same on the hourly and daily tables, in the
- * order of SUBINDEX_FIELDS and of the Parquet side's pq_hourly (tools/parquet_read.c). */
+ * order of SUBINDEX_FIELDS and of the Parquet side's pq_hourly (archive/parquet_read.c). */
 #define PG_SUBINDEX                                                                                \
     "avg_vru_index, n_vru_index, avg_vru_index_eb, n_vru_index_eb, avg_vru_si, min_vru_si,"        \
     " max_vru_si, n_vru_si, avg_vehicle_index, n_vehicle_index, avg_vehicle_index_eb,"             \
@@ -746,77 +722,63 @@ int tsi_validate_run(tsi_pqr *p, PGconn *c, const tsi_validate_cfg *cfg, FILE *o
 
 /* --------------------------------------------------------------- the command -- */
 
-int tsi_cmd_validate(int argc, char **argv)
+int tsi_validate_check(const tsi_opts *o)
 {
-    tsi_opts o;
-    int rc = tsi_opts_parse(
-        &o, "tsi validate",
-        "usage: tsi validate --since DATE --until DATE [--from DIR] [--format text|json|html]\n\n"
-        "Compares the indices Parquet (both layouts) with PostgreSQL: row counts per day and\n"
-        "intersection, mean/min/max per intersection, a random sample field by field, every\n"
-        "hourly and daily rollup. Exit status 0 when everything matches, 1 on any\n"
-        "difference or failure, 2 on a usage error.",
-        tsi_validate_options, 0, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
     tsi_error e = {0};
     PGconn *c = NULL;
     tsi_pqr p = {0};
     FILE *out = stdout;
     int status = 1;
     int64_t since, until;
-    const char *s_since = tsi_opts_str(&o, "since"), *s_until = tsi_opts_str(&o, "until");
+    const char *s_since = tsi_opts_str(o, "since"), *s_until = tsi_opts_str(o, "until");
     if (!s_since || !s_until) {
         fprintf(stderr, "tsi validate: --since and --until are required (UTC dates)\n");
-        tsi_opts_free(&o);
         return 2;
     }
     if (tsi_pqr_parse_time(s_since, &since, &e) < 0 ||
         tsi_pqr_parse_time(s_until, &until, &e) < 0) {
         fprintf(stderr, "tsi validate: %s: %s\n", e.message, e.detail);
-        tsi_opts_free(&o);
         return 2;
     }
     until = until / US_DAY * US_DAY + US_DAY; /* inclusive date */
     if (until <= since) {
         fprintf(stderr, "tsi validate: --until is before --since\n");
-        tsi_opts_free(&o);
         return 2;
     }
     char from[4096];
-    if (tsi_opts_str(&o, "from"))
-        snprintf(from, sizeof from, "%s", tsi_opts_str(&o, "from"));
+    if (tsi_opts_str(o, "from"))
+        snprintf(from, sizeof from, "%s", tsi_opts_str(o, "from"));
     else
         tsi_archive_root(from, sizeof from);
-    const char *fmt = tsi_opts_str(&o, "format");
+    const char *fmt = tsi_opts_str(o, "format");
     tsi_validate_cfg cfg = {
         .from = from,
         .since_us = since,
         .until_us = until,
-        .sample = (int)tsi_opts_int(&o, "sample"),
+        .sample = (int)tsi_opts_int(o, "sample"),
         .seed =
-            tsi_opts_isset(&o, "seed") ? (uint32_t)tsi_opts_int(&o, "seed") : (uint32_t)time(NULL),
-        .tolerance = tsi_opts_double(&o, "tolerance"),
-        .max_issues = (int)tsi_opts_int(&o, "max-issues"),
+            tsi_opts_isset(o, "seed") ? (uint32_t)tsi_opts_int(o, "seed") : (uint32_t)time(NULL),
+        .tolerance = tsi_opts_double(o, "tolerance"),
+        .max_issues = (int)tsi_opts_int(o, "max-issues"),
         .format = strcmp(fmt, "json") == 0   ? TSI_VFMT_JSON
                   : strcmp(fmt, "html") == 0 ? TSI_VFMT_HTML
                                              : TSI_VFMT_TEXT,
     };
-    const char *bins = tsi_opts_str(&o, "bin-minutes");
+    const char *bins = tsi_opts_str(o, "bin-minutes");
     int bin = strcmp(bins, "auto") == 0 ? 0 : atoi(bins);
     tsi_pqr_summary sum;
     if (!(c = tsi_db_connect(TSI_ROLE_READER, NULL, &e)))
         goto fail;
-    if (tsi_validate_clock(c, (int)tsi_opts_int(&o, "realtime-hours"),
-                           (int)tsi_opts_int(&o, "hourly-days"), &cfg.now_us, &cfg.rt_cut_us,
+    if (tsi_validate_clock(c, (int)tsi_opts_int(o, "realtime-hours"),
+                           (int)tsi_opts_int(o, "hourly-days"), &cfg.now_us, &cfg.rt_cut_us,
                            &cfg.hourly_cut_us, &e) < 0)
         goto fail;
     if (tsi_pqr_open(&p, &e) < 0 ||
         tsi_pqr_prepare(&p, from, since, until, cfg.now_us, bin, c, NULL, NULL, &sum, &e) < 0)
         goto fail;
     cfg.summary = &sum;
-    if (tsi_opts_str(&o, "output") && !(out = fopen(tsi_opts_str(&o, "output"), "w"))) {
-        tsi_error_set(&e, TSI_E_IO, "cannot write the report", "%s", tsi_opts_str(&o, "output"));
+    if (tsi_opts_str(o, "output") && !(out = fopen(tsi_opts_str(o, "output"), "w"))) {
+        tsi_error_set(&e, TSI_E_IO, "cannot write the report", "%s", tsi_opts_str(o, "output"));
         out = stdout;
         goto fail;
     }
@@ -836,6 +798,5 @@ done:
     tsi_pqr_close(&p);
     if (c)
         PQfinish(c);
-    tsi_opts_free(&o);
     return status;
 }

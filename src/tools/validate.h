@@ -1,7 +1,7 @@
 /* tools/validate.h — Parquet ⇄ PostgreSQL validation (`tsi validate`, and the last step
  * of `tsi backfill`): the requirement's MR-2.
  *
- * Compares the valid rows of the indices Parquet (tools/parquet_read.h: pq_valid,
+ * Compares the valid rows of the indices Parquet (archive/parquet_read.h: pq_valid,
  * pq_hourly, already prepared on p) with PostgreSQL:
  *   realtime_rows_per_day  rows per UTC day and intersection inside the realtime window
  *   realtime_stats         mean/min/max of the safety index per intersection (window)
@@ -25,9 +25,12 @@
 
 #include "base/error.h"
 #include "base/options.h"
-#include "tools/parquet_read.h"
+#include "tools/pqr_pg.h"
 
-extern const tsi_option tsi_validate_options[];
+/* `tsi validate` on options parsed with the table of cli/cmd_tools.c (--since, --until,
+ * --from, --format, ...). Returns the exit status: 0 everything matches, 1 a difference or
+ * a failure, 2 a bad option value. */
+int tsi_validate_check(const tsi_opts *o);
 
 typedef enum { TSI_VFMT_TEXT = 0, TSI_VFMT_JSON, TSI_VFMT_HTML } tsi_validate_format;
 

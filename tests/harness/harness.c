@@ -109,6 +109,28 @@ void th_db_drop(const char *name)
     PQfinish(c);
 }
 
+static char test_db[64];
+
+int th_db_setup(void **state)
+{
+    (void)state;
+    th_db_create(test_db);
+    return 0;
+}
+
+int th_db_teardown(void **state)
+{
+    (void)state;
+    th_db_drop(test_db);
+    test_db[0] = '\0';
+    return 0;
+}
+
+const char *th_db_name(void)
+{
+    return test_db;
+}
+
 PGconn *th_connect(const char *role)
 {
     for (int i = 0; i < TSI_ROLE__COUNT; i++) {

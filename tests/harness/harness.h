@@ -18,6 +18,12 @@ void th_db_create(char *name);
 /* Drops it (NULL-safe, ignores errors). */
 void th_db_drop(const char *name);
 
+/* cmocka setup and teardown of a test that wants its own fresh database (th_db_create
+ * before, th_db_drop after); th_db_name() is its name while it runs. */
+int th_db_setup(void **state);
+int th_db_teardown(void **state);
+const char *th_db_name(void);
+
 /* Connects as a role ("tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader", "postgres")
  * to the current test database; fails the test on error. */
 PGconn *th_connect(const char *role);

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "duck_util.h"
 #include "harness.h"
 
 #define US_MIN  60000000LL
@@ -87,22 +88,6 @@ static void mkdirs(const char *path)
         fail_msg("mkdir %s: %s", tmp, strerror(errno));
 }
 
-static void duck(duckdb_connection con, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void duck(duckdb_connection con, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    duckdb_result r;
-    if (duckdb_query(con, sql, &r) != DuckDBSuccess)
-        fail_msg("duckdb: %s\n%s", duckdb_result_error(&r), sql);
-    duckdb_destroy_result(&r);
-    free(sql);
-}
-
 static void day_path(char *buf, size_t len, long long us)
 {
     time_t t = (time_t)(us / 1000000);
@@ -149,65 +134,66 @@ static void write_fixtures(void)
     snprintf(legacy15, sizeof legacy15, "%s/indices_%s.parquet", idx, d2);
 
     /* legacy, 1-minute bins, 10:00 .. 11:29 for intersections 0.0 and 5.0; rows 1..180 */
-    duck(con,
-         "CREATE TABLE l1 AS SELECT row_number() OVER (ORDER BY iid, m) AS seq,"
-         " CAST(iid AS DOUBLE) AS intersection,"
-         " make_timestamp(%lld + (600 + m) * %lld) AS time_15min,"
-         " " F_CI " AS Combined_Index, " F_EB " AS Combined_Index_EB,"
-         " " F_VRU " AS VRU_Index, " F_VEH " AS Vehicle_Index,"
-         " " F_VOL " AS vehicle_count, " F_VRUC " AS psm_vru_count,"
-         " " F_VRUE " AS vru_event_count, " F_VEHE " AS vehicle_event_count,"
-         " CAST(10 + m // 60 AS BIGINT) AS hour_of_day, isodow(make_timestamp(%lld)) - 1"
-         " AS day_of_week"
-         " FROM range(0, 90) t(m), (VALUES (0), (5)) v(iid)",
-         d1_us, US_MIN, d1_us);
+    duck_queryf(con,
+                "CREATE TABLE l1 AS SELECT row_number() OVER (ORDER BY iid, m) AS seq,"
+                " CAST(iid AS DOUBLE) AS intersection,"
+                " make_timestamp(%lld + (600 + m) * %lld) AS time_15min,"
+                " " F_CI " AS Combined_Index, " F_EB " AS Combined_Index_EB,"
+                " " F_VRU " AS VRU_Index, " F_VEH " AS Vehicle_Index,"
+                " " F_VOL " AS vehicle_count, " F_VRUC " AS psm_vru_count,"
+                " " F_VRUE " AS vru_event_count, " F_VEHE " AS vehicle_event_count,"
+                " CAST(10 + m // 60 AS BIGINT) AS hour_of_day, isodow(make_timestamp(%lld)) - 1"
+                " AS day_of_week"
+                " FROM range(0, 90) t(m), (VALUES (0), (5)) v(iid)",
+                d1_us, US_MIN, d1_us);
     /* row 181: the duplicate of row 6 (intersection 0, minute 5); row 182: index 120;
      * row 183: an intersection that does not exist */
-    duck(con, "INSERT INTO l1 SELECT 181, * EXCLUDE (seq) FROM l1 WHERE seq = 6");
-    duck(con,
-         "INSERT INTO l1 SELECT 182, 5.0, make_timestamp(%lld), 120, NULL,"
-         " 1, 1, 3, 0, 0, 0, 12, isodow(make_timestamp(%lld)) - 1",
-         d1_us + 720 * US_MIN, d1_us);
-    duck(con,
-         "INSERT INTO l1 SELECT 183, 99.0, make_timestamp(%lld), 50, NULL,"
-         " 1, 1, 3, 0, 0, 0, 12, isodow(make_timestamp(%lld)) - 1",
-         d1_us + 720 * US_MIN, d1_us);
-    duck(con, "COPY (SELECT * EXCLUDE (seq) FROM l1 ORDER BY seq) TO '%s' (FORMAT parquet)",
-         legacy1);
+    duck_queryf(con, "INSERT INTO l1 SELECT 181, * EXCLUDE (seq) FROM l1 WHERE seq = 6");
+    duck_queryf(con,
+                "INSERT INTO l1 SELECT 182, 5.0, make_timestamp(%lld), 120, NULL,"
+                " 1, 1, 3, 0, 0, 0, 12, isodow(make_timestamp(%lld)) - 1",
+                d1_us + 720 * US_MIN, d1_us);
+    duck_queryf(con,
+                "INSERT INTO l1 SELECT 183, 99.0, make_timestamp(%lld), 50, NULL,"
+                " 1, 1, 3, 0, 0, 0, 12, isodow(make_timestamp(%lld)) - 1",
+                d1_us + 720 * US_MIN, d1_us);
+    duck_queryf(con, "COPY (SELECT * EXCLUDE (seq) FROM l1 ORDER BY seq) TO '%s' (FORMAT parquet)",
+                legacy1);
 
     /* legacy, 15-minute bins, 08:00 .. 09:45 for intersections '5' and '7', no EB column */
-    duck(con,
-         "COPY (SELECT CAST(iid AS VARCHAR) AS intersection,"
-         " make_timestamp(%lld + (480 + 15 * m) * %lld) AS time_15min,"
-         " " F_CI15 " AS Combined_Index, " F_VRU " AS VRU_Index, " F_VEH " AS Vehicle_Index,"
-         " " F_VOL15 " AS vehicle_count, " F_VRUC " AS psm_vru_count,"
-         " " F_VRUE " AS vru_event_count, " F_VEHE " AS vehicle_event_count,"
-         " 8 + m // 4 AS hour_of_day, isodow(make_timestamp(%lld)) - 1 AS day_of_week"
-         " FROM range(0, 8) t(m), (VALUES (5), (7)) v(iid) ORDER BY iid, m)"
-         " TO '%s' (FORMAT parquet)",
-         d2_us, US_MIN, d2_us, legacy15);
+    duck_queryf(con,
+                "COPY (SELECT CAST(iid AS VARCHAR) AS intersection,"
+                " make_timestamp(%lld + (480 + 15 * m) * %lld) AS time_15min,"
+                " " F_CI15 " AS Combined_Index, " F_VRU " AS VRU_Index, " F_VEH " AS Vehicle_Index,"
+                " " F_VOL15 " AS vehicle_count, " F_VRUC " AS psm_vru_count,"
+                " " F_VRUE " AS vru_event_count, " F_VEHE " AS vehicle_event_count,"
+                " 8 + m // 4 AS hour_of_day, isodow(make_timestamp(%lld)) - 1 AS day_of_week"
+                " FROM range(0, 8) t(m), (VALUES (5), (7)) v(iid) ORDER BY iid, m)"
+                " TO '%s' (FORMAT parquet)",
+                d2_us, US_MIN, d2_us, legacy15);
 
     /* tsi layout: intersections 0 and 7, 120 minutes from h0, by day directory; one row
      * with a negative count (30 minutes before h0) */
-    duck(con,
-         "CREATE TABLE t AS SELECT CAST(iid AS BIGINT) AS intersection_id,"
-         " CAST(make_timestamp(%lld + m * %lld) AS TIMESTAMPTZ) AS \"timestamp\","
-         " " F_CI " AS combined_index, " F_EB " AS combined_index_eb,"
-         " " F_VRU " AS vru_index, CAST(NULL AS DOUBLE) AS vru_index_eb,"
-         " " F_VEH " AS vehicle_index, CAST(NULL AS DOUBLE) AS vehicle_index_eb,"
-         " CAST(" F_VOL " AS INTEGER) AS traffic_volume, CAST(" F_VRUC " AS INTEGER) AS vru_count,"
-         " CAST(" F_VEHE " AS INTEGER) AS vehicle_event_count,"
-         " CAST(" F_VRUE " AS INTEGER) AS vru_event_count,"
-         " CAST(hour(make_timestamp(%lld + m * %lld)) AS SMALLINT) AS hour_of_day,"
-         " CAST(isodow(make_timestamp(%lld + m * %lld)) - 1 AS SMALLINT) AS day_of_week,"
-         " 8.5 + m %% 5 AS avg_speed, 1.25 AS speed_stddev, CAST(m %% 2 AS INTEGER) AS "
-         "hard_braking_count"
-         " FROM range(0, 120) r(m), (VALUES (0), (7)) v(iid)",
-         h0_us, US_MIN, h0_us, US_MIN, h0_us, US_MIN);
-    duck(con,
-         "INSERT INTO t SELECT 0, CAST(make_timestamp(%lld) AS TIMESTAMPTZ), 10, NULL, 1,"
-         " NULL, 1, NULL, 3, -1, 0, 0, 0, 0, 1, 1, 0",
-         h0_us - 30 * US_MIN);
+    duck_queryf(con,
+                "CREATE TABLE t AS SELECT CAST(iid AS BIGINT) AS intersection_id,"
+                " CAST(make_timestamp(%lld + m * %lld) AS TIMESTAMPTZ) AS \"timestamp\","
+                " " F_CI " AS combined_index, " F_EB " AS combined_index_eb,"
+                " " F_VRU " AS vru_index, CAST(NULL AS DOUBLE) AS vru_index_eb,"
+                " " F_VEH " AS vehicle_index, CAST(NULL AS DOUBLE) AS vehicle_index_eb,"
+                " CAST(" F_VOL " AS INTEGER) AS traffic_volume, CAST(" F_VRUC
+                " AS INTEGER) AS vru_count,"
+                " CAST(" F_VEHE " AS INTEGER) AS vehicle_event_count,"
+                " CAST(" F_VRUE " AS INTEGER) AS vru_event_count,"
+                " CAST(hour(make_timestamp(%lld + m * %lld)) AS SMALLINT) AS hour_of_day,"
+                " CAST(isodow(make_timestamp(%lld + m * %lld)) - 1 AS SMALLINT) AS day_of_week,"
+                " 8.5 + m %% 5 AS avg_speed, 1.25 AS speed_stddev, CAST(m %% 2 AS INTEGER) AS "
+                "hard_braking_count"
+                " FROM range(0, 120) r(m), (VALUES (0), (7)) v(iid)",
+                h0_us, US_MIN, h0_us, US_MIN, h0_us, US_MIN);
+    duck_queryf(con,
+                "INSERT INTO t SELECT 0, CAST(make_timestamp(%lld) AS TIMESTAMPTZ), 10, NULL, 1,"
+                " NULL, 1, NULL, 3, -1, 0, 0, 0, 0, 1, 1, 0",
+                h0_us - 30 * US_MIN);
     for (int k = 0; k < 2; k++) {
         long long lo = (k == 0 ? (h0_us - 30 * US_MIN) : (h0_us + 119 * US_MIN)) / US_DAY * US_DAY;
         if (k == 1 && lo == (h0_us - 30 * US_MIN) / US_DAY * US_DAY)
@@ -215,16 +201,16 @@ static void write_fixtures(void)
         char dd[600];
         day_path(dd, sizeof dd, lo);
         mkdirs(dd);
-        duck(con,
-             "COPY (SELECT * FROM t WHERE epoch_us(\"timestamp\") >= %lld"
-             " AND epoch_us(\"timestamp\") < %lld ORDER BY intersection_id, \"timestamp\")"
-             " TO '%s/indices_test_1.parquet' (FORMAT parquet)",
-             lo, lo + US_DAY, dd);
+        duck_queryf(con,
+                    "COPY (SELECT * FROM t WHERE epoch_us(\"timestamp\") >= %lld"
+                    " AND epoch_us(\"timestamp\") < %lld ORDER BY intersection_id, \"timestamp\")"
+                    " TO '%s/indices_test_1.parquet' (FORMAT parquet)",
+                    lo, lo + US_DAY, dd);
         /* the conflict audit beside it is not index rows */
-        duck(con,
-             "COPY (SELECT 0 AS intersection_id, 'vru' AS kind, 1 AS id_a, 2 AS id_b)"
-             " TO '%s/conflicts_test_1.parquet' (FORMAT parquet)",
-             dd);
+        duck_queryf(con,
+                    "COPY (SELECT 0 AS intersection_id, 'vru' AS kind, 1 AS id_a, 2 AS id_b)"
+                    " TO '%s/conflicts_test_1.parquet' (FORMAT parquet)",
+                    dd);
     }
     duckdb_disconnect(&con);
     duckdb_close(&db);
@@ -564,28 +550,30 @@ static void test_backfill_hostile(void **state)
     date_str(d1, sizeof d1, today_us - 6 * US_DAY);
     snprintf(p, sizeof p, "%s/indices_%s.parquet", idx, d1);
     /* no Combined_Index column: 3 rows that cannot be loaded */
-    duck(con,
-         "COPY (SELECT 5.0 AS intersection, make_timestamp(%lld + m * 60000000) AS time_15min,"
-         " 1.0 AS VRU_Index FROM range(0, 3) t(m)) TO '%s' (FORMAT parquet)",
-         today_us - 6 * US_DAY, p);
+    duck_queryf(
+        con,
+        "COPY (SELECT 5.0 AS intersection, make_timestamp(%lld + m * 60000000) AS time_15min,"
+        " 1.0 AS VRU_Index FROM range(0, 3) t(m)) TO '%s' (FORMAT parquet)",
+        today_us - 6 * US_DAY, p);
     /* NaN, a string id that is no intersection name, a negative id, a fractional id, an
      * hour of 24, a time not on a minute */
     date_str(d1, sizeof d1, today_us - 7 * US_DAY);
     snprintf(p, sizeof p, "%s/indices_%s.parquet", idx, d1);
-    duck(con,
-         "COPY (SELECT * FROM (VALUES"
-         " ('5', make_timestamp(%lld), 'NaN'::DOUBLE, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
-         " ('Nowhere & Main', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
-         " ('-5', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
-         " ('5.5', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
-         " ('US-29 & Nutley', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 24, 0),"
-         " ('7', make_timestamp(%lld + 1000000), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
-         " ('US-29 & Nutley', make_timestamp(%lld + 60000000), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0))"
-         " v(intersection, time_15min, Combined_Index, VRU_Index, Vehicle_Index, vehicle_count,"
-         " psm_vru_count, vru_event_count, vehicle_event_count, hour_of_day, day_of_week))"
-         " TO '%s' (FORMAT parquet)",
-         today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY,
-         today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY, p);
+    duck_queryf(
+        con,
+        "COPY (SELECT * FROM (VALUES"
+        " ('5', make_timestamp(%lld), 'NaN'::DOUBLE, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
+        " ('Nowhere & Main', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
+        " ('-5', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
+        " ('5.5', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
+        " ('US-29 & Nutley', make_timestamp(%lld), 10.0, 1.0, 1.0, 1, 0, 0, 0, 24, 0),"
+        " ('7', make_timestamp(%lld + 1000000), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0),"
+        " ('US-29 & Nutley', make_timestamp(%lld + 60000000), 10.0, 1.0, 1.0, 1, 0, 0, 0, 0, 0))"
+        " v(intersection, time_15min, Combined_Index, VRU_Index, Vehicle_Index, vehicle_count,"
+        " psm_vru_count, vru_event_count, vehicle_event_count, hour_of_day, day_of_week))"
+        " TO '%s' (FORMAT parquet)",
+        today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY,
+        today_us - 7 * US_DAY, today_us - 7 * US_DAY, today_us - 7 * US_DAY, p);
     duckdb_disconnect(&con);
     duckdb_close(&ddb);
 

@@ -321,7 +321,7 @@ static void clean_run(const char *const *sim_extra, const char *forms)
 {
     start_sim(sim_extra);
     th_proc col;
-    int64_t t0 = sim_now();
+    int64_t t0 = collect_sim_now();
     start_collect(&col, NULL);
     /* the first minute that starts after the collector is surely listening */
     int64_t first = (t0 / 60000 + 2) * 60000;
@@ -499,7 +499,7 @@ static void test_faults(void **state)
                             NULL};
     start_sim(faults);
     th_proc col;
-    int64_t t0 = sim_now();
+    int64_t t0 = collect_sim_now();
     start_collect(&col, NULL);
     int64_t first = (t0 / 60000 + 2) * 60000;
     int64_t last = first + 2 * 60000;
@@ -565,14 +565,14 @@ static void test_kill9_restart(void **state)
     (void)state;
     start_sim(NULL);
     th_proc col;
-    int64_t t0 = sim_now();
+    int64_t t0 = collect_sim_now();
     start_collect(&col, NULL);
     wait_sim_until((t0 / 60000 + 2) * 60000 + 17000);
     assert_true(th_proc_alive(&col));
     kill(col.pid, SIGKILL);
     int rc = th_proc_stop(&col);
     assert_int_equal(rc, 128 + SIGKILL);
-    int64_t t1 = sim_now();
+    int64_t t1 = collect_sim_now();
     start_collect(&col, NULL);
     wait_sim_until((t1 / 60000 + 2) * 60000 + 35000);
     stop_collect(&col);

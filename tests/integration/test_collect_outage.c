@@ -45,15 +45,15 @@ static void test_db_down_mid_run(void **state)
     th_private_cluster_start(&pc, 1);
     start_sim(NULL);
     th_proc col;
-    int64_t t0 = sim_now();
+    int64_t t0 = collect_sim_now();
     start_collect(&col, NULL);
     int64_t first = (t0 / 60000 + 2) * 60000;
     wait_sim_until(first + 20000);
     th_private_cluster_stop(&pc);
-    int64_t down = sim_now();
+    int64_t down = collect_sim_now();
     wait_sim_until(down + 5 * 60000);
     th_private_cluster_start(&pc, 0);
-    int64_t up = sim_now();
+    int64_t up = collect_sim_now();
     wait_sim_until((up / 60000 + 1) * 60000 + 35000);
     char *log = th_proc_log(&col);
     stop_collect(&col);

@@ -35,42 +35,11 @@ static jt_row feat(long long iid, long long ts)
     return r;
 }
 
-typedef struct expect {
-    double vru_max, veh_max, v_max, s_ref;
-    size_t minutes;
-} expect;
-
-static expect expected(long long lo, long long hi)
-{
-    expect e = {0, 0, 0, 0, 0};
-    static double speeds[MAXROWS];
-    size_t ns = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        const jt_row *r = &rows[i];
-        if (r->ts < lo || r->ts >= hi)
-            continue;
-        e.minutes++;
-        e.vru_max = fmax(e.vru_max, r->vru_events);
-        e.veh_max = fmax(e.veh_max, r->veh_events);
-        e.v_max = fmax(e.v_max, r->vol);
-        if (!isnan(r->speed) && r->speed > 0)
-            speeds[ns++] = r->speed;
-    }
-    e.s_ref = jt_p85(speeds, ns);
-    if (e.vru_max == 0)
-        e.vru_max = 1;
-    if (e.veh_max == 0)
-        e.veh_max = 1;
-    if (e.v_max == 0)
-        e.v_max = 1;
-    return e;
-}
-
 static const char *const KEYS[3] = {"combined", "vru", "vehicle"};
 
 static void check_set(PGconn *c, long long valid_from, long long lo, long long hi)
 {
-    expect e = expected(lo, hi);
+    jt_constants e = jt_constants_of(rows, nrows, lo, hi);
     char sel[200];
     snprintf(sel, sizeof sel, "FROM normalization_constants WHERE valid_from = to_timestamp(%lld)",
              valid_from);
@@ -216,7 +185,7 @@ static void test_constants_and_priors(void **state)
 
     /* an index row computed later uses the new set: the set valid at a2 + 1 min is the
      * second one, and the index from it matches the formula with the test's own maxima */
-    expect e2 = expected(a2 - 28 * 86400LL, a2);
+    jt_constants e2 = jt_constants_of(rows, nrows, a2 - 28 * 86400LL, a2);
     char q[200];
     snprintf(q, sizeof q, "SELECT tsi_constants_at(to_timestamp(%lld))::text", a2 + 60);
     PGconn *reader = th_connect("tsi_reader");

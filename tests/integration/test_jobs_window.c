@@ -39,43 +39,6 @@ static jt_row minute(long long iid, long long ts, long long quiet)
     return r;
 }
 
-typedef struct expect {
-    double vru_max, veh_max, v_max, sd_max, hb_max, s_ref;
-    long long minutes;
-} expect;
-
-static double fix0(double v)
-{
-    return v == 0 ? 1 : v;
-}
-
-static expect expected(long long lo, long long hi)
-{
-    expect e = {0, 0, 0, 0, 0, 0, 0};
-    static double speeds[MAXROWS];
-    size_t ns = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        const jt_row *r = &rows[i];
-        if (r->ts < lo || r->ts >= hi)
-            continue;
-        e.minutes++;
-        e.vru_max = fmax(e.vru_max, r->vru_events);
-        e.veh_max = fmax(e.veh_max, r->veh_events);
-        e.v_max = fmax(e.v_max, r->vol);
-        e.sd_max = fmax(e.sd_max, r->sd);
-        e.hb_max = fmax(e.hb_max, r->hb);
-        if (r->speed > 0)
-            speeds[ns++] = r->speed;
-    }
-    e.s_ref = jt_p85(speeds, ns);
-    e.vru_max = fix0(e.vru_max);
-    e.veh_max = fix0(e.veh_max);
-    e.v_max = fix0(e.v_max);
-    e.sd_max = fix0(e.sd_max);
-    e.hb_max = fix0(e.hb_max);
-    return e;
-}
-
 static double set_num(PGconn *c, long long set_valid_from, const char *path)
 {
     return th_doublef(c,
@@ -127,7 +90,8 @@ static void test_constants_over_the_whole_window(void **state)
 
     jt_run_ok("constants", at_s, NULL, &res);
     assert_int_equal(res.buckets, 1);
-    expect e = expected(lo, at), e48 = expected(quiet, at);
+    jt_constants e = jt_constants_of(rows, nrows, lo, at),
+                 e48 = jt_constants_of(rows, nrows, quiet, at);
     assert_int_equal((long long)set_num(owner, at, "{minutes}"), e.minutes);
     jt_close(set_num(owner, at, "{I_vru_max}"), e.vru_max);
     jt_close(set_num(owner, at, "{I_veh_max}"), e.veh_max);

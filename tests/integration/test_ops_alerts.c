@@ -2,7 +2,7 @@
  * <!-- alerts:begin --> and <!-- alerts:end --> is written to a file and must pass
  * `promtool check rules` (Debian `prometheus`; scripts/deps and scripts/test install
  * it: a missing promtool fails the test, it is never skipped), and every tsi_ metric an
- * expression names must be one that src/ops/status.c exports (a renamed metric would
+ * expression names must be one that src/db/status.c exports (a renamed metric would
  * leave an alert that never fires). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,7 +61,7 @@ static void test_alert_rules(void **state)
     assert_non_null(strstr(out, "SUCCESS: 7 rules found"));
 
     /* every tsi_ metric the rules name is exported by tsi status --metrics */
-    snprintf(path, sizeof path, "%s/src/ops/status.c", th_source_dir());
+    snprintf(path, sizeof path, "%s/src/db/status.c", th_source_dir());
     char *src = slurp(path);
     int names = 0;
     for (const char *p = b; p < e && (p = strstr(p, "tsi_")) != NULL && p < e;) {
@@ -71,7 +71,7 @@ static void test_alert_rules(void **state)
             n++;
         snprintf(name, sizeof name, "\"%.*s\"", (int)n, p);
         if (!strstr(src, name))
-            fail_msg("the alert rules name %s, which src/ops/status.c does not export", name);
+            fail_msg("the alert rules name %s, which src/db/status.c does not export", name);
         names++;
         p += n;
     }

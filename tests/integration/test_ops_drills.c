@@ -141,7 +141,7 @@ static void start_all(void)
     th_private_cluster_start(&pc, 1);
     const char *simx[] = {"--seed", "7", NULL};
     start_sim(simx);
-    int64_t t0 = sim_now();
+    int64_t t0 = collect_sim_now();
     start_collect(&col, NULL);
     static char arch_env[PATH_MAX + 32];
     snprintf(arch_env, sizeof arch_env, "TSI_ARCHIVE_DIR=%s/archive", work);
@@ -183,13 +183,13 @@ static bool wait_source_postgres(void)
 static void drill_restart(int64_t *down, int64_t *up)
 {
     th_private_cluster_stop(&pc);
-    *down = sim_now();
+    *down = collect_sim_now();
     assert_true(wait_metric("tsi_db_up", 0, 30));
     char src[32];
     source_of("/api/v2/safety/index/", src, sizeof src);
     assert_string_equal(src, "parquet");
     th_private_cluster_start(&pc, 0);
-    *up = sim_now();
+    *up = collect_sim_now();
     assert_true(wait_metric("tsi_db_up", 1, 60));
     assert_true(wait_source_postgres());
     fprintf(stderr, "drill a: db down %lld..%lld (simulated ms)\n", (long long)*down,
@@ -206,13 +206,13 @@ static void drill_pg_gone(int64_t *gone, int64_t *back)
     double api_err0 = metric("tsi_db_errors_total");
     assert_true(err0 >= 0 && rep0 >= 0 && api_err0 >= 0);
     th_private_cluster_stop(&pc);
-    *gone = sim_now();
+    *gone = collect_sim_now();
     assert_true(wait_metric("tsi_db_up", 0, 30));
     /* meanwhile: every answer from the Parquet; the spool and the error counter grow */
     double max_depth = 0, max_err = err0;
     int polls = 0, from_parquet = 0;
     char src[32];
-    while (sim_now() < *gone + 5 * 60000) {
+    while (collect_sim_now() < *gone + 5 * 60000) {
         source_of("/api/v2/safety/index/", src, sizeof src);
         polls++;
         from_parquet += strcmp(src, "parquet") == 0;
@@ -222,7 +222,7 @@ static void drill_pg_gone(int64_t *gone, int64_t *back)
         usleep(500000);
     }
     th_private_cluster_start(&pc, 0);
-    *back = sim_now();
+    *back = collect_sim_now();
     fprintf(stderr,
             "drill e: db gone %lld..%lld (simulated ms): %d API answers, %d from parquet; "
             "spool depth max %.0f, collector db_errors %.0f -> %.0f\n",
@@ -302,7 +302,7 @@ static void drill_sim_away(void)
 {
     double rec0 = metric("tsi_collector_stream_reconnects");
     assert_true(rec0 >= 0);
-    int64_t sim_down = sim_now();
+    int64_t sim_down = collect_sim_now();
     th_proc_stop(&sim);
     usleep((useconds_t)(120000 / speed()) * 1000);
     char port[16], sp[16], st[32];
@@ -317,7 +317,7 @@ static void drill_sim_away(void)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", sim_port);
     if (th_wait_http(&sim, url, 30000) != 200)
         fail_msg("the restarted simulator did not answer");
-    int64_t back = sim_now();
+    int64_t back = collect_sim_now();
     assert_true(back >= sim_down + 119000); /* now = start - one tick at first */
     int64_t resume = (back / 60000 + 1) * 60000;
     /* rows of a minute after the restart reach PostgreSQL (grace 60 s + flush; on a
@@ -349,7 +349,7 @@ static void drill_archive(int64_t *ro, int64_t *rw)
     char adir[PATH_MAX + 16], aaway[PATH_MAX + 32];
     snprintf(adir, sizeof adir, "%s/archive", work);
     snprintf(aaway, sizeof aaway, "%s/archive.away", work);
-    *ro = sim_now();
+    *ro = collect_sim_now();
     assert_int_equal(rename(adir, aaway), 0);
     FILE *blk = fopen(adir, "w");
     assert_non_null(blk);
@@ -361,7 +361,7 @@ static void drill_archive(int64_t *ro, int64_t *rw)
             usleep(200000);
     }
     wait_sim_until(*ro + 60000);
-    *rw = sim_now();
+    *rw = collect_sim_now();
     assert_int_equal(unlink(adir), 0);
     assert_int_equal(rename(aaway, adir), 0);
     assert_true(errs);
@@ -479,7 +479,7 @@ static void test_drills(void **state)
     /* let the last minutes close, then stop everything and compare */
     int64_t end = rw > back ? rw : back;
     wait_sim_until((end / 60000 + 1) * 60000 + 75000);
-    int64_t last_sim = sim_now();
+    int64_t last_sim = collect_sim_now();
     stop_collect(&col);
     assert_int_equal(srv_stop_clean(&api), 0);
     c = th_connect("tsi_reader");

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "db/conn.h"
-#include "ops/status.h"
+#include "db/status.h"
 #include "ops_util.h"
 
 static double now_s(void)

@@ -19,24 +19,9 @@
 #include "base/proc.h"
 #include "db/conn.h"
 #include "harness.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 static char out[1 << 17];
-static char dbname[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    th_db_create(dbname);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    th_db_drop(dbname);
-    return 0;
-}
 
 static const tsi_status_table *find_table(const tsi_status *s, const char *name)
 {
@@ -102,7 +87,7 @@ static void test_status_facts(void **state)
     if (tsi_status_collect(rd, spool, &s, &e) != 0)
         fail_msg("collect: %s %s", e.message, e.detail);
 
-    assert_string_equal(s.database, dbname);
+    assert_string_equal(s.database, th_db_name());
     assert_false(s.in_recovery);
     PGconn *adm = th_connect("postgres");
     /* database size: within 1 MB of PostgreSQL's answer a moment later */
@@ -300,7 +285,7 @@ static void test_audit(void **state)
     snprintf(want_obj, sizeof want_obj, "\"object\":\"public.%s\"", table);
     int rc = -1;
     for (int i = 0; i < 100; i++) {
-        rc = th_run_tsi((const char *[]){"audit", "--db", dbname, "--since", "1h", "--json",
+        rc = th_run_tsi((const char *[]){"audit", "--db", th_db_name(), "--since", "1h", "--json",
                                          "--limit", "1000", NULL},
                         NULL, out, sizeof out);
         if (rc == 0 && strstr(out, "\"command\":\"DROP TABLE\""))
@@ -321,7 +306,7 @@ static void test_audit(void **state)
     assert_int_equal(lines, 3);
     assert_non_null(strstr(out, "\"role\":\"tsi_owner\""));
     char want_db[96];
-    snprintf(want_db, sizeof want_db, "\"database\":\"%s\"", dbname);
+    snprintf(want_db, sizeof want_db, "\"database\":\"%s\"", th_db_name());
     assert_non_null(strstr(out, want_db));
     /* the statement with its quoted comma survived the CSV round trip */
     assert_non_null(strstr(out, "ADD COLUMN \\\"b,\\\"\\\"c\\\" text"));
@@ -335,8 +320,8 @@ static void test_audit(void **state)
     assert_null(strstr(out, table));
 
     /* the table for a person */
-    rc = th_run_tsi((const char *[]){"audit", "--db", dbname, "--since", "1h", NULL}, NULL, out,
-                    sizeof out);
+    rc = th_run_tsi((const char *[]){"audit", "--db", th_db_name(), "--since", "1h", NULL}, NULL,
+                    out, sizeof out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "DROP TABLE"));
 
@@ -365,5 +350,5 @@ int main(void)
         cmocka_unit_test(test_status_jobs),
         cmocka_unit_test(test_audit),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, th_db_setup, th_db_teardown);
 }

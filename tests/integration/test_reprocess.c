@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "duck_util.h"
 #include "harness.h"
 
 #define US_MIN  60000000LL
@@ -54,22 +55,6 @@ static void mkdirs(const char *path)
         }
     if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", tmp, strerror(errno));
-}
-
-static void duck(duckdb_connection con, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void duck(duckdb_connection con, const char *fmt, ...)
-{
-    char *sql = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        fail_msg("vasprintf");
-    va_end(ap);
-    duckdb_result r;
-    if (duckdb_query(con, sql, &r) != DuckDBSuccess)
-        fail_msg("duckdb: %s\n%s", duckdb_result_error(&r), sql);
-    duckdb_destroy_result(&r);
-    free(sql);
 }
 
 static long long duck_int(duckdb_connection con, const char *sql)
@@ -103,11 +88,11 @@ static void write_raw(void)
     assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
     duckdb_query(con, "SET TimeZone = 'UTC'", NULL);
     /* tsi layout: per hour directory */
-    duck(con,
-         "CREATE TABLE m AS SELECT %lld + mi * %lld + v * 1000 AS timestamp_ms, mi, v"
-         " FROM range(0, 120) a(mi), range(1, 5) b(v) WHERE v <= 1 + mi %% 4",
-         h0_us / 1000, US_MIN / 1000);
-    duck(con, "INSERT INTO m SELECT * FROM m WHERE mi = 7"); /* repeated polling */
+    duck_queryf(con,
+                "CREATE TABLE m AS SELECT %lld + mi * %lld + v * 1000 AS timestamp_ms, mi, v"
+                " FROM range(0, 120) a(mi), range(1, 5) b(v) WHERE v <= 1 + mi %% 4",
+                h0_us / 1000, US_MIN / 1000);
+    duck_queryf(con, "INSERT INTO m SELECT * FROM m WHERE mi = 7"); /* repeated polling */
     for (int h = 0; h < 2; h++) {
         long long hs = h0_us + h * US_HOUR;
         time_t t = (time_t)(hs / 1000000);
@@ -117,13 +102,14 @@ static void write_raw(void)
         snprintf(hd, sizeof hd, "%s/raw/bsm/%04d/%02d/%02d/%02d", dir, tm.tm_year + 1900,
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
         mkdirs(hd);
-        duck(con,
-             "COPY (SELECT timestamp_ms, CAST(NULL AS VARCHAR) AS reject_reason, " BSM_JSON(
-                 "timestamp_ms", "1000 + v",
-                 "38.87 + v * 0.0002") " AS json"
-                                       " FROM m WHERE mi >= %d AND mi < %d ORDER BY timestamp_ms)"
-                                       " TO '%s/bsm_test_1.parquet' (FORMAT parquet)",
-             h * 60, h * 60 + 60, hd);
+        duck_queryf(
+            con,
+            "COPY (SELECT timestamp_ms, CAST(NULL AS VARCHAR) AS reject_reason, " BSM_JSON(
+                "timestamp_ms", "1000 + v",
+                "38.87 + v * 0.0002") " AS json"
+                                      " FROM m WHERE mi >= %d AND mi < %d ORDER BY timestamp_ms)"
+                                      " TO '%s/bsm_test_1.parquet' (FORMAT parquet)",
+            h * 60, h * 60 + 60, hd);
     }
     /* legacy layout: nested structs, two schemas */
     char ld[700];
@@ -134,15 +120,16 @@ static void write_raw(void)
     char date[16];
     strftime(date, sizeof date, "%Y-%m-%d", &tm);
     for (int f = 0; f < 2; f++)
-        duck(con,
-             "COPY (SELECT %lld + (60 + mi) * %lld + 500 AS \"timestamp\", 'rsu-old' AS rsuName,"
-             " struct_pack(coreData := struct_pack(msgCnt := mi, id := 7000 + mi, secMark := 500,"
-             " lat := 38.88, lon := -77.20, speed := 10.0, heading := 0.0%s)) AS bsmJson"
-             " FROM range(%d, %d) a(mi)) TO '%s/bsm_%s_%d.parquet' (FORMAT parquet)",
-             h0_us / 1000, US_MIN / 1000,
-             f == 0 ? ", accelSet := struct_pack(lon := 0.0, lat := 0.0, vert := 0.0, yaw := 0.0)"
-                    : "",
-             f * 5, f * 5 + 5, ld, date, f);
+        duck_queryf(
+            con,
+            "COPY (SELECT %lld + (60 + mi) * %lld + 500 AS \"timestamp\", 'rsu-old' AS rsuName,"
+            " struct_pack(coreData := struct_pack(msgCnt := mi, id := 7000 + mi, secMark := 500,"
+            " lat := 38.88, lon := -77.20, speed := 10.0, heading := 0.0%s)) AS bsmJson"
+            " FROM range(%d, %d) a(mi)) TO '%s/bsm_%s_%d.parquet' (FORMAT parquet)",
+            h0_us / 1000, US_MIN / 1000,
+            f == 0 ? ", accelSet := struct_pack(lon := 0.0, lat := 0.0, vert := 0.0, yaw := 0.0)"
+                   : "",
+            f * 5, f * 5 + 5, ld, date, f);
     duckdb_disconnect(&con);
     duckdb_close(&db);
 }
@@ -291,12 +278,13 @@ static void test_reprocess_hour(void **state)
         char hd[700];
         snprintf(hd, sizeof hd, "%s/raw/bsm/%04d/%02d/%02d/%02d", dir, tm.tm_year + 1900,
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
-        duck(con,
-             "COPY (SELECT ts AS timestamp_ms, to_timestamp(ts / 1000 + 86400) AS received_at,"
-             " CAST(NULL AS VARCHAR) AS reject_reason, " BSM_JSON(
-                 "ts", "4242", "38.8702") " AS json FROM (SELECT %lld + 30 * %lld + 500 AS ts))"
-                                          " TO '%s/bsm_skewed_1.parquet' (FORMAT parquet)",
-             h0_us / 1000, US_MIN / 1000, hd);
+        duck_queryf(
+            con,
+            "COPY (SELECT ts AS timestamp_ms, to_timestamp(ts / 1000 + 86400) AS received_at,"
+            " CAST(NULL AS VARCHAR) AS reject_reason, " BSM_JSON(
+                "ts", "4242", "38.8702") " AS json FROM (SELECT %lld + 30 * %lld + 500 AS ts))"
+                                         " TO '%s/bsm_skewed_1.parquet' (FORMAT parquet)",
+            h0_us / 1000, US_MIN / 1000, hd);
         duckdb_disconnect(&con);
         duckdb_close(&ddb);
     }
@@ -408,14 +396,14 @@ static void test_reprocess_hour(void **state)
     duckdb_connection con;
     assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
     assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
-    duck(con, "SET TimeZone = 'UTC'");
+    duck_queryf(con, "SET TimeZone = 'UTC'");
     char q[2048];
     snprintf(
         q, sizeof q,
         "CREATE VIEW ix AS SELECT * FROM read_parquet('%s/indices/[0-9]*/*/*/indices_*.parquet',"
         " union_by_name = true)",
         arch);
-    duck(con, "%s", q);
+    duck_queryf(con, "%s", q);
     assert_int_equal(duck_int(con, "SELECT count(*) FROM ix"), 130);
     snprintf(q, sizeof q,
              "SELECT count(*) FROM ix WHERE constants_id = %lld AND"
@@ -551,7 +539,7 @@ static long long pq_count(const char *where)
     duckdb_connection con;
     assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
     assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
-    duck(con, "SET TimeZone = 'UTC'");
+    duck_queryf(con, "SET TimeZone = 'UTC'");
     char q[2048];
     snprintf(q, sizeof q,
              "SELECT count(*) FROM read_parquet('%s/indices/[0-9]*/*/*/indices_*.parquet',"
@@ -762,13 +750,13 @@ static void collector_file(char *path, size_t len)
     duckdb_connection con;
     assert_int_equal(duckdb_open(NULL, &ddb), DuckDBSuccess);
     assert_int_equal(duckdb_connect(ddb, &con), DuckDBSuccess);
-    duck(con,
-         "COPY (SELECT * REPLACE (intersection_id + 1000 AS intersection_id,"
-         " \"timestamp\" + INTERVAL 90 MINUTE AS \"timestamp\") FROM"
-         " read_parquet('%s/indices_*.parquet') WHERE intersection_id = 5 AND"
-         " epoch_us(\"timestamp\") >= %lld ORDER BY \"timestamp\" LIMIT 1)"
-         " TO '%s' (FORMAT parquet)",
-         dd, h0_us + US_HOUR, path);
+    duck_queryf(con,
+                "COPY (SELECT * REPLACE (intersection_id + 1000 AS intersection_id,"
+                " \"timestamp\" + INTERVAL 90 MINUTE AS \"timestamp\") FROM"
+                " read_parquet('%s/indices_*.parquet') WHERE intersection_id = 5 AND"
+                " epoch_us(\"timestamp\") >= %lld ORDER BY \"timestamp\" LIMIT 1)"
+                " TO '%s' (FORMAT parquet)",
+                dd, h0_us + US_HOUR, path);
     duckdb_disconnect(&con);
     duckdb_close(&ddb);
 }

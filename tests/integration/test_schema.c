@@ -16,22 +16,6 @@
 #include "core/index.h"
 #include "harness.h"
 
-static char dbname[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    th_db_create(dbname);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    th_db_drop(dbname);
-    return 0;
-}
-
 static char out[1 << 15];
 
 static void test_migrations_from_empty_twice(void **state)
@@ -81,7 +65,7 @@ static void test_migrations_from_empty_twice(void **state)
                                "length(checksum) = 64"),
                      tsi_migrations_count);
     PQfinish(c);
-    setenv("TSI_DB_NAME", dbname, 1);
+    setenv("TSI_DB_NAME", th_db_name(), 1);
     a = tsi_db_connect(TSI_ROLE_ADMIN, "postgres", NULL);
     th_exec(a, "DROP DATABASE IF EXISTS t_empty_migrate WITH (FORCE)", NULL);
     PQfinish(a);
@@ -494,11 +478,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrations_from_empty_twice),
-        cmocka_unit_test_setup_teardown(test_tables_columns_indexes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_rows_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_and_partitions_ahead, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_least_privilege, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_changed_migration_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_columns_indexes, th_db_setup, th_db_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_rows_refused, th_db_setup, th_db_teardown),
+        cmocka_unit_test_setup_teardown(test_upsert_and_partitions_ahead, th_db_setup,
+                                        th_db_teardown),
+        cmocka_unit_test_setup_teardown(test_least_privilege, th_db_setup, th_db_teardown),
+        cmocka_unit_test_setup_teardown(test_changed_migration_detected, th_db_setup,
+                                        th_db_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 #include "base/buf.h"
 #include "ops/audit.h"
 #include "ops/backup.h"
-#include "ops/status.h"
+#include "db/status.h"
 
 static void test_parse_time_valid(void **state)
 {

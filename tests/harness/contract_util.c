@@ -1,42 +1,13 @@
-/* tests/integration/contract_util.h — what test_api_contract.c checks answers with,
- * written from the ORIGINAL system's code (Ulrixon/cs6604-trafficsafety, FastAPI 0.115 +
- * pydantic 2.9 backend, Streamlit frontend on Python 3.9), not from tsi's:
- *
- *   - py39_fromisoformat(): the rules of CPython 3.9's datetime.fromisoformat (its C
- *     implementation, _datetimemodule.c: parse_isoformat_date, parse_isoformat_time,
- *     parse_hh_mm_ss_ff), which the frontend calls on every history timestamp
- *     (history_components.py: `datetime.fromisoformat(p["timestamp"])`): date YYYY-MM-DD,
- *     then optionally any one separator character and HH[:MM[:SS[.fff|.ffffff]]], then
- *     optionally an offset +HH:MM, +HH:MM:SS or +HH:MM:SS.ffffff ('-' too); no 'Z'; the
- *     values in range (the datetime constructor's checks);
- *   - pyd_naive_dt(): what pydantic 2.9 writes for a naive datetime:
- *     YYYY-MM-DDTHH:MM:SS, plus .ffffff only when the microseconds are not zero;
- *   - a shape checker: per field a JSON type (string; integer = a number literal without
- *     '.', 'e', 'E'; number; bool; any; list; object), null allowed or not, optional or
- *     not, a range, a format (v1 naive datetime, v2 UTC instant ending in Z, a date), and
- *     per object whether unknown keys are refused or their datetime-looking strings must
- *     still have the version's format. A mismatch is reported with its JSON pointer;
- *   - a small check language for the case table: "<ptr><op><value>", op one of
- *     = (string equal), # (number equal), @ (array length), ~ (string prefix),
- *     $ (string suffix); ptr a JSON pointer ("" the root) or "H:<header name>".
- *
- * Header-only (static functions); included by test_api_contract.c. */
-#ifndef TSI_TEST_CONTRACT_UTIL_H
-#define TSI_TEST_CONTRACT_UTIL_H
-
-#include <ctype.h>
-#include <math.h>
+/* tests/harness/contract_util.c — see contract_util.h */
+#include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
-#include "core/json.h"
+#include "contract_util.h"
 
-/* ---- calendar -------------------------------------------------------------------------- */
-/* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
-__attribute__((unused)) static long long cu_days_from_civil(long long y, int m, int d)
+long long cu_days_from_civil(long long y, int m, int d)
 {
     y -= m <= 2;
     long long era = (y >= 0 ? y : y - 399) / 400;
@@ -46,7 +17,7 @@ __attribute__((unused)) static long long cu_days_from_civil(long long y, int m, 
     return era * 146097 + doe - 719468;
 }
 
-__attribute__((unused)) static void cu_civil(long long z, int *y, int *m, int *d)
+void cu_civil(long long z, int *y, int *m, int *d)
 {
     z += 719468;
     long long era = (z >= 0 ? z : z - 146096) / 146097;
@@ -59,29 +30,26 @@ __attribute__((unused)) static void cu_civil(long long z, int *y, int *m, int *d
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-/* YYYY-MM-DD of a day number */
-__attribute__((unused)) static void cu_day_str(char *out, size_t len, long long day)
+void cu_day_str(char *out, size_t len, long long day)
 {
     int y, m, d;
     cu_civil(day, &y, &m, &d);
     snprintf(out, len, "%04d-%02d-%02d", y, m, d);
 }
 
-static int cu_mdays(int y, int m)
+int cu_mdays(int y, int m)
 {
     static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     return m == 2 && leap ? 29 : md[m - 1];
 }
 
-/* 0 = Monday .. 6 = Sunday (Python's weekday()) */
-__attribute__((unused)) static int cu_weekday(long long day)
+int cu_weekday(long long day)
 {
     return (int)(((day % 7) + 7 + 3) % 7);
 }
 
-/* n ASCII digits at s into *v; false when one is not a digit */
-static bool cu_digits(const char *s, int n, int *v)
+bool cu_digits(const char *s, int n, int *v)
 {
     *v = 0;
     for (int i = 0; i < n; i++) {
@@ -92,8 +60,7 @@ static bool cu_digits(const char *s, int n, int *v)
     return true;
 }
 
-/* YYYY-MM-DD, a real date, nothing after; *day receives its day number */
-__attribute__((unused)) static bool cu_parse_date(const char *s, long long *day)
+bool cu_parse_date(const char *s, long long *day)
 {
     int y, m, d;
     if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !cu_digits(s, 4, &y) ||
@@ -106,10 +73,7 @@ __attribute__((unused)) static bool cu_parse_date(const char *s, long long *day)
     return true;
 }
 
-/* ---- CPython 3.9 datetime.fromisoformat ------------------------------------------------ */
-/* parse_hh_mm_ss_ff over [p, end): HH[:MM[:SS[.fff|.ffffff]]] (3.9 also breaks to the
- * fraction after HH or HH:MM; kept). Returns false on any error; values into v[0..3]. */
-static bool py39_hh_mm_ss_ff(const char *p, const char *end, int v[4])
+bool py39_hh_mm_ss_ff(const char *p, const char *end, int v[4])
 {
     v[0] = v[1] = v[2] = v[3] = 0;
     for (int i = 0; i < 3; i++) {
@@ -139,8 +103,7 @@ frac:
     return true;
 }
 
-/* true when CPython 3.9's datetime.fromisoformat(s) returns a datetime */
-__attribute__((unused)) static bool py39_fromisoformat(const char *s)
+bool py39_fromisoformat(const char *s)
 {
     size_t n = strlen(s);
     int y, mo, d;
@@ -179,9 +142,7 @@ __attribute__((unused)) static bool py39_fromisoformat(const char *s)
     return o[0] <= 23 && o[1] <= 59 && o[2] <= 59;
 }
 
-/* whether s (at least 19 bytes) starts with a valid YYYY-MM-DDTHH:MM:SS; max_sec: 59, or
- * 60 where a leap second may be written */
-static bool cu_date_time(const char *s, int max_sec)
+bool cu_date_time(const char *s, int max_sec)
 {
     char date[11];
     memcpy(date, s, 10);
@@ -192,8 +153,7 @@ static bool cu_date_time(const char *s, int max_sec)
            cu_digits(s + 17, 2, &v) && v <= max_sec;
 }
 
-/* what pydantic 2.9 writes for a naive datetime (and Python 3.9 reads back) */
-__attribute__((unused)) static bool pyd_naive_dt(const char *s)
+bool pyd_naive_dt(const char *s)
 {
     size_t n = strlen(s);
     int v;
@@ -204,8 +164,7 @@ __attribute__((unused)) static bool pyd_naive_dt(const char *s)
     return py39_fromisoformat(s);
 }
 
-/* tsi's /api/v2 instants: YYYY-MM-DDTHH:MM:SS[.f+]Z */
-__attribute__((unused)) static bool v2_utc_dt(const char *s)
+bool v2_utc_dt(const char *s)
 {
     size_t n = strlen(s);
     if (n < 20 || s[n - 1] != 'Z' || !cu_date_time(s, 60))
@@ -220,26 +179,14 @@ __attribute__((unused)) static bool v2_utc_dt(const char *s)
     return true;
 }
 
-/* a string that looks like a datetime: YYYY-MM-DD followed by T or a space */
-__attribute__((unused)) static bool cu_looks_dt(const char *s)
+bool cu_looks_dt(const char *s)
 {
     int v;
     return strlen(s) >= 13 && cu_digits(s, 4, &v) && s[4] == '-' && cu_digits(s + 5, 2, &v) &&
            s[7] == '-' && cu_digits(s + 8, 2, &v) && (s[10] == 'T' || s[10] == ' ');
 }
 
-/* ---- failures ---------------------------------------------------------------------------- */
-typedef struct cu_report {
-    char *text; /* every failure line */
-    size_t len, cap;
-    int n;          /* failures in total */
-    int n_req;      /* failures of the current request */
-    char what[600]; /* the current request, e.g. "[pg] GET /api/v1/..." */
-} cu_report;
-
-static void cu_fail(cu_report *r, const char *ptr, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cu_fail(cu_report *r, const char *ptr, const char *fmt, ...)
+void cu_fail(cu_report *r, const char *ptr, const char *fmt, ...)
 {
     r->n++;
     if (++r->n_req > 8) {
@@ -273,32 +220,7 @@ static void cu_fail(cu_report *r, const char *ptr, const char *fmt, ...)
     r->len += (size_t)k;
 }
 
-/* ---- shapes -------------------------------------------------------------------------- */
-enum { J_STR = 1, J_INT, J_NUM, J_BOOL, J_ANY, J_ARR, J_OBJ };
-enum { F_NUL = 1, F_OPT = 2, F_RNG = 4, F_MIN1 = 8 };
-enum { X_NONE = 0, X_DT1, X_DT2, X_DATE, X_AGG, X_DT2_OR_DATE };
-/* objects: O_CLOSED refuses keys the shape does not list; O_DT1 / O_DT2: a datetime-looking
- * string anywhere under a key the shape does not list must still be a v1 / v2 datetime */
-enum { O_OPEN = 0, O_CLOSED = 1, O_DT1 = 2, O_DT2 = 4 };
-
-typedef struct fspec {
-    const char *key;         /* object member name; NULL ends a member list */
-    int type;                /* J_* */
-    int flags;               /* F_* */
-    int fmt;                 /* X_* (strings) */
-    double lo, hi;           /* with F_RNG */
-    const struct fspec *sub; /* J_ARR: the item; J_OBJ: the member list */
-    int obj;                 /* J_OBJ: O_* */
-} fspec;
-
-typedef struct cu_ctx {
-    const tsi_json *d;
-    cu_report *r;
-    char ptr[512];
-    size_t plen;
-} cu_ctx;
-
-static size_t cu_push(cu_ctx *c, const char *seg)
+size_t cu_push(cu_ctx *c, const char *seg)
 {
     size_t old = c->plen;
     int k = snprintf(c->ptr + c->plen, sizeof c->ptr - c->plen, "/%s", seg);
@@ -307,13 +229,13 @@ static size_t cu_push(cu_ctx *c, const char *seg)
     return old;
 }
 
-static void cu_pop(cu_ctx *c, size_t old)
+void cu_pop(cu_ctx *c, size_t old)
 {
     c->plen = old;
     c->ptr[old] = '\0';
 }
 
-static const char *cu_kind(const tsi_json *d, int t)
+const char *cu_kind(const tsi_json *d, int t)
 {
     if (tsi_json_is_object(d, t))
         return "an object";
@@ -328,7 +250,7 @@ static const char *cu_kind(const tsi_json *d, int t)
     return "a boolean";
 }
 
-static bool cu_fmt_ok(int fmt, const char *s)
+bool cu_fmt_ok(int fmt, const char *s)
 {
     switch (fmt) {
     case X_DT1:
@@ -347,7 +269,7 @@ static bool cu_fmt_ok(int fmt, const char *s)
     }
 }
 
-static const char *cu_fmt_name(int fmt)
+const char *cu_fmt_name(int fmt)
 {
     switch (fmt) {
     case X_DT1:
@@ -365,8 +287,7 @@ static const char *cu_fmt_name(int fmt)
     }
 }
 
-/* the datetime-looking strings anywhere under t must satisfy fmt */
-static void cu_extra_dt(cu_ctx *c, int t, int fmt)
+void cu_extra_dt(cu_ctx *c, int t, int fmt)
 {
     const tsi_json *d = c->d;
     if (tsi_json_is_string(d, t)) {
@@ -395,10 +316,7 @@ static void cu_extra_dt(cu_ctx *c, int t, int fmt)
     }
 }
 
-static void cu_check(cu_ctx *c, int t, const fspec *f);
-
-/* true when the item fails its shape (checked on a scratch report) */
-static bool cu_item_fails(cu_ctx *c, int t, const fspec *f)
+bool cu_item_fails(cu_ctx *c, int t, const fspec *f)
 {
     cu_report scratch = {0};
     cu_ctx s = *c;
@@ -408,7 +326,7 @@ static bool cu_item_fails(cu_ctx *c, int t, const fspec *f)
     return scratch.n > 0;
 }
 
-static void cu_check(cu_ctx *c, int t, const fspec *f)
+void cu_check(cu_ctx *c, int t, const fspec *f)
 {
     const tsi_json *d = c->d;
     if (t < 0) {
@@ -532,17 +450,13 @@ static void cu_check(cu_ctx *c, int t, const fspec *f)
     }
 }
 
-/* checks the whole document against the shape; failures go to r */
-__attribute__((unused)) static void cu_check_doc(const tsi_json *d, const fspec *shape,
-                                                 cu_report *r)
+void cu_check_doc(const tsi_json *d, const fspec *shape, cu_report *r)
 {
     cu_ctx c = {.d = d, .r = r};
     cu_check(&c, 0, shape);
 }
 
-/* ---- JSON pointers ----------------------------------------------------------------------- */
-/* the token at pointer ptr ("" = the root; segments ~0/~1 unescaped); -1 when absent */
-__attribute__((unused)) static int cu_at(const tsi_json *d, const char *ptr)
+int cu_at(const tsi_json *d, const char *ptr)
 {
     int t = 0;
     const char *p = ptr;
@@ -575,16 +489,14 @@ __attribute__((unused)) static int cu_at(const tsi_json *d, const char *ptr)
     return *p ? -1 : t;
 }
 
-/* ---- deep comparison (Parquet answer against the PostgreSQL answer) ------------------- */
-/* whether the value at the context's pointer is a sub-index of a history point */
-static bool cu_at_subindex(const cu_ctx *c)
+bool cu_at_subindex(const cu_ctx *c)
 {
     size_t n = strlen(c->ptr);
     return (n >= 10 && strcmp(c->ptr + n - 10, "/vru_index") == 0) ||
            (n >= 14 && strcmp(c->ptr + n - 14, "/vehicle_index") == 0);
 }
 
-static void cu_same(cu_ctx *c, const tsi_json *b, int ta, int tb)
+void cu_same(cu_ctx *c, const tsi_json *b, int ta, int tb)
 {
     const tsi_json *a = c->d;
     /* PostgreSQL's hourly and daily tables keep only the combined index (the rollup issue
@@ -651,11 +563,8 @@ static void cu_same(cu_ctx *c, const tsi_json *b, int ta, int tb)
     }
 }
 
-/* a and b hold the same values (numbers within 1e-9 relative) */
-__attribute__((unused)) static void cu_same_doc(const tsi_json *a, const tsi_json *b, cu_report *r)
+void cu_same_doc(const tsi_json *a, const tsi_json *b, cu_report *r)
 {
     cu_ctx c = {.d = a, .r = r};
     cu_same(&c, b, 0, 0);
 }
-
-#endif

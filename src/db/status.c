@@ -1,5 +1,5 @@
-/* ops/status.c — see status.h */
-#include "ops/status.h"
+/* db/status.c — see status.h */
+#include "db/status.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -10,18 +10,19 @@
 #include <time.h>
 
 #include "db/conn.h"
+#include "db/result.h"
 
 static const char SQL_OVERVIEW[] =
-    "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),\n"
-    "       current_database(), pg_database_size(current_database()),\n"
-    "       pg_is_in_recovery(),\n"
+    "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS collected_at,\n"
+    "       current_database() AS database, pg_database_size(current_database()) AS bytes,\n"
+    "       pg_is_in_recovery() AS in_recovery,\n"
     "       CASE WHEN NOT pg_is_in_recovery() THEN -1\n"
     "            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0\n"
     "            ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1)\n"
-    "       END,\n"
+    "       END AS standby_delay,\n"
     "       a.archived_count, a.failed_count,\n"
-    "       COALESCE(extract(epoch FROM now() - a.last_archived_time), -1),\n"
-    "       current_setting('archive_mode') <> 'off'\n"
+    "       COALESCE(extract(epoch FROM now() - a.last_archived_time), -1) AS last_archived_age,\n"
+    "       current_setting('archive_mode') <> 'off' AS archiving\n"
     "  FROM pg_stat_archiver a";
 
 /* Tables and partitions of the application (not of extensions, not catalogs); a
@@ -43,23 +44,23 @@ static const char SQL_TABLES[] =
     "     AND n.nspname NOT LIKE 'pg\\_temp%'\n"
     "     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass\n"
     "                      AND d.objid = c.oid AND d.deptype = 'e'))\n"
-    "SELECT t.name, COALESCE(t.parent, ''),\n"
+    "SELECT t.name, COALESCE(t.parent, '') AS parent,\n"
     "       CASE WHEN t.relkind = 'p' THEN\n"
     "         (SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) FROM "
     "pg_partition_tree(t.oid))\n"
-    "       ELSE pg_total_relation_size(t.oid) END::bigint,\n"
+    "       ELSE pg_total_relation_size(t.oid) END::bigint AS total_bytes,\n"
     "       CASE WHEN t.relkind = 'p' THEN\n"
     "         (SELECT COALESCE(sum(pg_relation_size(relid)), 0) FROM pg_partition_tree(t.oid))\n"
-    "       ELSE pg_relation_size(t.oid) END::bigint,\n"
+    "       ELSE pg_relation_size(t.oid) END::bigint AS heap_bytes,\n"
     "       CASE WHEN t.relkind = 'p' THEN\n"
     "         (SELECT COALESCE(sum(pg_indexes_size(relid)), 0) FROM pg_partition_tree(t.oid)\n"
     "           WHERE isleaf)\n"
-    "       ELSE pg_indexes_size(t.oid) END::bigint,\n"
+    "       ELSE pg_indexes_size(t.oid) END::bigint AS index_bytes,\n"
     "       CASE WHEN t.relkind = 'p' THEN\n"
     "         (SELECT COALESCE(sum(s.n_live_tup), 0) FROM pg_partition_tree(t.oid) pt\n"
     "            JOIN pg_stat_all_tables s ON s.relid = pt.relid)\n"
     "       ELSE (SELECT COALESCE(max(s.n_live_tup), 0) FROM pg_stat_all_tables s\n"
-    "              WHERE s.relid = t.oid) END::bigint\n"
+    "              WHERE s.relid = t.oid) END::bigint AS n_rows\n"
     "  FROM t\n"
     " ORDER BY COALESCE(t.parent, t.name), t.parent IS NOT NULL, t.name";
 
@@ -74,48 +75,52 @@ static const char SQL_AHEAD[] =
     "    JOIN pg_class p ON p.oid = i.inhparent\n"
     "   WHERE p.relkind = 'p' AND c.relpartbound IS NOT NULL)\n"
     "SELECT CASE WHEN n.nspname = 'public' THEN p.relname ELSE n.nspname || '.' || p.relname "
-    "END,\n"
-    "       count(*),\n"
-    "       count(*) FILTER (WHERE b.lo ~ '^\\d{4}-\\d{2}-\\d{2}' AND b.lo::timestamptz > now()),\n"
+    "END AS parent,\n"
+    "       count(*) AS partitions,\n"
+    "       count(*) FILTER (WHERE b.lo ~ '^\\d{4}-\\d{2}-\\d{2}' AND b.lo::timestamptz > now())\n"
+    "         AS ahead,\n"
     "       COALESCE(to_char(max(CASE WHEN b.hi ~ '^\\d{4}-\\d{2}-\\d{2}' THEN b.hi::timestamptz "
     "END)\n"
-    "                AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')\n"
+    "                AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS newest_end\n"
     "  FROM b JOIN pg_class p ON p.oid = b.parent JOIN pg_namespace n ON n.oid = p.relnamespace\n"
     " WHERE n.nspname NOT IN ('partman', 'cron')\n"
     " GROUP BY 1 ORDER BY 1";
 
 static const char SQL_HAS_PGSS[] =
     "SELECT to_regclass('pg_stat_statements') IS NOT NULL\n"
-    "   AND has_table_privilege(to_regclass('pg_stat_statements'), 'SELECT')";
+    "   AND has_table_privilege(to_regclass('pg_stat_statements'), 'SELECT') AS yes";
 
 static const char SQL_STATEMENTS[] =
-    "SELECT COALESCE(queryid::text, ''), calls, mean_exec_time, max_exec_time, "
+    "SELECT COALESCE(queryid::text, '') AS queryid, calls, mean_exec_time, max_exec_time, "
     "total_exec_time,\n"
-    "       left(regexp_replace(COALESCE(query, ''), '\\s+', ' ', 'g'), 250)\n"
+    "       left(regexp_replace(COALESCE(query, ''), '\\s+', ' ', 'g'), 250) AS query\n"
     "  FROM pg_stat_statements\n"
     " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())\n"
     " ORDER BY mean_exec_time DESC LIMIT 10";
 
 static const char SQL_CONNS[] =
-    "SELECT COALESCE(usename, '(background)'), COALESCE(state, ''), count(*)\n"
+    "SELECT COALESCE(usename, '(background)') AS role, COALESCE(state, '') AS state,\n"
+    "       count(*) AS n\n"
     "  FROM pg_stat_activity WHERE datname = current_database()\n"
     " GROUP BY 1, 2 ORDER BY 1, 2";
 
 static const char SQL_REPLICAS[] =
-    "SELECT COALESCE(application_name, ''), COALESCE(host(client_addr), 'local'),\n"
-    "       COALESCE(state, ''), COALESCE(extract(epoch FROM replay_lag), -1),\n"
-    "       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint\n"
+    "SELECT COALESCE(application_name, '') AS name, COALESCE(host(client_addr), 'local') AS "
+    "client,\n"
+    "       COALESCE(state, '') AS state, COALESCE(extract(epoch FROM replay_lag), -1) AS "
+    "replay_lag,\n"
+    "       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint AS lag_bytes\n"
     "  FROM pg_stat_replication ORDER BY 1, 2";
 
 static const char SQL_HAS_CRON[] = "SELECT to_regclass('cron.job_run_details') IS NOT NULL\n"
                                    "   AND has_schema_privilege('cron', 'USAGE')\n"
                                    "   AND has_table_privilege('cron.job_run_details', 'SELECT')\n"
-                                   "   AND has_table_privilege('cron.job', 'SELECT')";
+                                   "   AND has_table_privilege('cron.job', 'SELECT') AS yes";
 
 static const char SQL_CRON_JOBS[] =
-    "SELECT COALESCE(j.jobname, j.jobid::text),\n"
+    "SELECT COALESCE(j.jobname, j.jobid::text) AS job,\n"
     "       COALESCE(extract(epoch FROM now() - max(d.end_time) FILTER (WHERE d.status = "
-    "'succeeded')), -1)\n"
+    "'succeeded')), -1) AS success_age\n"
     "  FROM cron.job j LEFT JOIN cron.job_run_details d ON d.jobid = j.jobid\n"
     " GROUP BY 1 ORDER BY 1";
 
@@ -124,25 +129,27 @@ static const char SQL_HAS_JOB_RUNS[] =
     "SELECT to_regclass('job_runs') IS NOT NULL\n"
     "   AND has_table_privilege(to_regclass('job_runs'), 'SELECT')\n"
     "   AND (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('job_runs')\n"
-    "         AND NOT attisdropped AND attname IN ('job', 'finished', 'status')) = 3";
+    "         AND NOT attisdropped AND attname IN ('job', 'finished', 'status')) = 3 AS yes";
 
 static const char SQL_HAS_BACKUP_INFO[] =
     "SELECT to_regclass('tsi_ops.backup_info') IS NOT NULL\n"
-    "   AND has_table_privilege(to_regclass('tsi_ops.backup_info'), 'SELECT')";
+    "   AND has_table_privilege(to_regclass('tsi_ops.backup_info'), 'SELECT') AS yes";
 
 /* whole seconds: the exposition prints non-integers with 6 significant digits */
 static const char SQL_BACKUP_INFO[] =
-    "SELECT COALESCE(floor(extract(epoch FROM last_full)), -1),\n"
-    "       COALESCE(floor(extract(epoch FROM last_diff)), -1),\n"
-    "       COALESCE(floor(extract(epoch FROM now() - oldest_recoverable)), -1),\n"
-    "       COALESCE(extract(epoch FROM now() - refreshed_at), -1),\n"
-    "       COALESCE(floor(extract(epoch FROM refreshed_at)), -1),\n"
-    "       COALESCE(backups, 0), COALESCE(error, '')\n"
+    "SELECT COALESCE(floor(extract(epoch FROM last_full)), -1) AS last_full,\n"
+    "       COALESCE(floor(extract(epoch FROM last_diff)), -1) AS last_diff,\n"
+    "       COALESCE(floor(extract(epoch FROM now() - oldest_recoverable)), -1) AS "
+    "recovery_window,\n"
+    "       COALESCE(extract(epoch FROM now() - refreshed_at), -1) AS refreshed_age,\n"
+    "       COALESCE(floor(extract(epoch FROM refreshed_at)), -1) AS refreshed_at,\n"
+    "       COALESCE(backups, 0) AS backups, COALESCE(error, '') AS error\n"
     "  FROM tsi_ops.backup_info";
 
 static const char SQL_JOB_RUNS[] =
-    "SELECT job::text,\n"
+    "SELECT job::text AS job,\n"
     "       COALESCE(extract(epoch FROM now() - max(finished) FILTER (WHERE status = 'ok')), -1)\n"
+    "         AS success_age\n"
     "  FROM job_runs GROUP BY 1 ORDER BY 1";
 
 static void cpy(char *dst, size_t len, const char *src)
@@ -150,19 +157,23 @@ static void cpy(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%s", src ? src : "");
 }
 
-static long long ll(const PGresult *r, int row, int col)
+/* a value of the column called name (db/result.h: a missing column ends the process) */
+static long long ll(const PGresult *r, int row, const char *name)
 {
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+    const char *v = tsi_pq_get(r, row, name);
+    return PQgetisnull(r, row, tsi_pq_col(r, name)) ? 0 : strtoll(v, NULL, 10);
 }
 
-static double dbl(const PGresult *r, int row, int col)
+static double dbl(const PGresult *r, int row, const char *name)
 {
-    return PQgetisnull(r, row, col) ? -1 : strtod(PQgetvalue(r, row, col), NULL);
+    const char *v = tsi_pq_get(r, row, name);
+    return PQgetisnull(r, row, tsi_pq_col(r, name)) ? -1 : strtod(v, NULL);
 }
 
-static bool tf(const PGresult *r, int row, int col)
+static bool tf(const PGresult *r, int row, const char *name)
 {
-    return !PQgetisnull(r, row, col) && strcmp(PQgetvalue(r, row, col), "t") == 0;
+    const char *v = tsi_pq_get(r, row, name);
+    return !PQgetisnull(r, row, tsi_pq_col(r, name)) && strcmp(v, "t") == 0;
 }
 
 /* Runs a query; on failure sets err (when required) and returns NULL. */
@@ -180,7 +191,7 @@ static PGresult *query(PGconn *c, const char *sql, const char *what, bool requir
 static bool ask(PGconn *c, const char *sql)
 {
     PGresult *r = query(c, sql, NULL, false, NULL);
-    bool yes = r && PQntuples(r) == 1 && tf(r, 0, 0);
+    bool yes = r && PQntuples(r) == 1 && tf(r, 0, "yes");
     PQclear(r);
     return yes;
 }
@@ -230,15 +241,15 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
     PGresult *r = query(c, SQL_OVERVIEW, "cannot read the database overview", true, err);
     if (!r)
         return TSI_E_DB;
-    cpy(s->collected_at, sizeof s->collected_at, PQgetvalue(r, 0, 0));
-    cpy(s->database, sizeof s->database, PQgetvalue(r, 0, 1));
-    s->database_bytes = ll(r, 0, 2);
-    s->in_recovery = tf(r, 0, 3);
-    s->standby_delay_s = dbl(r, 0, 4);
-    s->wal_archived = ll(r, 0, 5);
-    s->wal_archive_failed = ll(r, 0, 6);
-    s->wal_last_archived_age_s = dbl(r, 0, 7);
-    s->archiving = tf(r, 0, 8);
+    cpy(s->collected_at, sizeof s->collected_at, tsi_pq_get(r, 0, "collected_at"));
+    cpy(s->database, sizeof s->database, tsi_pq_get(r, 0, "database"));
+    s->database_bytes = ll(r, 0, "bytes");
+    s->in_recovery = tf(r, 0, "in_recovery");
+    s->standby_delay_s = dbl(r, 0, "standby_delay");
+    s->wal_archived = ll(r, 0, "archived_count");
+    s->wal_archive_failed = ll(r, 0, "failed_count");
+    s->wal_last_archived_age_s = dbl(r, 0, "last_archived_age");
+    s->archiving = tf(r, 0, "archiving");
     PQclear(r);
 
     if (!(r = query(c, SQL_TABLES, "cannot read table sizes", true, err))) {
@@ -248,12 +259,12 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
     s->tables = alloc_rows(r, sizeof *s->tables, &s->ntables);
     for (size_t i = 0; i < s->ntables; i++) {
         tsi_status_table *t = &s->tables[i];
-        cpy(t->name, sizeof t->name, PQgetvalue(r, (int)i, 0));
-        cpy(t->parent, sizeof t->parent, PQgetvalue(r, (int)i, 1));
-        t->total_bytes = ll(r, (int)i, 2);
-        t->heap_bytes = ll(r, (int)i, 3);
-        t->index_bytes = ll(r, (int)i, 4);
-        t->rows = ll(r, (int)i, 5);
+        cpy(t->name, sizeof t->name, tsi_pq_get(r, (int)i, "name"));
+        cpy(t->parent, sizeof t->parent, tsi_pq_get(r, (int)i, "parent"));
+        t->total_bytes = ll(r, (int)i, "total_bytes");
+        t->heap_bytes = ll(r, (int)i, "heap_bytes");
+        t->index_bytes = ll(r, (int)i, "index_bytes");
+        t->rows = ll(r, (int)i, "n_rows");
     }
     PQclear(r);
 
@@ -264,10 +275,10 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
     s->ahead = alloc_rows(r, sizeof *s->ahead, &s->nahead);
     for (size_t i = 0; i < s->nahead; i++) {
         tsi_status_ahead *a = &s->ahead[i];
-        cpy(a->parent, sizeof a->parent, PQgetvalue(r, (int)i, 0));
-        a->partitions = (int)ll(r, (int)i, 1);
-        a->ahead = (int)ll(r, (int)i, 2);
-        cpy(a->newest_end, sizeof a->newest_end, PQgetvalue(r, (int)i, 3));
+        cpy(a->parent, sizeof a->parent, tsi_pq_get(r, (int)i, "parent"));
+        a->partitions = (int)ll(r, (int)i, "partitions");
+        a->ahead = (int)ll(r, (int)i, "ahead");
+        cpy(a->newest_end, sizeof a->newest_end, tsi_pq_get(r, (int)i, "newest_end"));
     }
     PQclear(r);
 
@@ -275,12 +286,12 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
         s->stmts = alloc_rows(r, sizeof *s->stmts, &s->nstmts);
         for (size_t i = 0; i < s->nstmts; i++) {
             tsi_status_stmt *q = &s->stmts[i];
-            cpy(q->queryid, sizeof q->queryid, PQgetvalue(r, (int)i, 0));
-            q->calls = ll(r, (int)i, 1);
-            q->mean_ms = dbl(r, (int)i, 2);
-            q->max_ms = dbl(r, (int)i, 3);
-            q->total_ms = dbl(r, (int)i, 4);
-            cpy(q->query, sizeof q->query, PQgetvalue(r, (int)i, 5));
+            cpy(q->queryid, sizeof q->queryid, tsi_pq_get(r, (int)i, "queryid"));
+            q->calls = ll(r, (int)i, "calls");
+            q->mean_ms = dbl(r, (int)i, "mean_exec_time");
+            q->max_ms = dbl(r, (int)i, "max_exec_time");
+            q->total_ms = dbl(r, (int)i, "total_exec_time");
+            cpy(q->query, sizeof q->query, tsi_pq_get(r, (int)i, "query"));
         }
         PQclear(r);
     }
@@ -291,9 +302,9 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
     }
     s->conns = alloc_rows(r, sizeof *s->conns, &s->nconns);
     for (size_t i = 0; i < s->nconns; i++) {
-        cpy(s->conns[i].role, sizeof s->conns[i].role, PQgetvalue(r, (int)i, 0));
-        cpy(s->conns[i].state, sizeof s->conns[i].state, PQgetvalue(r, (int)i, 1));
-        s->conns[i].count = (int)ll(r, (int)i, 2);
+        cpy(s->conns[i].role, sizeof s->conns[i].role, tsi_pq_get(r, (int)i, "role"));
+        cpy(s->conns[i].state, sizeof s->conns[i].state, tsi_pq_get(r, (int)i, "state"));
+        s->conns[i].count = (int)ll(r, (int)i, "n");
     }
     PQclear(r);
 
@@ -305,11 +316,11 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
         s->replicas = alloc_rows(r, sizeof *s->replicas, &s->nreplicas);
         for (size_t i = 0; i < s->nreplicas; i++) {
             tsi_status_replica *p = &s->replicas[i];
-            cpy(p->name, sizeof p->name, PQgetvalue(r, (int)i, 0));
-            cpy(p->client, sizeof p->client, PQgetvalue(r, (int)i, 1));
-            cpy(p->state, sizeof p->state, PQgetvalue(r, (int)i, 2));
-            p->replay_lag_s = dbl(r, (int)i, 3);
-            p->lag_bytes = ll(r, (int)i, 4);
+            cpy(p->name, sizeof p->name, tsi_pq_get(r, (int)i, "name"));
+            cpy(p->client, sizeof p->client, tsi_pq_get(r, (int)i, "client"));
+            cpy(p->state, sizeof p->state, tsi_pq_get(r, (int)i, "state"));
+            p->replay_lag_s = dbl(r, (int)i, "replay_lag");
+            p->lag_bytes = ll(r, (int)i, "lag_bytes");
         }
         PQclear(r);
     }
@@ -324,8 +335,8 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
         for (int k = 0; k < 2; k++) {
             for (int i = 0; srcs[k] && i < PQntuples(srcs[k]); i++) {
                 tsi_status_job *j = &s->jobs[s->njobs++];
-                cpy(j->name, sizeof j->name, PQgetvalue(srcs[k], i, 0));
-                j->last_success_age_s = dbl(srcs[k], i, 1);
+                cpy(j->name, sizeof j->name, tsi_pq_get(srcs[k], i, "job"));
+                j->last_success_age_s = dbl(srcs[k], i, "success_age");
                 cpy(j->source, sizeof j->source, names[k]);
             }
         }
@@ -337,13 +348,13 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
         if (PQntuples(r) == 1) {
             tsi_status_backup *b = &s->backup;
             b->present = true;
-            b->last_full = dbl(r, 0, 0);
-            b->last_diff = dbl(r, 0, 1);
-            b->recovery_window_s = dbl(r, 0, 2);
-            b->refreshed_age_s = dbl(r, 0, 3);
-            b->refreshed_at = dbl(r, 0, 4);
-            b->backups = ll(r, 0, 5);
-            cpy(b->error, sizeof b->error, PQgetvalue(r, 0, 6));
+            b->last_full = dbl(r, 0, "last_full");
+            b->last_diff = dbl(r, 0, "last_diff");
+            b->recovery_window_s = dbl(r, 0, "recovery_window");
+            b->refreshed_age_s = dbl(r, 0, "refreshed_age");
+            b->refreshed_at = dbl(r, 0, "refreshed_at");
+            b->backups = ll(r, 0, "backups");
+            cpy(b->error, sizeof b->error, tsi_pq_get(r, 0, "error"));
         }
         PQclear(r);
     }

@@ -1,50 +1,14 @@
-/* tests/integration/test_jobs_util.h — helpers shared by the jobs tests (issue 14).
- *
- * Rows are generated here, inserted as the collector would (tsi_writer), and every
- * expectation is computed from the generated rows in C, never read back from the code
- * under test. */
-#ifndef TSI_TEST_JOBS_UTIL_H
-#define TSI_TEST_JOBS_UTIL_H
-
+/* tests/harness/test_jobs_util.c — see test_jobs_util.h */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "test_jobs_util.h"
 
-#include "base/buf.h"
-#include "harness.h"
-#include "jobs/jobs.h"
-
-typedef struct jt_row {
-    long long iid;
-    long long ts; /* epoch seconds, minute-aligned */
-    double raw;   /* combined_index */
-    double eb;    /* combined_index_eb, NAN = NULL */
-    int vol;
-    /* features (constants) */
-    int vru_events, veh_events, vru_count, hb; /* hb < 0 = NULL */
-    double speed, sd;                          /* NAN = NULL */
-    double vru_index, veh_index;               /* NAN = NULL */
-} jt_row;
-
-static uint64_t jt_seed = 88172645463325252ULL;
-static inline double jt_rand(void) /* [0, 1) */
-{
-    jt_seed ^= jt_seed << 13;
-    jt_seed ^= jt_seed >> 7;
-    jt_seed ^= jt_seed << 17;
-    return (double)(jt_seed >> 11) / 9007199254740992.0;
-}
-
-/* intersections 1..n, as the owner */
-static inline void jt_intersections(PGconn *owner, int n)
+uint64_t jt_seed = 88172645463325252ULL;
+void jt_intersections(PGconn *owner, int n)
 {
     th_sqlf(owner,
             "INSERT INTO intersections (id, name, latitude, longitude) "
@@ -52,7 +16,7 @@ static inline void jt_intersections(PGconn *owner, int n)
             n);
 }
 
-static inline void jt_num(tsi_buf *b, double v)
+void jt_num(tsi_buf *b, double v)
 {
     if (isnan(v))
         tsi_buf_puts(b, "NULL");
@@ -60,8 +24,7 @@ static inline void jt_num(tsi_buf *b, double v)
         tsi_buf_printf(b, "%.17g", v);
 }
 
-/* Inserts rows into safety_indices_realtime through c (the collector's role). */
-static inline void jt_insert(PGconn *c, const jt_row *rows, size_t n)
+void jt_insert(PGconn *c, const jt_row *rows, size_t n)
 {
     for (size_t start = 0; start < n; start += 400) {
         tsi_buf b = TSI_BUF_INIT;
@@ -97,8 +60,7 @@ static inline void jt_insert(PGconn *c, const jt_row *rows, size_t n)
     }
 }
 
-/* A plain row with random index values (eb NULL with probability p_null). */
-static inline jt_row jt_make(long long iid, long long ts, double lo, double hi, double p_null)
+jt_row jt_make(long long iid, long long ts, double lo, double hi, double p_null)
 {
     jt_row r;
     memset(&r, 0, sizeof r);
@@ -115,9 +77,7 @@ static inline jt_row jt_make(long long iid, long long ts, double lo, double hi, 
     return r;
 }
 
-/* Runs a job through the library (as tsi_jobs) and asserts that it succeeded. */
-static inline void jt_run_ok(const char *job, const char *at, const char *params,
-                             tsi_job_result *out)
+void jt_run_ok(const char *job, const char *at, const char *params, tsi_job_result *out)
 {
     PGconn *c = th_connect("tsi_jobs");
     tsi_error e = {0};
@@ -132,16 +92,12 @@ static inline void jt_run_ok(const char *job, const char *at, const char *params
         *out = res;
 }
 
-/* The database's clock (epoch seconds): what a job run without --at uses as its clock.
- * A test that lets the job take now() dates its rows by this clock, never by its own
- * (the two differ under a faked or skewed client clock). */
-static inline long long jt_server_now(PGconn *c)
+long long jt_server_now(PGconn *c)
 {
     return th_intf(c, "SELECT extract(epoch FROM now())::bigint");
 }
 
-/* "to_timestamp(ts)" text as PostgreSQL reads it (UTC) */
-static inline const char *jt_at(char *buf, size_t len, long long ts)
+const char *jt_at(char *buf, size_t len, long long ts)
 {
     time_t t = (time_t)ts;
     struct tm tm;
@@ -150,8 +106,7 @@ static inline const char *jt_at(char *buf, size_t len, long long ts)
     return buf;
 }
 
-/* md5 of a table's rows in a stable order, columns as given */
-static inline char *jt_digest(PGconn *c, const char *cols, const char *table, const char *order)
+char *jt_digest(PGconn *c, const char *cols, const char *table, const char *order)
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -161,13 +116,7 @@ static inline char *jt_digest(PGconn *c, const char *cols, const char *table, co
     return th_value(c, sql);
 }
 
-/* sample statistics of a list (two passes) */
-typedef struct jt_stats {
-    size_t n;
-    double mean, min, max, std; /* std NAN when n < 2 */
-} jt_stats;
-
-static inline jt_stats jt_stats_of(const double *v, size_t n)
+jt_stats jt_stats_of(const double *v, size_t n)
 {
     jt_stats s = {n, NAN, NAN, NAN, NAN};
     if (n == 0)
@@ -191,19 +140,8 @@ static inline jt_stats jt_stats_of(const double *v, size_t n)
     return s;
 }
 
-#define JT_EPS 1e-9
-#define jt_close(a, b)                                                                             \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= JT_EPS))                                                            \
-            fail_msg("%s = %.17g, expected %s = %.17g (line %d)", #a, a_, #b, b_, __LINE__);       \
-    } while (0)
-
-/* mean of one index (0 raw combined, 1 vru, 2 vehicle) over the rows of iid (0 = all) at an
- * hour of day (the UTC hour: jt_insert writes it so) in [lo, hi); *cnt gets the count of
- * non-NULL values */
-static inline double jt_mean_at(const jt_row *rows, size_t n, int which, long long iid, int hour,
-                                long long lo, long long hi, long *cnt)
+double jt_mean_at(const jt_row *rows, size_t n, int which, long long iid, int hour, long long lo,
+                  long long hi, long *cnt)
 {
     double sum = 0;
     *cnt = 0;
@@ -220,15 +158,13 @@ static inline double jt_mean_at(const jt_row *rows, size_t n, int which, long lo
     return *cnt ? sum / (double)*cnt : NAN;
 }
 
-static inline int jt_cmp_double(const void *a, const void *b)
+int jt_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* the 85th percentile of v[0..n) (sorted here), linear interpolation between closest ranks
- * (rank 0.85·(n−1), PostgreSQL's percentile_cont); NAN when n == 0 */
-static inline double jt_p85(double *v, size_t n)
+double jt_p85(double *v, size_t n)
 {
     if (n == 0)
         return NAN;
@@ -239,22 +175,12 @@ static inline double jt_p85(double *v, size_t n)
     return k + 1 < n ? v[k] + frac * (v[k + 1] - v[k]) : v[k];
 }
 
-/* A 1-minute row with every index column and the model provenance (issue 26). */
-typedef struct jt_mrow {
-    long long iid, ts, cid;                   /* cid: constants_id */
-    double raw, eb, vru, vru_eb, veh, veh_eb; /* NAN = NULL */
-    int vol, ver;                             /* ver: algorithm_version */
-} jt_mrow;
-
-static inline double jt_maybe(double p_null, double hi)
+double jt_maybe(double p_null, double hi)
 {
     return jt_rand() < p_null ? NAN : jt_rand() * hi;
 }
 
-/* Two UTC days from `day` for intersections 1 and 2, a minute every 1-3 minutes, some
- * indices NULL; constants set 7 for the first 30 hours, then set 9 (the second day is
- * mixed), algorithm version 1. Returns the row count. */
-static inline size_t jt_two_days(jt_mrow *out, size_t cap, long long day)
+size_t jt_two_days(jt_mrow *out, size_t cap, long long day)
 {
     size_t n = 0;
     for (long long iid = 1; iid <= 2; iid++)
@@ -276,8 +202,7 @@ static inline size_t jt_two_days(jt_mrow *out, size_t cap, long long day)
     return n;
 }
 
-/* Inserts jt_mrows into safety_indices_realtime through c (hour_of_day: UTC). */
-static inline void jt_insert_m(PGconn *c, const jt_mrow *rows, size_t n)
+void jt_insert_m(PGconn *c, const jt_mrow *rows, size_t n)
 {
     for (size_t start = 0; start < n; start += 400) {
         tsi_buf b = TSI_BUF_INIT;
@@ -302,10 +227,8 @@ static inline void jt_insert_m(PGconn *c, const jt_mrow *rows, size_t n)
     }
 }
 
-/* mean, min, max and count of the VRU (which 0) or vehicle (1) index the API reports (EB,
- * else raw) over iid's rows in [lo, hi) */
-static inline jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid, int which,
-                                    long long lo, long long hi)
+jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid, int which, long long lo,
+                      long long hi)
 {
     double *v = malloc(sizeof *v * (n ? n : 1));
     size_t k = 0;
@@ -323,4 +246,36 @@ static inline jt_stats jt_sub_stats(const jt_mrow *rows, size_t n, long long iid
     return s;
 }
 
-#endif
+static double one_if_zero(double v)
+{
+    return v == 0 ? 1 : v;
+}
+
+jt_constants jt_constants_of(const jt_row *rows, size_t n, long long lo, long long hi)
+{
+    jt_constants e = {0, 0, 0, 0, 0, 0, 0};
+    double *speeds = malloc((n ? n : 1) * sizeof *speeds);
+    assert_non_null(speeds);
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        const jt_row *r = &rows[i];
+        if (r->ts < lo || r->ts >= hi)
+            continue;
+        e.minutes++;
+        e.vru_max = fmax(e.vru_max, r->vru_events);
+        e.veh_max = fmax(e.veh_max, r->veh_events);
+        e.v_max = fmax(e.v_max, r->vol);
+        e.sd_max = fmax(e.sd_max, r->sd); /* fmax skips a NaN (NULL) */
+        e.hb_max = fmax(e.hb_max, r->hb);
+        if (r->speed > 0) /* false for NaN */
+            speeds[ns++] = r->speed;
+    }
+    e.s_ref = jt_p85(speeds, ns);
+    free(speeds);
+    e.vru_max = one_if_zero(e.vru_max);
+    e.veh_max = one_if_zero(e.veh_max);
+    e.v_max = one_if_zero(e.v_max);
+    e.sd_max = one_if_zero(e.sd_max);
+    e.hb_max = one_if_zero(e.hb_max);
+    return e;
+}

@@ -1,4 +1,4 @@
-/* ops/status.h — the database facts of `tsi status`, for a person and for /metrics.
+/* db/status.h — the database facts of `tsi status`, for a person and for /metrics.
  *
  * tsi_status_collect() reads, over one connection (any tsi role: tsi_reader is enough,
  * it holds pg_read_all_stats), the facts an operator watches:
@@ -35,8 +35,8 @@
  *
  * Ownership: tsi_status owns its arrays; tsi_status_free releases them (NULL-safe, also
  * after a failed collect). The connection is borrowed. Not thread-safe per struct. */
-#ifndef TSI_OPS_STATUS_H
-#define TSI_OPS_STATUS_H
+#ifndef TSI_DB_STATUS_H
+#define TSI_DB_STATUS_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>

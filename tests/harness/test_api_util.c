@@ -1,45 +1,13 @@
-/* tests/integration/test_api_util.h — what the API tests share: start `tsi serve` on a free
- * port as a child process, GET with libcurl, read JSON answers with core/json.h.
- * Header-only (static functions); included by test_api*.c only. */
-#ifndef TSI_TEST_API_UTIL_H
-#define TSI_TEST_API_UTIL_H
+/* tests/harness/test_api_util.c — see test_api_util.h */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <math.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "test_api_util.h"
 
-#include "core/json.h"
-#include "harness.h"
-#include "proc_helper.h"
-
-typedef struct api_srv {
-    pid_t pid;
-    int port;
-    char log[512];
-} api_srv;
-
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-    char headers[4096];
-    size_t hlen;
-} resp;
-
-__attribute__((unused)) static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
     resp *r = ud;
     size_t k = sz * n;
@@ -53,7 +21,7 @@ __attribute__((unused)) static size_t on_body(char *p, size_t sz, size_t n, void
     return k;
 }
 
-__attribute__((unused)) static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
     resp *r = ud;
     size_t k = sz * n;
@@ -65,15 +33,13 @@ __attribute__((unused)) static size_t on_header(char *p, size_t sz, size_t n, vo
     return k;
 }
 
-__attribute__((unused)) static void resp_free(resp *r)
+void resp_free(resp *r)
 {
     free(r->body);
     memset(r, 0, sizeof *r);
 }
 
-/* header value (case-insensitive name) into out; false when absent */
-__attribute__((unused)) static bool resp_header(const resp *r, const char *name, char *out,
-                                                size_t len)
+bool resp_header(const resp *r, const char *name, char *out, size_t len)
 {
     size_t nl = strlen(name);
     const char *p = r->headers;
@@ -93,10 +59,8 @@ __attribute__((unused)) static bool resp_header(const resp *r, const char *name,
     return false;
 }
 
-/* GET path (already URL-encoded) with optional extra header and gzip handling */
-__attribute__((unused)) static CURLcode http_req(CURL *c, int port, const char *method,
-                                                 const char *path, const char *extra_header,
-                                                 bool decode_gzip, resp *r)
+CURLcode http_req(CURL *c, int port, const char *method, const char *path, const char *extra_header,
+                  bool decode_gzip, resp *r)
 {
     memset(r, 0, sizeof *r);
     size_t ul = strlen(path) + 64;
@@ -133,7 +97,7 @@ __attribute__((unused)) static CURLcode http_req(CURL *c, int port, const char *
     return rc;
 }
 
-__attribute__((unused)) static resp get(int port, const char *path)
+resp get(int port, const char *path)
 {
     CURL *c = curl_easy_init();
     resp r;
@@ -144,8 +108,7 @@ __attribute__((unused)) static resp get(int port, const char *path)
     return r;
 }
 
-/* true when the file at path contains needle (a server's log) */
-__attribute__((unused)) static bool log_has(const char *path, const char *needle)
+bool log_has(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "r");
     char line[1024];
@@ -157,11 +120,7 @@ __attribute__((unused)) static bool log_has(const char *path, const char *needle
     return found;
 }
 
-/* starts tsi serve with args (NULL-terminated) and env ("K=V", NULL-terminated);
- * waits until /health answers. The port is one the kernel just handed out; should another
- * process take it before the server binds it, the server is started again on a new one. */
-__attribute__((unused)) static void srv_start(api_srv *s, const char *const *args,
-                                              const char *const *env)
+void srv_start(api_srv *s, const char *const *args, const char *const *env)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
         s->port = th_free_port();
@@ -216,9 +175,7 @@ __attribute__((unused)) static void srv_start(api_srv *s, const char *const *arg
     fail_msg("tsi serve could not bind a port in three attempts");
 }
 
-/* SIGTERM and wait; returns the exit status (-1 when killed or not exited in 60 s: a hang
- * detector, generous for a machine loaded by parallel tests, not a speed bound) */
-__attribute__((unused)) static int srv_stop(api_srv *s)
+int srv_stop(api_srv *s)
 {
     if (s->pid <= 0)
         return -1;
@@ -237,8 +194,7 @@ __attribute__((unused)) static int srv_stop(api_srv *s)
     return -1;
 }
 
-/* srv_stop, and the server's log removed when it stopped cleanly (kept for a failure) */
-__attribute__((unused)) static int srv_stop_clean(api_srv *s)
+int srv_stop_clean(api_srv *s)
 {
     int rc = srv_stop(s);
     if (rc == 0)
@@ -246,11 +202,7 @@ __attribute__((unused)) static int srv_stop_clean(api_srv *s)
     return rc;
 }
 
-/* The common teardown of an API test file: stop the server (its log removed after a clean
- * stop), close the owner connection, drop the test database, remove the test's work
- * directory, release libcurl. */
-__attribute__((unused)) static void api_teardown(api_srv *s, PGconn *owner, const char *db,
-                                                 const char *dir)
+void api_teardown(api_srv *s, PGconn *owner, const char *db, const char *dir)
 {
     srv_stop_clean(s);
     if (owner)
@@ -263,13 +215,7 @@ __attribute__((unused)) static void api_teardown(api_srv *s, PGconn *owner, cons
     curl_global_cleanup();
 }
 
-/* ---- JSON reading ---------------------------------------------------------------------- */
-typedef struct jdoc {
-    tsi_json d;
-    char *text;
-} jdoc;
-
-__attribute__((unused)) static void jparse(jdoc *j, const resp *r)
+void jparse(jdoc *j, const resp *r)
 {
     tsi_error e = {0};
     j->text = strdup(r->body ? r->body : "");
@@ -277,8 +223,7 @@ __attribute__((unused)) static void jparse(jdoc *j, const resp *r)
         fail_msg("response is not JSON (%s): %.300s", e.message, r->body);
 }
 
-/* GET path, require 200, parse the body into j (r keeps the response for headers) */
-__attribute__((unused)) static void get_json(int port, const char *path, resp *r, jdoc *j)
+void get_json(int port, const char *path, resp *r, jdoc *j)
 {
     *r = get(port, path);
     if (r->status != 200)
@@ -286,8 +231,7 @@ __attribute__((unused)) static void get_json(int port, const char *path, resp *r
     jparse(j, r);
 }
 
-/* a UTC day number as YYYY-MM-DD */
-__attribute__((unused)) static void day_str(char *out, size_t len, long long day)
+void day_str(char *out, size_t len, long long day)
 {
     time_t t = (time_t)(day * 86400);
     struct tm tm;
@@ -295,9 +239,7 @@ __attribute__((unused)) static void day_str(char *out, size_t len, long long day
     strftime(out, len, "%Y-%m-%d", &tm);
 }
 
-/* /api/v2/safety/history/{id} over the days d0..d1 at agg, into path */
-__attribute__((unused)) static void history_path(char *path, size_t len, long long id, long long d0,
-                                                 long long d1, const char *agg)
+void history_path(char *path, size_t len, long long id, long long d0, long long d1, const char *agg)
 {
     char a[16], b[16];
     day_str(a, sizeof a, d0);
@@ -306,15 +248,14 @@ __attribute__((unused)) static void history_path(char *path, size_t len, long lo
              a, b, agg);
 }
 
-__attribute__((unused)) static void jfree(jdoc *j)
+void jfree(jdoc *j)
 {
     tsi_json_free(&j->d);
     free(j->text);
 }
 
-/* GET that history (200 required) and parse it; returns the data_points array */
-__attribute__((unused)) static int history_get(int port, long long id, long long d0, long long d1,
-                                               const char *agg, resp *r, jdoc *j)
+int history_get(int port, long long id, long long d0, long long d1, const char *agg, resp *r,
+                jdoc *j)
 {
     char path[256];
     history_path(path, sizeof path, id, d0, d1, agg);
@@ -325,7 +266,7 @@ __attribute__((unused)) static int history_get(int port, long long id, long long
     return arr;
 }
 
-__attribute__((unused)) static double jnum(jdoc *j, int obj, const char *key)
+double jnum(jdoc *j, int obj, const char *key)
 {
     double v;
     int t = tsi_json_get(&j->d, obj, key);
@@ -338,7 +279,7 @@ __attribute__((unused)) static double jnum(jdoc *j, int obj, const char *key)
     return v;
 }
 
-__attribute__((unused)) static bool jbool(jdoc *j, int obj, const char *key)
+bool jbool(jdoc *j, int obj, const char *key)
 {
     bool v;
     if (tsi_json_bool(&j->d, tsi_json_get(&j->d, obj, key), &v) < 0)
@@ -346,14 +287,14 @@ __attribute__((unused)) static bool jbool(jdoc *j, int obj, const char *key)
     return v;
 }
 
-__attribute__((unused)) static void jstr(jdoc *j, int obj, const char *key, char *out, size_t len)
+void jstr(jdoc *j, int obj, const char *key, char *out, size_t len)
 {
     int t = tsi_json_get(&j->d, obj, key);
     if (t < 0 || tsi_json_str(&j->d, t, out, len) < 0)
         fail_msg("key %s missing or not a string", key);
 }
 
-__attribute__((unused)) static int jcount(jdoc *j, int arr)
+int jcount(jdoc *j, int arr)
 {
     int n = 0;
     for (int i = tsi_json_first(&j->d, arr); i >= 0; i = tsi_json_next(&j->d, arr, i))
@@ -361,7 +302,7 @@ __attribute__((unused)) static int jcount(jdoc *j, int arr)
     return n;
 }
 
-__attribute__((unused)) static int jat(jdoc *j, int arr, int k)
+int jat(jdoc *j, int arr, int k)
 {
     int i = tsi_json_first(&j->d, arr);
     while (i >= 0 && k-- > 0)
@@ -369,8 +310,7 @@ __attribute__((unused)) static int jat(jdoc *j, int arr, int k)
     return i;
 }
 
-__attribute__((unused)) static void assert_near(double got, double want, double tol,
-                                                const char *what)
+void assert_near(double got, double want, double tol, const char *what)
 {
     if (isnan(got) && isnan(want))
         return;
@@ -378,8 +318,7 @@ __attribute__((unused)) static void assert_near(double got, double want, double 
         fail_msg("%s: got %.12g want %.12g", what, got, want);
 }
 
-/* percent-encoding for query values */
-__attribute__((unused)) static void urlenc(char *out, size_t len, const char *s)
+void urlenc(char *out, size_t len, const char *s)
 {
     size_t j = 0;
     for (; *s && j + 4 < len; s++) {
@@ -391,5 +330,3 @@ __attribute__((unused)) static void urlenc(char *out, size_t len, const char *s)
     }
     out[j] = '\0';
 }
-
-#endif

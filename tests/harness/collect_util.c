@@ -1,45 +1,28 @@
-/* tests/integration/collect_util.h — shared by the collector's end-to-end tests: the
- * simulator and the collector as processes, the simulator's truth, DuckDB over the run's
- * archive, the database-versus-indices-Parquet comparison. Static: one copy per test. */
-#ifndef TSI_TEST_COLLECT_UTIL_H
-#define TSI_TEST_COLLECT_UTIL_H
+/* tests/harness/collect_util.c — see collect_util.h */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
-#include <duckdb.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "collect_util.h"
 
-#include "archive/pqfile.h"
-#include "base/buf.h"
-#include "core/json.h"
-#include "harness.h"
-#include "proc_helper.h"
-
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-
-static char work[PATH_MAX];
-static int sim_port;
-static th_proc sim;
-
-#define NISECT 10
-
-/* the simulator's speed under the sanitizer build: a few simulated minutes per test */
-static int speed(void)
+char work[PATH_MAX];
+int sim_port;
+th_proc sim;
+int speed(void)
 {
     const char *s = getenv("TSI_E2E_SPEED");
     return s ? atoi(s) : 4;
 }
-static int minutes(void)
+
+int minutes(void)
 {
     const char *s = getenv("TSI_E2E_MINUTES"); /* TSI_E2E_MINUTES=30: the full run */
     return s ? atoi(s) : 3;
 }
 
-static void start_sim(const char *const *extra)
+void start_sim(const char *const *extra)
 {
     sim_port = th_free_port();
     char port[16], sp[16], url[128];
@@ -57,7 +40,7 @@ static void start_sim(const char *const *extra)
         fail_msg("the simulator did not answer");
 }
 
-static int64_t sim_now(void)
+int64_t collect_sim_now(void)
 {
     char url[128], *body = NULL;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/status", sim_port);
@@ -74,13 +57,13 @@ static int64_t sim_now(void)
     return now;
 }
 
-static void wait_sim_until(int64_t t_ms)
+void wait_sim_until(int64_t t_ms)
 {
-    for (int i = 0; i < 6000 && sim_now() < t_ms; i++)
+    for (int i = 0; i < 6000 && collect_sim_now() < t_ms; i++)
         usleep(200000);
 }
 
-static void start_collect(th_proc *p, const char *const *extra_env)
+void start_collect(th_proc *p, const char *const *extra_env)
 {
     char url[128], arch[PATH_MAX + 32], spool[PATH_MAX + 32];
     snprintf(url, sizeof url, "VCC_BASE_URL=http://127.0.0.1:%d", sim_port);
@@ -106,13 +89,7 @@ static void start_collect(th_proc *p, const char *const *extra_env)
     th_proc_start(p, args, env);
 }
 
-/* truth of one intersection-minute */
-typedef struct truth {
-    int64_t isect, minute;
-    int complete, vehicles, vrus, vconf, pconf, bsm, psm, dup, malformed;
-} truth;
-
-static size_t get_truth(int64_t from, int64_t to, truth *out, size_t cap)
+size_t get_truth(int64_t from, int64_t to, truth *out, size_t cap)
 {
     char url[256], *body = NULL;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/sim/truth?from=%lld&to=%lld", sim_port,
@@ -152,12 +129,7 @@ static size_t get_truth(int64_t from, int64_t to, truth *out, size_t cap)
     return n;
 }
 
-/* One complete intersection-minute of the truth against PostgreSQL: -1 when it had no
- * traffic (then it has no row), 0 when its row's volume and VRUs equal the truth, 1 when
- * they fall short and the collector itself logged late messages for that
- * intersection-minute (a loaded machine delaying it beyond the grace period; callers
- * bound how often). Fails the test otherwise. */
-static int truth_minute_check(PGconn *c, const truth *t)
+int truth_minute_check(PGconn *c, const truth *t)
 {
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -185,15 +157,7 @@ static int truth_minute_check(PGconn *c, const truth *t)
     return 1;
 }
 
-/* DuckDB over the run's archive: sql_fmt's %s (up to 3) → the archive root as a SQL
- * literal (the format uses it with ||); fails the test on error */
-typedef struct duck_q {
-    duckdb_database db;
-    duckdb_connection con;
-    duckdb_result res;
-} duck_q;
-
-static void duck_open_query(duck_q *d, const char *sql_fmt)
+void duck_open_query(duck_q *d, const char *sql_fmt)
 {
     assert_int_equal(duckdb_open(NULL, &d->db), DuckDBSuccess);
     assert_int_equal(duckdb_connect(d->db, &d->con), DuckDBSuccess);
@@ -208,14 +172,14 @@ static void duck_open_query(duck_q *d, const char *sql_fmt)
     tsi_buf_free(&q);
 }
 
-static void duck_close_query(duck_q *d)
+void duck_close_query(duck_q *d)
 {
     duckdb_destroy_result(&d->res);
     duckdb_disconnect(&d->con);
     duckdb_close(&d->db);
 }
 
-static long long duck_int(const char *sql_fmt)
+long long duck_int(const char *sql_fmt)
 {
     duck_q d;
     duck_open_query(&d, sql_fmt);
@@ -224,8 +188,7 @@ static long long duck_int(const char *sql_fmt)
     return v;
 }
 
-/* the first value as text (malloc'd; "" for NULL) */
-static char *duck_str(const char *sql_fmt)
+char *duck_str(const char *sql_fmt)
 {
     duck_q d;
     duck_open_query(&d, sql_fmt);
@@ -236,8 +199,7 @@ static char *duck_str(const char *sql_fmt)
     return copy;
 }
 
-/* The database and the indices Parquet hold the same rows. */
-static void check_db_equals_parquet(PGconn *c)
+void check_db_equals_parquet(PGconn *c)
 {
     long long db_n = th_int(c, "SELECT count(*) FROM safety_indices_realtime");
     long long db_vol = th_int(c, "SELECT coalesce(sum(traffic_volume), 0) FROM "
@@ -263,10 +225,7 @@ static void check_db_equals_parquet(PGconn *c)
     assert_int_equal(duck_int(q), db_key);
 }
 
-/* SIGTERM, then up to 120 s for a clean stop (the collector processes what it received
- * and flushes: slow under the sanitizer on a loaded machine); fails the test, printing
- * the collector's log, unless it exits 0. */
-static void stop_collect(th_proc *p)
+void stop_collect(th_proc *p)
 {
     if (th_proc_alive(p))
         kill(p->pid, SIGTERM);
@@ -281,5 +240,3 @@ static void stop_collect(th_proc *p)
     }
     free(log);
 }
-
-#endif

@@ -1,39 +1,20 @@
-/* tests/integration/sim_test_util.h — helpers shared by the `tsi sim` contract tests:
- * start a simulator, talk REST to it, capture its WebSocket streams.
- * Header-only (static functions): included by test_sim*.c after cmocka.h. */
-#ifndef TSI_TEST_SIM_UTIL_H
-#define TSI_TEST_SIM_UTIL_H
-
-#include <pthread.h>
+/* tests/harness/sim_test_util.c — see sim_test_util.h */
+#include <setjmp.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
-#include "core/json.h"
-#include "proc_helper.h"
-#include "vcc/ws_client.h"
+#include "sim_test_util.h"
 
-/* 2026-11-25T12:00:00Z: 07:00 in the simulator's default time zone (UTC-5), the AM rush */
-#define SIM_START "2026-11-25T12:00:00Z"
-
-typedef struct sim_t {
-    th_proc proc;
-    int port;
-    char base[64]; /* http://127.0.0.1:PORT */
-    char ws[64];   /* ws://127.0.0.1:PORT */
-} sim_t;
-
-static inline double sim_ms_now(void)
+double sim_ms_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Starts `tsi sim` on a free port with --start SIM_START and the extra arguments. */
-static inline void sim_start(sim_t *s, const char *const *extra)
+void sim_start(sim_t *s, const char *const *extra)
 {
     memset(s, 0, sizeof *s);
     char port[16];
@@ -65,8 +46,7 @@ static inline void sim_start(sim_t *s, const char *const *extra)
     fail_msg("tsi sim did not start");
 }
 
-/* GET base+path with an optional bearer token; returns the status. */
-static inline int sim_get(sim_t *s, const char *path, const char *tok, char **body)
+int sim_get(sim_t *s, const char *path, const char *tok, char **body)
 {
     char url[1024], h[1200];
     snprintf(url, sizeof url, "%s%s", s->base, path);
@@ -76,7 +56,7 @@ static inline int sim_get(sim_t *s, const char *path, const char *tok, char **bo
     return th_http("GET", url, tok ? hdr : NULL, NULL, body, NULL);
 }
 
-static inline int sim_post(sim_t *s, const char *path, const char *body_in, char **body)
+int sim_post(sim_t *s, const char *path, const char *body_in, char **body)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->base, path);
@@ -84,7 +64,7 @@ static inline int sim_post(sim_t *s, const char *path, const char *body_in, char
     return th_http("POST", url, hdr, body_in, body, NULL);
 }
 
-static inline void json_doc(tsi_json *d, const char *text)
+void json_doc(tsi_json *d, const char *text)
 {
     tsi_error e = {0};
     int rc = tsi_json_parse_alloc(d, text, strlen(text), TSI_JSON_MAX_TOKS, &e);
@@ -92,7 +72,7 @@ static inline void json_doc(tsi_json *d, const char *text)
         fail_msg("not JSON (%s %s): %.200s", e.message, e.detail, text);
 }
 
-static inline int count_array(const char *text)
+int count_array(const char *text)
 {
     tsi_json d;
     json_doc(&d, text);
@@ -104,8 +84,7 @@ static inline int count_array(const char *text)
     return n;
 }
 
-/* A fresh access token (malloc'd). */
-static inline char *sim_token(sim_t *s)
+char *sim_token(sim_t *s)
 {
     char url[128], *body = NULL;
     snprintf(url, sizeof url, "%s/api/auth/client", s->base);
@@ -121,8 +100,7 @@ static inline char *sim_token(sim_t *s)
     return strdup(tok);
 }
 
-/* A one-time stream key ("bsm" or "psm"), malloc'd. */
-static inline char *sim_key(sim_t *s, const char *tok, const char *kind)
+char *sim_key(sim_t *s, const char *tok, const char *kind)
 {
     char path[64], *body = NULL;
     snprintf(path, sizeof path, "/api/%s/key", kind);
@@ -130,8 +108,7 @@ static inline char *sim_key(sim_t *s, const char *tok, const char *kind)
     return body;
 }
 
-/* A number field of /sim/status. */
-static inline int64_t sim_status(sim_t *s, const char *field)
+int64_t sim_status(sim_t *s, const char *field)
 {
     char *body = NULL;
     assert_int_equal(sim_get(s, "/sim/status", NULL, &body), 200);
@@ -144,14 +121,12 @@ static inline int64_t sim_status(sim_t *s, const char *field)
     return v;
 }
 
-static inline int64_t sim_now(sim_t *s)
+int64_t sim_now(sim_t *s)
 {
     return sim_status(s, "now");
 }
 
-/* The simulated tick (ms) of a frame: from its first message's timestamp and secMark;
- * -1 for an empty frame. */
-static inline int64_t frame_tick(const char *frame)
+int64_t frame_tick(const char *frame)
 {
     const char *t = strstr(frame, "\"timestamp\":");
     const char *m = strstr(frame, "\"secMark\":");
@@ -161,21 +136,7 @@ static inline int64_t frame_tick(const char *frame)
     return ts - ((ts % 60000 - sm + 60000) % 60000);
 }
 
-/* ---- stream capture with vcc/ws_client ---- */
-
-typedef struct capture {
-    char url[1024];
-    bool url_used;
-    sim_t *sim; /* when set with tok/kind: every connection fetches a fresh key */
-    const char *tok, *kind;
-    char **frames;
-    size_t n, cap;
-    int connected, failed, closed;
-    double t_first, t_last;
-    tsi_ws_client *c;
-} capture;
-
-static inline void capture_init(capture *c, const char *fmt, ...)
+void capture_init(capture *c, const char *fmt, ...)
 {
     memset(c, 0, sizeof *c);
     va_list ap;
@@ -184,7 +145,7 @@ static inline void capture_init(capture *c, const char *fmt, ...)
     va_end(ap);
 }
 
-static inline int capture_url(void *ud, char *url, size_t len)
+int capture_url(void *ud, char *url, size_t len)
 {
     capture *c = ud;
     if (c->sim) {
@@ -200,7 +161,7 @@ static inline int capture_url(void *ud, char *url, size_t len)
     return 0;
 }
 
-static inline void capture_frame(void *ud, const char *data, size_t len)
+void capture_frame(void *ud, const char *data, size_t len)
 {
     capture *c = ud;
     double t = sim_ms_now();
@@ -218,7 +179,7 @@ static inline void capture_frame(void *ud, const char *data, size_t len)
     c->n++;
 }
 
-static inline void capture_event(void *ud, int ev, const char *detail)
+void capture_event(void *ud, int ev, const char *detail)
 {
     (void)detail;
     capture *c = ud;
@@ -230,8 +191,7 @@ static inline void capture_event(void *ud, int ev, const char *detail)
         c->closed++;
 }
 
-/* Runs the client for ms milliseconds (or, without reconnect, until the stream ends). */
-static inline void capture_run(capture *c, int ms, bool reconnect)
+void capture_run(capture *c, int ms, bool reconnect)
 {
     tsi_ws_client_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -249,15 +209,14 @@ static inline void capture_run(capture *c, int ms, bool reconnect)
     c->c = NULL;
 }
 
-static inline void *capture_thread(void *arg)
+void *capture_thread(void *arg)
 {
     capture *c = arg;
     capture_run(c, (int)c->t_first, false); /* t_first carries the duration until then */
     return NULL;
 }
 
-/* Runs two captures concurrently for ms milliseconds. */
-static inline void capture_run2(capture *a, capture *b, int ms)
+void capture_run2(capture *a, capture *b, int ms)
 {
     pthread_t ta, tb;
     a->t_first = b->t_first = ms;
@@ -267,7 +226,7 @@ static inline void capture_run2(capture *a, capture *b, int ms)
     pthread_join(tb, NULL);
 }
 
-static inline void capture_free(capture *c)
+void capture_free(capture *c)
 {
     for (size_t i = 0; i < c->n; i++)
         free(c->frames[i]);
@@ -275,5 +234,3 @@ static inline void capture_free(capture *c)
     c->frames = NULL;
     c->n = c->cap = 0;
 }
-
-#endif

@@ -1,40 +1,20 @@
-/* tests/integration/ops_util.h — what the operations tests (issue 17) share: a private
- * embedded cluster of their own (the harness's th_private_cluster: tsi db start under a
- * temporary TSI_HOME on its own port), connections to it over its socket, and
- * starting/stopping a data directory with pg_ctl as the server user.
- * Header-only (static functions): each test executable includes it once. */
-#ifndef TSI_TEST_OPS_UTIL_H
-#define TSI_TEST_OPS_UTIL_H
+/* tests/harness/ops_util.c — see ops_util.h */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
-#include <errno.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "ops_util.h"
 
-#include "base/proc.h"
-#include "cluster_helper.h"
-#include "harness.h"
-
-typedef th_cluster ops_cluster;
-
-static char ops_out[1 << 16];
-
-/* the clusters a test made: on failure the teardown also stops the servers of their
- * restored and replica data directories (immediate mode) */
-static char ops_dirs[4][PATH_MAX];
-
-static int ops_pick_port(int base)
+char ops_out[1 << 16];
+char ops_dirs[4][PATH_MAX];
+int ops_pick_port(int base)
 {
     return th_port_near(base);
 }
 
-/* Makes the directory and environment of a private cluster (not started). */
-static void ops_cluster_init(ops_cluster *c, const char *tag, int port_base)
+void ops_cluster_init(ops_cluster *c, const char *tag, int port_base)
 {
     th_private_cluster_init(c, tag, port_base);
     c->env[3] = "TSI_LOG_LEVEL=warn";
@@ -45,8 +25,7 @@ static void ops_cluster_init(ops_cluster *c, const char *tag, int port_base)
         }
 }
 
-/* Runs `tsi args...` against the cluster; fails the test unless it exits `want`. */
-static void ops_tsi(ops_cluster *c, int want, const char *const *args)
+void ops_tsi(ops_cluster *c, int want, const char *const *args)
 {
     int rc = th_run_tsi(args, c->env, ops_out, sizeof ops_out);
     if (rc != want) {
@@ -59,8 +38,7 @@ static void ops_tsi(ops_cluster *c, int want, const char *const *args)
     }
 }
 
-/* The superuser's conninfo (Unix socket) of the cluster, from `tsi db url`. */
-static void ops_admin_conninfo(ops_cluster *c, char *buf, size_t len)
+void ops_admin_conninfo(ops_cluster *c, char *buf, size_t len)
 {
     ops_tsi(c, 0, (const char *[]){"db", "url", "--role", "postgres", NULL});
     snprintf(buf, len, "%s", ops_out);
@@ -69,7 +47,7 @@ static void ops_admin_conninfo(ops_cluster *c, char *buf, size_t len)
         buf[--n] = '\0';
 }
 
-static PGconn *ops_connect(const char *conninfo)
+PGconn *ops_connect(const char *conninfo)
 {
     PGconn *pc = PQconnectdb(conninfo);
     if (PQstatus(pc) != CONNECTION_OK)
@@ -78,7 +56,7 @@ static PGconn *ops_connect(const char *conninfo)
     return pc;
 }
 
-static void ops_exec(PGconn *pc, const char *sql)
+void ops_exec(PGconn *pc, const char *sql)
 {
     PGresult *r = PQexec(pc, sql);
     int st = PQresultStatus(r);
@@ -91,8 +69,7 @@ static void ops_exec(PGconn *pc, const char *sql)
     PQclear(r);
 }
 
-/* pg_ctl as the server user (root cannot run PostgreSQL). */
-static int ops_pg_ctl(const char *datadir, const char *action, int port)
+int ops_pg_ctl(const char *datadir, const char *action, int port)
 {
     char opts[PATH_MAX + 64], log[PATH_MAX + 32];
     snprintf(opts, sizeof opts, "-p %d -k %s", port, datadir);
@@ -127,9 +104,7 @@ static int ops_pg_ctl(const char *datadir, const char *action, int port)
     return rc;
 }
 
-/* cmocka teardown: stops any server left in a test's restored or replica directory,
- * then removes the test's clusters */
-static int ops_teardown(void **state)
+int ops_teardown(void **state)
 {
     (void)state;
     static const char *const subs[] = {"restored", "replica"};
@@ -159,5 +134,3 @@ static int ops_teardown(void **state)
     th_private_cluster_remove_all();
     return 0;
 }
-
-#endif
