@@ -135,6 +135,7 @@ struct tsi_engine {
     int nb, bcap;
     window *pool;
     int npool;
+    window *last; /* the window the previous push went to (a frame is one intersection) */
     tsi_engine_stats st;
     /* scratch for closing */
     tsi_conflict *conf;
@@ -237,6 +238,8 @@ static void winsert(tsi_engine *e, window *w)
 
 static void wdelete(tsi_engine *e, window *w)
 {
+    if (e->last == w)
+        e->last = NULL;
     size_t i = wslot(e, w->isect_id, w->minute);
     while (e->wtab[i] != w)
         i = (i + 1) & (e->wcap - 1);
@@ -681,9 +684,13 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
                              (long long)m->timestamp_ms, (long long)(e->clock - m->timestamp_ms),
                              (long long)e->cfg.grace_ms);
     }
-    window *w = wfind(e, isect->id, minute);
-    if (w == NULL)
-        w = window_new(e, isect, minute);
+    window *w = e->last;
+    if (w == NULL || w->isect_id != isect->id || w->minute != minute) {
+        w = wfind(e, isect->id, minute);
+        if (w == NULL)
+            w = window_new(e, isect, minute);
+        e->last = w;
+    }
     int64_t ts = m->timestamp_ms;
     /* dedupe: timestamp rounded to 100 ms (minute is a multiple of 100 ms) */
     int32_t ts100 = (int32_t)((ts + 50 - minute) / 100);

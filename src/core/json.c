@@ -805,8 +805,17 @@ int tsi_json_str(const tsi_json *d, int i, char *buf, size_t cap)
     if (d->tok[i].type != TSI_JSON_STRING)
         return TSI_E_TYPE;
     const char *s = d->js + d->tok[i].start;
-    size_t n = (size_t)(d->tok[i].end - d->tok[i].start), o = 0;
-    for (size_t k = 0; k < n;) {
+    size_t n = (size_t)(d->tok[i].end - d->tok[i].start), o = 0, k = 0;
+    /* the plain printable ASCII prefix (most strings whole) is copied as it is */
+    while (k < n && (unsigned char)s[k] >= 0x20 && (unsigned char)s[k] < 0x80 && s[k] != '\\')
+        k++;
+    if (k > 0) {
+        if (k + 1 > cap)
+            return TSI_E_TOO_BIG; /* buf[0] is already '\0' */
+        memcpy(buf, s, k);
+        o = k;
+    }
+    while (k < n) {
         unsigned char c = (unsigned char)s[k];
         char enc[4];
         size_t elen = 0;

@@ -179,7 +179,11 @@ static const char *const SPEED_LIMIT_NAMES[] = {"unknown",
 
 static bool same_ci(const char *s, size_t n, const char *name)
 {
-    return name && strlen(name) == n && strncasecmp(s, name, n) == 0;
+    /* the first bytes, folded (equal under tolower implies equal under | 0x20), turn most
+     * names away before strlen and strncasecmp */
+    if (name == NULL || (n > 0 && ((unsigned char)s[0] | 0x20) != ((unsigned char)name[0] | 0x20)))
+        return false;
+    return strlen(name) == n && strncasecmp(s, name, n) == 0;
 }
 
 /* Index of the name s[0..n) (case-insensitive: ODE writes "FORWARDGEARS"), or -1. */
@@ -539,16 +543,24 @@ int tsi_msg_from_json(const tsi_json *d, int obj, int want, tsi_msg *out, tsi_er
     for (int k = tsi_json_first_key(d, obj); k >= 0; k = tsi_json_next_key(d, obj, k)) {
         size_t n;
         const char *s = tsi_json_raw(d, k, &n);
-        if (KEY_IS(s, n, "timestamp"))
-            ts = k + 1;
-        else if (KEY_IS(s, n, "rsuName"))
-            rsu = k + 1;
-        else if (KEY_IS(s, n, "locationName"))
-            loc = k + 1;
-        else if (KEY_IS(s, n, "bsmJson"))
-            bj = k + 1;
-        else if (KEY_IS(s, n, "psmJson"))
-            pj = k + 1;
+        switch (n) { /* the length first: most keys of a message are none of these */
+        case 7:
+            if (KEY_IS(s, n, "rsuName"))
+                rsu = k + 1;
+            else if (KEY_IS(s, n, "bsmJson"))
+                bj = k + 1;
+            else if (KEY_IS(s, n, "psmJson"))
+                pj = k + 1;
+            break;
+        case 9:
+            if (KEY_IS(s, n, "timestamp"))
+                ts = k + 1;
+            break;
+        case 12:
+            if (KEY_IS(s, n, "locationName"))
+                loc = k + 1;
+            break;
+        }
     }
     bool has_b = bj >= 0 && !tsi_json_is_null(d, bj);
     bool has_p = pj >= 0 && !tsi_json_is_null(d, pj);
@@ -665,6 +677,13 @@ int tsi_psm_decode(const char *js, size_t len, tsi_psm *out, tsi_error *err)
     return decode_one(js, len, TSI_MSG_PSM, out, err);
 }
 
+/* An empty error, without writing its 772 bytes for every message of a frame. */
+static inline void error_clear(tsi_error *e)
+{
+    e->code = 0;
+    e->message[0] = e->detail[0] = '\0';
+}
+
 int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb cb, void *ud,
                      tsi_error *err)
 {
@@ -675,7 +694,7 @@ int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb 
     tsi_msg m;
     tsi_error e;
     if (tsi_json_is_object(&d, 0)) {
-        memset(&e, 0, sizeof e);
+        error_clear(&e);
         rc = tsi_msg_from_json(&d, 0, 0, &m, &e);
         cb(ud, 0, rc < 0 ? NULL : &m, rc, &e);
         return 1;
@@ -684,7 +703,7 @@ int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb 
         return tsi_error_set(err, TSI_E_NOT_OBJECT, "a frame must be a JSON array or object", NULL);
     int n = 0;
     for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i), n++) {
-        memset(&e, 0, sizeof e);
+        error_clear(&e);
         rc = tsi_msg_from_json(&d, i, 0, &m, &e);
         cb(ud, n, rc < 0 ? NULL : &m, rc, &e);
     }
