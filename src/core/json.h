@@ -136,6 +136,16 @@ int tsi_json_get(const tsi_json *d, int obj, const char *key);
 /* Follows a NULL-terminated chain of keys from obj. */
 int tsi_json_path(const tsi_json *d, int obj, ...) __attribute__((sentinel));
 
+/* Value i of container c is a container that c's closing bracket follows at once: the last
+ * member, found without walking its subtree (a message's bsmJson, a frame's last message).
+ * With whitespace between them the walk finds the end as before. */
+static inline bool tsi_json_last_container(const tsi_json *d, int c, int i)
+{
+    return tsi_json_valid(d, i) &&
+           (d->tok[i].type == TSI_JSON_OBJECT || d->tok[i].type == TSI_JSON_ARRAY) &&
+           d->tok[i].end == d->tok[c].end - 1;
+}
+
 /* Array walk: first element of array arr (-1 when empty or not an array), and the next
  * element after element i inside arr (-1 at the end). */
 static inline int tsi_json_first(const tsi_json *d, int arr)
@@ -147,6 +157,8 @@ static inline int tsi_json_first(const tsi_json *d, int arr)
 static inline int tsi_json_next(const tsi_json *d, int arr, int i)
 {
     if (!tsi_json_valid(d, i) || d->tok[i].parent != arr)
+        return -1;
+    if (tsi_json_last_container(d, arr, i))
         return -1;
     int j = tsi_json_skip(d, i);
     return (j >= 0 && j < d->ntok && d->tok[j].parent == arr) ? j : -1;
@@ -161,6 +173,8 @@ static inline int tsi_json_first_key(const tsi_json *d, int obj)
 static inline int tsi_json_next_key(const tsi_json *d, int obj, int key)
 {
     if (!tsi_json_valid(d, key) || d->tok[key].parent != obj)
+        return -1;
+    if (tsi_json_last_container(d, obj, key + 1))
         return -1;
     int j = tsi_json_skip(d, key + 1);
     return (j >= 0 && j < d->ntok && d->tok[j].parent == obj) ? j : -1;
