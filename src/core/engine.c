@@ -679,6 +679,24 @@ void tsi_engine_flush(tsi_engine *e)
         close_bucket(e);
 }
 
+/* A push that moves to another window is usually the first of a frame of that
+ * intersection's road users (one frame per intersection and half second): the memory its
+ * next pushes will touch — the track map, the tracks and each track's next sample slot,
+ * cold since the previous frame — is requested at once here, so the misses overlap
+ * instead of coming one after another. */
+static void prefetch_window(const window *w)
+{
+    const char *tm = (const char *)w->tmap;
+    for (size_t b = 0; b < w->tmap_cap * sizeof *w->tmap; b += 64)
+        __builtin_prefetch(tm + b, 0);
+    int n = w->ntracks < 64 ? w->ntracks : 64;
+    for (int i = 0; i < n; i++) {
+        const track *t = &w->tracks[i];
+        if (t->n < t->cap)
+            __builtin_prefetch(&t->s[t->n], 1);
+    }
+}
+
 int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, tsi_push_info *info,
                        tsi_error *err)
 {
@@ -701,6 +719,7 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
         if (w == NULL)
             w = window_new(e, isect, minute);
         e->last = w;
+        prefetch_window(w);
     }
     int64_t ts = m->timestamp_ms;
     /* dedupe: timestamp rounded to 100 ms (minute is a multiple of 100 ms) */

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/arena.h"
 
@@ -177,13 +176,20 @@ static const char *const SPEED_LIMIT_NAMES[] = {"unknown",
                                                 "vehiclesWithTrailersNightMaxSpeed"};
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ASCII case folding, as strncasecmp does in the C locale tsi runs in (names are ASCII) */
+static inline unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
 static bool same_ci(const char *s, size_t n, const char *name)
 {
-    /* the first bytes, folded (equal under tolower implies equal under | 0x20), turn most
-     * names away before strlen and strncasecmp */
-    if (name == NULL || (n > 0 && ((unsigned char)s[0] | 0x20) != ((unsigned char)name[0] | 0x20)))
+    if (name == NULL)
         return false;
-    return strlen(name) == n && strncasecmp(s, name, n) == 0;
+    for (size_t k = 0; k < n; k++)
+        if (name[k] == '\0' || fold((unsigned char)s[k]) != fold((unsigned char)name[k]))
+            return false;
+    return name[n] == '\0';
 }
 
 /* Index of the name s[0..n) (case-insensitive: ODE writes "FORWARDGEARS"), or -1. */
