@@ -184,12 +184,17 @@ static inline unsigned char fold(unsigned char c)
 
 static bool same_ci(const char *s, size_t n, const char *name)
 {
-    if (name == NULL)
+    /* the first byte (folded) and the length turn most names away; the exact spelling is
+     * the usual match; the case-folded comparison is for the producers that shout */
+    if (name == NULL || (n > 0 && fold((unsigned char)s[0]) != fold((unsigned char)name[0])) ||
+        strnlen(name, n + 1) != n)
         return false;
+    if (memcmp(s, name, n) == 0)
+        return true;
     for (size_t k = 0; k < n; k++)
-        if (name[k] == '\0' || fold((unsigned char)s[k]) != fold((unsigned char)name[k]))
+        if (fold((unsigned char)s[k]) != fold((unsigned char)name[k]))
             return false;
-    return name[n] == '\0';
+    return true;
 }
 
 /* Index of the name s[0..n) (case-insensitive: ODE writes "FORWARDGEARS"), or -1. */
