@@ -734,6 +734,24 @@ static int diff_one(const char *js, size_t len, const char *what)
             if (tsi_json_skip(&d, i) != j)
                 fail_msg("%s: tsi_json_skip(%d) = %d, want %d", what, i, tsi_json_skip(&d, i), j);
         }
+        /* the walks (tsi_json_next, tsi_json_next_key) against the parent links: every
+         * child of a container, in order, and nothing after the last (which they find
+         * without walking a last member that is a container) */
+        for (int c = 0; c < want; c++) {
+            bool obj = ref[c].type == TSI_JSON_OBJECT;
+            if (!obj && ref[c].type != TSI_JSON_ARRAY)
+                continue;
+            int k = obj ? tsi_json_first_key(&d, c) : tsi_json_first(&d, c);
+            for (int j = c + 1; j < want; j++) {
+                if (ref[j].parent != c)
+                    continue;
+                if (k != j)
+                    fail_msg("%s: the walk of %d gives %d, the parent links %d", what, c, k, j);
+                k = obj ? tsi_json_next_key(&d, c, k) : tsi_json_next(&d, c, k);
+            }
+            if (k != -1)
+                fail_msg("%s: the walk of %d goes on to %d after its last member", what, c, k);
+        }
         /* exactly enough tokens, then one fewer */
         assert_int_equal(tsi_json_parse_fast(js, len, fast, want), want);
         assert_int_equal(tsi_json_parse(&d, js, len, via, want, &e), want);
@@ -854,6 +872,30 @@ static void test_json_fast_equals_jsmn(void **state)
         else
             invalid++;
     }
+    /* strings around the 16-byte steps of the string scan: an escape, a quote, a raw
+     * control byte, a NUL, a non-ASCII byte or a bad escape at every offset of strings of
+     * 0..40 bytes, as a value and as a key */
+    static const char *const specials[] = {"\\\"", "\\n",   "\\u00e9", "\x01", "\xc3\xa9",
+                                           "\\x",  "\\u12", "\"",      "\\"};
+    for (int n = 0; n <= 40; n++)
+        for (int at = 0; at <= n; at++)
+            for (size_t sp = 0; sp < sizeof specials / sizeof specials[0]; sp++) {
+                char body[96], js[160];
+                memset(body, 'a', (size_t)n);
+                body[n] = '\0';
+                size_t sl = strlen(specials[sp]);
+                memmove(body + at + sl, body + at, (size_t)(n - at) + 1);
+                memcpy(body + at, specials[sp], sl);
+                snprintf(what, sizeof what, "string of %d with special %zu at %d", n, sp, at);
+                int len = snprintf(js, sizeof js, "[\"%s\",{\"%s\":1}]", body, body);
+                if (diff_one(js, (size_t)len, what))
+                    valid++;
+                else
+                    invalid++;
+                js[1 + 1 + at] = '\0'; /* a NUL byte in place */
+                diff_one(js, (size_t)len, what);
+            }
+
     /* a NUL byte inside a string, and after a complete value */
     assert_int_equal(diff_one("[\"a\0b\"]", 7, "NUL in a string"), 0);
     assert_int_equal(diff_one("[1]\0", 4, "NUL after the value"), 0);
