@@ -308,7 +308,10 @@ int tsi_archive_open(tsi_archive **out, const char *root, tsi_error *err)
     duckdb_config cfg = NULL;
     char *open_err = NULL;
     duckdb_create_config(&cfg);
-    duckdb_set_config(cfg, "threads", "2");
+    /* one thread: the scans feeding COPY are single-threaded (scan_init), so a second
+     * DuckDB thread only polled for tasks — its scheduling (ExecuteTask, the task queue,
+     * mutexes) was ~8 % of the collector's CPU at rush hour (docs/collector.md, sixth pass) */
+    duckdb_set_config(cfg, "threads", "1");
     /* DuckDB's allocator hands freed memory back after a query past this much: a written
      * file's buffers do not stay resident until the next one */
     duckdb_set_config(cfg, "allocator_flush_threshold", "16MB");

@@ -103,13 +103,17 @@ typedef struct track {
     double minx, maxx, miny, maxy, vmax;
 } track;
 
+typedef struct tslot {
+    int64_t key;
+    int idx; /* track index + 1, 0 = empty */
+} tslot;
+
 typedef struct window {
     int64_t isect_id, minute;
     tsi_ltp ltp;
     track *tracks;
     int ntracks, tcap;
-    int *tmap; /* track index + 1, 0 = empty */
-    int64_t *tmap_key;
+    tslot *tmap; /* track key → index: a slot's key and index share a cache line */
     size_t tmap_cap;
     int duplicates;
     struct window *next; /* in its minute bucket, or in the free pool */
@@ -135,6 +139,7 @@ struct tsi_engine {
     int nb, bcap;
     window *pool;
     int npool;
+    window *last; /* the window the previous push went to (a frame is one intersection) */
     tsi_engine_stats st;
     /* scratch for closing */
     tsi_conflict *conf;
@@ -167,7 +172,6 @@ static void window_release(window *w)
         free(w->tracks[i].s);
     free(w->tracks);
     free(w->tmap);
-    free(w->tmap_key);
     free(w);
 }
 
@@ -237,6 +241,8 @@ static void winsert(tsi_engine *e, window *w)
 
 static void wdelete(tsi_engine *e, window *w)
 {
+    if (e->last == w)
+        e->last = NULL;
     size_t i = wslot(e, w->isect_id, w->minute);
     while (e->wtab[i] != w)
         i = (i + 1) & (e->wcap - 1);
@@ -317,24 +323,22 @@ static track *track_get(window *w, const tsi_msg *m)
     if ((size_t)(w->ntracks + 1) * 2 > w->tmap_cap) {
         size_t cap = w->tmap_cap ? w->tmap_cap * 2 : 64;
         free(w->tmap);
-        free(w->tmap_key);
         w->tmap = tsi_xmalloc(cap * sizeof *w->tmap);
-        w->tmap_key = tsi_xmalloc(cap * sizeof *w->tmap_key);
         memset(w->tmap, 0, cap * sizeof *w->tmap);
         w->tmap_cap = cap;
         for (int t = 0; t < w->ntracks; t++) {
             int64_t k2 = w->tracks[t].id * 2 + (w->tracks[t].type == TSI_MSG_PSM);
             size_t j = tsi_hash_mix64((uint64_t)k2) & (cap - 1);
-            while (w->tmap[j])
+            while (w->tmap[j].idx)
                 j = (j + 1) & (cap - 1);
-            w->tmap[j] = t + 1;
-            w->tmap_key[j] = k2;
+            w->tmap[j].idx = t + 1;
+            w->tmap[j].key = k2;
         }
     }
     size_t j = tsi_hash_mix64((uint64_t)key) & (w->tmap_cap - 1);
-    for (; w->tmap[j]; j = (j + 1) & (w->tmap_cap - 1))
-        if (w->tmap_key[j] == key)
-            return &w->tracks[w->tmap[j] - 1];
+    for (; w->tmap[j].idx; j = (j + 1) & (w->tmap_cap - 1))
+        if (w->tmap[j].key == key)
+            return &w->tracks[w->tmap[j].idx - 1];
     if (w->ntracks == w->tcap) {
         int cap = w->tcap ? w->tcap * 2 : 32;
         w->tracks = tsi_xrealloc(w->tracks, (size_t)cap * sizeof *w->tracks);
@@ -350,8 +354,8 @@ static track *track_get(window *w, const tsi_msg *m)
     t->person = tsi_msg_is_vru_person(m);
     t->length = NAN;
     t->n = 0;
-    w->tmap[j] = ++w->ntracks;
-    w->tmap_key[j] = key;
+    w->tmap[j].idx = ++w->ntracks;
+    w->tmap[j].key = key;
     return t;
 }
 
@@ -429,6 +433,8 @@ static void eval_pair(const tsi_feature_config *c, const track *a, const track *
     pe->min_d = INFINITY;
     pe->at_ttc = pe->at_d = 0;
     int64_t align = (int64_t)llround(c->align_s * 1000.0);
+    double min_d2 = INFINITY;
+    double same_hi = c->same_position_m * c->same_position_m * (1 + 1e-6) + 1e-300;
     int j = 0;
     for (int i = 0; i < a->n; i++) {
         const sample *sa = &a->s[i];
@@ -449,13 +455,21 @@ static void eval_pair(const tsi_feature_config *c, const track *a, const track *
             by += sb->vy * -dt;
         }
         double px = bx - ax, py = by - ay;
-        double d = sqrt(px * px + py * py);
-        if (vehicles && d < c->same_position_m)
+        double d2 = px * px + py * py;
+        /* the distance's square root only where it decides something: sqrt is monotonic, so
+         * d2 >= min_d2 (the square min_d came from) means d >= min_d, and d < same_position
+         * needs d2 below a bound a little above its square; every comparison that decides
+         * is then made on d itself, as it always was */
+        if (vehicles && d2 < same_hi && sqrt(d2) < c->same_position_m)
             continue; /* the same vehicle under two ids */
         int64_t at = dtm > 0 ? sb->t : sa->t;
-        if (d < pe->min_d) {
-            pe->min_d = d;
-            pe->at_d = at;
+        if (d2 < min_d2) {
+            double d = sqrt(d2);
+            if (d < pe->min_d) {
+                pe->min_d = d;
+                pe->at_d = at;
+                min_d2 = d2;
+            }
         }
         if (isfinite(sa->vx) && isfinite(sb->vx)) {
             double ttc = tsi_ttc(px, py, sb->vx - sa->vx, sb->vy - sa->vy, r);
@@ -665,6 +679,24 @@ void tsi_engine_flush(tsi_engine *e)
         close_bucket(e);
 }
 
+/* A push that moves to another window is usually the first of a frame of that
+ * intersection's road users (one frame per intersection and half second): the memory its
+ * next pushes will touch — the track map, the tracks and each track's next sample slot,
+ * cold since the previous frame — is requested at once here, so the misses overlap
+ * instead of coming one after another. */
+static void prefetch_window(const window *w)
+{
+    const char *tm = (const char *)w->tmap;
+    for (size_t b = 0; b < w->tmap_cap * sizeof *w->tmap; b += 64)
+        __builtin_prefetch(tm + b, 0);
+    int n = w->ntracks < 64 ? w->ntracks : 64;
+    for (int i = 0; i < n; i++) {
+        const track *t = &w->tracks[i];
+        if (t->n < t->cap)
+            __builtin_prefetch(&t->s[t->n], 1);
+    }
+}
+
 int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, tsi_push_info *info,
                        tsi_error *err)
 {
@@ -681,9 +713,14 @@ int tsi_engine_push_at(tsi_engine *e, const tsi_isect *isect, const tsi_msg *m, 
                              (long long)m->timestamp_ms, (long long)(e->clock - m->timestamp_ms),
                              (long long)e->cfg.grace_ms);
     }
-    window *w = wfind(e, isect->id, minute);
-    if (w == NULL)
-        w = window_new(e, isect, minute);
+    window *w = e->last;
+    if (w == NULL || w->isect_id != isect->id || w->minute != minute) {
+        w = wfind(e, isect->id, minute);
+        if (w == NULL)
+            w = window_new(e, isect, minute);
+        e->last = w;
+        prefetch_window(w);
+    }
     int64_t ts = m->timestamp_ms;
     /* dedupe: timestamp rounded to 100 ms (minute is a multiple of 100 ms) */
     int32_t ts100 = (int32_t)((ts + 50 - minute) / 100);

@@ -7,6 +7,9 @@
 #include "core/json.h"
 
 #include <math.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -247,18 +250,42 @@ static inline bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* p at the opening quote; returns the closing quote's position, or NULL */
-static inline const char *scan_string(const char *p, const char *end)
+/* p at the opening quote; returns the closing quote's position, or NULL. Plain bytes are
+ * skipped 16 at a time (SSE2, part of every x86-64; elsewhere a byte loop): only '"', '\\'
+ * and NUL stop the scan, and they are then handled one by one as before. */
+static inline __attribute__((always_inline)) const char *scan_string(const char *p, const char *end)
 {
-    for (p++; p < end; p++) {
-        char c = *p;
-        if (c == '"')
-            return p;
-        if (c != '\\') {
-            if (c == '\0') /* jsmn stops at a NUL byte */
-                return NULL;
-            continue;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  nul = _mm_setzero_si128();
+#endif
+    for (p++;;) {
+#ifdef __SSE2__
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            __m128i hit =
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                             _mm_cmpeq_epi8(v, nul));
+            unsigned m = (unsigned)_mm_movemask_epi8(hit);
+            if (m) {
+                p += __builtin_ctz(m);
+                goto special;
+            }
+            p += 16;
         }
+#endif
+        while (p < end && *p != '"' && *p != '\\' && *p != '\0')
+            p++;
+        if (p >= end)
+            return NULL;
+#ifdef __SSE2__
+    special:
+#endif
+        if (*p == '"')
+            return p;
+        if (*p == '\0') /* jsmn stops at a NUL byte */
+            return NULL;
+        /* a backslash */
         if (++p >= end)
             return NULL;
         switch (*p) {
@@ -279,8 +306,67 @@ static inline const char *scan_string(const char *p, const char *end)
         default:
             return NULL;
         }
+        p++;
     }
-    return NULL;
+}
+
+static inline bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* p at the first byte of a primitive; returns the byte after it when the primitive is a JSON
+ * literal or number followed by a byte that ends a primitive (the text must not end there,
+ * as jsmn refuses a primitive at the end), else NULL. One pass: the same set of texts as
+ * scanning to the end byte and then checking primitive_ok, without reading it twice. */
+static inline const char *scan_primitive(const char *p, const char *end)
+{
+    const char *q = p;
+    switch (*p) {
+    case 't':
+        if (end - p < 5 || memcmp(p, "true", 4) != 0)
+            return NULL;
+        q = p + 4;
+        break;
+    case 'f':
+        if (end - p < 6 || memcmp(p, "false", 5) != 0)
+            return NULL;
+        q = p + 5;
+        break;
+    case 'n':
+        if (end - p < 5 || memcmp(p, "null", 4) != 0)
+            return NULL;
+        q = p + 4;
+        break;
+    default:
+        if (*q == '-' && ++q >= end)
+            return NULL;
+        if (*q == '0')
+            q++;
+        else if (*q >= '1' && *q <= '9')
+            for (q++; q < end && is_digit(*q); q++)
+                ;
+        else
+            return NULL;
+        if (q < end && *q == '.') {
+            const char *d = ++q;
+            while (q < end && is_digit(*q))
+                q++;
+            if (q == d)
+                return NULL;
+        }
+        if (q < end && (*q == 'e' || *q == 'E')) {
+            if (++q < end && (*q == '+' || *q == '-'))
+                q++;
+            const char *d = q;
+            while (q < end && is_digit(*q))
+                q++;
+            if (q == d)
+                return NULL;
+        }
+        break;
+    }
+    return q < end && prim_end(*q) ? q : NULL;
 }
 
 int tsi_json_parse_fast(const char *js, size_t len, tsi_jtok *t, int cap)
@@ -329,10 +415,8 @@ value:
             goto after;
         }
         default: {
-            const char *q = p;
-            while (q < end && !prim_end(*q))
-                q++;
-            if (q >= end || !primitive_ok(p, (int)(q - p)))
+            const char *q = scan_primitive(p, end);
+            if (q == NULL)
                 return -1;
             k->type = TSI_JSON_PRIMITIVE;
             k->end = (int)(q - js);
@@ -490,69 +574,13 @@ void tsi_json_free(tsi_json *d)
     d->ntok = 0;
 }
 
-static inline bool valid(const tsi_json *d, int i)
-{
-    return i >= 0 && i < d->ntok;
-}
-
-bool tsi_json_is_object(const tsi_json *d, int i)
-{
-    return valid(d, i) && d->tok[i].type == TSI_JSON_OBJECT;
-}
-bool tsi_json_is_array(const tsi_json *d, int i)
-{
-    return valid(d, i) && d->tok[i].type == TSI_JSON_ARRAY;
-}
-bool tsi_json_is_string(const tsi_json *d, int i)
-{
-    return valid(d, i) && d->tok[i].type == TSI_JSON_STRING;
-}
-bool tsi_json_is_null(const tsi_json *d, int i)
-{
-    return valid(d, i) && d->tok[i].type == TSI_JSON_PRIMITIVE && d->js[d->tok[i].start] == 'n';
-}
-bool tsi_json_is_number(const tsi_json *d, int i)
-{
-    if (!valid(d, i) || d->tok[i].type != TSI_JSON_PRIMITIVE)
-        return false;
-    char c = d->js[d->tok[i].start];
-    return c == '-' || (c >= '0' && c <= '9');
-}
-
-int tsi_json_skip(const tsi_json *d, int i)
-{
-    if (!valid(d, i))
-        return -1;
-    /* a linear walk: measured faster than galloping + bisection here (the subtrees are
-     * small, and the walk reads memory in order) */
-    int end = d->tok[i].end, j = i + 1;
-    while (j < d->ntok && d->tok[j].start < end)
-        j++;
-    return j;
-}
-
 bool tsi_json_key_is(const tsi_json *d, int key, const char *name)
 {
-    if (!valid(d, key))
+    if (!tsi_json_valid(d, key))
         return false;
     const tsi_jtok *t = &d->tok[key];
     size_t n = (size_t)(t->end - t->start);
     return strlen(name) == n && memcmp(d->js + t->start, name, n) == 0;
-}
-
-int tsi_json_first_key(const tsi_json *d, int obj)
-{
-    if (!tsi_json_is_object(d, obj) || d->tok[obj].size == 0)
-        return -1;
-    return obj + 1;
-}
-
-int tsi_json_next_key(const tsi_json *d, int obj, int key)
-{
-    if (!valid(d, key) || d->tok[key].parent != obj)
-        return -1;
-    int j = tsi_json_skip(d, key + 1);
-    return (j >= 0 && j < d->ntok && d->tok[j].parent == obj) ? j : -1;
 }
 
 int tsi_json_get(const tsi_json *d, int obj, const char *key)
@@ -579,21 +607,6 @@ int tsi_json_path(const tsi_json *d, int obj, ...)
         obj = tsi_json_get(d, obj, k);
     va_end(ap);
     return obj;
-}
-
-int tsi_json_first(const tsi_json *d, int arr)
-{
-    if (!tsi_json_is_array(d, arr) || d->tok[arr].size == 0)
-        return -1;
-    return arr + 1;
-}
-
-int tsi_json_next(const tsi_json *d, int arr, int i)
-{
-    if (!valid(d, i) || d->tok[i].parent != arr)
-        return -1;
-    int j = tsi_json_skip(d, i);
-    return (j >= 0 && j < d->ntok && d->tok[j].parent == arr) ? j : -1;
 }
 
 static const double pow10tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -667,14 +680,46 @@ slow : {
 }
 }
 
+/* The numbers messages carry (a sign, up to 19 characters of digits and one point, no
+ * exponent: 38.8012345, -0.58, 118.3) in one loop: the same mantissa and power of ten
+ * tsi_json_atof computes, then the same one exact division (a mantissa <= 2^53 and a power
+ * <= 10^22 are both exact doubles, so the quotient is the correctly rounded value). Anything
+ * else (an exponent, a longer text, a larger mantissa) is tsi_json_atof's, unchanged;
+ * test_core_decode holds the two equal over a table of hostile numbers. */
+static inline bool num_plain(const char *s, size_t n, double *out)
+{
+    if (n > 19)
+        return false; /* <= 19 digits: the mantissa cannot overflow 64 bits */
+    const char *p = s, *e = s + n;
+    bool neg = *p == '-';
+    p += neg;
+    uint64_t m = 0;
+    while (p < e && is_digit(*p))
+        m = m * 10 + (uint64_t)(*p++ - '0');
+    int frac = 0;
+    if (p < e && *p == '.') {
+        const char *f = ++p;
+        while (p < e && is_digit(*p))
+            m = m * 10 + (uint64_t)(*p++ - '0');
+        frac = (int)(p - f);
+    }
+    if (p != e || m > (1ull << 53))
+        return false;
+    double v = frac ? (double)m / pow10tab[frac] : (double)m;
+    *out = neg ? -v : v;
+    return true;
+}
+
 int tsi_json_num(const tsi_json *d, int i, double *out)
 {
-    if (!valid(d, i) || tsi_json_is_null(d, i))
+    if (!tsi_json_valid(d, i) || tsi_json_is_null(d, i))
         return TSI_E_MISSING;
     if (!tsi_json_is_number(d, i))
         return TSI_E_TYPE;
     const tsi_jtok *t = &d->tok[i];
-    double v = tsi_json_atof(d->js + t->start, (size_t)(t->end - t->start));
+    double v;
+    if (!num_plain(d->js + t->start, (size_t)(t->end - t->start), &v))
+        v = tsi_json_atof(d->js + t->start, (size_t)(t->end - t->start));
     if (!isfinite(v))
         return TSI_E_RANGE;
     *out = v;
@@ -683,7 +728,7 @@ int tsi_json_num(const tsi_json *d, int i, double *out)
 
 int tsi_json_int64(const tsi_json *d, int i, int64_t *out)
 {
-    if (!valid(d, i) || tsi_json_is_null(d, i))
+    if (!tsi_json_valid(d, i) || tsi_json_is_null(d, i))
         return TSI_E_MISSING;
     if (!tsi_json_is_number(d, i))
         return TSI_E_TYPE;
@@ -719,7 +764,7 @@ int tsi_json_int64(const tsi_json *d, int i, int64_t *out)
 
 int tsi_json_bool(const tsi_json *d, int i, bool *out)
 {
-    if (!valid(d, i) || tsi_json_is_null(d, i))
+    if (!tsi_json_valid(d, i) || tsi_json_is_null(d, i))
         return TSI_E_MISSING;
     if (d->tok[i].type != TSI_JSON_PRIMITIVE)
         return TSI_E_TYPE;
@@ -728,16 +773,6 @@ int tsi_json_bool(const tsi_json *d, int i, bool *out)
         return TSI_E_TYPE;
     *out = c == 't';
     return 0;
-}
-
-const char *tsi_json_raw(const tsi_json *d, int i, size_t *n)
-{
-    if (!valid(d, i)) {
-        *n = 0;
-        return "";
-    }
-    *n = (size_t)(d->tok[i].end - d->tok[i].start);
-    return d->js + d->tok[i].start;
 }
 
 static int hex4(const char *s, unsigned *out)
@@ -797,13 +832,22 @@ int tsi_json_str(const tsi_json *d, int i, char *buf, size_t cap)
     if (cap == 0)
         return TSI_E_TOO_BIG;
     buf[0] = '\0';
-    if (!valid(d, i) || tsi_json_is_null(d, i))
+    if (!tsi_json_valid(d, i) || tsi_json_is_null(d, i))
         return TSI_E_MISSING;
     if (d->tok[i].type != TSI_JSON_STRING)
         return TSI_E_TYPE;
     const char *s = d->js + d->tok[i].start;
-    size_t n = (size_t)(d->tok[i].end - d->tok[i].start), o = 0;
-    for (size_t k = 0; k < n;) {
+    size_t n = (size_t)(d->tok[i].end - d->tok[i].start), o = 0, k = 0;
+    /* the plain printable ASCII prefix (most strings whole) is copied as it is */
+    while (k < n && (unsigned char)s[k] >= 0x20 && (unsigned char)s[k] < 0x80 && s[k] != '\\')
+        k++;
+    if (k > 0) {
+        if (k + 1 > cap)
+            return TSI_E_TOO_BIG; /* buf[0] is already '\0' */
+        memcpy(buf, s, k);
+        o = k;
+    }
+    while (k < n) {
         unsigned char c = (unsigned char)s[k];
         char enc[4];
         size_t elen = 0;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/arena.h"
 
@@ -177,9 +176,25 @@ static const char *const SPEED_LIMIT_NAMES[] = {"unknown",
                                                 "vehiclesWithTrailersNightMaxSpeed"};
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ASCII case folding, as strncasecmp does in the C locale tsi runs in (names are ASCII) */
+static inline unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
 static bool same_ci(const char *s, size_t n, const char *name)
 {
-    return name && strlen(name) == n && strncasecmp(s, name, n) == 0;
+    /* the first byte (folded) and the length turn most names away; the exact spelling is
+     * the usual match; the case-folded comparison is for the producers that shout */
+    if (name == NULL || (n > 0 && fold((unsigned char)s[0]) != fold((unsigned char)name[0])) ||
+        strnlen(name, n + 1) != n)
+        return false;
+    if (memcmp(s, name, n) == 0)
+        return true;
+    for (size_t k = 0; k < n; k++)
+        if (fold((unsigned char)s[k]) != fold((unsigned char)name[k]))
+            return false;
+    return true;
 }
 
 /* Index of the name s[0..n) (case-insensitive: ODE writes "FORWARDGEARS"), or -1. */
@@ -539,16 +554,24 @@ int tsi_msg_from_json(const tsi_json *d, int obj, int want, tsi_msg *out, tsi_er
     for (int k = tsi_json_first_key(d, obj); k >= 0; k = tsi_json_next_key(d, obj, k)) {
         size_t n;
         const char *s = tsi_json_raw(d, k, &n);
-        if (KEY_IS(s, n, "timestamp"))
-            ts = k + 1;
-        else if (KEY_IS(s, n, "rsuName"))
-            rsu = k + 1;
-        else if (KEY_IS(s, n, "locationName"))
-            loc = k + 1;
-        else if (KEY_IS(s, n, "bsmJson"))
-            bj = k + 1;
-        else if (KEY_IS(s, n, "psmJson"))
-            pj = k + 1;
+        switch (n) { /* the length first: most keys of a message are none of these */
+        case 7:
+            if (KEY_IS(s, n, "rsuName"))
+                rsu = k + 1;
+            else if (KEY_IS(s, n, "bsmJson"))
+                bj = k + 1;
+            else if (KEY_IS(s, n, "psmJson"))
+                pj = k + 1;
+            break;
+        case 9:
+            if (KEY_IS(s, n, "timestamp"))
+                ts = k + 1;
+            break;
+        case 12:
+            if (KEY_IS(s, n, "locationName"))
+                loc = k + 1;
+            break;
+        }
     }
     bool has_b = bj >= 0 && !tsi_json_is_null(d, bj);
     bool has_p = pj >= 0 && !tsi_json_is_null(d, pj);
@@ -665,6 +688,13 @@ int tsi_psm_decode(const char *js, size_t len, tsi_psm *out, tsi_error *err)
     return decode_one(js, len, TSI_MSG_PSM, out, err);
 }
 
+/* An empty error, without writing its 772 bytes for every message of a frame. */
+static inline void error_clear(tsi_error *e)
+{
+    e->code = 0;
+    e->message[0] = e->detail[0] = '\0';
+}
+
 int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb cb, void *ud,
                      tsi_error *err)
 {
@@ -675,7 +705,7 @@ int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb 
     tsi_msg m;
     tsi_error e;
     if (tsi_json_is_object(&d, 0)) {
-        memset(&e, 0, sizeof e);
+        error_clear(&e);
         rc = tsi_msg_from_json(&d, 0, 0, &m, &e);
         cb(ud, 0, rc < 0 ? NULL : &m, rc, &e);
         return 1;
@@ -684,7 +714,7 @@ int tsi_frame_decode(tsi_decoder *dec, const char *js, size_t len, tsi_frame_cb 
         return tsi_error_set(err, TSI_E_NOT_OBJECT, "a frame must be a JSON array or object", NULL);
     int n = 0;
     for (int i = tsi_json_first(&d, 0); i >= 0; i = tsi_json_next(&d, 0, i), n++) {
-        memset(&e, 0, sizeof e);
+        error_clear(&e);
         rc = tsi_msg_from_json(&d, i, 0, &m, &e);
         cb(ud, n, rc < 0 ? NULL : &m, rc, &e);
     }

@@ -544,6 +544,153 @@ static void test_json_accessors(void **state)
     tsi_json_free(&d);
 }
 
+/* ---- tsi_json_num's plain-number path against the general one ---------------------------- */
+
+static int neg_first(const char *num)
+{
+    return num[0] == '-';
+}
+
+/* One number text read by tsi_json_num (which takes the plain path for short numbers
+ * without an exponent) must give the very bits tsi_json_atof (the general path, unchanged)
+ * and strtod (the independent reference) give, the sign of zero included, and refuse what
+ * overflows as TSI_E_RANGE. */
+static void num_agrees(const char *num)
+{
+    char js[160];
+    int len = snprintf(js, sizeof js, "[%s]", num);
+    tsi_json d;
+    tsi_jtok t[4];
+    tsi_error err = {0};
+    if (tsi_json_parse(&d, js, (size_t)len, t, 4, &err) < 0)
+        fail_msg("%s: not parsed: %s", num, err.detail);
+    double got = 0, general = tsi_json_atof(num, strlen(num)), ref = strtod(num, NULL);
+    int rc = tsi_json_num(&d, 1, &got);
+    if (memcmp(&general, &ref, sizeof ref) != 0)
+        fail_msg("%s: tsi_json_atof %.17g, strtod %.17g", num, general, ref);
+    if (!isfinite(ref)) {
+        if (rc != TSI_E_RANGE)
+            fail_msg("%s: overflow read as %d, not TSI_E_RANGE", num, rc);
+        return;
+    }
+    if (rc != 0 || memcmp(&got, &ref, sizeof ref) != 0)
+        fail_msg("%s: tsi_json_num rc %d value %.17g (sign %d), strtod %.17g (sign %d)", num, rc,
+                 got, signbit(got) != 0, ref, signbit(ref) != 0);
+}
+
+static void test_json_num_paths(void **state)
+{
+    (void)state;
+    static const char *const table[] = {
+        "0",
+        "-0",
+        "0.0",
+        "-0.0",
+        "-0.000000",
+        "1",
+        "-1",
+        "38.8012345",
+        "-77.4012345",
+        "118.3",
+        "0.58",
+        "-0.58",
+        "163.82",
+        "359.9999",
+        "0.1",
+        "0.2",
+        "0.3",
+        "1.7976931348623157",
+        "9007199254740992",
+        "9007199254740993",
+        "-9007199254740993",
+        "9007199254740991.5",
+        "900719925474099.3",
+        "12345678901234567.8",
+        "1234567890123456789",
+        "123456789012345678",
+        "0.000000000000000001",
+        "0.0000000000000000001",
+        "0.1234567890123456789",
+        "-0.123456789012345678",
+        "99999999999999999.9",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "-1e-400",
+        "1e308",
+        "1.7976931348623159e308",
+        "4.9e-324",
+        "2.4703282292062327e-324",
+        "2.2250738585072011e-308",
+        "1e22",
+        "1e23",
+        "1.5e-7",
+        "1E+2",
+        "1e-0",
+        "-0e5",
+        "0e-5",
+        "123456789012345678901234567890",
+        "0.30000000000000004",
+        "3.0000000000000004",
+        "2.5",
+        "-2.5",
+        "1.0000000000000002",
+        "4503599627370496.5",
+        "4503599627370497.5",
+        "0.1000000000000000055511151231257827",
+        "100000000000000000000000",
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        num_agrees(table[i]);
+    /* long mantissas and many places, at every length around the plain path's 19 characters */
+    char num[64];
+    for (int digits = 1; digits <= 24; digits++)
+        for (int point = 0; point <= digits; point++)
+            for (int neg = 0; neg < 2; neg++) {
+                int o = 0;
+                if (neg)
+                    num[o++] = '-';
+                for (int k = 0; k < digits; k++) {
+                    if (k == point && k > 0)
+                        num[o++] = '.';
+                    num[o++] = (char)('1' + (k * 7 + digits) % 9);
+                }
+                num[o] = '\0';
+                num_agrees(num);
+            }
+    /* leading zeros of a fraction (a JSON integer part has none) */
+    for (int z = 0; z < 20; z++) {
+        int o = snprintf(num, sizeof num, "0.");
+        for (int k = 0; k < z; k++)
+            num[o++] = '0';
+        snprintf(num + o, sizeof num - (size_t)o, "12345");
+        num_agrees(num);
+    }
+    /* random plain numbers of every length */
+    srand(11);
+    for (int i = 0; i < 200000; i++) {
+        int digits = 1 + rand() % 19, o = 0;
+        int point = rand() % (digits + 1);
+        if (rand() % 2)
+            num[o++] = '-';
+        for (int k = 0; k < digits; k++) {
+            if (k == point && k > 0)
+                num[o++] = '.';
+            num[o++] =
+                (char)((k == 0 && point != 1 && digits > 1 && point != 0) ? '1' + rand() % 9
+                                                                          : '0' + rand() % 10);
+        }
+        num[o] = '\0';
+        /* a JSON integer part has no leading zero: "0" alone, or 0.xxx */
+        if ((num[0] == '0' || (num[0] == '-' && num[1] == '0')) && num[neg_first(num) + 1] != '.' &&
+            num[neg_first(num) + 1] != '\0')
+            continue;
+        num_agrees(num);
+    }
+}
+
 /* ---- the fast strict pass against jsmn + the grammar check ----------------------------- */
 
 /* One text through both readers of tsi_json_parse: the fast pass accepts exactly what
@@ -586,6 +733,24 @@ static int diff_one(const char *js, size_t len, const char *what)
                 j++;
             if (tsi_json_skip(&d, i) != j)
                 fail_msg("%s: tsi_json_skip(%d) = %d, want %d", what, i, tsi_json_skip(&d, i), j);
+        }
+        /* the walks (tsi_json_next, tsi_json_next_key) against the parent links: every
+         * child of a container, in order, and nothing after the last (which they find
+         * without walking a last member that is a container) */
+        for (int c = 0; c < want; c++) {
+            bool obj = ref[c].type == TSI_JSON_OBJECT;
+            if (!obj && ref[c].type != TSI_JSON_ARRAY)
+                continue;
+            int k = obj ? tsi_json_first_key(&d, c) : tsi_json_first(&d, c);
+            for (int j = c + 1; j < want; j++) {
+                if (ref[j].parent != c)
+                    continue;
+                if (k != j)
+                    fail_msg("%s: the walk of %d gives %d, the parent links %d", what, c, k, j);
+                k = obj ? tsi_json_next_key(&d, c, k) : tsi_json_next(&d, c, k);
+            }
+            if (k != -1)
+                fail_msg("%s: the walk of %d goes on to %d after its last member", what, c, k);
         }
         /* exactly enough tokens, then one fewer */
         assert_int_equal(tsi_json_parse_fast(js, len, fast, want), want);
@@ -707,6 +872,30 @@ static void test_json_fast_equals_jsmn(void **state)
         else
             invalid++;
     }
+    /* strings around the 16-byte steps of the string scan: an escape, a quote, a raw
+     * control byte, a NUL, a non-ASCII byte or a bad escape at every offset of strings of
+     * 0..40 bytes, as a value and as a key */
+    static const char *const specials[] = {"\\\"", "\\n",   "\\u00e9", "\x01", "\xc3\xa9",
+                                           "\\x",  "\\u12", "\"",      "\\"};
+    for (int n = 0; n <= 40; n++)
+        for (int at = 0; at <= n; at++)
+            for (size_t sp = 0; sp < sizeof specials / sizeof specials[0]; sp++) {
+                char body[96], js[160];
+                memset(body, 'a', (size_t)n);
+                body[n] = '\0';
+                size_t sl = strlen(specials[sp]);
+                memmove(body + at + sl, body + at, (size_t)(n - at) + 1);
+                memcpy(body + at, specials[sp], sl);
+                snprintf(what, sizeof what, "string of %d with special %zu at %d", n, sp, at);
+                int len = snprintf(js, sizeof js, "[\"%s\",{\"%s\":1}]", body, body);
+                if (diff_one(js, (size_t)len, what))
+                    valid++;
+                else
+                    invalid++;
+                js[1 + 1 + at] = '\0'; /* a NUL byte in place */
+                diff_one(js, (size_t)len, what);
+            }
+
     /* a NUL byte inside a string, and after a complete value */
     assert_int_equal(diff_one("[\"a\0b\"]", 7, "NUL in a string"), 0);
     assert_int_equal(diff_one("[1]\0", 4, "NUL after the value"), 0);
@@ -1147,6 +1336,7 @@ int main(void)
         cmocka_unit_test(test_frames),
         cmocka_unit_test(test_json_accessors),
         cmocka_unit_test(test_json_fast_equals_jsmn),
+        cmocka_unit_test(test_json_num_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
