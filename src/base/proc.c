@@ -110,6 +110,49 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
     return code;
 }
 
+int tsi_proc_spawn(char *const argv[], const char *user, const char *log, pid_t *pid,
+                   tsi_error *err)
+{
+    int as_other = user != NULL && geteuid() == 0;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot open the log file", "%s: %s", log,
+                             strerror(errno));
+    if (as_other) {
+        uid_t uid;
+        gid_t gid;
+        if (tsi_proc_user(user, &uid, &gid) < 0 || fchown(fd, uid, gid) < 0) {
+            close(fd);
+            return tsi_error_set(err, TSI_E_PROC, "cannot give the log file to the user", "%s: %s",
+                                 user, log);
+        }
+    }
+    pid_t p = fork();
+    if (p < 0) {
+        close(fd);
+        return tsi_error_set(err, TSI_E_PROC, "cannot fork", "%s", strerror(errno));
+    }
+    if (p == 0) {
+        setsid();
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        if (as_other && drop_to(user) < 0) {
+            fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
+            _exit(126);
+        }
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    *pid = p;
+    return 0;
+}
+
 int tsi_proc_user_can_reach(const char *user, const char *path)
 {
     char *const argv[] = {"sh", "-c", "test -x \"$1\"", "sh", (char *)path, NULL};

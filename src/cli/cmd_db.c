@@ -1,5 +1,5 @@
-/* cli/cmd_db.c — `tsi db start|stop|status|url|psql|bootstrap`: the command line of the
- * embedded cluster (db/cluster.h does the work; this file knows argv, options and exit
+/* cli/cmd_db.c — `tsi db start|stop|status|url|psql|bootstrap` (and `ha`, cmd_db_ha.c): the command
+ * line of the embedded cluster (db/cluster.h does the work; this file knows argv, options and exit
  * statuses). */
 #include <errno.h>
 #include <limits.h>
@@ -195,6 +195,7 @@ static const tsi_command db_commands[] = {
     {"url", "print the connection string of a role", cmd_url},
     {"psql", "open psql as a role", cmd_psql},
     {"bootstrap", "create roles, database and extensions (superuser)", cmd_bootstrap},
+    {"ha", "the high-availability formation (create|start|stop|status|switchover)", tsi_cmd_db_ha},
     {NULL, NULL, NULL},
 };
 
