@@ -288,7 +288,9 @@ int tsi_ha_wait(bool want_secondary, int timeout_s, tsi_error *err)
     char seen[512] = "no answer from the monitor";
     while (now_s() - t0 < timeout_s) {
         if (tsi_ha_state_read(&s, &e) == 0) {
-            bool ok = s.primary >= 0 && (!want_secondary || has_state(&s, "secondary"));
+            /* with a secondary, the pair is settled: primary and secondary both ways */
+            bool ok = s.primary >= 0 &&
+                      (!want_secondary || (has_state(&s, "primary") && has_state(&s, "secondary")));
             /* the monitor's view may predate a restart: the primary must also answer */
             PGconn *c = ok ? tsi_db_connect(TSI_ROLE_ADMIN, "postgres", &e) : NULL;
             PQfinish(c);
@@ -691,12 +693,14 @@ int tsi_ha_stop(tsi_error *err)
 int tsi_ha_switchover(int timeout_s, tsi_error *err)
 {
     tsi_ha_state s;
+    /* the monitor takes a switchover only from a settled pair (primary and secondary) */
+    tsi_error we = {0};
+    if (tsi_ha_wait(true, timeout_s, &we) < 0)
+        return tsi_error_set(err, TSI_E_UNAVAILABLE, "a switchover needs a primary and a secondary",
+                             "%s", we.detail);
     int rc = tsi_ha_state_read(&s, err);
     if (rc < 0)
         return rc;
-    if (s.primary < 0 || !has_state(&s, "secondary"))
-        return tsi_error_set(err, TSI_E_UNAVAILABLE, "a switchover needs a primary and a secondary",
-                             NULL);
     char old[64];
     snprintf(old, sizeof old, "%s", s.nodes[s.primary].name);
     PGconn *c = monitor_connect(err);
