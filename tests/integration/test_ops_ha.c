@@ -10,6 +10,7 @@
  *   - pg_cron runs a rollup on the new primary;
  *   - the killed node rejoins as secondary (`tsi db ha start`: its keeper, pg_rewind);
  *   - a switchover hands the primary back and the old primary follows;
+ *   - `tsi status` and its metrics show the formation (primary, secondaries, promotions);
  *   - hostile input: bad flags exit 2, a damaged formation file is no formation. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,15 @@ static void test_failover_drill(void **state)
     ha(0, (const char *[]){"db", "ha", "status", NULL});
     assert_non_null(strstr(ops_out, "primary: node1"));
     assert_non_null(strstr(ops_out, "secondary"));
+    /* tsi status and /metrics show the formation */
+    ha(0, (const char *[]){"status", NULL});
+    assert_non_null(strstr(ops_out, "HA formation: primary node1; 0 promotion(s)"));
+    ha(0, (const char *[]){"status", "--metrics", NULL});
+    assert_non_null(strstr(ops_out, "tsi_ha_monitor_up 1\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_primary 1\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_secondaries 1\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_failovers_total 0\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_node_state{node=\"node1\",reported=\"primary\","));
 
     /* the role certificates, verify-full; writers on the primary, the reader on a standby */
     int rec = -1;
@@ -184,6 +194,10 @@ static void test_failover_drill(void **state)
     char p[64];
     primary_name(p, sizeof p);
     assert_string_equal(p, "node2");
+    ha(0, (const char *[]){"status", "--metrics", NULL});
+    assert_non_null(strstr(ops_out, "tsi_ha_failovers_total 1\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_secondaries 0\n"));
+    assert_non_null(strstr(ops_out, "tsi_ha_last_failover_timestamp_seconds "));
     double promoted = (double)time(NULL);
 
     /* two more simulated minutes, then the collector stops and drains */
