@@ -41,6 +41,27 @@ static int drop_to(const char *user)
     return 0;
 }
 
+/* In the child: stdout and stderr to `outfd` (>= 0), stdin from /dev/null, drop to
+ * `user` (non-NULL only as root), exec. Never returns. */
+static void child_exec(char *const argv[], const char *user, int outfd)
+{
+    if (outfd >= 0) {
+        dup2(outfd, STDOUT_FILENO);
+        dup2(outfd, STDERR_FILENO);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    if (user && drop_to(user) < 0) {
+        fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
+        _exit(126);
+    }
+    signal(SIGPIPE, SIG_DFL);
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen, tsi_error *err)
 {
     int pipefd[2] = {-1, -1};
@@ -55,23 +76,8 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
         }
         return tsi_error_set(err, TSI_E_PROC, "cannot fork", "%s", strerror(errno));
     }
-    if (pid == 0) {
-        if (out) {
-            dup2(pipefd[1], STDOUT_FILENO);
-            dup2(pipefd[1], STDERR_FILENO);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        if (as_other && drop_to(user) < 0) {
-            fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
-            _exit(126);
-        }
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, as_other ? user : NULL, out ? pipefd[1] : -1);
     size_t used = 0;
     if (out) {
         close(pipefd[1]);
@@ -134,19 +140,7 @@ int tsi_proc_spawn(char *const argv[], const char *user, const char *log, pid_t 
     }
     if (p == 0) {
         setsid();
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        if (as_other && drop_to(user) < 0) {
-            fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
-            _exit(126);
-        }
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
+        child_exec(argv, as_other ? user : NULL, fd);
     }
     close(fd);
     *pid = p;

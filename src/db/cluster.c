@@ -60,15 +60,21 @@ static void data_link(char *buf, size_t len)
     snprintf(buf, len, "%s/pg", tsi_home());
 }
 
-/* The real data directory (following the link), or the link path when absent. */
-static void data_dir(char *buf, size_t len)
+void tsi_cluster_resolve(const char *link, char *buf, size_t len)
 {
-    char link[PATH_MAX], real[PATH_MAX];
-    data_link(link, sizeof link);
+    char real[PATH_MAX];
     if (realpath(link, real))
         snprintf(buf, len, "%s", real);
     else
         snprintf(buf, len, "%s", link);
+}
+
+/* The real data directory (following the link), or the link path when absent. */
+static void data_dir(char *buf, size_t len)
+{
+    char link[PATH_MAX];
+    data_link(link, sizeof link);
+    tsi_cluster_resolve(link, buf, len);
 }
 
 void tsi_cluster_data_dir(char *buf, size_t len)
@@ -388,11 +394,7 @@ int tsi_cluster_prepare_dir(const char *link, const char *tag, char *real, size_
                              strerror(errno));
     struct stat st;
     if (lstat(link, &st) == 0) {
-        char r[PATH_MAX];
-        if (realpath(link, r))
-            snprintf(real, len, "%s", r);
-        else
-            snprintf(real, len, "%s", link);
+        tsi_cluster_resolve(link, real, len);
         if (!exists(real))
             return tsi_error_set(err, TSI_E_IO, "the data directory link points nowhere",
                                  "%s -> %s (remove the link to start afresh)", link, real);

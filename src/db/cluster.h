@@ -62,6 +62,8 @@ int tsi_cluster_make_certs(const char *const *extra_roles, tsi_error *err);
  * `link` points to it. The real directory into real. */
 int tsi_cluster_prepare_dir(const char *link, const char *tag, char *real, size_t len,
                             tsi_error *err);
+/* The directory `link` points to (realpath), or `link` itself when it does not exist. */
+void tsi_cluster_resolve(const char *link, char *buf, size_t len);
 /* initdb as the server user (UTF-8, C locale, superuser postgres) with `include =
  * 'tsi.conf'` appended to postgresql.conf. */
 int tsi_cluster_initdb(const char *dir, tsi_error *err);

@@ -84,12 +84,9 @@ void tsi_ha_dir(char *buf, size_t len)
 /* the real directory (following a link into /var/lib/tsi) */
 static void real_dir(char *buf, size_t len)
 {
-    char link[PATH_MAX], r[PATH_MAX];
+    char link[PATH_MAX];
     tsi_ha_dir(link, sizeof link);
-    if (realpath(link, r))
-        snprintf(buf, len, "%s", r);
-    else
-        snprintf(buf, len, "%s", link);
+    tsi_cluster_resolve(link, buf, len);
 }
 
 static void sub(char *buf, size_t len, const char *name)
