@@ -7,6 +7,8 @@
  *     secondary is promoted, the collector spools during the gap and replays once; the
  *     rows in PostgreSQL equal the simulator's truth and the indices Parquet; the write
  *     gap (kill -> first read-write connection) is printed;
+ *   - `tsi serve` under requests through the failover: every answer a 200 (from a node or
+ *     the Parquet fallback) within the fallback's connect timeout, then from PostgreSQL;
  *   - pg_cron runs a rollup on the new primary;
  *   - the killed node rejoins as secondary (`tsi db ha start`: its keeper, pg_rewind);
  *   - a switchover hands the primary back and the old primary follows;
@@ -31,8 +33,10 @@
 #include "db/conn.h"
 #include "db/ha.h"
 #include "ops_util.h"
+#include "test_api_util.h"
 
 static ops_cluster hc;
+static api_srv api;
 static int ha_port;
 static char e_haport[32];
 
@@ -171,22 +175,59 @@ static void test_failover_drill(void **state)
     th_proc col;
     int64_t s0 = sim_now();
     start_collect(&col, NULL);
+    /* the API, reading through the formation (prefer-standby), Parquet as its fallback */
+    static char arch_env[PATH_MAX + 32];
+    snprintf(arch_env, sizeof arch_env, "TSI_ARCHIVE_DIR=%s/archive", work);
+    srv_start(&api, (const char *[]){"--db-connect-timeout", "2", NULL},
+              (const char *[]){arch_env, NULL});
     int64_t first = (s0 / 60000 + 2) * 60000;
     wait_sim_until(first + 20000);
     kill_node("node1");
     double killed = now_s();
     int64_t kill_sim = sim_now();
-    /* the write gap: until a writer connects read-write again */
+    /* the write gap: until a writer connects read-write again; meanwhile the API answers
+     * every request, from a node or from Parquet, none waiting beyond the fallback's
+     * connect timeout (2 s; x3 for the sanitizer build on a shared machine) */
     tsi_error e = {0};
     PGconn *w = NULL;
-    while (now_s() - killed < 90 && !(w = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e)))
+    int api_n = 0, api_bad = 0;
+    double api_worst = 0;
+    while (now_s() - killed < 90 && !(w = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e))) {
+        double a0 = now_s();
+        resp r = get(api.port, "/api/v2/safety/index/");
+        double took = now_s() - a0;
+        api_n++;
+        api_bad += r.status != 200;
+        if (took > api_worst)
+            api_worst = took;
+        resp_free(&r);
         usleep(100 * 1000);
+    }
     if (!w)
         fail_msg("no primary 90 s after the kill: %s %s", e.message, e.detail);
     double gap = now_s() - killed;
     assert_int_equal(th_int(w, "SELECT inet_server_port()"), ha_port + 2);
     PQfinish(w);
     fprintf(stderr, "failover write gap: %.1f s (kill -9 of the primary -> read-write)\n", gap);
+    fprintf(stderr, "API during the gap: %d requests, %d not 200, worst %.2f s\n", api_n, api_bad,
+            api_worst);
+    assert_true(api_n > 0);
+    assert_int_equal(api_bad, 0);
+    assert_true(api_worst < 6.0);
+    /* answers resume from PostgreSQL (the standby left is the new primary: prefer-standby
+     * takes it when it is the only node) */
+    char src[32] = "";
+    for (int i = 0; i < 100; i++) {
+        resp r = get(api.port, "/api/v2/safety/index/");
+        assert_int_equal(r.status, 200);
+        bool has = resp_header(&r, "X-Data-Source", src, sizeof src);
+        resp_free(&r);
+        if (has && strcmp(src, "postgres") == 0)
+            break;
+        usleep(200 * 1000);
+    }
+    assert_string_equal(src, "postgres");
+    srv_stop_clean(&api);
     /* the monitor's view follows (node2 may still report stop_replication) */
     tsi_error we = {0};
     if (tsi_ha_wait(false, 60, &we) < 0)
@@ -276,6 +317,8 @@ static int teardown(void **state)
 {
     (void)state;
     th_proc_stop(&sim);
+    if (api.pid > 0)
+        srv_stop(&api);
     if (getenv("OPS_KEEP"))
         return 0;
     char out[4096];
