@@ -74,15 +74,20 @@ sleep 3
 # `tsi db ha status` exits 3 without a primary: read its output, not its status
 status() { "$TSI" db ha status 2>/dev/null || true; }
 settled() { status | grep -q ' primary  *primary ' && status | grep -q ' secondary  *secondary '; }
-primary() { status | awk '$3 == "primary" && $4 == "primary" {print $1}'; }
+# the node serving writes (wait_primary: a primary whose secondary is away)
+primary() { status | awk '$3 ~ /^(wait_)?primary$/ && $4 ~ /^(wait_)?primary$/ {print $1}'; }
 
-# the gap around time $1: the longest pause between acknowledged inserts after it, and
-# the API's requests started in that pause
+# the gap after event time $2: the longest pause between acknowledged inserts, and the
+# API's requests started in that pause
 report() { # label, event time
   local label=$1 at=$2
   sleep 4
-  awk -v at="$at" '{ if ($2 < at) { last = $2 } else if (!first) { first = $2 } }
-    END { printf "%.2f %.2f\n", last, first }' "$tmp/acked" >"$tmp/gap"
+  # the longest pause between consecutive acknowledgements that ends after the event
+  # (an insert acknowledged just after the kill may have committed just before it)
+  sort -k2 -n "$tmp/acked" | awk -v at="$at" '
+    prev && $2 > at && $2 - prev > best { best = $2 - prev; b = prev; a = $2 }
+    { prev = $2 }
+    END { printf "%.2f %.2f\n", b, a }' >"$tmp/gap"
   read -r before after <"$tmp/gap"
   awk -v b="$before" -v a="$after" -v l="$label" '
     $1 >= b && $1 <= a { n++; if ($2 != "200") e++; if ($3 > w) w = $3 }

@@ -324,7 +324,15 @@ int tsi_ha_keeper_pid(const char *node)
     fclose(f);
     if (pid <= 0 || kill(pid, 0) != 0)
         return 0;
-    return pid;
+    /* a pid file outlives its keeper (kill -9): the pid may be another process's now */
+    char proc[64], cmd[256] = "";
+    snprintf(proc, sizeof proc, "/proc/%d/cmdline", pid);
+    FILE *c = fopen(proc, "r");
+    size_t n = c ? fread(cmd, 1, sizeof cmd - 1, c) : 0;
+    if (c)
+        fclose(c);
+    cmd[n] = '\0';
+    return strstr(cmd, "pg_autoctl") ? pid : 0;
 }
 
 static int spawn_keeper(const char *node, tsi_error *err)
