@@ -138,7 +138,7 @@ static int chown_to_server(const char *path)
     return chown(path, uid, gid);
 }
 
-static int run(char *const argv[], bool as_server, tsi_error *err)
+int tsi_cluster_run(char *const argv[], bool as_server, tsi_error *err)
 {
     char out[8192];
     int rc = tsi_proc_run(argv, as_server ? server_user() : NULL, out, sizeof out, err);
@@ -149,8 +149,8 @@ static int run(char *const argv[], bool as_server, tsi_error *err)
         while (n && out[n - 1] == '\n')
             out[--n] = '\0';
         const char *tail = n > 400 ? out + n - 400 : out;
-        return tsi_error_set(err, TSI_E_PROC, "command failed", "%s exited %d: %s", argv[0], rc,
-                             tail);
+        return tsi_error_set(err, TSI_E_PROC, "command failed", "%s %s exited %d: %s", argv[0],
+                             argv[1] ? argv[1] : "", rc, tail);
     }
     return 0;
 }
@@ -193,7 +193,7 @@ static int openssl_key_csr(const char *dir, const char *name, const char *cn, ts
                     "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-keyout", key,   "-out",     csr,
                     "-subj",   subj,  NULL};
-    int rc = run(argv, false, err);
+    int rc = tsi_cluster_run(argv, false, err);
     if (rc == 0)
         chmod(key, 0600);
     return rc;
@@ -229,7 +229,7 @@ static int openssl_sign(const char *dir, const char *cadir, const char *name, co
                     extfile ? "-extfile" : NULL,
                     (char *)extfile,
                     NULL};
-    int rc = run(argv, false, err);
+    int rc = tsi_cluster_run(argv, false, err);
     unlink(csr);
     return rc;
 }
@@ -297,7 +297,7 @@ static int make_certs(const char *dir, const char *const *extra, tsi_error *err)
                       "-addext",
                       "keyUsage=critical,keyCertSign,cRLSign",
                       NULL};
-        if ((rc = run(ca, false, err)) < 0)
+        if ((rc = tsi_cluster_run(ca, false, err)) < 0)
             return rc;
         chmod(cakey, 0600);
     }
@@ -568,7 +568,7 @@ int tsi_cluster_initdb(const char *dir, tsi_error *err)
                     "-E", "UTF8", "--locale=C", "--auth=trust", "--no-instructions",
                     NULL};
     tsi_info("db", "initialising a PostgreSQL cluster in %s", dir);
-    int rc = run(argv, true, err);
+    int rc = tsi_cluster_run(argv, true, err);
     if (rc < 0)
         return rc;
     char path[PATH_MAX];
@@ -706,7 +706,7 @@ int tsi_cluster_start(tsi_error *err)
         snprintf(log, sizeof log, "%s/startup.log", dir);
         char *argv[] = {exe, "-D", dir, "-l", log, "-w", "-t", "120", "start", NULL};
         tsi_info("db", "starting PostgreSQL on 127.0.0.1:%d", tsi_db_port());
-        if ((rc = run(argv, true, err)) < 0) {
+        if ((rc = tsi_cluster_run(argv, true, err)) < 0) {
             char buf[600];
             snprintf(buf, sizeof buf, "%s (see %s and %s/log/)", err ? err->detail : "", log, dir);
             if (err)
@@ -735,7 +735,7 @@ int tsi_cluster_stop(tsi_error *err)
     data_dir(dir, sizeof dir);
     snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
     char *argv[] = {exe, "-D", dir, "-m", "fast", "-w", "-t", "120", "stop", NULL};
-    return run(argv, true, err);
+    return tsi_cluster_run(argv, true, err);
 }
 
 /* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */

@@ -52,6 +52,9 @@ int tsi_cluster_bootstrap(tsi_error *err);
 /* ---- shared with the HA formation (db/ha.c): the same configuration, certificates and
  * directories as the embedded cluster, written by one set of functions ---- */
 
+/* Runs argv (as the server user when as_server and root) and waits; a non-zero exit is
+ * TSI_E_PROC with the end of its output in err. */
+int tsi_cluster_run(char *const argv[], bool as_server, tsi_error *err);
 /* "postgres" when we are root (the server runs as that user), else NULL (ourselves). */
 const char *tsi_cluster_server_user(void);
 /* The CA and the certificates of tsi_db_certs_dir(), plus a client certificate for each

@@ -153,19 +153,7 @@ static void ha_env(void)
 
 static int run_server(char *const argv[], tsi_error *err)
 {
-    char out[8192];
-    int rc = tsi_proc_run(argv, tsi_cluster_server_user(), out, sizeof out, err);
-    if (rc < 0)
-        return rc;
-    if (rc != 0) {
-        size_t n = strlen(out);
-        while (n && out[n - 1] == '\n')
-            out[--n] = '\0';
-        const char *tail = n > 600 ? out + n - 600 : out;
-        return tsi_error_set(err, TSI_E_PROC, "pg_autoctl failed", "%s %s exited %d: %s", argv[0],
-                             argv[1], rc, tail);
-    }
-    return 0;
+    return tsi_cluster_run(argv, true, err);
 }
 
 static int mkdir_server(const char *path, tsi_error *err)
