@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -355,8 +356,10 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
             spool_walk(spool_dir, 0, s);
         }
     }
+    /* only a process that may enter the sockets' directory (root, postgres) reads the
+     * monitor: another would report a healthy monitor as down */
     tsi_ha_formation f;
-    if (tsi_ha_formation_read(&f)) {
+    if (tsi_ha_formation_read(&f) && access(f.socket_dir, X_OK) == 0) {
         s->ha_formation = true;
         s->ha_monitor_up = tsi_ha_state_read(&s->ha, NULL) == 0;
     }

@@ -125,7 +125,8 @@ typedef struct tsi_status {
     size_t njobs;
     tsi_status_backup backup;
     /* the HA formation (db/ha.h), read from its monitor through the local socket as the
-     * superuser, when a formation file exists on this machine (root or postgres only) */
+     * superuser, when a formation file exists on this machine and this process may enter
+     * its sockets' directory (root or postgres); otherwise absent */
     bool ha_formation;  /* this machine has one */
     bool ha_monitor_up; /* its monitor answered: ha holds the nodes */
     tsi_ha_state ha;
