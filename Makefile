@@ -28,7 +28,7 @@ asan: deps $(ASAN)/Makefile
 # Starts what exists of the system: the embedded database (migrated) and, as they
 # exist, the simulator, the collector and the API with the dashboard.
 run: build
-	@scripts/run
+	@TSI_HA=$(HA) scripts/run
 
 stop:
 	@scripts/run --stop

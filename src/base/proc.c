@@ -41,6 +41,27 @@ static int drop_to(const char *user)
     return 0;
 }
 
+/* In the child: stdout and stderr to `outfd` (>= 0), stdin from /dev/null, drop to
+ * `user` (non-NULL only as root), exec. Never returns. */
+static void child_exec(char *const argv[], const char *user, int outfd)
+{
+    if (outfd >= 0) {
+        dup2(outfd, STDOUT_FILENO);
+        dup2(outfd, STDERR_FILENO);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    if (user && drop_to(user) < 0) {
+        fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
+        _exit(126);
+    }
+    signal(SIGPIPE, SIG_DFL);
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen, tsi_error *err)
 {
     int pipefd[2] = {-1, -1};
@@ -55,23 +76,8 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
         }
         return tsi_error_set(err, TSI_E_PROC, "cannot fork", "%s", strerror(errno));
     }
-    if (pid == 0) {
-        if (out) {
-            dup2(pipefd[1], STDOUT_FILENO);
-            dup2(pipefd[1], STDERR_FILENO);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        if (as_other && drop_to(user) < 0) {
-            fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
-            _exit(126);
-        }
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, as_other ? user : NULL, out ? pipefd[1] : -1);
     size_t used = 0;
     if (out) {
         close(pipefd[1]);
@@ -108,6 +114,37 @@ int tsi_proc_run(char *const argv[], const char *user, char *out, size_t outlen,
     if (code == 127)
         return tsi_error_set(err, TSI_E_PROC, "cannot run program", "%s", argv[0]);
     return code;
+}
+
+int tsi_proc_spawn(char *const argv[], const char *user, const char *log, pid_t *pid,
+                   tsi_error *err)
+{
+    int as_other = user != NULL && geteuid() == 0;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot open the log file", "%s: %s", log,
+                             strerror(errno));
+    if (as_other) {
+        uid_t uid;
+        gid_t gid;
+        if (tsi_proc_user(user, &uid, &gid) < 0 || fchown(fd, uid, gid) < 0) {
+            close(fd);
+            return tsi_error_set(err, TSI_E_PROC, "cannot give the log file to the user", "%s: %s",
+                                 user, log);
+        }
+    }
+    pid_t p = fork();
+    if (p < 0) {
+        close(fd);
+        return tsi_error_set(err, TSI_E_PROC, "cannot fork", "%s", strerror(errno));
+    }
+    if (p == 0) {
+        setsid();
+        child_exec(argv, as_other ? user : NULL, fd);
+    }
+    close(fd);
+    *pid = p;
+    return 0;
 }
 
 int tsi_proc_user_can_reach(const char *user, const char *path)

@@ -1,5 +1,5 @@
-/* cli/cmd_db.c — `tsi db start|stop|status|url|psql|bootstrap`: the command line of the
- * embedded cluster (db/cluster.h does the work; this file knows argv, options and exit
+/* cli/cmd_db.c — `tsi db start|stop|status|url|psql|bootstrap` (and `ha`, cmd_db_ha.c): the command
+ * line of the embedded cluster (db/cluster.h does the work; this file knows argv, options and exit
  * statuses). */
 #include <errno.h>
 #include <limits.h>
@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "db/cluster.h"
 #include "db/conn.h"
+#include "db/ha.h"
 
 const tsi_option tsi_db_options[] = {
     {"pg-port", TSI_OPT_INT, "55432", "TSI_PG_PORT", "TCP port of the embedded cluster (127.0.0.1)",
@@ -96,6 +97,15 @@ static int cmd_start(int argc, char **argv)
         fprintf(stderr, "tsi db start: DATABASE_URL or PG* is set: tsi uses that database\n");
         tsi_opts_free(&o);
         return 0;
+    }
+    tsi_ha_formation f;
+    if (tsi_ha_formation_read(&f)) {
+        /* every connection goes to the formation then: start that instead */
+        char d[4096];
+        tsi_ha_dir(d, sizeof d);
+        fprintf(stderr, "tsi db start: an HA formation exists (%s): use `tsi db ha start`\n", d);
+        tsi_opts_free(&o);
+        return 1;
     }
     rc = tsi_cluster_start(&e);
     tsi_opts_free(&o);
@@ -203,6 +213,7 @@ static const tsi_command db_commands[] = {
     {"url", "print the connection string of a role", cmd_url},
     {"psql", "open psql as a role", cmd_psql},
     {"bootstrap", "create roles, database and extensions (superuser)", cmd_bootstrap},
+    {"ha", "the high-availability formation (create|start|stop|status|switchover)", tsi_cmd_db_ha},
     {NULL, NULL, NULL},
 };
 

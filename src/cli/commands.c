@@ -12,7 +12,7 @@
 #include "db/status.h"
 
 const tsi_command tsi_commands[] = {
-    {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap)",
+    {"db", "manage the embedded PostgreSQL cluster (start|stop|status|url|psql|bootstrap|ha)",
      tsi_cmd_db},
     {"migrate", "apply the embedded SQL migrations (or --status)", tsi_cmd_migrate},
     {"config", "print the configuration table (--markdown for the README)", tsi_cmd_config},
@@ -45,6 +45,7 @@ const tsi_command tsi_commands[] = {
 const tsi_option_doc tsi_option_docs[] = {
     {"(every command)", tsi_global_options},
     {"db", tsi_db_options},
+    {"db ha", tsi_db_ha_options},
     {"migrate", tsi_migrate_options},
     {"archive compact", tsi_archive_compact_options},
     {"collect", tsi_collect_options},

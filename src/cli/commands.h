@@ -25,6 +25,8 @@ extern const tsi_option_doc tsi_option_docs[]; /* terminated by command == NULL 
 
 int tsi_cmd_db(int argc, char **argv);         /* cli/cmd_db.c */
 extern const tsi_option tsi_db_options[];      /* cli/cmd_db.c */
+int tsi_cmd_db_ha(int argc, char **argv);      /* cli/cmd_db_ha.c */
+extern const tsi_option tsi_db_ha_options[];   /* cli/cmd_db_ha.c */
 int tsi_cmd_migrate(int argc, char **argv);    /* cli/cmd_migrate.c */
 extern const tsi_option tsi_migrate_options[]; /* cli/cmd_migrate.c */
 int tsi_cmd_config(int argc, char **argv);

@@ -50,20 +50,31 @@ static const char *server_user(void)
     return am_root() ? "postgres" : NULL;
 }
 
+const char *tsi_cluster_server_user(void)
+{
+    return server_user();
+}
+
 static void data_link(char *buf, size_t len)
 {
     snprintf(buf, len, "%s/pg", tsi_home());
 }
 
-/* The real data directory (following the link), or the link path when absent. */
-static void data_dir(char *buf, size_t len)
+void tsi_cluster_resolve(const char *link, char *buf, size_t len)
 {
-    char link[PATH_MAX], real[PATH_MAX];
-    data_link(link, sizeof link);
+    char real[PATH_MAX];
     if (realpath(link, real))
         snprintf(buf, len, "%s", real);
     else
         snprintf(buf, len, "%s", link);
+}
+
+/* The real data directory (following the link), or the link path when absent. */
+static void data_dir(char *buf, size_t len)
+{
+    char link[PATH_MAX];
+    data_link(link, sizeof link);
+    tsi_cluster_resolve(link, buf, len);
 }
 
 void tsi_cluster_data_dir(char *buf, size_t len)
@@ -127,7 +138,7 @@ static int chown_to_server(const char *path)
     return chown(path, uid, gid);
 }
 
-static int run(char *const argv[], bool as_server, tsi_error *err)
+int tsi_cluster_run(char *const argv[], bool as_server, tsi_error *err)
 {
     char out[8192];
     int rc = tsi_proc_run(argv, as_server ? server_user() : NULL, out, sizeof out, err);
@@ -138,8 +149,8 @@ static int run(char *const argv[], bool as_server, tsi_error *err)
         while (n && out[n - 1] == '\n')
             out[--n] = '\0';
         const char *tail = n > 400 ? out + n - 400 : out;
-        return tsi_error_set(err, TSI_E_PROC, "command failed", "%s exited %d: %s", argv[0], rc,
-                             tail);
+        return tsi_error_set(err, TSI_E_PROC, "command failed", "%s %s exited %d: %s", argv[0],
+                             argv[1] ? argv[1] : "", rc, tail);
     }
     return 0;
 }
@@ -182,7 +193,7 @@ static int openssl_key_csr(const char *dir, const char *name, const char *cn, ts
                     "-newkey", "ec",  "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-keyout", key,   "-out",     csr,
                     "-subj",   subj,  NULL};
-    int rc = run(argv, false, err);
+    int rc = tsi_cluster_run(argv, false, err);
     if (rc == 0)
         chmod(key, 0600);
     return rc;
@@ -218,7 +229,7 @@ static int openssl_sign(const char *dir, const char *cadir, const char *name, co
                     extfile ? "-extfile" : NULL,
                     (char *)extfile,
                     NULL};
-    int rc = run(argv, false, err);
+    int rc = tsi_cluster_run(argv, false, err);
     unlink(csr);
     return rc;
 }
@@ -249,7 +260,7 @@ static int move_ca_key(const char *dir, const char *cadir, tsi_error *err)
 /* The CA (key in cadir, certificate in dir), the server's certificate and one client
  * certificate per login role in dir. Makes what is missing: a new CA only when there is
  * no CA certificate yet; a missing role certificate with the existing CA key. */
-static int make_certs(const char *dir, tsi_error *err)
+static int make_certs(const char *dir, const char *const *extra, tsi_error *err)
 {
     char path[PATH_MAX], cadir[PATH_MAX], cakey[PATH_MAX], ext[PATH_MAX];
     int rc;
@@ -286,7 +297,7 @@ static int make_certs(const char *dir, tsi_error *err)
                       "-addext",
                       "keyUsage=critical,keyCertSign,cRLSign",
                       NULL};
-        if ((rc = run(ca, false, err)) < 0)
+        if ((rc = tsi_cluster_run(ca, false, err)) < 0)
             return rc;
         chmod(cakey, 0600);
     }
@@ -295,6 +306,10 @@ static int make_certs(const char *dir, tsi_error *err)
     need_key |= !exists(path);
     for (size_t i = 0; i < sizeof login_roles / sizeof login_roles[0]; i++) {
         snprintf(path, sizeof path, "%s/%s.crt", dir, login_roles[i]);
+        need_key |= !exists(path);
+    }
+    for (const char *const *x = extra; x && *x; x++) {
+        snprintf(path, sizeof path, "%s/%s.crt", dir, *x);
         need_key |= !exists(path);
     }
     if (need_key && !exists(cakey))
@@ -328,7 +343,22 @@ static int make_certs(const char *dir, tsi_error *err)
             (rc = openssl_sign(dir, cadir, login_roles[i], NULL, err)) < 0)
             return rc;
     }
+    for (const char *const *x = extra; x && *x; x++) {
+        snprintf(path, sizeof path, "%s/%s.crt", dir, *x);
+        if (exists(path))
+            continue;
+        if ((rc = openssl_key_csr(dir, *x, *x, err)) < 0 ||
+            (rc = openssl_sign(dir, cadir, *x, NULL, err)) < 0)
+            return rc;
+    }
     return 0;
+}
+
+int tsi_cluster_make_certs(const char *const *extra_roles, tsi_error *err)
+{
+    char certs[PATH_MAX];
+    tsi_db_certs_dir(certs, sizeof certs);
+    return make_certs(certs, extra_roles, err);
 }
 
 /* ---- data directory ------------------------------------------------------------------ */
@@ -348,21 +378,34 @@ static int prepare_data_dir(char *real, size_t len, tsi_error *err)
 {
     char link[PATH_MAX];
     data_link(link, sizeof link);
-    if (mkdir_p(tsi_home(), 0755) < 0)
-        return tsi_error_set(err, TSI_E_IO, "cannot create TSI_HOME", "%s: %s", tsi_home(),
+    return tsi_cluster_prepare_dir(link, "pg", real, len, err);
+}
+
+int tsi_cluster_prepare_dir(const char *link, const char *tag, char *real, size_t len,
+                            tsi_error *err)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", link);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    if (mkdir_p(parent, 0755) < 0)
+        return tsi_error_set(err, TSI_E_IO, "cannot create the directory", "%s: %s", parent,
                              strerror(errno));
     struct stat st;
     if (lstat(link, &st) == 0) {
-        data_dir(real, len);
+        tsi_cluster_resolve(link, real, len);
         if (!exists(real))
             return tsi_error_set(err, TSI_E_IO, "the data directory link points nowhere",
                                  "%s -> %s (remove the link to start afresh)", link, real);
         return 0;
     }
-    if (am_root() && !tsi_proc_user_can_reach("postgres", tsi_home())) {
-        snprintf(real, len, "/var/lib/tsi/pg-%016llx", (unsigned long long)fnv1a(tsi_home()));
+    if (am_root() && !tsi_proc_user_can_reach("postgres", parent)) {
+        /* the pg directory keeps the name it always had: a hash of TSI_HOME */
+        snprintf(real, len, "/var/lib/tsi/%s-%016llx", tag,
+                 (unsigned long long)fnv1a(strcmp(tag, "pg") == 0 ? tsi_home() : link));
         tsi_info("db", "the postgres user cannot reach %s: data directory is %s, linked from %s",
-                 tsi_home(), real, link);
+                 parent, real, link);
         if (mkdir_p("/var/lib/tsi", 0755) < 0 || mkdir_p(real, 0700) < 0)
             return tsi_error_set(err, TSI_E_IO, "cannot create the data directory", "%s: %s", real,
                                  strerror(errno));
@@ -382,7 +425,7 @@ static int prepare_data_dir(char *real, size_t len, tsi_error *err)
     return 0;
 }
 
-static int copy_file(const char *from, const char *to, mode_t mode, tsi_error *err)
+int tsi_cluster_copy_file(const char *from, const char *to, mode_t mode, tsi_error *err)
 {
     FILE *f = fopen(from, "rb");
     if (!f)
@@ -410,24 +453,14 @@ static int append_remote_hba(const char *path, tsi_error *err)
     return fclose(f) == 0 ? 0 : tsi_error_set(err, TSI_E_IO, "cannot write", "%s", path);
 }
 
-static int write_config(const char *dir, tsi_error *err)
+/* The settings every tsi server has, embedded or a node of the HA formation: the
+ * socket, the preloaded extensions, pg_cron with background workers (a job connects to
+ * nothing, so it runs on whichever node is primary), memory, logging, WAL. */
+static void conf_common(char *buf, size_t len, const char *sock)
 {
-    if (!tsi_cluster_listen_ok(pg_listen()))
-        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_LISTEN is not addresses or *", "'%s'",
-                             pg_listen());
-    char sock[PATH_MAX], path[PATH_MAX], conf[4096];
-    if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
-        return TSI_E_UNAVAILABLE;
-    snprintf(conf, sizeof conf,
-             "# written by `tsi db start` at every start; edit postgresql.conf for your own\n"
-             "listen_addresses = '%s'\n"
-             "port = %d\n"
+    snprintf(buf, len,
              "unix_socket_directories = '%s'\n"
              "unix_socket_permissions = 0700\n"
-             "ssl = on\n"
-             "ssl_cert_file = 'server.crt'\n"
-             "ssl_key_file = 'server.key'\n"
-             "ssl_ca_file = 'ca.crt'\n"
              "ssl_min_protocol_version = 'TLSv1.2'\n"
              "shared_preload_libraries = 'pg_cron,pgaudit,pg_stat_statements'\n"
              "cron.database_name = '%s'\n"
@@ -448,33 +481,86 @@ static int write_config(const char *dir, tsi_error *err)
              "max_wal_senders = 5\n"
              "# WAL archiving, written by `tsi backup setup` (absent until then)\n"
              "include_if_exists = 'backup.conf'\n",
-             pg_listen(), tsi_db_port(), sock, tsi_db_name());
+             sock, tsi_db_name());
+}
+
+static int write_config(const char *dir, tsi_error *err)
+{
+    if (!tsi_cluster_listen_ok(pg_listen()))
+        return tsi_error_set(err, TSI_E_INVALID, "TSI_PG_LISTEN is not addresses or *", "'%s'",
+                             pg_listen());
+    char sock[PATH_MAX], path[PATH_MAX], common[4096], conf[8192];
+    if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
+        return TSI_E_UNAVAILABLE;
+    conf_common(common, sizeof common, sock);
+    snprintf(conf, sizeof conf,
+             "# written by `tsi db start` at every start; edit postgresql.conf for your own\n"
+             "listen_addresses = '%s'\n"
+             "port = %d\n"
+             "ssl = on\n"
+             "ssl_cert_file = 'server.crt'\n"
+             "ssl_key_file = 'server.key'\n"
+             "ssl_ca_file = 'ca.crt'\n"
+             "%s",
+             pg_listen(), tsi_db_port(), common);
     snprintf(path, sizeof path, "%s/tsi.conf", dir);
     return write_file(path, conf, 0600, err);
 }
+
+int tsi_cluster_write_managed_conf(const char *dir, const char *sock, bool tsi_settings,
+                                   const char *extra, tsi_error *err)
+{
+    char path[PATH_MAX], common[4096], conf[8192];
+    if (tsi_settings)
+        conf_common(common, sizeof common, sock);
+    else
+        snprintf(common, sizeof common,
+                 "unix_socket_directories = '%s'\nunix_socket_permissions = 0700\n", sock);
+    snprintf(conf, sizeof conf,
+             "# written by `tsi db ha` at every start (pg_autoctl owns port, listen_addresses,\n"
+             "# ssl and replication in postgresql-auto-failover.conf; this file wins)\n"
+             "%s%s",
+             common, extra ? extra : "");
+    snprintf(path, sizeof path, "%s/tsi.conf", dir);
+    return write_file(path, conf, 0600, err);
+}
+
+static const char HBA_TEXT[] =
+    "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
+    "# the cluster's owner and root, and is the superuser's only way in;\n"
+    "# TCP needs TLS and a client certificate whose CN is the role, for the\n"
+    "# four tsi roles (replication: tsi_replication); no passwords exist.\n"
+    "local   all          all                          trust\n"
+    "local   replication  all                          trust\n"
+    "hostssl all          " HBA_ROLES "  127.0.0.1/32  cert\n"
+    "hostssl all          " HBA_ROLES "  ::1/128       cert\n"
+    "hostssl replication  tsi_replication  127.0.0.1/32  cert\n"
+    "hostssl replication  tsi_replication  ::1/128       cert\n";
 
 static int write_hba(const char *dir, tsi_error *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
-    int rc = write_file(path,
-                        "# written by `tsi db start`: the socket (mode 0700) is reachable only by\n"
-                        "# the cluster's owner and root, and is the superuser's only way in;\n"
-                        "# TCP needs TLS and a client certificate whose CN is the role, for the\n"
-                        "# four tsi roles (replication: tsi_replication); no passwords exist.\n"
-                        "local   all          all                          trust\n"
-                        "local   replication  all                          trust\n"
-                        "hostssl all          " HBA_ROLES "  127.0.0.1/32  cert\n"
-                        "hostssl all          " HBA_ROLES "  ::1/128       cert\n"
-                        "hostssl replication  tsi_replication  127.0.0.1/32  cert\n"
-                        "hostssl replication  tsi_replication  ::1/128       cert\n",
-                        0600, err);
+    int rc = write_file(path, HBA_TEXT, 0600, err);
     if (rc < 0)
         return rc;
     return append_remote_hba(path, err);
 }
 
-static int initdb(const char *dir, tsi_error *err)
+int tsi_cluster_write_hba(const char *dir, const char *extra, const char *ident, tsi_error *err)
+{
+    char path[PATH_MAX], text[8192];
+    snprintf(text, sizeof text, "%s%s", HBA_TEXT, extra ? extra : "");
+    snprintf(path, sizeof path, "%s/pg_hba.conf", dir);
+    int rc = write_file(path, text, 0600, err);
+    if (rc == 0 && ident) {
+        snprintf(path, sizeof path, "%s/pg_ident.conf", dir);
+        rc = write_file(path, ident, 0600, err);
+    }
+    return rc;
+}
+
+int tsi_cluster_initdb(const char *dir, tsi_error *err)
 {
     char exe[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/initdb", pg_bin);
@@ -482,7 +568,7 @@ static int initdb(const char *dir, tsi_error *err)
                     "-E", "UTF8", "--locale=C", "--auth=trust", "--no-instructions",
                     NULL};
     tsi_info("db", "initialising a PostgreSQL cluster in %s", dir);
-    int rc = run(argv, true, err);
+    int rc = tsi_cluster_run(argv, true, err);
     if (rc < 0)
         return rc;
     char path[PATH_MAX];
@@ -594,16 +680,16 @@ int tsi_cluster_start(tsi_error *err)
     if ((rc = prepare_data_dir(dir, sizeof dir, err)) < 0)
         return rc;
     tsi_db_certs_dir(certs, sizeof certs);
-    if ((rc = make_certs(certs, err)) < 0)
+    if ((rc = make_certs(certs, NULL, err)) < 0)
         return rc;
     snprintf(path, sizeof path, "%s/PG_VERSION", dir);
-    if (!exists(path) && (rc = initdb(dir, err)) < 0)
+    if (!exists(path) && (rc = tsi_cluster_initdb(dir, err)) < 0)
         return rc;
     static const char *const files[] = {"server.crt", "server.key", "ca.crt"};
     for (int i = 0; i < 3; i++) {
         snprintf(src, sizeof src, "%s/%s", certs, files[i]);
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if ((rc = copy_file(src, path, 0600, err)) < 0)
+        if ((rc = tsi_cluster_copy_file(src, path, 0600, err)) < 0)
             return rc;
     }
     if ((rc = write_hba(dir, err)) < 0)
@@ -620,7 +706,7 @@ int tsi_cluster_start(tsi_error *err)
         snprintf(log, sizeof log, "%s/startup.log", dir);
         char *argv[] = {exe, "-D", dir, "-l", log, "-w", "-t", "120", "start", NULL};
         tsi_info("db", "starting PostgreSQL on 127.0.0.1:%d", tsi_db_port());
-        if ((rc = run(argv, true, err)) < 0) {
+        if ((rc = tsi_cluster_run(argv, true, err)) < 0) {
             char buf[600];
             snprintf(buf, sizeof buf, "%s (see %s and %s/log/)", err ? err->detail : "", log, dir);
             if (err)
@@ -649,7 +735,7 @@ int tsi_cluster_stop(tsi_error *err)
     data_dir(dir, sizeof dir);
     snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
     char *argv[] = {exe, "-D", dir, "-m", "fast", "-w", "-t", "120", "stop", NULL};
-    return run(argv, true, err);
+    return tsi_cluster_run(argv, true, err);
 }
 
 /* --pg-listen: "*" or numeric IPv4/IPv6 addresses, separated by commas */

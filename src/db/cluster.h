@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/error.h"
 
@@ -47,5 +48,38 @@ int tsi_cluster_reload(tsi_error *err);
 int tsi_cluster_running(void); /* 1 running, 0 not */
 /* Runs the bootstrap SQL as the superuser (also for an external DATABASE_ADMIN_URL). */
 int tsi_cluster_bootstrap(tsi_error *err);
+
+/* ---- shared with the HA formation (db/ha.c): the same configuration, certificates and
+ * directories as the embedded cluster, written by one set of functions ---- */
+
+/* Runs argv (as the server user when as_server and root) and waits; a non-zero exit is
+ * TSI_E_PROC with the end of its output in err. */
+int tsi_cluster_run(char *const argv[], bool as_server, tsi_error *err);
+/* "postgres" when we are root (the server runs as that user), else NULL (ourselves). */
+const char *tsi_cluster_server_user(void);
+/* The CA and the certificates of tsi_db_certs_dir(), plus a client certificate for each
+ * name of extra_roles (NULL-terminated, may be NULL). */
+int tsi_cluster_make_certs(const char *const *extra_roles, tsi_error *err);
+/* Creates `link` as a directory the server user owns and reaches; when that user cannot
+ * reach its parent (root's 0700 home), the directory is /var/lib/tsi/<tag>-<hash> and
+ * `link` points to it. The real directory into real. */
+int tsi_cluster_prepare_dir(const char *link, const char *tag, char *real, size_t len,
+                            tsi_error *err);
+/* The directory `link` points to (realpath), or `link` itself when it does not exist. */
+void tsi_cluster_resolve(const char *link, char *buf, size_t len);
+/* initdb as the server user (UTF-8, C locale, superuser postgres) with `include =
+ * 'tsi.conf'` appended to postgresql.conf. */
+int tsi_cluster_initdb(const char *dir, tsi_error *err);
+/* tsi.conf of a server whose port, listen_addresses and TLS files another program
+ * writes (pg_autoctl): the socket in sock (mode 0700), with tsi_settings the embedded
+ * cluster's other settings (extensions, pg_cron, memory, logging), then `extra` (may be
+ * NULL). */
+int tsi_cluster_write_managed_conf(const char *dir, const char *sock, bool tsi_settings,
+                                   const char *extra, tsi_error *err);
+/* pg_hba.conf as the embedded cluster's, then `extra` lines; pg_ident.conf = ident when
+ * non-NULL. */
+int tsi_cluster_write_hba(const char *dir, const char *extra, const char *ident, tsi_error *err);
+/* Copies a small file (< 16 KiB), giving it to the server user. */
+int tsi_cluster_copy_file(const char *from, const char *to, mode_t mode, tsi_error *err);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/options.h"
 #include "db/cluster.h"
+#include "db/ha.h"
 
 static const char *const role_names[TSI_ROLE__COUNT] = {
     "tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader", "postgres", "tsi_replication"};
@@ -98,6 +99,22 @@ int tsi_db_conninfo(tsi_db_role role, const char *dbname, char *buf, size_t len,
     char port[16];
     snprintf(port, sizeof port, "%d", tsi_db_port());
     const char *db = dbname ? dbname : tsi_db_name();
+    /* the HA formation (db/ha.h): both nodes, libpq picks by target_session_attrs */
+    tsi_ha_formation ha;
+    bool formation = tsi_ha_formation_read(&ha) == 1;
+    char hosts[600] = "";
+    if (formation) {
+        snprintf(port, sizeof port, "%d,%d", ha.node_port[0], ha.node_port[1]);
+        if (role == TSI_ROLE_ADMIN) {
+            snprintf(hosts, sizeof hosts, "%s,%s", ha.socket_dir, ha.socket_dir);
+            append_kv(buf, len, "host", hosts);
+            append_kv(buf, len, "port", port);
+            append_kv(buf, len, "dbname", db);
+            append_kv(buf, len, "user", "postgres");
+            append_kv(buf, len, "target_session_attrs", "read-write");
+            return 0;
+        }
+    }
     if (role == TSI_ROLE_ADMIN) {
         char sock[4096];
         if (tsi_cluster_socket_dir(sock, sizeof sock, err) < 0)
@@ -110,8 +127,11 @@ int tsi_db_conninfo(tsi_db_role role, const char *dbname, char *buf, size_t len,
     }
     char certs[4096], path[4200];
     tsi_db_certs_dir(certs, sizeof certs);
-    append_kv(buf, len, "host", "127.0.0.1");
+    append_kv(buf, len, "host", formation ? "127.0.0.1,127.0.0.1" : "127.0.0.1");
     append_kv(buf, len, "port", port);
+    if (formation) /* writers need the primary; the API's reads prefer a standby */
+        append_kv(buf, len, "target_session_attrs",
+                  role == TSI_ROLE_READER ? "prefer-standby" : "read-write");
     append_kv(buf, len, "dbname", db);
     append_kv(buf, len, "user", role_names[role]);
     append_kv(buf, len, "sslmode", "verify-full");

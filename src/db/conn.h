@@ -11,6 +11,11 @@
  *      pg_hba.conf admits over TCP only the four tsi roles (and tsi_replication for
  *      replication), so a certificate made for `postgres` is refused there.
  *      The files: ca.crt, <role>.crt and <role>.key in tsi_db_certs_dir().
+ *   When an HA formation exists (db/ha.h: its `formation` file under TSI_HA_DIR, default
+ *   $TSI_HOME/ha), the same with both data nodes in one multi-host conninfo
+ *   (host='127.0.0.1,127.0.0.1' port='N1,N2'): target_session_attrs=read-write for the
+ *   owner, writer, jobs and admin roles (libpq tries each node and keeps the primary, so a
+ *   reconnect after a failover finds the new one), prefer-standby for the reader.
  * TSI_DB_NAME (default "tsi") names the database of the embedded cluster.
  *
  * Ownership: returned PGconn belongs to the caller (PQfinish). */

@@ -130,6 +130,8 @@ typedef struct wconn {
     bool has_feat[NFEAT]; /* FEAT_COLS the table has (older schemas lack some) */
     int staged_next;      /* parts of realtime rows to write staged before trying COPY straight
                              into the table again (after an attempt the table refused) */
+    bool unsure;          /* the server warned that a commit waiting for synchronous
+                             replication was cancelled (set by on_notice) */
 } wconn;
 
 struct tsi_ingest {
@@ -1003,7 +1005,18 @@ again:;
             PQclear(PQexec(w->conn, "ROLLBACK"));
         return k;
     }
+    w->unsure = false;
     k = exec_simple(in, w, "COMMIT", PGRES_COMMAND_OK, "commit");
+    if (k == 0 && w->unsure) {
+        /* outcome unknown: the batch again, on fresh connections (the new primary) */
+        tsi_warn("ingest",
+                 "commit outcome unknown (synchronous replication cancelled): the "
+                 "batch is written again conn=%d",
+                 (int)(w - in->wc));
+        set_last_error(in, "%s: %s", "commit",
+                       "outcome unknown (synchronous replication cancelled)");
+        return 1; /* the caller drops every connection and redoes the batch */
+    }
     if (k == 0) {
         *orphans += orph;
         if (v[0]->type == REC_ROW) {
@@ -1134,6 +1147,24 @@ static int write_batch(tsi_ingest *in, rec **pv, rec **pp, size_t n, long long a
     return 0;
 }
 
+/* During a failover (the HA formation, db/ha.h) a primary whose synchronous standby is
+ * gone may cancel a COMMIT's wait: "canceling wait for synchronous replication ... The
+ * transaction has already committed locally, but might not have been replicated to the
+ * standby." COMMIT then answers OK (or the connection ends), yet the transaction may
+ * vanish when that node is rewound to follow the new primary. Its outcome is unknown: the
+ * batch is written again (upserts make that harmless), never counted as done. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    wconn *w = arg;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *det = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+    if (sev && strcmp(sev, "WARNING") == 0 &&
+        ((msg && strstr(msg, "synchronous replication")) ||
+         (det && strstr(det, "committed locally"))))
+        w->unsure = true;
+}
+
 static int connect_one(tsi_ingest *in, wconn *w)
 {
     tsi_error e = {0};
@@ -1142,6 +1173,8 @@ static int connect_one(tsi_ingest *in, wconn *w)
         set_last_error(in, "connect: %s %s", e.message, e.detail);
         return -1;
     }
+    w->unsure = false;
+    PQsetNoticeReceiver(w->conn, on_notice, w);
     PQclear(PQexec(w->conn, "SET client_min_messages = warning"));
     if (exec_simple(in, w, SQL_STAGE, PGRES_COMMAND_OK, "prepare") != 0)
         goto fail;

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -366,6 +367,13 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
             spool_walk(spool_dir, 0, s);
         }
     }
+    /* only a process that may enter the sockets' directory (root, postgres) reads the
+     * monitor: another would report a healthy monitor as down */
+    tsi_ha_formation f;
+    if (tsi_ha_formation_read(&f) && access(f.socket_dir, X_OK) == 0) {
+        s->ha_formation = true;
+        s->ha_monitor_up = tsi_ha_state_read(&s->ha, NULL) == 0;
+    }
     return 0;
 done:
     return rc;
@@ -558,6 +566,46 @@ void tsi_status_prometheus(const tsi_status *s, tsi_buf *b)
             sample(b, "tsi_job_last_success_age_seconds", s->jobs[i].last_success_age_s, "job",
                    s->jobs[i].name, "source", s->jobs[i].source, NULL);
 
+    if (s->ha_formation) {
+        const tsi_ha_state *h = &s->ha;
+        family(b, "tsi_ha_monitor_up", "gauge", "1 when the HA formation's monitor answered.");
+        sample(b, "tsi_ha_monitor_up", s->ha_monitor_up ? 1 : 0, NULL);
+        int secondaries = 0;
+        for (int i = 0; i < h->nnodes; i++)
+            secondaries += h->nodes[i].healthy && strcmp(h->nodes[i].reported, "secondary") == 0 &&
+                           strcmp(h->nodes[i].assigned, "secondary") == 0;
+        if (s->ha_monitor_up) {
+            family(b, "tsi_ha_primary", "gauge",
+                   "Data nodes serving as primary (1 when healthy; 0 during a failover).");
+            sample(b, "tsi_ha_primary", h->primary >= 0 ? 1 : 0, NULL);
+            family(b, "tsi_ha_secondaries", "gauge",
+                   "Healthy secondaries ready to be promoted (0: the next failure loses the "
+                   "database).");
+            sample(b, "tsi_ha_secondaries", secondaries, NULL);
+            family(b, "tsi_ha_node_state", "gauge",
+                   "Each data node's reported and assigned state (value 1), health, and whether "
+                   "it is primary.");
+            for (int i = 0; i < h->nnodes; i++)
+                sample(b, "tsi_ha_node_state", 1, "node", h->nodes[i].name, "reported",
+                       h->nodes[i].reported, "assigned", h->nodes[i].assigned, "healthy",
+                       h->nodes[i].healthy ? "1" : "0", "primary", h->nodes[i].primary ? "1" : "0",
+                       NULL);
+            family(b, "tsi_ha_replication_lag_bytes", "gauge",
+                   "WAL bytes a node's last report is behind the primary's (monitor's view).");
+            for (int i = 0; i < h->nnodes; i++)
+                sample(b, "tsi_ha_replication_lag_bytes", (double)h->nodes[i].lag_bytes, "node",
+                       h->nodes[i].name, NULL);
+            family(b, "tsi_ha_failovers_total", "counter",
+                   "Promotions (failovers and switchovers) since the formation was made.");
+            sample(b, "tsi_ha_failovers_total", h->failovers, NULL);
+            if (h->last_failover > 0) {
+                family(b, "tsi_ha_last_failover_timestamp_seconds", "gauge",
+                       "When the last promotion began (Unix time).");
+                sample(b, "tsi_ha_last_failover_timestamp_seconds", h->last_failover, NULL);
+            }
+        }
+    }
+
     if (s->spool_present) {
         family(b, "tsi_spool_files", "gauge", "Files waiting in the collector's spool.");
         sample(b, "tsi_spool_files", (double)s->spool_files, NULL);
@@ -684,6 +732,21 @@ void tsi_status_print(FILE *out, const tsi_status *s)
     for (size_t i = 0; i < s->njobs; i++)
         fprintf(out, "  %-32s last success %s ago (%s)\n", s->jobs[i].name,
                 age(s->jobs[i].last_success_age_s, a, sizeof a), s->jobs[i].source);
+
+    if (s->ha_formation && !s->ha_monitor_up)
+        fprintf(out, "\nHA formation: the monitor does not answer\n");
+    if (s->ha_formation && s->ha_monitor_up) {
+        const tsi_ha_state *h = &s->ha;
+        fprintf(out, "\nHA formation: primary %s; %d promotion(s)",
+                h->primary >= 0 ? h->nodes[h->primary].name : "NONE", h->failovers);
+        if (h->last_failover > 0)
+            fprintf(out, ", the last at %s (UTC)", epoch_text(h->last_failover, a, sizeof a));
+        fprintf(out, "\n");
+        for (int i = 0; i < h->nnodes; i++)
+            fprintf(out, "  %-10s port %-6d %-14s (assigned %s) %s, %lld bytes behind\n",
+                    h->nodes[i].name, h->nodes[i].port, h->nodes[i].reported, h->nodes[i].assigned,
+                    h->nodes[i].healthy ? "healthy" : "UNHEALTHY", h->nodes[i].lag_bytes);
+    }
 
     if (s->spool_present)
         fprintf(out, "\nspool: %lld file(s), %s\n", s->spool_files,

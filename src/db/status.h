@@ -21,7 +21,10 @@
  *     `info` (ops/backup.h): the stop time of the newest full and differential backup,
  *     the point-in-time window (now - the oldest recoverable point), how old those facts
  *     are and whether the last refresh failed; absent until `tsi backup setup` ran;
- *   - spool depth: files and bytes under spool_dir when that directory exists.
+ *   - spool depth: files and bytes under spool_dir when that directory exists;
+ *   - the HA formation, when this machine has one: each node's reported and assigned
+ *     state, health and lag behind the primary (bytes, from the monitor's LSNs), which
+ *     is primary, how many promotions happened and when the last one did.
  * Every query is read-only and fixed text (no input goes into SQL).
  *
  * tsi_status_prometheus() renders the same facts in the Prometheus text exposition
@@ -44,6 +47,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "db/ha.h"
 
 typedef struct tsi_status_table {
     char name[128];   /* schema-qualified when not in public */
@@ -120,6 +124,12 @@ typedef struct tsi_status {
     tsi_status_job *jobs;
     size_t njobs;
     tsi_status_backup backup;
+    /* the HA formation (db/ha.h), read from its monitor through the local socket as the
+     * superuser, when a formation file exists on this machine and this process may enter
+     * its sockets' directory (root or postgres); otherwise absent */
+    bool ha_formation;  /* this machine has one */
+    bool ha_monitor_up; /* its monitor answered: ha holds the nodes */
+    tsi_ha_state ha;
 } tsi_status;
 
 /* Fills s (zeroed first). spool_dir may be NULL (no spool facts). Returns 0, or
@@ -129,7 +139,7 @@ int tsi_status_collect(PGconn *c, const char *spool_dir, tsi_status *s, tsi_erro
 void tsi_status_free(tsi_status *s);
 
 /* Appends the Prometheus text exposition of s to out (metrics prefixed tsi_db_, tsi_job_,
- * tsi_spool_, tsi_wal_, tsi_backup_). */
+ * tsi_spool_, tsi_wal_, tsi_backup_, tsi_ha_). */
 void tsi_status_prometheus(const tsi_status *s, tsi_buf *out);
 /* Prints s for a person. */
 void tsi_status_print(FILE *out, const tsi_status *s);
