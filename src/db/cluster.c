@@ -55,31 +55,15 @@ const char *tsi_cluster_server_user(void)
     return server_user();
 }
 
+/* $TSI_HOME/pg: the data directory, or the link to it (db/place.c resolves it) */
 static void data_link(char *buf, size_t len)
 {
     snprintf(buf, len, "%s/pg", tsi_home());
 }
 
-void tsi_cluster_resolve(const char *link, char *buf, size_t len)
-{
-    char real[PATH_MAX];
-    if (realpath(link, real))
-        snprintf(buf, len, "%s", real);
-    else
-        snprintf(buf, len, "%s", link);
-}
-
-/* The real data directory (following the link), or the link path when absent. */
 static void data_dir(char *buf, size_t len)
 {
-    char link[PATH_MAX];
-    data_link(link, sizeof link);
-    tsi_cluster_resolve(link, buf, len);
-}
-
-void tsi_cluster_data_dir(char *buf, size_t len)
-{
-    data_dir(buf, len);
+    tsi_cluster_data_dir(buf, len);
 }
 
 void tsi_cluster_set_pg_bin(const char *dir)
@@ -91,23 +75,6 @@ void tsi_cluster_set_pg_bin(const char *dir)
 const char *tsi_cluster_pg_bin(void)
 {
     return pg_bin;
-}
-
-int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err)
-{
-    char d[PATH_MAX], v[PATH_MAX + 16];
-    data_dir(d, sizeof d);
-    snprintf(v, sizeof v, "%s/PG_VERSION", d);
-    if (access(v, F_OK) != 0 && !am_root())
-        return tsi_error_set(err, TSI_E_UNAVAILABLE,
-                             "the embedded database is not initialised: run `tsi db start`", "%s",
-                             d);
-    /* sun_path holds 107 bytes; ".s.PGSQL.NNNNN" takes 15 */
-    if (strlen(d) > 90)
-        snprintf(buf, len, "/tmp");
-    else
-        snprintf(buf, len, "%s", d);
-    return 0;
 }
 
 static int mkdir_p(const char *path, mode_t mode)

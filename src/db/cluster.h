@@ -25,13 +25,8 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "db/place.h"
 
-/* Directory of the server's Unix socket (the data directory, or /tmp when that path is
- * too long for a socket). Fails when the cluster was never initialised. */
-int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err);
-
-/* The real data directory (the target of $TSI_HOME/pg when it is a link). */
-void tsi_cluster_data_dir(char *buf, size_t len);
 /* Directory of the PostgreSQL server programs (default /usr/lib/postgresql/15/bin). */
 void tsi_cluster_set_pg_bin(const char *dir);
 /* --pg-listen / TSI_PG_LISTEN: "*" or numeric IPv4/IPv6 addresses, separated by commas;
@@ -65,8 +60,6 @@ int tsi_cluster_make_certs(const char *const *extra_roles, tsi_error *err);
  * `link` points to it. The real directory into real. */
 int tsi_cluster_prepare_dir(const char *link, const char *tag, char *real, size_t len,
                             tsi_error *err);
-/* The directory `link` points to (realpath), or `link` itself when it does not exist. */
-void tsi_cluster_resolve(const char *link, char *buf, size_t len);
 /* initdb as the server user (UTF-8, C locale, superuser postgres) with `include =
  * 'tsi.conf'` appended to postgresql.conf. */
 int tsi_cluster_initdb(const char *dir, tsi_error *err);

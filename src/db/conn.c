@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "base/options.h"
-#include "db/cluster.h"
-#include "db/ha.h"
+#include "db/place.h"
 
 static const char *const role_names[TSI_ROLE__COUNT] = {
     "tsi_owner", "tsi_writer", "tsi_jobs", "tsi_reader", "postgres", "tsi_replication"};

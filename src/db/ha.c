@@ -72,15 +72,6 @@ static bool tight(void)
     return t && strcmp(t, "tight") == 0;
 }
 
-void tsi_ha_dir(char *buf, size_t len)
-{
-    const char *d = env_nonempty("TSI_HA_DIR");
-    if (d)
-        snprintf(buf, len, "%s", d);
-    else
-        snprintf(buf, len, "%s/ha", tsi_home());
-}
-
 /* the real directory (following a link into /var/lib/tsi) */
 static void real_dir(char *buf, size_t len)
 {
@@ -99,38 +90,6 @@ static void sub(char *buf, size_t len, const char *name)
 static bool exists(const char *path)
 {
     return access(path, F_OK) == 0;
-}
-
-int tsi_ha_formation_read(tsi_ha_formation *f)
-{
-    char path[PATH_MAX], line[512];
-    tsi_ha_dir(path, sizeof path);
-    strncat(path, "/formation", sizeof path - strlen(path) - 1);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    memset(f, 0, sizeof *f);
-    while (fgets(line, sizeof line, fp)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *eq = strchr(line, '=');
-        if (!eq)
-            continue;
-        *eq = '\0';
-        const char *v = eq + 1;
-        if (strcmp(line, "monitor_port") == 0)
-            f->monitor_port = atoi(v);
-        else if (strcmp(line, "node1_port") == 0)
-            f->node_port[0] = atoi(v);
-        else if (strcmp(line, "node2_port") == 0)
-            f->node_port[1] = atoi(v);
-        else if (strcmp(line, "socket") == 0)
-            snprintf(f->socket_dir, sizeof f->socket_dir, "%s", v);
-    }
-    fclose(fp);
-    for (int i = 0; i < TSI_HA_NODES; i++)
-        if (f->node_port[i] <= 0 || f->node_port[i] > 65535)
-            return 0;
-    return f->socket_dir[0] != '\0';
 }
 
 /* pg_autoctl finds its state through XDG_*; its connections (to the monitor, replication,

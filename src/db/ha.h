@@ -28,15 +28,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
-
-#define TSI_HA_NODES 2
-
-/* What conn.c needs to reach the formation (the `formation` file). */
-typedef struct {
-    int monitor_port;
-    int node_port[TSI_HA_NODES];
-    char socket_dir[256];
-} tsi_ha_formation;
+#include "db/place.h"
 
 /* One data node as the monitor sees it. */
 typedef struct {
@@ -56,11 +48,6 @@ typedef struct {
     double last_failover; /* epoch seconds of the last promotion, 0 when none */
     int failovers;        /* promotions since the formation was made */
 } tsi_ha_state;
-
-/* TSI_HA_DIR, else $TSI_HOME/ha (the link when the data lives in /var/lib/tsi). */
-void tsi_ha_dir(char *buf, size_t len);
-/* 1 and f filled when a formation exists (its `formation` file), 0 when not. */
-int tsi_ha_formation_read(tsi_ha_formation *f);
 
 /* Makes what is missing (monitor, node1 as primary with the bootstrap and migrations,
  * node2 as its secondary), then starts everything. Idempotent. */

@@ -173,7 +173,7 @@ static void test_failover_drill(void **state)
     /* the collector against the simulator; the primary killed -9 mid-run */
     start_sim(NULL);
     th_proc col;
-    int64_t s0 = sim_now();
+    int64_t s0 = collect_sim_now();
     start_collect(&col, NULL);
     /* the API, reading through the formation (prefer-standby), Parquet as its fallback */
     static char arch_env[PATH_MAX + 32];
@@ -184,7 +184,7 @@ static void test_failover_drill(void **state)
     wait_sim_until(first + 20000);
     kill_node("node1");
     double killed = now_s();
-    int64_t kill_sim = sim_now();
+    int64_t kill_sim = collect_sim_now();
     /* the write gap: until a writer connects read-write again; meanwhile the API answers
      * every request, from a node or from Parquet, none waiting beyond the fallback's
      * connect timeout (2 s; x3 for the sanitizer build on a shared machine) */
