@@ -181,7 +181,7 @@ EOF
   pids+=("$jobspid")
   left=$(((tstop - $(date +%s%3N)) / 1000 - 2))
   [ "$left" -lt 10 ] && left=10
-  wrk -t2 -c$CONN -d"${left}s" -s "$tmp/mixed.lua" "http://127.0.0.1:$apiport/" >"$TSI_HOME/wrk.txt" 2>&1 &
+  wrk -t2 -c$CONN -d"${left}s" --latency -s "$tmp/mixed.lua" "http://127.0.0.1:$apiport/" >"$TSI_HOME/wrk.txt" 2>&1 &
   wrkpid=$!
   pids+=("$wrkpid")
   curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$TSI_HOME/m0"
@@ -256,6 +256,7 @@ EOF
   res=${line#*|}; verdict=${res%%|*}; detail=${res#*|}
   echo "capacity: N=$n $verdict: $detail (load $load0 -> $load1)"
   echo "capacity: N=$n collector: $cthreads"
+  echo "capacity: N=$n API latency (wrk):$(awk '/Latency Distribution/ { on = 1; next } on && /%/ { printf " p%s %s", $1, $2 } on && !/%/ { on = 0 }' "$TSI_HOME/wrk.txt" | sed 's/%//g')"
   echo "capacity: N=$n server time per route:$routes"
   stop_step
   if [ "$verdict" = PASS ]; then
