@@ -22,6 +22,7 @@
 # 60 s (more often than production's hourly schedule). A fresh private cluster per step.
 #   BENCH_CAPACITY_STEPS="1000 2000 3000 4000 5000 6000" BENCH_CAPACITY_SECONDS=180
 #   BENCH_CAPACITY_PACE_MS=1000 BENCH_CAPACITY_ALL=1 (go on after a failing step)
+#   BENCH_CAPACITY_THREADS=8 (tsi serve --threads)
 #   BENCH_CAPACITY_START (default: the latest 13:00Z before now, the simulator's rush hour)
 # The simulated minutes must lie within the last 48 h: the 1-minute history of older
 # minutes is answered from the indices Parquet archive through DuckDB (h_history.c), not
@@ -38,6 +39,7 @@ BIN=$root/$BUILD/tsi
 STEPS=${BENCH_CAPACITY_STEPS:-1000 2000 3000 4000 5000 6000}
 SECS=${BENCH_CAPACITY_SECONDS:-180}
 PACE=${BENCH_CAPACITY_PACE_MS:-1000}
+THREADS=${BENCH_CAPACITY_THREADS:-8} # tsi serve --threads
 if [ -n "${BENCH_CAPACITY_START:-}" ]; then
   START=$BENCH_CAPACITY_START
 else
@@ -142,7 +144,7 @@ for n in $STEPS; do
   set -- $ids
   ll=$(psql "$url" -XAtq -F ' ' -c "SELECT latitude, longitude FROM intersections WHERE id = $1")
   apiport=$(tsi_free_port)
-  "$BIN" serve --port "$apiport" --bind 127.0.0.1 --threads 8 --access-log off --log-level warn \
+  "$BIN" serve --port "$apiport" --bind 127.0.0.1 --threads "$THREADS" --access-log off --log-level warn \
     >"$TSI_HOME/serve.log" 2>&1 &
   apipid=$!
   pids+=("$apipid")
@@ -184,7 +186,7 @@ EOF
   wrk -t2 -c$CONN -d"${left}s" --latency -s "$tmp/mixed.lua" "http://127.0.0.1:$apiport/" >"$TSI_HOME/wrk.txt" 2>&1 &
   wrkpid=$!
   pids+=("$wrkpid")
-  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$TSI_HOME/m0"
+  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\|bucket.*le="0.05"\)' >"$TSI_HOME/m0"
   c0=$(ticks "$cpid"); s0=$(ticks "$simpid"); a0=$(ticks "$apipid"); p0=$(pgticks)
   tsnap "$cpid" >"$TSI_HOME/threads0"; cp "$TSI_HOME/threads0" "$TSI_HOME/threads1"
   sc0=$(simnow); t0=$(date +%s.%N)
@@ -201,12 +203,14 @@ EOF
   t1=$(date +%s.%N); sc1=$(simnow)
   s1=$(ticks "$simpid"); a1=$(ticks "$apipid"); p1=$(pgticks)
   wait "$wrkpid" 2>/dev/null || true
-  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\)' >"$TSI_HOME/m1"
-  # each route's requests and mean time inside the server during the API run
+  curl -s "http://127.0.0.1:$apiport/metrics" | grep '^tsi_http_request_duration_seconds_\(sum\|count\|bucket.*le="0.05"\)' >"$TSI_HOME/m1"
+  # each route's requests, mean time inside the server and requests over 50 ms inside it
+  # during the API run
   routes=$(awk 'FNR == NR { v0[$1] = $2; next } { d = $2 - v0[$1]; match($1, /route="[a-z_]+"/);
          r = substr($1, RSTART + 7, RLENGTH - 8);
-         if ($1 ~ /_sum/) s[r] = d; else c[r] = d }
-       END { for (r in c) if (c[r] > 0) printf " %s %d x %.1f ms;", r, c[r], 1000 * s[r] / c[r] }' \
+         if ($1 ~ /_sum/) s[r] = d; else if ($1 ~ /_bucket/) b[r] = d; else c[r] = d }
+       END { for (r in c) if (c[r] > 0)
+         printf " %s %d x %.1f ms (%d over 50 ms);", r, c[r], 1000 * s[r] / c[r], c[r] - b[r] }' \
        "$TSI_HOME/m0" "$TSI_HOME/m1")
   json=$TSI_HOME/run/collect.json
   get() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$json"; }
