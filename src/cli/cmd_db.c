@@ -183,8 +183,11 @@ static int cmd_psql(int argc, char **argv)
      * (deploy/Dockerfile) does not carry */
     char exe[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/psql", tsi_cluster_pg_bin());
-    if (access(exe, X_OK) == 0)
+    if (access(exe, X_OK) == 0) {
+        args[0] = exe; /* psql finds its own files from argv[0], which must then be a path */
         execv(exe, args);
+        args[0] = "psql";
+    }
     execvp("psql", args);
     fprintf(stderr, "tsi db psql: cannot run psql (%s, nor psql on PATH): %s\n", exe,
             strerror(errno));
