@@ -446,6 +446,19 @@ static void test_upgrade_running_install(void **state)
     tsi_proc_run(rm, NULL, NULL, 0, NULL);
 }
 
+/* `tsi db psql` runs the psql of the server's own version (--pg-bin) with no psql on PATH,
+ * as in the db image, which carries no Debian wrapper (psql must get its own path). */
+static void test_psql_without_path(void **state)
+{
+    (void)state;
+    const char *env[] = {"PATH=/nonexistent", NULL};
+    int rc = th_run_tsi((const char *[]){"db", "psql", "--role", "tsi_reader", "--", "-X", "-Atc",
+                                         "SELECT 'psql as ' || current_user", NULL},
+                        env, out, sizeof out);
+    if (rc != 0 || !strstr(out, "psql as tsi_reader"))
+        fail_msg("tsi db psql with no psql on PATH (rc=%d): %s", rc, out);
+}
+
 static void test_config_secret_refused(void **state)
 {
     (void)state;
@@ -484,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_replication_role),
         cmocka_unit_test(test_ca_key_apart),
         cmocka_unit_test(test_upgrade_running_install),
+        cmocka_unit_test(test_psql_without_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
