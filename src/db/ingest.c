@@ -1,12 +1,10 @@
 /* db/ingest.c — see ingest.h */
 #include "db/ingest.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,6 +22,7 @@
 #include "base/options.h"
 #include "db/columns.h"
 #include "db/conn.h"
+#include "db/copybin.h"
 
 /* ---- spool framing ------------------------------------------------------------------- */
 
@@ -34,9 +33,6 @@
 #define READ_CHUNK    (4u << 20)
 
 enum { REC_ROW = 1, REC_ISECT = 2, REC_DQ = 3 };
-
-/* optional columns of safety_indices_realtime, written where the table has them */
-#define NFEAT 5
 
 static size_t payload_size(int type)
 {
@@ -127,11 +123,11 @@ static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
 /* one writer connection and what was learned of the schema on it */
 typedef struct wconn {
     PGconn *conn;
-    bool has_feat[NFEAT]; /* FEAT_COLS the table has (older schemas lack some) */
-    int staged_next;      /* parts of realtime rows to write staged before trying COPY straight
-                             into the table again (after an attempt the table refused) */
-    bool unsure;          /* the server warned that a commit waiting for synchronous
-                             replication was cancelled (set by on_notice) */
+    bool has_feat[TSI_RT_NFEAT]; /* tsi_rt_feat_cols the table has (older schemas lack some) */
+    int staged_next; /* parts of realtime rows to write staged before trying COPY straight
+                        into the table again (after an attempt the table refused) */
+    bool unsure;     /* the server warned that a commit waiting for synchronous
+                        replication was cancelled (set by on_notice) */
 } wconn;
 
 struct tsi_ingest {
@@ -152,9 +148,6 @@ struct tsi_ingest {
     int backoff_ms;
     unsigned rnd;
 };
-
-static const char *const FEAT_COLS[NFEAT] = {"avg_speed", "speed_stddev", "hard_braking_count",
-                                             "constants_id", "algorithm_version"};
 
 void tsi_ingest_spool_path(const char *spool_dir, char *buf, size_t len)
 {
@@ -544,56 +537,6 @@ static void copy_text(tsi_buf *b, const char *s)
     }
 }
 
-/* binary COPY (the rows' staging: no text formatting here, no parsing in the server) */
-static void be16(tsi_buf *b, uint16_t v)
-{
-    v = htobe16(v);
-    tsi_buf_append(b, &v, 2);
-}
-static void be32(tsi_buf *b, uint32_t v)
-{
-    v = htobe32(v);
-    tsi_buf_append(b, &v, 4);
-}
-static void be64(tsi_buf *b, uint64_t v)
-{
-    v = htobe64(v);
-    tsi_buf_append(b, &v, 8);
-}
-static void bin_i8(tsi_buf *b, int64_t v)
-{
-    be32(b, 8);
-    be64(b, (uint64_t)v);
-}
-static void bin_i4(tsi_buf *b, int32_t v)
-{
-    be32(b, 4);
-    be32(b, (uint32_t)v);
-}
-static void bin_i2(tsi_buf *b, int16_t v)
-{
-    be32(b, 2);
-    be16(b, (uint16_t)v);
-}
-static void bin_f8(tsi_buf *b, double v) /* not finite: NULL, as in the text form */
-{
-    if (!isfinite(v)) {
-        be32(b, UINT32_MAX); /* length -1 */
-        return;
-    }
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    be32(b, 8);
-    be64(b, u);
-}
-/* timestamptz: microseconds since 2000-01-01 UTC; beyond int64, a value the server refuses
- * as out of range (not its infinity) */
-static void bin_ts(tsi_buf *b, int64_t ms)
-{
-    const int64_t pg_epoch_ms = 946684800000LL, lim = INT64_MAX / 1000 - pg_epoch_ms;
-    bin_i8(b, ms > lim || ms < -lim ? INT64_MAX - 1 : (ms - pg_epoch_ms) * 1000);
-}
-
 static const char SQL_STAGE[] =
     "CREATE TEMP TABLE IF NOT EXISTS tsi_ingest_rows (seq bigint NOT NULL, intersection_id bigint, "
     "\"timestamp\" timestamptz, " TSI_RT_COLS_DDL ") "
@@ -674,48 +617,6 @@ static int copy_in(tsi_ingest *in, wconn *w, const char *sql, tsi_buf *data, con
     return worst;
 }
 
-/* one realtime row in binary COPY form: seq (when seq >= 0), then the table's columns in
- * SQL_STAGE's order, the feature columns where feat[] says (all of them when feat is NULL) */
-static void bin_row(tsi_buf *d, const tsi_rt_row *r, int64_t seq, const bool *feat)
-{
-    int nf = 14 + (seq >= 0);
-    for (int f = 0; f < NFEAT; f++)
-        nf += !feat || feat[f];
-    be16(d, (uint16_t)nf);
-    if (seq >= 0)
-        bin_i8(d, seq);
-    bin_i8(d, r->intersection_id);
-    bin_ts(d, r->minute_ms);
-    const double dv[6] = {r->combined_index, r->combined_index_eb, r->vru_index,
-                          r->vru_index_eb,   r->vehicle_index,     r->vehicle_index_eb};
-    for (int k = 0; k < 6; k++)
-        bin_f8(d, dv[k]);
-    bin_i4(d, r->traffic_volume);
-    bin_i4(d, r->vru_count);
-    bin_i4(d, r->vehicle_event_count);
-    bin_i4(d, r->vru_event_count);
-    bin_i2(d, r->hour_of_day);
-    bin_i2(d, r->day_of_week);
-    if (!feat || feat[0])
-        bin_f8(d, r->avg_speed);
-    if (!feat || feat[1])
-        bin_f8(d, r->speed_stddev);
-    if (!feat || feat[2])
-        bin_i4(d, r->hard_braking_count);
-    if (!feat || feat[3]) {
-        if (r->constants_id > 0)
-            bin_i8(d, r->constants_id);
-        else
-            be32(d, UINT32_MAX); /* NULL */
-    }
-    if (!feat || feat[4]) {
-        if (r->algorithm_version > 0 && r->algorithm_version <= INT16_MAX)
-            bin_i2(d, (int16_t)r->algorithm_version);
-        else
-            be32(d, UINT32_MAX);
-    }
-}
-
 static const char *const ROW_BASE_COLS = "intersection_id, \"timestamp\", " TSI_RT_BASE_COLS;
 
 /* parts of realtime rows written staged on a connection after a direct COPY the table
@@ -793,9 +694,7 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, rec *const *v, size_t n, 
     r = NULL;
     /* the rows: the last version of each key of a known intersection, in key order */
     tsi_buf_reserve(&d, 19 + n * 180 + 2);
-    tsi_buf_append(&d, "PGCOPY\n\377\r\n\0", 11);
-    be32(&d, 0);
-    be32(&d, 0);
+    tsi_copybin_begin(&d);
     long long orph = 0;
     size_t kj = 0;
     for (size_t i = 0; i < n; i++) {
@@ -807,13 +706,13 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, rec *const *v, size_t n, 
         }
         if (i + 1 < n && key[i + 1].id == key[i].id && key[i + 1].ts == key[i].ts)
             continue; /* a later version of this key follows */
-        bin_row(&d, &v[key[i].pos]->u.row, -1, w->has_feat);
+        tsi_copybin_rt_row(&d, &v[key[i].pos]->u.row, -1, w->has_feat);
     }
-    be16(&d, UINT16_MAX);
+    tsi_copybin_end(&d);
     tsi_buf_printf(&sql, "COPY safety_indices_realtime (%s", ROW_BASE_COLS);
-    for (int f = 0; f < NFEAT; f++)
+    for (int f = 0; f < TSI_RT_NFEAT; f++)
         if (w->has_feat[f])
-            tsi_buf_printf(&sql, ", %s", FEAT_COLS[f]);
+            tsi_buf_printf(&sql, ", %s", tsi_rt_feat_cols[f]);
     tsi_buf_puts(&sql, ") FROM STDIN (FORMAT binary)");
     r = PQexec(w->conn, tsi_buf_cstr(&sql));
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -867,30 +766,28 @@ static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long lo
      * then each field's length and bytes (network order), in SQL_STAGE's column order and
      * types; -1 as the end */
     tsi_buf_reserve(&d, 19 + n * 190 + 2);
-    tsi_buf_append(&d, "PGCOPY\n\377\r\n\0", 11);
-    be32(&d, 0);
-    be32(&d, 0);
+    tsi_copybin_begin(&d);
     for (size_t i = 0; i < n; i++)
-        bin_row(&d, &v[i]->u.row, (int64_t)i, NULL);
-    be16(&d, UINT16_MAX); /* -1 */
+        tsi_copybin_rt_row(&d, &v[i]->u.row, (int64_t)i, NULL);
+    tsi_copybin_end(&d);
     int k = copy_in(in, w, "COPY tsi_ingest_rows FROM STDIN (FORMAT binary)", &d, "copy rows");
     tsi_buf_free(&d);
     if (k)
         return k;
     tsi_buf cols = TSI_BUF_INIT, set = TSI_BUF_INIT;
     tsi_buf_puts(&cols, ROW_BASE_COLS);
-    for (int f = 0; f < NFEAT; f++)
+    for (int f = 0; f < TSI_RT_NFEAT; f++)
         if (w->has_feat[f])
-            tsi_buf_printf(&cols, ", %s", FEAT_COLS[f]);
+            tsi_buf_printf(&cols, ", %s", tsi_rt_feat_cols[f]);
     const char *names[] = {"combined_index",  "combined_index_eb", "vru_index",
                            "vru_index_eb",    "vehicle_index",     "vehicle_index_eb",
                            "traffic_volume",  "vru_count",         "vehicle_event_count",
                            "vru_event_count", "hour_of_day",       "day_of_week"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         tsi_buf_printf(&set, "%s%s = EXCLUDED.%s", i ? ", " : "", names[i], names[i]);
-    for (int f = 0; f < NFEAT; f++)
+    for (int f = 0; f < TSI_RT_NFEAT; f++)
         if (w->has_feat[f])
-            tsi_buf_printf(&set, ", %s = EXCLUDED.%s", FEAT_COLS[f], FEAT_COLS[f]);
+            tsi_buf_printf(&set, ", %s = EXCLUDED.%s", tsi_rt_feat_cols[f], tsi_rt_feat_cols[f]);
     tsi_buf_printf(&sql,
                    "INSERT INTO safety_indices_realtime AS r (%s) SELECT DISTINCT ON "
                    "(intersection_id, \"timestamp\") %s FROM tsi_ingest_rows s WHERE EXISTS "
@@ -1185,10 +1082,10 @@ static int connect_one(tsi_ingest *in, wconn *w)
         check(in, w, r, PGRES_TUPLES_OK, "schema");
         goto fail;
     }
-    for (int f = 0; f < NFEAT; f++) {
+    for (int f = 0; f < TSI_RT_NFEAT; f++) {
         w->has_feat[f] = false;
         for (int i = 0; i < PQntuples(r); i++)
-            if (strcmp(PQgetvalue(r, i, 0), FEAT_COLS[f]) == 0)
+            if (strcmp(PQgetvalue(r, i, 0), tsi_rt_feat_cols[f]) == 0)
                 w->has_feat[f] = true;
     }
     PQclear(r);
