@@ -2,7 +2,6 @@
 #include "db/ingest.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
@@ -10,111 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "base/fs.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/options.h"
 #include "db/columns.h"
 #include "db/conn.h"
 #include "db/copybin.h"
-
-/* ---- spool framing ------------------------------------------------------------------- */
-
-#define SPOOL_MAGIC   0x53495354u /* "TSIS" little-endian */
-#define SPOOL_VERSION 1
-#define HDR_SIZE      16
-#define MAX_PAYLOAD   4096
-#define READ_CHUNK    (4u << 20)
-
-enum { REC_ROW = 1, REC_ISECT = 2, REC_DQ = 3 };
-
-static size_t payload_size(int type)
-{
-    switch (type) {
-    case REC_ROW:
-        return sizeof(tsi_rt_row);
-    case REC_DQ:
-        return sizeof(tsi_dq_row);
-    }
-    return 0;
-}
-
-/* An intersection record is variable-length: this fixed part, then its metadata JSON
- * (without the NUL). Records of the fixed-size layout that had a NUL-padded
- * char[1024] metadata after the same fixed part are read the same way. */
-typedef struct isect_wire {
-    int64_t id;
-    char name[128];
-    double latitude, longitude;
-    int32_t lane_count, revision;
-} isect_wire;
-
-/* a realtime row record written before the provenance fields existed (migration 060):
- * the struct's prefix */
-#define ROW_V1_SIZE offsetof(tsi_rt_row, constants_id)
-
-static bool payload_ok(int type, uint32_t len)
-{
-    if (type == REC_ROW && len == ROW_V1_SIZE)
-        return true;
-    if (type == REC_ISECT)
-        return len >= sizeof(isect_wire) && len <= sizeof(isect_wire) + TSI_ISECT_METADATA_MAX;
-    return len <= MAX_PAYLOAD && payload_size(type) == len;
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static uint32_t frame_crc(const unsigned char *hdr, const unsigned char *payload, uint32_t len)
-{
-    uLong c = crc32(0L, Z_NULL, 0);
-    c = crc32(c, hdr + 4, 8); /* type, version, reserved, len */
-    c = crc32(c, payload, len);
-    return (uint32_t)c;
-}
-
-static void frame(tsi_buf *b, int type, const void *payload, uint32_t len)
-{
-    unsigned char hdr[HDR_SIZE];
-    uint32_t magic = SPOOL_MAGIC;
-    memcpy(hdr, &magic, 4);
-    hdr[4] = (unsigned char)type;
-    hdr[5] = SPOOL_VERSION;
-    hdr[6] = hdr[7] = 0;
-    memcpy(hdr + 8, &len, 4);
-    uint32_t crc = frame_crc(hdr, payload, len);
-    memcpy(hdr + 12, &crc, 4);
-    tsi_buf_append(b, hdr, HDR_SIZE);
-    tsi_buf_append(b, payload, len);
-}
-
-/* 1: a valid frame of *flen bytes at p; 0: incomplete (needs more bytes); -1: invalid */
-static int parse_frame(const unsigned char *p, size_t avail, size_t *flen)
-{
-    if (avail < HDR_SIZE)
-        return avail >= 4 && rd32(p) != SPOOL_MAGIC ? -1 : 0;
-    if (rd32(p) != SPOOL_MAGIC || p[5] != SPOOL_VERSION || p[6] || p[7])
-        return -1;
-    uint32_t len = rd32(p + 8);
-    if (len == 0 || !payload_ok(p[4], len))
-        return -1;
-    if (avail < HDR_SIZE + (size_t)len)
-        return 0;
-    if (frame_crc(p, p + HDR_SIZE, len) != rd32(p + 12))
-        return -1;
-    *flen = HDR_SIZE + len;
-    return 1;
-}
+#include "db/spool.h"
 
 /* ---- the ingest object ---------------------------------------------------------------- */
 
@@ -172,71 +76,6 @@ static void set_last_error(tsi_ingest *in, const char *fmt, const char *a, const
     pthread_mutex_unlock(&in->mu);
 }
 
-/* Scans the spool from the start: counts valid records, cuts a torn tail. */
-static int scan_spool(tsi_ingest *in, tsi_error *err)
-{
-    struct stat sb;
-    if (fstat(in->fd, &sb) < 0)
-        return tsi_error_set(err, TSI_E_IO, "cannot stat spool", "%s: %s", in->path,
-                             strerror(errno));
-    off_t size = sb.st_size, off = 0, valid_end = 0;
-    long long records = 0, corrupt = 0;
-    unsigned char *buf = malloc(READ_CHUNK);
-    if (!buf)
-        return tsi_error_set(err, TSI_E_NOMEM, "out of memory", NULL);
-    bool in_garbage = false;
-    while (off < size) {
-        size_t want = (size_t)(size - off) < READ_CHUNK ? (size_t)(size - off) : READ_CHUNK;
-        ssize_t got = pread(in->fd, buf, want, off);
-        if (got <= 0) {
-            free(buf);
-            return tsi_error_set(err, TSI_E_IO, "cannot read spool", "%s: %s", in->path,
-                                 got < 0 ? strerror(errno) : "short read");
-        }
-        size_t i = 0;
-        while (i < (size_t)got) {
-            size_t fl = 0;
-            int r = parse_frame(buf + i, (size_t)got - i, &fl);
-            if (r == 1) {
-                records++;
-                i += fl;
-                valid_end = off + (off_t)i;
-                in_garbage = false;
-            } else if (r == 0 && off + (off_t)got < size) {
-                break; /* the frame continues in the next chunk */
-            } else {
-                if (!in_garbage)
-                    corrupt++;
-                in_garbage = true;
-                i++; /* resynchronise on the next valid frame */
-            }
-        }
-        if (i == 0) { /* cannot happen: a frame is far smaller than a chunk */
-            break;
-        }
-        off += (off_t)i;
-    }
-    free(buf);
-    if (valid_end < size) {
-        tsi_warn("ingest", "spool ends with a torn or corrupt record: cut path=%s bytes=%lld",
-                 in->path, (long long)(size - valid_end));
-        if (ftruncate(in->fd, valid_end) < 0 || fsync(in->fd) < 0)
-            return tsi_error_set(err, TSI_E_IO, "cannot cut the spool's torn tail", "%s: %s",
-                                 in->path, strerror(errno));
-        size = valid_end;
-    }
-    in->read_off = 0;
-    in->end = size;
-    in->replay_end = size;
-    in->st.spool_records = records;
-    in->st.spool_bytes = size;
-    in->st.spool_corrupt = corrupt;
-    if (records > 0)
-        tsi_info("ingest", "spool holds records to replay path=%s records=%lld corrupt=%lld",
-                 in->path, records, corrupt);
-    return 0;
-}
-
 static void *writer_main(void *arg);
 
 int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *err)
@@ -268,37 +107,26 @@ int tsi_ingest_open(tsi_ingest **out, const tsi_ingest_config *cfg, tsi_error *e
     in->fd = -1;
     in->rnd = (unsigned)getpid() ^ (unsigned)now_ms();
     tsi_ingest_spool_path(cfg ? cfg->spool_dir : NULL, in->path, sizeof in->path);
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", in->path);
-    *strrchr(dir, '/') = '\0';
-    int rc = tsi_mkdirs(dir, err);
+    int rc = tsi_spool_open(in->path, &in->fd, err);
     if (rc < 0) {
         free(in->wc);
         free(in);
         return rc;
     }
-    in->fd = open(in->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (in->fd < 0) {
-        rc = tsi_error_set(err, TSI_E_IO, "cannot open spool", "%s: %s", in->path, strerror(errno));
-        free(in->wc);
-        free(in);
-        return rc;
-    }
-    if (flock(in->fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = tsi_error_set(err, TSI_E_EXISTS, "the spool is in use by another process", "%s: %s",
-                           in->path, strerror(errno));
+    off_t size = 0;
+    long long records = 0, corrupt = 0;
+    if ((rc = tsi_spool_scan(in->fd, in->path, &size, &records, &corrupt, err)) < 0) {
         close(in->fd);
         free(in->wc);
         free(in);
         return rc;
     }
-    tsi_fsync_dir(dir, NULL);
-    if ((rc = scan_spool(in, err)) < 0) {
-        close(in->fd);
-        free(in->wc);
-        free(in);
-        return rc;
-    }
+    in->read_off = 0;
+    in->end = size;
+    in->replay_end = size;
+    in->st.spool_records = records;
+    in->st.spool_bytes = size;
+    in->st.spool_corrupt = corrupt;
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);
     pthread_cond_init(&in->drained, NULL);
@@ -342,30 +170,10 @@ static int append(tsi_ingest *in, int type, const void *items, size_t n, size_t 
         return 0;
     tsi_buf b = TSI_BUF_INIT;
     for (size_t i = 0; i < n; i++)
-        frame(&b, type, (const char *)items + i * size, (uint32_t)size);
+        tsi_spool_frame(&b, type, (const char *)items + i * size, (uint32_t)size);
     pthread_mutex_lock(&in->mu);
-    size_t done = 0;
-    int rc = 0;
-    while (done < b.len) {
-        ssize_t w = write(in->fd, b.data + done, b.len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = tsi_error_set(err, TSI_E_IO, "cannot append to the spool", "%s: %s", in->path,
-                               w < 0 ? strerror(errno) : "short write");
-            break;
-        }
-        done += (size_t)w;
-    }
-    if (rc == 0 && fdatasync(in->fd) < 0)
-        rc = tsi_error_set(err, TSI_E_IO, "cannot fsync the spool", "%s: %s", in->path,
-                           strerror(errno));
-    if (rc < 0) {
-        /* cut what was half-written so the next append starts on a frame boundary */
-        if (ftruncate(in->fd, in->end) < 0)
-            tsi_err("ingest", "cannot cut a failed append path=%s err=%s", in->path,
-                    strerror(errno));
-    } else {
+    int rc = tsi_spool_write(in->fd, in->path, b.data, b.len, in->end, err);
+    if (rc == 0) {
         in->end += (off_t)b.len;
         in->st.spool_records += (long long)n;
         in->st.spool_bytes = in->end - in->read_off;
@@ -404,7 +212,7 @@ int tsi_ingest_add_rows(tsi_ingest *in, const tsi_rt_row *rows, size_t n, tsi_er
         c[i].constants_id = rows[i].constants_id;
         c[i].algorithm_version = rows[i].algorithm_version;
     }
-    int rc = append(in, REC_ROW, c, n, sizeof *c, err);
+    int rc = append(in, TSI_SPOOL_ROW, c, n, sizeof *c, err);
     free(c);
     return rc;
 }
@@ -422,19 +230,9 @@ int tsi_ingest_add_isects(tsi_ingest *in, const tsi_isect_row *rows, size_t n, t
     int rc = 0;
     tsi_buf b = TSI_BUF_INIT;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        isect_wire x; /* zeroed padding: the checksum covers every byte */
-        memset(&x, 0, sizeof x);
-        x.id = rows[i].id;
-        snprintf(x.name, sizeof x.name, "%s", rows[i].name);
-        x.latitude = rows[i].latitude;
-        x.longitude = rows[i].longitude;
-        x.lane_count = rows[i].lane_count;
-        x.revision = rows[i].revision;
-        const char *md = rows[i].metadata && rows[i].metadata[0] ? rows[i].metadata : "{}";
         tsi_buf_reset(&b);
-        tsi_buf_append(&b, &x, sizeof x);
-        tsi_buf_append(&b, md, strlen(md));
-        rc = append(in, REC_ISECT, b.data, 1, b.len, err);
+        tsi_spool_isect_payload(&b, &rows[i]);
+        rc = append(in, TSI_SPOOL_ISECT, b.data, 1, b.len, err);
     }
     tsi_buf_free(&b);
     return rc;
@@ -454,7 +252,7 @@ int tsi_ingest_add_dq(tsi_ingest *in, const tsi_dq_row *rows, size_t n, tsi_erro
         snprintf(c[i].metadata, sizeof c[i].metadata, "%s",
                  rows[i].metadata[0] ? rows[i].metadata : "{}");
     }
-    int rc = append(in, REC_DQ, c, n, sizeof *c, err);
+    int rc = append(in, TSI_SPOOL_DQ, c, n, sizeof *c, err);
     free(c);
     return rc;
 }
@@ -495,16 +293,6 @@ void tsi_ingest_get_stats(tsi_ingest *in, tsi_ingest_stats *st)
 }
 
 /* ---- the writer thread ----------------------------------------------------------------- */
-
-typedef struct rec {
-    int type;
-    off_t off; /* where the frame starts */
-    union {
-        tsi_rt_row row;
-        tsi_isect_row isect;
-        tsi_dq_row dq;
-    } u;
-} rec;
 
 static void ts_text(tsi_buf *b, int64_t ms)
 {
@@ -650,7 +438,8 @@ static int rkey_cmp(const void *a, const void *b)
  * caller rolls the transaction back) and returns 3: the transaction is written again by
  * the staged upsert, which gives every one of those cases its usual outcome. 0 written,
  * 1 transient failure, 3 refused. */
-static int write_rows_direct(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long long *orphans)
+static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n,
+                             long long *orphans)
 {
     int k = 1;
     rkey *key = malloc((n ? n : 1) * sizeof *key);
@@ -759,7 +548,8 @@ done:
 
 /* v: the records of this transaction, in spool order (seq = their position here, so the
  * last version of a key wins) */
-static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long long *orphans)
+static int write_rows(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n,
+                      long long *orphans)
 {
     tsi_buf d = TSI_BUF_INIT, sql = TSI_BUF_INIT;
     /* binary COPY: the signature, flags, no header extension; per row the field count,
@@ -811,7 +601,7 @@ static int write_rows(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long lo
     return k;
 }
 
-static int write_isects(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
+static int write_isects(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const tsi_isect_row *x = &v[i]->u.isect;
@@ -836,7 +626,7 @@ static int write_isects(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
     return 0;
 }
 
-static int write_dq(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
+static int write_dq(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n)
 {
     tsi_buf d = TSI_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
@@ -865,17 +655,17 @@ static int write_dq(tsi_ingest *in, wconn *w, rec *const *v, size_t n)
 
 /* one transaction on w: 0 committed, 1 transient failure, 2 content refused (rolled back);
  * the orphans of the transaction are added only when it commits */
-static int write_tx(tsi_ingest *in, wconn *w, rec *const *v, size_t n, long long *orphans,
+static int write_tx(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n, long long *orphans,
                     bool direct)
 {
-    direct = direct && v[0]->type == REC_ROW;
+    direct = direct && v[0]->type == TSI_SPOOL_ROW;
 again:;
     int k = exec_simple(in, w, "BEGIN", PGRES_COMMAND_OK, "begin");
     if (k)
         return k;
     long long orph = 0;
     switch (v[0]->type) {
-    case REC_ROW:
+    case TSI_SPOOL_ROW:
         if (direct) {
             k = write_rows_direct(in, w, v, n, &orph);
             if (k == 3) { /* refused for its content: the same transaction again, staged */
@@ -890,7 +680,7 @@ again:;
         } else
             k = write_rows(in, w, v, n, &orph);
         break;
-    case REC_ISECT:
+    case TSI_SPOOL_ISECT:
         k = write_isects(in, w, v, n);
         break;
     default:
@@ -916,7 +706,7 @@ again:;
     }
     if (k == 0) {
         *orphans += orph;
-        if (v[0]->type == REC_ROW) {
+        if (v[0]->type == TSI_SPOOL_ROW) {
             pthread_mutex_lock(&in->mu);
             if (direct)
                 in->st.direct_tx++;
@@ -934,7 +724,7 @@ again:;
 typedef struct part {
     tsi_ingest *in;
     wconn *w;
-    rec **v;
+    tsi_spool_rec **v;
     size_t n;
     int k;
     long long ok, rejected, orphans;
@@ -947,8 +737,8 @@ static void write_part(part *p)
     p->ok = p->rejected = p->orphans = 0;
     /* realtime rows: COPY straight into the table first, unless a recent attempt on this
      * connection was refused (then the next STAGED_AFTER_REFUSAL parts go staged) */
-    bool direct = p->v[0]->type == REC_ROW && p->w->staged_next == 0;
-    if (p->v[0]->type == REC_ROW && !direct)
+    bool direct = p->v[0]->type == TSI_SPOOL_ROW && p->w->staged_next == 0;
+    if (p->v[0]->type == TSI_SPOOL_ROW && !direct)
         p->w->staged_next--;
     int k = write_tx(p->in, p->w, p->v, p->n, &p->orphans, direct);
     if (k == 2) {
@@ -989,11 +779,12 @@ static void *part_main(void *arg)
  * committed are applied again, which is harmless (upserts of the same versions; the read
  * position and the counters only advance once, after every part committed). pp: scratch,
  * n pointers. */
-static int write_batch(tsi_ingest *in, rec **pv, rec **pp, size_t n, long long add[5])
+static int write_batch(tsi_ingest *in, tsi_spool_rec **pv, tsi_spool_rec **pp, size_t n,
+                       long long add[5])
 {
     part parts[MAX_CONNECTIONS];
     size_t np = 0;
-    int kc = pv[0]->type == REC_ROW ? in->nconn : 1;
+    int kc = pv[0]->type == TSI_SPOOL_ROW ? in->nconn : 1;
     if (kc == 1) {
         parts[np++] = (part){.in = in, .w = &in->wc[0], .v = pv, .n = n};
     } else {
@@ -1031,10 +822,10 @@ static int write_batch(tsi_ingest *in, rec **pv, rec **pp, size_t n, long long a
     if (k)
         return 1;
     switch (pv[0]->type) {
-    case REC_ROW:
+    case TSI_SPOOL_ROW:
         add[0] = ok - add[4];
         break;
-    case REC_ISECT:
+    case TSI_SPOOL_ISECT:
         add[1] = ok;
         break;
     default:
@@ -1123,91 +914,6 @@ static void drop_conn(tsi_ingest *in)
     in->replay_end = in->end; /* everything queued now waited for the database */
     pthread_mutex_unlock(&in->mu);
 }
-/* an intersection record into x; x->metadata is malloc'ed (recs_free), NULL = "{}" */
-static void isect_read(tsi_isect_row *x, const unsigned char *p, size_t len)
-{
-    isect_wire w;
-    memcpy(&w, p, sizeof w);
-    x->id = w.id;
-    memcpy(x->name, w.name, sizeof x->name);
-    x->name[sizeof x->name - 1] = '\0';
-    x->latitude = w.latitude;
-    x->longitude = w.longitude;
-    x->lane_count = w.lane_count;
-    x->revision = w.revision;
-    x->metadata = strndup((const char *)p + sizeof w, len - sizeof w);
-    if (!x->metadata)
-        tsi_err("ingest", "out of memory reading intersection metadata id=%lld bytes=%zu",
-                (long long)w.id, len - sizeof w);
-}
-
-static void recs_free(rec *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i].type == REC_ISECT) {
-            free((char *)v[i].u.isect.metadata);
-            v[i].u.isect.metadata = NULL;
-        }
-}
-
-/* reads up to max records of one type starting at off (< end); returns the count and the
- * offset after them; skipped corrupt frames are counted */
-static size_t read_batch(tsi_ingest *in, off_t off, off_t end, rec *v, size_t max, off_t *next,
-                         long long *corrupt)
-{
-    size_t n = 0;
-    unsigned char *buf = malloc(READ_CHUNK);
-    if (!buf) {
-        *next = off;
-        return 0;
-    }
-    while (off < end && n < max) {
-        size_t want = (size_t)(end - off) < READ_CHUNK ? (size_t)(end - off) : READ_CHUNK;
-        ssize_t got = pread(in->fd, buf, want, off);
-        if (got <= 0)
-            break;
-        size_t i = 0;
-        bool garbage = false;
-        while (i < (size_t)got && n < max) {
-            size_t fl = 0;
-            int r = parse_frame(buf + i, (size_t)got - i, &fl);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                if (!garbage)
-                    (*corrupt)++;
-                garbage = true;
-                i++;
-                continue;
-            }
-            garbage = false;
-            int type = buf[i + 4];
-            if (n > 0 && type != v[0].type)
-                goto out; /* one type per transaction */
-            v[n].type = type;
-            v[n].off = off + (off_t)i;
-            if (type == REC_ISECT)
-                isect_read(&v[n].u.isect, buf + i + HDR_SIZE, fl - HDR_SIZE);
-            else {
-                memset(&v[n].u, 0, sizeof v[n].u); /* an older, shorter row: provenance 0 */
-                memcpy(&v[n].u, buf + i + HDR_SIZE, fl - HDR_SIZE);
-            }
-            n++;
-            i += fl;
-        }
-        if (i == 0)
-            break;
-        off += (off_t)i;
-        continue;
-    out:
-        off += (off_t)i;
-        break;
-    }
-    free(buf);
-    *next = off;
-    return n;
-}
-
 static void advance(tsi_ingest *in, off_t next, size_t n, off_t first_off, long long corrupt,
                     const long long add[5])
 {
@@ -1225,7 +931,7 @@ static void advance(tsi_ingest *in, off_t next, size_t n, off_t first_off, long 
     in->st.batches++;
     if (in->read_off >= in->end) {
         /* everything written: start the spool afresh */
-        if (ftruncate(in->fd, 0) == 0 && fdatasync(in->fd) == 0) {
+        if (tsi_spool_empty(in->fd, in->path, NULL) == 0) {
             in->read_off = in->end = in->replay_end = 0;
         }
         in->st.spool_records = 0;
@@ -1261,9 +967,9 @@ static void *writer_main(void *arg)
 {
     tsi_ingest *in = arg;
     size_t cap = (size_t)in->cfg.batch_rows;
-    rec *v = malloc(cap * sizeof *v);
-    rec **pv = malloc(cap * sizeof *pv); /* the batch in spool order */
-    rec **pp = malloc(cap * sizeof *pp); /* the same, grouped by part */
+    tsi_spool_rec *v = malloc(cap * sizeof *v);
+    tsi_spool_rec **pv = malloc(cap * sizeof *pv); /* the batch in spool order */
+    tsi_spool_rec **pp = malloc(cap * sizeof *pp); /* the same, grouped by part */
     if (!v || !pv || !pp) {
         tsi_err("ingest", "out of memory for the writer's batch rows=%zu", cap);
         free(v);
@@ -1290,8 +996,8 @@ static void *writer_main(void *arg)
         }
         long long corrupt = 0;
         off_t next;
-        recs_free(v, held);
-        size_t n = read_batch(in, off, end, v, cap, &next, &corrupt);
+        tsi_spool_recs_free(v, held);
+        size_t n = tsi_spool_read(in->fd, off, end, v, cap, &next, &corrupt);
         held = n;
         long long add[5] = {0};
         if (n == 0) {
@@ -1310,7 +1016,7 @@ static void *writer_main(void *arg)
         in->backoff_ms = 0;
         advance(in, next, n, off, corrupt, add);
     }
-    recs_free(v, held);
+    tsi_spool_recs_free(v, held);
     free(v);
     free(pv);
     free(pp);
