@@ -1,4 +1,9 @@
-/* db/ingest.c — see ingest.h */
+/* db/ingest.c — the collector's database writer (see ingest.h): the public API, the writer
+ * thread with its reconnects and backoff, the parallel parts of a batch of realtime rows,
+ * and the SQL of each write (direct COPY, staged upsert, intersections, quality log) with the
+ * exactly-once bookkeeping (the read position advances only when every part committed; a
+ * commit of unknown outcome redoes the batch). The spool's bytes are db/spool.c's, the
+ * binary COPY encoding db/copybin.c's. */
 #include "db/ingest.h"
 
 #include <errno.h>
@@ -361,14 +366,25 @@ static bool conn_lost(PGconn *c, const PGresult *r)
            strncmp(st, "40", 2) == 0;
 }
 
-/* 0 ok; 1 transient (connection: retry later); 2 content refused (retry record by record) */
+/* How a database write ends, in base/error.h's codes (every write function below returns
+ * one of them):
+ *   0                  done (the statement, or the transaction, succeeded)
+ *   TSI_E_UNAVAILABLE  transient: the connection was lost, the server shuts down, is out of
+ *                      resources, a serialization failure, or a commit's outcome is unknown;
+ *                      the whole batch is written again later, on fresh connections
+ *   TSI_E_DB           the database refused the content (a CHECK, a missing partition, ...):
+ *                      the records are written again one by one, a refused one dropped
+ *   TSI_E_EXISTS       write_rows_direct only: the table refused the direct COPY (mostly a
+ *                      key that exists): the transaction is written again staged
+ * check: 0 ok; TSI_E_UNAVAILABLE transient (connection: retry later); TSI_E_DB content
+ * refused (retry record by record) */
 static int check(tsi_ingest *in, wconn *w, PGresult *r, ExecStatusType want, const char *what)
 {
     if (r && PQresultStatus(r) == want) {
         PQclear(r);
         return 0;
     }
-    int kind = conn_lost(w->conn, r) ? 1 : 2;
+    int kind = conn_lost(w->conn, r) ? TSI_E_UNAVAILABLE : TSI_E_DB;
     const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(w->conn);
     char line[200];
     snprintf(line, sizeof line, "%s", msg ? msg : "?");
@@ -399,7 +415,7 @@ static int copy_in(tsi_ingest *in, wconn *w, const char *sql, tsi_buf *data, con
     int worst = 0;
     while ((r = PQgetResult(w->conn)) != NULL) {
         int kk = check(in, w, r, PGRES_COMMAND_OK, what);
-        if (kk > worst)
+        if (kk == TSI_E_DB || (kk && !worst)) /* a refusal outweighs a transient failure */
             worst = kk;
     }
     return worst;
@@ -435,13 +451,14 @@ static int rkey_cmp(const void *a, const void *b)
  * intersections that do not exist are counted as orphans and left out (one query for the
  * distinct ids). When the table refuses the COPY for its content (a key that exists:
  * 23505; an intersection deleted meanwhile: 23503; a CHECK), nothing of it stays (the
- * caller rolls the transaction back) and returns 3: the transaction is written again by
- * the staged upsert, which gives every one of those cases its usual outcome. 0 written,
- * 1 transient failure, 3 refused. */
+ * caller rolls the transaction back) and returns TSI_E_EXISTS: the transaction is written
+ * again by the staged upsert, which gives every one of those cases its usual outcome. 0
+ * written, TSI_E_UNAVAILABLE transient failure, TSI_E_EXISTS refused (TSI_E_DB when the
+ * COPY's data could not be sent on a connection still up, as copy_in). */
 static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n,
                              long long *orphans)
 {
-    int k = 1;
+    int k = TSI_E_UNAVAILABLE;
     rkey *key = malloc((n ? n : 1) * sizeof *key);
     int64_t *known = NULL;
     size_t nknown = 0;
@@ -449,7 +466,7 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, 
     PGresult *r = NULL;
     if (!key) {
         tsi_err("ingest", "out of memory sorting a transaction's rows rows=%zu", n);
-        return 3; /* the staged path needs no such memory */
+        return TSI_E_EXISTS; /* the staged path needs no such memory */
     }
     for (size_t i = 0; i < n; i++)
         key[i] = (rkey){v[i]->u.row.intersection_id, v[i]->u.row.minute_ms, (uint32_t)i};
@@ -467,14 +484,14 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, 
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         k = check(in, w, r, PGRES_TUPLES_OK, "known intersections");
         r = NULL;
-        if (k == 2)
-            k = 3; /* the staged path does without this query */
+        if (k == TSI_E_DB)
+            k = TSI_E_EXISTS; /* the staged path does without this query */
         goto done;
     }
     nknown = (size_t)PQntuples(r);
     known = malloc((nknown ? nknown : 1) * sizeof *known);
     if (!known) {
-        k = 3;
+        k = TSI_E_EXISTS;
         goto done;
     }
     for (size_t j = 0; j < nknown; j++)
@@ -507,8 +524,8 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, 
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         k = check(in, w, r, PGRES_COPY_IN, "copy rows into the table");
         r = NULL;
-        if (k == 2)
-            k = 3;
+        if (k == TSI_E_DB)
+            k = TSI_E_EXISTS;
         goto done;
     }
     PQclear(r);
@@ -529,7 +546,7 @@ static int write_rows_direct(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, 
             const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             tsi_debug("ingest", "direct copy refused, writing staged sqlstate=%s conn=%d rows=%zu",
                       st ? st : "-", (int)(w - in->wc), n);
-            k = 3;
+            k = TSI_E_EXISTS;
         }
         PQclear(r);
     }
@@ -653,7 +670,8 @@ static int write_dq(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n)
     return exec_simple(in, w, SQL_DQ, PGRES_COMMAND_OK, "insert quality log");
 }
 
-/* one transaction on w: 0 committed, 1 transient failure, 2 content refused (rolled back);
+/* one transaction on w: 0 committed, TSI_E_UNAVAILABLE transient failure, TSI_E_DB content
+ * refused (rolled back);
  * the orphans of the transaction are added only when it commits */
 static int write_tx(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t n, long long *orphans,
                     bool direct)
@@ -668,7 +686,8 @@ again:;
     case TSI_SPOOL_ROW:
         if (direct) {
             k = write_rows_direct(in, w, v, n, &orph);
-            if (k == 3) { /* refused for its content: the same transaction again, staged */
+            if (k ==
+                TSI_E_EXISTS) { /* refused for its content: the same transaction again, staged */
                 PQclear(PQexec(w->conn, "ROLLBACK"));
                 w->staged_next = STAGED_AFTER_REFUSAL;
                 direct = false;
@@ -688,7 +707,7 @@ again:;
         break;
     }
     if (k) {
-        if (k == 2)
+        if (k == TSI_E_DB)
             PQclear(PQexec(w->conn, "ROLLBACK"));
         return k;
     }
@@ -702,7 +721,7 @@ again:;
                  (int)(w - in->wc));
         set_last_error(in, "%s: %s", "commit",
                        "outcome unknown (synchronous replication cancelled)");
-        return 1; /* the caller drops every connection and redoes the batch */
+        return TSI_E_UNAVAILABLE; /* the caller drops every connection and redoes the batch */
     }
     if (k == 0) {
         *orphans += orph;
@@ -720,7 +739,8 @@ again:;
 
 /* One part of a batch, written on one connection: all its records in one transaction, or,
  * when the database refuses that for its content, each record alone (the refused ones
- * dropped and counted). k = 1 when the connection failed: the caller redoes the batch. */
+ * dropped and counted). k = TSI_E_UNAVAILABLE when the connection failed: the caller redoes
+ * the batch. */
 typedef struct part {
     tsi_ingest *in;
     wconn *w;
@@ -741,21 +761,21 @@ static void write_part(part *p)
     if (p->v[0]->type == TSI_SPOOL_ROW && !direct)
         p->w->staged_next--;
     int k = write_tx(p->in, p->w, p->v, p->n, &p->orphans, direct);
-    if (k == 2) {
+    if (k == TSI_E_DB) {
         /* the part was refused for its content: each record alone (staged), drop the bad
          * ones */
-        for (size_t i = 0; i < p->n && k != 1; i++) {
+        for (size_t i = 0; i < p->n && k != TSI_E_UNAVAILABLE; i++) {
             k = write_tx(p->in, p->w, &p->v[i], 1, &p->orphans, false);
             if (k == 0)
                 p->ok++;
-            else if (k == 2) {
+            else if (k == TSI_E_DB) {
                 p->rejected++;
                 tsi_err("ingest",
                         "record refused by the database, dropped type=%d spool_offset=%lld",
                         p->v[i]->type, (long long)p->v[i]->off);
             }
         }
-        k = k == 1 ? 1 : 0;
+        k = k == TSI_E_UNAVAILABLE ? TSI_E_UNAVAILABLE : 0;
     } else if (k == 0)
         p->ok = (long long)p->n;
     p->k = k;
@@ -774,9 +794,9 @@ static void *part_main(void *arg)
  * only matters per (intersection_id, timestamp), and a key lives in one part only, so the
  * last version of every row still wins. Batches are written one after the other, so the
  * intersections of an earlier batch are committed before any row that follows them in the
- * spool is written. Returns 0 when every part committed (add[] filled), 1 when one of them
- * failed for a transient cause: the whole batch is then redone later; the parts that had
- * committed are applied again, which is harmless (upserts of the same versions; the read
+ * spool is written. Returns 0 when every part committed (add[] filled), TSI_E_UNAVAILABLE
+ * when one of them failed for a transient cause: the whole batch is then redone later; the parts
+ * that had committed are applied again, which is harmless (upserts of the same versions; the read
  * position and the counters only advance once, after every part committed). pp: scratch,
  * n pointers. */
 static int write_batch(tsi_ingest *in, tsi_spool_rec **pv, tsi_spool_rec **pp, size_t n,
@@ -814,13 +834,13 @@ static int write_batch(tsi_ingest *in, tsi_spool_rec **pv, tsi_spool_rec **pp, s
     int k = 0;
     for (size_t j = 0; j < np; j++) {
         if (parts[j].k)
-            k = 1;
+            k = TSI_E_UNAVAILABLE;
         ok += parts[j].ok;
         add[3] += parts[j].rejected;
         add[4] += parts[j].orphans;
     }
     if (k)
-        return 1;
+        return k;
     switch (pv[0]->type) {
     case TSI_SPOOL_ROW:
         add[0] = ok - add[4];
@@ -859,7 +879,7 @@ static int connect_one(tsi_ingest *in, wconn *w)
     w->conn = tsi_db_connect(TSI_ROLE_WRITER, NULL, &e);
     if (!w->conn) {
         set_last_error(in, "connect: %s %s", e.message, e.detail);
-        return -1;
+        return TSI_E_UNAVAILABLE;
     }
     w->unsure = false;
     PQsetNoticeReceiver(w->conn, on_notice, w);
@@ -887,15 +907,15 @@ static int connect_one(tsi_ingest *in, wconn *w)
 fail:
     PQfinish(w->conn);
     w->conn = NULL;
-    return -1;
+    return TSI_E_UNAVAILABLE;
 }
 
-/* every writer connection, or -1 */
+/* every writer connection, or TSI_E_UNAVAILABLE */
 static int connect_db(tsi_ingest *in)
 {
     for (int j = 0; j < in->nconn; j++)
         if (!in->wc[j].conn && connect_one(in, &in->wc[j]) < 0)
-            return -1;
+            return TSI_E_UNAVAILABLE;
     pthread_mutex_lock(&in->mu);
     in->st.connected = true;
     pthread_mutex_unlock(&in->mu);
