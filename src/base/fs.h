@@ -1,6 +1,6 @@
 /* base/fs.h — directories made and made durable: the two file-system steps every writer
  * of files shares (the Parquet publish path in archive/pqfile.c, the collector's spool in
- * db/ingest.c, the tools). */
+ * db/spool.c, the tools). */
 #ifndef TSI_BASE_FS_H
 #define TSI_BASE_FS_H
 

@@ -25,7 +25,7 @@ typedef struct tsi_rt_row {
     /* model provenance (migration 060), 0 = none (SQL NULL): the normalisation constants
      * set and the algorithm version (TSI_ALGORITHM_VERSION) that computed the indices.
      * Last in the struct: a spool record written before they existed is this struct's
-     * prefix (db/ingest.c reads it with both 0). */
+     * prefix (db/spool.c reads it with both 0). */
     int64_t constants_id;
     int32_t algorithm_version;
     int32_t reserved; /* 0 */
