@@ -180,7 +180,7 @@ static const char Q_SERIES_DAY_LOCAL[] =
  * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
  * rolled-up hour, and daily rows only for days before any hour-level data (there the
  * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour).
- * The last two columns are the first and last minute with data: the 1-minute rows' own
+ * The columns f and l are the first and last minute with data: the 1-minute rows' own
  * (min and max through the primary key) wherever they still hold them; before them (past
  * the realtime retention) an hourly row counts from its hour's start for its minutes and
  * a daily row covers its day (the rollups keep no first and last minute). */
