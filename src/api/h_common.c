@@ -18,6 +18,7 @@
 #include "base/tz.h"
 #include "base/log.h"
 #include "core/index.h"
+#include "db/result.h"
 
 /* ---- parameter parsing -------------------------------------------------------------
  * Each failure is answered in the request's dialect: v2 400 {detail, code, field}; v1 422
@@ -438,6 +439,42 @@ long long tsi_hc_ival(PGresult *res, int row, int col)
     return v[0] == '-' ? -x : x;
 }
 
+bool tsi_hc_cols(tsi_req *r, const PGresult *res, int n, const char *const *names, int *col)
+{
+    bool ok = true;
+    for (int k = 0; k < n; k++)
+        ok &= (col[k] = tsi_pq_col(res, names[k])) >= 0; /* each missing one logged */
+    if (!ok)
+        tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
+    return ok;
+}
+
+bool tsi_hc_index_cols_of(tsi_req *r, const PGresult *res, tsi_hc_index_cols *cols)
+{
+    static const char *const names[] = {
+        "id",           "name",           "latitude",          "longitude",
+        "ts",           "combined_index", "combined_index_eb", "vru_index",
+        "vru_index_eb", "vehicle_index",  "vehicle_index_eb",  "traffic_volume",
+        "vru_count"};
+    int c[sizeof names / sizeof *names];
+    if (!tsi_hc_cols(r, res, (int)(sizeof names / sizeof *names), names, c))
+        return false;
+    *cols = (tsi_hc_index_cols){.id = c[0],
+                                .name = c[1],
+                                .lat = c[2],
+                                .lon = c[3],
+                                .ts = c[4],
+                                .ci = c[5],
+                                .ci_eb = c[6],
+                                .vru = c[7],
+                                .vru_eb = c[8],
+                                .veh = c[9],
+                                .veh_eb = c[10],
+                                .vol = c[11],
+                                .vru_count = c[12]};
+    return true;
+}
+
 /* whether s[0..n) is a JSON number (RFC 8259 grammar); PostgreSQL's float8 and integer
  * output is one except NaN and [-]Infinity */
 static bool json_number(const char *s, size_t n)
@@ -526,41 +563,41 @@ void tsi_hc_kv_age(tsi_jsonw *w, const tsi_dialect *dl, bool has, double ts)
     tsi_dialect_age(dl, w, has, (int64_t)ts, (int64_t)time(NULL), tsi_api_g->stale_seconds);
 }
 
-void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
-                            bool open)
+void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i,
+                            const tsi_hc_index_cols *c, bool open)
 {
     if (open)
         tsi_jsonw_object(w);
-    tsi_jsonw_kv_int(w, "intersection_id", tsi_hc_ival(res, i, 0));
-    tsi_jsonw_kv_str(w, "intersection_name", PQgetvalue(res, i, 1));
-    bool has = !PQgetisnull(res, i, c0);
-    bool ebnull = PQgetisnull(res, i, c0 + 2);
-    int sicol = ebnull ? c0 + 1 : c0 + 2;
+    tsi_jsonw_kv_int(w, "intersection_id", tsi_hc_ival(res, i, c->id));
+    tsi_jsonw_kv_str(w, "intersection_name", PQgetvalue(res, i, c->name));
+    bool has = !PQgetisnull(res, i, c->ts);
+    bool ebnull = PQgetisnull(res, i, c->ci_eb);
+    int sicol = ebnull ? c->ci : c->ci_eb;
     double si = has ? tsi_hc_dval(res, i, sicol, NULL) : NAN;
     tsi_jsonw_key(w, "safety_index");
     num_text_as(w, has ? pgtext(res, i, sicol) : NULL, dl);
     tsi_jsonw_key(w, "traffic_volume");
-    num_text(w, has ? pgtext(res, i, c0 + 7) : NULL);
-    tsi_hc_kv_pg(w, dl, "latitude", res, i, 2);
-    tsi_hc_kv_pg(w, dl, "longitude", res, i, 3);
+    num_text(w, has ? pgtext(res, i, c->vol) : NULL);
+    tsi_hc_kv_pg(w, dl, "latitude", res, i, c->lat);
+    tsi_hc_kv_pg(w, dl, "longitude", res, i, c->lon);
     char ts[TSI_DIALECT_TIME_MAX];
     if (has) {
-        tsi_dialect_time(dl, ts, (int64_t)tsi_hc_dval(res, i, c0, NULL));
+        tsi_dialect_time(dl, ts, (int64_t)tsi_hc_dval(res, i, c->ts, NULL));
         tsi_jsonw_kv_str(w, "timestamp", ts);
         tsi_jsonw_kv_str(w, "risk_level", tsi_risk_level(si));
     } else {
         tsi_jsonw_kv_null(w, "timestamp");
         tsi_jsonw_kv_null(w, "risk_level");
     }
-    tsi_hc_kv_pg(w, dl, "combined_index", res, i, c0 + 1);
-    tsi_hc_kv_pg(w, dl, "combined_index_eb", res, i, c0 + 2);
-    tsi_hc_kv_pg(w, dl, "vru_index", res, i, c0 + 3);
-    tsi_hc_kv_pg(w, dl, "vru_index_eb", res, i, c0 + 4);
-    tsi_hc_kv_pg(w, dl, "vehicle_index", res, i, c0 + 5);
-    tsi_hc_kv_pg(w, dl, "vehicle_index_eb", res, i, c0 + 6);
+    tsi_hc_kv_pg(w, dl, "combined_index", res, i, c->ci);
+    tsi_hc_kv_pg(w, dl, "combined_index_eb", res, i, c->ci_eb);
+    tsi_hc_kv_pg(w, dl, "vru_index", res, i, c->vru);
+    tsi_hc_kv_pg(w, dl, "vru_index_eb", res, i, c->vru_eb);
+    tsi_hc_kv_pg(w, dl, "vehicle_index", res, i, c->veh);
+    tsi_hc_kv_pg(w, dl, "vehicle_index_eb", res, i, c->veh_eb);
     tsi_jsonw_key(w, "vru_count");
-    num_text(w, has ? pgtext(res, i, c0 + 8) : NULL);
-    tsi_hc_kv_age(w, dl, has, has ? tsi_hc_dval(res, i, c0, NULL) : 0);
+    num_text(w, has ? pgtext(res, i, c->vru_count) : NULL);
+    tsi_hc_kv_age(w, dl, has, has ? tsi_hc_dval(res, i, c->ts, NULL) : 0);
     if (open)
         tsi_jsonw_end(w);
 }
@@ -711,31 +748,41 @@ int tsi_hc_pg_stats(tsi_req *r, PGconn *c, const char *ids, int64_t t0, int64_t 
     PGresult *res = tsi_hc_run(r, c, "stats", 3, v);
     if (!res)
         return -1;
+    /* Q_STATS's columns, by name (queries.c) */
+    enum { ID, NAME, N, AVG, MN, MX, SD, VOL, HR, LAT, LON, F, L, NCOL };
+    static const char *const names[NCOL] = {
+        "id", "name", "n", "avg", "mn", "mx", "sd", "vol", "hr", "latitude", "longitude", "f", "l"};
+    enum { VM, VMN, VMX, HM, HMN, HMX, CIDS, AVERS, NSUB };
+    static const char *const subnames[NSUB] = {"vm",  "vmn", "vmx",  "hm",
+                                               "hmn", "hmx", "cids", "avers"};
+    int col[NCOL], sub[NSUB];
+    if (!tsi_hc_cols(r, res, NCOL, names, col) || !tsi_hc_cols(r, res, NSUB, subnames, sub)) {
+        PQclear(res);
+        return -1;
+    }
     int k = PQntuples(res);
     tsi_hc_stat_row *x = tsi_arena_calloc(r->arena, sizeof *x * (size_t)(k ? k : 1));
     for (int i = 0; i < k; i++) {
-        x[i].s.iid = tsi_hc_ival(res, i, 0);
-        x[i].name = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
-        x[i].s.n = tsi_hc_dval(res, i, 2, NULL);
-        x[i].s.avg = tsi_hc_dval(res, i, 3, NULL);
-        x[i].s.min = tsi_hc_dval(res, i, 4, NULL);
-        x[i].s.max = tsi_hc_dval(res, i, 5, NULL);
-        x[i].s.std = tsi_hc_dval(res, i, 6, NULL);
-        x[i].s.vol = tsi_hc_dval(res, i, 7, NULL);
-        x[i].s.hr = tsi_hc_dval(res, i, 8, NULL);
-        x[i].lat = tsi_hc_dval(res, i, 9, NULL);
-        x[i].lon = tsi_hc_dval(res, i, 10, NULL);
-        x[i].s.first = tsi_hc_dval(res, i, 11, NULL);
-        x[i].s.last = tsi_hc_dval(res, i, 12, NULL);
-        x[i].s.has_sub = PQnfields(res) >= 21;
-        if (x[i].s.has_sub) {
-            double *sub[6] = {&x[i].s.vru_avg, &x[i].s.vru_min, &x[i].s.vru_max,
-                              &x[i].s.veh_avg, &x[i].s.veh_min, &x[i].s.veh_max};
-            for (int j = 0; j < 6; j++)
-                *sub[j] = tsi_hc_dval(res, i, 13 + j, NULL);
-            x[i].s.cids = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 19));
-            x[i].s.avers = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 20));
-        }
+        x[i].s.iid = tsi_hc_ival(res, i, col[ID]);
+        x[i].name = tsi_arena_strdup(r->arena, PQgetvalue(res, i, col[NAME]));
+        x[i].s.n = tsi_hc_dval(res, i, col[N], NULL);
+        x[i].s.avg = tsi_hc_dval(res, i, col[AVG], NULL);
+        x[i].s.min = tsi_hc_dval(res, i, col[MN], NULL);
+        x[i].s.max = tsi_hc_dval(res, i, col[MX], NULL);
+        x[i].s.std = tsi_hc_dval(res, i, col[SD], NULL);
+        x[i].s.vol = tsi_hc_dval(res, i, col[VOL], NULL);
+        x[i].s.hr = tsi_hc_dval(res, i, col[HR], NULL);
+        x[i].lat = tsi_hc_dval(res, i, col[LAT], NULL);
+        x[i].lon = tsi_hc_dval(res, i, col[LON], NULL);
+        x[i].s.first = tsi_hc_dval(res, i, col[F], NULL);
+        x[i].s.last = tsi_hc_dval(res, i, col[L], NULL);
+        x[i].s.has_sub = true;
+        double *subv[6] = {&x[i].s.vru_avg, &x[i].s.vru_min, &x[i].s.vru_max,
+                           &x[i].s.veh_avg, &x[i].s.veh_min, &x[i].s.veh_max};
+        for (int j = 0; j < 6; j++)
+            *subv[j] = tsi_hc_dval(res, i, sub[VM + j], NULL);
+        x[i].s.cids = tsi_arena_strdup(r->arena, PQgetvalue(res, i, sub[CIDS]));
+        x[i].s.avers = tsi_arena_strdup(r->arena, PQgetvalue(res, i, sub[AVERS]));
     }
     PQclear(res);
     *out = x;

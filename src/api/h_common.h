@@ -101,19 +101,33 @@ double tsi_hc_dval(PGresult *res, int row, int col, bool *isnull);
 /* a text integer column (0 when NULL) */
 long long tsi_hc_ival(PGresult *res, int row, int col);
 
+/* ---- result columns by name (db/result.h) ----------------------------------------------- */
+/* The numbers of the columns called names[0..n) in res into col[0..n), looked up once per
+ * result (never per row). False when one is missing — the statement and its reader
+ * disagree, each missing name logged: answered 500 (and true otherwise, r untouched). */
+bool tsi_hc_cols(tsi_req *r, const PGresult *res, int n, const char *const *names, int *col);
+
+/* The columns of an index object: the intersection's id, name, latitude, longitude and
+ * queries.c's LATEST_COLS (ts, the six indices, traffic_volume, vru_count), by name. */
+typedef struct {
+    int id, name, lat, lon, ts, ci, ci_eb, vru, vru_eb, veh, veh_eb, vol, vru_count;
+} tsi_hc_index_cols;
+/* cols of res as tsi_hc_cols does (false: answered 500) */
+bool tsi_hc_index_cols_of(tsi_req *r, const PGresult *res, tsi_hc_index_cols *cols);
+
 /* ---- writers ---------------------------------------------------------------------------- */
 /* a float column */
 void tsi_hc_kv_pg(tsi_jsonw *w, const tsi_dialect *dl, const char *k, PGresult *res, int row,
                   int col);
-/* one /safety/index/ object from the LATEST_COLS layout starting at column c0
- * (id, name, lat, lon at 0..3); open: the object's braces too (else only its members) */
 /* whether a current row of instant ts is stale now (older than --stale-seconds) */
 bool tsi_hc_stale(double ts);
 /* v2's age_seconds and stale of a current row at instant ts (has: there is one; else
  * both null); nothing in a dialect without stale markers */
 void tsi_hc_kv_age(tsi_jsonw *w, const tsi_dialect *dl, bool has, double ts);
-void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i, int c0,
-                            bool open);
+/* one /safety/index/ object from row i of a result with the columns c (from
+ * tsi_hc_index_cols_of); open: the object's braces too (else only its members) */
+void tsi_hc_write_index_obj(tsi_jsonw *w, const tsi_dialect *dl, PGresult *res, int i,
+                            const tsi_hc_index_cols *c, bool open);
 /* the intersection_id of a history or stats object: the path's text in v1 (a string),
  * else the integer */
 void tsi_hc_kv_id(tsi_jsonw *w, const tsi_dialect *dl, const char *text, int64_t id);

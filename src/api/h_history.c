@@ -22,6 +22,7 @@
 #include "base/tz.h"
 #include "base/jsonw.h"
 #include "base/log.h"
+#include "db/result.h"
 
 /* ---- history ------------------------------------------------------------------------------ */
 /* one history point; the hot loop of large answers (2,880 points for 48 h of minutes):
@@ -195,19 +196,25 @@ static double bin_double(PGresult *res, int row, int col) /* NaN when NULL */
     return d;
 }
 
-/* the series layout: iid int8, time (int8 epoch seconds or timestamptz), three float8, a
- * volume int8/int4; series_min_one (one intersection) leaves out the iid (skip 1).
- * Anything else is a server bug, answered 500 rather than misread */
-static bool series_layout(PGresult *res, int skip)
+/* the columns of a series result, by name (queries.c), found once per result */
+enum { S_IID, S_TS, S_SI, S_VRU, S_VEH, S_VOL, S_NCOL };
+
+/* the series layout: iid int8, ts (int8 epoch seconds or timestamptz), si, vru, veh
+ * float8, vol int8/int4, all binary; series_min_one (one intersection) has no iid
+ * (with_iid false: col[S_IID] = -1). Anything else is a server bug, answered 500 rather
+ * than misread */
+static bool series_layout(PGresult *res, bool with_iid, int col[S_NCOL])
 {
-    if (PQnfields(res) < 6 - skip)
-        return false;
-    static const int want[6][2] = {{OID_INT8, OID_INT8},     {OID_INT8, OID_TIMESTAMPTZ},
-                                   {OID_FLOAT8, OID_FLOAT8}, {OID_FLOAT8, OID_FLOAT8},
-                                   {OID_FLOAT8, OID_FLOAT8}, {OID_INT8, OID_INT4}};
-    for (int c = skip; c < 6; c++) {
-        Oid t = PQftype(res, c - skip);
-        if (PQfformat(res, c - skip) != 1 || (t != (Oid)want[c][0] && t != (Oid)want[c][1]))
+    static const char *const names[S_NCOL] = {"iid", "ts", "si", "vru", "veh", "vol"};
+    static const int want[S_NCOL][2] = {{OID_INT8, OID_INT8},     {OID_INT8, OID_TIMESTAMPTZ},
+                                        {OID_FLOAT8, OID_FLOAT8}, {OID_FLOAT8, OID_FLOAT8},
+                                        {OID_FLOAT8, OID_FLOAT8}, {OID_INT8, OID_INT4}};
+    col[S_IID] = -1;
+    for (int c = with_iid ? S_IID : S_TS; c < S_NCOL; c++) {
+        if ((col[c] = tsi_pq_col(res, names[c])) < 0)
+            return false;
+        Oid t = PQftype(res, col[c]);
+        if (PQfformat(res, col[c]) != 1 || (t != (Oid)want[c][0] && t != (Oid)want[c][1]))
             return false;
     }
     return true;
@@ -242,14 +249,16 @@ static const char *prov_text(tsi_req *r, PGresult *res, int row, int col, Oid t)
 static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t iid, tsi_point **out,
                          int *n)
 {
-    int k0 = iid >= 0; /* the first column of the layout the result leaves out */
-    if (!series_layout(res, k0)) {
+    int col[S_NCOL];
+    if (!series_layout(res, iid < 0, col)) {
         tsi_err("api", "req=%s query %s: unexpected result columns", r->id, stmt);
         return tsi_api_error(r, 500, "internal", NULL, "query failed (request %s)", r->id);
     }
-    Oid tt = PQftype(res, 1 - k0), vt = PQftype(res, 5 - k0);
-    /* the day-level statements add the first instant with data of each bin (column 7) */
-    int first_col = PQnfields(res) >= 8 - k0 && PQftype(res, 7 - k0) == OID_INT8 ? 7 - k0 : -1;
+    Oid tt = PQftype(res, col[S_TS]), vt = PQftype(res, col[S_VOL]);
+    /* the hour- and day-level statements add the first instant with data of each bin (f) */
+    int first_col = PQfnumber(res, "f");
+    if (first_col >= 0 && PQftype(res, first_col) != OID_INT8)
+        first_col = -1;
     int k = PQntuples(res);
     tsi_point *p = tsi_arena_alloc(r->arena, sizeof *p * (size_t)(k ? k : 1));
     /* model provenance (v2): text lists (hour- and day-level), or one int8/int4 (minutes) */
@@ -257,12 +266,12 @@ static int series_points(tsi_req *r, PGresult *res, const char *stmt, int64_t ii
     int ac = r->dl->model_fields ? PQfnumber(res, "avers") : -1;
     Oid ct = cc >= 0 ? PQftype(res, cc) : 0, at = ac >= 0 ? PQftype(res, ac) : 0;
     for (int i = 0; i < k; i++) {
-        p[i].iid = k0 ? iid : bin_int(res, i, 0, OID_INT8);
-        p[i].ts = bin_int(res, i, 1 - k0, tt);
-        p[i].si = bin_double(res, i, 2 - k0);
-        p[i].vru = bin_double(res, i, 3 - k0);
-        p[i].veh = bin_double(res, i, 4 - k0);
-        p[i].vol = bin_int(res, i, 5 - k0, vt);
+        p[i].iid = iid >= 0 ? iid : bin_int(res, i, col[S_IID], OID_INT8);
+        p[i].ts = bin_int(res, i, col[S_TS], tt);
+        p[i].si = bin_double(res, i, col[S_SI]);
+        p[i].vru = bin_double(res, i, col[S_VRU]);
+        p[i].veh = bin_double(res, i, col[S_VEH]);
+        p[i].vol = bin_int(res, i, col[S_VOL], vt);
         p[i].first = first_col >= 0 ? bin_int(res, i, first_col, OID_INT8) : p[i].ts;
         p[i].cids = cc >= 0 ? prov_text(r, res, i, cc, ct) : NULL;
         p[i].avers = ac >= 0 ? prov_text(r, res, i, ac, at) : NULL;
@@ -534,12 +543,18 @@ static int history_once(tsi_req *r, bool all)
         PGresult *res = tsi_hc_run(r, c, "names", 1, v);
         if (!res)
             return 0;
+        static const char *const cn[2] = {"id", "name"};
+        int col[2];
+        if (!tsi_hc_cols(r, res, 2, cn, col)) {
+            PQclear(res);
+            return 0;
+        }
         nint = PQntuples(res);
         iids = tsi_arena_alloc(r->arena, sizeof *iids * (size_t)(nint + 1));
         names = tsi_arena_alloc(r->arena, sizeof *names * (size_t)(nint + 1));
         for (int i = 0; i < nint; i++) {
-            iids[i] = tsi_hc_ival(res, i, 0);
-            names[i] = tsi_arena_strdup(r->arena, PQgetvalue(res, i, 1));
+            iids[i] = tsi_hc_ival(res, i, col[0]);
+            names[i] = tsi_arena_strdup(r->arena, PQgetvalue(res, i, col[1]));
         }
         PQclear(res);
     } else if (all) {

@@ -18,10 +18,10 @@
 /* whether a LATEST_COLS row has what the dialect's index item requires: v1's
  * IntersectionRead has no Optional field, so an intersection without a current index or a
  * position is left out there */
-static bool index_complete(const tsi_dialect *dl, PGresult *res, int i, int c0)
+static bool index_complete(const tsi_dialect *dl, PGresult *res, int i, const tsi_hc_index_cols *c)
 {
-    return !dl->index_complete ||
-           (!PQgetisnull(res, i, c0) && !PQgetisnull(res, i, 2) && !PQgetisnull(res, i, 3));
+    return !dl->index_complete || (!PQgetisnull(res, i, c->ts) && !PQgetisnull(res, i, c->lat) &&
+                                   !PQgetisnull(res, i, c->lon));
 }
 
 static void serve_cached(tsi_req *r, tsi_cached *cc, bool gz)
@@ -79,12 +79,17 @@ int tsi_h_index_all(tsi_req *r)
     PGresult *res = tsi_hc_run(r, c, "index_all", 0, NULL);
     if (!res)
         return a->source_mode == TSI_SRC_AUTO && r->status == 503 ? index_parquet(r, false) : 0;
+    tsi_hc_index_cols ic;
+    if (!tsi_hc_index_cols_of(r, res, &ic)) {
+        PQclear(res);
+        return 0;
+    }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_array(&w);
     for (int i = 0; i < PQntuples(res); i++)
-        if (index_complete(r->dl, res, i, 4))
-            tsi_hc_write_index_obj(&w, r->dl, res, i, 4, true);
+        if (index_complete(r->dl, res, i, &ic))
+            tsi_hc_write_index_obj(&w, r->dl, res, i, &ic, true);
     tsi_jsonw_end(&w);
     PQclear(res);
     char *z = NULL;
@@ -132,13 +137,18 @@ int tsi_h_index_one(tsi_req *r)
     PGresult *res = tsi_hc_run_id(r, c, "index_one");
     if (!res)
         return 0;
-    if (PQntuples(res) == 0 || !index_complete(r->dl, res, 0, 4)) {
+    tsi_hc_index_cols ic;
+    if (!tsi_hc_index_cols_of(r, res, &ic)) {
+        PQclear(res);
+        return 0;
+    }
+    if (PQntuples(res) == 0 || !index_complete(r->dl, res, 0, &ic)) {
         PQclear(res);
         return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
     }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
-    tsi_hc_write_index_obj(&w, r->dl, res, 0, 4, true);
+    tsi_hc_write_index_obj(&w, r->dl, res, 0, &ic, true);
     PQclear(res);
     return 0;
 }

@@ -74,6 +74,13 @@ int tsi_h_geometry(tsi_req *r)
     PGresult *res = tsi_hc_run(r, c, "geometry", 5, v);
     if (!res)
         return 0;
+    enum { ID, FEATURE, NCOL };
+    static const char *const names[NCOL] = {"id", "feature"};
+    int col[NCOL];
+    if (!tsi_hc_cols(r, res, NCOL, names, col)) {
+        PQclear(res);
+        return 0;
+    }
     r->content_type = "application/geo+json";
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
@@ -89,7 +96,7 @@ int tsi_h_geometry(tsi_req *r)
     long long nisect = 0, last = -1;
     bool truncated = false;
     for (int i = 0; i < PQntuples(res); i++) {
-        long long id = tsi_hc_ival(res, i, 0);
+        long long id = tsi_hc_ival(res, i, col[ID]);
         if (id != last) {
             if (nisect == limit) {
                 truncated = true;
@@ -98,7 +105,7 @@ int tsi_h_geometry(tsi_req *r)
             nisect++;
             last = id;
         }
-        const char *f = PQgetvalue(res, i, 1);
+        const char *f = PQgetvalue(res, i, col[FEATURE]);
         tsi_jsonw_raw(&w, f, strlen(f)); /* jsonb text from PostgreSQL: valid JSON */
     }
     tsi_jsonw_end(&w);
@@ -158,39 +165,49 @@ int tsi_h_intersection(tsi_req *r)
         PQclear(res);
         return tsi_api_error(r, 404, "not_found", "intersection_id", "Intersection not found");
     }
+    /* Q_INTERSECTION's own columns, then an index object's (id, name, position, current) */
+    enum { LANES, REV, META, CREATED, UPDATED, GEOM, NCOL };
+    static const char *const names[NCOL] = {"lane_count", "revision",   "metadata",
+                                            "created_at", "updated_at", "geometry"};
+    int col[NCOL];
+    tsi_hc_index_cols ic;
+    if (!tsi_hc_cols(r, res, NCOL, names, col) || !tsi_hc_index_cols_of(r, res, &ic)) {
+        PQclear(res);
+        return 0;
+    }
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
     tsi_jsonw_object(&w);
-    tsi_jsonw_kv_int(&w, "id", tsi_hc_ival(res, 0, 0));
-    tsi_jsonw_kv_int(&w, "intersection_id", tsi_hc_ival(res, 0, 0));
-    tsi_jsonw_kv_str(&w, "name", PQgetvalue(res, 0, 1));
-    tsi_hc_kv_pg(&w, r->dl, "latitude", res, 0, 2);
-    tsi_hc_kv_pg(&w, r->dl, "longitude", res, 0, 3);
-    tsi_jsonw_kv_str(&w, "geometry", PQgetvalue(res, 0, 9));
+    tsi_jsonw_kv_int(&w, "id", tsi_hc_ival(res, 0, ic.id));
+    tsi_jsonw_kv_int(&w, "intersection_id", tsi_hc_ival(res, 0, ic.id));
+    tsi_jsonw_kv_str(&w, "name", PQgetvalue(res, 0, ic.name));
+    tsi_hc_kv_pg(&w, r->dl, "latitude", res, 0, ic.lat);
+    tsi_hc_kv_pg(&w, r->dl, "longitude", res, 0, ic.lon);
+    tsi_jsonw_kv_str(&w, "geometry", PQgetvalue(res, 0, col[GEOM]));
     tsi_jsonw_key(&w, "lane_count");
-    if (PQgetisnull(res, 0, 4))
+    if (PQgetisnull(res, 0, col[LANES]))
         tsi_jsonw_null(&w);
     else
-        tsi_jsonw_int(&w, tsi_hc_ival(res, 0, 4));
+        tsi_jsonw_int(&w, tsi_hc_ival(res, 0, col[LANES]));
     tsi_jsonw_key(&w, "revision");
-    if (PQgetisnull(res, 0, 5))
+    if (PQgetisnull(res, 0, col[REV]))
         tsi_jsonw_null(&w);
     else
-        tsi_jsonw_int(&w, tsi_hc_ival(res, 0, 5));
+        tsi_jsonw_int(&w, tsi_hc_ival(res, 0, col[REV]));
     tsi_jsonw_key(&w, "metadata");
-    const char *md = PQgetvalue(res, 0, 6);
+    const char *md = PQgetvalue(res, 0, col[META]);
     tsi_jsonw_raw(&w, md, strlen(md)); /* jsonb text from PostgreSQL: valid JSON */
     char tb[48];
-    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, 7));
+    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, col[CREATED]));
     tsi_jsonw_kv_str(&w, "created_at", tb);
-    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, 8));
+    stamp_text(r->dl, tb, sizeof tb, PQgetvalue(res, 0, col[UPDATED]));
     tsi_jsonw_kv_str(&w, "updated_at", tb);
     tsi_jsonw_key(&w, "current");
-    if (PQgetisnull(res, 0, 10)) {
+    if (PQgetisnull(res, 0, ic.ts)) {
         tsi_jsonw_null(&w);
     } else {
         tsi_jsonw_object(&w);
-        tsi_hc_write_index_obj(&w, r->dl, res, 0, 10, false);
+        tsi_hc_write_index_obj(&w, r->dl, res, 0, &ic, false);
         tsi_jsonw_end(&w);
     }
     tsi_jsonw_end(&w);

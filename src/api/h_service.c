@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/options.h"
 #include "core/json.h"
+#include "db/result.h"
 #include "db/status.h"
 
 /* the OpenAPI documents, NUL-terminated (generated from src/api/openapi_v*.json by
@@ -226,7 +227,7 @@ int tsi_h_metrics(tsi_req *r)
                            " older than --stale-seconds.\n"
                            "# TYPE tsi_stale_intersections gauge\n"
                            "tsi_stale_intersections %s\n",
-                           PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+                           tsi_pq_get(res, 0, "current"), tsi_pq_get(res, 0, "stale"));
         PQclear(res);
     }
     metrics_collector(b);

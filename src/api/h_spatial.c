@@ -148,7 +148,8 @@ static bool passes(const spatial_q *q, bool has, double ts, double si)
 
 /* the answer: a JSON array of index objects with distance_m, or a GeoJSON
  * FeatureCollection of Points carrying them as properties */
-static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGresult *res)
+static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGresult *res,
+                       const tsi_hc_index_cols *ic, int dcol)
 {
     tsi_jsonw w;
     tsi_jsonw_init(&w, &r->body);
@@ -160,8 +161,8 @@ static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGre
     }
     tsi_jsonw_array(&w);
     for (int i = 0; i < n; i++) {
-        double lat = res ? tsi_hc_dval(res, h[i].row, 2, NULL) : h[i].it->lat;
-        double lon = res ? tsi_hc_dval(res, h[i].row, 3, NULL) : h[i].it->lon;
+        double lat = res ? tsi_hc_dval(res, h[i].row, ic->lat, NULL) : h[i].it->lat;
+        double lon = res ? tsi_hc_dval(res, h[i].row, ic->lon, NULL) : h[i].it->lon;
         tsi_jsonw_object(&w);
         if (q->geo) {
             tsi_jsonw_kv_str(&w, "type", "Feature");
@@ -179,9 +180,9 @@ static void write_hits(tsi_req *r, const spatial_q *q, const hit *h, int n, PGre
             tsi_jsonw_object(&w);
         }
         if (res) {
-            tsi_hc_write_index_obj(&w, r->dl, res, h[i].row, 4, false);
+            tsi_hc_write_index_obj(&w, r->dl, res, h[i].row, ic, false);
             if (q->kind != R_AREA)
-                tsi_hc_kv_pg(&w, r->dl, "distance_m", res, h[i].row, 13);
+                tsi_hc_kv_pg(&w, r->dl, "distance_m", res, h[i].row, dcol);
         } else {
             tsi_fb_write_item(&w, r->dl, h[i].id, h[i].cur, h[i].it->name, lat, lon);
             if (q->kind != R_AREA)
@@ -236,7 +237,7 @@ static int spatial_parquet(tsi_req *r, const spatial_q *q)
         h[n++] = (hit){.id = it->id, .d = q->kind == R_AREA ? 0 : d, .it = it, .cur = c};
     }
     qsort(h, (size_t)n, sizeof *h, hit_cmp);
-    write_hits(r, q, h, n, NULL);
+    write_hits(r, q, h, n, NULL, NULL, -1);
     free(ints);
     return 0;
 }
@@ -327,18 +328,26 @@ static int spatial(tsi_req *r, int kind)
                                  " now; try again shortly");
         return 0;
     }
+    /* an index object's columns and the distance d, by name (queries.c's SPATIAL_COLS) */
+    tsi_hc_index_cols ic;
+    static const char *const dname[1] = {"d"};
+    int dcol;
+    if (!tsi_hc_index_cols_of(r, res, &ic) || !tsi_hc_cols(r, res, 1, dname, &dcol)) {
+        PQclear(res);
+        return 0;
+    }
     int nr = PQntuples(res), n = 0;
     hit *h = tsi_arena_alloc(r->arena, sizeof *h * (size_t)(nr ? nr : 1));
     for (int i = 0; i < nr; i++) { /* in the statement's order */
-        bool has = !PQgetisnull(res, i, 4);
+        bool has = !PQgetisnull(res, i, ic.ts);
         bool ebnull;
-        double eb = tsi_hc_dval(res, i, 6, &ebnull);
-        double si = has ? (ebnull ? tsi_hc_dval(res, i, 5, NULL) : eb) : NAN;
-        if (!passes(&q, has, has ? tsi_hc_dval(res, i, 4, NULL) : 0, si))
+        double eb = tsi_hc_dval(res, i, ic.ci_eb, &ebnull);
+        double si = has ? (ebnull ? tsi_hc_dval(res, i, ic.ci, NULL) : eb) : NAN;
+        if (!passes(&q, has, has ? tsi_hc_dval(res, i, ic.ts, NULL) : 0, si))
             continue;
-        h[n++] = (hit){.id = tsi_hc_ival(res, i, 0), .row = i};
+        h[n++] = (hit){.id = tsi_hc_ival(res, i, ic.id), .row = i};
     }
-    write_hits(r, &q, h, n, res);
+    write_hits(r, &q, h, n, res, &ic, dcol);
     PQclear(res);
     return 0;
 }

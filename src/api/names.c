@@ -15,6 +15,7 @@
 #include "archive/pqfile.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "db/result.h"
 
 /* ---- intersections cache ------------------------------------------------------------ */
 typedef tsi_api_int_rec int_info;
@@ -37,6 +38,8 @@ void tsi_api_int_refresh(PGconn *c)
         PQclear(res);
         return;
     }
+    int id = tsi_pq_col(res, "id"), name = tsi_pq_col(res, "name");
+    int lat = tsi_pq_col(res, "latitude"), lon = tsi_pq_col(res, "longitude");
     int n = PQntuples(res);
     int_info *v = calloc((size_t)(n ? n : 1), sizeof *v);
     if (!v) {
@@ -44,10 +47,10 @@ void tsi_api_int_refresh(PGconn *c)
         return;
     }
     for (int i = 0; i < n; i++) {
-        v[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        snprintf(v[i].name, sizeof v[i].name, "%s", PQgetvalue(res, i, 1));
-        v[i].lat = strtod(PQgetvalue(res, i, 2), NULL);
-        v[i].lon = strtod(PQgetvalue(res, i, 3), NULL);
+        v[i].id = strtoll(tsi_pq_at(res, i, id), NULL, 10);
+        snprintf(v[i].name, sizeof v[i].name, "%s", tsi_pq_at(res, i, name));
+        v[i].lat = strtod(tsi_pq_at(res, i, lat), NULL);
+        v[i].lon = strtod(tsi_pq_at(res, i, lon), NULL);
     }
     PQclear(res);
     pthread_mutex_lock(&int_mu);

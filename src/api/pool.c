@@ -16,6 +16,7 @@
 #include "base/tz.h"
 #include "base/log.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 /* ---- workers ------------------------------------------------------------------------ */
 static _Thread_local tsi_worker *tl_worker;
@@ -220,11 +221,13 @@ void *tsi_api_monitor(void *arg)
             int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
             PQclear(res);
             res = PQexec(c, "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname ="
-                            " 'postgis'), ''), current_setting('server_version')");
+                            " 'postgis'), '') AS postgis,"
+                            " current_setting('server_version') AS server_version");
             if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
                 pthread_mutex_lock(&a->info_mu);
-                snprintf(a->postgis, sizeof a->postgis, "%s", PQgetvalue(res, 0, 0));
-                snprintf(a->pgversion, sizeof a->pgversion, "%s", PQgetvalue(res, 0, 1));
+                snprintf(a->postgis, sizeof a->postgis, "%s", tsi_pq_get(res, 0, "postgis"));
+                snprintf(a->pgversion, sizeof a->pgversion, "%s",
+                         tsi_pq_get(res, 0, "server_version"));
                 pthread_mutex_unlock(&a->info_mu);
             }
             PQclear(res);

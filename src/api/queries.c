@@ -20,7 +20,7 @@
 #define IDS "coalesce($1::bigint[], (SELECT array_agg(id) FROM intersections))"
 
 #define LATEST_COLS                                                                                \
-    " date_part('epoch', l.\"timestamp\"), l.combined_index, l.combined_index_eb,"                 \
+    " date_part('epoch', l.\"timestamp\") AS ts, l.combined_index, l.combined_index_eb,"           \
     " l.vru_index, l.vru_index_eb, l.vehicle_index, l.vehicle_index_eb, l.traffic_volume,"         \
     " l.vru_count"
 
@@ -44,9 +44,9 @@ static const char Q_NAMES[] = "SELECT id, name, latitude, longitude FROM interse
  * results (h_history.c): the timestamp goes out as it is stored (no date_part per row) and
  * the doubles without float8out. */
 static const char Q_SERIES_MIN[] =
-    "SELECT intersection_id, \"timestamp\","
-    " coalesce(combined_index_eb, combined_index), coalesce(vru_index_eb, vru_index),"
-    " coalesce(vehicle_index_eb, vehicle_index), traffic_volume::bigint,"
+    "SELECT intersection_id AS iid, \"timestamp\" AS ts,"
+    " coalesce(combined_index_eb, combined_index) AS si, coalesce(vru_index_eb, vru_index) AS vru,"
+    " coalesce(vehicle_index_eb, vehicle_index) AS veh, traffic_volume::bigint AS vol,"
     " constants_id AS cids, algorithm_version::int4 AS avers"
     " FROM safety_indices_realtime"
     " WHERE intersection_id = ANY(" IDS ") AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
@@ -55,9 +55,9 @@ static const char Q_SERIES_MIN[] =
  * and no id column, one value less per row for PostgreSQL's binary output to send (its
  * send functions cost ~0.1 us a value: a third of the backend's time for 48 h of minutes) */
 static const char Q_SERIES_MIN_ONE[] =
-    "SELECT \"timestamp\", coalesce(combined_index_eb, combined_index),"
-    " coalesce(vru_index_eb, vru_index), coalesce(vehicle_index_eb, vehicle_index),"
-    " traffic_volume::bigint, constants_id AS cids, algorithm_version::int4 AS avers"
+    "SELECT \"timestamp\" AS ts, coalesce(combined_index_eb, combined_index) AS si,"
+    " coalesce(vru_index_eb, vru_index) AS vru, coalesce(vehicle_index_eb, vehicle_index) AS veh,"
+    " traffic_volume::bigint AS vol, constants_id AS cids, algorithm_version::int4 AS avers"
     " FROM safety_indices_realtime"
     " WHERE intersection_id = $1::bigint AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
 
@@ -96,8 +96,8 @@ static const char Q_SERIES_MIN_ONE[] =
     " hf AS (SELECT * FROM h UNION ALL SELECT * FROM r)"
 
 static const char Q_SERIES_HOUR[] =
-    "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint, si, vru, veh, vol, n,"
-    " date_part('epoch', f)::bigint, array_to_string(cids, ',') AS cids,"
+    "WITH " HOURS_CTE " SELECT iid, date_part('epoch', ts)::bigint AS ts, si, vru, veh, vol, n,"
+    " date_part('epoch', f)::bigint AS f, array_to_string(cids, ',') AS cids,"
     " array_to_string(avers, ',') AS avers FROM hf ORDER BY 1, 2";
 
 /* the minutes of a daily row: total / average volume (the rollup keeps no count), a
@@ -128,13 +128,13 @@ static const char Q_SERIES_HOUR[] =
  * volume, the number of days and the first day with data (hour_of_day/day_of_week of
  * the bin are that day's), the provenance of its minutes */
 #define DAYS_TO_BINS                                                                               \
-    "iid, date_part('epoch', date_trunc($4, ts))::bigint,"                                         \
-    " sum(n * si) / nullif(sum(n) FILTER (WHERE si IS NOT NULL), 0),"                              \
+    "iid, date_part('epoch', date_trunc($4, ts))::bigint AS ts,"                                   \
+    " sum(n * si) / nullif(sum(n) FILTER (WHERE si IS NOT NULL), 0) AS si,"                        \
     " CASE WHEN bool_and(nv IS NOT NULL) THEN sum(nv * vru) FILTER (WHERE nv > 0)"                 \
-    "   / nullif(sum(nv), 0) END,"                                                                 \
+    "   / nullif(sum(nv), 0) END AS vru,"                                                          \
     " CASE WHEN bool_and(nh IS NOT NULL) THEN sum(nh * veh) FILTER (WHERE nh > 0)"                 \
-    "   / nullif(sum(nh), 0) END,"                                                                 \
-    " sum(vol)::bigint, count(*)::float8, date_part('epoch', min(f))::bigint,"                     \
+    "   / nullif(sum(nh), 0) END AS veh,"                                                          \
+    " sum(vol)::bigint AS vol, count(*)::float8 AS n, date_part('epoch', min(f))::bigint AS f,"    \
     " array_to_string(tsi_union(cids), ',') AS cids,"                                              \
     " array_to_string(tsi_union(avers), ',') AS avers"
 
@@ -180,7 +180,7 @@ static const char Q_SERIES_DAY_LOCAL[] =
  * (n = data_quality_score * 60 minutes, mean, sample sd), 1-minute rows after the last
  * rolled-up hour, and daily rows only for days before any hour-level data (there the
  * minutes are total_volume / avg_volume and high-risk minutes 60 per high-risk hour).
- * The last two columns are the first and last minute with data: the 1-minute rows' own
+ * The columns f and l are the first and last minute with data: the 1-minute rows' own
  * (min and max through the primary key) wherever they still hold them; before them (past
  * the realtime retention) an hourly row counts from its hour's start for its minutes and
  * a daily row covers its day (the rollups keep no first and last minute). */
@@ -251,14 +251,14 @@ static const char Q_STATS[] =
     "   CASE WHEN bool_and(nh IS NOT NULL) THEN max(hmx) END AS hmx,"
     "   tsi_union(cids) AS cids, tsi_union(avers) AS avers"
     "   FROM a WHERE n > 0 GROUP BY iid)"
-    " SELECT ids.i, it.name, coalesce(agg.n, 0), agg.avg, agg.mn, agg.mx, agg.sd,"
-    " coalesce(agg.vol, 0), coalesce(agg.hr, 0), it.latitude, it.longitude,"
+    " SELECT ids.i AS id, it.name, coalesce(agg.n, 0) AS n, agg.avg, agg.mn, agg.mx, agg.sd,"
+    " coalesce(agg.vol, 0) AS vol, coalesce(agg.hr, 0) AS hr, it.latitude, it.longitude,"
     " date_part('epoch', CASE WHEN rt.f IS NULL OR agg.f < date_trunc('hour', rt.f, 'UTC')"
-    "   THEN agg.f ELSE rt.f END),"
+    "   THEN agg.f ELSE rt.f END) AS f,"
     " date_part('epoch', CASE WHEN rt.l IS NULL OR agg.l >= date_trunc('hour', rt.l, 'UTC')"
-    "   + interval '1 hour' THEN agg.l ELSE rt.l END),"
-    " agg.vm, agg.vmn, agg.vmx, agg.hm, agg.hmn, agg.hmx, array_to_string(agg.cids, ','),"
-    " array_to_string(agg.avers, ',')"
+    "   + interval '1 hour' THEN agg.l ELSE rt.l END) AS l,"
+    " agg.vm, agg.vmn, agg.vmx, agg.hm, agg.hmn, agg.hmx,"
+    " array_to_string(agg.cids, ',') AS cids, array_to_string(agg.avers, ',') AS avers"
     " FROM ids JOIN intersections it ON it.id = ids.i LEFT JOIN agg ON agg.iid = ids.i"
     " CROSS JOIN LATERAL (SELECT min(\"timestamp\") AS f, max(\"timestamp\") AS l"
     "   FROM safety_indices_realtime WHERE intersection_id = ids.i"
@@ -297,10 +297,11 @@ static const char Q_AREA[] =
     " ORDER BY i.id";
 
 static const char Q_INTERSECTION[] =
-    "SELECT i.id, i.name, i.latitude, i.longitude, i.lane_count, i.revision, i.metadata::text,"
-    " to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
-    " to_char(i.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
-    " ST_AsText(i.geometry)," LATEST_COLS
+    "SELECT i.id, i.name, i.latitude, i.longitude, i.lane_count, i.revision,"
+    " i.metadata::text AS metadata,"
+    " to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS created_at,"
+    " to_char(i.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS updated_at,"
+    " ST_AsText(i.geometry) AS geometry," LATEST_COLS
     " FROM intersections i LEFT JOIN safety_indices_latest l ON l.intersection_id = i.id"
     " WHERE i.id = $1";
 
@@ -319,7 +320,7 @@ static const char Q_GEOMETRY[] =
     " l.v->'id' END, 'lane_type', CASE WHEN jsonb_typeof(l.v->'type') = 'string' THEN"
     " l.v->'type' END, 'ingress_approach', CASE WHEN jsonb_typeof(l.v->'ingress') = 'number'"
     " THEN l.v->'ingress' END, 'egress_approach', CASE WHEN jsonb_typeof(l.v->'egress') ="
-    " 'number' THEN l.v->'egress' END)))::text"
+    " 'number' THEN l.v->'egress' END)))::text AS feature"
     " FROM x CROSS JOIN LATERAL jsonb_array_elements(x.lg) WITH ORDINALITY AS l(v, o)"
     " CROSS JOIN LATERAL (SELECT jsonb_agg(jsonb_build_array(q.n->1, q.n->0) ORDER BY q.k)"
     " AS coords, count(*) AS nn FROM jsonb_array_elements(CASE WHEN jsonb_typeof(l.v->'nodes')"
@@ -331,8 +332,8 @@ static const char Q_GEOMETRY[] =
 
 /* intersections with a current index, and those of them older than $1 seconds (stale) */
 static const char Q_CURRENT_AGE[] =
-    "SELECT count(*), count(*) FILTER (WHERE \"timestamp\" < now() - make_interval(secs =>"
-    " $1::float8)) FROM safety_indices_latest";
+    "SELECT count(*) AS current, count(*) FILTER (WHERE \"timestamp\" < now() -"
+    " make_interval(secs => $1::float8)) AS stale FROM safety_indices_latest";
 
 static const char Q_INTERSECTIONS_ALL[] =
     "SELECT id, name, latitude, longitude FROM intersections ORDER BY id";

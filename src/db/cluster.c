@@ -17,6 +17,7 @@
 #include "base/options.h"
 #include "base/proc.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 /* the roles that log in over TCP with a client certificate (pg_hba.conf names exactly these;
  * tsi_replication only for replication connections) */
@@ -630,9 +631,10 @@ int tsi_cluster_bootstrap(tsi_error *err)
     if ((rc = tsi_db_exec(c, SQL_EXTENSIONS, err)) < 0)
         goto done;
     /* pg_cron lives in the one database named by cron.database_name */
-    r = PQexec(c, "SELECT current_setting('cron.database_name', true) = current_database()");
+    r = PQexec(c, "SELECT current_setting('cron.database_name', true) = current_database()"
+                  " AS cron_here");
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-        strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        strcmp(tsi_pq_get(r, 0, "cron_here"), "t") == 0)
         rc = tsi_db_exec(c, SQL_CRON, err);
 done:
     PQclear(r);

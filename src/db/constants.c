@@ -2,24 +2,28 @@
 #include "db/constants.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/conn.h"
+#include "db/result.h"
 
 /* $1 = the set's id, or NULL for the set valid now. The scalar constants only: the priors
  * (thousands of JSON tokens for a network, more than tsi_constants_from_json parses) are
  * read by SQL_PRIORS */
 static const char SQL_CONSTANTS[] =
-    "SELECT id, (constants - 'priors')::text FROM normalization_constants"
+    "SELECT id, (constants - 'priors')::text AS constants FROM normalization_constants"
     " WHERE CASE WHEN $1::bigint IS NULL"
     "            THEN valid_from <= now() AND (valid_until IS NULL OR valid_until > now())"
     "            ELSE id = $1::bigint END"
     " ORDER BY valid_from DESC LIMIT 1";
-static const char SQL_PRIORS[] = "SELECT i.key::bigint, h.key::int, (h.value->>'vru')::float8,"
-                                 " (h.value->>'vehicle')::float8, (h.value->>'combined')::float8,"
-                                 " coalesce((h.value->>'minutes')::bigint, 0)"
+static const char SQL_PRIORS[] = "SELECT i.key::bigint AS intersection, h.key::int AS hour,"
+                                 " (h.value->>'vru')::float8 AS vru,"
+                                 " (h.value->>'vehicle')::float8 AS vehicle,"
+                                 " (h.value->>'combined')::float8 AS combined,"
+                                 " coalesce((h.value->>'minutes')::bigint, 0) AS minutes"
                                  "  FROM normalization_constants n,"
                                  "       jsonb_each(n.constants->'priors'->'intersections') i,"
                                  "       jsonb_each(i.value) h"
@@ -41,8 +45,8 @@ static int load(PGconn *c, const char *id, tsi_constants *k, tsi_priors **priors
         return 0;
     }
     char set_id[32];
-    snprintf(set_id, sizeof set_id, "%s", PQgetvalue(r, 0, 0));
-    const char *js = PQgetvalue(r, 0, 1);
+    snprintf(set_id, sizeof set_id, "%s", tsi_pq_get(r, 0, "id"));
+    const char *js = tsi_pq_get(r, 0, "constants");
     int rc = tsi_constants_from_json(js, strlen(js), k, err);
     PQclear(r);
     if (rc < 0) {
@@ -54,13 +58,21 @@ static int load(PGconn *c, const char *id, tsi_constants *k, tsi_priors **priors
     r = PQexecParams(c, SQL_PRIORS, 1, NULL, pp, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
         *priors = tsi_priors_new();
+        int ci = tsi_pq_col(r, "intersection"), ch = tsi_pq_col(r, "hour");
+        int cm[3] = {tsi_pq_col(r, "vru"), tsi_pq_col(r, "vehicle"), tsi_pq_col(r, "combined")};
+        int cn = tsi_pq_col(r, "minutes");
         for (int i = 0; i < PQntuples(r); i++) {
-            if (PQgetisnull(r, i, 2) || PQgetisnull(r, i, 3) || PQgetisnull(r, i, 4))
+            double mean[3];
+            bool null = false;
+            for (int j = 0; j < 3; j++) {
+                const char *v = tsi_pq_at(r, i, cm[j]);
+                null |= PQgetisnull(r, i, cm[j]);
+                mean[j] = strtod(v, NULL);
+            }
+            if (null)
                 continue;
-            double mean[3] = {strtod(PQgetvalue(r, i, 2), NULL), strtod(PQgetvalue(r, i, 3), NULL),
-                              strtod(PQgetvalue(r, i, 4), NULL)};
-            tsi_priors_set(*priors, atoll(PQgetvalue(r, i, 0)), atoi(PQgetvalue(r, i, 1)), mean,
-                           atol(PQgetvalue(r, i, 5)));
+            tsi_priors_set(*priors, atoll(tsi_pq_at(r, i, ci)), atoi(tsi_pq_at(r, i, ch)), mean,
+                           atol(tsi_pq_at(r, i, cn)));
         }
     }
     PQclear(r);

@@ -16,6 +16,7 @@
 #include "base/proc.h"
 #include "db/cluster.h"
 #include "db/conn.h"
+#include "db/result.h"
 #include "db/migrate.h"
 
 /* pg_autoctl's roles log in with the tsi_ha certificate: pg_ident maps its CN to them */
@@ -155,14 +156,15 @@ static PGconn *monitor_connect(tsi_error *err)
 }
 
 static const char SQL_NODES[] =
-    "SELECT n.nodename, n.nodeport, n.reportedstate::text, n.goalstate::text,\n"
-    "       n.health = 1,\n"
+    "SELECT n.nodename, n.nodeport, n.reportedstate::text AS reported,\n"
+    "       n.goalstate::text AS assigned, n.health = 1 AS healthy,\n"
     "       coalesce((SELECT max(p.reportedlsn) FROM pgautofailover.node p\n"
     "                  WHERE p.reportedstate IN ('primary','single','wait_primary'))\n"
-    "                - n.reportedlsn, 0)::bigint\n"
+    "                - n.reportedlsn, 0)::bigint AS lag_bytes\n"
     "  FROM pgautofailover.node n ORDER BY n.nodeid";
 static const char SQL_FAILOVERS[] =
-    "SELECT count(*), coalesce(extract(epoch FROM max(eventtime)), 0)::float8\n"
+    "SELECT count(*) AS failovers,\n"
+    "       coalesce(extract(epoch FROM max(eventtime)), 0)::float8 AS last_failover\n"
     "  FROM pgautofailover.event\n"
     " WHERE goalstate = 'prepare_promotion' AND reportedstate <> 'prepare_promotion'";
 
@@ -179,14 +181,17 @@ int tsi_ha_state_read(tsi_ha_state *s, tsi_error *err)
         rc = tsi_db_result_error(r, "cannot read the formation from the monitor", err);
         goto done;
     }
+    int cname = tsi_pq_col(r, "nodename"), cport = tsi_pq_col(r, "nodeport");
+    int crep = tsi_pq_col(r, "reported"), casg = tsi_pq_col(r, "assigned");
+    int chealthy = tsi_pq_col(r, "healthy"), clag = tsi_pq_col(r, "lag_bytes");
     for (int i = 0; i < PQntuples(r) && s->nnodes < 8; i++) {
         tsi_ha_node *n = &s->nodes[s->nnodes++];
-        snprintf(n->name, sizeof n->name, "%s", PQgetvalue(r, i, 0));
-        n->port = atoi(PQgetvalue(r, i, 1));
-        snprintf(n->reported, sizeof n->reported, "%s", PQgetvalue(r, i, 2));
-        snprintf(n->assigned, sizeof n->assigned, "%s", PQgetvalue(r, i, 3));
-        n->healthy = strcmp(PQgetvalue(r, i, 4), "t") == 0;
-        n->lag_bytes = atoll(PQgetvalue(r, i, 5));
+        snprintf(n->name, sizeof n->name, "%s", tsi_pq_at(r, i, cname));
+        n->port = atoi(tsi_pq_at(r, i, cport));
+        snprintf(n->reported, sizeof n->reported, "%s", tsi_pq_at(r, i, crep));
+        snprintf(n->assigned, sizeof n->assigned, "%s", tsi_pq_at(r, i, casg));
+        n->healthy = strcmp(tsi_pq_at(r, i, chealthy), "t") == 0;
+        n->lag_bytes = atoll(tsi_pq_at(r, i, clag));
         static const char *const serving[] = {"primary", "single", "wait_primary"};
         bool rep = false, asg = false;
         for (int k = 0; k < 3; k++) {
@@ -200,8 +205,8 @@ int tsi_ha_state_read(tsi_ha_state *s, tsi_error *err)
     PQclear(r);
     r = PQexec(c, SQL_FAILOVERS);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        s->failovers = atoi(PQgetvalue(r, 0, 0));
-        s->last_failover = atof(PQgetvalue(r, 0, 1));
+        s->failovers = atoi(tsi_pq_get(r, 0, "failovers"));
+        s->last_failover = atof(tsi_pq_get(r, 0, "last_failover"));
     }
 done:
     PQclear(r);

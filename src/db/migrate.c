@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "db/conn.h"
+#include "db/result.h"
 
 static const char SQL_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
                                 "  version    integer PRIMARY KEY,\n"
@@ -16,7 +17,7 @@ static const char SQL_TABLE[] = "CREATE TABLE IF NOT EXISTS schema_migrations (\
 static const char SQL_LOCK[] = "SELECT pg_advisory_lock(hashtext('tsi_migrate'))";
 static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(hashtext('tsi_migrate'))";
 static const char SQL_APPLIED[] =
-    "SELECT checksum, encode(sha256(convert_to($2, 'UTF8')), 'hex')\n"
+    "SELECT checksum, encode(sha256(convert_to($2, 'UTF8')), 'hex') AS file_checksum\n"
     "  FROM (SELECT 1) one LEFT JOIN schema_migrations ON version = $1";
 static const char SQL_RECORD[] = "INSERT INTO schema_migrations (version, name, checksum)\n"
                                  "VALUES ($1, $2, encode(sha256(convert_to($3, 'UTF8')), 'hex'))";
@@ -43,12 +44,15 @@ int tsi_migrate_apply_list(PGconn *c, const tsi_migration *list, int count, tsi_
             rc = tsi_db_result_error(r, "cannot read schema_migrations", err);
             goto done;
         }
-        if (!PQgetisnull(r, 0, 0)) {
-            if (strcmp(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) != 0) {
+        int applied_col = tsi_pq_col(r, "checksum");
+        const char *now_sum = tsi_pq_get(r, 0, "file_checksum");
+        if (!PQgetisnull(r, 0, applied_col)) {
+            const char *was_sum = tsi_pq_at(r, 0, applied_col);
+            if (strcmp(was_sum, now_sum) != 0) {
                 rc = tsi_error_set(err, TSI_E_CHECKSUM,
                                    "an applied migration was changed; add a new migration instead",
                                    "%03d_%s.sql: applied sha256 %.12s…, file now %.12s…",
-                                   m->version, m->name, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+                                   m->version, m->name, was_sum, now_sum);
                 goto done;
             }
             PQclear(r);
@@ -95,8 +99,8 @@ int tsi_migrate_apply(PGconn *c, tsi_error *err)
 
 int tsi_migrate_print_status(PGconn *c)
 {
-    PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
-    int have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL AS have");
+    int have = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(tsi_pq_get(r, 0, "have"), "t") == 0;
     PQclear(r);
     for (int i = 0; i < tsi_migrations_count; i++) {
         const tsi_migration *m = &tsi_migrations[i];
@@ -107,12 +111,13 @@ int tsi_migrate_print_status(PGconn *c)
             snprintf(ver, sizeof ver, "%d", m->version);
             const char *p[2] = {ver, m->sql};
             r = PQexecParams(c,
-                             "SELECT applied_at::text, checksum = encode(sha256(convert_to($2, "
-                             "'UTF8')), 'hex') FROM schema_migrations WHERE version = $1",
+                             "SELECT applied_at::text AS applied_at, checksum = encode(sha256("
+                             "convert_to($2, 'UTF8')), 'hex') AS same FROM schema_migrations"
+                             " WHERE version = $1",
                              2, NULL, p, NULL, NULL, 0);
             if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-                state = strcmp(PQgetvalue(r, 0, 1), "t") == 0 ? "applied" : "CHANGED";
-                snprintf(when, sizeof when, "%s", PQgetvalue(r, 0, 0));
+                state = strcmp(tsi_pq_get(r, 0, "same"), "t") == 0 ? "applied" : "CHANGED";
+                snprintf(when, sizeof when, "%s", tsi_pq_get(r, 0, "applied_at"));
             }
             PQclear(r);
         }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/queries.h"
 #include "base/proc.h"
 #include "test_api_util.h"
 
@@ -122,6 +123,67 @@ static int teardown(void **state)
 }
 
 /* ---- /safety/index/ --------------------------------------------------------------------- */
+/* every API statement's result columns are read by name (issue 28): each has a name of its
+ * own, none PostgreSQL's default for an unnamed expression, and the names the readers
+ * share (an index object, the series, the statistics) are there */
+static void test_statement_columns(void **state)
+{
+    (void)state;
+    PGconn *c = th_connect("tsi_reader");
+    assert_int_equal(tsi_api_prepare(c), 0);
+    /* PostgreSQL's names for unnamed expressions (aggregates are left out: a CTE column
+     * may be called avg or max on purpose) */
+    static const char *const defaults[] = {"?column?",
+                                           "coalesce",
+                                           "date_part",
+                                           "count",
+                                           "text",
+                                           "to_char",
+                                           "st_astext",
+                                           "int8",
+                                           "float8",
+                                           "int4",
+                                           "bool",
+                                           "case",
+                                           "array_to_string",
+                                           "jsonb_build_object"};
+    int nstmts = 0;
+    for (const tsi_api_stmt *s = tsi_api_stmts; s->name; s++, nstmts++) {
+        PGresult *d = PQdescribePrepared(c, s->name);
+        assert_int_equal(PQresultStatus(d), PGRES_COMMAND_OK);
+        int n = PQnfields(d);
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++) {
+            const char *f = PQfname(d, i);
+            for (size_t k = 0; k < sizeof defaults / sizeof *defaults; k++)
+                if (strcmp(f, defaults[k]) == 0)
+                    fail_msg("%s: column %d has no alias (%s)", s->name, i + 1, f);
+            for (int j = 0; j < i; j++)
+                if (strcmp(f, PQfname(d, j)) == 0)
+                    fail_msg("%s: two columns called %s", s->name, f);
+        }
+        const char *want[8] = {NULL};
+        if (strncmp(s->name, "series_", 7) == 0)
+            memcpy(want, (const char *[]){"ts", "si", "vru", "veh", "vol", "cids", "avers"},
+                   7 * sizeof *want);
+        else if (strcmp(s->name, "stats") == 0)
+            memcpy(want, (const char *[]){"id", "name", "n", "avg", "sd", "f", "l", "cids"},
+                   8 * sizeof *want);
+        else if (strncmp(s->name, "index_", 6) == 0 || strcmp(s->name, "nearby") == 0 ||
+                 strcmp(s->name, "intersection") == 0)
+            memcpy(want,
+                   (const char *[]){"id", "name", "latitude", "longitude", "ts",
+                                    "combined_index_eb", "traffic_volume", "vru_count"},
+                   8 * sizeof *want);
+        for (int k = 0; k < 8 && want[k]; k++)
+            if (PQfnumber(d, want[k]) < 0)
+                fail_msg("%s: no column %s", s->name, want[k]);
+        PQclear(d);
+    }
+    assert_true(nstmts >= 16);
+    PQfinish(c);
+}
+
 static void test_index(void **state)
 {
     (void)state;
@@ -1375,6 +1437,7 @@ static void test_sigterm_drain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_statement_columns),
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_history_routing),
         cmocka_unit_test(test_history_minutes_order),
