@@ -23,6 +23,7 @@
 #include "db/columns.h"
 #include "db/conn.h"
 #include "db/copybin.h"
+#include "db/result.h"
 #include "db/spool.h"
 
 /* ---- the ingest object ---------------------------------------------------------------- */
@@ -605,11 +606,12 @@ static int write_rows(tsi_ingest *in, wconn *w, tsi_spool_rec *const *v, size_t 
     k = check(in, w, PQexec(w->conn, tsi_buf_cstr(&sql)), PGRES_COMMAND_OK, "upsert rows");
     if (!k) {
         /* rows whose intersection is unknown were not written */
-        PGresult *r = PQexec(w->conn, "SELECT count(*) FROM tsi_ingest_rows s WHERE NOT EXISTS "
-                                      "(SELECT 1 FROM intersections i WHERE i.id = "
-                                      "s.intersection_id)");
+        PGresult *r =
+            PQexec(w->conn, "SELECT count(*) AS orphans FROM tsi_ingest_rows s WHERE NOT EXISTS "
+                            "(SELECT 1 FROM intersections i WHERE i.id = "
+                            "s.intersection_id)");
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
-            *orphans += atoll(PQgetvalue(r, 0, 0));
+            *orphans += atoll(tsi_pq_get(r, 0, "orphans"));
         k = check(in, w, r, PGRES_TUPLES_OK, "count orphans");
     }
     tsi_buf_free(&cols);
@@ -893,10 +895,11 @@ static int connect_one(tsi_ingest *in, wconn *w)
         check(in, w, r, PGRES_TUPLES_OK, "schema");
         goto fail;
     }
+    int name_col = tsi_pq_col(r, "column_name");
     for (int f = 0; f < TSI_RT_NFEAT; f++) {
         w->has_feat[f] = false;
         for (int i = 0; i < PQntuples(r); i++)
-            if (strcmp(PQgetvalue(r, i, 0), tsi_rt_feat_cols[f]) == 0)
+            if (strcmp(tsi_pq_at(r, i, name_col), tsi_rt_feat_cols[f]) == 0)
                 w->has_feat[f] = true;
     }
     PQclear(r);
