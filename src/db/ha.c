@@ -109,6 +109,11 @@ static void ha_env(void)
     setenv("PGSSLCERT", p, 1);
     sub(p, sizeof p, "certs/tsi_ha.key");
     setenv("PGSSLKEY", p, 1);
+    /* the clusters' superuser is postgres whatever the OS user (initdb -U postgres):
+     * pg_autoctl's local connections would otherwise log in as the OS user's name, which
+     * is postgres only when root runs tsi (a normal user got 'role "<user>" does not
+     * exist' and pg_autoctl create gave up) */
+    setenv("PGUSER", "postgres", 1);
 }
 
 static int run_server(char *const argv[], tsi_error *err)
