@@ -43,6 +43,12 @@ int tsi_db_tcp_timeout_ms(void)
 
 static char home_abs[PATH_MAX];
 
+const char *tsi_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : NULL;
+}
+
 const char *tsi_home(void)
 {
     if (home_abs[0] == '\0') {

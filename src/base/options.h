@@ -90,6 +90,9 @@ int tsi_opts_check_value(const tsi_option *opt, const char *value, tsi_error *er
 
 /* The tsi home directory (--home / TSI_HOME, default ./var) as an absolute path. */
 const char *tsi_home(void);
+/* The environment variable `name`, or NULL when it is unset or empty (an empty value
+ * counts as unset everywhere tsi reads its own variables). */
+const char *tsi_env(const char *name);
 /* The global database timeouts (--db-connect-timeout, --db-tcp-timeout-ms), as the last
  * parse set them (defaults 2 s and 2000 ms before any): db/conn.c applies them to every
  * connection. */

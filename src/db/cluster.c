@@ -56,17 +56,6 @@ const char *tsi_cluster_server_user(void)
     return server_user();
 }
 
-/* $TSI_HOME/pg: the data directory, or the link to it (db/place.c resolves it) */
-static void data_link(char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/pg", tsi_home());
-}
-
-static void data_dir(char *buf, size_t len)
-{
-    tsi_cluster_data_dir(buf, len);
-}
-
 void tsi_cluster_set_pg_bin(const char *dir)
 {
     if (dir && *dir)
@@ -345,7 +334,7 @@ static uint64_t fnv1a(const char *s)
 static int prepare_data_dir(char *real, size_t len, tsi_error *err)
 {
     char link[PATH_MAX];
-    data_link(link, sizeof link);
+    tsi_cluster_data_link(link, sizeof link);
     return tsi_cluster_prepare_dir(link, "pg", real, len, err);
 }
 
@@ -552,7 +541,7 @@ int tsi_cluster_initdb(const char *dir, tsi_error *err)
 int tsi_cluster_running(void)
 {
     char dir[PATH_MAX], exe[PATH_MAX];
-    data_dir(dir, sizeof dir);
+    tsi_cluster_data_dir(dir, sizeof dir);
     snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
     char *argv[] = {exe, "-D", dir, "status", NULL};
     char out[1024];
@@ -701,7 +690,7 @@ int tsi_cluster_stop(tsi_error *err)
     if (!tsi_cluster_running())
         return 0;
     char dir[PATH_MAX], exe[PATH_MAX];
-    data_dir(dir, sizeof dir);
+    tsi_cluster_data_dir(dir, sizeof dir);
     snprintf(exe, sizeof exe, "%s/pg_ctl", pg_bin);
     char *argv[] = {exe, "-D", dir, "-m", "fast", "-w", "-t", "120", "stop", NULL};
     return tsi_cluster_run(argv, true, err);

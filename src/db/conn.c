@@ -16,38 +16,32 @@ const char *tsi_db_role_name(tsi_db_role role)
     return (role >= 0 && role < TSI_ROLE__COUNT) ? role_names[role] : "?";
 }
 
-static const char *env_nonempty(const char *name)
-{
-    const char *v = getenv(name);
-    return (v && *v) ? v : NULL;
-}
-
 bool tsi_db_external(void)
 {
     static const char *const vars[] = {"DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGSERVICE",
                                        "PGDATABASE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (env_nonempty(vars[i]))
+        if (tsi_env(vars[i]))
             return true;
     return false;
 }
 
 int tsi_db_port(void)
 {
-    const char *p = env_nonempty("TSI_PG_PORT");
+    const char *p = tsi_env("TSI_PG_PORT");
     int port = p ? atoi(p) : 55432;
     return (port > 0 && port < 65536) ? port : 55432;
 }
 
 const char *tsi_db_name(void)
 {
-    const char *n = env_nonempty("TSI_DB_NAME");
+    const char *n = tsi_env("TSI_DB_NAME");
     return n ? n : "tsi";
 }
 
 void tsi_db_certs_dir(char *buf, size_t len)
 {
-    const char *d = env_nonempty("TSI_CERTS_DIR");
+    const char *d = tsi_env("TSI_CERTS_DIR");
     if (d)
         snprintf(buf, len, "%s", d);
     else
@@ -81,11 +75,11 @@ int tsi_db_conninfo(tsi_db_role role, const char *dbname, char *buf, size_t len,
     buf[0] = '\0';
     const char *url = NULL;
     if (role == TSI_ROLE_READER)
-        url = env_nonempty("DATABASE_READ_URL");
+        url = tsi_env("DATABASE_READ_URL");
     if (!url)
-        url = env_nonempty("DATABASE_URL");
-    if (role == TSI_ROLE_ADMIN && env_nonempty("DATABASE_ADMIN_URL"))
-        url = env_nonempty("DATABASE_ADMIN_URL");
+        url = tsi_env("DATABASE_URL");
+    if (role == TSI_ROLE_ADMIN && tsi_env("DATABASE_ADMIN_URL"))
+        url = tsi_env("DATABASE_ADMIN_URL");
     if (url) {
         if (strlen(url) >= len)
             return tsi_error_set(err, TSI_E_INVALID, "DATABASE_URL is too long", NULL);

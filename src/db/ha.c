@@ -54,22 +54,16 @@ static const char MONITOR_TIGHT[] = "# TSI_HA_TIMEOUTS=tight\n"
                                     "pgautofailover.primary_demote_timeout = 3000\n"
                                     "pgautofailover.startup_grace_period = 10000\n";
 
-static const char *env_nonempty(const char *name)
-{
-    const char *v = getenv(name);
-    return (v && *v) ? v : NULL;
-}
-
 static int base_port(void)
 {
-    const char *p = env_nonempty("TSI_HA_PORT");
+    const char *p = tsi_env("TSI_HA_PORT");
     int port = p ? atoi(p) : 55440;
     return (port > 0 && port < 65534) ? port : 55440;
 }
 
 static bool tight(void)
 {
-    const char *t = env_nonempty("TSI_HA_TIMEOUTS");
+    const char *t = tsi_env("TSI_HA_TIMEOUTS");
     return t && strcmp(t, "tight") == 0;
 }
 

@@ -18,10 +18,15 @@ void tsi_cluster_resolve(const char *link, char *buf, size_t len)
         snprintf(buf, len, "%s", link);
 }
 
+void tsi_cluster_data_link(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/pg", tsi_home());
+}
+
 void tsi_cluster_data_dir(char *buf, size_t len)
 {
     char link[PATH_MAX];
-    snprintf(link, sizeof link, "%s/pg", tsi_home());
+    tsi_cluster_data_link(link, sizeof link);
     tsi_cluster_resolve(link, buf, len);
 }
 
@@ -44,8 +49,8 @@ int tsi_cluster_socket_dir(char *buf, size_t len, tsi_error *err)
 
 void tsi_ha_dir(char *buf, size_t len)
 {
-    const char *d = getenv("TSI_HA_DIR");
-    if (d && *d)
+    const char *d = tsi_env("TSI_HA_DIR");
+    if (d)
         snprintf(buf, len, "%s", d);
     else
         snprintf(buf, len, "%s/ha", tsi_home());

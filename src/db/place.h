@@ -18,6 +18,9 @@
 /* The directory `link` points to (realpath), or `link` itself when it does not exist. */
 void tsi_cluster_resolve(const char *link, char *buf, size_t len);
 
+/* $TSI_HOME/pg: the data directory, or the link to it where the data lives elsewhere. */
+void tsi_cluster_data_link(char *buf, size_t len);
+
 /* The real data directory (the target of $TSI_HOME/pg when it is a link). */
 void tsi_cluster_data_dir(char *buf, size_t len);
 
